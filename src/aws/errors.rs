@@ -1,0 +1,95 @@
+//! Maps SDK errors to [`AwsError`], keeping code, message and request id, in one line.
+
+use crate::error::{AwsError, AwsErrorInfo, ErrorClass};
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::operation::RequestId;
+
+fn class_of(code: &str, status: Option<u16>) -> ErrorClass {
+    match code {
+        "ResourceNotFoundException" | "ClusterNotFoundException" | "ServiceNotFoundException"
+        | "NoSuchEntity" | "NoSuchEntityException" => ErrorClass::NotFound,
+        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException"
+        | "ExpiredTokenException" | "InvalidClientTokenId" | "InvalidSignatureException"
+        | "SignatureDoesNotMatch" | "AccessDeniedForDependencyException"
+        | "DecryptionFailure" => ErrorClass::AccessDenied,
+        "ThrottlingException" | "Throttling" | "TooManyRequestsException"
+        | "RequestLimitExceeded" | "ProvisionedThroughputExceededException" => ErrorClass::Throttled,
+        "ResourceExistsException" | "EntityAlreadyExists" | "LimitExceeded" => ErrorClass::Conflict,
+        "InvalidRequestException" | "InvalidParameterException" | "ValidationException"
+        | "InvalidParameterValue" | "ClientException" | "MalformedPolicyDocumentException"
+        | "LimitExceededException" | "EncryptionFailure" | "PlatformTaskDefinitionIncompatibilityException"
+        | "UnsupportedFeatureException" | "ServiceNotActiveException" => ErrorClass::Invalid,
+        "InternalServiceError" | "InternalFailure" | "ServerException" | "ServiceUnavailable"
+        | "ServiceUnavailableException" | "InternalServerError" => ErrorClass::Transient,
+        _ => match status {
+            Some(s) if s >= 500 => ErrorClass::Transient,
+            Some(404) => ErrorClass::NotFound,
+            Some(403) => ErrorClass::AccessDenied,
+            Some(429) => ErrorClass::Throttled,
+            _ => ErrorClass::Other,
+        },
+    }
+}
+
+/// Maps any SDK error of any AWS service crate (they share the smithy error types).
+pub fn map_sdk_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    let request_id = match &e {
+        SdkError::ServiceError(se) => se.err().meta().request_id().map(str::to_owned),
+        _ => None,
+    };
+    let info = |code: &str, message: String| AwsErrorInfo {
+        operation,
+        code: Some(code.to_owned()),
+        message: Some(message),
+        request_id: request_id.clone(),
+    };
+    match &e {
+        SdkError::ServiceError(se) => {
+            let status = Some(se.raw().status_code());
+            let code = se.err().code().unwrap_or("UnknownError").to_owned();
+            let message = se.err().message().unwrap_or("").to_owned();
+            let class = class_of(&code, status);
+            AwsError { class, info: info(&code, message) }
+        }
+        SdkError::TimeoutError(_) => AwsError {
+            class: ErrorClass::Transient,
+            info: info("Timeout", "the request timed out".into()),
+        },
+        SdkError::DispatchFailure(d) => {
+            let class = if d.is_io() || d.is_timeout() || d.is_other() {
+                ErrorClass::Transient
+            } else {
+                ErrorClass::Setup
+            };
+            AwsError { class, info: info("DispatchFailure", format!("{}", DisplayErrorContext(&e))) }
+        }
+        SdkError::ConstructionFailure(_) => AwsError {
+            // Usually no credentials or no region: retrying will not fix it.
+            class: ErrorClass::Setup,
+            info: info("ConfigurationError", format!("{}", DisplayErrorContext(&e))),
+        },
+        SdkError::ResponseError(_) => AwsError {
+            class: ErrorClass::Transient,
+            info: info("MalformedResponse", format!("{}", DisplayErrorContext(&e))),
+        },
+        _ => AwsError {
+            class: ErrorClass::Other,
+            info: info("UnknownError", format!("{}", DisplayErrorContext(&e))),
+        },
+    }
+}
+
+/// The HTTP status of a raw response, for classifying errors without a known code.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}

@@ -1,0 +1,244 @@
+//! Secrets Manager behind the [`SecretStore`] trait.
+
+use super::{map_sdk_error, AwsContext, CallCounter};
+use crate::error::{AwsError, ErrorClass};
+use crate::ids::{Account, SecretArn, SecretRef, VersionId};
+use crate::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
+use aws_sdk_secretsmanager::types::{SecretListEntry, Tag};
+use aws_sdk_secretsmanager::Client;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// Below this many configured secrets in one account, DescribeSecret per secret is cheaper
+/// than paging through every secret of the account with ListSecrets.
+const LIST_THRESHOLD: usize = 10;
+/// Concurrent DescribeSecret calls when falling back to one call per secret.
+const DESCRIBE_CONCURRENCY: usize = 16;
+
+#[derive(Clone)]
+pub struct AwsSecrets {
+    ctx: AwsContext,
+    clients: Arc<Mutex<HashMap<Account, Client>>>,
+}
+
+impl AwsSecrets {
+    pub fn new(ctx: AwsContext) -> Self {
+        Self { ctx, clients: Arc::default() }
+    }
+
+    async fn client(&self, account: &Account) -> Client {
+        let mut c = self.clients.lock().await;
+        if let Some(client) = c.get(account) {
+            return client.clone();
+        }
+        let sdk = self.ctx.sdk_config(account).await;
+        let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            .interceptor(CallCounter)
+            .build();
+        let client = Client::from_conf(conf);
+        c.insert(account.clone(), client.clone());
+        client
+    }
+
+    /// All secrets of one account via paginated ListSecrets (100 per page, tags and stages
+    /// included), keyed by both name and ARN.
+    async fn list_all(&self, account: &Account) -> Result<HashMap<String, SecretMeta>, AwsError> {
+        let client = self.client(account).await;
+        let mut pages = client.list_secrets().max_results(100).into_paginator().send();
+        let mut out = HashMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_sdk_error("ListSecrets", e))?;
+            for entry in page.secret_list() {
+                if let Some(meta) = meta_from_list(entry) {
+                    out.insert(meta.name.clone(), meta.clone());
+                    out.insert(meta.arn.as_str().to_owned(), meta);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl AwsSecrets {
+    async fn describe_unless_listed(&self, r: SecretRef, hit: Option<SecretMeta>) -> Result<SecretMeta, AwsError> {
+        match hit {
+            Some(m) => Ok(m),
+            None => self.describe(&r).await,
+        }
+    }
+}
+
+fn tags_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+        .collect()
+}
+
+fn stages_map(m: Option<&HashMap<String, Vec<String>>>) -> BTreeMap<VersionId, Vec<String>> {
+    m.map(|m| {
+        m.iter()
+            .map(|(k, v)| (VersionId::new(k.clone()), v.clone()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn meta_from_list(e: &SecretListEntry) -> Option<SecretMeta> {
+    Some(SecretMeta {
+        arn: SecretArn::new(e.arn()?.to_owned()),
+        name: e.name()?.to_owned(),
+        versions: stages_map(e.secret_versions_to_stages()),
+        tags: tags_map(e.tags()),
+        rotation_enabled: e.rotation_enabled().unwrap_or(false),
+        deleted: e.deleted_date().is_some(),
+    })
+}
+
+fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn malformed(operation: &'static str, what: &str) -> AwsError {
+    AwsError::new(ErrorClass::Other, operation, "MalformedResponse", format!("the response has no {what}"))
+}
+
+impl SecretStore for AwsSecrets {
+    async fn describe(&self, s: &SecretRef) -> Result<SecretMeta, AwsError> {
+        let client = self.client(&s.account).await;
+        let out = client
+            .describe_secret()
+            .secret_id(s.id.as_str())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("DescribeSecret", e))?;
+        Ok(SecretMeta {
+            arn: SecretArn::new(out.arn().ok_or_else(|| malformed("DescribeSecret", "ARN"))?.to_owned()),
+            name: out.name().unwrap_or_default().to_owned(),
+            versions: stages_map(out.version_ids_to_stages()),
+            tags: tags_map(out.tags()),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            deleted: out.deleted_date().is_some(),
+        })
+    }
+
+    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
+        let mut per_account: HashMap<&Account, usize> = HashMap::new();
+        for r in refs {
+            *per_account.entry(&r.account).or_default() += 1;
+        }
+        let mut listed: HashMap<&Account, HashMap<String, SecretMeta>> = HashMap::new();
+        for (account, n) in per_account {
+            if n >= LIST_THRESHOLD {
+                // If listing is not allowed (or fails), fall back to one call per secret.
+                match self.list_all(account).await {
+                    Ok(m) => {
+                        listed.insert(account, m);
+                    }
+                    Err(e) => tracing::warn!(%account, error = %e, "ListSecrets failed; describing secrets one by one"),
+                }
+            }
+        }
+        let jobs: Vec<(SecretRef, Option<SecretMeta>)> = refs
+            .iter()
+            .map(|r| {
+                let hit = listed.get(&r.account).and_then(|m| m.get(r.id.as_str())).cloned();
+                (r.clone(), hit)
+            })
+            .collect();
+        futures::stream::iter(jobs)
+            .map(|(r, hit)| self.describe_unless_listed(r, hit))
+            .buffered(DESCRIBE_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+    }
+
+    async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
+        let client = self.client(&s.account).await;
+        let mut pages = client
+            .list_secret_version_ids()
+            .secret_id(s.id.as_str())
+            .max_results(100)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_sdk_error("ListSecretVersionIds", e))?;
+            for v in page.versions() {
+                let Some(id) = v.version_id() else { continue };
+                out.push(VersionInfo {
+                    id: VersionId::new(id.to_owned()),
+                    stages: v.version_stages().to_vec(),
+                    created: v.created_date().and_then(to_chrono),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get_value(&self, s: &SecretRef, select: Select<'_>) -> Result<(VersionId, SecretString), AwsError> {
+        let client = self.client(&s.account).await;
+        // Always name the stage: without it AWS returns AWSCURRENT, and some servers
+        // return a stale version after a stage move.
+        let req = match select {
+            Select::Stage(stage) => client.get_secret_value().secret_id(s.id.as_str()).version_stage(stage),
+            Select::Version(v, stage) => client
+                .get_secret_value()
+                .secret_id(s.id.as_str())
+                .version_id(v.as_str())
+                .version_stage(stage),
+        };
+        let out = req.send().await.map_err(|e| map_sdk_error("GetSecretValue", e))?;
+        let version = VersionId::new(out.version_id().ok_or_else(|| malformed("GetSecretValue", "VersionId"))?.to_owned());
+        match out.secret_string() {
+            Some(v) => Ok((version, SecretString::from(v.to_owned()))),
+            None => Err(AwsError::new(
+                ErrorClass::Invalid,
+                "GetSecretValue",
+                "UnsupportedSecret",
+                "the secret holds binary data (SecretBinary); only SecretString secrets can be rotated",
+            )),
+        }
+    }
+
+    async fn put_pending(&self, s: &SecretRef, token: &VersionId, value: &SecretString) -> Result<VersionId, AwsError> {
+        let client = self.client(&s.account).await;
+        let out = client
+            .put_secret_value()
+            .secret_id(s.id.as_str())
+            .client_request_token(token.as_str())
+            .secret_string(value.expose_secret())
+            .version_stages(crate::rotation::store::AWSPENDING)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("PutSecretValue", e))?;
+        Ok(VersionId::new(out.version_id().unwrap_or(token.as_str()).to_owned()))
+    }
+
+    async fn update_stage(&self, s: &SecretRef, stage: &str, to: Option<&VersionId>, from: Option<&VersionId>) -> Result<(), AwsError> {
+        let client = self.client(&s.account).await;
+        client
+            .update_secret_version_stage()
+            .secret_id(s.id.as_str())
+            .version_stage(stage)
+            .set_move_to_version_id(to.map(|v| v.as_str().to_owned()))
+            .set_remove_from_version_id(from.map(|v| v.as_str().to_owned()))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("UpdateSecretVersionStage", e))?;
+        Ok(())
+    }
+
+    async fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
+        let client = self.client(&s.account).await;
+        let mut req = client.tag_resource().secret_id(s.id.as_str());
+        for (k, v) in tags {
+            req = req.tags(Tag::builder().key(*k).value(v).build());
+        }
+        req.send().await.map_err(|e| map_sdk_error("TagResource", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! `check [--remote]`: validate the configuration; with --remote resolve every secret and
+//! every ECS service and report all problems at once.
+
+use crate::config::Config;
+use crate::rotation::deploy::{Deployer, Described, DESCRIBE_BATCH};
+use crate::rotation::store::{SecretStore, AWSCURRENT};
+use std::collections::BTreeMap;
+
+pub async fn run(cfg: &Config, remote: bool) -> i32 {
+    let services: usize = cfg.secrets.iter().map(|s| s.redeploy.len()).sum();
+    println!(
+        "config ok: {} file(s), {} secret(s), {} consumer service(s)",
+        cfg.files.len(),
+        cfg.secrets.len(),
+        services
+    );
+    if !remote {
+        return crate::exit::OK;
+    }
+    let (store, ecs) = super::aws_clients(cfg).await;
+    let mut problems: Vec<String> = Vec::new();
+
+    let secrets: Vec<_> = cfg.secrets.iter().collect();
+    let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
+    let metas = store.describe_many(&refs).await;
+    let errors: Vec<_> = metas.iter().filter_map(|m| m.as_ref().err()).collect();
+    if !secrets.is_empty() && errors.len() == secrets.len() {
+        if let Some(e) = super::common_setup_error(errors.iter().copied()) {
+            eprintln!("error: cannot reach Secrets Manager: {e}");
+            return crate::exit::UNAVAILABLE;
+        }
+    }
+    for (s, meta) in secrets.iter().zip(&metas) {
+        match meta {
+            Err(e) => problems.push(format!("{}: secret {}: {e}", s.name, s.secret.id)),
+            Ok(m) if m.deleted => problems.push(format!("{}: secret {} is scheduled for deletion", s.name, s.secret.id)),
+            Ok(m) if m.version_with(AWSCURRENT).is_none() => problems.push(format!("{}: secret {} has no AWSCURRENT version", s.name, s.secret.id)),
+            Ok(m) => {
+                if m.rotation_enabled {
+                    problems.push(format!("{}: secret {} also has AWS-native rotation enabled; disable it (two rotators fight over AWSPENDING)", s.name, s.secret.id));
+                }
+                // Readable: GetSecretValue needs its own permission (and KMS).
+                if let Err(e) = store.get_value(&s.secret, crate::rotation::store::Select::Stage(AWSCURRENT)).await {
+                    problems.push(format!("{}: secret {} is not readable: {e}", s.name, s.secret.id));
+                }
+            }
+        }
+    }
+
+    // Services grouped per (account, cluster), described 10 at a time.
+    let mut groups: BTreeMap<(crate::ids::Account, crate::ids::ClusterName), Vec<(&str, crate::ids::ServiceName)>> = BTreeMap::new();
+    for s in &cfg.secrets {
+        for svc in &s.redeploy {
+            groups.entry((s.account().clone(), svc.cluster.clone())).or_default().push((s.name.as_str(), svc.service.clone()));
+        }
+    }
+    for ((account, cluster), list) in groups {
+        for chunk in list.chunks(DESCRIBE_BATCH) {
+            let names: Vec<_> = chunk.iter().map(|(_, n)| n.clone()).collect();
+            match ecs.describe(&account, &cluster, &names).await {
+                Err(e) => problems.push(format!("cluster {cluster}: {e}")),
+                Ok(states) => {
+                    for ((secret, svc), st) in chunk.iter().zip(states) {
+                        match st {
+                            Described::Missing(r) => problems.push(format!("{secret}: service {cluster}/{svc} not found ({r})")),
+                            Described::Found(state) if state.status != "ACTIVE" => problems.push(format!("{secret}: service {cluster}/{svc} is {}", state.status)),
+                            Described::Found(state) if !state.forceable() => problems.push(format!(
+                                "{secret}: service {cluster}/{svc} uses the {} deployment controller; a forced new deployment is only possible with ECS",
+                                state.controller.unwrap_or_default()
+                            )),
+                            Described::Found(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("remote ok: {} secret(s) readable, {} service(s) can be redeployed", cfg.secrets.len(), services);
+        crate::exit::OK
+    } else {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        eprintln!("error: {} remote problem(s)", problems.len());
+        crate::exit::FAILURE
+    }
+}

@@ -1,0 +1,32 @@
+//! The one-shot commands. Each returns an exit code; `main` only dispatches.
+
+pub mod check;
+pub mod plan;
+pub mod rotate;
+
+use crate::aws::{ecs::AwsEcs, secrets::AwsSecrets, AwsContext};
+use crate::config::{Config, ConfigErrors};
+use crate::error::{AwsError, ErrorClass};
+
+/// Prints every configuration error, one per line, and returns the config exit code.
+pub fn report_config_errors(e: &ConfigErrors) -> i32 {
+    for err in &e.0 {
+        eprintln!("{err}");
+    }
+    eprintln!("error: {} problem(s) in the configuration; nothing was changed", e.0.len());
+    crate::exit::CONFIG
+}
+
+pub async fn aws_clients(cfg: &Config) -> (AwsSecrets, AwsEcs) {
+    let ctx = AwsContext::load(&cfg.aws).await;
+    (AwsSecrets::new(ctx.clone()), AwsEcs::new(ctx))
+}
+
+/// When every secret failed the same way for a reason retrying will not fix (no
+/// credentials, endpoint unreachable), that one line is the whole story.
+pub fn common_setup_error<'a>(errors: impl IntoIterator<Item = &'a AwsError>) -> Option<&'a AwsError> {
+    let mut it = errors.into_iter();
+    let first = it.next()?;
+    let setup = matches!(first.class, ErrorClass::Setup | ErrorClass::Transient | ErrorClass::AccessDenied);
+    (setup && it.all(|e| e.info.code == first.info.code)).then_some(first)
+}

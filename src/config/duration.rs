@@ -1,0 +1,92 @@
+//! Human durations (`30d`, `12h`, `90s`) with bounds checks.
+
+use std::time::Duration;
+
+const UNITS: &str = "a number and a unit: s, m, h, d or w, e.g. \"30d\", \"12h\", \"90s\"";
+
+/// Parses a duration like `30d` or `1h 30m`. Errors say what was wrong and what is allowed.
+pub fn parse(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!("empty duration (use {UNITS})"));
+    }
+    if t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("duration \"{s}\" has no unit (use {UNITS})"));
+    }
+    if t.starts_with('-') {
+        return Err(format!("duration \"{s}\" is negative (use {UNITS})"));
+    }
+    // Months and years have no fixed length; refuse them rather than guess.
+    match humantime::parse_duration(t) {
+        Ok(_) if t.contains("month") || t.contains('y') || t.ends_with('M') => {
+            Err(format!("duration \"{s}\": months and years are ambiguous (use {UNITS})"))
+        }
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::UnknownUnit { unit, .. }) => {
+            Err(format!("unknown unit \"{unit}\" in \"{s}\" (use {UNITS})"))
+        }
+        Err(humantime::DurationError::NumberOverflow) => {
+            Err(format!("duration \"{s}\" is too large (use {UNITS})"))
+        }
+        Err(_) => Err(format!("invalid duration \"{s}\" (use {UNITS})")),
+    }
+}
+
+/// Parses and checks `min <= d <= max`.
+pub fn parse_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse(s)?;
+    if d < min || d > max {
+        return Err(format!(
+            "{s} is out of range (allowed {} to {})",
+            format(min),
+            format(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// Formats a duration in the largest whole units, e.g. `30d`, `1h 30m`.
+pub fn format(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut parts = Vec::new();
+    for (unit, len) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if secs >= len {
+            parts.push(format!("{}{unit}", secs / len));
+            secs %= len;
+        }
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_forms() {
+        assert_eq!(parse("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(parse("12h").unwrap(), Duration::from_secs(12 * 3_600));
+        assert_eq!(parse("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse("1h 30m").unwrap(), Duration::from_secs(5_400));
+        assert_eq!(parse("2w").unwrap(), Duration::from_secs(14 * 86_400));
+    }
+
+    #[test]
+    fn rejects_bad_forms_with_reasons() {
+        assert!(parse("30x").unwrap_err().contains("unknown unit \"x\""));
+        assert!(parse("30").unwrap_err().contains("no unit"));
+        assert!(parse("").unwrap_err().contains("empty"));
+        assert!(parse("1y").unwrap_err().contains("ambiguous"));
+        assert!(parse("-5m").unwrap_err().contains("negative"));
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        for s in ["30d", "1h 30m", "90s", "2d 3h"] {
+            assert_eq!(format(parse(s).unwrap()), s.replace("90s", "1m 30s"));
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Configuration: a directory of TOML files turned into one validated [`Config`].
+//!
+//! Every file is read in name order; `[daemon]` and `[aws]` may appear in any file (each
+//! key once overall), `[[secret]]` tables anywhere. All problems are collected and
+//! reported together, each with `file:line:col`.
+
+pub mod duration;
+mod error;
+mod load;
+mod raw;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors, Location};
+pub use load::{load_dir, DEFAULT_DIR};
+
+use crate::ids::{Account, Region, RoleArn, SecretName, SecretRef, ServiceRef};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The characters AWS tools refuse in database passwords; excluded unless told otherwise.
+pub const DEFAULT_EXCLUDED: &str = ":/@\"'\\";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub aws: AwsConfig,
+    pub secrets: Vec<SecretConfig>,
+    /// The files read, in order.
+    pub files: Vec<PathBuf>,
+}
+
+impl Config {
+    pub fn secret(&self, name: &str) -> Option<&SecretConfig> {
+        self.secrets.iter().find(|s| s.name.as_str() == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonConfig {
+    pub listen: SocketAddr,
+    pub max_concurrent_rotations: usize,
+    /// First retry delay after a failed rotation; doubles up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Failed attempts in a row after which a secret stays failed until reload or success.
+    pub max_attempts: u32,
+    /// How long in-flight rotations may take to reach a safe point on SIGTERM.
+    pub shutdown_grace: Duration,
+    /// How often due times are re-read from the store (changes made outside the daemon).
+    pub refresh: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            max_concurrent_rotations: 8,
+            retry_initial: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            max_attempts: 10,
+            shutdown_grace: Duration::from_secs(90),
+            refresh: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AwsConfig {
+    pub region: Option<Region>,
+    pub profile: Option<String>,
+    pub role_arn: Option<RoleArn>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SecretConfig {
+    pub name: SecretName,
+    /// The secret id plus the region/role that reach it (per-secret values over `[aws]`).
+    pub secret: SecretRef,
+    pub every: Duration,
+    pub window: Option<Window>,
+    pub jitter: Duration,
+    pub generate: GeneratePolicy,
+    pub json_key: Option<String>,
+    pub target: Target,
+    pub redeploy: Vec<ServiceRef>,
+    pub stable_timeout: Duration,
+    /// Where the `[[secret]]` table starts.
+    pub origin: Location,
+}
+
+impl SecretConfig {
+    pub fn account(&self) -> &Account {
+        &self.secret.account
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Window {
+    pub expr: String,
+    pub cron: croner::Cron,
+    pub duration: Duration,
+    pub timezone: chrono_tz::Tz,
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} for {} ({})",
+            self.expr,
+            duration::format(self.duration),
+            self.timezone
+        )
+    }
+}
+
+/// How a new value is generated; mirrors the options of Secrets Manager's GetRandomPassword.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneratePolicy {
+    pub length: usize,
+    pub exclude_characters: String,
+    pub exclude_lowercase: bool,
+    pub exclude_uppercase: bool,
+    pub exclude_numbers: bool,
+    pub exclude_punctuation: bool,
+    pub include_space: bool,
+    pub require_each_included_type: bool,
+}
+
+impl Default for GeneratePolicy {
+    fn default() -> Self {
+        Self {
+            length: 32,
+            exclude_characters: DEFAULT_EXCLUDED.to_owned(),
+            exclude_lowercase: false,
+            exclude_uppercase: false,
+            exclude_numbers: false,
+            exclude_punctuation: false,
+            include_space: false,
+            require_each_included_type: true,
+        }
+    }
+}
+
+/// The system that must learn the new value before it becomes current.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The value is only read by the consumers (API keys, session keys).
+    None,
+    Command(CommandTarget),
+    Postgres(PostgresTarget),
+    IamAccessKey(IamTarget),
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::None => "none",
+            Target::Command(_) => "command",
+            Target::Postgres(_) => "postgres",
+            Target::IamAccessKey(_) => "iam-access-key",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandTarget {
+    pub set: Option<Vec<String>>,
+    pub test: Option<Vec<String>>,
+    pub revoke: Option<Vec<String>>,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostgresMode {
+    SingleUser,
+    AlternatingUsers,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresTarget {
+    pub mode: PostgresMode,
+    pub admin_secret_id: Option<crate::ids::SecretId>,
+    pub sslmode: String,
+    pub clone_suffix: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IamTarget {
+    pub user: String,
+    pub delete_after: Duration,
+}

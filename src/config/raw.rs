@@ -1,0 +1,92 @@
+//! The TOML shapes as written, with spans for error messages. Unknown keys are errors.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub listen: Option<S<String>>,
+    pub max_concurrent_rotations: Option<S<i64>>,
+    pub retry_initial: Option<S<String>>,
+    pub retry_max: Option<S<String>>,
+    pub max_attempts: Option<S<i64>>,
+    pub shutdown_grace: Option<S<String>>,
+    pub refresh: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    pub region: Option<S<String>>,
+    pub profile: Option<S<String>>,
+    pub role_arn: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    pub name: Option<S<String>>,
+    pub secret_id: Option<S<String>>,
+    pub every: Option<S<String>>,
+    pub window: Option<S<RawWindow>>,
+    pub jitter: Option<S<String>>,
+    pub generate: Option<S<RawGenerate>>,
+    pub json_key: Option<S<String>>,
+    pub target: Option<S<RawTarget>>,
+    pub redeploy: Option<S<Vec<S<RawRedeploy>>>>,
+    pub stable_timeout: Option<S<String>>,
+    pub region: Option<S<String>>,
+    pub role_arn: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub cron: S<String>,
+    pub duration: S<String>,
+    pub timezone: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenerate {
+    pub length: Option<S<i64>>,
+    pub exclude_characters: Option<S<String>>,
+    pub exclude_lowercase: Option<S<bool>>,
+    pub exclude_uppercase: Option<S<bool>>,
+    pub exclude_numbers: Option<S<bool>>,
+    pub exclude_punctuation: Option<S<bool>>,
+    pub include_space: Option<S<bool>>,
+    pub require_each_included_type: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedeploy {
+    pub cluster: S<String>,
+    pub services: S<Vec<S<String>>>,
+}
+
+/// `target = { kind = "...", ... }`. All keys of every kind are listed here so that
+/// unknown keys are caught by serde; which keys fit which kind is checked in validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub kind: S<String>,
+    // command
+    pub set: Option<S<Vec<String>>>,
+    pub test: Option<S<Vec<String>>>,
+    pub revoke: Option<S<Vec<String>>>,
+    pub timeout: Option<S<String>>,
+    // postgres
+    pub mode: Option<S<String>>,
+    pub admin_secret_id: Option<S<String>>,
+    pub sslmode: Option<S<String>>,
+    pub clone_suffix: Option<S<String>>,
+    // iam-access-key
+    pub user: Option<S<String>>,
+    pub delete_after: Option<S<String>>,
+}

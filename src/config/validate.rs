@@ -1,0 +1,680 @@
+//! Raw tables -> validated configuration. Every check pushes an error and goes on, so one
+//! run reports every problem.
+
+use super::duration;
+use super::error::{ConfigError, ConfigErrors, Location, SourceMap};
+use super::raw::{RawAws, RawDaemon, RawGenerate, RawSecret, RawTarget, RawWindow, S};
+use super::*;
+use crate::ids::{ClusterName, SecretId, ServiceName};
+use std::collections::HashMap;
+use std::ops::Range;
+
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[derive(Default)]
+pub struct Validator {
+    errors: Vec<ConfigError>,
+    daemon: DaemonConfig,
+    aws: AwsConfig,
+    /// Where each `[daemon]`/`[aws]` key was first set, to catch one set in two files.
+    seen_keys: HashMap<String, Location>,
+    /// Secrets validated so far, and raw region/role to resolve against `[aws]` at the end.
+    secrets: Vec<(SecretConfig, Option<Region>, Option<RoleArn>)>,
+    names: HashMap<String, Location>,
+}
+
+impl Validator {
+    pub fn push(&mut self, e: ConfigError) {
+        self.errors.push(e);
+    }
+
+    fn err(&mut self, src: &SourceMap<'_>, span: Range<usize>, key: &str, msg: impl Into<String>) {
+        self.errors.push(src.error(span, key, msg));
+    }
+
+    /// Records `[section].key` and reports it when an earlier file set it already.
+    fn claim_keys(&mut self, src: &SourceMap<'_>, section: &str, keys: Vec<(String, Range<usize>)>) {
+        for (k, span) in keys {
+            let full = format!("{section}.{k}");
+            let here = src.location(span.start);
+            if let Some(first) = self.seen_keys.get(&full) {
+                let msg = format!("set again (first set at {first}; each [{section}] key may be set in one file only)");
+                self.errors.push(ConfigError {
+                    location: here,
+                    key: full,
+                    message: msg,
+                });
+            } else {
+                self.seen_keys.insert(full, here);
+            }
+        }
+    }
+
+    pub fn daemon(&mut self, src: &SourceMap<'_>, keys: Vec<(String, Range<usize>)>, raw: RawDaemon) {
+        self.claim_keys(src, "daemon", keys);
+        if let Some(l) = raw.listen {
+            match l.get_ref().parse() {
+                Ok(a) => self.daemon.listen = a,
+                Err(_) => self.err(src, l.span(), "daemon.listen", format!(
+                    "\"{}\" is not an address:port (e.g. \"127.0.0.1:9464\" or \"[::1]:9464\")",
+                    l.get_ref()
+                )),
+            }
+        }
+        if let Some(n) = raw.max_concurrent_rotations {
+            match usize::try_from(*n.get_ref()) {
+                Ok(v) if (1..=1024).contains(&v) => self.daemon.max_concurrent_rotations = v,
+                _ => self.err(src, n.span(), "daemon.max_concurrent_rotations", format!(
+                    "{} is out of range (allowed 1 to 1024)", n.get_ref()
+                )),
+            }
+        }
+        if let Some(n) = raw.max_attempts {
+            match u32::try_from(*n.get_ref()) {
+                Ok(v) if (1..=1000).contains(&v) => self.daemon.max_attempts = v,
+                _ => self.err(src, n.span(), "daemon.max_attempts", format!(
+                    "{} is out of range (allowed 1 to 1000)", n.get_ref()
+                )),
+            }
+        }
+        let d = &mut self.daemon;
+        let mut slots: Vec<(&str, Option<S<String>>, &mut Duration, Duration, Duration)> = vec![
+            ("daemon.retry_initial", raw.retry_initial, &mut d.retry_initial, Duration::from_secs(1), DAY),
+            ("daemon.retry_max", raw.retry_max, &mut d.retry_max, Duration::from_secs(1), 7 * DAY),
+            ("daemon.shutdown_grace", raw.shutdown_grace, &mut d.shutdown_grace, Duration::from_secs(1), HOUR),
+            ("daemon.refresh", raw.refresh, &mut d.refresh, MIN, 7 * DAY),
+        ];
+        let mut errs = Vec::new();
+        for (key, value, slot, min, max) in slots.iter_mut() {
+            if let Some(v) = value.take() {
+                match duration::parse_within(v.get_ref(), *min, *max) {
+                    Ok(x) => **slot = x,
+                    Err(m) => errs.push(src.error(v.span(), *key, m)),
+                }
+            }
+        }
+        drop(slots);
+        self.errors.extend(errs);
+    }
+
+    pub fn aws(&mut self, src: &SourceMap<'_>, keys: Vec<(String, Range<usize>)>, raw: RawAws) {
+        self.claim_keys(src, "aws", keys);
+        if let Some(r) = raw.region {
+            self.aws.region = self.region(src, "aws.region", &r);
+        }
+        if let Some(p) = raw.profile {
+            if p.get_ref().trim().is_empty() {
+                self.err(src, p.span(), "aws.profile", "must not be empty (a profile name from ~/.aws/config)");
+            } else {
+                self.aws.profile = Some(p.into_inner());
+            }
+        }
+        if let Some(r) = raw.role_arn {
+            self.aws.role_arn = self.role_arn(src, "aws.role_arn", &r);
+        }
+    }
+
+    fn region(&mut self, src: &SourceMap<'_>, key: &str, r: &S<String>) -> Option<Region> {
+        if valid_region(r.get_ref()) {
+            Some(Region::new(r.get_ref().clone()))
+        } else {
+            self.err(src, r.span(), key, format!(
+                "\"{}\" is not an AWS region code (e.g. \"eu-west-1\", \"us-gov-west-1\")", r.get_ref()
+            ));
+            None
+        }
+    }
+
+    fn role_arn(&mut self, src: &SourceMap<'_>, key: &str, r: &S<String>) -> Option<RoleArn> {
+        if valid_role_arn(r.get_ref()) {
+            Some(RoleArn::new(r.get_ref().clone()))
+        } else {
+            self.err(src, r.span(), key, format!(
+                "\"{}\" is not an IAM role ARN (expected arn:aws:iam::123456789012:role/NAME)", r.get_ref()
+            ));
+            None
+        }
+    }
+
+    fn duration(&mut self, src: &SourceMap<'_>, key: &str, v: &S<String>, min: Duration, max: Duration) -> Option<Duration> {
+        match duration::parse_within(v.get_ref(), min, max) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                self.err(src, v.span(), key, m);
+                None
+            }
+        }
+    }
+
+    /// `dropped` names keys that were present but unreadable (already reported): they are
+    /// not reported again as missing.
+    pub fn secret(&mut self, src: &SourceMap<'_>, span: Range<usize>, raw: RawSecret, dropped: &[String]) {
+        let missing = |key: &str| !dropped.iter().any(|d| d == key);
+        let origin = src.location(span.start);
+        let errors_before = self.errors.len();
+        let label = match &raw.name {
+            Some(n) => format!("secret[{}]", n.get_ref()),
+            None => "secret".to_owned(),
+        };
+        let k = |key: &str| format!("{label}.{key}");
+
+        let name = match &raw.name {
+            None if !missing("name") => None,
+            None => {
+                self.err(src, span.clone(), &label, "missing required key `name` (a stable name for logs and metrics)");
+                None
+            }
+            Some(n) if !valid_name(n.get_ref()) => {
+                self.err(src, n.span(), &k("name"), format!(
+                    "\"{}\" is not a valid name (1 to 128 of A-Z a-z 0-9 _ . -)", n.get_ref()
+                ));
+                None
+            }
+            Some(n) => {
+                let here = src.location(n.span().start);
+                if let Some(first) = self.names.get(n.get_ref()).cloned() {
+                    let msg = format!("duplicate secret name \"{}\" (also defined at {first}; names must be unique)", n.get_ref());
+                    self.err(src, n.span(), &k("name"), msg);
+                    // Report both places, so whoever reads either finds the other.
+                    let back = ConfigError {
+                        location: first.clone(),
+                        key: k("name"),
+                        message: format!("duplicate secret name \"{}\" (also defined at {here})", n.get_ref()),
+                    };
+                    self.errors.push(back);
+                } else {
+                    self.names.insert(n.get_ref().clone(), here);
+                }
+                Some(SecretName::new(n.get_ref().clone()))
+            }
+        };
+
+        let secret_id = match &raw.secret_id {
+            None if !missing("secret_id") => None,
+            None => {
+                self.err(src, span.clone(), &label, "missing required key `secret_id` (a Secrets Manager secret name or ARN)");
+                None
+            }
+            Some(s) => match check_secret_id(s.get_ref()) {
+                Ok(()) => Some(SecretId::new(s.get_ref().clone())),
+                Err(m) => {
+                    self.err(src, s.span(), &k("secret_id"), m);
+                    None
+                }
+            },
+        };
+
+        let every = match &raw.every {
+            None if !missing("every") => None,
+            None => {
+                self.err(src, span.clone(), &label, "missing required key `every` (the rotation interval, e.g. \"30d\")");
+                None
+            }
+            Some(e) => self.duration(src, &k("every"), e, MIN, 3650 * DAY),
+        };
+
+        let window = raw.window.as_ref().and_then(|w| self.window(src, &k("window"), w));
+
+        let jitter = match &raw.jitter {
+            None => Some(Duration::ZERO),
+            Some(j) => match duration::parse(j.get_ref()) {
+                Err(m) => {
+                    self.err(src, j.span(), &k("jitter"), m);
+                    None
+                }
+                Ok(d) => {
+                    let mut ok = true;
+                    if let Some(e) = every {
+                        if d >= e {
+                            self.err(src, j.span(), &k("jitter"), format!(
+                                "{} must be shorter than `every` ({})", j.get_ref(), duration::format(e)
+                            ));
+                            ok = false;
+                        }
+                    }
+                    if let Some(w) = &window {
+                        if ok && d >= w.duration {
+                            self.err(src, j.span(), &k("jitter"), format!(
+                                "{} must be shorter than the window duration ({}) so the start stays inside the window",
+                                j.get_ref(), duration::format(w.duration)
+                            ));
+                            ok = false;
+                        }
+                    }
+                    ok.then_some(d)
+                }
+            },
+        };
+
+        let generate = match &raw.generate {
+            None => Some(GeneratePolicy::default()),
+            Some(g) => self.generate(src, &k("generate"), g.get_ref()),
+        };
+
+        let target = match &raw.target {
+            None => Some(Target::None),
+            Some(t) => self.target(src, &k("target"), t),
+        };
+
+        let json_key = match &raw.json_key {
+            None => None,
+            Some(j) if j.get_ref().is_empty() => {
+                self.err(src, j.span(), &k("json_key"), "must not be empty (the key of the JSON secret to rotate)");
+                None
+            }
+            Some(j) => {
+                if matches!(target, Some(Target::Postgres(_)) | Some(Target::IamAccessKey(_))) {
+                    self.err(src, j.span(), &k("json_key"), "cannot be used with this target kind (it writes its own JSON shape)");
+                }
+                Some(j.get_ref().clone())
+            }
+        };
+
+        let redeploy = self.redeploy(src, &label, raw.redeploy.as_ref());
+
+        let stable_timeout = match &raw.stable_timeout {
+            None => Some(Duration::from_secs(20 * 60)),
+            Some(t) => self.duration(src, &k("stable_timeout"), t, Duration::from_secs(10), 6 * HOUR),
+        };
+
+        let region = raw.region.as_ref().and_then(|r| self.region(src, &k("region"), r));
+        let role_arn = raw.role_arn.as_ref().and_then(|r| self.role_arn(src, &k("role_arn"), r));
+
+        if self.errors.len() != errors_before {
+            return;
+        }
+        if let (Some(name), Some(id), Some(every), Some(jitter), Some(generate), Some(target), Some(stable_timeout)) =
+            (name, secret_id, every, jitter, generate, target, stable_timeout)
+        {
+            let cfg = SecretConfig {
+                name,
+                secret: SecretRef { id, account: Account::default() },
+                every,
+                window,
+                jitter,
+                generate,
+                json_key,
+                target,
+                redeploy,
+                stable_timeout,
+                origin,
+            };
+            self.secrets.push((cfg, region, role_arn));
+        }
+    }
+
+    fn window(&mut self, src: &SourceMap<'_>, key: &str, w: &S<RawWindow>) -> Option<Window> {
+        let raw = w.get_ref();
+        let cron = match croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .build()
+            .parse(raw.cron.get_ref())
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.err(src, raw.cron.span(), &format!("{key}.cron"), format!(
+                    "invalid cron expression \"{}\": {e} (five fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * TUE-THU\")",
+                    raw.cron.get_ref()
+                ));
+                None
+            }
+        };
+        let duration = self.duration(src, &format!("{key}.duration"), &raw.duration, HOUR, 31 * DAY);
+        let timezone = match &raw.timezone {
+            None => Some(chrono_tz::UTC),
+            Some(tz) => match tz.get_ref().parse::<chrono_tz::Tz>() {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    self.err(src, tz.span(), &format!("{key}.timezone"), format!(
+                        "unknown time zone \"{}\" (an IANA name such as \"Europe/Paris\" or \"UTC\")",
+                        tz.get_ref()
+                    ));
+                    None
+                }
+            },
+        };
+        let cron = cron?;
+        // A cron that never fires (e.g. 30 February) would leave the secret never due.
+        if let Some(tz) = timezone {
+            let probe = chrono::Utc::now().with_timezone(&tz);
+            if cron.find_next_occurrence(&probe, false).is_err() {
+                self.err(src, raw.cron.span(), &format!("{key}.cron"), format!(
+                    "cron expression \"{}\" never matches a date (check day-of-month and month)",
+                    raw.cron.get_ref()
+                ));
+                return None;
+            }
+        }
+        Some(Window {
+            expr: raw.cron.get_ref().clone(),
+            cron,
+            duration: duration?,
+            timezone: timezone?,
+        })
+    }
+
+    fn generate(&mut self, src: &SourceMap<'_>, key: &str, g: &RawGenerate) -> Option<GeneratePolicy> {
+        let mut p = GeneratePolicy::default();
+        let before = self.errors.len();
+        if let Some(l) = &g.length {
+            match usize::try_from(*l.get_ref()) {
+                Ok(n) if (8..=4096).contains(&n) => p.length = n,
+                _ => self.err(src, l.span(), &format!("{key}.length"), format!(
+                    "{} is out of range (allowed 8 to 4096)", l.get_ref()
+                )),
+            }
+        }
+        let flag = |f: &Option<S<bool>>, default: bool| f.as_ref().map_or(default, |b| *b.get_ref());
+        p.exclude_lowercase = flag(&g.exclude_lowercase, false);
+        p.exclude_uppercase = flag(&g.exclude_uppercase, false);
+        p.exclude_numbers = flag(&g.exclude_numbers, false);
+        p.exclude_punctuation = flag(&g.exclude_punctuation, false);
+        p.include_space = flag(&g.include_space, false);
+        p.require_each_included_type = flag(&g.require_each_included_type, true);
+        if let Some(x) = &g.exclude_characters {
+            if let Some(bad) = x.get_ref().chars().find(|c| !c.is_ascii() || c.is_ascii_control()) {
+                self.err(src, x.span(), &format!("{key}.exclude_characters"), format!(
+                    "{bad:?} is not a printable ASCII character (only printable ASCII can be generated)"
+                ));
+            }
+            p.exclude_characters = x.get_ref().clone();
+        }
+        let classes = crate::rotation::generate::classes(&p);
+        let span = g
+            .exclude_characters
+            .as_ref()
+            .map(|x| x.span())
+            .or_else(|| g.length.as_ref().map(|l| l.span()))
+            .unwrap_or(0..0);
+        if classes.iter().all(|c| c.chars.is_empty()) {
+            self.err(src, span, &format!("{key}.exclude_characters"), 
+                "no character is left to generate from (include at least one class and do not exclude all of its characters)");
+        } else if p.require_each_included_type {
+            for c in classes.iter().filter(|c| c.included && c.chars.is_empty()) {
+                self.err(src, span.clone(), &format!("{key}.exclude_characters"), format!(
+                    "excludes every {} character, but require_each_included_type needs one (exclude_{} = true, or exclude fewer characters)",
+                    c.name, c.flag
+                ));
+            }
+            let required = classes.iter().filter(|c| c.included).count();
+            if p.length < required {
+                self.err(src, span, &format!("{key}.length"), format!(
+                    "{} is shorter than the {required} character classes that must each appear", p.length
+                ));
+            }
+        }
+        (self.errors.len() == before).then_some(p)
+    }
+
+    fn target(&mut self, src: &SourceMap<'_>, key: &str, t: &S<RawTarget>) -> Option<Target> {
+        let raw = t.get_ref();
+        let before = self.errors.len();
+        let kind = raw.kind.get_ref().as_str();
+        // Which optional keys each kind accepts; any other is a mistake worth naming.
+        let present: Vec<(&str, Option<Range<usize>>)> = vec![
+            ("set", raw.set.as_ref().map(|v| v.span())),
+            ("test", raw.test.as_ref().map(|v| v.span())),
+            ("revoke", raw.revoke.as_ref().map(|v| v.span())),
+            ("timeout", raw.timeout.as_ref().map(|v| v.span())),
+            ("mode", raw.mode.as_ref().map(|v| v.span())),
+            ("admin_secret_id", raw.admin_secret_id.as_ref().map(|v| v.span())),
+            ("sslmode", raw.sslmode.as_ref().map(|v| v.span())),
+            ("clone_suffix", raw.clone_suffix.as_ref().map(|v| v.span())),
+            ("user", raw.user.as_ref().map(|v| v.span())),
+            ("delete_after", raw.delete_after.as_ref().map(|v| v.span())),
+        ];
+        let allowed: &[&str] = match kind {
+            "none" => &[],
+            "command" => &["set", "test", "revoke", "timeout"],
+            "postgres" => &["mode", "admin_secret_id", "sslmode", "clone_suffix"],
+            "iam-access-key" => &["user", "delete_after"],
+            other => {
+                self.err(src, raw.kind.span(), &format!("{key}.kind"), format!(
+                    "unknown target kind \"{other}\" (allowed: none, command, postgres, iam-access-key)"
+                ));
+                return None;
+            }
+        };
+        for (name, span) in &present {
+            if let Some(span) = span {
+                if !allowed.contains(name) {
+                    self.err(src, span.clone(), &format!("{key}.{name}"), format!(
+                        "not a key of target kind \"{kind}\" (allowed: {})",
+                        if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+                    ));
+                }
+            }
+        }
+        let target = match kind {
+            "none" => Target::None,
+            "command" => {
+                let mut argv = |name: &str, v: &Option<S<Vec<String>>>| -> Option<Vec<String>> {
+                    let v = v.as_ref()?;
+                    if v.get_ref().is_empty() || v.get_ref()[0].trim().is_empty() {
+                        self.err(src, v.span(), &format!("{key}.{name}"), 
+                            "must be a non-empty argv array, program first (e.g. [\"/usr/local/bin/set-key\", \"--user\", \"app\"]); no shell is used");
+                        return None;
+                    }
+                    Some(v.get_ref().clone())
+                };
+                let set = argv("set", &raw.set);
+                let test = argv("test", &raw.test);
+                let revoke = argv("revoke", &raw.revoke);
+                if raw.set.is_none() && raw.test.is_none() && raw.revoke.is_none() {
+                    self.err(src, t.span(), key, "target kind \"command\" needs at least one of set, test, revoke");
+                }
+                let timeout = match &raw.timeout {
+                    None => Duration::from_secs(60),
+                    Some(x) => self.duration(src, &format!("{key}.timeout"), x, Duration::from_secs(1), HOUR)?,
+                };
+                Target::Command(CommandTarget { set, test, revoke, timeout })
+            }
+            "postgres" => {
+                let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+                    None | Some(("single-user", _)) => PostgresMode::SingleUser,
+                    Some(("alternating-users", _)) => PostgresMode::AlternatingUsers,
+                    Some((other, span)) => {
+                        self.err(src, span, &format!("{key}.mode"), format!(
+                            "unknown mode \"{other}\" (allowed: single-user, alternating-users)"
+                        ));
+                        PostgresMode::SingleUser
+                    }
+                };
+                let admin_secret_id = match &raw.admin_secret_id {
+                    None => None,
+                    Some(a) => match check_secret_id(a.get_ref()) {
+                        Ok(()) => Some(SecretId::new(a.get_ref().clone())),
+                        Err(m) => {
+                            self.err(src, a.span(), &format!("{key}.admin_secret_id"), m);
+                            None
+                        }
+                    },
+                };
+                if mode == PostgresMode::AlternatingUsers && raw.admin_secret_id.is_none() {
+                    self.err(src, t.span(), &format!("{key}.admin_secret_id"),
+                        "alternating-users mode needs admin_secret_id (a secret whose user may ALTER and CREATE roles)");
+                }
+                let sslmode = match raw.sslmode.as_ref() {
+                    None => "prefer".to_owned(),
+                    Some(s) if ["disable", "prefer", "require", "verify-ca", "verify-full"].contains(&s.get_ref().as_str()) => s.get_ref().clone(),
+                    Some(s) => {
+                        self.err(src, s.span(), &format!("{key}.sslmode"), format!(
+                            "unknown sslmode \"{}\" (allowed: disable, prefer, require, verify-ca, verify-full)", s.get_ref()
+                        ));
+                        String::new()
+                    }
+                };
+                let clone_suffix = match raw.clone_suffix.as_ref() {
+                    None => "_clone".to_owned(),
+                    Some(s) if !s.get_ref().is_empty() && s.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => s.get_ref().clone(),
+                    Some(s) => {
+                        self.err(src, s.span(), &format!("{key}.clone_suffix"), "must be non-empty letters, digits or _ (e.g. \"_clone\")");
+                        String::new()
+                    }
+                };
+                Target::Postgres(PostgresTarget { mode, admin_secret_id, sslmode, clone_suffix })
+            }
+            _ => {
+                let user = match &raw.user {
+                    Some(u) if valid_iam_user(u.get_ref()) => u.get_ref().clone(),
+                    Some(u) => {
+                        self.err(src, u.span(), &format!("{key}.user"), format!(
+                            "\"{}\" is not an IAM user name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -)", u.get_ref()
+                        ));
+                        String::new()
+                    }
+                    None => {
+                        self.err(src, t.span(), &format!("{key}.user"), "target kind \"iam-access-key\" needs `user` (the IAM user whose key is rotated)");
+                        String::new()
+                    }
+                };
+                let delete_after = match &raw.delete_after {
+                    None => Duration::from_secs(86_400),
+                    Some(x) => self.duration(src, &format!("{key}.delete_after"), x, Duration::ZERO, 90 * DAY)?,
+                };
+                Target::IamAccessKey(IamTarget { user, delete_after })
+            }
+        };
+        (self.errors.len() == before).then_some(target)
+    }
+
+    fn redeploy(&mut self, src: &SourceMap<'_>, label: &str, r: Option<&S<Vec<S<super::raw::RawRedeploy>>>>) -> Vec<ServiceRef> {
+        let mut out: Vec<ServiceRef> = Vec::new();
+        let Some(list) = r else { return out };
+        for (i, entry) in list.get_ref().iter().enumerate() {
+            let key = format!("{label}.redeploy[{i}]");
+            let e = entry.get_ref();
+            let cluster = e.cluster.get_ref();
+            if !valid_ecs_name(cluster) {
+                self.err(src, e.cluster.span(), &format!("{key}.cluster"), format!(
+                    "\"{cluster}\" is not an ECS cluster name or ARN (1 to 255 of A-Z a-z 0-9 _ -)"
+                ));
+            }
+            if e.services.get_ref().is_empty() {
+                self.err(src, e.services.span(), &format!("{key}.services"),
+                    "is empty (list the ECS services that read this secret, or remove the redeploy entry)");
+            }
+            for s in e.services.get_ref() {
+                if !valid_ecs_name(s.get_ref()) {
+                    self.err(src, s.span(), &format!("{key}.services"), format!(
+                        "\"{}\" is not an ECS service name or ARN (1 to 255 of A-Z a-z 0-9 _ -)", s.get_ref()
+                    ));
+                    continue;
+                }
+                let svc = ServiceRef { cluster: ClusterName::new(cluster.clone()), service: ServiceName::new(s.get_ref().clone()) };
+                if out.contains(&svc) {
+                    self.err(src, s.span(), &format!("{key}.services"), format!("service {svc} is listed twice"));
+                } else {
+                    out.push(svc);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn finish(mut self, files: Vec<PathBuf>) -> Result<Config, ConfigErrors> {
+        // A per-secret region/role wins over [aws]; resolved last since [aws] may come later.
+        let mut secrets = Vec::with_capacity(self.secrets.len());
+        for (mut s, region, role) in std::mem::take(&mut self.secrets) {
+            s.secret.account = Account {
+                region: region.or_else(|| self.aws.region.clone()),
+                role_arn: role.or_else(|| self.aws.role_arn.clone()),
+            };
+            secrets.push(s);
+        }
+        if !self.errors.is_empty() {
+            // File order first, then position, so the list reads like the files.
+            let rank = |e: &ConfigError| files.iter().position(|f| *f == e.location.file).unwrap_or(usize::MAX);
+            self.errors.sort_by_key(|e| (rank(e), e.location.line_col));
+            return Err(ConfigErrors(self.errors));
+        }
+        Ok(Config { daemon: self.daemon, aws: self.aws, secrets, files })
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn valid_region(s: &str) -> bool {
+    // e.g. eu-west-1, us-gov-west-1, ap-southeast-4, il-central-1
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn valid_role_arn(s: &str) -> bool {
+    let mut it = s.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) =
+        (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
+    else {
+        return false;
+    };
+    let Some(path_name) = resource.strip_prefix("role/") else { return false };
+    ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"].contains(&partition)
+        && account.len() == 12
+        && account.chars().all(|c| c.is_ascii_digit())
+        && !path_name.is_empty()
+        && !path_name.ends_with('/')
+        && path_name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+}
+
+fn valid_iam_user(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn valid_ecs_name(s: &str) -> bool {
+    if s.starts_with("arn:") {
+        return s.split(':').count() >= 6 && s.contains(":ecs:");
+    }
+    (1..=255).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+}
+
+fn check_secret_id(s: &str) -> Result<(), String> {
+    if s.starts_with("arn:") {
+        let parts: Vec<&str> = s.splitn(7, ':').collect();
+        if parts.len() == 7 && parts[2] == "secretsmanager" && parts[5] == "secret" && !parts[6].is_empty() {
+            return Ok(());
+        }
+        return Err(format!(
+            "\"{s}\" is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)"
+        ));
+    }
+    if (1..=512).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{s}\" is not a valid secret name (1 to 512 of A-Z a-z 0-9 / _ + = . @ -) or ARN"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_arns() {
+        assert!(valid_role_arn("arn:aws:iam::111111111111:role/rotator"));
+        assert!(valid_role_arn("arn:aws:iam::111111111111:role/path/to/rotator"));
+        assert!(!valid_role_arn("arn:aws:iam::111111111111:user/rotator"));
+        assert!(!valid_role_arn("arn:aws:iam::1111:role/rotator"));
+        assert!(!valid_role_arn("arn:aws:sts::111111111111:role/rotator"));
+        assert!(!valid_role_arn("rotator"));
+    }
+
+    #[test]
+    fn regions() {
+        for ok in ["eu-west-1", "us-gov-west-1", "ap-southeast-4"] {
+            assert!(valid_region(ok), "{ok}");
+        }
+        for bad in ["eu-west", "EU-WEST-1", "euwest1", "eu--1", ""] {
+            assert!(!valid_region(bad), "{bad}");
+        }
+    }
+}

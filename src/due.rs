@@ -1,0 +1,37 @@
+//! Due times read from the store: last rotation (our tag, else AWSCURRENT's creation date)
+//! and the schedule. Used by `plan` and by the daemon at start-up, reload and refresh.
+
+use crate::config::SecretConfig;
+use crate::error::AwsError;
+use crate::rotation::store::{last_rotated, SecretStore};
+use crate::schedule::{next_due, Schedule};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+/// Concurrent ListSecretVersionIds calls for secrets without our tag.
+const FALLBACK_CONCURRENCY: usize = 16;
+
+#[derive(Clone, Debug)]
+pub struct DueInfo {
+    /// None: the store has no date for the current value; the secret is due now.
+    pub last_rotated: Option<DateTime<Utc>>,
+    pub due: DateTime<Utc>,
+}
+
+/// Due information for each secret, in input order.
+pub async fn due_times<S: SecretStore>(store: &S, secrets: &[&SecretConfig], now: DateTime<Utc>) -> Vec<Result<DueInfo, AwsError>> {
+    let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
+    let metas = store.describe_many(&refs).await;
+    futures::stream::iter(secrets.iter().zip(metas).map(|(cfg, meta)| async move {
+        let meta = meta?;
+        let last = last_rotated(store, &cfg.secret, &meta).await?;
+        let due = match last {
+            Some(t) => next_due(t, &Schedule::of(cfg)),
+            None => now,
+        };
+        Ok(DueInfo { last_rotated: last, due })
+    }))
+    .buffered(FALLBACK_CONCURRENCY)
+    .collect()
+    .await
+}

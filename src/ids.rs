@@ -1,0 +1,107 @@
+//! Typed identifiers, so a cluster name is never passed where a service name belongs.
+
+use std::fmt;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(s: impl Into<String>) -> Self {
+                Self(s.into())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Our stable key for a rotation schedule: used in logs and metric labels.
+    SecretName
+);
+string_id!(
+    /// A Secrets Manager secret id as configured: a name or an ARN.
+    SecretId
+);
+string_id!(
+    /// The full ARN of a secret, as Secrets Manager returns it.
+    SecretArn
+);
+string_id!(
+    /// A Secrets Manager version id (a UUID).
+    VersionId
+);
+string_id!(
+    /// An ECS cluster name or ARN.
+    ClusterName
+);
+string_id!(
+    /// An ECS service name or ARN.
+    ServiceName
+);
+string_id!(
+    /// The id of one ECS deployment (`ecs-svc/...`).
+    DeploymentId
+);
+string_id!(
+    /// An IAM role ARN to assume.
+    RoleArn
+);
+string_id!(
+    /// An AWS region code.
+    Region
+);
+
+/// One consumer service: a service on a cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ServiceRef {
+    pub cluster: ClusterName,
+    pub service: ServiceName,
+}
+
+impl fmt::Display for ServiceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.cluster, self.service)
+    }
+}
+
+/// Which credentials and region reach a secret or service: one client per distinct value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct Account {
+    pub region: Option<Region>,
+    pub role_arn: Option<RoleArn>,
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let region = self.region.as_ref().map_or("default region", |r| r.as_str());
+        match &self.role_arn {
+            Some(role) => write!(f, "{region} as {role}"),
+            None => write!(f, "{region}"),
+        }
+    }
+}
+
+/// Where a secret lives: its id plus the account/region that reaches it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct SecretRef {
+    pub id: SecretId,
+    pub account: Account,
+}

@@ -1,0 +1,48 @@
+#![forbid(unsafe_code)]
+//! Thin entry point: parse the command line, set up logging, dispatch, exit.
+
+use clap::Parser;
+use secret_rotator::cli::{Cli, Command};
+use secret_rotator::clock::SystemClock;
+use secret_rotator::{commands, config, exit, logging};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let default_level = match cli.command {
+        Command::Run => "info",
+        _ => "warn",
+    };
+    logging::init(cli.log_format, default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(exit::UNAVAILABLE);
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> i32 {
+    if let Command::Run = cli.command {
+        return secret_rotator::daemon::main(cli.config).await;
+    }
+    let cfg = match config::load_dir(&cli.config) {
+        Ok(c) => c,
+        Err(e) => return commands::report_config_errors(&e),
+    };
+    match cli.command {
+        Command::Check { remote } => commands::check::run(&cfg, remote).await,
+        Command::Plan { json } => commands::plan::run(&cfg, json, &SystemClock).await,
+        Command::Rotate { name, dry_run, json } => commands::rotate::run(&cfg, &name, dry_run, json).await,
+        Command::Run => unreachable!("handled above"),
+    }
+}

@@ -1,0 +1,121 @@
+//! What the rotation needs from a secret store (Secrets Manager), as a trait so the
+//! engine runs against an in-memory fake in tests.
+
+use crate::error::AwsError;
+use crate::ids::{SecretArn, SecretRef, VersionId};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use std::collections::BTreeMap;
+use std::future::Future;
+
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPENDING: &str = "AWSPENDING";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+/// RFC 3339 time of the last completed rotation (value written and consumers stable).
+pub const TAG_LAST_ROTATED: &str = "secret-rotator:last-rotated";
+/// The AWSCURRENT version id that the consumers were last confirmed stable on.
+pub const TAG_DEPLOYED_VERSION: &str = "secret-rotator:deployed-version";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretMeta {
+    pub arn: SecretArn,
+    pub name: String,
+    /// Version id -> staging labels, as `VersionIdsToStages` reports them.
+    pub versions: BTreeMap<VersionId, Vec<String>>,
+    pub tags: BTreeMap<String, String>,
+    /// AWS-native rotation (a Lambda) is switched on: two rotators would fight.
+    pub rotation_enabled: bool,
+    pub deleted: bool,
+}
+
+impl SecretMeta {
+    pub fn version_with(&self, stage: &str) -> Option<&VersionId> {
+        self.versions
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == stage))
+            .map(|(v, _)| v)
+    }
+
+    /// The `secret-rotator:last-rotated` tag, if present and well-formed.
+    pub fn last_rotated_tag(&self) -> Option<DateTime<Utc>> {
+        let raw = self.tags.get(TAG_LAST_ROTATED)?;
+        DateTime::parse_from_rfc3339(raw).ok().map(|t| t.with_timezone(&Utc))
+    }
+
+    pub fn deployed_version_tag(&self) -> Option<VersionId> {
+        self.tags.get(TAG_DEPLOYED_VERSION).map(|v| VersionId::new(v.clone()))
+    }
+}
+
+/// One version of a secret as `ListSecretVersionIds` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub id: VersionId,
+    pub stages: Vec<String>,
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// Which version to read: by staging label or by id (then the label is checked too).
+#[derive(Clone, Debug)]
+pub enum Select<'a> {
+    Stage(&'a str),
+    Version(&'a VersionId, &'a str),
+}
+
+pub trait SecretStore: Send + Sync + 'static {
+    /// DescribeSecret.
+    fn describe(&self, s: &SecretRef) -> impl Future<Output = Result<SecretMeta, AwsError>> + Send;
+
+    /// Metadata for many secrets at once (ListSecrets pages where possible). The result
+    /// has one entry per input, in order.
+    fn describe_many(
+        &self,
+        refs: &[SecretRef],
+    ) -> impl Future<Output = Vec<Result<SecretMeta, AwsError>>> + Send;
+
+    /// ListSecretVersionIds: versions with creation dates.
+    fn versions(&self, s: &SecretRef) -> impl Future<Output = Result<Vec<VersionInfo>, AwsError>> + Send;
+
+    /// GetSecretValue, always with an explicit stage.
+    fn get_value(
+        &self,
+        s: &SecretRef,
+        select: Select<'_>,
+    ) -> impl Future<Output = Result<(VersionId, SecretString), AwsError>> + Send;
+
+    /// PutSecretValue with `VersionStages=[AWSPENDING]` and the given client request token.
+    fn put_pending(
+        &self,
+        s: &SecretRef,
+        token: &VersionId,
+        value: &SecretString,
+    ) -> impl Future<Output = Result<VersionId, AwsError>> + Send;
+
+    /// UpdateSecretVersionStage: attach `stage` to `to` and/or remove it from `from`.
+    fn update_stage(
+        &self,
+        s: &SecretRef,
+        stage: &str,
+        to: Option<&VersionId>,
+        from: Option<&VersionId>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+
+    /// TagResource.
+    fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
+
+/// When the secret was last rotated: our tag, else the creation date of AWSCURRENT.
+pub async fn last_rotated<S: SecretStore>(
+    store: &S,
+    s: &SecretRef,
+    meta: &SecretMeta,
+) -> Result<Option<DateTime<Utc>>, AwsError> {
+    if let Some(t) = meta.last_rotated_tag() {
+        return Ok(Some(t));
+    }
+    let Some(current) = meta.version_with(AWSCURRENT) else {
+        return Ok(None);
+    };
+    let versions = store.versions(s).await?;
+    Ok(versions.into_iter().find(|v| &v.id == current).and_then(|v| v.created))
+}
