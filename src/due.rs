@@ -16,6 +16,8 @@ pub struct DueInfo {
     /// None: the store has no date for the current value; the secret is due now.
     pub last_rotated: Option<DateTime<Utc>>,
     pub due: DateTime<Utc>,
+    /// The AWSCURRENT version the due time refers to (the one a rotation will replace).
+    pub current: Option<crate::ids::VersionId>,
 }
 
 /// Due information for each secret, in input order.
@@ -29,7 +31,8 @@ pub async fn due_times<S: SecretStore>(store: &S, secrets: &[&SecretConfig], now
             Some(t) => next_due(t, &Schedule::of(cfg)),
             None => now,
         };
-        Ok(DueInfo { last_rotated: last, due })
+        let current = meta.version_with(crate::rotation::store::AWSCURRENT).cloned();
+        Ok(DueInfo { last_rotated: last, due, current })
     }))
     .buffered(FALLBACK_CONCURRENCY)
     .collect()

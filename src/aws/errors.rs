@@ -1,8 +1,25 @@
 //! Maps SDK errors to [`AwsError`], keeping code, message and request id, in one line.
 
 use crate::error::{AwsError, AwsErrorInfo, ErrorClass};
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::RequestId;
+
+/// The error's cause chain on one line, without the debug dump the SDK appends.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let text = err.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.join(": ")
+}
 
 fn class_of(code: &str, status: Option<u16>) -> ErrorClass {
     match code {
@@ -35,7 +52,7 @@ fn class_of(code: &str, status: Option<u16>) -> ErrorClass {
 pub fn map_sdk_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HttpStatus,
+    R: std::fmt::Debug + HttpStatus + Send + Sync + 'static,
 {
     let request_id = match &e {
         SdkError::ServiceError(se) => se.err().meta().request_id().map(str::to_owned),
@@ -60,25 +77,32 @@ where
             info: info("Timeout", "the request timed out".into()),
         },
         SdkError::DispatchFailure(d) => {
+            let text = chain(&e);
+            if text.contains("no credentials") || text.contains("CredentialsNotLoaded") || text.contains("credential provider") {
+                return AwsError {
+                    class: ErrorClass::Setup,
+                    info: info("NoCredentials", format!("no AWS credentials found ({})", text.replace("the credential provider was not enabled: ", ""))),
+                };
+            }
             let class = if d.is_io() || d.is_timeout() || d.is_other() {
                 ErrorClass::Transient
             } else {
                 ErrorClass::Setup
             };
-            AwsError { class, info: info("DispatchFailure", format!("{}", DisplayErrorContext(&e))) }
+            AwsError { class, info: info("DispatchFailure", text) }
         }
         SdkError::ConstructionFailure(_) => AwsError {
             // Usually no credentials or no region: retrying will not fix it.
             class: ErrorClass::Setup,
-            info: info("ConfigurationError", format!("{}", DisplayErrorContext(&e))),
+            info: info("ConfigurationError", chain(&e)),
         },
         SdkError::ResponseError(_) => AwsError {
             class: ErrorClass::Transient,
-            info: info("MalformedResponse", format!("{}", DisplayErrorContext(&e))),
+            info: info("MalformedResponse", chain(&e)),
         },
         _ => AwsError {
             class: ErrorClass::Other,
-            info: info("UnknownError", format!("{}", DisplayErrorContext(&e))),
+            info: info("UnknownError", chain(&e)),
         },
     }
 }

@@ -43,7 +43,7 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool) -> i32 {
     let engine = Engine::new(store, ecs, Arc::new(SystemClock));
     let obs = Progress { last: Mutex::default() };
     let started = std::time::Instant::now();
-    let result = engine.rotate(secret, RotateOptions { fresh: false, dry_run }, &obs).await;
+    let result = engine.rotate(secret, RotateOptions { fresh: false, dry_run, replaces: None }, &obs).await;
     let m = crate::metrics::get();
     match result {
         Ok(report) => {

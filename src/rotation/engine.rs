@@ -44,6 +44,10 @@ pub struct RotateOptions {
     pub fresh: bool,
     /// Read calls only; report what would be done.
     pub dry_run: bool,
+    /// The AWSCURRENT version this rotation is meant to replace (the daemon passes what it
+    /// saw when it found the secret due). If a fresh rotation finds another version
+    /// current, someone else rotated it already: nothing is done.
+    pub replaces: Option<VersionId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -52,6 +56,8 @@ pub enum Outcome {
     Success,
     /// Nothing was changed (dry run).
     DryRun,
+    /// Another rotator already replaced the expected version; nothing was done.
+    AlreadyRotated,
     Failed,
     RolledBack,
     Stalled,
@@ -62,6 +68,7 @@ impl Outcome {
         match self {
             Outcome::Success => "success",
             Outcome::DryRun => "dry_run",
+            Outcome::AlreadyRotated => "already_rotated",
             Outcome::Failed => "failed",
             Outcome::RolledBack => "rolled_back",
             Outcome::Stalled => "stalled",
@@ -222,6 +229,14 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             plan: Vec::new(),
         };
         let mut phase = self.phase(&meta, &current);
+        if let (Phase::Fresh, Some(expected)) = (&phase, &opts.replaces) {
+            if *expected != current {
+                self.note(obs, cfg, Step::Done, Some(&current), "already rotated by another rotator; nothing to do");
+                report.outcome = Outcome::AlreadyRotated;
+                report.version = Some(current);
+                return Ok(report);
+            }
+        }
 
         if opts.dry_run {
             return self.dry_run(cfg, &meta, &current, phase, report).await;
@@ -549,7 +564,9 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             return out;
         };
         // Margin for second-granularity dates: a deployment must clearly follow the value.
+        // A date in the future means clocks disagree: then force rather than trust it.
         let after = created + chrono::Duration::seconds(2);
+        let not_after = self.clock.now() + chrono::Duration::seconds(5);
         for (cluster, services) in group_by_cluster(&cfg.redeploy) {
             for chunk in services.chunks(DESCRIBE_BATCH) {
                 let names: Vec<_> = chunk.iter().map(|s| s.service.clone()).collect();
@@ -557,7 +574,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 for (svc, st) in chunk.iter().zip(states) {
                     if let Described::Found(state) = st {
                         if let Some(p) = state.primary() {
-                            if p.created.is_some_and(|c| c > after) {
+                            if p.created.is_some_and(|c| c > after && c <= not_after) {
                                 out.insert((*svc).clone(), p.id.clone());
                             }
                         }

@@ -58,7 +58,10 @@ pub async fn faults(State(app): State<AppState>) -> Json<Value> {
     Json(json!(crate::lock(&app.faults).config()))
 }
 
-pub async fn set_faults(State(app): State<AppState>, body: Bytes) -> Result<Json<Value>, AdminError> {
+pub async fn set_faults(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, AdminError> {
     let update: FaultUpdate = parse(&body)?;
     let mut faults = crate::lock(&app.faults);
     faults.update(update).map_err(bad_request)?;
@@ -77,7 +80,10 @@ struct BehaviorUpdate {
 
 /// Changes how a service's rollouts behave. A rollout in progress restarts
 /// its current phase's timer now, under the new settings.
-pub async fn set_behavior(State(app): State<AppState>, body: Bytes) -> Result<Json<Value>, AdminError> {
+pub async fn set_behavior(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, AdminError> {
     let update: BehaviorUpdate = parse(&body)?;
     let start = update
         .start_secs

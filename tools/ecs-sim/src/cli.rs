@@ -95,7 +95,8 @@ mod tests {
 
     #[test]
     fn parses_and_validates() {
-        let a = Args::try_parse_from(["ecs-sim", "--time-scale", "50", "--throttle-rate", "1"]).unwrap();
+        let a = Args::try_parse_from(["ecs-sim", "--time-scale", "50", "--throttle-rate", "1"])
+            .unwrap();
         assert_eq!(a.time_scale, 50.0);
         assert!(Args::try_parse_from(["ecs-sim", "--time-scale", "0"]).is_err());
         assert!(Args::try_parse_from(["ecs-sim", "--error-rate", "2"]).is_err());

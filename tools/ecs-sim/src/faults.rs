@@ -83,7 +83,9 @@ impl Faults {
         let error = if self.rng.chance(self.config.throttle_rate) {
             Some(EcsError::throttling())
         } else if self.rng.chance(self.config.error_rate) {
-            Some(EcsError::server("Service unavailable (injected by ecs-sim)."))
+            Some(EcsError::server(
+                "Service unavailable (injected by ecs-sim).",
+            ))
         } else {
             None
         };

@@ -71,8 +71,16 @@ fn event(e: &Event, clock: &SimClock) -> Value {
 }
 
 pub fn cluster(name: &str, c: &Cluster) -> Value {
-    let running: u64 = c.services.values().map(|s| u64::from(s.running_count())).sum();
-    let pending: u64 = c.services.values().map(|s| u64::from(s.pending_count())).sum();
+    let running: u64 = c
+        .services
+        .values()
+        .map(|s| u64::from(s.running_count()))
+        .sum();
+    let pending: u64 = c
+        .services
+        .values()
+        .map(|s| u64::from(s.pending_count()))
+        .sum();
     json!({
         "clusterArn": names::cluster_arn(name),
         "clusterName": name,

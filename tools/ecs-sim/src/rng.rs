@@ -46,7 +46,10 @@ impl Rng {
 
     /// An ECS deployment id: `ecs-svc/` followed by 19 digits.
     pub fn deployment_id(&mut self) -> String {
-        format!("ecs-svc/{:019}", self.next_u64() % 10_000_000_000_000_000_000)
+        format!(
+            "ecs-svc/{:019}",
+            self.next_u64() % 10_000_000_000_000_000_000
+        )
     }
 }
 

@@ -94,7 +94,13 @@ impl Service {
         self.start_deployment(task_definition, now, rng, false);
     }
 
-    fn start_deployment(&mut self, task_definition: String, now: f64, rng: &mut Rng, rollback: bool) {
+    fn start_deployment(
+        &mut self,
+        task_definition: String,
+        now: f64,
+        rng: &mut Rng,
+        rollback: bool,
+    ) {
         for old in &mut self.deployments {
             if old.status == DeploymentStatus::Primary {
                 old.status = DeploymentStatus::Active;
@@ -224,7 +230,14 @@ impl Service {
             Phase::Settled | Phase::Starting { due: None } => None,
             Phase::Starting { due: Some(at) } => {
                 let failing = self.behavior() == Behavior::Failing && self.desired_count > 0;
-                Some((at, if failing { Step::TaskFailed } else { Step::TasksRunning }))
+                Some((
+                    at,
+                    if failing {
+                        Step::TaskFailed
+                    } else {
+                        Step::TasksRunning
+                    },
+                ))
             }
             Phase::Draining { due, .. } => Some((due, Step::DrainDone)),
         }
@@ -272,8 +285,16 @@ impl Service {
             OutcomeKind::Completed
         };
         let name = self.name.clone();
-        self.push_event(at, format!("(service {name}) (deployment {id}) deployment completed."), rng);
-        self.push_event(at, format!("(service {name}) has reached a steady state."), rng);
+        self.push_event(
+            at,
+            format!("(service {name}) (deployment {id}) deployment completed."),
+            rng,
+        );
+        self.push_event(
+            at,
+            format!("(service {name}) has reached a steady state."),
+            rng,
+        );
         outcomes.push(Outcome {
             deployment_id: id,
             kind,

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::model::{validate_secs, Behavior, Controller, DeploymentConfig, ServiceSpec, SimSettings};
+use crate::model::{
+    validate_secs, Behavior, Controller, DeploymentConfig, ServiceSpec, SimSettings,
+};
 use crate::names;
 use crate::sim::Sim;
 
@@ -105,7 +107,10 @@ mod tests {
 
     #[test]
     fn rejects_typos_and_bad_values() {
-        assert!(serde_json::from_str::<SeedFile>(r#"{"clusters":[{"name":"a","servces":[]}]}"#).is_err());
+        assert!(
+            serde_json::from_str::<SeedFile>(r#"{"clusters":[{"name":"a","servces":[]}]}"#)
+                .is_err()
+        );
         let seed: SeedFile = serde_json::from_str(
             r#"{"clusters":[{"name":"a","services":[{"name":"s","deploymentController":"NOPE"}]}]}"#,
         )

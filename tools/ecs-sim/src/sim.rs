@@ -66,7 +66,13 @@ impl Sim {
         for (cluster_name, cluster) in &mut self.clusters {
             for service in cluster.services.values_mut() {
                 let outcomes = service.advance(now, &mut self.rng);
-                record(&mut self.completions, &self.clock, cluster_name, &service.name, outcomes);
+                record(
+                    &mut self.completions,
+                    &self.clock,
+                    cluster_name,
+                    &service.name,
+                    outcomes,
+                );
             }
         }
     }
@@ -84,7 +90,9 @@ impl Sim {
     }
 
     pub fn cluster(&self, name: &str) -> Result<&Cluster, EcsError> {
-        self.clusters.get(name).ok_or_else(EcsError::cluster_not_found)
+        self.clusters
+            .get(name)
+            .ok_or_else(EcsError::cluster_not_found)
     }
 
     pub fn service_mut(&mut self, cluster: &str, service: &str) -> Result<&mut Service, EcsError> {
@@ -96,7 +104,11 @@ impl Sim {
             .ok_or_else(EcsError::service_not_found)
     }
 
-    pub fn create_service(&mut self, cluster: &str, spec: ServiceSpec) -> Result<&Service, EcsError> {
+    pub fn create_service(
+        &mut self,
+        cluster: &str,
+        spec: ServiceSpec,
+    ) -> Result<&Service, EcsError> {
         if !names::valid_resource_name(&spec.name) {
             return Err(EcsError::invalid_parameter(
                 "Service name can have up to 255 characters: letters, numbers, hyphens and underscores.",
@@ -117,7 +129,12 @@ impl Sim {
     }
 
     /// Starts a new deployment of a service (force or new task definition).
-    pub fn deploy(&mut self, cluster: &str, service: &str, task_definition: String) -> Result<(), EcsError> {
+    pub fn deploy(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        task_definition: String,
+    ) -> Result<(), EcsError> {
         let now = self.now();
         let rng = &mut self.rng;
         let svc = self

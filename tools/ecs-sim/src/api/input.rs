@@ -159,10 +159,9 @@ pub fn tag_overrides(tags: &[Tag]) -> Result<TagOverrides, EcsError> {
 }
 
 fn secs(key: &str, value: &str) -> Result<f64, EcsError> {
-    let secs = value
-        .trim()
-        .parse::<f64>()
-        .map_err(|_| EcsError::invalid_parameter(format!("Tag {key} must be a number of seconds.")))?;
+    let secs = value.trim().parse::<f64>().map_err(|_| {
+        EcsError::invalid_parameter(format!("Tag {key} must be a number of seconds."))
+    })?;
     validate_secs(key, secs)
 }
 

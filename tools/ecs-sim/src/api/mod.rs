@@ -55,7 +55,9 @@ fn parse_body(body: &[u8]) -> Result<Value, EcsError> {
     }
     match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(EcsError::serialization("Request body must be a JSON object.")),
+        Ok(_) => Err(EcsError::serialization(
+            "Request body must be a JSON object.",
+        )),
         Err(e) => Err(EcsError::serialization(format!("Malformed JSON: {e}"))),
     }
 }
@@ -86,6 +88,9 @@ mod tests {
         assert_eq!(parse_body(b"").unwrap(), json!({}));
         assert_eq!(parse_body(b" {\"a\":1} ").unwrap()["a"], 1);
         assert_eq!(parse_body(b"{").unwrap_err().code, "SerializationException");
-        assert_eq!(parse_body(b"[]").unwrap_err().code, "SerializationException");
+        assert_eq!(
+            parse_body(b"[]").unwrap_err().code,
+            "SerializationException"
+        );
     }
 }

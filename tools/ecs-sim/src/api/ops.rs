@@ -282,7 +282,12 @@ mod tests {
     #[test]
     fn create_then_describe_by_arn() {
         let mut s = sim();
-        run(&mut s, Operation::CreateCluster, json!({"clusterName": "prod"})).unwrap();
+        run(
+            &mut s,
+            Operation::CreateCluster,
+            json!({"clusterName": "prod"}),
+        )
+        .unwrap();
         let out = run(
             &mut s,
             Operation::CreateService,
@@ -299,22 +304,46 @@ mod tests {
         .unwrap();
         assert_eq!(out["services"].as_array().unwrap().len(), 1);
         assert_eq!(out["failures"][0]["reason"], "MISSING");
-        assert!(out["failures"][0]["arn"].as_str().unwrap().ends_with("/prod/nope"));
+        assert!(out["failures"][0]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with("/prod/nope"));
     }
 
     #[test]
     fn errors() {
         let mut s = sim();
-        let e = run(&mut s, Operation::DescribeServices, json!({"cluster": "x", "services": ["a"]}));
+        let e = run(
+            &mut s,
+            Operation::DescribeServices,
+            json!({"cluster": "x", "services": ["a"]}),
+        );
         assert_eq!(e.unwrap_err().code, "ClusterNotFoundException");
         let e = run(&mut s, Operation::UpdateService, json!({"service": "a"}));
         assert_eq!(e.unwrap_err().code, "ServiceNotFoundException");
-        let e = run(&mut s, Operation::DescribeServices, json!({"services": "a"}));
+        let e = run(
+            &mut s,
+            Operation::DescribeServices,
+            json!({"services": "a"}),
+        );
         assert_eq!(e.unwrap_err().code, "SerializationException");
-        let e = run(&mut s, Operation::CreateService, json!({"serviceName": "a", "desiredCount": -1}));
+        let e = run(
+            &mut s,
+            Operation::CreateService,
+            json!({"serviceName": "a", "desiredCount": -1}),
+        );
         assert_eq!(e.unwrap_err().code, "InvalidParameterException");
-        run(&mut s, Operation::CreateService, json!({"serviceName": "a"})).unwrap();
-        let e = run(&mut s, Operation::CreateService, json!({"serviceName": "a"}));
+        run(
+            &mut s,
+            Operation::CreateService,
+            json!({"serviceName": "a"}),
+        )
+        .unwrap();
+        let e = run(
+            &mut s,
+            Operation::CreateService,
+            json!({"serviceName": "a"}),
+        );
         assert_eq!(e.unwrap_err().code, "InvalidParameterException");
     }
 
@@ -322,31 +351,63 @@ mod tests {
     fn list_services_pages() {
         let mut s = sim();
         for i in 0..5 {
-            run(&mut s, Operation::CreateService, json!({"serviceName": format!("s{i}")})).unwrap();
+            run(
+                &mut s,
+                Operation::CreateService,
+                json!({"serviceName": format!("s{i}")}),
+            )
+            .unwrap();
         }
         let page = run(&mut s, Operation::ListServices, json!({"maxResults": 2})).unwrap();
         assert_eq!(page["serviceArns"].as_array().unwrap().len(), 2);
         let token = page["nextToken"].clone();
-        let page = run(&mut s, Operation::ListServices, json!({"maxResults": 3, "nextToken": token})).unwrap();
+        let page = run(
+            &mut s,
+            Operation::ListServices,
+            json!({"maxResults": 3, "nextToken": token}),
+        )
+        .unwrap();
         assert_eq!(page["serviceArns"].as_array().unwrap().len(), 3);
         assert!(page.get("nextToken").is_none());
-        let e = run(&mut s, Operation::ListServices, json!({"nextToken": "garbage"}));
+        let e = run(
+            &mut s,
+            Operation::ListServices,
+            json!({"nextToken": "garbage"}),
+        );
         assert_eq!(e.unwrap_err().code, "InvalidParameterException");
     }
 
     #[test]
     fn update_with_new_task_definition_deploys() {
         let mut s = sim();
-        run(&mut s, Operation::CreateService, json!({"serviceName": "a", "taskDefinition": "a:1"})).unwrap();
-        let out = run(&mut s, Operation::UpdateService, json!({"service": "a", "taskDefinition": "a:2"})).unwrap();
+        run(
+            &mut s,
+            Operation::CreateService,
+            json!({"serviceName": "a", "taskDefinition": "a:1"}),
+        )
+        .unwrap();
+        let out = run(
+            &mut s,
+            Operation::UpdateService,
+            json!({"service": "a", "taskDefinition": "a:2"}),
+        )
+        .unwrap();
         let deployments = out["service"]["deployments"].as_array().unwrap();
         assert_eq!(deployments.len(), 2);
         assert_eq!(deployments[0]["rolloutState"], "IN_PROGRESS");
-        assert!(deployments[0]["taskDefinition"].as_str().unwrap().ends_with("a:2"));
+        assert!(deployments[0]["taskDefinition"]
+            .as_str()
+            .unwrap()
+            .ends_with("a:2"));
         assert_eq!(deployments[1]["status"], "ACTIVE");
         assert_eq!(deployments[1]["rolloutState"], "COMPLETED");
         // Same task definition, no force: only a scale.
-        let out = run(&mut s, Operation::UpdateService, json!({"service": "a", "taskDefinition": "a:2", "desiredCount": 3})).unwrap();
+        let out = run(
+            &mut s,
+            Operation::UpdateService,
+            json!({"service": "a", "taskDefinition": "a:2", "desiredCount": 3}),
+        )
+        .unwrap();
         assert_eq!(out["service"]["deployments"].as_array().unwrap().len(), 2);
         assert_eq!(out["service"]["desiredCount"], 3);
     }
