@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "secret-rotator", version, about = "Rotates AWS Secrets Manager secrets on schedule and redeploys the ECS services that use them")]
+#[command(
+    name = "secret-rotator",
+    version,
+    about = "Rotates AWS Secrets Manager secrets on schedule and redeploys the ECS services that use them"
+)]
 pub struct Cli {
     /// Directory of *.toml configuration files, read in name order.
     #[arg(long, global = true, env = "SECRET_ROTATOR_CONFIG", default_value = crate::config::DEFAULT_DIR)]

@@ -6,6 +6,7 @@ use crate::error::AwsError;
 use crate::rotation::store::{last_rotated, SecretStore};
 use crate::schedule::{next_due, Schedule};
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use futures::StreamExt;
 
 /// Concurrent ListSecretVersionIds calls for secrets without our tag.
@@ -21,20 +22,44 @@ pub struct DueInfo {
 }
 
 /// Due information for each secret, in input order.
-pub async fn due_times<S: SecretStore>(store: &S, secrets: &[&SecretConfig], now: DateTime<Utc>) -> Vec<Result<DueInfo, AwsError>> {
+pub async fn due_times<S: SecretStore>(
+    store: &S,
+    secrets: &[&SecretConfig],
+    now: DateTime<Utc>,
+) -> Vec<Result<DueInfo, AwsError>> {
     let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
     let metas = store.describe_many(&refs).await;
-    futures::stream::iter(secrets.iter().zip(metas).map(|(cfg, meta)| async move {
-        let meta = meta?;
-        let last = last_rotated(store, &cfg.secret, &meta).await?;
-        let due = match last {
-            Some(t) => next_due(t, &Schedule::of(cfg)),
-            None => now,
-        };
-        let current = meta.version_with(crate::rotation::store::AWSCURRENT).cloned();
-        Ok(DueInfo { last_rotated: last, due, current })
-    }))
-    .buffered(FALLBACK_CONCURRENCY)
-    .collect()
-    .await
+    // Boxed so the future stays Send for every lifetime (a closure here trips the compiler's
+    // higher-ranked lifetime check when the caller is spawned).
+    let jobs: Vec<BoxFuture<'_, Result<DueInfo, AwsError>>> = secrets
+        .iter()
+        .zip(metas)
+        .map(|(cfg, meta)| Box::pin(one(store, cfg, meta, now)) as BoxFuture<'_, _>)
+        .collect();
+    futures::stream::iter(jobs)
+        .buffered(FALLBACK_CONCURRENCY)
+        .collect()
+        .await
+}
+
+async fn one<S: SecretStore>(
+    store: &S,
+    cfg: &SecretConfig,
+    meta: Result<crate::rotation::store::SecretMeta, AwsError>,
+    now: DateTime<Utc>,
+) -> Result<DueInfo, AwsError> {
+    let meta = meta?;
+    let last = last_rotated(store, &cfg.secret, &meta).await?;
+    let due = match last {
+        Some(t) => next_due(t, &Schedule::of(cfg)),
+        None => now,
+    };
+    let current = meta
+        .version_with(crate::rotation::store::AWSCURRENT)
+        .cloned();
+    Ok(DueInfo {
+        last_rotated: last,
+        due,
+        current,
+    })
 }

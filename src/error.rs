@@ -12,7 +12,12 @@ pub struct AwsErrorInfo {
 
 impl fmt::Display for AwsErrorInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.operation, self.code.as_deref().unwrap_or("error"))?;
+        write!(
+            f,
+            "{}: {}",
+            self.operation,
+            self.code.as_deref().unwrap_or("error")
+        )?;
         if let Some(m) = &self.message {
             write!(f, ": {m}")?;
         }
@@ -49,7 +54,12 @@ pub struct AwsError {
 }
 
 impl AwsError {
-    pub fn new(class: ErrorClass, operation: &'static str, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(
+        class: ErrorClass,
+        operation: &'static str,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             class,
             info: AwsErrorInfo {

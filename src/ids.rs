@@ -91,7 +91,10 @@ pub struct Account {
 
 impl fmt::Display for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let region = self.region.as_ref().map_or("default region", |r| r.as_str());
+        let region = self
+            .region
+            .as_ref()
+            .map_or("default region", |r| r.as_str());
         match &self.role_arn {
             Some(role) => write!(f, "{region} as {role}"),
             None => write!(f, "{region}"),

@@ -10,7 +10,11 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             std::process::exit(code);
         }
@@ -20,7 +24,10 @@ fn main() {
         _ => "warn",
     };
     logging::init(cli.log_format, default_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -42,7 +49,11 @@ async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Check { remote } => commands::check::run(&cfg, remote).await,
         Command::Plan { json } => commands::plan::run(&cfg, json, &SystemClock).await,
-        Command::Rotate { name, dry_run, json } => commands::rotate::run(&cfg, &name, dry_run, json).await,
+        Command::Rotate {
+            name,
+            dry_run,
+            json,
+        } => commands::rotate::run(&cfg, &name, dry_run, json).await,
         Command::Run => unreachable!("handled above"),
     }
 }

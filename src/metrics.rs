@@ -30,14 +30,17 @@ pub struct Metrics {
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
     // Names are fixed at compile time and unique, so registration cannot clash.
-    r.register(Box::new(c.clone())).expect("metric registered twice");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered twice");
     c
 }
 
 impl Metrics {
     fn new() -> Self {
         let r = Registry::new_custom(Some("secret_rotator".into()), None).expect("valid prefix");
-        let buckets = vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0];
+        let buckets = vec![
+            1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0,
+        ];
         let m = Self {
             rotations: reg(&r, IntCounterVec::new(Opts::new("rotations_total", "Rotations finished, by secret and outcome (success, failed, rolled_back, stalled)."), &["secret", "outcome"]).unwrap()),
             rotation_duration: reg(&r, HistogramVec::new(HistogramOpts::new("rotation_duration_seconds", "Time from the start of a rotation to its verdict.").buckets(buckets.clone()), &["outcome"]).unwrap()),
@@ -58,7 +61,9 @@ impl Metrics {
             build_info: reg(&r, IntGaugeVec::new(Opts::new("build_info", "Build information; always 1."), &["version"]).unwrap()),
             registry: r,
         };
-        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         m
     }
 

@@ -103,7 +103,11 @@ mod tests {
     fn window(expr: &str, hours: u64, tz: chrono_tz::Tz) -> Window {
         Window {
             expr: expr.into(),
-            cron: CronParser::builder().seconds(Seconds::Disallowed).build().parse(expr).unwrap(),
+            cron: CronParser::builder()
+                .seconds(Seconds::Disallowed)
+                .build()
+                .parse(expr)
+                .unwrap(),
             duration: Duration::from_secs(hours * 3600),
             timezone: tz,
         }
@@ -118,8 +122,16 @@ mod tests {
     #[test]
     fn plain_interval() {
         let name = SecretName::from("a");
-        let s = Schedule { name: &name, every: 30 * DAY, window: None, jitter: Duration::ZERO };
-        assert_eq!(next_due(t("2026-01-01T00:00:00Z"), &s), t("2026-01-31T00:00:00Z"));
+        let s = Schedule {
+            name: &name,
+            every: 30 * DAY,
+            window: None,
+            jitter: Duration::ZERO,
+        };
+        assert_eq!(
+            next_due(t("2026-01-01T00:00:00Z"), &s),
+            t("2026-01-31T00:00:00Z")
+        );
     }
 
     #[test]
@@ -127,10 +139,21 @@ mod tests {
         let name = SecretName::from("a");
         // Tue-Thu 02:00-05:00 UTC. 2026-01-31 is a Saturday -> Tuesday 2026-02-03 02:00.
         let w = window("0 2 * * TUE-THU", 3, chrono_tz::UTC);
-        let s = Schedule { name: &name, every: 30 * DAY, window: Some(&w), jitter: Duration::ZERO };
-        assert_eq!(next_due(t("2026-01-01T00:00:00Z"), &s), t("2026-02-03T02:00:00Z"));
+        let s = Schedule {
+            name: &name,
+            every: 30 * DAY,
+            window: Some(&w),
+            jitter: Duration::ZERO,
+        };
+        assert_eq!(
+            next_due(t("2026-01-01T00:00:00Z"), &s),
+            t("2026-02-03T02:00:00Z")
+        );
         // Already inside an opening: stays.
-        assert_eq!(next_due(t("2026-01-04T03:00:00Z"), &s), t("2026-02-03T03:00:00Z"));
+        assert_eq!(
+            next_due(t("2026-01-04T03:00:00Z"), &s),
+            t("2026-02-03T03:00:00Z")
+        );
     }
 
     #[test]
@@ -138,7 +161,12 @@ mod tests {
         let name = SecretName::from("a");
         // 02:30 Paris does not exist on 2026-03-29 (clocks jump 02:00 -> 03:00).
         let w = window("30 2 * * *", 2, chrono_tz::Europe::Paris);
-        let s = Schedule { name: &name, every: DAY, window: Some(&w), jitter: Duration::ZERO };
+        let s = Schedule {
+            name: &name,
+            every: DAY,
+            window: Some(&w),
+            jitter: Duration::ZERO,
+        };
         let due = next_due(t("2026-03-28T06:00:00Z"), &s);
         // Never before last+every, always inside an opening, and within a day of it.
         assert!(due >= t("2026-03-29T06:00:00Z"));
@@ -159,8 +187,14 @@ mod tests {
         assert_eq!(jitter_offset(&a, j), jitter_offset(&a, j));
         assert!(jitter_offset(&a, j) < j);
         // Known value pins the derivation so replicas of different builds agree.
-        assert_eq!(jitter_offset(&a, j), jitter_offset(&SecretName::from("orders-db"), j));
-        assert_ne!(jitter_offset(&a, j), jitter_offset(&SecretName::from("orders-db2"), j));
+        assert_eq!(
+            jitter_offset(&a, j),
+            jitter_offset(&SecretName::from("orders-db"), j)
+        );
+        assert_ne!(
+            jitter_offset(&a, j),
+            jitter_offset(&SecretName::from("orders-db2"), j)
+        );
     }
 
     proptest! {

@@ -17,25 +17,47 @@ async fn plan_shows_due_dates_from_tags_creation_and_windows() {
     let now = Utc::now().with_nanosecond_zero();
     let ago = |d: i64| now - Duration::days(d);
     for d in [0, 29, 31, 400] {
-        create_secret(&c, &format!("app/s{d}"), "initial", &[("secret-rotator:last-rotated", &rfc(ago(d)))]).await;
+        create_secret(
+            &c,
+            &format!("app/s{d}"),
+            "initial",
+            &[("secret-rotator:last-rotated", &rfc(ago(d)))],
+        )
+        .await;
     }
     create_secret(&c, "app/untagged", "initial", &[]).await;
     // 400 days ago + 30 days is long past; the window moves it to the next Tuesday 02:00 UTC
     // after that, which is also in the past: due (overdue) at that opening.
-    create_secret(&c, "app/windowed", "initial", &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")]).await;
+    create_secret(
+        &c,
+        "app/windowed",
+        "initial",
+        &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")],
+    )
+    .await;
 
     let mut toml = String::new();
     for name in ["s0", "s29", "s31", "s400", "untagged"] {
-        toml.push_str(&format!("[[secret]]\nname = \"{name}\"\nsecret_id = \"app/{name}\"\nevery = \"30d\"\n\n"));
+        toml.push_str(&format!(
+            "[[secret]]\nname = \"{name}\"\nsecret_id = \"app/{name}\"\nevery = \"30d\"\n\n"
+        ));
     }
     toml.push_str("[[secret]]\nname = \"windowed\"\nsecret_id = \"app/windowed\"\nevery = \"30d\"\nwindow = { cron = \"0 2 * * TUE\", duration = \"3h\" }\n");
     let dir = config_dir(&toml);
 
-    let out = rotator(&["plan", "--json", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), None));
+    let out = rotator(
+        &["plan", "--json", "--config", dir.path().to_str().unwrap()],
+        &aws_env(Some(&moto.url), None),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "plan failed: {stderr}");
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("plan json");
-    let row = |n: &str| rows.iter().find(|r| r["name"] == n).unwrap_or_else(|| panic!("no row {n}")).clone();
+    let row = |n: &str| {
+        rows.iter()
+            .find(|r| r["name"] == n)
+            .unwrap_or_else(|| panic!("no row {n}"))
+            .clone()
+    };
 
     for d in [0i64, 29, 31, 400] {
         let r = row(&format!("s{d}"));
@@ -44,21 +66,35 @@ async fn plan_shows_due_dates_from_tags_creation_and_windows() {
         let overdue = r["overdue_seconds"].as_u64().unwrap();
         let expected = (d - 30).max(0) as u64 * 86_400;
         // The plan ran a few seconds after `now`.
-        assert!(overdue >= expected && overdue <= expected + 60, "s{d}: overdue {overdue}, expected ~{expected}");
+        assert!(
+            overdue >= expected && overdue <= expected + 60,
+            "s{d}: overdue {overdue}, expected ~{expected}"
+        );
     }
     // No tag: the creation date of AWSCURRENT (just now) is the last rotation.
     let u = row("untagged");
-    let due = DateTime::parse_from_rfc3339(u["next_due"].as_str().unwrap()).unwrap().with_timezone(&Utc);
-    assert!((due - (now + Duration::days(30))).num_seconds().abs() < 120, "untagged due {due}");
+    let due = DateTime::parse_from_rfc3339(u["next_due"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc);
+    assert!(
+        (due - (now + Duration::days(30))).num_seconds().abs() < 120,
+        "untagged due {due}"
+    );
     // Window: 2026-01-31 is a Saturday -> Tuesday 2026-02-03 02:00 UTC.
     assert_eq!(row("windowed")["next_due"], "2026-02-03T02:00:00Z");
 
     // Sorted by due time: the most overdue first.
-    let names: Vec<_> = rows.iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<_> = rows
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names[0], "s400", "{names:?}");
 
     // The table form prints every secret too.
-    let out = rotator(&["plan", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), None));
+    let out = rotator(
+        &["plan", "--config", dir.path().to_str().unwrap()],
+        &aws_env(Some(&moto.url), None),
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("NAME"), "{table}");
     for n in ["s0", "s29", "s31", "s400", "untagged", "windowed"] {
@@ -72,12 +108,27 @@ async fn plan_reads_many_secrets_with_list_secrets_pages() {
     let c = sm_client(&moto.url).await;
     let mut toml = String::new();
     for i in 0..150 {
-        create_secret(&c, &format!("bulk/{i}"), "v", &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")]).await;
-        toml.push_str(&format!("[[secret]]\nname = \"b{i}\"\nsecret_id = \"bulk/{i}\"\nevery = \"30d\"\n"));
+        create_secret(
+            &c,
+            &format!("bulk/{i}"),
+            "v",
+            &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")],
+        )
+        .await;
+        toml.push_str(&format!(
+            "[[secret]]\nname = \"b{i}\"\nsecret_id = \"bulk/{i}\"\nevery = \"30d\"\n"
+        ));
     }
     let dir = config_dir(&toml);
-    let out = rotator(&["plan", "--json", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), None));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rotator(
+        &["plan", "--json", "--config", dir.path().to_str().unwrap()],
+        &aws_env(Some(&moto.url), None),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 150);
     assert!(rows.iter().all(|r| r["next_due"] == "2026-01-31T00:00:00Z"));
@@ -87,12 +138,19 @@ async fn plan_reads_many_secrets_with_list_secrets_pages() {
 fn unreachable_endpoint_is_one_clear_line() {
     let dir = config_dir("[[secret]]\nname = \"a\"\nsecret_id = \"x\"\nevery = \"30d\"\n[[secret]]\nname = \"b\"\nsecret_id = \"y\"\nevery = \"30d\"\n");
     // Nothing listens on port 9 (discard) here.
-    let out = rotator(&["plan", "--config", dir.path().to_str().unwrap()], &aws_env(Some("http://127.0.0.1:9"), None));
+    let out = rotator(
+        &["plan", "--config", dir.path().to_str().unwrap()],
+        &aws_env(Some("http://127.0.0.1:9"), None),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(69), "{stderr}");
     let lines: Vec<_> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].starts_with("error: cannot reach Secrets Manager: DescribeSecret: DispatchFailure"), "{stderr}");
+    assert!(
+        lines[0]
+            .starts_with("error: cannot reach Secrets Manager: DescribeSecret: DispatchFailure"),
+        "{stderr}"
+    );
 }
 
 trait ZeroNanos {

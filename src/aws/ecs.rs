@@ -21,7 +21,10 @@ pub struct AwsEcs {
 
 impl AwsEcs {
     pub fn new(ctx: AwsContext) -> Self {
-        Self { ctx, clients: Arc::default() }
+        Self {
+            ctx,
+            clients: Arc::default(),
+        }
     }
 
     async fn client(&self, account: &Account) -> Client {
@@ -30,7 +33,9 @@ impl AwsEcs {
             return client.clone();
         }
         let sdk = self.ctx.sdk_config(account).await;
-        let conf = aws_sdk_ecs::config::Builder::from(&sdk).interceptor(CallCounter).build();
+        let conf = aws_sdk_ecs::config::Builder::from(&sdk)
+            .interceptor(CallCounter)
+            .build();
         let client = Client::from_conf(conf);
         c.insert(account.clone(), client.clone());
         client
@@ -49,7 +54,9 @@ fn short(name_or_arn: &str) -> &str {
 fn service_state(s: &aws_sdk_ecs::types::Service) -> ServiceState {
     ServiceState {
         status: s.status().unwrap_or("ACTIVE").to_owned(),
-        controller: s.deployment_controller().map(|c| c.r#type().as_str().to_owned()),
+        controller: s
+            .deployment_controller()
+            .map(|c| c.r#type().as_str().to_owned()),
         desired: s.desired_count(),
         running: s.running_count(),
         deployments: s
@@ -78,15 +85,27 @@ fn service_state(s: &aws_sdk_ecs::types::Service) -> ServiceState {
 }
 
 impl Deployer for AwsEcs {
-    async fn describe(&self, account: &Account, cluster: &ClusterName, services: &[ServiceName]) -> Result<Vec<Described>, AwsError> {
+    async fn describe(
+        &self,
+        account: &Account,
+        cluster: &ClusterName,
+        services: &[ServiceName],
+    ) -> Result<Vec<Described>, AwsError> {
         if services.len() > DESCRIBE_BATCH {
-            return Err(AwsError::new(ErrorClass::Invalid, "DescribeServices", "TooManyServices", "at most 10 services per call"));
+            return Err(AwsError::new(
+                ErrorClass::Invalid,
+                "DescribeServices",
+                "TooManyServices",
+                "at most 10 services per call",
+            ));
         }
         let client = self.client(account).await;
         let out = client
             .describe_services()
             .cluster(cluster.as_str())
-            .set_services(Some(services.iter().map(|s| s.as_str().to_owned()).collect()))
+            .set_services(Some(
+                services.iter().map(|s| s.as_str().to_owned()).collect(),
+            ))
             .send()
             .await
             .map_err(|e| map_sdk_error("DescribeServices", e))?;
@@ -98,7 +117,12 @@ impl Deployer for AwsEcs {
         let failures: Vec<(&str, String)> = out
             .failures()
             .iter()
-            .map(|f| (f.arn().unwrap_or_default(), f.reason().unwrap_or("MISSING").to_owned()))
+            .map(|f| {
+                (
+                    f.arn().unwrap_or_default(),
+                    f.reason().unwrap_or("MISSING").to_owned(),
+                )
+            })
             .collect();
         Ok(services
             .iter()
@@ -118,7 +142,11 @@ impl Deployer for AwsEcs {
             .collect())
     }
 
-    async fn force_deploy(&self, account: &Account, svc: &ServiceRef) -> Result<DeploymentId, AwsError> {
+    async fn force_deploy(
+        &self,
+        account: &Account,
+        svc: &ServiceRef,
+    ) -> Result<DeploymentId, AwsError> {
         let client = self.client(account).await;
         let out = client
             .update_service()
@@ -130,7 +158,11 @@ impl Deployer for AwsEcs {
             .map_err(|e| map_sdk_error("UpdateService", e))?;
         let primary = out
             .service()
-            .and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY")))
+            .and_then(|s| {
+                s.deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"))
+            })
             .and_then(|d| d.id());
         match primary {
             Some(id) => Ok(DeploymentId::new(id)),

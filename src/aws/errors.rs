@@ -9,7 +9,11 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur = e.source();
     while let Some(err) = cur {
-        let text = err.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = err
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -23,21 +27,43 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn class_of(code: &str, status: Option<u16>) -> ErrorClass {
     match code {
-        "ResourceNotFoundException" | "ClusterNotFoundException" | "ServiceNotFoundException"
-        | "NoSuchEntity" | "NoSuchEntityException" => ErrorClass::NotFound,
-        "AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException"
-        | "ExpiredTokenException" | "InvalidClientTokenId" | "InvalidSignatureException"
-        | "SignatureDoesNotMatch" | "AccessDeniedForDependencyException"
+        "ResourceNotFoundException"
+        | "ClusterNotFoundException"
+        | "ServiceNotFoundException"
+        | "NoSuchEntity"
+        | "NoSuchEntityException" => ErrorClass::NotFound,
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnrecognizedClientException"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "AccessDeniedForDependencyException"
         | "DecryptionFailure" => ErrorClass::AccessDenied,
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException"
-        | "RequestLimitExceeded" | "ProvisionedThroughputExceededException" => ErrorClass::Throttled,
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "ProvisionedThroughputExceededException" => ErrorClass::Throttled,
         "ResourceExistsException" | "EntityAlreadyExists" | "LimitExceeded" => ErrorClass::Conflict,
-        "InvalidRequestException" | "InvalidParameterException" | "ValidationException"
-        | "InvalidParameterValue" | "ClientException" | "MalformedPolicyDocumentException"
-        | "LimitExceededException" | "EncryptionFailure" | "PlatformTaskDefinitionIncompatibilityException"
-        | "UnsupportedFeatureException" | "ServiceNotActiveException" => ErrorClass::Invalid,
-        "InternalServiceError" | "InternalFailure" | "ServerException" | "ServiceUnavailable"
-        | "ServiceUnavailableException" | "InternalServerError" => ErrorClass::Transient,
+        "InvalidRequestException"
+        | "InvalidParameterException"
+        | "ValidationException"
+        | "InvalidParameterValue"
+        | "ClientException"
+        | "MalformedPolicyDocumentException"
+        | "LimitExceededException"
+        | "EncryptionFailure"
+        | "PlatformTaskDefinitionIncompatibilityException"
+        | "UnsupportedFeatureException"
+        | "ServiceNotActiveException" => ErrorClass::Invalid,
+        "InternalServiceError"
+        | "InternalFailure"
+        | "ServerException"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "InternalServerError" => ErrorClass::Transient,
         _ => match status {
             Some(s) if s >= 500 => ErrorClass::Transient,
             Some(404) => ErrorClass::NotFound,
@@ -70,7 +96,10 @@ where
             let code = se.err().code().unwrap_or("UnknownError").to_owned();
             let message = se.err().message().unwrap_or("").to_owned();
             let class = class_of(&code, status);
-            AwsError { class, info: info(&code, message) }
+            AwsError {
+                class,
+                info: info(&code, message),
+            }
         }
         SdkError::TimeoutError(_) => AwsError {
             class: ErrorClass::Transient,
@@ -78,10 +107,19 @@ where
         },
         SdkError::DispatchFailure(d) => {
             let text = chain(&e);
-            if text.contains("no credentials") || text.contains("CredentialsNotLoaded") || text.contains("credential provider") {
+            if text.contains("no credentials")
+                || text.contains("CredentialsNotLoaded")
+                || text.contains("credential provider")
+            {
                 return AwsError {
                     class: ErrorClass::Setup,
-                    info: info("NoCredentials", format!("no AWS credentials found ({})", text.replace("the credential provider was not enabled: ", ""))),
+                    info: info(
+                        "NoCredentials",
+                        format!(
+                            "no AWS credentials found ({})",
+                            text.replace("the credential provider was not enabled: ", "")
+                        ),
+                    ),
                 };
             }
             let class = if d.is_io() || d.is_timeout() || d.is_other() {
@@ -89,7 +127,10 @@ where
             } else {
                 ErrorClass::Setup
             };
-            AwsError { class, info: info("DispatchFailure", text) }
+            AwsError {
+                class,
+                info: info("DispatchFailure", text),
+            }
         }
         SdkError::ConstructionFailure(_) => AwsError {
             // Usually no credentials or no region: retrying will not fix it.

@@ -116,7 +116,9 @@ impl Intercept for CallCounter {
                 let throttled = r.status().as_u16() == 429
                     || r.body().bytes().is_some_and(|b| {
                         let s = String::from_utf8_lossy(b);
-                        s.contains("Throttl") || s.contains("TooManyRequests") || s.contains("RequestLimitExceeded")
+                        s.contains("Throttl")
+                            || s.contains("TooManyRequests")
+                            || s.contains("RequestLimitExceeded")
                     });
                 if throttled {
                     "throttled"

@@ -27,7 +27,10 @@ pub struct AwsSecrets {
 
 impl AwsSecrets {
     pub fn new(ctx: AwsContext) -> Self {
-        Self { ctx, clients: Arc::default() }
+        Self {
+            ctx,
+            clients: Arc::default(),
+        }
     }
 
     async fn client(&self, account: &Account) -> Client {
@@ -48,7 +51,11 @@ impl AwsSecrets {
     /// included), keyed by both name and ARN.
     async fn list_all(&self, account: &Account) -> Result<HashMap<String, SecretMeta>, AwsError> {
         let client = self.client(account).await;
-        let mut pages = client.list_secrets().max_results(100).into_paginator().send();
+        let mut pages = client
+            .list_secrets()
+            .max_results(100)
+            .into_paginator()
+            .send();
         let mut out = HashMap::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| map_sdk_error("ListSecrets", e))?;
@@ -64,7 +71,11 @@ impl AwsSecrets {
 }
 
 impl AwsSecrets {
-    async fn describe_unless_listed(&self, r: SecretRef, hit: Option<SecretMeta>) -> Result<SecretMeta, AwsError> {
+    async fn describe_unless_listed(
+        &self,
+        r: SecretRef,
+        hit: Option<SecretMeta>,
+    ) -> Result<SecretMeta, AwsError> {
         match hit {
             Some(m) => Ok(m),
             None => self.describe(&r).await,
@@ -103,7 +114,12 @@ fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
 }
 
 fn malformed(operation: &'static str, what: &str) -> AwsError {
-    AwsError::new(ErrorClass::Other, operation, "MalformedResponse", format!("the response has no {what}"))
+    AwsError::new(
+        ErrorClass::Other,
+        operation,
+        "MalformedResponse",
+        format!("the response has no {what}"),
+    )
 }
 
 impl SecretStore for AwsSecrets {
@@ -116,7 +132,11 @@ impl SecretStore for AwsSecrets {
             .await
             .map_err(|e| map_sdk_error("DescribeSecret", e))?;
         Ok(SecretMeta {
-            arn: SecretArn::new(out.arn().ok_or_else(|| malformed("DescribeSecret", "ARN"))?.to_owned()),
+            arn: SecretArn::new(
+                out.arn()
+                    .ok_or_else(|| malformed("DescribeSecret", "ARN"))?
+                    .to_owned(),
+            ),
             name: out.name().unwrap_or_default().to_owned(),
             versions: stages_map(out.version_ids_to_stages()),
             tags: tags_map(out.tags()),
@@ -138,14 +158,19 @@ impl SecretStore for AwsSecrets {
                     Ok(m) => {
                         listed.insert(account, m);
                     }
-                    Err(e) => tracing::warn!(%account, error = %e, "ListSecrets failed; describing secrets one by one"),
+                    Err(e) => {
+                        tracing::warn!(%account, error = %e, "ListSecrets failed; describing secrets one by one")
+                    }
                 }
             }
         }
         let jobs: Vec<(SecretRef, Option<SecretMeta>)> = refs
             .iter()
             .map(|r| {
-                let hit = listed.get(&r.account).and_then(|m| m.get(r.id.as_str())).cloned();
+                let hit = listed
+                    .get(&r.account)
+                    .and_then(|m| m.get(r.id.as_str()))
+                    .cloned();
                 (r.clone(), hit)
             })
             .collect();
@@ -179,20 +204,34 @@ impl SecretStore for AwsSecrets {
         Ok(out)
     }
 
-    async fn get_value(&self, s: &SecretRef, select: Select<'_>) -> Result<(VersionId, SecretString), AwsError> {
+    async fn get_value(
+        &self,
+        s: &SecretRef,
+        select: Select<'_>,
+    ) -> Result<(VersionId, SecretString), AwsError> {
         let client = self.client(&s.account).await;
         // Always name the stage: without it AWS returns AWSCURRENT, and some servers
         // return a stale version after a stage move.
         let req = match select {
-            Select::Stage(stage) => client.get_secret_value().secret_id(s.id.as_str()).version_stage(stage),
+            Select::Stage(stage) => client
+                .get_secret_value()
+                .secret_id(s.id.as_str())
+                .version_stage(stage),
             Select::Version(v, stage) => client
                 .get_secret_value()
                 .secret_id(s.id.as_str())
                 .version_id(v.as_str())
                 .version_stage(stage),
         };
-        let out = req.send().await.map_err(|e| map_sdk_error("GetSecretValue", e))?;
-        let version = VersionId::new(out.version_id().ok_or_else(|| malformed("GetSecretValue", "VersionId"))?.to_owned());
+        let out = req
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("GetSecretValue", e))?;
+        let version = VersionId::new(
+            out.version_id()
+                .ok_or_else(|| malformed("GetSecretValue", "VersionId"))?
+                .to_owned(),
+        );
         match out.secret_string() {
             Some(v) => Ok((version, SecretString::from(v.to_owned()))),
             None => Err(AwsError::new(
@@ -204,7 +243,12 @@ impl SecretStore for AwsSecrets {
         }
     }
 
-    async fn put_pending(&self, s: &SecretRef, token: &VersionId, value: &SecretString) -> Result<VersionId, AwsError> {
+    async fn put_pending(
+        &self,
+        s: &SecretRef,
+        token: &VersionId,
+        value: &SecretString,
+    ) -> Result<VersionId, AwsError> {
         let client = self.client(&s.account).await;
         let out = client
             .put_secret_value()
@@ -215,10 +259,18 @@ impl SecretStore for AwsSecrets {
             .send()
             .await
             .map_err(|e| map_sdk_error("PutSecretValue", e))?;
-        Ok(VersionId::new(out.version_id().unwrap_or(token.as_str()).to_owned()))
+        Ok(VersionId::new(
+            out.version_id().unwrap_or(token.as_str()).to_owned(),
+        ))
     }
 
-    async fn update_stage(&self, s: &SecretRef, stage: &str, to: Option<&VersionId>, from: Option<&VersionId>) -> Result<(), AwsError> {
+    async fn update_stage(
+        &self,
+        s: &SecretRef,
+        stage: &str,
+        to: Option<&VersionId>,
+        from: Option<&VersionId>,
+    ) -> Result<(), AwsError> {
         let client = self.client(&s.account).await;
         client
             .update_secret_version_stage()
@@ -238,7 +290,9 @@ impl SecretStore for AwsSecrets {
         for (k, v) in tags {
             req = req.tags(Tag::builder().key(*k).value(v).build());
         }
-        req.send().await.map_err(|e| map_sdk_error("TagResource", e))?;
+        req.send()
+            .await
+            .map_err(|e| map_sdk_error("TagResource", e))?;
         Ok(())
     }
 }

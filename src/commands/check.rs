@@ -33,25 +33,43 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     for (s, meta) in secrets.iter().zip(&metas) {
         match meta {
             Err(e) => problems.push(format!("{}: secret {}: {e}", s.name, s.secret.id)),
-            Ok(m) if m.deleted => problems.push(format!("{}: secret {} is scheduled for deletion", s.name, s.secret.id)),
-            Ok(m) if m.version_with(AWSCURRENT).is_none() => problems.push(format!("{}: secret {} has no AWSCURRENT version", s.name, s.secret.id)),
+            Ok(m) if m.deleted => problems.push(format!(
+                "{}: secret {} is scheduled for deletion",
+                s.name, s.secret.id
+            )),
+            Ok(m) if m.version_with(AWSCURRENT).is_none() => problems.push(format!(
+                "{}: secret {} has no AWSCURRENT version",
+                s.name, s.secret.id
+            )),
             Ok(m) => {
                 if m.rotation_enabled {
                     problems.push(format!("{}: secret {} also has AWS-native rotation enabled; disable it (two rotators fight over AWSPENDING)", s.name, s.secret.id));
                 }
                 // Readable: GetSecretValue needs its own permission (and KMS).
-                if let Err(e) = store.get_value(&s.secret, crate::rotation::store::Select::Stage(AWSCURRENT)).await {
-                    problems.push(format!("{}: secret {} is not readable: {e}", s.name, s.secret.id));
+                if let Err(e) = store
+                    .get_value(&s.secret, crate::rotation::store::Select::Stage(AWSCURRENT))
+                    .await
+                {
+                    problems.push(format!(
+                        "{}: secret {} is not readable: {e}",
+                        s.name, s.secret.id
+                    ));
                 }
             }
         }
     }
 
     // Services grouped per (account, cluster), described 10 at a time.
-    let mut groups: BTreeMap<(crate::ids::Account, crate::ids::ClusterName), Vec<(&str, crate::ids::ServiceName)>> = BTreeMap::new();
+    let mut groups: BTreeMap<
+        (crate::ids::Account, crate::ids::ClusterName),
+        Vec<(&str, crate::ids::ServiceName)>,
+    > = BTreeMap::new();
     for s in &cfg.secrets {
         for svc in &s.redeploy {
-            groups.entry((s.account().clone(), svc.cluster.clone())).or_default().push((s.name.as_str(), svc.service.clone()));
+            groups
+                .entry((s.account().clone(), svc.cluster.clone()))
+                .or_default()
+                .push((s.name.as_str(), svc.service.clone()));
         }
     }
     for ((account, cluster), list) in groups {
@@ -76,7 +94,11 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         }
     }
     if problems.is_empty() {
-        println!("remote ok: {} secret(s) readable, {} service(s) can be redeployed", cfg.secrets.len(), services);
+        println!(
+            "remote ok: {} secret(s) readable, {} service(s) can be redeployed",
+            cfg.secrets.len(),
+            services
+        );
         crate::exit::OK
     } else {
         for p in &problems {

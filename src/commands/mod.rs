@@ -13,7 +13,10 @@ pub fn report_config_errors(e: &ConfigErrors) -> i32 {
     for err in &e.0 {
         eprintln!("{err}");
     }
-    eprintln!("error: {} problem(s) in the configuration; nothing was changed", e.0.len());
+    eprintln!(
+        "error: {} problem(s) in the configuration; nothing was changed",
+        e.0.len()
+    );
     crate::exit::CONFIG
 }
 
@@ -24,9 +27,14 @@ pub async fn aws_clients(cfg: &Config) -> (AwsSecrets, AwsEcs) {
 
 /// When every secret failed the same way for a reason retrying will not fix (no
 /// credentials, endpoint unreachable), that one line is the whole story.
-pub fn common_setup_error<'a>(errors: impl IntoIterator<Item = &'a AwsError>) -> Option<&'a AwsError> {
+pub fn common_setup_error<'a>(
+    errors: impl IntoIterator<Item = &'a AwsError>,
+) -> Option<&'a AwsError> {
     let mut it = errors.into_iter();
     let first = it.next()?;
-    let setup = matches!(first.class, ErrorClass::Setup | ErrorClass::Transient | ErrorClass::AccessDenied);
+    let setup = matches!(
+        first.class,
+        ErrorClass::Setup | ErrorClass::Transient | ErrorClass::AccessDenied
+    );
     (setup && it.all(|e| e.info.code == first.info.code)).then_some(first)
 }

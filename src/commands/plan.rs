@@ -92,7 +92,15 @@ pub async fn run(cfg: &Config, json: bool, clock: &dyn Clock) -> i32 {
 }
 
 fn print_table(rows: &[Row]) {
-    let header = ["NAME", "LAST ROTATED", "NEXT DUE", "OVERDUE BY", "EVERY", "WINDOW", "CONSUMERS"];
+    let header = [
+        "NAME",
+        "LAST ROTATED",
+        "NEXT DUE",
+        "OVERDUE BY",
+        "EVERY",
+        "WINDOW",
+        "CONSUMERS",
+    ];
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
@@ -102,12 +110,24 @@ fn print_table(rows: &[Row]) {
             };
             [
                 r.name.clone(),
-                r.last_rotated.clone().unwrap_or_else(|| if r.error.is_some() { "?".into() } else { "never".into() }),
-                r.next_due.clone().unwrap_or_else(|| format!("error: {}", r.error.clone().unwrap_or_default())),
+                r.last_rotated.clone().unwrap_or_else(|| {
+                    if r.error.is_some() {
+                        "?".into()
+                    } else {
+                        "never".into()
+                    }
+                }),
+                r.next_due
+                    .clone()
+                    .unwrap_or_else(|| format!("error: {}", r.error.clone().unwrap_or_default())),
                 overdue,
                 r.every.clone(),
                 r.window.clone().unwrap_or_else(|| "-".into()),
-                if r.consumers.is_empty() { "-".into() } else { r.consumers.join(",") },
+                if r.consumers.is_empty() {
+                    "-".into()
+                } else {
+                    r.consumers.join(",")
+                },
             ]
         })
         .collect();

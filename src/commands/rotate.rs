@@ -5,8 +5,8 @@ use crate::config::Config;
 use crate::ids::{SecretName, ServiceRef};
 use crate::rotation::deploy::Judgement;
 use crate::rotation::{Engine, Observer, Outcome, RotateOptions, Step};
-use std::sync::{Arc, Mutex};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Prints each step, and each service's progress when it changes.
 struct Progress {
@@ -21,7 +21,9 @@ impl Observer for Progress {
         let what = match j {
             Judgement::Stable => "stable".to_owned(),
             Judgement::Starting => format!("starting new tasks ({running}/{desired} running)"),
-            Judgement::Draining => format!("new tasks running ({running}/{desired}); old tasks draining"),
+            Judgement::Draining => {
+                format!("new tasks running ({running}/{desired}); old tasks draining")
+            }
             Judgement::RolledBack(r) => format!("rolled back: {r}"),
             Judgement::Missing(r) => format!("missing: {r}"),
         };
@@ -36,23 +38,43 @@ impl Observer for Progress {
 pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool) -> i32 {
     let Some(secret) = cfg.secret(name) else {
         let known: Vec<_> = cfg.secrets.iter().map(|s| s.name.as_str()).collect();
-        eprintln!("error: no secret named \"{name}\" in the configuration (known: {})", known.join(", "));
+        eprintln!(
+            "error: no secret named \"{name}\" in the configuration (known: {})",
+            known.join(", ")
+        );
         return crate::exit::USAGE;
     };
     let (store, ecs) = super::aws_clients(cfg).await;
     let engine = Engine::new(store, ecs, Arc::new(SystemClock));
-    let obs = Progress { last: Mutex::default() };
+    let obs = Progress {
+        last: Mutex::default(),
+    };
     let started = std::time::Instant::now();
-    let result = engine.rotate(secret, RotateOptions { fresh: false, dry_run, replaces: None }, &obs).await;
+    let result = engine
+        .rotate(
+            secret,
+            RotateOptions {
+                fresh: false,
+                dry_run,
+                replaces: None,
+            },
+            &obs,
+        )
+        .await;
     let m = crate::metrics::get();
     match result {
         Ok(report) => {
             if report.outcome != Outcome::DryRun {
                 m.rotations.with_label_values(&[name, "success"]).inc();
-                m.rotation_duration.with_label_values(&["success"]).observe(started.elapsed().as_secs_f64());
+                m.rotation_duration
+                    .with_label_values(&["success"])
+                    .observe(started.elapsed().as_secs_f64());
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else if dry_run {
                 println!("dry run of {name}: nothing was changed; would:");
                 for (i, p) in report.plan.iter().enumerate() {
@@ -63,7 +85,11 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool) -> i32 {
                     "{name}: rotated; AWSCURRENT is {} (previous {}){}",
                     report.version.as_ref().map(|v| v.as_str()).unwrap_or("?"),
                     report.previous.as_ref().map(|v| v.as_str()).unwrap_or("-"),
-                    if report.services.is_empty() { String::new() } else { format!("; {} service(s) stable", report.services.len()) }
+                    if report.services.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} service(s) stable", report.services.len())
+                    }
                 );
             }
             crate::exit::OK

@@ -18,9 +18,9 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     }
     // Months and years have no fixed length; refuse them rather than guess.
     match humantime::parse_duration(t) {
-        Ok(_) if t.contains("month") || t.contains('y') || t.ends_with('M') => {
-            Err(format!("duration \"{s}\": months and years are ambiguous (use {UNITS})"))
-        }
+        Ok(_) if t.contains("month") || t.contains('y') || t.ends_with('M') => Err(format!(
+            "duration \"{s}\": months and years are ambiguous (use {UNITS})"
+        )),
         Ok(d) => Ok(d),
         Err(humantime::DurationError::UnknownUnit { unit, .. }) => {
             Err(format!("unknown unit \"{unit}\" in \"{s}\" (use {UNITS})"))

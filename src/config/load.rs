@@ -123,7 +123,11 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
             "secret" => {
                 let span = value.span();
                 let DeValue::Array(items) = value.into_inner() else {
-                    v.push(src.error(span, "secret", "must be an array of tables: write [[secret]]"));
+                    v.push(src.error(
+                        span,
+                        "secret",
+                        "must be an array of tables: write [[secret]]",
+                    ));
                     continue;
                 };
                 for (i, item) in items.into_iter().enumerate() {
@@ -145,7 +149,11 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
 
 /// `secret[NAME]` when the table has a string name, else `secret[#N]` (1-based in the file).
 fn secret_label(item: &Spanned<DeValue<'_>>, index: usize) -> String {
-    match item.get_ref().get("name").and_then(|n| n.get_ref().as_str()) {
+    match item
+        .get_ref()
+        .get("name")
+        .and_then(|n| n.get_ref().as_str())
+    {
         Some(name) => format!("secret[{name}]"),
         None => format!("secret[#{}]", index + 1),
     }
@@ -193,7 +201,11 @@ fn typed<T: DeserializeOwned>(
             }
             Err(e) => {
                 let at = e.span().unwrap_or_else(|| k.span());
-                v.push(src.error(at, format!("{label}.{}", k.get_ref()), describe_serde(e.message())));
+                v.push(src.error(
+                    at,
+                    format!("{label}.{}", k.get_ref()),
+                    describe_serde(e.message()),
+                ));
                 bad.push(k.get_ref().to_string());
             }
         }
@@ -204,7 +216,9 @@ fn typed<T: DeserializeOwned>(
         return None;
     }
     let rest = Spanned::new(span, DeValue::Table(good));
-    T::deserialize(ValueDeserializer::from(rest)).ok().map(|t| (t, bad))
+    T::deserialize(ValueDeserializer::from(rest))
+        .ok()
+        .map(|t| (t, bad))
 }
 
 fn one_line(s: &str) -> String {

@@ -35,7 +35,12 @@ impl Validator {
     }
 
     /// Records `[section].key` and reports it when an earlier file set it already.
-    fn claim_keys(&mut self, src: &SourceMap<'_>, section: &str, keys: Vec<(String, Range<usize>)>) {
+    fn claim_keys(
+        &mut self,
+        src: &SourceMap<'_>,
+        section: &str,
+        keys: Vec<(String, Range<usize>)>,
+    ) {
         for (k, span) in keys {
             let full = format!("{section}.{k}");
             let here = src.location(span.start);
@@ -52,38 +57,72 @@ impl Validator {
         }
     }
 
-    pub fn daemon(&mut self, src: &SourceMap<'_>, keys: Vec<(String, Range<usize>)>, raw: RawDaemon) {
+    pub fn daemon(
+        &mut self,
+        src: &SourceMap<'_>,
+        keys: Vec<(String, Range<usize>)>,
+        raw: RawDaemon,
+    ) {
         self.claim_keys(src, "daemon", keys);
         if let Some(l) = raw.listen {
             match l.get_ref().parse() {
                 Ok(a) => self.daemon.listen = a,
-                Err(_) => self.err(src, l.span(), "daemon.listen", format!(
-                    "\"{}\" is not an address:port (e.g. \"127.0.0.1:9464\" or \"[::1]:9464\")",
-                    l.get_ref()
-                )),
+                Err(_) => self.err(
+                    src,
+                    l.span(),
+                    "daemon.listen",
+                    format!(
+                        "\"{}\" is not an address:port (e.g. \"127.0.0.1:9464\" or \"[::1]:9464\")",
+                        l.get_ref()
+                    ),
+                ),
             }
         }
         if let Some(n) = raw.max_concurrent_rotations {
             match usize::try_from(*n.get_ref()) {
                 Ok(v) if (1..=1024).contains(&v) => self.daemon.max_concurrent_rotations = v,
-                _ => self.err(src, n.span(), "daemon.max_concurrent_rotations", format!(
-                    "{} is out of range (allowed 1 to 1024)", n.get_ref()
-                )),
+                _ => self.err(
+                    src,
+                    n.span(),
+                    "daemon.max_concurrent_rotations",
+                    format!("{} is out of range (allowed 1 to 1024)", n.get_ref()),
+                ),
             }
         }
         if let Some(n) = raw.max_attempts {
             match u32::try_from(*n.get_ref()) {
                 Ok(v) if (1..=1000).contains(&v) => self.daemon.max_attempts = v,
-                _ => self.err(src, n.span(), "daemon.max_attempts", format!(
-                    "{} is out of range (allowed 1 to 1000)", n.get_ref()
-                )),
+                _ => self.err(
+                    src,
+                    n.span(),
+                    "daemon.max_attempts",
+                    format!("{} is out of range (allowed 1 to 1000)", n.get_ref()),
+                ),
             }
         }
         let d = &mut self.daemon;
         let mut slots: Vec<(&str, Option<S<String>>, &mut Duration, Duration, Duration)> = vec![
-            ("daemon.retry_initial", raw.retry_initial, &mut d.retry_initial, Duration::from_secs(1), DAY),
-            ("daemon.retry_max", raw.retry_max, &mut d.retry_max, Duration::from_secs(1), 7 * DAY),
-            ("daemon.shutdown_grace", raw.shutdown_grace, &mut d.shutdown_grace, Duration::from_secs(1), HOUR),
+            (
+                "daemon.retry_initial",
+                raw.retry_initial,
+                &mut d.retry_initial,
+                Duration::from_secs(1),
+                DAY,
+            ),
+            (
+                "daemon.retry_max",
+                raw.retry_max,
+                &mut d.retry_max,
+                Duration::from_secs(1),
+                7 * DAY,
+            ),
+            (
+                "daemon.shutdown_grace",
+                raw.shutdown_grace,
+                &mut d.shutdown_grace,
+                Duration::from_secs(1),
+                HOUR,
+            ),
             ("daemon.refresh", raw.refresh, &mut d.refresh, MIN, 7 * DAY),
         ];
         let mut errs = Vec::new();
@@ -106,7 +145,12 @@ impl Validator {
         }
         if let Some(p) = raw.profile {
             if p.get_ref().trim().is_empty() {
-                self.err(src, p.span(), "aws.profile", "must not be empty (a profile name from ~/.aws/config)");
+                self.err(
+                    src,
+                    p.span(),
+                    "aws.profile",
+                    "must not be empty (a profile name from ~/.aws/config)",
+                );
             } else {
                 self.aws.profile = Some(p.into_inner());
             }
@@ -120,9 +164,15 @@ impl Validator {
         if valid_region(r.get_ref()) {
             Some(Region::new(r.get_ref().clone()))
         } else {
-            self.err(src, r.span(), key, format!(
-                "\"{}\" is not an AWS region code (e.g. \"eu-west-1\", \"us-gov-west-1\")", r.get_ref()
-            ));
+            self.err(
+                src,
+                r.span(),
+                key,
+                format!(
+                    "\"{}\" is not an AWS region code (e.g. \"eu-west-1\", \"us-gov-west-1\")",
+                    r.get_ref()
+                ),
+            );
             None
         }
     }
@@ -131,14 +181,27 @@ impl Validator {
         if valid_role_arn(r.get_ref()) {
             Some(RoleArn::new(r.get_ref().clone()))
         } else {
-            self.err(src, r.span(), key, format!(
-                "\"{}\" is not an IAM role ARN (expected arn:aws:iam::123456789012:role/NAME)", r.get_ref()
-            ));
+            self.err(
+                src,
+                r.span(),
+                key,
+                format!(
+                    "\"{}\" is not an IAM role ARN (expected arn:aws:iam::123456789012:role/NAME)",
+                    r.get_ref()
+                ),
+            );
             None
         }
     }
 
-    fn duration(&mut self, src: &SourceMap<'_>, key: &str, v: &S<String>, min: Duration, max: Duration) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        src: &SourceMap<'_>,
+        key: &str,
+        v: &S<String>,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
         match duration::parse_within(v.get_ref(), min, max) {
             Ok(d) => Some(d),
             Err(m) => {
@@ -150,7 +213,13 @@ impl Validator {
 
     /// `dropped` names keys that were present but unreadable (already reported): they are
     /// not reported again as missing.
-    pub fn secret(&mut self, src: &SourceMap<'_>, span: Range<usize>, raw: RawSecret, dropped: &[String]) {
+    pub fn secret(
+        &mut self,
+        src: &SourceMap<'_>,
+        span: Range<usize>,
+        raw: RawSecret,
+        dropped: &[String],
+    ) {
         let missing = |key: &str| !dropped.iter().any(|d| d == key);
         let origin = src.location(span.start);
         let errors_before = self.errors.len();
@@ -163,13 +232,24 @@ impl Validator {
         let name = match &raw.name {
             None if !missing("name") => None,
             None => {
-                self.err(src, span.clone(), &label, "missing required key `name` (a stable name for logs and metrics)");
+                self.err(
+                    src,
+                    span.clone(),
+                    &label,
+                    "missing required key `name` (a stable name for logs and metrics)",
+                );
                 None
             }
             Some(n) if !valid_name(n.get_ref()) => {
-                self.err(src, n.span(), &k("name"), format!(
-                    "\"{}\" is not a valid name (1 to 128 of A-Z a-z 0-9 _ . -)", n.get_ref()
-                ));
+                self.err(
+                    src,
+                    n.span(),
+                    &k("name"),
+                    format!(
+                        "\"{}\" is not a valid name (1 to 128 of A-Z a-z 0-9 _ . -)",
+                        n.get_ref()
+                    ),
+                );
                 None
             }
             Some(n) => {
@@ -181,7 +261,10 @@ impl Validator {
                     let back = ConfigError {
                         location: first.clone(),
                         key: k("name"),
-                        message: format!("duplicate secret name \"{}\" (also defined at {here})", n.get_ref()),
+                        message: format!(
+                            "duplicate secret name \"{}\" (also defined at {here})",
+                            n.get_ref()
+                        ),
                     };
                     self.errors.push(back);
                 } else {
@@ -194,7 +277,12 @@ impl Validator {
         let secret_id = match &raw.secret_id {
             None if !missing("secret_id") => None,
             None => {
-                self.err(src, span.clone(), &label, "missing required key `secret_id` (a Secrets Manager secret name or ARN)");
+                self.err(
+                    src,
+                    span.clone(),
+                    &label,
+                    "missing required key `secret_id` (a Secrets Manager secret name or ARN)",
+                );
                 None
             }
             Some(s) => match check_secret_id(s.get_ref()) {
@@ -209,13 +297,21 @@ impl Validator {
         let every = match &raw.every {
             None if !missing("every") => None,
             None => {
-                self.err(src, span.clone(), &label, "missing required key `every` (the rotation interval, e.g. \"30d\")");
+                self.err(
+                    src,
+                    span.clone(),
+                    &label,
+                    "missing required key `every` (the rotation interval, e.g. \"30d\")",
+                );
                 None
             }
             Some(e) => self.duration(src, &k("every"), e, MIN, 3650 * DAY),
         };
 
-        let window = raw.window.as_ref().and_then(|w| self.window(src, &k("window"), w));
+        let window = raw
+            .window
+            .as_ref()
+            .and_then(|w| self.window(src, &k("window"), w));
 
         let jitter = match &raw.jitter {
             None => Some(Duration::ZERO),
@@ -228,9 +324,16 @@ impl Validator {
                     let mut ok = true;
                     if let Some(e) = every {
                         if d >= e {
-                            self.err(src, j.span(), &k("jitter"), format!(
-                                "{} must be shorter than `every` ({})", j.get_ref(), duration::format(e)
-                            ));
+                            self.err(
+                                src,
+                                j.span(),
+                                &k("jitter"),
+                                format!(
+                                    "{} must be shorter than `every` ({})",
+                                    j.get_ref(),
+                                    duration::format(e)
+                                ),
+                            );
                             ok = false;
                         }
                     }
@@ -261,12 +364,25 @@ impl Validator {
         let json_key = match &raw.json_key {
             None => None,
             Some(j) if j.get_ref().is_empty() => {
-                self.err(src, j.span(), &k("json_key"), "must not be empty (the key of the JSON secret to rotate)");
+                self.err(
+                    src,
+                    j.span(),
+                    &k("json_key"),
+                    "must not be empty (the key of the JSON secret to rotate)",
+                );
                 None
             }
             Some(j) => {
-                if matches!(target, Some(Target::Postgres(_)) | Some(Target::IamAccessKey(_))) {
-                    self.err(src, j.span(), &k("json_key"), "cannot be used with this target kind (it writes its own JSON shape)");
+                if matches!(
+                    target,
+                    Some(Target::Postgres(_)) | Some(Target::IamAccessKey(_))
+                ) {
+                    self.err(
+                        src,
+                        j.span(),
+                        &k("json_key"),
+                        "cannot be used with this target kind (it writes its own JSON shape)",
+                    );
                 }
                 Some(j.get_ref().clone())
             }
@@ -276,21 +392,50 @@ impl Validator {
 
         let stable_timeout = match &raw.stable_timeout {
             None => Some(Duration::from_secs(20 * 60)),
-            Some(t) => self.duration(src, &k("stable_timeout"), t, Duration::from_secs(10), 6 * HOUR),
+            Some(t) => self.duration(
+                src,
+                &k("stable_timeout"),
+                t,
+                Duration::from_secs(10),
+                6 * HOUR,
+            ),
         };
 
-        let region = raw.region.as_ref().and_then(|r| self.region(src, &k("region"), r));
-        let role_arn = raw.role_arn.as_ref().and_then(|r| self.role_arn(src, &k("role_arn"), r));
+        let region = raw
+            .region
+            .as_ref()
+            .and_then(|r| self.region(src, &k("region"), r));
+        let role_arn = raw
+            .role_arn
+            .as_ref()
+            .and_then(|r| self.role_arn(src, &k("role_arn"), r));
 
         if self.errors.len() != errors_before {
             return;
         }
-        if let (Some(name), Some(id), Some(every), Some(jitter), Some(generate), Some(target), Some(stable_timeout)) =
-            (name, secret_id, every, jitter, generate, target, stable_timeout)
-        {
+        if let (
+            Some(name),
+            Some(id),
+            Some(every),
+            Some(jitter),
+            Some(generate),
+            Some(target),
+            Some(stable_timeout),
+        ) = (
+            name,
+            secret_id,
+            every,
+            jitter,
+            generate,
+            target,
+            stable_timeout,
+        ) {
             let cfg = SecretConfig {
                 name,
-                secret: SecretRef { id, account: Account::default() },
+                secret: SecretRef {
+                    id,
+                    account: Account::default(),
+                },
                 every,
                 window,
                 jitter,
@@ -321,7 +466,13 @@ impl Validator {
                 None
             }
         };
-        let duration = self.duration(src, &format!("{key}.duration"), &raw.duration, HOUR, 31 * DAY);
+        let duration = self.duration(
+            src,
+            &format!("{key}.duration"),
+            &raw.duration,
+            HOUR,
+            31 * DAY,
+        );
         let timezone = match &raw.timezone {
             None => Some(chrono_tz::UTC),
             Some(tz) => match tz.get_ref().parse::<chrono_tz::Tz>() {
@@ -340,10 +491,15 @@ impl Validator {
         if let Some(tz) = timezone {
             let probe = chrono::Utc::now().with_timezone(&tz);
             if cron.find_next_occurrence(&probe, false).is_err() {
-                self.err(src, raw.cron.span(), &format!("{key}.cron"), format!(
+                self.err(
+                    src,
+                    raw.cron.span(),
+                    &format!("{key}.cron"),
+                    format!(
                     "cron expression \"{}\" never matches a date (check day-of-month and month)",
                     raw.cron.get_ref()
-                ));
+                ),
+                );
                 return None;
             }
         }
@@ -355,18 +511,27 @@ impl Validator {
         })
     }
 
-    fn generate(&mut self, src: &SourceMap<'_>, key: &str, g: &RawGenerate) -> Option<GeneratePolicy> {
+    fn generate(
+        &mut self,
+        src: &SourceMap<'_>,
+        key: &str,
+        g: &RawGenerate,
+    ) -> Option<GeneratePolicy> {
         let mut p = GeneratePolicy::default();
         let before = self.errors.len();
         if let Some(l) = &g.length {
             match usize::try_from(*l.get_ref()) {
                 Ok(n) if (8..=4096).contains(&n) => p.length = n,
-                _ => self.err(src, l.span(), &format!("{key}.length"), format!(
-                    "{} is out of range (allowed 8 to 4096)", l.get_ref()
-                )),
+                _ => self.err(
+                    src,
+                    l.span(),
+                    &format!("{key}.length"),
+                    format!("{} is out of range (allowed 8 to 4096)", l.get_ref()),
+                ),
             }
         }
-        let flag = |f: &Option<S<bool>>, default: bool| f.as_ref().map_or(default, |b| *b.get_ref());
+        let flag =
+            |f: &Option<S<bool>>, default: bool| f.as_ref().map_or(default, |b| *b.get_ref());
         p.exclude_lowercase = flag(&g.exclude_lowercase, false);
         p.exclude_uppercase = flag(&g.exclude_uppercase, false);
         p.exclude_numbers = flag(&g.exclude_numbers, false);
@@ -374,7 +539,11 @@ impl Validator {
         p.include_space = flag(&g.include_space, false);
         p.require_each_included_type = flag(&g.require_each_included_type, true);
         if let Some(x) = &g.exclude_characters {
-            if let Some(bad) = x.get_ref().chars().find(|c| !c.is_ascii() || c.is_ascii_control()) {
+            if let Some(bad) = x
+                .get_ref()
+                .chars()
+                .find(|c| !c.is_ascii() || c.is_ascii_control())
+            {
                 self.err(src, x.span(), &format!("{key}.exclude_characters"), format!(
                     "{bad:?} is not a printable ASCII character (only printable ASCII can be generated)"
                 ));
@@ -400,9 +569,15 @@ impl Validator {
             }
             let required = classes.iter().filter(|c| c.included).count();
             if p.length < required {
-                self.err(src, span, &format!("{key}.length"), format!(
-                    "{} is shorter than the {required} character classes that must each appear", p.length
-                ));
+                self.err(
+                    src,
+                    span,
+                    &format!("{key}.length"),
+                    format!(
+                        "{} is shorter than the {required} character classes that must each appear",
+                        p.length
+                    ),
+                );
             }
         }
         (self.errors.len() == before).then_some(p)
@@ -419,7 +594,10 @@ impl Validator {
             ("revoke", raw.revoke.as_ref().map(|v| v.span())),
             ("timeout", raw.timeout.as_ref().map(|v| v.span())),
             ("mode", raw.mode.as_ref().map(|v| v.span())),
-            ("admin_secret_id", raw.admin_secret_id.as_ref().map(|v| v.span())),
+            (
+                "admin_secret_id",
+                raw.admin_secret_id.as_ref().map(|v| v.span()),
+            ),
             ("sslmode", raw.sslmode.as_ref().map(|v| v.span())),
             ("clone_suffix", raw.clone_suffix.as_ref().map(|v| v.span())),
             ("user", raw.user.as_ref().map(|v| v.span())),
@@ -440,10 +618,19 @@ impl Validator {
         for (name, span) in &present {
             if let Some(span) = span {
                 if !allowed.contains(name) {
-                    self.err(src, span.clone(), &format!("{key}.{name}"), format!(
-                        "not a key of target kind \"{kind}\" (allowed: {})",
-                        if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
-                    ));
+                    self.err(
+                        src,
+                        span.clone(),
+                        &format!("{key}.{name}"),
+                        format!(
+                            "not a key of target kind \"{kind}\" (allowed: {})",
+                            if allowed.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                allowed.join(", ")
+                            }
+                        ),
+                    );
                 }
             }
         }
@@ -463,22 +650,43 @@ impl Validator {
                 let test = argv("test", &raw.test);
                 let revoke = argv("revoke", &raw.revoke);
                 if raw.set.is_none() && raw.test.is_none() && raw.revoke.is_none() {
-                    self.err(src, t.span(), key, "target kind \"command\" needs at least one of set, test, revoke");
+                    self.err(
+                        src,
+                        t.span(),
+                        key,
+                        "target kind \"command\" needs at least one of set, test, revoke",
+                    );
                 }
                 let timeout = match &raw.timeout {
                     None => Duration::from_secs(60),
-                    Some(x) => self.duration(src, &format!("{key}.timeout"), x, Duration::from_secs(1), HOUR)?,
+                    Some(x) => self.duration(
+                        src,
+                        &format!("{key}.timeout"),
+                        x,
+                        Duration::from_secs(1),
+                        HOUR,
+                    )?,
                 };
-                Target::Command(CommandTarget { set, test, revoke, timeout })
+                Target::Command(CommandTarget {
+                    set,
+                    test,
+                    revoke,
+                    timeout,
+                })
             }
             "postgres" => {
                 let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
                     None | Some(("single-user", _)) => PostgresMode::SingleUser,
                     Some(("alternating-users", _)) => PostgresMode::AlternatingUsers,
                     Some((other, span)) => {
-                        self.err(src, span, &format!("{key}.mode"), format!(
+                        self.err(
+                            src,
+                            span,
+                            &format!("{key}.mode"),
+                            format!(
                             "unknown mode \"{other}\" (allowed: single-user, alternating-users)"
-                        ));
+                        ),
+                        );
                         PostgresMode::SingleUser
                     }
                 };
@@ -498,7 +706,12 @@ impl Validator {
                 }
                 let sslmode = match raw.sslmode.as_ref() {
                     None => "prefer".to_owned(),
-                    Some(s) if ["disable", "prefer", "require", "verify-ca", "verify-full"].contains(&s.get_ref().as_str()) => s.get_ref().clone(),
+                    Some(s)
+                        if ["disable", "prefer", "require", "verify-ca", "verify-full"]
+                            .contains(&s.get_ref().as_str()) =>
+                    {
+                        s.get_ref().clone()
+                    }
                     Some(s) => {
                         self.err(src, s.span(), &format!("{key}.sslmode"), format!(
                             "unknown sslmode \"{}\" (allowed: disable, prefer, require, verify-ca, verify-full)", s.get_ref()
@@ -508,13 +721,30 @@ impl Validator {
                 };
                 let clone_suffix = match raw.clone_suffix.as_ref() {
                     None => "_clone".to_owned(),
-                    Some(s) if !s.get_ref().is_empty() && s.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => s.get_ref().clone(),
+                    Some(s)
+                        if !s.get_ref().is_empty()
+                            && s.get_ref()
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                    {
+                        s.get_ref().clone()
+                    }
                     Some(s) => {
-                        self.err(src, s.span(), &format!("{key}.clone_suffix"), "must be non-empty letters, digits or _ (e.g. \"_clone\")");
+                        self.err(
+                            src,
+                            s.span(),
+                            &format!("{key}.clone_suffix"),
+                            "must be non-empty letters, digits or _ (e.g. \"_clone\")",
+                        );
                         String::new()
                     }
                 };
-                Target::Postgres(PostgresTarget { mode, admin_secret_id, sslmode, clone_suffix })
+                Target::Postgres(PostgresTarget {
+                    mode,
+                    admin_secret_id,
+                    sslmode,
+                    clone_suffix,
+                })
             }
             _ => {
                 let user = match &raw.user {
@@ -532,7 +762,13 @@ impl Validator {
                 };
                 let delete_after = match &raw.delete_after {
                     None => Duration::from_secs(86_400),
-                    Some(x) => self.duration(src, &format!("{key}.delete_after"), x, Duration::ZERO, 90 * DAY)?,
+                    Some(x) => self.duration(
+                        src,
+                        &format!("{key}.delete_after"),
+                        x,
+                        Duration::ZERO,
+                        90 * DAY,
+                    )?,
                 };
                 Target::IamAccessKey(IamTarget { user, delete_after })
             }
@@ -540,7 +776,12 @@ impl Validator {
         (self.errors.len() == before).then_some(target)
     }
 
-    fn redeploy(&mut self, src: &SourceMap<'_>, label: &str, r: Option<&S<Vec<S<super::raw::RawRedeploy>>>>) -> Vec<ServiceRef> {
+    fn redeploy(
+        &mut self,
+        src: &SourceMap<'_>,
+        label: &str,
+        r: Option<&S<Vec<S<super::raw::RawRedeploy>>>>,
+    ) -> Vec<ServiceRef> {
         let mut out: Vec<ServiceRef> = Vec::new();
         let Some(list) = r else { return out };
         for (i, entry) in list.get_ref().iter().enumerate() {
@@ -548,9 +789,14 @@ impl Validator {
             let e = entry.get_ref();
             let cluster = e.cluster.get_ref();
             if !valid_ecs_name(cluster) {
-                self.err(src, e.cluster.span(), &format!("{key}.cluster"), format!(
+                self.err(
+                    src,
+                    e.cluster.span(),
+                    &format!("{key}.cluster"),
+                    format!(
                     "\"{cluster}\" is not an ECS cluster name or ARN (1 to 255 of A-Z a-z 0-9 _ -)"
-                ));
+                ),
+                );
             }
             if e.services.get_ref().is_empty() {
                 self.err(src, e.services.span(), &format!("{key}.services"),
@@ -563,9 +809,17 @@ impl Validator {
                     ));
                     continue;
                 }
-                let svc = ServiceRef { cluster: ClusterName::new(cluster.clone()), service: ServiceName::new(s.get_ref().clone()) };
+                let svc = ServiceRef {
+                    cluster: ClusterName::new(cluster.clone()),
+                    service: ServiceName::new(s.get_ref().clone()),
+                };
                 if out.contains(&svc) {
-                    self.err(src, s.span(), &format!("{key}.services"), format!("service {svc} is listed twice"));
+                    self.err(
+                        src,
+                        s.span(),
+                        &format!("{key}.services"),
+                        format!("service {svc} is listed twice"),
+                    );
                 } else {
                     out.push(svc);
                 }
@@ -586,16 +840,28 @@ impl Validator {
         }
         if !self.errors.is_empty() {
             // File order first, then position, so the list reads like the files.
-            let rank = |e: &ConfigError| files.iter().position(|f| *f == e.location.file).unwrap_or(usize::MAX);
+            let rank = |e: &ConfigError| {
+                files
+                    .iter()
+                    .position(|f| *f == e.location.file)
+                    .unwrap_or(usize::MAX)
+            };
             self.errors.sort_by_key(|e| (rank(e), e.location.line_col));
             return Err(ConfigErrors(self.errors));
         }
-        Ok(Config { daemon: self.daemon, aws: self.aws, secrets, files })
+        Ok(Config {
+            daemon: self.daemon,
+            aws: self.aws,
+            secrets,
+            files,
+        })
     }
 }
 
 fn valid_name(s: &str) -> bool {
-    (1..=128).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    (1..=128).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn valid_region(s: &str) -> bool {
@@ -603,49 +869,71 @@ fn valid_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty()
 }
 
 fn valid_role_arn(s: &str) -> bool {
     let mut it = s.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) =
-        (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
-    else {
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+    ) else {
         return false;
     };
-    let Some(path_name) = resource.strip_prefix("role/") else { return false };
+    let Some(path_name) = resource.strip_prefix("role/") else {
+        return false;
+    };
     ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"].contains(&partition)
         && account.len() == 12
         && account.chars().all(|c| c.is_ascii_digit())
         && !path_name.is_empty()
         && !path_name.ends_with('/')
-        && path_name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+        && path_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
 }
 
 fn valid_iam_user(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
 }
 
 fn valid_ecs_name(s: &str) -> bool {
     if s.starts_with("arn:") {
         return s.split(':').count() >= 6 && s.contains(":ecs:");
     }
-    (1..=255).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    (1..=255).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
 }
 
 fn check_secret_id(s: &str) -> Result<(), String> {
     if s.starts_with("arn:") {
         let parts: Vec<&str> = s.splitn(7, ':').collect();
-        if parts.len() == 7 && parts[2] == "secretsmanager" && parts[5] == "secret" && !parts[6].is_empty() {
+        if parts.len() == 7
+            && parts[2] == "secretsmanager"
+            && parts[5] == "secret"
+            && !parts[6].is_empty()
+        {
             return Ok(());
         }
         return Err(format!(
             "\"{s}\" is not a Secrets Manager ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)"
         ));
     }
-    if (1..=512).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)) {
+    if (1..=512).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c))
+    {
         Ok(())
     } else {
         Err(format!(
@@ -661,7 +949,9 @@ mod tests {
     #[test]
     fn role_arns() {
         assert!(valid_role_arn("arn:aws:iam::111111111111:role/rotator"));
-        assert!(valid_role_arn("arn:aws:iam::111111111111:role/path/to/rotator"));
+        assert!(valid_role_arn(
+            "arn:aws:iam::111111111111:role/path/to/rotator"
+        ));
         assert!(!valid_role_arn("arn:aws:iam::111111111111:user/rotator"));
         assert!(!valid_role_arn("arn:aws:iam::1111:role/rotator"));
         assert!(!valid_role_arn("arn:aws:sts::111111111111:role/rotator"));

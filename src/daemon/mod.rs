@@ -1,8 +1,158 @@
-//! The long-running service.
+//! The long-running service: `secret-rotator run`.
 
+pub mod http;
+pub mod notify;
+pub mod scheduler;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{load_dir, Config};
+use crate::metrics;
+use crate::rotation::Engine;
+use scheduler::{Control, Health, Scheduler};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 
-pub async fn main(_config: PathBuf) -> i32 {
-    eprintln!("error: `run` is not built yet");
-    crate::exit::FAILURE
+fn reload_ok(ok: bool, clock: &dyn Clock) {
+    let m = metrics::get();
+    m.reload_ok.set(i64::from(ok));
+    if ok {
+        m.reload_ok_time.set(clock.now().timestamp() as f64);
+    }
+}
+
+/// Loads the configuration, starts HTTP, computes due times, signals READY and runs until
+/// SIGTERM/SIGINT. Returns the process exit code.
+pub async fn main(dir: PathBuf) -> i32 {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cfg = match load_dir(&dir) {
+        Ok(c) => c,
+        Err(e) => {
+            for err in &e.0 {
+                tracing::error!(%err, "configuration error");
+            }
+            return crate::commands::report_config_errors(&e);
+        }
+    };
+    reload_ok(true, clock.as_ref());
+
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("cannot install the SIGHUP handler: {e}")),
+    };
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("cannot install the SIGTERM handler: {e}")),
+    };
+    let mut int = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("cannot install the SIGINT handler: {e}")),
+    };
+
+    let health = Arc::new(Health::default());
+    let watchdog = notify::watchdog_period();
+    let listener = match tokio::net::TcpListener::bind(cfg.daemon.listen).await {
+        Ok(l) => l,
+        Err(e) => return fatal(&format!("cannot listen on {}: {e}", cfg.daemon.listen)),
+    };
+    let stale_after = watchdog.map(|w| w.as_secs().max(10));
+    let app = http::router(health.clone(), stale_after, clock.clone());
+    tracing::info!(listen = %cfg.daemon.listen, "serving /metrics, /healthz, /readyz");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+
+    let (store, ecs) = crate::commands::aws_clients(&cfg).await;
+    let engine = Arc::new(Engine::new(store, ecs, clock.clone()));
+    let mut sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone());
+    sched.load_due_times().await;
+    health.ready.store(true, Ordering::Relaxed);
+    metrics::get().ready.set(1);
+    let (tx, rx) = mpsc::channel(4);
+    let loop_task = tokio::spawn(sched.run(rx));
+    let status = || health.status.lock().map(|s| s.clone()).unwrap_or_default();
+    // The loop sets the status on its first turn.
+    tokio::task::yield_now().await;
+    notify::ready(&status());
+    tracing::info!(
+        secrets = cfg.secrets.len(),
+        files = cfg.files.len(),
+        "ready"
+    );
+
+    let mut dog = watchdog.map(|w| tokio::time::interval(w / 2));
+    let mut status_tick = tokio::time::interval(Duration::from_secs(60));
+    let mut current = cfg;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                notify::reloading();
+                tracing::info!(dir = %dir.display(), "SIGHUP: reloading the configuration");
+                match load_dir(&dir) {
+                    Ok(new) => {
+                        warn_unappliable(&current, &new);
+                        current = new.clone();
+                        reload_ok(true, clock.as_ref());
+                        let _ = tx.send(Control::Reload(Box::new(new))).await;
+                    }
+                    Err(e) => {
+                        reload_ok(false, clock.as_ref());
+                        for err in &e.0 {
+                            tracing::error!(%err, "reload rejected; keeping the previous configuration");
+                        }
+                    }
+                }
+                notify::ready(&status());
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick_opt(&mut dog) => {
+                // Ping only while the scheduler loop is alive.
+                let beat = health.heartbeat.load(Ordering::Relaxed);
+                let limit = stale_after.unwrap_or(u64::MAX);
+                if (clock.now().timestamp().max(0) as u64).saturating_sub(beat) <= limit {
+                    notify::watchdog();
+                }
+            }
+            _ = status_tick.tick() => notify::status(&status()),
+        }
+    }
+    notify::stopping();
+    tracing::info!("stopping");
+    health.ready.store(false, Ordering::Relaxed);
+    metrics::get().ready.set(0);
+    let _ = tx.send(Control::Shutdown).await;
+    let _ = loop_task.await;
+    tracing::info!("stopped");
+    crate::exit::OK
+}
+
+/// Settings that only a restart applies.
+fn warn_unappliable(old: &Config, new: &Config) {
+    if old.daemon.listen != new.daemon.listen {
+        tracing::warn!(old = %old.daemon.listen, new = %new.daemon.listen, "daemon.listen changes on restart only");
+    }
+    if old.aws != new.aws {
+        tracing::warn!("[aws] changes apply to new clients on restart only");
+    }
+}
+
+async fn tick_opt(i: &mut Option<tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn fatal(msg: &str) -> i32 {
+    tracing::error!("{msg}");
+    eprintln!("error: {msg}");
+    crate::exit::UNAVAILABLE
 }

@@ -116,7 +116,9 @@ pub fn judge(state: &ServiceState, ours: &DeploymentId) -> Judgement {
         (Some(p), Some(_)) => {
             // rolloutState is absent on services without it; then the classic rule applies.
             let completed = p.rollout_state.as_deref().is_none_or(|s| s == "COMPLETED");
-            let settled = state.deployments.len() == 1 && state.running == state.desired && p.running == p.desired;
+            let settled = state.deployments.len() == 1
+                && state.running == state.desired
+                && p.running == p.desired;
             if completed && settled {
                 Judgement::Stable
             } else if p.running >= p.desired && p.pending == 0 {
@@ -148,20 +150,51 @@ mod tests {
     }
 
     fn svc(deps: Vec<DeploymentState>, running: i32) -> ServiceState {
-        ServiceState { status: "ACTIVE".into(), controller: None, desired: 2, running, deployments: deps, events: vec![] }
+        ServiceState {
+            status: "ACTIVE".into(),
+            controller: None,
+            desired: 2,
+            running,
+            deployments: deps,
+            events: vec![],
+        }
     }
 
     #[test]
     fn stable_only_when_ours_alone_completed_and_full() {
         let ours = DeploymentId::from("new");
-        assert_eq!(judge(&svc(vec![dep("new", "PRIMARY", "COMPLETED", 2, 2)], 2), &ours), Judgement::Stable);
+        assert_eq!(
+            judge(
+                &svc(vec![dep("new", "PRIMARY", "COMPLETED", 2, 2)], 2),
+                &ours
+            ),
+            Judgement::Stable
+        );
         // Old deployment still draining.
-        let s = svc(vec![dep("new", "PRIMARY", "IN_PROGRESS", 2, 2), dep("old", "ACTIVE", "COMPLETED", 1, 2)], 3);
+        let s = svc(
+            vec![
+                dep("new", "PRIMARY", "IN_PROGRESS", 2, 2),
+                dep("old", "ACTIVE", "COMPLETED", 1, 2),
+            ],
+            3,
+        );
         assert_eq!(judge(&s, &ours), Judgement::Draining);
-        let s = svc(vec![dep("new", "PRIMARY", "IN_PROGRESS", 0, 2), dep("old", "ACTIVE", "COMPLETED", 2, 2)], 2);
+        let s = svc(
+            vec![
+                dep("new", "PRIMARY", "IN_PROGRESS", 0, 2),
+                dep("old", "ACTIVE", "COMPLETED", 2, 2),
+            ],
+            2,
+        );
         assert_eq!(judge(&s, &ours), Judgement::Starting);
         // COMPLETED but running below desired: not yet.
-        assert_ne!(judge(&svc(vec![dep("new", "PRIMARY", "COMPLETED", 1, 2)], 1), &ours), Judgement::Stable);
+        assert_ne!(
+            judge(
+                &svc(vec![dep("new", "PRIMARY", "COMPLETED", 1, 2)], 1),
+                &ours
+            ),
+            Judgement::Stable
+        );
     }
 
     #[test]
@@ -177,8 +210,12 @@ mod tests {
     fn failed_rollout_is_rolled_back_with_reason() {
         let ours = DeploymentId::from("new");
         let mut d = dep("new", "PRIMARY", "FAILED", 0, 2);
-        d.rollout_state_reason = Some("ECS deployment circuit breaker: tasks failed to start.".into());
-        match judge(&svc(vec![d, dep("old", "ACTIVE", "COMPLETED", 2, 2)], 2), &ours) {
+        d.rollout_state_reason =
+            Some("ECS deployment circuit breaker: tasks failed to start.".into());
+        match judge(
+            &svc(vec![d, dep("old", "ACTIVE", "COMPLETED", 2, 2)], 2),
+            &ours,
+        ) {
             Judgement::RolledBack(r) => assert!(r.contains("circuit breaker")),
             other => panic!("{other:?}"),
         }
@@ -188,6 +225,9 @@ mod tests {
     fn inactive_service_is_missing() {
         let mut s = svc(vec![dep("new", "PRIMARY", "COMPLETED", 2, 2)], 2);
         s.status = "INACTIVE".into();
-        assert!(matches!(judge(&s, &DeploymentId::from("new")), Judgement::Missing(_)));
+        assert!(matches!(
+            judge(&s, &DeploymentId::from("new")),
+            Judgement::Missing(_)
+        ));
     }
 }

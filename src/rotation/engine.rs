@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::SecretConfig;
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{DeploymentId, SecretName, SecretRef, ServiceRef, VersionId};
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -38,7 +39,7 @@ pub const FOREIGN_PENDING_GRACE: Duration = Duration::from_secs(3600);
 /// Forced deployments started at once per rotation.
 const DEPLOY_CONCURRENCY: usize = 8;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RotateOptions {
     /// A retry after a failure: do not resume an unfinished pending value, make a new one.
     pub fresh: bool,
@@ -106,12 +107,17 @@ pub enum RotationError {
     Json { key: String, why: String },
     #[error("{step}: {source}")]
     Target { step: Step, source: TargetError },
-    #[error("test: the pending version read back differs from the value written (digest mismatch)")]
+    #[error(
+        "test: the pending version read back differs from the value written (digest mismatch)"
+    )]
     Mismatch,
     #[error("create: no free client request token after {MAX_ATTEMPTS} attempts")]
     Exhausted,
     #[error("{step}: {}", summary(.verdicts))]
-    Consumers { step: Step, verdicts: BTreeMap<ServiceRef, ServiceVerdict> },
+    Consumers {
+        step: Step,
+        verdicts: BTreeMap<ServiceRef, ServiceVerdict>,
+    },
 }
 
 impl RotationError {
@@ -119,9 +125,15 @@ impl RotationError {
     pub fn outcome(&self) -> Outcome {
         match self {
             RotationError::Consumers { verdicts, .. } => {
-                if verdicts.values().any(|v| matches!(v, ServiceVerdict::RolledBack { .. })) {
+                if verdicts
+                    .values()
+                    .any(|v| matches!(v, ServiceVerdict::RolledBack { .. }))
+                {
                     Outcome::RolledBack
-                } else if verdicts.values().any(|v| matches!(v, ServiceVerdict::Stalled { .. })) {
+                } else if verdicts
+                    .values()
+                    .any(|v| matches!(v, ServiceVerdict::Stalled { .. }))
+                {
                     Outcome::Stalled
                 } else {
                     Outcome::Failed
@@ -134,9 +146,13 @@ impl RotationError {
     /// Where the error happened.
     pub fn step(&self) -> Step {
         match self {
-            RotationError::Aws { step, .. } | RotationError::Target { step, .. } | RotationError::Consumers { step, .. } => *step,
+            RotationError::Aws { step, .. }
+            | RotationError::Target { step, .. }
+            | RotationError::Consumers { step, .. } => *step,
             RotationError::Mismatch => Step::Test,
-            RotationError::Deleted | RotationError::NoCurrent | RotationError::ForeignPending { .. } => Step::Start,
+            RotationError::Deleted
+            | RotationError::NoCurrent
+            | RotationError::ForeignPending { .. } => Step::Start,
             _ => Step::Create,
         }
     }
@@ -148,7 +164,12 @@ fn summary(v: &BTreeMap<ServiceRef, ServiceVerdict>) -> String {
         .filter(|(_, v)| **v != ServiceVerdict::Stable)
         .map(|(s, v)| format!("{s} {v}"))
         .collect();
-    format!("{} of {} services not stable: {}", bad.len(), v.len(), bad.join("; "))
+    format!(
+        "{} of {} services not stable: {}",
+        bad.len(),
+        v.len(),
+        bad.join("; ")
+    )
 }
 
 fn aws(step: Step) -> impl FnOnce(AwsError) -> RotationError {
@@ -162,12 +183,21 @@ fn digest(v: &SecretString) -> [u8; 32] {
 /// Where the stored state says this rotation stands.
 enum Phase {
     Fresh,
-    Resume { version: VersionId, attempt: u32 },
+    Resume {
+        version: VersionId,
+        attempt: u32,
+    },
     /// Finish moved AWSCURRENT but did not remove AWSPENDING.
-    FinishPending { version: VersionId },
+    FinishPending {
+        version: VersionId,
+    },
     /// Finished, consumers not confirmed stable.
-    Deploy { version: VersionId },
-    Foreign { version: VersionId },
+    Deploy {
+        version: VersionId,
+    },
+    Foreign {
+        version: VersionId,
+    },
 }
 
 pub struct Engine<S, D> {
@@ -178,10 +208,21 @@ pub struct Engine<S, D> {
 
 impl<S: SecretStore, D: Deployer> Engine<S, D> {
     pub fn new(store: S, deployer: D, clock: Arc<dyn Clock>) -> Self {
-        Self { store, deployer, clock }
+        Self {
+            store,
+            deployer,
+            clock,
+        }
     }
 
-    fn note(&self, obs: &dyn Observer, cfg: &SecretConfig, step: Step, version: Option<&VersionId>, detail: &str) {
+    fn note(
+        &self,
+        obs: &dyn Observer,
+        cfg: &SecretConfig,
+        step: Step,
+        version: Option<&VersionId>,
+        detail: &str,
+    ) {
         let v = version.map(|v| v.as_str()).unwrap_or("-");
         tracing::info!(secret = %cfg.name, step = %step, version = v, "{detail}");
         obs.step(&cfg.name, step, detail);
@@ -192,7 +233,10 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         match pending {
             Some(p) if p == current => Phase::FinishPending { version: p.clone() },
             Some(p) => match attempt_of(&meta.arn, current, p) {
-                Some(attempt) => Phase::Resume { version: p.clone(), attempt },
+                Some(attempt) => Phase::Resume {
+                    version: p.clone(),
+                    attempt,
+                },
                 None => Phase::Foreign { version: p.clone() },
             },
             None => {
@@ -200,7 +244,9 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                     .version_with(AWSPREVIOUS)
                     .is_some_and(|prev| attempt_of(&meta.arn, prev, current).is_some());
                 if ours && meta.deployed_version_tag().as_ref() != Some(current) {
-                    Phase::Deploy { version: current.clone() }
+                    Phase::Deploy {
+                        version: current.clone(),
+                    }
                 } else {
                     Phase::Fresh
                 }
@@ -209,7 +255,12 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
     }
 
     /// Rotates one secret now (or resumes its interrupted rotation).
-    pub async fn rotate(&self, cfg: &SecretConfig, opts: RotateOptions, obs: &dyn Observer) -> Result<Report, RotationError> {
+    pub async fn rotate(
+        &self,
+        cfg: &SecretConfig,
+        opts: RotateOptions,
+        obs: &dyn Observer,
+    ) -> Result<Report, RotationError> {
         let s = &cfg.secret;
         let meta = self.store.describe(s).await.map_err(aws(Step::Start))?;
         if meta.deleted {
@@ -218,7 +269,10 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         if meta.rotation_enabled {
             tracing::warn!(secret = %cfg.name, "AWS-native rotation is also enabled on this secret; two rotators will fight over AWSPENDING");
         }
-        let current = meta.version_with(AWSCURRENT).cloned().ok_or(RotationError::NoCurrent)?;
+        let current = meta
+            .version_with(AWSCURRENT)
+            .cloned()
+            .ok_or(RotationError::NoCurrent)?;
         let mut report = Report {
             secret: cfg.name.clone(),
             outcome: Outcome::Success,
@@ -231,7 +285,13 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         let mut phase = self.phase(&meta, &current);
         if let (Phase::Fresh, Some(expected)) = (&phase, &opts.replaces) {
             if *expected != current {
-                self.note(obs, cfg, Step::Done, Some(&current), "already rotated by another rotator; nothing to do");
+                self.note(
+                    obs,
+                    cfg,
+                    Step::Done,
+                    Some(&current),
+                    "already rotated by another rotator; nothing to do",
+                );
                 report.outcome = Outcome::AlreadyRotated;
                 report.version = Some(current);
                 return Ok(report);
@@ -254,43 +314,82 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         if let (Phase::Resume { version, attempt }, true) = (&phase, opts.fresh) {
             // A retry after a failure gets a fresh value: a value a target refused once
             // would likely be refused again.
-            self.note(obs, cfg, Step::Create, Some(version), "dropping the failed attempt's pending value");
-            self.store.update_stage(s, AWSPENDING, None, Some(version)).await.map_err(aws(Step::Create))?;
+            self.note(
+                obs,
+                cfg,
+                Step::Create,
+                Some(version),
+                "dropping the failed attempt's pending value",
+            );
+            self.store
+                .update_stage(s, AWSPENDING, None, Some(version))
+                .await
+                .map_err(aws(Step::Create))?;
             let next = attempt + 1;
             let (version, value) = self.create(cfg, s, &meta, &current, next, obs).await?;
-            return self.after_create(cfg, s, &current, version, value, report, obs).await;
+            return self
+                .after_create(cfg, s, &current, version, value, report, obs)
+                .await;
         }
 
         match phase {
             Phase::Fresh => {
-                self.note(obs, cfg, Step::Start, Some(&current), "starting a new rotation");
+                self.note(
+                    obs,
+                    cfg,
+                    Step::Start,
+                    Some(&current),
+                    "starting a new rotation",
+                );
                 let (version, value) = self.create(cfg, s, &meta, &current, 0, obs).await?;
-                self.after_create(cfg, s, &current, version, value, report, obs).await
+                self.after_create(cfg, s, &current, version, value, report, obs)
+                    .await
             }
             Phase::Resume { version, .. } => {
                 report.resumed = Some("set".into());
-                self.note(obs, cfg, Step::Start, Some(&version), "resuming: our pending version exists");
+                self.note(
+                    obs,
+                    cfg,
+                    Step::Start,
+                    Some(&version),
+                    "resuming: our pending version exists",
+                );
                 let (_, value) = self
                     .store
                     .get_value(s, Select::Version(&version, AWSPENDING))
                     .await
                     .map_err(aws(Step::Start))?;
-                self.after_create(cfg, s, &current, version, value, report, obs).await
+                self.after_create(cfg, s, &current, version, value, report, obs)
+                    .await
             }
             Phase::FinishPending { version } => {
                 report.resumed = Some("finish".into());
                 report.previous = meta.version_with(AWSPREVIOUS).cloned();
-                self.note(obs, cfg, Step::Finish, Some(&version), "resuming: removing AWSPENDING from the current version");
+                self.note(
+                    obs,
+                    cfg,
+                    Step::Finish,
+                    Some(&version),
+                    "resuming: removing AWSPENDING from the current version",
+                );
                 self.remove_pending(s, &version).await?;
                 report.version = Some(version.clone());
-                self.deploy_and_tag(cfg, s, &version, false, report, obs).await
+                self.deploy_and_tag(cfg, s, &version, false, report, obs)
+                    .await
             }
             Phase::Deploy { version } => {
                 report.resumed = Some("redeploy".into());
                 report.previous = meta.version_with(AWSPREVIOUS).cloned();
-                self.note(obs, cfg, Step::Redeploy, Some(&version), "resuming: the value is current but consumers were not confirmed stable");
+                self.note(
+                    obs,
+                    cfg,
+                    Step::Redeploy,
+                    Some(&version),
+                    "resuming: the value is current but consumers were not confirmed stable",
+                );
                 report.version = Some(version.clone());
-                self.deploy_and_tag(cfg, s, &version, true, report, obs).await
+                self.deploy_and_tag(cfg, s, &version, true, report, obs)
+                    .await
             }
             Phase::Foreign { .. } => unreachable!("handled above"),
         }
@@ -307,12 +406,33 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         mut report: Report,
         obs: &dyn Observer,
     ) -> Result<Report, RotationError> {
-        let ctx = TargetCtx { secret: &cfg.name, value: &value, previous: None };
-        self.note(obs, cfg, Step::Set, Some(&version), &format!("target {}", cfg.target.kind()));
-        target::set(&cfg.target, &ctx).await.map_err(|e| RotationError::Target { step: Step::Set, source: e })?;
+        let ctx = TargetCtx {
+            secret: &cfg.name,
+            value: &value,
+            previous: None,
+        };
+        self.note(
+            obs,
+            cfg,
+            Step::Set,
+            Some(&version),
+            &format!("target {}", cfg.target.kind()),
+        );
+        target::set(&cfg.target, &ctx)
+            .await
+            .map_err(|e| RotationError::Target {
+                step: Step::Set,
+                source: e,
+            })?;
         crate::failpoint!("after-set");
 
-        self.note(obs, cfg, Step::Test, Some(&version), "reading the pending version back");
+        self.note(
+            obs,
+            cfg,
+            Step::Test,
+            Some(&version),
+            "reading the pending version back",
+        );
         let (read_version, read) = self
             .store
             .get_value(s, Select::Version(&version, AWSPENDING))
@@ -321,7 +441,12 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         if read_version != version || digest(&read) != digest(&value) {
             return Err(RotationError::Mismatch);
         }
-        target::test(&cfg.target, &ctx).await.map_err(|e| RotationError::Target { step: Step::Test, source: e })?;
+        target::test(&cfg.target, &ctx)
+            .await
+            .map_err(|e| RotationError::Target {
+                step: Step::Test,
+                source: e,
+            })?;
         crate::failpoint!("after-test");
 
         self.note(obs, cfg, Step::Finish, Some(&version), "moving AWSCURRENT");
@@ -330,7 +455,8 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         self.remove_pending(s, &version).await?;
         crate::failpoint!("after-remove-pending");
         report.version = Some(version.clone());
-        self.deploy_and_tag(cfg, s, &version, false, report, obs).await
+        self.deploy_and_tag(cfg, s, &version, false, report, obs)
+            .await
     }
 
     /// Makes the new value and writes it as AWSPENDING under a deterministic token.
@@ -348,7 +474,13 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             let tok = token(&meta.arn, current, attempt);
             match self.store.put_pending(s, &tok, &value).await {
                 Ok(v) => {
-                    self.note(obs, cfg, Step::Create, Some(&v), &format!("wrote the pending version (attempt {attempt})"));
+                    self.note(
+                        obs,
+                        cfg,
+                        Step::Create,
+                        Some(&v),
+                        &format!("wrote the pending version (attempt {attempt})"),
+                    );
                     crate::failpoint!("after-create");
                     return Ok((v, value));
                 }
@@ -357,8 +489,18 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                     // AWSPENDING and we join that rotation) or by an abandoned attempt.
                     let now = self.store.describe(s).await.map_err(aws(Step::Create))?;
                     if now.version_with(AWSPENDING) == Some(&tok) {
-                        self.note(obs, cfg, Step::Create, Some(&tok), "another rotator wrote this version; joining it");
-                        let (_, v) = self.store.get_value(s, Select::Version(&tok, AWSPENDING)).await.map_err(aws(Step::Create))?;
+                        self.note(
+                            obs,
+                            cfg,
+                            Step::Create,
+                            Some(&tok),
+                            "another rotator wrote this version; joining it",
+                        );
+                        let (_, v) = self
+                            .store
+                            .get_value(s, Select::Version(&tok, AWSPENDING))
+                            .await
+                            .map_err(aws(Step::Create))?;
                         return Ok((tok, v));
                     }
                 }
@@ -368,23 +510,48 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         Err(RotationError::Exhausted)
     }
 
-    async fn new_value(&self, cfg: &SecretConfig, s: &SecretRef) -> Result<SecretString, RotationError> {
+    async fn new_value(
+        &self,
+        cfg: &SecretConfig,
+        s: &SecretRef,
+    ) -> Result<SecretString, RotationError> {
         let generated = generate(&cfg.generate)?;
         let Some(key) = &cfg.json_key else {
             return Ok(generated);
         };
-        let (_, current) = self.store.get_value(s, Select::Stage(AWSCURRENT)).await.map_err(aws(Step::Create))?;
-        let jerr = |why: &str| RotationError::Json { key: key.clone(), why: why.into() };
-        let mut doc: serde_json::Value =
-            serde_json::from_str(current.expose_secret()).map_err(|_| jerr("the current value is not JSON"))?;
-        let obj = doc.as_object_mut().ok_or_else(|| jerr("the current value is not a JSON object"))?;
-        obj.insert(key.clone(), serde_json::Value::String(generated.expose_secret().to_owned()));
+        let (_, current) = self
+            .store
+            .get_value(s, Select::Stage(AWSCURRENT))
+            .await
+            .map_err(aws(Step::Create))?;
+        let jerr = |why: &str| RotationError::Json {
+            key: key.clone(),
+            why: why.into(),
+        };
+        let mut doc: serde_json::Value = serde_json::from_str(current.expose_secret())
+            .map_err(|_| jerr("the current value is not JSON"))?;
+        let obj = doc
+            .as_object_mut()
+            .ok_or_else(|| jerr("the current value is not a JSON object"))?;
+        obj.insert(
+            key.clone(),
+            serde_json::Value::String(generated.expose_secret().to_owned()),
+        );
         let out = serde_json::to_string(&doc).map_err(|_| jerr("cannot serialize"))?;
         Ok(SecretString::from(out))
     }
 
-    async fn move_current(&self, s: &SecretRef, version: &VersionId, current: &VersionId) -> Result<(), RotationError> {
-        match self.store.update_stage(s, AWSCURRENT, Some(version), Some(current)).await {
+    async fn move_current(
+        &self,
+        s: &SecretRef,
+        version: &VersionId,
+        current: &VersionId,
+    ) -> Result<(), RotationError> {
+        match self
+            .store
+            .update_stage(s, AWSCURRENT, Some(version), Some(current))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 // A replica may have moved it already; that is success.
@@ -398,8 +565,16 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         }
     }
 
-    async fn remove_pending(&self, s: &SecretRef, version: &VersionId) -> Result<(), RotationError> {
-        match self.store.update_stage(s, AWSPENDING, None, Some(version)).await {
+    async fn remove_pending(
+        &self,
+        s: &SecretRef,
+        version: &VersionId,
+    ) -> Result<(), RotationError> {
+        match self
+            .store
+            .update_stage(s, AWSPENDING, None, Some(version))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 let meta = self.store.describe(s).await.map_err(aws(Step::Finish))?;
@@ -412,9 +587,17 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         }
     }
 
-    async fn take_over_foreign(&self, cfg: &SecretConfig, s: &SecretRef, version: &VersionId) -> Result<(), RotationError> {
+    async fn take_over_foreign(
+        &self,
+        cfg: &SecretConfig,
+        s: &SecretRef,
+        version: &VersionId,
+    ) -> Result<(), RotationError> {
         let versions = self.store.versions(s).await.map_err(aws(Step::Start))?;
-        let created = versions.iter().find(|v| &v.id == version).and_then(|v| v.created);
+        let created = versions
+            .iter()
+            .find(|v| &v.id == version)
+            .and_then(|v| v.created);
         if let Some(created) = created {
             let age = (self.clock.now() - created).to_std().unwrap_or_default();
             if age < FOREIGN_PENDING_GRACE {
@@ -425,7 +608,10 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             }
         }
         tracing::warn!(secret = %cfg.name, version = %version, "taking over an abandoned AWSPENDING left by another tool");
-        self.store.update_stage(s, AWSPENDING, None, Some(version)).await.map_err(aws(Step::Start))
+        self.store
+            .update_stage(s, AWSPENDING, None, Some(version))
+            .await
+            .map_err(aws(Step::Start))
     }
 
     /// Checks that every consumer exists and can be force-redeployed, before any change.
@@ -435,12 +621,24 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         for (cluster, services) in group_by_cluster(&cfg.redeploy) {
             for chunk in services.chunks(DESCRIBE_BATCH) {
                 let names: Vec<_> = chunk.iter().map(|s| s.service.clone()).collect();
-                let states = self.deployer.describe(cfg.account(), &cluster, &names).await.map_err(aws(Step::Start))?;
+                let states = self
+                    .deployer
+                    .describe(cfg.account(), &cluster, &names)
+                    .await
+                    .map_err(aws(Step::Start))?;
                 for (svc, st) in chunk.iter().zip(states) {
                     let v = match st {
                         Described::Missing(r) => ServiceVerdict::Missing { reason: r },
-                        Described::Found(state) if state.status != "ACTIVE" => ServiceVerdict::Missing { reason: format!("service status is {}", state.status) },
-                        Described::Found(state) if !state.forceable() => ServiceVerdict::NotForceable { controller: state.controller.unwrap_or_default() },
+                        Described::Found(state) if state.status != "ACTIVE" => {
+                            ServiceVerdict::Missing {
+                                reason: format!("service status is {}", state.status),
+                            }
+                        }
+                        Described::Found(state) if !state.forceable() => {
+                            ServiceVerdict::NotForceable {
+                                controller: state.controller.unwrap_or_default(),
+                            }
+                        }
                         Described::Found(_) => ServiceVerdict::Stable,
                     };
                     bad |= v != ServiceVerdict::Stable;
@@ -449,7 +647,10 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             }
         }
         if bad {
-            return Err(RotationError::Consumers { step: Step::Start, verdicts });
+            return Err(RotationError::Consumers {
+                step: Step::Start,
+                verdicts,
+            });
         }
         Ok(())
     }
@@ -465,22 +666,61 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
     ) -> Result<Report, RotationError> {
         if !cfg.redeploy.is_empty() {
             let verdicts = self.redeploy(cfg, s, version, resumed, obs).await?;
-            report.services = verdicts.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            report.services = verdicts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
             if verdicts.values().any(|v| *v != ServiceVerdict::Stable) {
                 // No revoke: the old value must keep working for whatever still runs on it.
-                return Err(RotationError::Consumers { step: Step::Wait, verdicts });
+                return Err(RotationError::Consumers {
+                    step: Step::Wait,
+                    verdicts,
+                });
             }
         }
         if target::has_revoke(&cfg.target) {
-            self.note(obs, cfg, Step::Revoke, Some(version), "revoking the previous value");
-            let previous = self.store.get_value(s, Select::Stage(AWSPREVIOUS)).await.ok();
-            let value = self.store.get_value(s, Select::Version(version, AWSCURRENT)).await.map_err(aws(Step::Revoke))?.1;
-            let ctx = TargetCtx { secret: &cfg.name, value: &value, previous: previous.as_ref().map(|p| &p.1) };
-            target::revoke(&cfg.target, &ctx).await.map_err(|e| RotationError::Target { step: Step::Revoke, source: e })?;
+            self.note(
+                obs,
+                cfg,
+                Step::Revoke,
+                Some(version),
+                "revoking the previous value",
+            );
+            let previous = self
+                .store
+                .get_value(s, Select::Stage(AWSPREVIOUS))
+                .await
+                .ok();
+            let value = self
+                .store
+                .get_value(s, Select::Version(version, AWSCURRENT))
+                .await
+                .map_err(aws(Step::Revoke))?
+                .1;
+            let ctx = TargetCtx {
+                secret: &cfg.name,
+                value: &value,
+                previous: previous.as_ref().map(|p| &p.1),
+            };
+            target::revoke(&cfg.target, &ctx)
+                .await
+                .map_err(|e| RotationError::Target {
+                    step: Step::Revoke,
+                    source: e,
+                })?;
         }
-        let now = self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = self
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         self.store
-            .tag(s, &[(TAG_LAST_ROTATED, now), (TAG_DEPLOYED_VERSION, version.as_str().to_owned())])
+            .tag(
+                s,
+                &[
+                    (TAG_LAST_ROTATED, now),
+                    (TAG_DEPLOYED_VERSION, version.as_str().to_owned()),
+                ],
+            )
             .await
             .map_err(aws(Step::Done))?;
         self.note(obs, cfg, Step::Done, Some(version), "rotation complete");
@@ -499,20 +739,33 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         obs: &dyn Observer,
     ) -> Result<BTreeMap<ServiceRef, ServiceVerdict>, RotationError> {
         let account = cfg.account();
-        let adoptable = if resumed { self.adoptable(cfg, s, version).await } else { BTreeMap::new() };
-        self.note(obs, cfg, Step::Redeploy, Some(version), &format!("forcing a new deployment of {} services", cfg.redeploy.len()));
-        let results: Vec<(ServiceRef, Result<DeploymentId, AwsError>)> = futures::stream::iter(cfg.redeploy.iter().map(|svc| {
-            let adopted = adoptable.get(svc).cloned();
-            async move {
-                if let Some(d) = adopted {
-                    return (svc.clone(), Ok(d));
-                }
-                (svc.clone(), self.deployer.force_deploy(account, svc).await)
-            }
-        }))
-        .buffer_unordered(DEPLOY_CONCURRENCY)
-        .collect()
-        .await;
+        let adoptable = if resumed {
+            self.adoptable(cfg, s, version).await
+        } else {
+            BTreeMap::new()
+        };
+        self.note(
+            obs,
+            cfg,
+            Step::Redeploy,
+            Some(version),
+            &format!(
+                "forcing a new deployment of {} services",
+                cfg.redeploy.len()
+            ),
+        );
+        let jobs: Vec<BoxFuture<'_, (ServiceRef, Result<DeploymentId, AwsError>)>> = cfg
+            .redeploy
+            .iter()
+            .map(|svc| {
+                Box::pin(self.force_or_adopt(account, svc, adoptable.get(svc).cloned()))
+                    as BoxFuture<'_, _>
+            })
+            .collect();
+        let results: Vec<_> = futures::stream::iter(jobs)
+            .buffer_unordered(DEPLOY_CONCURRENCY)
+            .collect()
+            .await;
         crate::failpoint!("after-update-service");
         let mut verdicts = BTreeMap::new();
         let mut started = Vec::new();
@@ -524,28 +777,50 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 }
                 Err(e) => {
                     let v = match e.class {
-                        ErrorClass::NotFound => ServiceVerdict::Missing { reason: e.to_string() },
-                        ErrorClass::Invalid if e.info.message.as_deref().unwrap_or("").contains("deployment controller") => {
-                            ServiceVerdict::NotForceable { controller: e.to_string() }
+                        ErrorClass::NotFound => ServiceVerdict::Missing {
+                            reason: e.to_string(),
+                        },
+                        ErrorClass::Invalid
+                            if e.info
+                                .message
+                                .as_deref()
+                                .unwrap_or("")
+                                .contains("deployment controller") =>
+                        {
+                            ServiceVerdict::NotForceable {
+                                controller: e.to_string(),
+                            }
                         }
-                        _ => ServiceVerdict::Failed { error: e.to_string() },
+                        _ => ServiceVerdict::Failed {
+                            error: e.to_string(),
+                        },
                     };
                     verdicts.insert(svc, v);
                 }
             }
         }
-        self.note(obs, cfg, Step::Wait, Some(version), &format!("waiting for {} deployments to be stable", started.len()));
+        self.note(
+            obs,
+            cfg,
+            Step::Wait,
+            Some(version),
+            &format!("waiting for {} deployments to be stable", started.len()),
+        );
         let t0 = tokio::time::Instant::now();
         let waited = wait_stable(&self.deployer, account, &started, cfg.stable_timeout, obs).await;
         let secs = t0.elapsed().as_secs_f64();
         let m = crate::metrics::get();
         for (svc, v) in &waited {
-            m.wait_duration.with_label_values(&[v.label()]).observe(secs);
+            m.wait_duration
+                .with_label_values(&[v.label()])
+                .observe(secs);
             let _ = svc;
         }
         verdicts.extend(waited);
         for (svc, v) in &verdicts {
-            m.redeploys.with_label_values(&[svc.cluster.as_str(), svc.service.as_str(), v.label()]).inc();
+            m.redeploys
+                .with_label_values(&[svc.cluster.as_str(), svc.service.as_str(), v.label()])
+                .inc();
             if *v == ServiceVerdict::Stable {
                 tracing::info!(secret = %cfg.name, service = %svc, "service stable on the new deployment");
             } else {
@@ -555,12 +830,35 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         Ok(verdicts)
     }
 
+    async fn force_or_adopt(
+        &self,
+        account: &crate::ids::Account,
+        svc: &ServiceRef,
+        adopted: Option<DeploymentId>,
+    ) -> (ServiceRef, Result<DeploymentId, AwsError>) {
+        match adopted {
+            Some(d) => (svc.clone(), Ok(d)),
+            None => (svc.clone(), self.deployer.force_deploy(account, svc).await),
+        }
+    }
+
     /// Deployments already started after the new version was created (by an earlier run
     /// or a replica), which we wait on instead of forcing yet another.
-    async fn adoptable(&self, cfg: &SecretConfig, s: &SecretRef, version: &VersionId) -> BTreeMap<ServiceRef, DeploymentId> {
+    async fn adoptable(
+        &self,
+        cfg: &SecretConfig,
+        s: &SecretRef,
+        version: &VersionId,
+    ) -> BTreeMap<ServiceRef, DeploymentId> {
         let mut out = BTreeMap::new();
-        let Ok(versions) = self.store.versions(s).await else { return out };
-        let Some(created) = versions.iter().find(|v| &v.id == version).and_then(|v| v.created) else {
+        let Ok(versions) = self.store.versions(s).await else {
+            return out;
+        };
+        let Some(created) = versions
+            .iter()
+            .find(|v| &v.id == version)
+            .and_then(|v| v.created)
+        else {
             return out;
         };
         // Margin for second-granularity dates: a deployment must clearly follow the value.
@@ -570,7 +868,13 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         for (cluster, services) in group_by_cluster(&cfg.redeploy) {
             for chunk in services.chunks(DESCRIBE_BATCH) {
                 let names: Vec<_> = chunk.iter().map(|s| s.service.clone()).collect();
-                let Ok(states) = self.deployer.describe(cfg.account(), &cluster, &names).await else { continue };
+                let Ok(states) = self
+                    .deployer
+                    .describe(cfg.account(), &cluster, &names)
+                    .await
+                else {
+                    continue;
+                };
                 for (svc, st) in chunk.iter().zip(states) {
                     if let Described::Found(state) = st {
                         if let Some(p) = state.primary() {
@@ -585,7 +889,14 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         out
     }
 
-    async fn dry_run(&self, cfg: &SecretConfig, meta: &SecretMeta, current: &VersionId, phase: Phase, mut report: Report) -> Result<Report, RotationError> {
+    async fn dry_run(
+        &self,
+        cfg: &SecretConfig,
+        meta: &SecretMeta,
+        current: &VersionId,
+        phase: Phase,
+        mut report: Report,
+    ) -> Result<Report, RotationError> {
         let mut plan = Vec::new();
         match &phase {
             Phase::Fresh => plan.push(format!("generate a new value ({} characters{}) and write it as AWSPENDING", cfg.generate.length, cfg.json_key.as_ref().map(|k| format!(", into JSON key \"{k}\"")).unwrap_or_default())),
@@ -594,13 +905,25 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             Phase::Deploy { version } => plan.push(format!("resume: version {version} is current; consumers not confirmed stable")),
             Phase::Foreign { version } => plan.push(format!("a foreign AWSPENDING is on {version}: back off if younger than {}, else take it over", crate::config::duration::format(FOREIGN_PENDING_GRACE))),
         }
-        if matches!(phase, Phase::Fresh | Phase::Resume { .. } | Phase::Foreign { .. }) {
+        if matches!(
+            phase,
+            Phase::Fresh | Phase::Resume { .. } | Phase::Foreign { .. }
+        ) {
             if cfg.json_key.is_some() {
                 // Read-only check that the current value is a JSON object.
-                let (_, cur) = self.store.get_value(&cfg.secret, Select::Stage(AWSCURRENT)).await.map_err(aws(Step::Create))?;
-                let ok = serde_json::from_str::<serde_json::Value>(cur.expose_secret()).map(|v| v.is_object()).unwrap_or(false);
+                let (_, cur) = self
+                    .store
+                    .get_value(&cfg.secret, Select::Stage(AWSCURRENT))
+                    .await
+                    .map_err(aws(Step::Create))?;
+                let ok = serde_json::from_str::<serde_json::Value>(cur.expose_secret())
+                    .map(|v| v.is_object())
+                    .unwrap_or(false);
                 if !ok {
-                    return Err(RotationError::Json { key: cfg.json_key.clone().unwrap_or_default(), why: "the current value is not a JSON object".into() });
+                    return Err(RotationError::Json {
+                        key: cfg.json_key.clone().unwrap_or_default(),
+                        why: "the current value is not a JSON object".into(),
+                    });
                 }
             }
             plan.push(format!("set: target {}", cfg.target.kind()));
@@ -610,8 +933,14 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         self.precheck(cfg).await?;
         if !cfg.redeploy.is_empty() {
             let names: Vec<String> = cfg.redeploy.iter().map(|s| s.to_string()).collect();
-            plan.push(format!("redeploy (force new deployment): {}", names.join(", ")));
-            plan.push(format!("wait until stable (timeout {})", crate::config::duration::format(cfg.stable_timeout)));
+            plan.push(format!(
+                "redeploy (force new deployment): {}",
+                names.join(", ")
+            ));
+            plan.push(format!(
+                "wait until stable (timeout {})",
+                crate::config::duration::format(cfg.stable_timeout)
+            ));
         }
         if target::has_revoke(&cfg.target) {
             plan.push("revoke the previous value".into());
@@ -624,7 +953,9 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
     }
 }
 
-fn group_by_cluster(services: &[ServiceRef]) -> BTreeMap<crate::ids::ClusterName, Vec<&ServiceRef>> {
+fn group_by_cluster(
+    services: &[ServiceRef],
+) -> BTreeMap<crate::ids::ClusterName, Vec<&ServiceRef>> {
     let mut m: BTreeMap<_, Vec<&ServiceRef>> = BTreeMap::new();
     for s in services {
         m.entry(s.cluster.clone()).or_default().push(s);

@@ -27,13 +27,38 @@ pub fn classes(p: &GeneratePolicy) -> Vec<Class> {
             .collect()
     };
     let mut out = vec![
-        Class { name: "lowercase", flag: "lowercase", included: !p.exclude_lowercase, chars: keep(LOWER) },
-        Class { name: "uppercase", flag: "uppercase", included: !p.exclude_uppercase, chars: keep(UPPER) },
-        Class { name: "digit", flag: "numbers", included: !p.exclude_numbers, chars: keep(DIGITS) },
-        Class { name: "punctuation", flag: "punctuation", included: !p.exclude_punctuation, chars: keep(PUNCT) },
+        Class {
+            name: "lowercase",
+            flag: "lowercase",
+            included: !p.exclude_lowercase,
+            chars: keep(LOWER),
+        },
+        Class {
+            name: "uppercase",
+            flag: "uppercase",
+            included: !p.exclude_uppercase,
+            chars: keep(UPPER),
+        },
+        Class {
+            name: "digit",
+            flag: "numbers",
+            included: !p.exclude_numbers,
+            chars: keep(DIGITS),
+        },
+        Class {
+            name: "punctuation",
+            flag: "punctuation",
+            included: !p.exclude_punctuation,
+            chars: keep(PUNCT),
+        },
     ];
     if p.include_space {
-        out.push(Class { name: "space", flag: "space", included: true, chars: keep(" ") });
+        out.push(Class {
+            name: "space",
+            flag: "space",
+            included: true,
+            chars: keep(" "),
+        });
     }
     for c in &mut out {
         if !c.included {
@@ -71,7 +96,10 @@ struct RandomPool {
 
 impl RandomPool {
     fn new() -> Self {
-        Self { buf: Zeroizing::new([0; 256]), pos: 256 }
+        Self {
+            buf: Zeroizing::new([0; 256]),
+            pos: 256,
+        }
     }
     fn next(&mut self) -> Result<u8, GenerateError> {
         if self.pos == self.buf.len() {
@@ -89,7 +117,10 @@ impl RandomPool {
 /// the result uniform over all acceptable values).
 pub fn generate(p: &GeneratePolicy) -> Result<SecretString, GenerateError> {
     let classes = classes(p);
-    let alphabet: Vec<u8> = classes.iter().flat_map(|c| c.chars.iter().copied()).collect();
+    let alphabet: Vec<u8> = classes
+        .iter()
+        .flat_map(|c| c.chars.iter().copied())
+        .collect();
     if alphabet.is_empty() {
         return Err(GenerateError::EmptyAlphabet);
     }
@@ -105,7 +136,9 @@ pub fn generate(p: &GeneratePolicy) -> Result<SecretString, GenerateError> {
         for _ in 0..p.length {
             out.push(alphabet[below(alphabet.len(), &mut pool)?]);
         }
-        let complete = required.iter().all(|c| out.iter().any(|b| c.chars.contains(b)));
+        let complete = required
+            .iter()
+            .all(|c| out.iter().any(|b| c.chars.contains(b)));
         if complete {
             break;
         }
@@ -117,13 +150,17 @@ pub fn generate(p: &GeneratePolicy) -> Result<SecretString, GenerateError> {
                     out[at] = c.chars[below(c.chars.len(), &mut pool)?];
                 }
             }
-            if required.iter().all(|c| out.iter().any(|b| c.chars.contains(b))) {
+            if required
+                .iter()
+                .all(|c| out.iter().any(|b| c.chars.contains(b)))
+            {
                 break;
             }
         }
     }
     // Every byte comes from an ASCII alphabet, so this cannot fail.
-    let s = String::from_utf8(std::mem::take(&mut *out)).map_err(|_| GenerateError::EmptyAlphabet)?;
+    let s =
+        String::from_utf8(std::mem::take(&mut *out)).map_err(|_| GenerateError::EmptyAlphabet)?;
     Ok(SecretString::from(s))
 }
 
@@ -143,7 +180,9 @@ mod tests {
             assert!(v.chars().any(|c| c.is_ascii_uppercase()));
             assert!(v.chars().any(|c| c.is_ascii_digit()));
             assert!(v.chars().any(|c| c.is_ascii_punctuation()));
-            assert!(!v.chars().any(|c| crate::config::DEFAULT_EXCLUDED.contains(c)));
+            assert!(!v
+                .chars()
+                .any(|c| crate::config::DEFAULT_EXCLUDED.contains(c)));
         }
     }
 
@@ -156,14 +195,20 @@ mod tests {
             ..GeneratePolicy::default()
         };
         let v = generate(&p).unwrap();
-        assert!(v.expose_secret().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(v
+            .expose_secret()
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     }
 
     #[test]
     fn tiny_class_still_required() {
         let p = GeneratePolicy {
             length: 8,
-            exclude_characters: format!("{DEFAULT}abcdefghijklmnopqrstuvwxy!#$%&()*+,-.;<=>?[]^_`{{|}}~", DEFAULT = crate::config::DEFAULT_EXCLUDED),
+            exclude_characters: format!(
+                "{DEFAULT}abcdefghijklmnopqrstuvwxy!#$%&()*+,-.;<=>?[]^_`{{|}}~",
+                DEFAULT = crate::config::DEFAULT_EXCLUDED
+            ),
             ..GeneratePolicy::default()
         };
         for _ in 0..50 {

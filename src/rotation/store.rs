@@ -39,11 +39,15 @@ impl SecretMeta {
     /// The `secret-rotator:last-rotated` tag, if present and well-formed.
     pub fn last_rotated_tag(&self) -> Option<DateTime<Utc>> {
         let raw = self.tags.get(TAG_LAST_ROTATED)?;
-        DateTime::parse_from_rfc3339(raw).ok().map(|t| t.with_timezone(&Utc))
+        DateTime::parse_from_rfc3339(raw)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
     }
 
     pub fn deployed_version_tag(&self) -> Option<VersionId> {
-        self.tags.get(TAG_DEPLOYED_VERSION).map(|v| VersionId::new(v.clone()))
+        self.tags
+            .get(TAG_DEPLOYED_VERSION)
+            .map(|v| VersionId::new(v.clone()))
     }
 }
 
@@ -74,7 +78,10 @@ pub trait SecretStore: Send + Sync + 'static {
     ) -> impl Future<Output = Vec<Result<SecretMeta, AwsError>>> + Send;
 
     /// ListSecretVersionIds: versions with creation dates.
-    fn versions(&self, s: &SecretRef) -> impl Future<Output = Result<Vec<VersionInfo>, AwsError>> + Send;
+    fn versions(
+        &self,
+        s: &SecretRef,
+    ) -> impl Future<Output = Result<Vec<VersionInfo>, AwsError>> + Send;
 
     /// GetSecretValue, always with an explicit stage.
     fn get_value(
@@ -101,7 +108,11 @@ pub trait SecretStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 
     /// TagResource.
-    fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn tag(
+        &self,
+        s: &SecretRef,
+        tags: &[(&str, String)],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// When the secret was last rotated: our tag, else the creation date of AWSCURRENT.
@@ -117,5 +128,8 @@ pub async fn last_rotated<S: SecretStore>(
         return Ok(None);
     };
     let versions = store.versions(s).await?;
-    Ok(versions.into_iter().find(|v| &v.id == current).and_then(|v| v.created))
+    Ok(versions
+        .into_iter()
+        .find(|v| &v.id == current)
+        .and_then(|v| v.created))
 }

@@ -10,7 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("{step} command {program} failed: {detail}")]
-    Command { step: &'static str, program: String, detail: String },
+    Command {
+        step: &'static str,
+        program: String,
+        detail: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -52,11 +56,20 @@ pub async fn revoke(target: &Target, ctx: &TargetCtx<'_>) -> Result<(), TargetEr
 
 /// Whether the target has a revoke step at all.
 pub fn has_revoke(target: &Target) -> bool {
-    matches!(target, Target::Command(CommandTarget { revoke: Some(_), .. }))
+    matches!(
+        target,
+        Target::Command(CommandTarget {
+            revoke: Some(_),
+            ..
+        })
+    )
 }
 
 fn unsupported(t: &Target) -> TargetError {
-    TargetError::Other(format!("target kind \"{}\" is not supported by this build", t.kind()))
+    TargetError::Other(format!(
+        "target kind \"{}\" is not supported by this build",
+        t.kind()
+    ))
 }
 
 async fn run_opt(
@@ -80,7 +93,11 @@ async fn run(
     ctx: &TargetCtx<'_>,
 ) -> Result<(), TargetError> {
     let program = argv.first().cloned().unwrap_or_default();
-    let fail = |detail: String| TargetError::Command { step, program: program.clone(), detail };
+    let fail = |detail: String| TargetError::Command {
+        step,
+        program: program.clone(),
+        detail,
+    };
     let mut child = tokio::process::Command::new(&program)
         .args(&argv[1..])
         .env("SECRET_ROTATOR_SECRET", ctx.secret.as_str())
@@ -114,7 +131,10 @@ async fn run(
     let (status, out, err) = match tokio::time::timeout(timeout, io).await {
         Ok(r) => r,
         Err(_) => {
-            return Err(fail(format!("timed out after {}", crate::config::duration::format(timeout))));
+            return Err(fail(format!(
+                "timed out after {}",
+                crate::config::duration::format(timeout)
+            )));
         }
     };
     let mask = |b: &[u8]| mask_value(&String::from_utf8_lossy(b), value);

@@ -23,11 +23,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum ServiceVerdict {
     Stable,
-    RolledBack { reason: String, events: Vec<String> },
-    Stalled { running: i32, desired: i32, failed_tasks: i32, events: Vec<String> },
-    Missing { reason: String },
-    NotForceable { controller: String },
-    Failed { error: String },
+    RolledBack {
+        reason: String,
+        events: Vec<String>,
+    },
+    Stalled {
+        running: i32,
+        desired: i32,
+        failed_tasks: i32,
+        events: Vec<String>,
+    },
+    Missing {
+        reason: String,
+    },
+    NotForceable {
+        controller: String,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 impl ServiceVerdict {
@@ -91,36 +105,56 @@ pub async fn wait_stable<D: Deployer>(
 
     loop {
         tokio::time::sleep_until(next.min(deadline)).await;
-        let pending: Vec<&(ServiceRef, DeploymentId)> = ours.iter().filter(|(s, _)| !verdicts.contains_key(s)).collect();
-        let mut by_cluster: BTreeMap<&ClusterName, Vec<&(ServiceRef, DeploymentId)>> = BTreeMap::new();
+        let pending: Vec<&(ServiceRef, DeploymentId)> = ours
+            .iter()
+            .filter(|(s, _)| !verdicts.contains_key(s))
+            .collect();
+        let mut by_cluster: BTreeMap<&ClusterName, Vec<&(ServiceRef, DeploymentId)>> =
+            BTreeMap::new();
         for p in &pending {
             by_cluster.entry(&p.0.cluster).or_default().push(p);
         }
         let mut throttled = false;
         for (cluster, items) in by_cluster {
             for chunk in items.chunks(DESCRIBE_BATCH) {
-                let names: Vec<ServiceName> = chunk.iter().map(|(s, _)| s.service.clone()).collect();
+                let names: Vec<ServiceName> =
+                    chunk.iter().map(|(s, _)| s.service.clone()).collect();
                 match deployer.describe(account, cluster, &names).await {
                     Ok(states) => {
                         for ((svc, dep), st) in chunk.iter().map(|p| (&p.0, &p.1)).zip(states) {
                             match st {
                                 Described::Missing(r) => {
-                                    verdicts.insert(svc.clone(), ServiceVerdict::Missing { reason: r });
+                                    verdicts
+                                        .insert(svc.clone(), ServiceVerdict::Missing { reason: r });
                                 }
                                 Described::Found(state) => {
                                     let j = judge(&state, dep);
                                     let mine = state.deployments.iter().find(|d| &d.id == dep);
-                                    let (run, des, failed) = mine.map_or((0, state.desired, 0), |d| (d.running, d.desired, d.failed_tasks));
+                                    let (run, des, failed) = mine
+                                        .map_or((0, state.desired, 0), |d| {
+                                            (d.running, d.desired, d.failed_tasks)
+                                        });
                                     observer.service_progress(svc, &j, run, des);
                                     match &j {
                                         Judgement::Stable => {
                                             verdicts.insert(svc.clone(), ServiceVerdict::Stable);
                                         }
                                         Judgement::RolledBack(reason) => {
-                                            verdicts.insert(svc.clone(), ServiceVerdict::RolledBack { reason: reason.clone(), events: state.events.clone() });
+                                            verdicts.insert(
+                                                svc.clone(),
+                                                ServiceVerdict::RolledBack {
+                                                    reason: reason.clone(),
+                                                    events: state.events.clone(),
+                                                },
+                                            );
                                         }
                                         Judgement::Missing(reason) => {
-                                            verdicts.insert(svc.clone(), ServiceVerdict::Missing { reason: reason.clone() });
+                                            verdicts.insert(
+                                                svc.clone(),
+                                                ServiceVerdict::Missing {
+                                                    reason: reason.clone(),
+                                                },
+                                            );
                                         }
                                         _ => {}
                                     }
@@ -135,7 +169,12 @@ pub async fn wait_stable<D: Deployer>(
                     }
                     Err(e) => {
                         for (svc, _) in chunk.iter().map(|p| (&p.0, &p.1)) {
-                            verdicts.insert(svc.clone(), ServiceVerdict::Failed { error: e.to_string() });
+                            verdicts.insert(
+                                svc.clone(),
+                                ServiceVerdict::Failed {
+                                    error: e.to_string(),
+                                },
+                            );
                         }
                     }
                 }
@@ -150,17 +189,37 @@ pub async fn wait_stable<D: Deployer>(
             for (svc, _) in ours {
                 if !verdicts.contains_key(svc) {
                     let v = match last.get(svc) {
-                        Some((_, run, des, failed, events)) => ServiceVerdict::Stalled { running: *run, desired: *des, failed_tasks: *failed, events: events.clone() },
-                        None => ServiceVerdict::Stalled { running: 0, desired: 0, failed_tasks: 0, events: vec![] },
+                        Some((_, run, des, failed, events)) => ServiceVerdict::Stalled {
+                            running: *run,
+                            desired: *des,
+                            failed_tasks: *failed,
+                            events: events.clone(),
+                        },
+                        None => ServiceVerdict::Stalled {
+                            running: 0,
+                            desired: 0,
+                            failed_tasks: 0,
+                            events: vec![],
+                        },
                     };
                     verdicts.insert(svc.clone(), v);
                 }
             }
             return verdicts;
         }
-        backoff = if throttled { (backoff * 2).clamp(Duration::from_secs(2), MAX_BACKOFF) } else { Duration::ZERO };
-        let draining = last.iter().any(|(s, (j, ..))| !verdicts.contains_key(s) && *j == Judgement::Draining);
-        let wanted = if draining { DRAINING_POLL } else { STARTING_POLL };
+        backoff = if throttled {
+            (backoff * 2).clamp(Duration::from_secs(2), MAX_BACKOFF)
+        } else {
+            Duration::ZERO
+        };
+        let draining = last
+            .iter()
+            .any(|(s, (j, ..))| !verdicts.contains_key(s) && *j == Judgement::Draining);
+        let wanted = if draining {
+            DRAINING_POLL
+        } else {
+            STARTING_POLL
+        };
         let mut at = now + wanted.max(backoff);
         // Never run ahead of the waiter's call count: wait for the budget to allow it.
         while budget(at - start) <= rounds {

@@ -15,7 +15,10 @@ pub fn repo_root() -> PathBuf {
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     // target/debug/deps/<test> -> target/debug
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 pub fn rotator_bin() -> PathBuf {
@@ -23,7 +26,10 @@ pub fn rotator_bin() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn wait_http(port: u16, path: &str, timeout: Duration) -> bool {
@@ -55,15 +61,25 @@ pub fn http_post(url: &str, body: &str) -> std::io::Result<(u16, String)> {
 
 fn http(method: &str, url: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
     let rest = url.strip_prefix("http://").unwrap_or(url);
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut s = TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = body.unwrap_or("");
     write!(s, "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -92,9 +108,17 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start moto_server ({e}); run scripts/install-tools first"));
-        assert!(wait_http(port, "/moto-api/", Duration::from_secs(30)), "moto_server did not start on port {port}");
-        Self { child, url: format!("http://127.0.0.1:{port}") }
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto_server ({e}); run scripts/install-tools first")
+            });
+        assert!(
+            wait_http(port, "/moto-api/", Duration::from_secs(30)),
+            "moto_server did not start on port {port}"
+        );
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
     }
 }
 
@@ -115,7 +139,11 @@ impl EcsSim {
     /// `args` are extra flags (e.g. `--time-scale 20`); `seed` is the seed file JSON.
     pub fn start(args: &[&str], seed: &str) -> Self {
         let bin = bin_dir().join("ecs-sim");
-        assert!(bin.exists(), "{} is missing: build it with `cargo build -p ecs-sim` (scripts/test does)", bin.display());
+        assert!(
+            bin.exists(),
+            "{} is missing: build it with `cargo build -p ecs-sim` (scripts/test does)",
+            bin.display()
+        );
         let seed_file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(seed_file.path(), seed).expect("write seed");
         let (_, seed_path) = seed_file.keep().expect("keep seed");
@@ -129,9 +157,19 @@ impl EcsSim {
             .expect("start ecs-sim");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("ecs-sim banner");
-        let url = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-        assert!(url.starts_with("http://"), "unexpected ecs-sim banner: {line:?}");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ecs-sim banner");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            url.starts_with("http://"),
+            "unexpected ecs-sim banner: {line:?}"
+        );
         Self { child, url }
     }
 
@@ -177,7 +215,10 @@ pub fn aws_env(moto: Option<&str>, ecs: Option<&str>) -> Vec<(String, String)> {
 /// Runs the CLI with the given args and environment.
 pub fn rotator(args: &[&str], env: &[(String, String)]) -> Output {
     let mut cmd = Command::new(rotator_bin());
-    cmd.args(args).env_remove("AWS_PROFILE").env_remove("AWS_ENDPOINT_URL").env_remove("RUST_LOG");
+    cmd.args(args)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -194,24 +235,49 @@ pub async fn sm_client(url: &str) -> aws_sdk_secretsmanager::Client {
     let conf = aws_sdk_secretsmanager::config::Builder::new()
         .endpoint_url(url)
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("testing", "testing", None, None, "test"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
         .behavior_version_latest()
         .build();
     aws_sdk_secretsmanager::Client::from_conf(conf)
 }
 
 /// Creates a secret with an initial value and optional tags; returns its ARN.
-pub async fn create_secret(c: &aws_sdk_secretsmanager::Client, name: &str, value: &str, tags: &[(&str, &str)]) -> String {
+pub async fn create_secret(
+    c: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &str,
+    tags: &[(&str, &str)],
+) -> String {
     let mut req = c.create_secret().name(name).secret_string(value);
     for (k, v) in tags {
-        req = req.tags(aws_sdk_secretsmanager::types::Tag::builder().key(*k).value(*v).build());
+        req = req.tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build(),
+        );
     }
-    req.send().await.expect("create secret").arn().unwrap_or_default().to_owned()
+    req.send()
+        .await
+        .expect("create secret")
+        .arn()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Stage -> version ids of a secret, read through the real API.
-pub async fn stages(c: &aws_sdk_secretsmanager::Client, id: &str) -> std::collections::BTreeMap<String, Vec<String>> {
-    let d = c.describe_secret().secret_id(id).send().await.expect("describe");
+pub async fn stages(
+    c: &aws_sdk_secretsmanager::Client,
+    id: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let d = c
+        .describe_secret()
+        .secret_id(id)
+        .send()
+        .await
+        .expect("describe");
     let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (v, stages) in d.version_ids_to_stages().cloned().unwrap_or_default() {
         for s in stages {
@@ -222,9 +288,24 @@ pub async fn stages(c: &aws_sdk_secretsmanager::Client, id: &str) -> std::collec
 }
 
 pub async fn value_at(c: &aws_sdk_secretsmanager::Client, id: &str, stage: &str) -> String {
-    c.get_secret_value().secret_id(id).version_stage(stage).send().await.expect("get value").secret_string().unwrap_or_default().to_owned()
+    c.get_secret_value()
+        .secret_id(id)
+        .version_stage(stage)
+        .send()
+        .await
+        .expect("get value")
+        .secret_string()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 pub async fn version_count(c: &aws_sdk_secretsmanager::Client, id: &str) -> usize {
-    c.list_secret_version_ids().secret_id(id).include_deprecated(true).send().await.expect("versions").versions().len()
+    c.list_secret_version_ids()
+        .secret_id(id)
+        .include_deprecated(true)
+        .send()
+        .await
+        .expect("versions")
+        .versions()
+        .len()
 }
