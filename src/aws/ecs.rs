@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 /// Service events kept for failure reports.
-const EVENTS_KEPT: usize = 3;
+const EVENTS_KEPT: usize = 10;
 
 #[derive(Clone)]
 pub struct AwsEcs {

@@ -81,6 +81,22 @@ impl std::fmt::Display for ServiceVerdict {
     }
 }
 
+/// The service events that explain a failure: those naming our deployment or a failure,
+/// else the latest few.
+fn relevant_events(events: &[String], ours: &DeploymentId) -> Vec<String> {
+    let hits: Vec<String> = events
+        .iter()
+        .filter(|e| e.contains(ours.as_str()) || e.contains("fail") || e.contains("roll"))
+        .take(3)
+        .cloned()
+        .collect();
+    if hits.is_empty() {
+        events.iter().take(3).cloned().collect()
+    } else {
+        hits
+    }
+}
+
 /// Number of calls the CLI waiter would have made `elapsed` after the deployment started
 /// (one at once, then one per period).
 fn budget(elapsed: Duration) -> u64 {
