@@ -160,7 +160,7 @@ pub async fn wait_stable<D: Deployer>(
                                                 svc.clone(),
                                                 ServiceVerdict::RolledBack {
                                                     reason: reason.clone(),
-                                                    events: state.events.clone(),
+                                                    events: relevant_events(&state.events, dep),
                                                 },
                                             );
                                         }
