@@ -10,7 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Daemon {
@@ -18,7 +22,11 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(config: &std::path::Path, env: &[(String, String)], notify: Option<&std::path::Path>) -> Self {
+    fn start(
+        config: &std::path::Path,
+        env: &[(String, String)],
+        notify: Option<&std::path::Path>,
+    ) -> Self {
         let mut cmd = Command::new(rotator_bin());
         cmd.args(["run", "--config", config.to_str().unwrap()])
             .env_remove("AWS_PROFILE")
@@ -31,11 +39,17 @@ impl Daemon {
         if let Some(n) = notify {
             cmd.env("NOTIFY_SOCKET", n);
         }
-        Self { child: cmd.spawn().expect("start daemon") }
+        Self {
+            child: cmd.spawn().expect("start daemon"),
+        }
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill {sig}");
     }
 
@@ -88,7 +102,10 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 }
 
 fn metric(body: &str, prefix: &str) -> Option<f64> {
-    body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,7 +118,13 @@ async fn daemon_lifecycle_under_systemd_notify() {
     let sim = EcsSim::start(&["--time-scale", "10"], seed);
     let c = sm_client(&moto.url).await;
     create_secret(&c, "app/fast", "initial", &[]).await;
-    create_secret(&c, "app/slow", "initial", &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")]).await;
+    create_secret(
+        &c,
+        "app/slow",
+        "initial",
+        &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")],
+    )
+    .await;
 
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -129,15 +152,26 @@ stable_timeout = "5m"
     let sock_dir = tempfile::tempdir().unwrap();
     let sock_path = sock_dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let env = aws_env(Some(&moto.url), Some(&sim.url));
 
     let mut d = Daemon::start(dir.path(), &env, Some(&sock_path));
     let msgs = expect_notify(&sock, "READY=1", Duration::from_secs(30));
     assert!(msgs.iter().any(|m| m.contains("STATUS=")), "{msgs:?}");
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    assert_eq!(http_get(&format!("http://127.0.0.1:{port}/readyz")).unwrap().0, 200);
-    assert_eq!(http_get(&format!("http://127.0.0.1:{port}/healthz")).unwrap().0, 200);
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{port}/readyz"))
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{port}/healthz"))
+            .unwrap()
+            .0,
+        200
+    );
 
     // "slow" is overdue: its rollout starts at once and takes ~6 s.
     wait_for("the slow rollout to start", Duration::from_secs(20), || {
@@ -145,43 +179,102 @@ stable_timeout = "5m"
     });
 
     // A broken file: the reload is refused, the old config stays, the metric says so.
-    std::fs::write(dir.path().join("b.toml"), "[[secret]]\nname = \"broken\"\nevery = \"30x\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("b.toml"),
+        "[[secret]]\nname = \"broken\"\nevery = \"30x\"\n",
+    )
+    .unwrap();
     d.signal("-HUP");
     let msgs = expect_notify(&sock, "READY=1", Duration::from_secs(10));
-    assert!(msgs.iter().any(|m| m.lines().any(|l| l == "RELOADING=1") && m.contains("MONOTONIC_USEC=")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.lines().any(|l| l == "RELOADING=1") && m.contains("MONOTONIC_USEC=")),
+        "{msgs:?}"
+    );
     let body = http_get(&metrics_url).unwrap().1;
-    assert_eq!(metric(&body, "secret_rotator_config_last_reload_successful"), Some(0.0), "{body}");
-    assert_eq!(metric(&body, "secret_rotator_secrets_configured"), Some(2.0));
+    assert_eq!(
+        metric(&body, "secret_rotator_config_last_reload_successful"),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        metric(&body, "secret_rotator_secrets_configured"),
+        Some(2.0)
+    );
 
     // promtool accepts the exposition.
-    let promtool = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
     let mut p = promtool.expect("promtool (scripts/install-tools installs it)");
     std::io::Write::write_all(p.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
     let out = p.wait_with_output().unwrap();
-    assert!(out.status.success(), "promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // SIGTERM in the middle of the slow rollout: STOPPING, exit 0 within the grace period.
     let mid = stages(&c, "app/slow").await;
-    assert!(mid.contains_key("AWSPREVIOUS"), "the slow secret should be past finish: {mid:?}");
+    assert!(
+        mid.contains_key("AWSPREVIOUS"),
+        "the slow secret should be past finish: {mid:?}"
+    );
     d.signal("-TERM");
     expect_notify(&sock, "STOPPING=1", Duration::from_secs(10));
     assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0));
     let slow_current = stages(&c, "app/slow").await["AWSCURRENT"][0].clone();
-    let tags = c.describe_secret().secret_id("app/slow").send().await.unwrap();
-    assert!(tags.tags().iter().all(|t| t.value() != Some(slow_current.as_str())), "not marked deployed yet");
+    let tags = c
+        .describe_secret()
+        .secret_id("app/slow")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags()
+            .iter()
+            .all(|t| t.value() != Some(slow_current.as_str())),
+        "not marked deployed yet"
+    );
 
     // Restart (the broken file removed): the interrupted rotation is finished as a redeploy.
     std::fs::remove_file(dir.path().join("b.toml")).unwrap();
     let mut d = Daemon::start(dir.path(), &env, Some(&sock_path));
     expect_notify(&sock, "READY=1", Duration::from_secs(30));
-    wait_for("the slow secret to be marked deployed", Duration::from_secs(60), || {
-        let body = http_get(&metrics_url).ok()?.1;
-        (metric(&body, "secret_rotator_rotations_total{outcome=\"success\",secret=\"slow\"}")? >= 1.0).then_some(())
-    });
-    assert_eq!(stages(&c, "app/slow").await["AWSCURRENT"], vec![slow_current.clone()], "no second new value");
+    wait_for(
+        "the slow secret to be marked deployed",
+        Duration::from_secs(60),
+        || {
+            let body = http_get(&metrics_url).ok()?.1;
+            (metric(
+                &body,
+                "secret_rotator_rotations_total{outcome=\"success\",secret=\"slow\"}",
+            )? >= 1.0)
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        stages(&c, "app/slow").await["AWSCURRENT"],
+        vec![slow_current.clone()],
+        "no second new value"
+    );
     assert_eq!(version_count(&c, "app/slow").await, 2);
-    let tags = c.describe_secret().secret_id("app/slow").send().await.unwrap();
-    assert!(tags.tags().iter().any(|t| t.key() == Some("secret-rotator:deployed-version") && t.value() == Some(slow_current.as_str())));
+    let tags = c
+        .describe_secret()
+        .secret_id("app/slow")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("secret-rotator:deployed-version")
+            && t.value() == Some(slow_current.as_str())));
 
     d.signal("-TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0));
@@ -190,9 +283,18 @@ stable_timeout = "5m"
 #[tokio::test(flavor = "multi_thread")]
 async fn daemon_rotates_on_a_short_schedule() {
     let moto = Moto::start();
-    let sim = EcsSim::start(&["--time-scale", "20"], r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#);
+    let sim = EcsSim::start(
+        &["--time-scale", "20"],
+        r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#,
+    );
     let c = sm_client(&moto.url).await;
-    create_secret(&c, "app/key", "initial", &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")]).await;
+    create_secret(
+        &c,
+        "app/key",
+        "initial",
+        &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")],
+    )
+    .await;
     let port = free_port();
     let dir = config_dir(&format!(
         "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[secret]]\nname = \"key\"\nsecret_id = \"app/key\"\nevery = \"1m\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\"] }}]\n"
@@ -202,10 +304,22 @@ async fn daemon_rotates_on_a_short_schedule() {
     // Overdue at start: rotated at once; then due one minute after that.
     let body = wait_for("the first rotation", Duration::from_secs(30), || {
         let body = http_get(&metrics_url).ok()?.1;
-        (metric(&body, "secret_rotator_rotations_total{outcome=\"success\",secret=\"key\"}")? >= 1.0).then_some(body)
+        (metric(
+            &body,
+            "secret_rotator_rotations_total{outcome=\"success\",secret=\"key\"}",
+        )? >= 1.0)
+            .then_some(body)
     });
-    let last = metric(&body, "secret_rotator_last_success_timestamp_seconds{secret=\"key\"}").unwrap();
-    let next = metric(&body, "secret_rotator_next_due_timestamp_seconds{secret=\"key\"}").unwrap();
+    let last = metric(
+        &body,
+        "secret_rotator_last_success_timestamp_seconds{secret=\"key\"}",
+    )
+    .unwrap();
+    let next = metric(
+        &body,
+        "secret_rotator_next_due_timestamp_seconds{secret=\"key\"}",
+    )
+    .unwrap();
     assert_eq!(next - last, 60.0, "{body}");
     assert_eq!(version_count(&c, "app/key").await, 2);
     assert_eq!(metric(&body, "secret_rotator_ecs_redeploys_total{cluster=\"prod\",outcome=\"stable\",service=\"front\"}"), Some(1.0));
@@ -216,7 +330,10 @@ async fn daemon_rotates_on_a_short_schedule() {
 #[test]
 fn daemon_refuses_a_bad_config_with_78() {
     let dir = config_dir("[daemon]\nlisten = \"nowhere\"\n");
-    let out = rotator(&["run", "--config", dir.path().to_str().unwrap()], &aws_env(None, None));
+    let out = rotator(
+        &["run", "--config", dir.path().to_str().unwrap()],
+        &aws_env(None, None),
+    );
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("daemon.listen"));
 }

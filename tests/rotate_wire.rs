@@ -20,7 +20,10 @@ stable_timeout = "2m"
 "#;
 
 fn now_secs() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -29,18 +32,37 @@ async fn rotate_writes_one_version_redeploys_all_and_reports_stable_promptly() {
     // 10x: a rollout of 20 s start + 10 s drain takes 3 s.
     let sim = EcsSim::start(&["--time-scale", "10"], SEED);
     let c = sm_client(&moto.url).await;
-    create_secret(&c, "prod/api/db", r#"{"engine":"postgres","username":"app","password":"initial","port":5432}"#, &[]).await;
+    create_secret(
+        &c,
+        "prod/api/db",
+        r#"{"engine":"postgres","username":"app","password":"initial","port":5432}"#,
+        &[],
+    )
+    .await;
     let before = stages(&c, "prod/api/db").await;
     let old = before["AWSCURRENT"][0].clone();
     let dir = config_dir(CONFIG);
 
-    let out = rotator(&["rotate", "api-db", "--json", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), Some(&sim.url)));
+    let out = rotator(
+        &[
+            "rotate",
+            "api-db",
+            "--json",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
     let finished = now_secs();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "rotate failed: {stderr}");
 
     let after = stages(&c, "prod/api/db").await;
-    assert_eq!(version_count(&c, "prod/api/db").await, 2, "exactly one new version: {after:?}");
+    assert_eq!(
+        version_count(&c, "prod/api/db").await,
+        2,
+        "exactly one new version: {after:?}"
+    );
     assert_eq!(after["AWSPREVIOUS"], vec![old.clone()]);
     assert_ne!(after["AWSCURRENT"][0], old);
     assert!(!after.contains_key("AWSPENDING"), "{after:?}");
@@ -59,11 +81,22 @@ async fn rotate_writes_one_version_redeploys_all_and_reports_stable_promptly() {
     let calls = sim.calls();
     assert_eq!(calls["UpdateService"], 4, "{calls}");
     let completions = sim.completions();
-    let done: Vec<&serde_json::Value> = completions.as_array().unwrap().iter().filter(|c| c["kind"] == "completed").collect();
+    let done: Vec<&serde_json::Value> = completions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "completed")
+        .collect();
     assert_eq!(done.len(), 4, "{completions}");
-    let last = done.iter().map(|c| c["wallTime"].as_f64().unwrap()).fold(0.0, f64::max);
+    let last = done
+        .iter()
+        .map(|c| c["wallTime"].as_f64().unwrap())
+        .fold(0.0, f64::max);
     let late = finished - last;
-    assert!(late < 2.0, "reported {late:.2}s after the last rollout completed");
+    assert!(
+        late < 2.0,
+        "reported {late:.2}s after the last rollout completed"
+    );
 
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     assert_eq!(report["outcome"], "success");
@@ -77,32 +110,65 @@ async fn rotate_writes_one_version_redeploys_all_and_reports_stable_promptly() {
     assert!(!printed.contains(v["password"].as_str().unwrap()));
 
     // The tags say when and what was deployed.
-    let d = c.describe_secret().secret_id("prod/api/db").send().await.unwrap();
-    let tag = |k: &str| d.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_owned);
-    assert_eq!(tag("secret-rotator:deployed-version").as_deref(), Some(after["AWSCURRENT"][0].as_str()));
+    let d = c
+        .describe_secret()
+        .secret_id("prod/api/db")
+        .send()
+        .await
+        .unwrap();
+    let tag = |k: &str| {
+        d.tags()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        tag("secret-rotator:deployed-version").as_deref(),
+        Some(after["AWSCURRENT"][0].as_str())
+    );
     assert!(tag("secret-rotator:last-rotated").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolled_back_consumer_fails_the_rotation_and_names_the_service() {
     let moto = Moto::start();
-    let seed = SEED.replace(r#"{"name":"pdf","desiredCount":1}"#, r#"{"name":"pdf","desiredCount":1,"behavior":"failing"}"#);
+    let seed = SEED.replace(
+        r#"{"name":"pdf","desiredCount":1}"#,
+        r#"{"name":"pdf","desiredCount":1,"behavior":"failing"}"#,
+    );
     let sim = EcsSim::start(&["--time-scale", "20"], &seed);
     let c = sm_client(&moto.url).await;
     create_secret(&c, "prod/api/db", r#"{"password":"initial"}"#, &[]).await;
     let dir = config_dir(CONFIG);
 
-    let out = rotator(&["rotate", "api-db", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), Some(&sim.url)));
+    let out = rotator(
+        &["rotate", "api-db", "--config", dir.path().to_str().unwrap()],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.contains("rolled back") && last.contains("prod/pdf"), "{stderr}");
+    assert!(
+        last.contains("rolled back") && last.contains("prod/pdf"),
+        "{stderr}"
+    );
     // The other services are fine and not blamed.
     assert!(!last.contains("prod/front rolled back"), "{stderr}");
     // The value was rotated (AWSCURRENT moved) but not marked as deployed: the next run
     // redeploys instead of generating yet another value.
-    let d = c.describe_secret().secret_id("prod/api/db").send().await.unwrap();
-    assert!(d.tags().iter().all(|t| t.key() != Some("secret-rotator:last-rotated")), "last-rotated must not be written");
+    let d = c
+        .describe_secret()
+        .secret_id("prod/api/db")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        d.tags()
+            .iter()
+            .all(|t| t.key() != Some("secret-rotator:last-rotated")),
+        "last-rotated must not be written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,34 +178,78 @@ async fn dry_run_changes_nothing() {
     let c = sm_client(&moto.url).await;
     create_secret(&c, "prod/api/db", r#"{"password":"initial"}"#, &[]).await;
     let dir = config_dir(CONFIG);
-    let out = rotator(&["rotate", "api-db", "--dry-run", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), Some(&sim.url)));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rotator(
+        &[
+            "rotate",
+            "api-db",
+            "--dry-run",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("nothing was changed"), "{stdout}");
     assert_eq!(version_count(&c, "prod/api/db").await, 1);
-    assert_eq!(value_at(&c, "prod/api/db", "AWSCURRENT").await, r#"{"password":"initial"}"#);
-    assert!(sim.calls().get("UpdateService").is_none(), "{}", sim.calls());
+    assert_eq!(
+        value_at(&c, "prod/api/db", "AWSCURRENT").await,
+        r#"{"password":"initial"}"#
+    );
+    assert!(
+        sim.calls().get("UpdateService").is_none(),
+        "{}",
+        sim.calls()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn code_deploy_consumer_is_refused_before_any_change() {
     let moto = Moto::start();
-    let seed = SEED.replace(r#"{"name":"admin","desiredCount":1}"#, r#"{"name":"admin","desiredCount":1,"deploymentController":"CODE_DEPLOY"}"#);
+    let seed = SEED.replace(
+        r#"{"name":"admin","desiredCount":1}"#,
+        r#"{"name":"admin","desiredCount":1,"deploymentController":"CODE_DEPLOY"}"#,
+    );
     let sim = EcsSim::start(&["--time-scale", "10"], &seed);
     let c = sm_client(&moto.url).await;
     create_secret(&c, "prod/api/db", r#"{"password":"initial"}"#, &[]).await;
     let dir = config_dir(CONFIG);
-    let out = rotator(&["rotate", "api-db", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), Some(&sim.url)));
+    let out = rotator(
+        &["rotate", "api-db", "--config", dir.path().to_str().unwrap()],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("prod/admin") && stderr.contains("CODE_DEPLOY"), "{stderr}");
-    assert_eq!(version_count(&c, "prod/api/db").await, 1, "nothing may be written");
+    assert!(
+        stderr.contains("prod/admin") && stderr.contains("CODE_DEPLOY"),
+        "{stderr}"
+    );
+    assert_eq!(
+        version_count(&c, "prod/api/db").await,
+        1,
+        "nothing may be written"
+    );
 
     // check --remote says so too, up front.
-    let out = rotator(&["check", "--remote", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), Some(&sim.url)));
+    let out = rotator(
+        &[
+            "check",
+            "--remote",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("prod/admin uses the CODE_DEPLOY deployment controller"), "{stderr}");
+    assert!(
+        stderr.contains("prod/admin uses the CODE_DEPLOY deployment controller"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,18 +260,36 @@ async fn check_remote_reports_every_problem_at_once() {
     create_secret(&c, "prod/api/db", r#"{"password":"initial"}"#, &[]).await;
     let cfg = format!("{CONFIG}\n[[secret]]\nname = \"ghost\"\nsecret_id = \"prod/ghost\"\nevery = \"30d\"\nredeploy = [{{ cluster = \"prod\", services = [\"nope\"] }}]\n");
     let dir = config_dir(&cfg);
-    let out = rotator(&["check", "--remote", "--config", dir.path().to_str().unwrap()], &aws_env(Some(&moto.url), Some(&sim.url)));
+    let out = rotator(
+        &[
+            "check",
+            "--remote",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("ghost: secret prod/ghost: DescribeSecret: ResourceNotFoundException"), "{stderr}");
-    assert!(stderr.contains("ghost: service prod/nope not found"), "{stderr}");
+    assert!(
+        stderr.contains("ghost: secret prod/ghost: DescribeSecret: ResourceNotFoundException"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ghost: service prod/nope not found"),
+        "{stderr}"
+    );
     assert!(stderr.contains("error: 2 remote problem(s)"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_after_put_then_rerun_yields_the_same_single_version() {
     let crash_bin = repo_root().join("target/failpoints/secret-rotator");
-    assert!(crash_bin.exists(), "{} missing: scripts/test builds it (cargo build --features failpoints)", crash_bin.display());
+    assert!(
+        crash_bin.exists(),
+        "{} missing: scripts/test builds it (cargo build --features failpoints)",
+        crash_bin.display()
+    );
     let moto = Moto::start();
     let sim = EcsSim::start(&["--time-scale", "10"], SEED);
     let c = sm_client(&moto.url).await;
@@ -171,7 +299,8 @@ async fn kill_after_put_then_rerun_yields_the_same_single_version() {
     let env = aws_env(Some(&moto.url), Some(&sim.url));
 
     let mut cmd = std::process::Command::new(&crash_bin);
-    cmd.args(["rotate", "api-db", "--config", dir.path().to_str().unwrap()]).env("SECRET_ROTATOR_CRASH_AT", "after-create");
+    cmd.args(["rotate", "api-db", "--config", dir.path().to_str().unwrap()])
+        .env("SECRET_ROTATOR_CRASH_AT", "after-create");
     for (k, v) in &env {
         cmd.env(k, v);
     }
@@ -180,14 +309,38 @@ async fn kill_after_put_then_rerun_yields_the_same_single_version() {
     let mid = stages(&c, "prod/api/db").await;
     let pending = mid["AWSPENDING"][0].clone();
     assert_eq!(mid["AWSCURRENT"], vec![old.clone()]);
-    let pending_value = c.get_secret_value().secret_id("prod/api/db").version_id(&pending).version_stage("AWSPENDING").send().await.unwrap().secret_string().unwrap().to_owned();
+    let pending_value = c
+        .get_secret_value()
+        .secret_id("prod/api/db")
+        .version_id(&pending)
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .unwrap()
+        .secret_string()
+        .unwrap()
+        .to_owned();
 
-    let out = rotator(&["rotate", "api-db", "--config", dir.path().to_str().unwrap()], &env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rotator(
+        &["rotate", "api-db", "--config", dir.path().to_str().unwrap()],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let end = stages(&c, "prod/api/db").await;
-    assert_eq!(end["AWSCURRENT"], vec![pending.clone()], "the rerun finishes the version the crashed run wrote");
+    assert_eq!(
+        end["AWSCURRENT"],
+        vec![pending.clone()],
+        "the rerun finishes the version the crashed run wrote"
+    );
     assert_eq!(end["AWSPREVIOUS"], vec![old]);
     assert!(!end.contains_key("AWSPENDING"));
     assert_eq!(version_count(&c, "prod/api/db").await, 2);
-    assert_eq!(value_at(&c, "prod/api/db", "AWSCURRENT").await, pending_value);
+    assert_eq!(
+        value_at(&c, "prod/api/db", "AWSCURRENT").await,
+        pending_value
+    );
 }

@@ -2,6 +2,7 @@
 
 pub mod ecs;
 mod errors;
+pub mod iam;
 pub mod secrets;
 
 pub use errors::map_sdk_error;

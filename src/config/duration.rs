@@ -17,10 +17,12 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         return Err(format!("duration \"{s}\" is negative (use {UNITS})"));
     }
     // Months and years have no fixed length; refuse them rather than guess.
-    match humantime::parse_duration(t) {
-        Ok(_) if t.contains("month") || t.contains('y') || t.ends_with('M') => Err(format!(
+    if units(t).any(|u| matches!(u, "M" | "month" | "months" | "y" | "year" | "years")) {
+        return Err(format!(
             "duration \"{s}\": months and years are ambiguous (use {UNITS})"
-        )),
+        ));
+    }
+    match humantime::parse_duration(t) {
         Ok(d) => Ok(d),
         Err(humantime::DurationError::UnknownUnit { unit, .. }) => {
             Err(format!("unknown unit \"{unit}\" in \"{s}\" (use {UNITS})"))
@@ -30,6 +32,12 @@ pub fn parse(s: &str) -> Result<Duration, String> {
         }
         Err(_) => Err(format!("invalid duration \"{s}\" (use {UNITS})")),
     }
+}
+
+/// The unit words of a duration like `1M 2d` or `30 days`.
+fn units(t: &str) -> impl Iterator<Item = &str> {
+    t.split(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.')
+        .filter(|u| !u.is_empty())
 }
 
 /// Parses and checks `min <= d <= max`.
@@ -80,6 +88,10 @@ mod tests {
         assert!(parse("30").unwrap_err().contains("no unit"));
         assert!(parse("").unwrap_err().contains("empty"));
         assert!(parse("1y").unwrap_err().contains("ambiguous"));
+        assert!(parse("1M 1d").unwrap_err().contains("ambiguous"));
+        assert!(parse("2 years").unwrap_err().contains("ambiguous"));
+        assert_eq!(parse("30 days").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(parse("1 day").unwrap(), Duration::from_secs(86_400));
         assert!(parse("-5m").unwrap_err().contains("negative"));
     }
 

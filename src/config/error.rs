@@ -20,12 +20,28 @@ impl fmt::Display for Location {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{location}: {key}: {message}")]
+#[error("{location}: {}: {}", one_line(.key), one_line(.message))]
 pub struct ConfigError {
     pub location: Location,
     /// Dotted key path, e.g. `secret[api-db].every`; `-` for file-level problems.
     pub key: String,
     pub message: String,
+}
+
+/// Control characters from the file (a name with a newline) must not split an error over
+/// several lines: one problem, one line.
+fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Every problem found in a configuration directory, in file order.
@@ -65,7 +81,11 @@ impl<'a> SourceMap<'a> {
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let mut col = before[line_start..].chars().count() + 1;
+        // A byte-order mark is not a column anyone can see.
+        if line == 1 && before.starts_with('\u{feff}') {
+            col -= 1;
+        }
         Location {
             file: self.file.to_path_buf(),
             line_col: Some((line, col)),

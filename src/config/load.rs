@@ -110,6 +110,14 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
     for (key, value) in doc.into_inner() {
         let key_span = key.span();
         match key.get_ref().as_ref() {
+            "daemon" | "aws" if !value.get_ref().is_table() => {
+                let name = key.get_ref().to_string();
+                v.push(src.error(
+                    value.span(),
+                    name.clone(),
+                    format!("must be a table: write [{name}] (once), not [[{name}]] or a value"),
+                ));
+            }
             "daemon" => {
                 if let Some((raw, _)) = typed(v, &src, "daemon", value.clone()) {
                     v.daemon(&src, table_keys(&value), raw);
@@ -130,8 +138,9 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
                     ));
                     continue;
                 };
-                for (i, item) in items.into_iter().enumerate() {
+                for (i, mut item) in items.into_iter().enumerate() {
                     let span = item.span();
+                    reject_arrays_of_tables(v, &src, &secret_label(&item, i), &mut item);
                     let label = secret_label(&item, i);
                     if let Some((raw, bad)) = typed(v, &src, &label, item) {
                         v.secret(&src, span, raw, &bad);
@@ -145,6 +154,36 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
             )),
         }
     }
+}
+
+/// `target`, `window` and `generate` are single inline tables; `[[secret.target]]` would
+/// otherwise be read positionally and reported as a baffling type error.
+fn reject_arrays_of_tables(
+    v: &mut Validator,
+    src: &SourceMap<'_>,
+    label: &str,
+    item: &mut Spanned<DeValue<'_>>,
+) {
+    let span = item.span();
+    let DeValue::Table(table) = item.get_mut() else {
+        return;
+    };
+    let mut bad = Vec::new();
+    for (k, val) in table.iter() {
+        let name = k.get_ref().to_string();
+        if matches!(name.as_str(), "target" | "window" | "generate") && val.get_ref().is_array() {
+            v.push(src.error(
+                val.span(),
+                format!("{label}.{name}"),
+                format!("must be an inline table, e.g. {name} = {{ ... }} (not [[secret.{name}]] or an array)"),
+            ));
+            bad.push(k.clone());
+        }
+    }
+    for k in bad {
+        table.remove(&k);
+    }
+    let _ = span;
 }
 
 /// `secret[NAME]` when the table has a string name, else `secret[#N]` (1-based in the file).
@@ -227,7 +266,30 @@ fn one_line(s: &str) -> String {
 
 /// serde's wording, made a little closer to what a person wrote.
 fn describe_serde(msg: &str) -> String {
-    let msg = one_line(msg);
+    let mut msg = one_line(msg);
+    for (internal, human) in [
+        ("struct RawDaemon", "a table ([daemon])"),
+        ("struct RawAws", "a table ([aws])"),
+        ("struct RawSecret", "a table ([[secret]])"),
+        (
+            "struct RawWindow",
+            "a table { cron = \"...\", duration = \"...\" }",
+        ),
+        ("struct RawGenerate", "a table { length = ..., ... }"),
+        ("struct RawTarget", "a table { kind = \"...\", ... }"),
+        (
+            "struct RawRedeploy",
+            "a table { cluster = \"...\", services = [...] }",
+        ),
+        ("invalid type: map,", "invalid type: table or date,"),
+        ("invalid type: sequence,", "invalid type: array,"),
+        ("expected i64", "expected an integer"),
+    ] {
+        msg = msg.replace(internal, human);
+    }
+    if msg.contains(" as i128") || msg.contains(" as u128") {
+        return "number out of range (expected a small integer)".to_owned();
+    }
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         return format!("unknown key {rest}");
     }

@@ -353,7 +353,7 @@ impl Validator {
 
         let generate = match &raw.generate {
             None => Some(GeneratePolicy::default()),
-            Some(g) => self.generate(src, &k("generate"), g.get_ref()),
+            Some(g) => self.generate(src, &k("generate"), g.get_ref(), g.span()),
         };
 
         let target = match &raw.target {
@@ -373,10 +373,13 @@ impl Validator {
                 None
             }
             Some(j) => {
-                if matches!(
-                    target,
-                    Some(Target::Postgres(_)) | Some(Target::IamAccessKey(_))
-                ) {
+                // Judged on the written kind, so it is reported even when the target has
+                // other errors.
+                let kind = raw
+                    .target
+                    .as_ref()
+                    .map(|t| t.get_ref().kind.get_ref().as_str());
+                if matches!(kind, Some("postgres") | Some("iam-access-key")) {
                     self.err(
                         src,
                         j.span(),
@@ -516,6 +519,7 @@ impl Validator {
         src: &SourceMap<'_>,
         key: &str,
         g: &RawGenerate,
+        table: Range<usize>,
     ) -> Option<GeneratePolicy> {
         let mut p = GeneratePolicy::default();
         let before = self.errors.len();
@@ -555,8 +559,7 @@ impl Validator {
             .exclude_characters
             .as_ref()
             .map(|x| x.span())
-            .or_else(|| g.length.as_ref().map(|l| l.span()))
-            .unwrap_or(0..0);
+            .unwrap_or(table);
         if classes.iter().all(|c| c.chars.is_empty()) {
             self.err(src, span, &format!("{key}.exclude_characters"), 
                 "no character is left to generate from (include at least one class and do not exclude all of its characters)");
@@ -567,18 +570,7 @@ impl Validator {
                     c.name, c.flag
                 ));
             }
-            let required = classes.iter().filter(|c| c.included).count();
-            if p.length < required {
-                self.err(
-                    src,
-                    span,
-                    &format!("{key}.length"),
-                    format!(
-                        "{} is shorter than the {required} character classes that must each appear",
-                        p.length
-                    ),
-                );
-            }
+            // length >= 8 always leaves room for one of each of the (at most 5) classes.
         }
         (self.errors.len() == before).then_some(p)
     }

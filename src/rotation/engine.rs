@@ -18,7 +18,7 @@
 use super::deploy::{Deployer, Described, DESCRIBE_BATCH};
 use super::generate::{generate, GenerateError};
 use super::store::*;
-use super::target::{self, TargetCtx, TargetError};
+use super::target::{self, IamApi, TargetEnv, TargetError};
 use super::token::{attempt_of, token, MAX_ATTEMPTS};
 use super::wait::{wait_stable, ServiceVerdict};
 use super::{Observer, Step};
@@ -204,14 +204,33 @@ pub struct Engine<S, D> {
     pub store: S,
     pub deployer: D,
     pub clock: Arc<dyn Clock>,
+    /// IAM and STS for the `iam-access-key` target.
+    pub iam: Arc<dyn IamApi>,
 }
 
 impl<S: SecretStore, D: Deployer> Engine<S, D> {
+    /// The IAM client defaults to one loaded from the environment on first use; give the
+    /// process's own with [`Engine::with_iam`] (or a fake in tests).
     pub fn new(store: S, deployer: D, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             deployer,
             clock,
+            iam: Arc::new(crate::aws::iam::AwsIam::from_environment()),
+        }
+    }
+
+    pub fn with_iam(mut self, iam: Arc<dyn IamApi>) -> Self {
+        self.iam = iam;
+        self
+    }
+
+    fn target_env<'a>(&'a self, cfg: &'a SecretConfig) -> TargetEnv<'a, S> {
+        TargetEnv {
+            cfg,
+            store: &self.store,
+            iam: self.iam.as_ref(),
+            clock: self.clock.as_ref(),
         }
     }
 
@@ -311,7 +330,8 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             self.take_over_foreign(cfg, s, version).await?;
             phase = Phase::Fresh;
         }
-        if let (Phase::Resume { version, attempt }, true) = (&phase, opts.fresh) {
+        let fresh = opts.fresh && target::fresh_value_on_retry(&cfg.target);
+        if let (Phase::Resume { version, attempt }, true) = (&phase, fresh) {
             // A retry after a failure gets a fresh value: a value a target refused once
             // would likely be refused again.
             self.note(
@@ -406,11 +426,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         mut report: Report,
         obs: &dyn Observer,
     ) -> Result<Report, RotationError> {
-        let ctx = TargetCtx {
-            secret: &cfg.name,
-            value: &value,
-            previous: None,
-        };
+        let env = self.target_env(cfg);
         self.note(
             obs,
             cfg,
@@ -418,7 +434,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             Some(&version),
             &format!("target {}", cfg.target.kind()),
         );
-        target::set(&cfg.target, &ctx)
+        target::set(&env, &value)
             .await
             .map_err(|e| RotationError::Target {
                 step: Step::Set,
@@ -441,7 +457,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         if read_version != version || digest(&read) != digest(&value) {
             return Err(RotationError::Mismatch);
         }
-        target::test(&cfg.target, &ctx)
+        target::test(&env, &value)
             .await
             .map_err(|e| RotationError::Target {
                 step: Step::Test,
@@ -515,6 +531,14 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         cfg: &SecretConfig,
         s: &SecretRef,
     ) -> Result<SecretString, RotationError> {
+        if target::makes_value(&cfg.target) {
+            return target::create_value(&self.target_env(cfg))
+                .await
+                .map_err(|e| RotationError::Target {
+                    step: Step::Create,
+                    source: e,
+                });
+        }
         let generated = generate(&cfg.generate)?;
         let Some(key) = &cfg.json_key else {
             return Ok(generated);
@@ -697,17 +721,16 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 .await
                 .map_err(aws(Step::Revoke))?
                 .1;
-            let ctx = TargetCtx {
-                secret: &cfg.name,
-                value: &value,
-                previous: previous.as_ref().map(|p| &p.1),
-            };
-            target::revoke(&cfg.target, &ctx)
-                .await
-                .map_err(|e| RotationError::Target {
-                    step: Step::Revoke,
-                    source: e,
-                })?;
+            target::revoke(
+                &self.target_env(cfg),
+                &value,
+                previous.as_ref().map(|p| &p.1),
+            )
+            .await
+            .map_err(|e| RotationError::Target {
+                step: Step::Revoke,
+                source: e,
+            })?;
         }
         let now = self
             .clock

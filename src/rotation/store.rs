@@ -115,6 +115,56 @@ pub trait SecretStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
+/// A shared store is a store (so callers can keep a handle on the one an engine owns).
+impl<T: SecretStore> SecretStore for std::sync::Arc<T> {
+    fn describe(&self, s: &SecretRef) -> impl Future<Output = Result<SecretMeta, AwsError>> + Send {
+        (**self).describe(s)
+    }
+    fn describe_many(
+        &self,
+        refs: &[SecretRef],
+    ) -> impl Future<Output = Vec<Result<SecretMeta, AwsError>>> + Send {
+        (**self).describe_many(refs)
+    }
+    fn versions(
+        &self,
+        s: &SecretRef,
+    ) -> impl Future<Output = Result<Vec<VersionInfo>, AwsError>> + Send {
+        (**self).versions(s)
+    }
+    fn get_value(
+        &self,
+        s: &SecretRef,
+        select: Select<'_>,
+    ) -> impl Future<Output = Result<(VersionId, SecretString), AwsError>> + Send {
+        (**self).get_value(s, select)
+    }
+    fn put_pending(
+        &self,
+        s: &SecretRef,
+        token: &VersionId,
+        value: &SecretString,
+    ) -> impl Future<Output = Result<VersionId, AwsError>> + Send {
+        (**self).put_pending(s, token, value)
+    }
+    fn update_stage(
+        &self,
+        s: &SecretRef,
+        stage: &str,
+        to: Option<&VersionId>,
+        from: Option<&VersionId>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        (**self).update_stage(s, stage, to, from)
+    }
+    fn tag(
+        &self,
+        s: &SecretRef,
+        tags: &[(&str, String)],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        (**self).tag(s, tags)
+    }
+}
+
 /// When the secret was last rotated: our tag, else the creation date of AWSCURRENT.
 pub async fn last_rotated<S: SecretStore>(
     store: &S,

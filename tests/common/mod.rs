@@ -1,6 +1,8 @@
 //! Test harness: local moto (Secrets Manager, IAM) and ecs-sim (ECS) servers, the CLI.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -51,11 +51,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// An injected "the process died" error (see [`FakeStore::crash_after_writes`]).
 pub fn crash(operation: &'static str) -> AwsError {
-    AwsError::new(ErrorClass::Other, operation, "Crash", "the rotator process died (simulated)")
+    AwsError::new(
+        ErrorClass::Other,
+        operation,
+        "Crash",
+        "the rotator process died (simulated)",
+    )
 }
 
 pub fn throttled(operation: &'static str) -> AwsError {
-    AwsError::new(ErrorClass::Throttled, operation, "ThrottlingException", "Rate exceeded")
+    AwsError::new(
+        ErrorClass::Throttled,
+        operation,
+        "ThrottlingException",
+        "Rate exceeded",
+    )
 }
 
 pub fn access_denied(operation: &'static str) -> AwsError {
@@ -226,7 +236,10 @@ impl FakeStore {
     pub fn with_latency(&self, op: &'static str, d: Duration) -> Self {
         let mut l = (*self.latency).clone();
         l.insert(op, d);
-        Self { latency: Arc::new(l), ..self.clone() }
+        Self {
+            latency: Arc::new(l),
+            ..self.clone()
+        }
     }
 
     fn st(&self) -> MutexGuard<'_, StoreState> {
@@ -263,7 +276,14 @@ impl FakeStore {
     }
 
     /// Adds a version as another tool would (no call logged), moving `stages` to it.
-    pub fn seed_version(&self, name: &str, id: &str, value: &str, stages: &[&str], created: DateTime<Utc>) {
+    pub fn seed_version(
+        &self,
+        name: &str,
+        id: &str,
+        value: &str,
+        stages: &[&str],
+        created: DateTime<Utc>,
+    ) {
         self.edit(name, |s| {
             s.versions.push(StoredVersion {
                 id: VersionId::from(id),
@@ -284,14 +304,23 @@ impl FakeStore {
     /// Changes a secret directly (no call logged).
     pub fn edit(&self, name: &str, f: impl FnOnce(&mut StoredSecret)) {
         let mut st = self.st();
-        let s = st.secrets.iter_mut().find(|s| s.name == name).expect("no such secret");
+        let s = st
+            .secrets
+            .iter_mut()
+            .find(|s| s.name == name)
+            .expect("no such secret");
         f(s);
     }
 
     // ---- inspection ---------------------------------------------------------------
 
     pub fn secret(&self, name: &str) -> StoredSecret {
-        self.st().secrets.iter().find(|s| s.name == name).cloned().expect("no such secret")
+        self.st()
+            .secrets
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .expect("no such secret")
     }
 
     pub fn holder(&self, name: &str, stage: &str) -> Option<VersionId> {
@@ -299,12 +328,20 @@ impl FakeStore {
     }
 
     pub fn value_of(&self, name: &str, id: &VersionId) -> String {
-        self.secret(name).version(id).expect("no such version").value.clone()
+        self.secret(name)
+            .version(id)
+            .expect("no such version")
+            .value
+            .clone()
     }
 
     /// Every value any version of any secret has ever held (versions are immutable).
     pub fn all_values(&self) -> Vec<String> {
-        self.st().secrets.iter().flat_map(|s| s.versions.iter().map(|v| v.value.clone())).collect()
+        self.st()
+            .secrets
+            .iter()
+            .flat_map(|s| s.versions.iter().map(|v| v.value.clone()))
+            .collect()
     }
 
     pub fn calls(&self) -> Vec<StoreCall> {
@@ -318,12 +355,25 @@ impl FakeStore {
 
     /// Calls of `op` that succeeded.
     pub fn count_ok(&self, op: &str) -> usize {
-        self.st().calls.iter().filter(|c| c.op == op && c.ok()).count()
+        self.st()
+            .calls
+            .iter()
+            .filter(|c| c.op == op && c.ok())
+            .count()
     }
 
     /// Calls that tried to change something (whatever their result).
     pub fn write_attempts(&self) -> usize {
-        self.st().calls.iter().filter(|c| WRITE_OPS.contains(&c.op)).count()
+        self.st()
+            .calls
+            .iter()
+            .filter(|c| WRITE_OPS.contains(&c.op))
+            .count()
+    }
+
+    /// Writes that succeeded since the store was created.
+    pub fn writes_ok(&self) -> usize {
+        self.st().writes
     }
 
     pub fn clear_calls(&self) {
@@ -338,7 +388,12 @@ impl FakeStore {
     }
 
     /// After `skip` more calls of `op` succeed, the following ones fail with `errors`.
-    pub fn fail_after(&self, op: &'static str, skip: usize, errors: impl IntoIterator<Item = AwsError>) {
+    pub fn fail_after(
+        &self,
+        op: &'static str,
+        skip: usize,
+        errors: impl IntoIterator<Item = AwsError>,
+    ) {
         self.st().faults.push(op, skip, errors);
     }
 
@@ -365,7 +420,11 @@ impl FakeStore {
         detail: String,
         f: impl FnOnce(&mut Vec<StoredSecret>, DateTime<Utc>, &mut u64) -> Result<T, AwsError>,
     ) -> Result<T, AwsError> {
-        let d = self.latency.get(op).or_else(|| self.latency.get("*")).copied();
+        let d = self
+            .latency
+            .get(op)
+            .or_else(|| self.latency.get("*"))
+            .copied();
         if let Some(d) = d {
             tokio::time::sleep(d).await;
         }
@@ -440,7 +499,10 @@ impl FakeStore {
         stages: Option<&[&str]>,
     ) -> Result<VersionId, AwsError> {
         const OP: &str = "PutSecretValue";
-        let detail = format!("token={} stages={stages:?}", token.map_or("-", |t| t.as_str()));
+        let detail = format!(
+            "token={} stages={stages:?}",
+            token.map_or("-", |t| t.as_str())
+        );
         self.call(OP, detail, |secrets, now, next| {
             if let Some(t) = token {
                 if !(32..=64).contains(&t.as_str().len()) {
@@ -558,17 +620,30 @@ fn seeded_id(n: u64) -> VersionId {
     VersionId::new(format!("0000aaaa-0000-4000-8000-{n:012x}"))
 }
 
-fn find<'a>(secrets: &'a mut [StoredSecret], id: &SecretId, op: &'static str) -> Result<&'a mut StoredSecret, AwsError> {
+fn find<'a>(
+    secrets: &'a mut [StoredSecret],
+    id: &SecretId,
+    op: &'static str,
+) -> Result<&'a mut StoredSecret, AwsError> {
     secrets
         .iter_mut()
         .find(|s| s.name == id.as_str() || s.arn.as_str() == id.as_str())
         .ok_or_else(|| {
-            AwsError::new(ErrorClass::NotFound, op, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+            AwsError::new(
+                ErrorClass::NotFound,
+                op,
+                "ResourceNotFoundException",
+                "Secrets Manager can't find the specified secret.",
+            )
         })
 }
 
 /// A secret that may be read or written: not scheduled for deletion.
-fn live<'a>(secrets: &'a mut [StoredSecret], id: &SecretId, op: &'static str) -> Result<&'a mut StoredSecret, AwsError> {
+fn live<'a>(
+    secrets: &'a mut [StoredSecret],
+    id: &SecretId,
+    op: &'static str,
+) -> Result<&'a mut StoredSecret, AwsError> {
     let s = find(secrets, id, op)?;
     if s.deleted {
         return Err(AwsError::new(
@@ -584,7 +659,10 @@ fn live<'a>(secrets: &'a mut [StoredSecret], id: &SecretId, op: &'static str) ->
 impl SecretStore for FakeStore {
     async fn describe(&self, s: &SecretRef) -> Result<SecretMeta, AwsError> {
         const OP: &str = "DescribeSecret";
-        self.call(OP, String::new(), |secrets, _, _| Ok(find(secrets, &s.id, OP)?.meta())).await
+        self.call(OP, String::new(), |secrets, _, _| {
+            Ok(find(secrets, &s.id, OP)?.meta())
+        })
+        .await
     }
 
     async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
@@ -603,13 +681,21 @@ impl SecretStore for FakeStore {
                 .versions
                 .iter()
                 .filter(|v| !v.stages.is_empty())
-                .map(|v| VersionInfo { id: v.id.clone(), stages: v.stages.clone(), created: Some(v.created) })
+                .map(|v| VersionInfo {
+                    id: v.id.clone(),
+                    stages: v.stages.clone(),
+                    created: Some(v.created),
+                })
                 .collect())
         })
         .await
     }
 
-    async fn get_value(&self, s: &SecretRef, select: Select<'_>) -> Result<(VersionId, SecretString), AwsError> {
+    async fn get_value(
+        &self,
+        s: &SecretRef,
+        select: Select<'_>,
+    ) -> Result<(VersionId, SecretString), AwsError> {
         let (vid, stage) = match select {
             Select::Stage(st) => (None, st),
             Select::Version(v, st) => (Some(v), st),
@@ -618,17 +704,39 @@ impl SecretStore for FakeStore {
         Ok((v, SecretString::from(value)))
     }
 
-    async fn put_pending(&self, s: &SecretRef, token: &VersionId, value: &SecretString) -> Result<VersionId, AwsError> {
-        self.put_secret_value(&s.id, Some(token), value.expose_secret(), Some(&[AWSPENDING])).await
+    async fn put_pending(
+        &self,
+        s: &SecretRef,
+        token: &VersionId,
+        value: &SecretString,
+    ) -> Result<VersionId, AwsError> {
+        self.put_secret_value(
+            &s.id,
+            Some(token),
+            value.expose_secret(),
+            Some(&[AWSPENDING]),
+        )
+        .await
     }
 
-    async fn update_stage(&self, s: &SecretRef, stage: &str, to: Option<&VersionId>, from: Option<&VersionId>) -> Result<(), AwsError> {
-        self.update_secret_version_stage(&s.id, stage, to, from).await
+    async fn update_stage(
+        &self,
+        s: &SecretRef,
+        stage: &str,
+        to: Option<&VersionId>,
+        from: Option<&VersionId>,
+    ) -> Result<(), AwsError> {
+        self.update_secret_version_stage(&s.id, stage, to, from)
+            .await
     }
 
     async fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
         const OP: &str = "TagResource";
-        let detail = tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let detail = tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         self.call(OP, detail, |secrets, _, _| {
             let s = live(secrets, &s.id, OP)?;
             for (k, v) in tags {
@@ -658,7 +766,11 @@ pub enum Behaviour {
     Stall,
     /// `after` the force someone else forces another (healthy) deployment, which replaces
     /// ours as PRIMARY; rollouts otherwise take `start` + `drain`.
-    Superseded { after: Duration, start: Duration, drain: Duration },
+    Superseded {
+        after: Duration,
+        start: Duration,
+        drain: Duration,
+    },
     /// Blue/green through CodeDeploy: UpdateService cannot force a deployment.
     CodeDeploy,
     /// The service does not exist (DescribeServices lists it under failures: MISSING).
@@ -716,10 +828,20 @@ impl Dep {
             return None;
         }
         match &self.kind {
-            DepKind::Forced(Behaviour::Failing { start }) => Some((self.created + *start, Event::CircuitBreaker)),
-            DepKind::Forced(Behaviour::Superseded { after, start, drain }) => {
-                Some((self.created + *after, Event::Supersede { start: *start, drain: *drain }))
+            DepKind::Forced(Behaviour::Failing { start }) => {
+                Some((self.created + *start, Event::CircuitBreaker))
             }
+            DepKind::Forced(Behaviour::Superseded {
+                after,
+                start,
+                drain,
+            }) => Some((
+                self.created + *after,
+                Event::Supersede {
+                    start: *start,
+                    drain: *drain,
+                },
+            )),
             _ => None,
         }
     }
@@ -792,7 +914,11 @@ pub struct FakeEcs {
 
 impl FakeEcs {
     pub fn new(clock: &ManualClock, seq: &Sequence) -> Self {
-        Self { state: Arc::default(), clock: clock.clone(), seq: seq.clone() }
+        Self {
+            state: Arc::default(),
+            clock: clock.clone(),
+            seq: seq.clone(),
+        }
     }
 
     fn st(&self) -> MutexGuard<'_, EcsState> {
@@ -828,7 +954,11 @@ impl FakeEcs {
 
     pub fn set_behaviour(&self, cluster: &str, name: &str, b: Behaviour) {
         let mut st = self.st();
-        let s = st.services.iter_mut().find(|s| s.cluster == cluster && s.name == name).expect("no such service");
+        let s = st
+            .services
+            .iter_mut()
+            .find(|s| s.cluster == cluster && s.name == name)
+            .expect("no such service");
         s.behaviour = b;
     }
 
@@ -838,9 +968,52 @@ impl FakeEcs {
         let clock = self.clock.clone();
         let mut st = self.st();
         let st = &mut *st;
-        let s = st.services.iter_mut().find(|s| s.cluster == svc.cluster.as_str() && s.name == svc.service.as_str())?;
+        let s = st
+            .services
+            .iter_mut()
+            .find(|s| s.cluster == svc.cluster.as_str() && s.name == svc.service.as_str())?;
         advance(s, now, &clock, &mut st.next_deployment);
         Some(view(s, now))
+    }
+
+    /// Someone else's UpdateService(forceNewDeployment) now (not logged as ours): a
+    /// healthy deployment that becomes PRIMARY. Returns its id.
+    pub fn deploy_by_someone_else(
+        &self,
+        svc: &ServiceRef,
+        start: Duration,
+        drain: Duration,
+    ) -> DeploymentId {
+        let now = Instant::now();
+        let mut st = self.st();
+        let st = &mut *st;
+        let s = st
+            .services
+            .iter_mut()
+            .find(|s| s.cluster == svc.cluster.as_str() && s.name == svc.service.as_str())
+            .expect("no such service");
+        advance(s, now, &self.clock, &mut st.next_deployment);
+        st.next_deployment += 1;
+        let id = DeploymentId::new(format!("ecs-svc/{}", st.next_deployment));
+        let td = s
+            .deps
+            .last()
+            .map(|d| d.task_definition.clone())
+            .unwrap_or_default();
+        s.events.push(format!(
+            "(service {}) has started a deployment {id}.",
+            s.name
+        ));
+        s.deps.push(Dep {
+            id: id.clone(),
+            task_definition: td,
+            created: now,
+            created_date: self.clock.now(),
+            kind: DepKind::Plain { start, drain },
+            failed: false,
+            fired: true,
+        });
+        id
     }
 
     pub fn describe_calls(&self) -> Vec<DescribeCall> {
@@ -865,7 +1038,12 @@ impl FakeEcs {
         self.st().faults.push(op, 0, errors);
     }
 
-    pub fn fail_after(&self, op: &'static str, skip: usize, errors: impl IntoIterator<Item = AwsError>) {
+    pub fn fail_after(
+        &self,
+        op: &'static str,
+        skip: usize,
+        errors: impl IntoIterator<Item = AwsError>,
+    ) {
         self.st().faults.push(op, skip, errors);
     }
 
@@ -901,16 +1079,23 @@ fn advance(s: &mut Svc, now: Instant, clock: &ManualClock, next_id: &mut u64) {
             Event::CircuitBreaker => {
                 s.deps[i].failed = true;
                 // Roll back to the task definition of the deployment before this one.
-                let td = s.deps[..i].last().map(|d| d.task_definition.clone()).unwrap_or_default();
+                let td = s.deps[..i]
+                    .last()
+                    .map(|d| d.task_definition.clone())
+                    .unwrap_or_default();
                 let failed_id = s.deps[i].id.clone();
                 s.events.push(format!("(service {name}) (deployment {failed_id}) deployment failed: tasks failed to start."));
-                s.events.push(format!("(service {name}) rolling back to deployment {id}."));
+                s.events
+                    .push(format!("(service {name}) rolling back to deployment {id}."));
                 s.deps.push(Dep {
                     id,
                     task_definition: td,
                     created: at,
                     created_date: date,
-                    kind: DepKind::Plain { start: ROLLBACK_TIME, drain: Duration::ZERO },
+                    kind: DepKind::Plain {
+                        start: ROLLBACK_TIME,
+                        drain: Duration::ZERO,
+                    },
                     failed: false,
                     fired: true,
                 });
@@ -934,7 +1119,8 @@ fn advance(s: &mut Svc, now: Instant, clock: &ManualClock, next_id: &mut u64) {
     if primary.completed_at().is_some_and(|c| c <= now) && s.deps.len() > 1 {
         let keep = s.deps.len() - 1;
         s.deps.drain(..keep);
-        s.events.push(format!("(service {}) has reached a steady state.", s.name));
+        s.events
+            .push(format!("(service {}) has reached a steady state.", s.name));
     }
 }
 
@@ -997,7 +1183,14 @@ fn view(s: &Svc, now: Instant) -> ServiceState {
         .collect();
     ServiceState {
         status: s.status.clone(),
-        controller: Some(if s.behaviour == Behaviour::CodeDeploy { "CODE_DEPLOY" } else { "ECS" }.into()),
+        controller: Some(
+            if s.behaviour == Behaviour::CodeDeploy {
+                "CODE_DEPLOY"
+            } else {
+                "ECS"
+            }
+            .into(),
+        ),
         desired: s.desired,
         running: deployments.iter().map(|d| d.running).sum(),
         deployments,
@@ -1006,7 +1199,12 @@ fn view(s: &Svc, now: Instant) -> ServiceState {
 }
 
 impl Deployer for FakeEcs {
-    async fn describe(&self, _account: &Account, cluster: &ClusterName, services: &[ServiceName]) -> Result<Vec<Described>, AwsError> {
+    async fn describe(
+        &self,
+        _account: &Account,
+        cluster: &ClusterName,
+        services: &[ServiceName],
+    ) -> Result<Vec<Described>, AwsError> {
         const OP: &str = "DescribeServices";
         let now = Instant::now();
         let seq = self.seq.next();
@@ -1022,12 +1220,21 @@ impl Deployer for FakeEcs {
         } else if let Some(e) = st.faults.take(OP) {
             Err(e)
         } else if !st.services.iter().any(|s| s.cluster == cluster.as_str()) {
-            Err(AwsError::new(ErrorClass::NotFound, OP, "ClusterNotFoundException", "Cluster not found."))
+            Err(AwsError::new(
+                ErrorClass::NotFound,
+                OP,
+                "ClusterNotFoundException",
+                "Cluster not found.",
+            ))
         } else {
             Ok(services
                 .iter()
                 .map(|want| {
-                    match st.services.iter_mut().find(|s| s.cluster == cluster.as_str() && s.name == want.as_str()) {
+                    match st
+                        .services
+                        .iter_mut()
+                        .find(|s| s.cluster == cluster.as_str() && s.name == want.as_str())
+                    {
                         Some(s) => {
                             advance(s, now, &self.clock, &mut st.next_deployment);
                             Described::Found(view(s, now))
@@ -1047,7 +1254,11 @@ impl Deployer for FakeEcs {
         result
     }
 
-    async fn force_deploy(&self, _account: &Account, svc: &ServiceRef) -> Result<DeploymentId, AwsError> {
+    async fn force_deploy(
+        &self,
+        _account: &Account,
+        svc: &ServiceRef,
+    ) -> Result<DeploymentId, AwsError> {
         const OP: &str = "UpdateService";
         let now = Instant::now();
         let seq = self.seq.next();
@@ -1057,11 +1268,25 @@ impl Deployer for FakeEcs {
             if let Some(e) = st.faults.take(OP) {
                 return Err(e);
             }
-            let Some(s) = st.services.iter_mut().find(|s| s.cluster == svc.cluster.as_str() && s.name == svc.service.as_str()) else {
-                return Err(AwsError::new(ErrorClass::NotFound, OP, "ServiceNotFoundException", "Service not found."));
+            let Some(s) = st
+                .services
+                .iter_mut()
+                .find(|s| s.cluster == svc.cluster.as_str() && s.name == svc.service.as_str())
+            else {
+                return Err(AwsError::new(
+                    ErrorClass::NotFound,
+                    OP,
+                    "ServiceNotFoundException",
+                    "Service not found.",
+                ));
             };
             if s.status != "ACTIVE" {
-                return Err(AwsError::new(ErrorClass::Invalid, OP, "ServiceNotActiveException", "Service was not ACTIVE."));
+                return Err(AwsError::new(
+                    ErrorClass::Invalid,
+                    OP,
+                    "ServiceNotActiveException",
+                    "Service was not ACTIVE.",
+                ));
             }
             if s.behaviour == Behaviour::CodeDeploy {
                 return Err(AwsError::new(
@@ -1074,8 +1299,15 @@ impl Deployer for FakeEcs {
             advance(s, now, &self.clock, &mut st.next_deployment);
             st.next_deployment += 1;
             let id = DeploymentId::new(format!("ecs-svc/{}", st.next_deployment));
-            let td = s.deps.last().map(|d| d.task_definition.clone()).unwrap_or_default();
-            s.events.push(format!("(service {}) has started a deployment {id}.", s.name));
+            let td = s
+                .deps
+                .last()
+                .map(|d| d.task_definition.clone())
+                .unwrap_or_default();
+            s.events.push(format!(
+                "(service {}) has started a deployment {id}.",
+                s.name
+            ));
             s.deps.push(Dep {
                 id: id.clone(),
                 task_definition: td,
@@ -1097,8 +1329,8 @@ impl Deployer for FakeEcs {
     }
 }
 
-/// A deployer that dies part-way through the redeploy: after `n` successful forced
-/// deployments every call fails with `Crash` (the process is gone). Optionally waits
+/// A deployer that dies part-way through the redeploy: `n` forced deployments succeed;
+/// from the attempt after them on, every call fails with `Crash` (the process is gone). Optionally waits
 /// `delay` before each force (a slow UpdateService), so the deployments it does start are
 /// clearly newer than the secret version.
 #[derive(Clone)]
@@ -1111,23 +1343,37 @@ pub struct CrashingDeployer<D> {
 
 impl<D: Deployer> CrashingDeployer<D> {
     pub fn new(inner: D, n: usize, delay: Duration) -> Self {
-        Self { inner, n, delay, forced: Arc::default() }
+        Self {
+            inner,
+            n,
+            delay,
+            forced: Arc::default(),
+        }
     }
 
     fn dead(&self) -> bool {
-        self.forced.load(Ordering::SeqCst) as usize >= self.n
+        self.forced.load(Ordering::SeqCst) as usize > self.n
     }
 }
 
 impl<D: Deployer + Clone> Deployer for CrashingDeployer<D> {
-    async fn describe(&self, account: &Account, cluster: &ClusterName, services: &[ServiceName]) -> Result<Vec<Described>, AwsError> {
+    async fn describe(
+        &self,
+        account: &Account,
+        cluster: &ClusterName,
+        services: &[ServiceName],
+    ) -> Result<Vec<Described>, AwsError> {
         if self.dead() {
             return Err(crash("DescribeServices"));
         }
         self.inner.describe(account, cluster, services).await
     }
 
-    async fn force_deploy(&self, account: &Account, service: &ServiceRef) -> Result<DeploymentId, AwsError> {
+    async fn force_deploy(
+        &self,
+        account: &Account,
+        service: &ServiceRef,
+    ) -> Result<DeploymentId, AwsError> {
         tokio::time::sleep(self.delay).await;
         // Claim a slot before calling, so concurrent forces cannot exceed `n`.
         let slot = self.forced.fetch_add(1, Ordering::SeqCst) as usize;

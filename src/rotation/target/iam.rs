@@ -1,0 +1,502 @@
+//! The `iam-access-key` target: the secret holds an IAM user's access key,
+//! `{"AccessKeyId": "...", "SecretAccessKey": "..."}` (other keys of the document are kept).
+//!
+//! - create: IAM allows two keys per user. Before `CreateAccessKey` this makes room:
+//!   inactive keys whose grace period (`delete_after`, counted from the deactivation this
+//!   target recorded in the `secret-rotator:iam-deactivated` tag) is over are deleted;
+//!   an active key that no version references and that was created by an interrupted
+//!   attempt of ours (its CreateDate falls right after the `secret-rotator:iam-creating`
+//!   tag written before every `CreateAccessKey`) is deleted; if two keys remain, an
+//!   inactive one that is not AWSCURRENT's is deleted (with a warning if its grace period
+//!   is not over). If both remaining keys are active, the rotation fails and says which
+//!   key to deal with: an active key we cannot prove is ours may be in use elsewhere.
+//! - set: nothing (the key exists in IAM from create on).
+//! - test: STS `GetCallerIdentity` signed with the new key must name the configured user;
+//!   retried for up to [`TEST_PROPAGATION`] because new keys take seconds to propagate.
+//! - revoke (after every consumer is stable): the previous key (AWSPREVIOUS's
+//!   `AccessKeyId`) is deactivated and the time recorded in the tag; it is deleted at the
+//!   start of the first rotation after `delete_after` (at once when `delete_after` is 0).
+//!
+//! A crash at any point is safe: before the pending version is written the new key is an
+//! orphan that the next create deletes; after, the engine resumes with the stored key.
+//! The secret access key is never logged; key ids are not secret and are logged.
+
+use super::{TargetEnv, TargetError};
+use crate::config::IamTarget;
+use crate::error::{AwsError, ErrorClass};
+use crate::ids::Account;
+use crate::rotation::store::{SecretStore, Select, AWSCURRENT};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `<AccessKeyId>@<RFC 3339>`: the key this target deactivated last, and when.
+pub const TAG_IAM_DEACTIVATED: &str = "secret-rotator:iam-deactivated";
+/// RFC 3339 time written just before each `CreateAccessKey`, to recognise the key of an
+/// attempt that died before writing its pending version.
+pub const TAG_IAM_CREATING: &str = "secret-rotator:iam-creating";
+/// How long the test step keeps trying a new key (IAM is eventually consistent).
+pub const TEST_PROPAGATION: Duration = Duration::from_secs(30);
+const TEST_RETRY_EVERY: Duration = Duration::from_secs(2);
+/// A key created within this window after the creating tag is ours.
+const ORPHAN_BEFORE: i64 = 60;
+const ORPHAN_AFTER: i64 = 600;
+
+const KEY_ID: &str = "AccessKeyId";
+const KEY_SECRET: &str = "SecretAccessKey";
+
+/// One access key as `ListAccessKeys` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessKeyInfo {
+    pub id: String,
+    pub active: bool,
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// A key `CreateAccessKey` just made.
+pub struct NewAccessKey {
+    pub id: String,
+    pub secret: SecretString,
+}
+
+/// What this target needs from IAM and STS; the real client is `crate::aws::iam::AwsIam`.
+pub trait IamApi: Send + Sync {
+    fn list_keys<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>>;
+
+    fn create_key<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>>;
+
+    /// UpdateAccessKey: Active or Inactive.
+    fn set_active<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+        key_id: &'a str,
+        active: bool,
+    ) -> BoxFuture<'a, Result<(), AwsError>>;
+
+    fn delete_key<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+        key_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), AwsError>>;
+
+    /// STS GetCallerIdentity signed with the given key: the caller's ARN.
+    fn caller_arn<'a>(
+        &'a self,
+        account: &'a Account,
+        key_id: &'a str,
+        secret: &'a SecretString,
+    ) -> BoxFuture<'a, Result<String, AwsError>>;
+}
+
+fn parse_doc(v: &SecretString, which: &str) -> Result<Map<String, Value>, TargetError> {
+    match serde_json::from_str::<Value>(v.expose_secret()) {
+        Ok(Value::Object(o)) => Ok(o),
+        _ => Err(TargetError::Iam(format!(
+            "the {which} value is not a JSON object (expected {{\"{KEY_ID}\": ..., \"{KEY_SECRET}\": ...}}; start a new secret with {{}})"
+        ))),
+    }
+}
+
+/// The access key id a value holds, if any.
+pub fn key_id_of(v: &SecretString) -> Option<String> {
+    serde_json::from_str::<Value>(v.expose_secret())
+        .ok()?
+        .get(KEY_ID)?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn parse_deactivated(tags: &BTreeMap<String, String>) -> Option<(String, DateTime<Utc>)> {
+    let (id, at) = tags.get(TAG_IAM_DEACTIVATED)?.split_once('@')?;
+    let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+    Some((id.to_owned(), at))
+}
+
+fn parse_time(tags: &BTreeMap<String, String>, key: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(tags.get(key)?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A key to delete before creating the new one, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    pub id: String,
+    pub reason: String,
+    /// Deleted inside its grace period to make room: worth a warning.
+    pub early: bool,
+}
+
+/// Which keys to delete so that `CreateAccessKey` has room (pure; see the module docs).
+pub fn plan_cleanup(
+    user: &str,
+    keys: &[AccessKeyInfo],
+    current_id: Option<&str>,
+    tags: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+    delete_after: Duration,
+) -> Result<Vec<Deletion>, TargetError> {
+    let deactivated = parse_deactivated(tags);
+    let creating = parse_time(tags, TAG_IAM_CREATING);
+    let grace = chrono::Duration::from_std(delete_after).unwrap_or(chrono::Duration::MAX);
+    let mut out = Vec::new();
+    let mut remaining: Vec<&AccessKeyInfo> = Vec::new();
+    for k in keys {
+        if Some(k.id.as_str()) == current_id {
+            remaining.push(k);
+            continue;
+        }
+        if !k.active {
+            if let Some((id, at)) = &deactivated {
+                if *id == k.id && now - *at >= grace {
+                    out.push(Deletion {
+                        id: k.id.clone(),
+                        reason: format!("inactive since {}, past delete_after", rfc3339(*at)),
+                        early: false,
+                    });
+                    continue;
+                }
+            }
+        } else if let (Some(t), Some(created)) = (creating, k.created) {
+            let from = t - chrono::Duration::seconds(ORPHAN_BEFORE);
+            let to = t + chrono::Duration::seconds(ORPHAN_AFTER);
+            if created >= from && created <= to {
+                out.push(Deletion {
+                    id: k.id.clone(),
+                    reason: "active, referenced by no version: left by an interrupted rotation"
+                        .into(),
+                    early: false,
+                });
+                continue;
+            }
+        }
+        remaining.push(k);
+    }
+    // Room for one more key: delete inactive keys that are not current, oldest first.
+    let mut inactive: Vec<&AccessKeyInfo> = remaining
+        .iter()
+        .copied()
+        .filter(|k| !k.active && Some(k.id.as_str()) != current_id)
+        .collect();
+    inactive.sort_by_key(|k| k.created);
+    let mut inactive = inactive.into_iter();
+    while remaining.len() >= 2 {
+        let Some(k) = inactive.next() else { break };
+        out.push(Deletion {
+            id: k.id.clone(),
+            reason: "inactive and not AWSCURRENT's; IAM allows two keys per user".into(),
+            early: deactivated
+                .as_ref()
+                .is_some_and(|(id, at)| *id == k.id && now - *at < grace),
+        });
+        remaining.retain(|r| r.id != k.id);
+    }
+    if remaining.len() >= 2 {
+        let others: Vec<String> = remaining
+            .iter()
+            .filter(|k| Some(k.id.as_str()) != current_id)
+            .map(|k| {
+                format!(
+                    "{} ({})",
+                    k.id,
+                    if k.active { "active" } else { "inactive" }
+                )
+            })
+            .collect();
+        return Err(TargetError::Iam(format!(
+            "IAM user {user} already has two access keys and IAM allows no third: {} {} not referenced by this secret's AWSCURRENT and may be in use elsewhere; deactivate or delete it, then retry",
+            others.join(", "),
+            if others.len() == 1 { "is" } else { "are" },
+        )));
+    }
+    Ok(out)
+}
+
+/// Cleans up, creates the new key and returns the pending JSON value.
+pub async fn create_value<S: SecretStore>(
+    env: &TargetEnv<'_, S>,
+    t: &IamTarget,
+) -> Result<SecretString, TargetError> {
+    let s = &env.cfg.secret;
+    let account = &s.account;
+    let meta = env.store.describe(s).await?;
+    let (_, current) = env.store.get_value(s, Select::Stage(AWSCURRENT)).await?;
+    let mut doc = parse_doc(&current, "AWSCURRENT")?;
+    let current_id = doc.get(KEY_ID).and_then(Value::as_str).map(str::to_owned);
+    let keys = env.iam.list_keys(account, &t.user).await?;
+    let now = env.clock.now();
+    for d in plan_cleanup(
+        &t.user,
+        &keys,
+        current_id.as_deref(),
+        &meta.tags,
+        now,
+        t.delete_after,
+    )? {
+        if d.early {
+            tracing::warn!(secret = %env.cfg.name, user = %t.user, key = %d.id, "deleting an access key inside its delete_after grace period to make room: {}", d.reason);
+        } else {
+            tracing::info!(secret = %env.cfg.name, user = %t.user, key = %d.id, "deleting access key: {}", d.reason);
+        }
+        match env.iam.delete_key(account, &t.user, &d.id).await {
+            Ok(()) => {}
+            Err(e) if e.class == ErrorClass::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    env.store
+        .tag(s, &[(TAG_IAM_CREATING, rfc3339(now))])
+        .await?;
+    let key = match env.iam.create_key(account, &t.user).await {
+        Ok(k) => k,
+        Err(e) if e.class == ErrorClass::Conflict => {
+            return Err(TargetError::Iam(format!(
+                "cannot create an access key for IAM user {}: {e} (a key was probably created meanwhile; the next attempt cleans up)",
+                t.user
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(secret = %env.cfg.name, user = %t.user, key = %key.id, "created access key");
+    doc.insert(KEY_ID.into(), Value::String(key.id));
+    doc.insert(
+        KEY_SECRET.into(),
+        Value::String(key.secret.expose_secret().to_owned()),
+    );
+    let out = serde_json::to_string(&Value::Object(doc))
+        .map_err(|_| TargetError::Iam("cannot serialize the new value".into()))?;
+    Ok(SecretString::from(out))
+}
+
+fn key_of(v: &SecretString, which: &str) -> Result<(String, SecretString), TargetError> {
+    let doc = parse_doc(v, which)?;
+    let id = doc.get(KEY_ID).and_then(Value::as_str);
+    let secret = doc.get(KEY_SECRET).and_then(Value::as_str);
+    match (id, secret) {
+        (Some(id), Some(secret)) => Ok((id.to_owned(), SecretString::from(secret.to_owned()))),
+        _ => Err(TargetError::Iam(format!(
+            "the {which} value lacks \"{KEY_ID}\" or \"{KEY_SECRET}\""
+        ))),
+    }
+}
+
+/// Whether an ARN names the IAM user (with or without a path).
+fn arn_is_user(arn: &str, user: &str) -> bool {
+    arn.split_once(":user/")
+        .is_some_and(|(_, rest)| rest.rsplit('/').next() == Some(user))
+}
+
+pub async fn test<S: SecretStore>(
+    env: &TargetEnv<'_, S>,
+    t: &IamTarget,
+    value: &SecretString,
+) -> Result<(), TargetError> {
+    let (id, secret) = key_of(value, "pending")?;
+    let account = &env.cfg.secret.account;
+    let start = tokio::time::Instant::now();
+    loop {
+        match env.iam.caller_arn(account, &id, &secret).await {
+            Ok(arn) if arn_is_user(&arn, &t.user) => return Ok(()),
+            Ok(arn) => {
+                return Err(TargetError::Iam(format!(
+                    "GetCallerIdentity with the new key {id} names {arn}, not IAM user {}",
+                    t.user
+                )))
+            }
+            Err(e)
+                if matches!(e.class, ErrorClass::AccessDenied | ErrorClass::Throttled)
+                    || e.is_retryable() =>
+            {
+                if start.elapsed() >= TEST_PROPAGATION {
+                    return Err(TargetError::Iam(format!(
+                        "the new key {id} still fails after {}s: {e}",
+                        TEST_PROPAGATION.as_secs()
+                    )));
+                }
+                tracing::info!(secret = %env.cfg.name, key = %id, error = %e, "new key not usable yet; retrying");
+                tokio::time::sleep(TEST_RETRY_EVERY).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub async fn revoke<S: SecretStore>(
+    env: &TargetEnv<'_, S>,
+    t: &IamTarget,
+    current: &SecretString,
+    previous: Option<&SecretString>,
+) -> Result<(), TargetError> {
+    let Some(old) = previous.and_then(key_id_of) else {
+        tracing::info!(secret = %env.cfg.name, "no previous access key to deactivate");
+        return Ok(());
+    };
+    if key_id_of(current).as_deref() == Some(old.as_str()) {
+        return Ok(());
+    }
+    let s = &env.cfg.secret;
+    let account = &s.account;
+    match env.iam.set_active(account, &t.user, &old, false).await {
+        Ok(()) => {}
+        // Deleted already (by a person or an earlier run): nothing left to revoke.
+        Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let now = env.clock.now();
+    tracing::info!(secret = %env.cfg.name, user = %t.user, key = %old, "deactivated the previous access key");
+    if t.delete_after.is_zero() {
+        match env.iam.delete_key(account, &t.user, &old).await {
+            Ok(()) => {}
+            Err(e) if e.class == ErrorClass::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(secret = %env.cfg.name, user = %t.user, key = %old, "deleted the previous access key (delete_after = 0)");
+        return Ok(());
+    }
+    env.store
+        .tag(
+            s,
+            &[(TAG_IAM_DEACTIVATED, format!("{old}@{}", rfc3339(now)))],
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+    fn key(id: &str, active: bool, created: &str) -> AccessKeyInfo {
+        AccessKeyInfo {
+            id: id.into(),
+            active,
+            created: Some(t(created)),
+        }
+    }
+    const DAY: Duration = Duration::from_secs(86_400);
+    const NOW: &str = "2030-01-10T00:00:00Z";
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn one_key_needs_nothing() {
+        let keys = [key("AKIACUR", true, "2030-01-01T00:00:00Z")];
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tags(&[]), t(NOW), DAY).unwrap();
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn inactive_old_key_is_deleted_to_make_room_and_flagged_early_inside_grace() {
+        let keys = [
+            key("AKIAOLD", false, "2029-12-01T00:00:00Z"),
+            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
+        ];
+        let tg = tags(&[(TAG_IAM_DEACTIVATED, "AKIAOLD@2030-01-09T12:00:00Z")]);
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].id, "AKIAOLD");
+        assert!(d[0].early);
+        // Past the grace period: deleted, not early.
+        let tg = tags(&[(TAG_IAM_DEACTIVATED, "AKIAOLD@2030-01-08T00:00:00Z")]);
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
+        assert_eq!(d.len(), 1);
+        assert!(!d[0].early);
+    }
+
+    #[test]
+    fn expired_inactive_key_is_deleted_even_with_room() {
+        // The current key was deleted by hand; the old one is inactive past its grace.
+        let keys = [key("AKIAOLD", false, "2029-12-01T00:00:00Z")];
+        let tg = tags(&[(TAG_IAM_DEACTIVATED, "AKIAOLD@2030-01-01T00:00:00Z")]);
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
+        assert_eq!(
+            d.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["AKIAOLD"]
+        );
+        // Inside the grace period and with room: kept.
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), 30 * DAY).unwrap();
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn orphan_of_an_interrupted_attempt_is_deleted() {
+        let keys = [
+            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
+            key("AKIAORPHAN", true, "2030-01-09T23:00:03Z"),
+        ];
+        let tg = tags(&[(TAG_IAM_CREATING, "2030-01-09T23:00:00Z")]);
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].id, "AKIAORPHAN");
+    }
+
+    #[test]
+    fn two_active_keys_fail_clearly() {
+        let keys = [
+            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
+            key("AKIAHUMAN", true, "2029-06-01T00:00:00Z"),
+        ];
+        // A creating tag from long ago does not make the other key ours.
+        let tg = tags(&[(TAG_IAM_CREATING, "2029-12-01T00:00:00Z")]);
+        let e = plan_cleanup("svc-user", &keys, Some("AKIACUR"), &tg, t(NOW), DAY)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("svc-user") && e.contains("AKIAHUMAN (active)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn current_key_is_never_deleted() {
+        let keys = [
+            key("AKIACUR", false, "2030-01-01T00:00:00Z"),
+            key("AKIAOTHER", false, "2030-01-02T00:00:00Z"),
+        ];
+        let tg = tags(&[(TAG_IAM_DEACTIVATED, "AKIACUR@2020-01-01T00:00:00Z")]);
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
+        assert_eq!(
+            d.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["AKIAOTHER"]
+        );
+    }
+
+    #[test]
+    fn arn_matching() {
+        assert!(arn_is_user("arn:aws:iam::123456789012:user/app", "app"));
+        assert!(arn_is_user(
+            "arn:aws:iam::123456789012:user/path/to/app",
+            "app"
+        ));
+        assert!(!arn_is_user("arn:aws:iam::123456789012:user/app2", "app"));
+        assert!(!arn_is_user(
+            "arn:aws:sts::123456789012:assumed-role/app/x",
+            "app"
+        ));
+    }
+}

@@ -1,0 +1,283 @@
+//! The `command` target end to end: `rotate` runs real scripts against moto (Secrets
+//! Manager) and ecs-sim (ECS).
+
+mod common;
+
+use common::*;
+use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SEED: &str = r#"{"clusters":[{"name":"prod","services":[
+  {"name":"api","desiredCount":1},{"name":"pdf","desiredCount":1}]}]}"#;
+const INITIAL: &str = "initial-Value-1234";
+
+fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes an executable shell script.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// A script that records the sha256 of its stdin (and its step) in `<dir>/<name>.sha`.
+fn recorder(dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(format!("{name}.sha"));
+    script(
+        dir,
+        &format!("{name}.sh"),
+        &format!(
+            "sha256sum | cut -d' ' -f1 > '{}'\necho \"$SECRET_ROTATOR_STEP\" >> '{}'",
+            out.display(),
+            out.display()
+        ),
+    )
+}
+
+fn read_record(dir: &Path, name: &str) -> Option<(String, String)> {
+    let s = std::fs::read_to_string(dir.join(format!("{name}.sha"))).ok()?;
+    let mut lines = s.lines();
+    Some((lines.next()?.to_owned(), lines.next()?.to_owned()))
+}
+
+fn argv(p: &Path) -> String {
+    format!("[\"{}\"]", p.display())
+}
+
+fn config(target: &str, redeploy: &str) -> String {
+    format!(
+        r#"
+[[secret]]
+name = "cmd"
+secret_id = "app/cmd"
+every = "30d"
+target = {target}
+{redeploy}
+stable_timeout = "1m"
+"#
+    )
+}
+
+fn run(dir: &Path, env: &[(String, String)]) -> (bool, String) {
+    let out = rotator(&["rotate", "cmd", "--config", dir.to_str().unwrap()], env);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn set_test_and_revoke_receive_the_right_values_on_stdin() {
+    let moto = Moto::start();
+    let sim = EcsSim::start(&["--time-scale", "20"], SEED);
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "app/cmd", INITIAL, &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let (set, test, revoke) = (
+        recorder(work.path(), "set"),
+        recorder(work.path(), "test"),
+        recorder(work.path(), "revoke"),
+    );
+    let target = format!(
+        "{{ kind = \"command\", set = {}, test = {}, revoke = {}, timeout = \"10s\" }}",
+        argv(&set),
+        argv(&test),
+        argv(&revoke)
+    );
+    let cfg = config(
+        &target,
+        r#"redeploy = [{ cluster = "prod", services = ["api", "pdf"] }]"#,
+    );
+    let dir = config_dir(&cfg);
+    let (ok, out) = run(dir.path(), &aws_env(Some(&moto.url), Some(&sim.url)));
+    assert!(ok, "{out}");
+
+    let current = value_at(&c, "app/cmd", "AWSCURRENT").await;
+    assert_ne!(current, INITIAL);
+    assert_eq!(
+        read_record(work.path(), "set"),
+        Some((sha256_hex(&current), "set".into()))
+    );
+    assert_eq!(
+        read_record(work.path(), "test"),
+        Some((sha256_hex(&current), "test".into()))
+    );
+    // Revoke gets the value that was replaced.
+    assert_eq!(
+        read_record(work.path(), "revoke"),
+        Some((sha256_hex(INITIAL), "revoke".into()))
+    );
+    assert!(!out.contains(&current), "the value was printed: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_set_shows_stderr_never_the_value_and_the_next_run_resumes() {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "app/cmd", INITIAL, &[]).await;
+    let before = stages(&c, "app/cmd").await["AWSCURRENT"][0].clone();
+    let work = tempfile::tempdir().unwrap();
+    let gate = work.path().join("refuse");
+    std::fs::write(&gate, "").unwrap();
+    let out_file = work.path().join("set.sha");
+    let set = script(
+        work.path(),
+        "set.sh",
+        &format!(
+            "v=$(cat)\nif [ -e '{gate}' ]; then\n  echo \"the backend is read-only\" >&2\n  echo \"backend rejected value $v\" >&2\n  exit 3\nfi\nprintf %s \"$v\" | sha256sum | cut -d' ' -f1 > '{out}'",
+            gate = gate.display(),
+            out = out_file.display()
+        ),
+    );
+    let cfg = config(
+        &format!("{{ kind = \"command\", set = {} }}", argv(&set)),
+        "",
+    );
+    let dir = config_dir(&cfg);
+    let env = aws_env(Some(&moto.url), None);
+
+    let (ok, out) = run(dir.path(), &env);
+    assert!(!ok, "set must fail: {out}");
+    let last = out.lines().last().unwrap_or_default();
+    // The last stderr line is quoted in the error, with the value masked.
+    assert!(
+        last.contains("exit status: 3") && last.contains("backend rejected value ***"),
+        "{out}"
+    );
+    let mid = stages(&c, "app/cmd").await;
+    assert_eq!(
+        mid["AWSCURRENT"],
+        vec![before.clone()],
+        "AWSCURRENT untouched"
+    );
+    assert_eq!(value_at(&c, "app/cmd", "AWSCURRENT").await, INITIAL);
+    let pending_version = mid["AWSPENDING"][0].clone();
+    let pending = value_at(&c, "app/cmd", "AWSPENDING").await;
+    assert!(
+        !out.contains(&pending),
+        "the pending value was printed: {out}"
+    );
+
+    // Fixed: the next run resumes the same pending version (the CLI does not ask for a
+    // fresh value) and finishes it.
+    std::fs::remove_file(&gate).unwrap();
+    let (ok, out) = run(dir.path(), &env);
+    assert!(ok, "{out}");
+    let end = stages(&c, "app/cmd").await;
+    assert_eq!(end["AWSCURRENT"], vec![pending_version]);
+    assert_eq!(end["AWSPREVIOUS"], vec![before]);
+    assert!(!end.contains_key("AWSPENDING"));
+    assert_eq!(version_count(&c, "app/cmd").await, 2);
+    let current = value_at(&c, "app/cmd", "AWSCURRENT").await;
+    assert_eq!(current, pending);
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap().trim(),
+        sha256_hex(&current)
+    );
+}
+
+fn alive(pid: &str) -> bool {
+    // A zombie is dead for our purpose.
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_command_times_out_and_its_process_group_is_killed() {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "app/cmd", INITIAL, &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let pids = work.path().join("pids");
+    let set = script(
+        work.path(),
+        "hang.sh",
+        &format!(
+            "echo $$ > '{p}'\nsleep 300 &\necho $! >> '{p}'\nwait",
+            p = pids.display()
+        ),
+    );
+    let cfg = config(
+        &format!(
+            "{{ kind = \"command\", set = {}, timeout = \"2s\" }}",
+            argv(&set)
+        ),
+        "",
+    );
+    let dir = config_dir(&cfg);
+    let t0 = Instant::now();
+    let (ok, out) = run(dir.path(), &aws_env(Some(&moto.url), None));
+    let took = t0.elapsed();
+    assert!(!ok, "{out}");
+    assert!(out.contains("timed out after 2s"), "{out}");
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(value_at(&c, "app/cmd", "AWSCURRENT").await, INITIAL);
+
+    let pids = std::fs::read_to_string(&pids).unwrap();
+    let pids: Vec<&str> = pids.lines().collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for p in &pids {
+        assert!(
+            !alive(p),
+            "process {p} (the script or its child) survived the timeout"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_revoke_when_a_consumer_rolls_back() {
+    let moto = Moto::start();
+    let seed = SEED.replace(
+        r#"{"name":"pdf","desiredCount":1}"#,
+        r#"{"name":"pdf","desiredCount":1,"behavior":"failing"}"#,
+    );
+    let sim = EcsSim::start(&["--time-scale", "20"], &seed);
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "app/cmd", INITIAL, &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("revoked");
+    let revoke = script(
+        work.path(),
+        "revoke.sh",
+        &format!("cat > /dev/null\ntouch '{}'", marker.display()),
+    );
+    let cfg = config(
+        &format!("{{ kind = \"command\", revoke = {} }}", argv(&revoke)),
+        r#"redeploy = [{ cluster = "prod", services = ["api", "pdf"] }]"#,
+    );
+    let dir = config_dir(&cfg);
+    let env = aws_env(Some(&moto.url), Some(&sim.url));
+    let (ok, out) = run(dir.path(), &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("rolled back") && out.contains("prod/pdf"),
+        "{out}"
+    );
+    assert!(
+        !marker.exists(),
+        "revoke ran although a consumer rolled back"
+    );
+    // The next run redeploys again (still failing): still no revoke.
+    let (ok, out) = run(dir.path(), &env);
+    assert!(!ok, "{out}");
+    assert!(out.contains("resuming"), "{out}");
+    assert!(
+        !marker.exists(),
+        "revoke ran although a consumer rolled back"
+    );
+}

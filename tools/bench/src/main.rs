@@ -1,0 +1,46 @@
+//! `bench`: the scenarios of scripts/bench. `bench all` runs each in its own process (so
+//! memory and CPU figures are not mixed) and writes BENCHMARKS.md.
+
+mod calls;
+mod footprint;
+mod memstore;
+mod planscale;
+mod report;
+mod scale;
+mod servers;
+mod stable;
+
+use serde_json::Value;
+
+fn arg(i: usize, default: u64) -> u64 {
+    std::env::args()
+        .nth(i)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let cmd = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let out: Value = match cmd.as_str() {
+        "stable" => stable::run(arg(2, 120)).await,
+        "calls" => calls::run().await,
+        "scale-ours" => scale::ours_idle(arg(2, 100_000) as usize, arg(3, 60)).await,
+        "scale-tcs" => scale::tcs_idle(arg(2, 100_000) as usize, arg(3, 60)).await,
+        "burst-ours" => {
+            scale::ours_burst(arg(2, 1000) as usize, arg(3, 8) as usize, arg(4, 5)).await
+        }
+        "burst-tcs" => scale::tcs_burst(arg(2, 1000) as usize, arg(3, 5)).await,
+        "plan" => planscale::run(arg(2, 10_000) as usize).await,
+        "footprint" => footprint::run().await,
+        "all" => {
+            report::all().await;
+            return;
+        }
+        other => {
+            eprintln!("unknown scenario {other}; use all, stable, calls, scale-ours, scale-tcs, burst-ours, burst-tcs, plan, footprint");
+            std::process::exit(64);
+        }
+    };
+    println!("{out}");
+}
