@@ -29,27 +29,49 @@ pub async fn due_times<S: SecretStore>(
 ) -> Vec<Result<DueInfo, AwsError>> {
     let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
     let metas = store.describe_many(&refs).await;
-    // Boxed so the future stays Send for every lifetime (a closure here trips the compiler's
-    // higher-ranked lifetime check when the caller is spawned).
-    let jobs: Vec<BoxFuture<'_, Result<DueInfo, AwsError>>> = secrets
-        .iter()
-        .zip(metas)
-        .map(|(cfg, meta)| Box::pin(one(store, cfg, meta, now)) as BoxFuture<'_, _>)
-        .collect();
-    futures::stream::iter(jobs)
-        .buffered(FALLBACK_CONCURRENCY)
+    drop(refs);
+    // Most secrets carry our tag: their due time needs no further call, so only the rest
+    // become futures (boxed so the future stays Send for every lifetime when spawned).
+    let mut out: Vec<Option<Result<DueInfo, AwsError>>> = Vec::with_capacity(secrets.len());
+    let mut slow: Vec<BoxFuture<'_, (usize, Result<DueInfo, AwsError>)>> = Vec::new();
+    for (i, (cfg, meta)) in secrets.iter().zip(metas).enumerate() {
+        match meta {
+            Ok(m) if m.last_rotated_tag().is_some() => {
+                out.push(Some(Ok(from_meta(cfg, &m, m.last_rotated_tag(), now))))
+            }
+            other => {
+                out.push(None);
+                slow.push(Box::pin(one(i, store, cfg, other, now)));
+            }
+        }
+    }
+    let done: Vec<(usize, Result<DueInfo, AwsError>)> = futures::stream::iter(slow)
+        .buffer_unordered(FALLBACK_CONCURRENCY)
         .collect()
-        .await
+        .await;
+    for (i, r) in done {
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(AwsError::new(
+                    crate::error::ErrorClass::Other,
+                    "DescribeSecret",
+                    "NoResult",
+                    "no result",
+                ))
+            })
+        })
+        .collect()
 }
 
-async fn one<S: SecretStore>(
-    store: &S,
+fn from_meta(
     cfg: &SecretConfig,
-    meta: Result<crate::rotation::store::SecretMeta, AwsError>,
+    meta: &crate::rotation::store::SecretMeta,
+    last: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Result<DueInfo, AwsError> {
-    let meta = meta?;
-    let last = last_rotated(store, &cfg.secret, &meta).await?;
+) -> DueInfo {
     let due = match last {
         Some(t) => next_due(t, &Schedule::of(cfg)),
         None => now,
@@ -57,9 +79,25 @@ async fn one<S: SecretStore>(
     let current = meta
         .version_with(crate::rotation::store::AWSCURRENT)
         .cloned();
-    Ok(DueInfo {
+    DueInfo {
         last_rotated: last,
         due,
         current,
-    })
+    }
+}
+
+/// The due time of secret `i` when it needs a ListSecretVersionIds call (no tag).
+async fn one<S: SecretStore>(
+    i: usize,
+    store: &S,
+    cfg: &SecretConfig,
+    meta: Result<crate::rotation::store::SecretMeta, AwsError>,
+    now: DateTime<Utc>,
+) -> (usize, Result<DueInfo, AwsError>) {
+    let r = async {
+        let meta = meta?;
+        let last = last_rotated(store, &cfg.secret, &meta).await?;
+        Ok(from_meta(cfg, &meta, last, now))
+    };
+    (i, r.await)
 }

@@ -1,22 +1,22 @@
 //! Every metric the daemon exports, defined in one place. Label sets are bounded: secret
 //! names and services come from the configuration, outcomes and operations are fixed lists.
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 pub struct Metrics {
     pub registry: Registry,
     pub rotations: IntCounterVec,
     pub rotation_duration: HistogramVec,
-    pub last_success: GaugeVec,
-    pub next_due: GaugeVec,
-    pub consecutive_failures: IntGaugeVec,
-    pub failing: IntGaugeVec,
-    pub in_progress: IntGaugeVec,
-    pub started: GaugeVec,
+    /// Per-secret state gauges, rendered at scrape time from one small record per secret
+    /// (a labelled child per series costs ~0.5 KiB; at 100,000 secrets that matters).
+    pub secrets: &'static SecretStates,
     pub in_progress_total: IntGauge,
     pub redeploys: IntCounterVec,
     pub wait_duration: HistogramVec,
@@ -41,15 +41,13 @@ impl Metrics {
         let buckets = vec![
             1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0,
         ];
+        let secrets: &'static SecretStates = Box::leak(Box::new(SecretStates::new()));
+        r.register(Box::new(SecretStatesCollector(secrets)))
+            .expect("secret state metrics");
         let m = Self {
+            secrets,
             rotations: reg(&r, IntCounterVec::new(Opts::new("rotations_total", "Rotations finished, by secret and outcome (success, failed, rolled_back, stalled)."), &["secret", "outcome"]).unwrap()),
             rotation_duration: reg(&r, HistogramVec::new(HistogramOpts::new("rotation_duration_seconds", "Time from the start of a rotation to its verdict.").buckets(buckets.clone()), &["outcome"]).unwrap()),
-            last_success: reg(&r, GaugeVec::new(Opts::new("last_success_timestamp_seconds", "When the secret last rotated successfully (Unix time; 0 if unknown)."), &["secret"]).unwrap()),
-            next_due: reg(&r, GaugeVec::new(Opts::new("next_due_timestamp_seconds", "When the secret is due (Unix time). Does not move while rotations fail, so now > next_due means overdue."), &["secret"]).unwrap()),
-            consecutive_failures: reg(&r, IntGaugeVec::new(Opts::new("consecutive_failures", "Failed attempts in a row since the last success."), &["secret"]).unwrap()),
-            failing: reg(&r, IntGaugeVec::new(Opts::new("rotation_failing", "1 when the last rotation attempt of the secret failed."), &["secret"]).unwrap()),
-            in_progress: reg(&r, IntGaugeVec::new(Opts::new("rotation_in_progress", "1 while the secret is being rotated."), &["secret"]).unwrap()),
-            started: reg(&r, GaugeVec::new(Opts::new("rotation_started_timestamp_seconds", "When the current or last rotation of the secret started (Unix time)."), &["secret"]).unwrap()),
             in_progress_total: reg(&r, IntGauge::new("rotations_in_progress", "Rotations running now.").unwrap()),
             redeploys: reg(&r, IntCounterVec::new(Opts::new("ecs_redeploys_total", "Forced ECS redeployments by verdict (stable, rolled_back, stalled, missing, not_forceable, failed)."), &["cluster", "service", "outcome"]).unwrap()),
             wait_duration: reg(&r, HistogramVec::new(HistogramOpts::new("ecs_wait_duration_seconds", "Time from the forced deployment to the stability verdict.").buckets(buckets), &["outcome"]).unwrap()),
@@ -77,12 +75,133 @@ impl Metrics {
 
     /// Drops the series of a secret that is no longer configured.
     pub fn forget_secret(&self, secret: &str) {
-        for v in [&self.last_success, &self.next_due, &self.started] {
-            let _ = v.remove_label_values(&[secret]);
+        self.secrets.forget(secret);
+    }
+}
+
+/// What the per-secret gauges show for one secret.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SecretState {
+    pub next_due: f64,
+    pub last_success: f64,
+    pub failures: u32,
+    pub failing: bool,
+    pub in_progress: bool,
+    pub started: f64,
+}
+
+pub struct SecretStates {
+    map: Mutex<HashMap<Box<str>, SecretState>>,
+    descs: Vec<Desc>,
+}
+
+const STATE_FAMILIES: [(&str, &str); 6] = [
+    ("next_due_timestamp_seconds", "When the secret is due (Unix time). Does not move while rotations fail, so now > next_due means overdue."),
+    ("last_success_timestamp_seconds", "When the secret last rotated successfully (Unix time; 0 if unknown)."),
+    ("rotation_failing", "1 when the last rotation attempt of the secret failed."),
+    ("consecutive_failures", "Failed attempts in a row since the last success (only secrets with failures)."),
+    ("rotation_in_progress", "1 while the secret is being rotated (only secrets being rotated)."),
+    ("rotation_started_timestamp_seconds", "When the rotation in progress started (Unix time; only secrets being rotated)."),
+];
+
+impl SecretStates {
+    fn new() -> Self {
+        let descs = STATE_FAMILIES
+            .iter()
+            .map(|(n, h)| {
+                Desc::new(
+                    (*n).into(),
+                    (*h).into(),
+                    vec!["secret".into()],
+                    HashMap::new(),
+                )
+                .expect("valid desc")
+            })
+            .collect();
+        Self {
+            map: Mutex::default(),
+            descs,
         }
-        for v in [&self.consecutive_failures, &self.failing, &self.in_progress] {
-            let _ = v.remove_label_values(&[secret]);
+    }
+
+    pub fn update(&self, secret: &str, f: impl FnOnce(&mut SecretState)) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get_mut(secret) {
+            Some(s) => f(s),
+            None => {
+                let mut s = SecretState::default();
+                f(&mut s);
+                m.insert(secret.into(), s);
+            }
         }
+    }
+
+    pub fn get(&self, secret: &str) -> Option<SecretState> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(secret)
+            .copied()
+    }
+
+    pub fn forget(&self, secret: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(secret);
+    }
+}
+
+struct SecretStatesCollector(&'static SecretStates);
+
+fn gauge(secret: &str, v: f64) -> proto::Metric {
+    let mut l = proto::LabelPair::default();
+    l.set_name("secret".into());
+    l.set_value(secret.into());
+    let mut g = proto::Gauge::default();
+    g.set_value(v);
+    let mut m = proto::Metric::default();
+    m.set_label(vec![l]);
+    m.set_gauge(g);
+    m
+}
+
+impl Collector for SecretStatesCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let map = self.0.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<&Box<str>> = map.keys().collect();
+        names.sort();
+        let mut families: Vec<Vec<proto::Metric>> = vec![Vec::new(); STATE_FAMILIES.len()];
+        for n in names {
+            let s = &map[n];
+            families[0].push(gauge(n, s.next_due));
+            families[1].push(gauge(n, s.last_success));
+            families[2].push(gauge(n, f64::from(u8::from(s.failing))));
+            if s.failures > 0 {
+                families[3].push(gauge(n, f64::from(s.failures)));
+            }
+            if s.in_progress {
+                families[4].push(gauge(n, 1.0));
+                families[5].push(gauge(n, s.started));
+            }
+        }
+        STATE_FAMILIES
+            .iter()
+            .zip(families)
+            .filter(|(_, m)| !m.is_empty())
+            .map(|((name, help), metrics)| {
+                let mut f = MetricFamily::default();
+                f.set_name((*name).into());
+                f.set_help((*help).into());
+                f.set_field_type(MetricType::GAUGE);
+                f.set_metric(metrics);
+                f
+            })
+            .collect()
     }
 }
 

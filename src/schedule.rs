@@ -24,7 +24,7 @@ impl<'a> Schedule<'a> {
         Self {
             name: &s.name,
             every: s.every,
-            window: s.window.as_ref(),
+            window: s.window.as_deref(),
             jitter: s.jitter,
         }
     }

@@ -1367,7 +1367,7 @@ fn invalid(r: Result<(), secret_rotator::error::AwsError>) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn the_fake_store_follows_the_documented_secrets_manager_rules() {
-    use secret_rotator::rotation::store::SecretStore;
+    use secret_rotator::rotation::store::{SecretStore, Select};
     let clock = ManualClock::new(t0());
     let st = FakeStore::new(&clock, &Sequence::default());
     st.create_secret("s", "one");

@@ -64,11 +64,20 @@ impl fmt::Display for ConfigErrors {
 pub struct SourceMap<'a> {
     pub file: &'a std::path::Path,
     text: &'a str,
+    /// Byte offset of the start of each line, so a lookup is a binary search rather than
+    /// a scan from the top (a file may hold 100,000 secrets).
+    line_starts: Vec<usize>,
 }
 
 impl<'a> SourceMap<'a> {
     pub fn new(file: &'a std::path::Path, text: &'a str) -> Self {
-        Self { file, text }
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Self {
+            file,
+            text,
+            line_starts,
+        }
     }
 
     pub fn location(&self, offset: usize) -> Location {
@@ -78,12 +87,15 @@ impl<'a> SourceMap<'a> {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let mut col = before[line_start..].chars().count() + 1;
+        let idx = self
+            .line_starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        let line_start = self.line_starts[idx];
+        let line = idx + 1;
+        let mut col = self.text[line_start..offset].chars().count() + 1;
         // A byte-order mark is not a column anyone can see.
-        if line == 1 && before.starts_with('\u{feff}') {
+        if line == 1 && self.text.starts_with('\u{feff}') && offset > 0 {
             col -= 1;
         }
         Location {

@@ -78,7 +78,8 @@ pub struct SecretConfig {
     /// The secret id plus the region/role that reach it (per-secret values over `[aws]`).
     pub secret: SecretRef,
     pub every: Duration,
-    pub window: Option<Window>,
+    /// Boxed: most secrets have none, and a parsed cron is large.
+    pub window: Option<Box<Window>>,
     pub jitter: Duration,
     pub generate: GeneratePolicy,
     pub json_key: Option<String>,

@@ -440,7 +440,7 @@ impl Validator {
                     account: Account::default(),
                 },
                 every,
-                window,
+                window: window.map(Box::new),
                 jitter,
                 generate,
                 json_key,

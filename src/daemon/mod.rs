@@ -87,7 +87,9 @@ pub async fn main(dir: PathBuf) -> i32 {
 
     let mut dog = watchdog.map(|w| tokio::time::interval(w / 2));
     let mut status_tick = tokio::time::interval(Duration::from_secs(60));
-    let mut current = cfg;
+    // Only what a reload cannot apply is kept here; the scheduler owns the secrets.
+    let mut current = (cfg.daemon.clone(), cfg.aws.clone());
+    drop(cfg);
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -96,7 +98,7 @@ pub async fn main(dir: PathBuf) -> i32 {
                 match load_dir(&dir) {
                     Ok(new) => {
                         warn_unappliable(&current, &new);
-                        current = new.clone();
+                        current = (new.daemon.clone(), new.aws.clone());
                         reload_ok(true, clock.as_ref());
                         let _ = tx.send(Control::Reload(Box::new(new))).await;
                     }
@@ -133,11 +135,11 @@ pub async fn main(dir: PathBuf) -> i32 {
 }
 
 /// Settings that only a restart applies.
-fn warn_unappliable(old: &Config, new: &Config) {
-    if old.daemon.listen != new.daemon.listen {
-        tracing::warn!(old = %old.daemon.listen, new = %new.daemon.listen, "daemon.listen changes on restart only");
+fn warn_unappliable(old: &(crate::config::DaemonConfig, crate::config::AwsConfig), new: &Config) {
+    if old.0.listen != new.daemon.listen {
+        tracing::warn!(old = %old.0.listen, new = %new.daemon.listen, "daemon.listen changes on restart only");
     }
-    if old.aws != new.aws {
+    if old.1 != new.aws {
         tracing::warn!("[aws] changes apply to new clients on restart only");
     }
 }

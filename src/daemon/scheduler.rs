@@ -67,7 +67,10 @@ pub struct Scheduler<S, D> {
     waiting: VecDeque<SecretName>,
     tasks: JoinSet<Done>,
     health: Arc<Health>,
+    status_at: Option<Instant>,
 }
+
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 fn ts(t: DateTime<Utc>) -> f64 {
     t.timestamp() as f64
@@ -89,6 +92,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             waiting: VecDeque::new(),
             tasks: JoinSet::new(),
             health,
+            status_at: None,
         };
         for c in &cfg.secrets {
             s.entries
@@ -140,12 +144,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 e.needs_due = false;
                 e.due = Some(d.due);
                 e.replaces = d.current;
-                m.next_due
-                    .with_label_values(&[name.as_str()])
-                    .set(ts(d.due));
-                m.last_success
-                    .with_label_values(&[name.as_str()])
-                    .set(d.last_rotated.map_or(0.0, ts));
+                m.secrets.update(name.as_str(), |s| {
+                    s.next_due = ts(d.due);
+                    s.last_success = d.last_rotated.map_or(0.0, ts);
+                });
                 if !e.gave_up && e.failures == 0 {
                     let wait = (d.due - now).to_std().unwrap_or(Duration::ZERO);
                     Self::schedule(&mut self.queue, name, e, Instant::now() + wait);
@@ -214,9 +216,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         self.drain().await;
     }
 
-    fn beat(&self) {
+    fn beat(&mut self) {
         let now = self.clock.now().timestamp().max(0) as u64;
         self.health.heartbeat.store(now, Ordering::Relaxed);
+        // The status line scans every entry: at most every few seconds, not per event.
+        if self.status_at.is_some_and(|t| t.elapsed() < STATUS_EVERY) {
+            return;
+        }
+        self.status_at = Some(Instant::now());
         let failing = self.entries.values().filter(|e| e.failures > 0).count();
         let next = self.queue.iter().find_map(|(_, n)| {
             self.entries
@@ -297,10 +304,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 replaces: e.replaces.clone(),
             };
             let m = metrics::get();
-            m.in_progress.with_label_values(&[name.as_str()]).set(1);
-            m.started
-                .with_label_values(&[name.as_str()])
-                .set(ts(self.clock.now()));
+            let now = ts(self.clock.now());
+            m.secrets.update(name.as_str(), |s| {
+                s.in_progress = true;
+                s.started = now;
+            });
             m.in_progress_total.inc();
             tracing::info!(secret = %name, attempt = e.failures + 1, "rotation due; starting");
             self.tasks.spawn(async move {
@@ -324,7 +332,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
             Done::Rotated(name, r, started) => {
                 let m = metrics::get();
-                m.in_progress.with_label_values(&[name.as_str()]).set(0);
+                m.secrets.update(name.as_str(), |s| s.in_progress = false);
                 m.in_progress_total.dec();
                 if let Some(e) = self.entries.get_mut(&name) {
                     e.running = false;
@@ -352,10 +360,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                             e.failures = 0;
                             e.gave_up = false;
                         }
-                        m.consecutive_failures
-                            .with_label_values(&[name.as_str()])
-                            .set(0);
-                        m.failing.with_label_values(&[name.as_str()]).set(0);
+                        m.secrets.update(name.as_str(), |s| {
+                            s.failures = 0;
+                            s.failing = false;
+                        });
                         self.apply_next_cfg(&name);
                         self.compute_due(std::slice::from_ref(&name)).await;
                     }
@@ -372,10 +380,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             return;
         };
         e.failures += 1;
-        m.consecutive_failures
-            .with_label_values(&[name.as_str()])
-            .set(i64::from(e.failures));
-        m.failing.with_label_values(&[name.as_str()]).set(1);
+        let failures = e.failures;
+        m.secrets.update(name.as_str(), |s| {
+            s.failures = failures;
+            s.failing = true;
+        });
         if e.failures >= max {
             e.gave_up = true;
             tracing::error!(secret = %name, failures = e.failures, error = %err, "rotation failed; giving up until the next reload or a manual rotation");
@@ -438,14 +447,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.cfg = c;
                     e.failures = 0;
                     e.gave_up = false;
-                    metrics::get()
-                        .consecutive_failures
-                        .with_label_values(&[name.as_str()])
-                        .set(0);
-                    metrics::get()
-                        .failing
-                        .with_label_values(&[name.as_str()])
-                        .set(0);
+                    metrics::get().secrets.update(name.as_str(), |s| {
+                        s.failures = 0;
+                        s.failing = false;
+                    });
                     recompute.push(name);
                 }
                 None => {

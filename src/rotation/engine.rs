@@ -12,6 +12,7 @@
 //!   Never "fail forever".
 //! - No AWSPENDING, AWSCURRENT is ours and the `deployed-version` tag differs: the value
 //!   was finished but consumers were not confirmed stable; redeploy and wait.
+//!
 //! The last-rotated tag is written only once consumers are stable, so a rotation whose
 //! redeploy failed stays due and is retried (as a redeploy, not a new value).
 

@@ -4,9 +4,10 @@
 //! - create: IAM allows two keys per user. Before `CreateAccessKey` this makes room:
 //!   inactive keys whose grace period (`delete_after`, counted from the deactivation this
 //!   target recorded in the `secret-rotator:iam-deactivated` tag) is over are deleted;
-//!   an active key that no version references and that was created by an interrupted
-//!   attempt of ours (its CreateDate falls right after the `secret-rotator:iam-creating`
-//!   tag written before every `CreateAccessKey`) is deleted; if two keys remain, an
+//!   an active key that AWSCURRENT does not reference and that an earlier attempt of ours
+//!   created (the `secret-rotator:iam-creating` tag names it, or, for a crash right after
+//!   `CreateAccessKey`, its CreateDate falls just after the time that tag recorded before
+//!   the call) is deleted: a dropped or interrupted attempt's key; if two keys remain, an
 //!   inactive one that is not AWSCURRENT's is deleted (with a warning if its grace period
 //!   is not over). If both remaining keys are active, the rotation fails and says which
 //!   key to deal with: an active key we cannot prove is ours may be in use elsewhere.
@@ -35,8 +36,9 @@ use std::time::Duration;
 
 /// `<AccessKeyId>@<RFC 3339>`: the key this target deactivated last, and when.
 pub const TAG_IAM_DEACTIVATED: &str = "secret-rotator:iam-deactivated";
-/// RFC 3339 time written just before each `CreateAccessKey`, to recognise the key of an
-/// attempt that died before writing its pending version.
+/// `<RFC 3339>` written just before each `CreateAccessKey`, `<AccessKeyId>@<RFC 3339>`
+/// right after: recognises the key of an attempt that was dropped or died before its
+/// pending version became current.
 pub const TAG_IAM_CREATING: &str = "secret-rotator:iam-creating";
 /// How long the test step keeps trying a new key (IAM is eventually consistent).
 pub const TEST_PROPAGATION: Duration = Duration::from_secs(30);
@@ -125,10 +127,19 @@ fn parse_deactivated(tags: &BTreeMap<String, String>) -> Option<(String, DateTim
     Some((id.to_owned(), at))
 }
 
-fn parse_time(tags: &BTreeMap<String, String>, key: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(tags.get(key)?)
+/// The creating tag: the key id (once created) and the time.
+fn parse_creating(tags: &BTreeMap<String, String>) -> (Option<String>, Option<DateTime<Utc>>) {
+    let Some(raw) = tags.get(TAG_IAM_CREATING) else {
+        return (None, None);
+    };
+    let (id, at) = match raw.split_once('@') {
+        Some((id, at)) => (Some(id.to_owned()).filter(|i| !i.is_empty()), at),
+        None => (None, raw.as_str()),
+    };
+    let at = DateTime::parse_from_rfc3339(at)
         .ok()
-        .map(|t| t.with_timezone(&Utc))
+        .map(|t| t.with_timezone(&Utc));
+    (id, at)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -154,7 +165,7 @@ pub fn plan_cleanup(
     delete_after: Duration,
 ) -> Result<Vec<Deletion>, TargetError> {
     let deactivated = parse_deactivated(tags);
-    let creating = parse_time(tags, TAG_IAM_CREATING);
+    let (created_id, creating) = parse_creating(tags);
     let grace = chrono::Duration::from_std(delete_after).unwrap_or(chrono::Duration::MAX);
     let mut out = Vec::new();
     let mut remaining: Vec<&AccessKeyInfo> = Vec::new();
@@ -174,10 +185,16 @@ pub fn plan_cleanup(
                     continue;
                 }
             }
-        } else if let (Some(t), Some(created)) = (creating, k.created) {
-            let from = t - chrono::Duration::seconds(ORPHAN_BEFORE);
-            let to = t + chrono::Duration::seconds(ORPHAN_AFTER);
-            if created >= from && created <= to {
+        } else {
+            let named = created_id.as_deref() == Some(k.id.as_str());
+            let just_after = match (creating, k.created) {
+                (Some(t), Some(created)) if created_id.is_none() => {
+                    created >= t - chrono::Duration::seconds(ORPHAN_BEFORE)
+                        && created <= t + chrono::Duration::seconds(ORPHAN_AFTER)
+                }
+                _ => false,
+            };
+            if named || just_after {
                 out.push(Deletion {
                     id: k.id.clone(),
                     reason: "active, referenced by no version: left by an interrupted rotation"
@@ -275,6 +292,12 @@ pub async fn create_value<S: SecretStore>(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(secret = %env.cfg.name, user = %t.user, key = %key.id, "created access key");
+    env.store
+        .tag(
+            s,
+            &[(TAG_IAM_CREATING, format!("{}@{}", key.id, rfc3339(now)))],
+        )
+        .await?;
     doc.insert(KEY_ID.into(), Value::String(key.id));
     doc.insert(
         KEY_SECRET.into(),
@@ -456,6 +479,26 @@ mod tests {
     }
 
     #[test]
+    fn the_key_named_by_the_creating_tag_is_an_orphan_whenever_found() {
+        let keys = [
+            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
+            key("AKIADROPPED", true, "2030-01-02T00:00:00Z"),
+        ];
+        // Days later (a retry after a long backoff, or the next rotation).
+        let tg = tags(&[(TAG_IAM_CREATING, "AKIADROPPED@2030-01-02T00:00:00Z")]);
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
+        assert_eq!(
+            d.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["AKIADROPPED"]
+        );
+        // The key named in the tag that became current is never deleted.
+        let tg = tags(&[(TAG_IAM_CREATING, "AKIACUR@2030-01-01T00:00:00Z")]);
+        let keys = [key("AKIACUR", true, "2030-01-01T00:00:00Z")];
+        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
+        assert!(d.is_empty());
+    }
+
+    #[test]
     fn two_active_keys_fail_clearly() {
         let keys = [
             key("AKIACUR", true, "2030-01-01T00:00:00Z"),
@@ -484,6 +527,329 @@ mod tests {
             d.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
             ["AKIAOTHER"]
         );
+    }
+
+    // ---- the steps against fakes -------------------------------------------------
+
+    use crate::clock::ManualClock;
+    use crate::config::{GeneratePolicy, Location, SecretConfig, Target};
+    use crate::ids::{SecretArn, SecretId, SecretName, SecretRef, VersionId};
+    use crate::rotation::store::{SecretMeta, VersionInfo};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Store {
+        current: Mutex<String>,
+        tags: Mutex<BTreeMap<String, String>>,
+    }
+
+    fn unused(op: &'static str) -> AwsError {
+        AwsError::new(ErrorClass::Other, op, "Unused", "not used by these tests")
+    }
+
+    impl SecretStore for Store {
+        async fn describe(&self, _s: &SecretRef) -> Result<SecretMeta, AwsError> {
+            Ok(SecretMeta {
+                arn: SecretArn::from("arn:aws:secretsmanager:us-east-1:1:secret:k"),
+                name: "k".into(),
+                versions: BTreeMap::new(),
+                tags: self.tags.lock().unwrap().clone(),
+                rotation_enabled: false,
+                deleted: false,
+            })
+        }
+        async fn describe_many(&self, _r: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
+            Vec::new()
+        }
+        async fn versions(&self, _s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
+            Err(unused("ListSecretVersionIds"))
+        }
+        async fn get_value(
+            &self,
+            _s: &SecretRef,
+            _select: Select<'_>,
+        ) -> Result<(VersionId, SecretString), AwsError> {
+            let v = self.current.lock().unwrap().clone();
+            Ok((VersionId::from("v1"), SecretString::from(v)))
+        }
+        async fn put_pending(
+            &self,
+            _s: &SecretRef,
+            _t: &VersionId,
+            _v: &SecretString,
+        ) -> Result<VersionId, AwsError> {
+            Err(unused("PutSecretValue"))
+        }
+        async fn update_stage(
+            &self,
+            _s: &SecretRef,
+            _stage: &str,
+            _to: Option<&VersionId>,
+            _from: Option<&VersionId>,
+        ) -> Result<(), AwsError> {
+            Err(unused("UpdateSecretVersionStage"))
+        }
+        async fn tag(&self, _s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
+            let mut t = self.tags.lock().unwrap();
+            for (k, v) in tags {
+                t.insert(k.to_string(), v.clone());
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Iam {
+        keys: Mutex<Vec<AccessKeyInfo>>,
+        log: Mutex<Vec<String>>,
+        /// GetCallerIdentity answers InvalidClientTokenId this many times first.
+        not_yet: Mutex<u32>,
+    }
+
+    impl IamApi for Iam {
+        fn list_keys<'a>(
+            &'a self,
+            _a: &'a Account,
+            _u: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>> {
+            Box::pin(async move { Ok(self.keys.lock().unwrap().clone()) })
+        }
+        fn create_key<'a>(
+            &'a self,
+            _a: &'a Account,
+            _u: &'a str,
+        ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>> {
+            Box::pin(async move {
+                let mut keys = self.keys.lock().unwrap();
+                if keys.len() >= 2 {
+                    return Err(AwsError::new(
+                        ErrorClass::Conflict,
+                        "CreateAccessKey",
+                        "LimitExceeded",
+                        "two keys",
+                    ));
+                }
+                let id = format!("AKIANEW{}", keys.len());
+                keys.push(AccessKeyInfo {
+                    id: id.clone(),
+                    active: true,
+                    created: None,
+                });
+                self.log.lock().unwrap().push(format!("create {id}"));
+                Ok(NewAccessKey {
+                    id,
+                    secret: SecretString::from("s3cr3t-KEY-material".to_owned()),
+                })
+            })
+        }
+        fn set_active<'a>(
+            &'a self,
+            _a: &'a Account,
+            _u: &'a str,
+            key_id: &'a str,
+            active: bool,
+        ) -> BoxFuture<'a, Result<(), AwsError>> {
+            Box::pin(async move {
+                let mut keys = self.keys.lock().unwrap();
+                let k = keys.iter_mut().find(|k| k.id == key_id).ok_or_else(|| {
+                    AwsError::new(
+                        ErrorClass::NotFound,
+                        "UpdateAccessKey",
+                        "NoSuchEntity",
+                        "gone",
+                    )
+                })?;
+                k.active = active;
+                self.log
+                    .lock()
+                    .unwrap()
+                    .push(format!("active={active} {key_id}"));
+                Ok(())
+            })
+        }
+        fn delete_key<'a>(
+            &'a self,
+            _a: &'a Account,
+            _u: &'a str,
+            key_id: &'a str,
+        ) -> BoxFuture<'a, Result<(), AwsError>> {
+            Box::pin(async move {
+                self.keys.lock().unwrap().retain(|k| k.id != key_id);
+                self.log.lock().unwrap().push(format!("delete {key_id}"));
+                Ok(())
+            })
+        }
+        fn caller_arn<'a>(
+            &'a self,
+            _a: &'a Account,
+            _k: &'a str,
+            _s: &'a SecretString,
+        ) -> BoxFuture<'a, Result<String, AwsError>> {
+            Box::pin(async move {
+                let mut n = self.not_yet.lock().unwrap();
+                if *n > 0 {
+                    *n -= 1;
+                    return Err(AwsError::new(
+                        ErrorClass::AccessDenied,
+                        "GetCallerIdentity",
+                        "InvalidClientTokenId",
+                        "The security token included in the request is invalid.",
+                    ));
+                }
+                Ok("arn:aws:iam::123456789012:user/svc".into())
+            })
+        }
+    }
+
+    fn secret_cfg(delete_after: Duration) -> (SecretConfig, IamTarget) {
+        let t = IamTarget {
+            user: "svc".into(),
+            delete_after,
+        };
+        let cfg = SecretConfig {
+            name: SecretName::from("svc-key"),
+            secret: SecretRef {
+                id: SecretId::from("svc/key"),
+                account: Account::default(),
+            },
+            every: 30 * DAY,
+            window: None,
+            jitter: Duration::ZERO,
+            generate: GeneratePolicy::default(),
+            json_key: None,
+            target: Target::IamAccessKey(t.clone()),
+            redeploy: Vec::new(),
+            stable_timeout: Duration::from_secs(60),
+            origin: Location {
+                file: "t.toml".into(),
+                line_col: None,
+            },
+        };
+        (cfg, t)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn create_test_revoke_against_fakes() {
+        let store = Store::default();
+        *store.current.lock().unwrap() =
+            r#"{"AccessKeyId":"AKIACUR","SecretAccessKey":"old-secret","x":1}"#.into();
+        store.tags.lock().unwrap().insert(
+            TAG_IAM_DEACTIVATED.into(),
+            "AKIAOLD@2030-01-01T00:00:00Z".into(),
+        );
+        let iam = Iam::default();
+        *iam.keys.lock().unwrap() = vec![
+            key("AKIAOLD", false, "2029-12-01T00:00:00Z"),
+            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
+        ];
+        *iam.not_yet.lock().unwrap() = 3;
+        let clock = ManualClock::new(t(NOW));
+        let (cfg, target) = secret_cfg(DAY);
+        let env = TargetEnv {
+            cfg: &cfg,
+            store: &store,
+            iam: &iam,
+            clock: &clock,
+        };
+
+        let value = create_value(&env, &target).await.unwrap();
+        let doc: Value = serde_json::from_str(value.expose_secret()).unwrap();
+        assert_eq!(doc["AccessKeyId"], "AKIANEW1");
+        assert_eq!(doc["SecretAccessKey"], "s3cr3t-KEY-material");
+        assert_eq!(doc["x"], 1);
+        assert_eq!(
+            *iam.log.lock().unwrap(),
+            ["delete AKIAOLD", "create AKIANEW1"]
+        );
+        assert_eq!(
+            store
+                .tags
+                .lock()
+                .unwrap()
+                .get(TAG_IAM_CREATING)
+                .map(String::as_str),
+            Some("AKIANEW1@2030-01-10T00:00:00Z")
+        );
+
+        // Not usable for 3 tries (propagation): retried on paused time, then accepted.
+        let t0 = tokio::time::Instant::now();
+        test(&env, &target, &value).await.unwrap();
+        assert_eq!(t0.elapsed(), 3 * TEST_RETRY_EVERY);
+
+        let previous = SecretString::from(store.current.lock().unwrap().clone());
+        revoke(&env, &target, &value, Some(&previous))
+            .await
+            .unwrap();
+        assert!(iam
+            .keys
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|k| k.id == "AKIACUR" && !k.active));
+        assert_eq!(
+            store
+                .tags
+                .lock()
+                .unwrap()
+                .get(TAG_IAM_DEACTIVATED)
+                .map(String::as_str),
+            // The clock follows the (paused) time the test step waited.
+            Some("AKIACUR@2030-01-10T00:00:06Z")
+        );
+        // Again (a resumed run): idempotent.
+        revoke(&env, &target, &value, Some(&previous))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_that_never_works_fails_the_test_after_the_propagation_window() {
+        let store = Store::default();
+        let iam = Iam::default();
+        *iam.not_yet.lock().unwrap() = u32::MAX;
+        let clock = ManualClock::new(t(NOW));
+        let (cfg, target) = secret_cfg(DAY);
+        let env = TargetEnv {
+            cfg: &cfg,
+            store: &store,
+            iam: &iam,
+            clock: &clock,
+        };
+        let value = SecretString::from(
+            r#"{"AccessKeyId":"AKIANEW","SecretAccessKey":"never-shown-1234"}"#.to_owned(),
+        );
+        let e = test(&env, &target, &value).await.unwrap_err().to_string();
+        assert!(
+            e.contains("AKIANEW") && e.contains("InvalidClientTokenId"),
+            "{e}"
+        );
+        assert!(!e.contains("never-shown-1234"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn delete_after_zero_deletes_at_revoke() {
+        let store = Store::default();
+        let iam = Iam::default();
+        *iam.keys.lock().unwrap() = vec![
+            key("AKIAOLD", true, "2029-12-01T00:00:00Z"),
+            key("AKIANEW", true, "2030-01-01T00:00:00Z"),
+        ];
+        let clock = ManualClock::new(t(NOW));
+        let (cfg, target) = secret_cfg(Duration::ZERO);
+        let env = TargetEnv {
+            cfg: &cfg,
+            store: &store,
+            iam: &iam,
+            clock: &clock,
+        };
+        let cur = SecretString::from(r#"{"AccessKeyId":"AKIANEW"}"#.to_owned());
+        let prev = SecretString::from(r#"{"AccessKeyId":"AKIAOLD"}"#.to_owned());
+        revoke(&env, &target, &cur, Some(&prev)).await.unwrap();
+        assert_eq!(
+            *iam.log.lock().unwrap(),
+            ["active=false AKIAOLD", "delete AKIAOLD"]
+        );
+        assert!(store.tags.lock().unwrap().is_empty());
     }
 
     #[test]

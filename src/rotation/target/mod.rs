@@ -192,14 +192,12 @@ impl Masker {
 
     fn add_json(&mut self, v: &serde_json::Value, key: Option<&str>) {
         match v {
-            serde_json::Value::String(s) => {
-                if !key.is_some_and(|k| NOT_SECRET_KEYS.contains(&k)) {
-                    self.add_str(s);
-                    // The same text as it appears inside JSON output.
-                    if let Ok(quoted) = serde_json::to_string(s) {
-                        let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
-                        self.add_str(inner.unwrap_or(&quoted));
-                    }
+            serde_json::Value::String(s) if !key.is_some_and(|k| NOT_SECRET_KEYS.contains(&k)) => {
+                self.add_str(s);
+                // The same text as it appears inside JSON output.
+                if let Ok(quoted) = serde_json::to_string(s) {
+                    let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
+                    self.add_str(inner.unwrap_or(&quoted));
                 }
             }
             serde_json::Value::Object(o) => {

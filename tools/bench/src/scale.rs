@@ -58,6 +58,7 @@ pub async fn ours_idle(n: usize, idle: u64) -> serde_json::Value {
     let before = proc_stats("self");
     let t0 = Instant::now();
     let cfg = secret_rotator::config::load_dir(dir.path()).expect("bench config");
+    let after_load = proc_stats("self");
     let engine = Arc::new(Engine::new(store, NoEcs, Arc::new(SystemClock)));
     let mut sched = Scheduler::new(
         engine,
@@ -65,6 +66,8 @@ pub async fn ours_idle(n: usize, idle: u64) -> serde_json::Value {
         &cfg,
         Arc::new(Health::default()),
     );
+    drop(cfg);
+    let after_new = proc_stats("self");
     sched.load_due_times().await;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let task = tokio::spawn(sched.run(rx));
@@ -78,6 +81,8 @@ pub async fn ours_idle(n: usize, idle: u64) -> serde_json::Value {
         "ready_secs": ready.as_secs_f64(),
         "rss_mib": after.rss_kib as f64 / 1024.0,
         "rss_base_mib": before.rss_kib as f64 / 1024.0,
+        "rss_after_config_mib": after_load.rss_kib as f64 / 1024.0,
+        "rss_after_scheduler_mib": after_new.rss_kib as f64 / 1024.0,
         "idle_cpu_secs": after.cpu_secs - at_ready.cpu_secs,
         "idle_wakeups": after.ctx_switches - at_ready.ctx_switches,
     })

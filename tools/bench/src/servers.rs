@@ -12,8 +12,12 @@ pub fn root() -> PathBuf {
         .expect("repo root")
 }
 
+/// A binary built next to this one (target/release under scripts/bench).
 pub fn release_bin(name: &str) -> PathBuf {
-    root().join("target/release").join(name)
+    let exe = std::env::current_exe().expect("exe");
+    exe.parent()
+        .map(|d| d.join(name))
+        .unwrap_or_else(|| root().join("target/release").join(name))
 }
 
 pub fn venv_bin(name: &str) -> PathBuf {
