@@ -308,3 +308,32 @@ async fn a_rolled_back_consumer_keeps_the_old_key_active() {
         "the old key still works"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_says_what_would_happen_and_changes_nothing() {
+    let w = world().await;
+    let dir = config_dir(&config("", false));
+    let out = rotator(
+        &[
+            "rotate",
+            "svc-key",
+            "--dry-run",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &aws_env(Some(&w.moto.url), None),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("create a new access key for IAM user {USER}"))
+            && stdout.contains("revoke: deactivate the previous access key (deleted at the first rotation after 1d)"),
+        "{stdout}"
+    );
+    assert_eq!(keys(&w.iam).await.len(), 1);
+    assert_eq!(version_count(&w.sm, "svc/key").await, 1);
+}

@@ -26,6 +26,9 @@ impl Observer for Progress {
             }
             Judgement::RolledBack(r) => format!("rolled back: {r}"),
             Judgement::Missing(r) => format!("missing: {r}"),
+            Judgement::Superseded(d) => {
+                format!("replaced by a later deployment {d}; waiting on it")
+            }
         };
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if last.get(svc) != Some(&what) {

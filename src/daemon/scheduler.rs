@@ -13,7 +13,7 @@ use crate::ids::{SecretName, VersionId};
 use crate::metrics;
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::SecretStore;
-use crate::rotation::{Engine, Outcome, Quiet, Report, RotateOptions, RotationError};
+use crate::rotation::{Engine, Outcome, Quiet, Report, RotateOptions, RotationError, Step};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,6 +46,8 @@ struct Entry {
     /// The due time is unknown (the store could not be read): find it before rotating.
     needs_due: bool,
     failures: u32,
+    /// The last failure was the target refusing the value: the retry makes a new one.
+    fresh_next: bool,
     gave_up: bool,
     running: bool,
     /// A reload changed the config while a rotation ran: apply after it.
@@ -149,7 +151,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     s.last_success = d.last_rotated.map_or(0.0, ts);
                 });
                 if !e.gave_up && e.failures == 0 {
-                    let wait = (d.due - now).to_std().unwrap_or(Duration::ZERO);
+                    let wait = (d.due - now).to_std().unwrap_or(Duration::ZERO)
+                        + replica_skew(e.cfg.every);
                     Self::schedule(&mut self.queue, name, e, Instant::now() + wait);
                 }
                 tracing::debug!(secret = %name, due = %d.due, "due time");
@@ -299,7 +302,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 continue;
             }
             let opts = RotateOptions {
-                fresh: e.failures > 0,
+                fresh: e.fresh_next,
                 dry_run: false,
                 replaces: e.replaces.clone(),
             };
@@ -358,6 +361,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         tracing::info!(secret = %name, outcome = outcome.label(), version = rep.version.as_ref().map(|v| v.as_str()).unwrap_or("-"), "rotation finished");
                         if let Some(e) = self.entries.get_mut(&name) {
                             e.failures = 0;
+                            e.fresh_next = false;
                             e.gave_up = false;
                         }
                         m.secrets.update(name.as_str(), |s| {
@@ -380,6 +384,15 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             return;
         };
         e.failures += 1;
+        // Only a value the target refused is replaced; any other failure resumes the same
+        // pending value (which may be another replica's rotation in flight).
+        e.fresh_next = matches!(
+            err,
+            RotationError::Target {
+                step: Step::Set | Step::Test,
+                ..
+            }
+        );
         let failures = e.failures;
         m.secrets.update(name.as_str(), |s| {
             s.failures = failures;
@@ -446,6 +459,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 Some(e) => {
                     e.cfg = c;
                     e.failures = 0;
+                    e.fresh_next = false;
                     e.gave_up = false;
                     metrics::get().secrets.update(name.as_str(), |s| {
                         s.failures = 0;
@@ -497,12 +511,25 @@ impl Entry {
             replaces: None,
             needs_due: true,
             failures: 0,
+            fresh_next: false,
             gave_up: false,
             running: false,
             next_cfg: None,
             removed: false,
         }
     }
+}
+
+/// A small random delay per process, so replicas that computed the same due time do not
+/// start the same rotation at the same instant (the later one then finds it done, or joins
+/// it). At most 5 s, and at most 1/20 of the interval.
+fn replica_skew(every: Duration) -> Duration {
+    let cap = Duration::from_secs(5).min(every / 20);
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() || cap.is_zero() {
+        return Duration::ZERO;
+    }
+    cap.mul_f64(f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX))
 }
 
 /// Retry delay after `failures` failures: initial, doubling, capped.

@@ -82,6 +82,9 @@ pub enum Judgement {
     Draining,
     RolledBack(String),
     Missing(String),
+    /// A later deployment (someone forced again, e.g. a second rotator) replaced ours. Its
+    /// tasks start later still, so they read the new value too: wait on that one instead.
+    Superseded(DeploymentId),
 }
 
 /// The stability rule. Stable means: our deployment is still PRIMARY, its rollout is
@@ -103,16 +106,39 @@ pub fn judge(state: &ServiceState, ours: &DeploymentId) -> Judgement {
     }
     let primary = state.primary();
     match (primary, mine) {
-        (Some(p), _) if &p.id != ours => {
-            let why = match mine {
-                Some(d) => d.rollout_state_reason.clone(),
-                None => None,
+        (Some(p), Some(m)) if &p.id != ours => {
+            // Ours is still listed and did not fail: a newer PRIMARY superseded it; an older
+            // one taking over again means ECS went back to it.
+            let newer = match (p.created, m.created) {
+                (Some(pc), Some(mc)) => pc > mc,
+                _ => true,
             };
-            Judgement::RolledBack(why.unwrap_or_else(|| {
-                format!("deployment {ours} is no longer PRIMARY: {} replaced it (rolled back or superseded)", p.id)
-            }))
+            if newer {
+                Judgement::Superseded(p.id.clone())
+            } else {
+                Judgement::RolledBack(format!(
+                    "deployment {ours} is no longer PRIMARY: ECS went back to the earlier deployment {}",
+                    p.id
+                ))
+            }
         }
-        (None, _) | (_, None) => Judgement::RolledBack(format!("deployment {ours} is gone")),
+        (Some(p), None) => {
+            // Ours is gone. The service events say whether it failed (circuit breaker) or
+            // was simply replaced by a later deployment.
+            let failed = state.events.iter().find(|e| {
+                (e.contains(ours.as_str()) && e.contains("fail"))
+                    || e.contains("circuit breaker")
+                    || e.contains("rolling back")
+                    || e.contains("rolled back")
+            });
+            match failed {
+                Some(e) => Judgement::RolledBack(e.clone()),
+                None => Judgement::Superseded(p.id.clone()),
+            }
+        }
+        (None, _) => Judgement::RolledBack(format!(
+            "deployment {ours} is gone and no deployment is PRIMARY"
+        )),
         (Some(p), Some(_)) => {
             // rolloutState is absent on services without it; then the classic rule applies.
             let completed = p.rollout_state.as_deref().is_none_or(|s| s == "COMPLETED");
@@ -202,7 +228,34 @@ mod tests {
         // After a circuit-breaker rollback there is one deployment, running == desired:
         // `aws ecs wait services-stable` reports success. It is not ours.
         let ours = DeploymentId::from("new");
-        let s = svc(vec![dep("rollback", "PRIMARY", "COMPLETED", 2, 2)], 2);
+        let mut s = svc(vec![dep("rollback", "PRIMARY", "COMPLETED", 2, 2)], 2);
+        s.events =
+            vec!["(service api) (deployment new) deployment failed: tasks failed to start.".into()];
+        assert!(matches!(judge(&s, &ours), Judgement::RolledBack(_)));
+    }
+
+    #[test]
+    fn a_later_deployment_supersedes_ours() {
+        let ours = DeploymentId::from("new");
+        // Ours gone without a failure: replaced.
+        let s = svc(vec![dep("later", "PRIMARY", "IN_PROGRESS", 0, 2)], 2);
+        assert_eq!(
+            judge(&s, &ours),
+            Judgement::Superseded(DeploymentId::from("later"))
+        );
+        // Ours still draining behind a newer PRIMARY.
+        let mut mine = dep("new", "ACTIVE", "IN_PROGRESS", 1, 2);
+        mine.created = chrono::DateTime::from_timestamp(100, 0);
+        let mut later = dep("later", "PRIMARY", "IN_PROGRESS", 0, 2);
+        later.created = chrono::DateTime::from_timestamp(200, 0);
+        let s = svc(vec![later.clone(), mine.clone()], 2);
+        assert_eq!(
+            judge(&s, &ours),
+            Judgement::Superseded(DeploymentId::from("later"))
+        );
+        // An older deployment back as PRIMARY is a rollback.
+        later.created = chrono::DateTime::from_timestamp(50, 0);
+        let s = svc(vec![later, mine], 2);
         assert!(matches!(judge(&s, &ours), Judgement::RolledBack(_)));
     }
 

@@ -114,6 +114,10 @@ pub enum RotationError {
     Mismatch,
     #[error("create: no free client request token after {MAX_ATTEMPTS} attempts")]
     Exhausted,
+    /// Another rotator replaced the version this run meant to replace (internal: `rotate`
+    /// turns it into an `AlreadyRotated` report).
+    #[error("already rotated by another rotator")]
+    AlreadyRotated,
     #[error("{step}: {}", summary(.verdicts))]
     Consumers {
         step: Step,
@@ -281,6 +285,35 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         opts: RotateOptions,
         obs: &dyn Observer,
     ) -> Result<Report, RotationError> {
+        match self.rotate_inner(cfg, opts, obs).await {
+            Err(RotationError::AlreadyRotated) => {
+                self.note(
+                    obs,
+                    cfg,
+                    Step::Done,
+                    None,
+                    "already rotated by another rotator; nothing to do",
+                );
+                Ok(Report {
+                    secret: cfg.name.clone(),
+                    outcome: Outcome::AlreadyRotated,
+                    version: None,
+                    previous: None,
+                    resumed: None,
+                    services: BTreeMap::new(),
+                    plan: Vec::new(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn rotate_inner(
+        &self,
+        cfg: &SecretConfig,
+        opts: RotateOptions,
+        obs: &dyn Observer,
+    ) -> Result<Report, RotationError> {
         let s = &cfg.secret;
         let meta = self.store.describe(s).await.map_err(aws(Step::Start))?;
         if meta.deleted {
@@ -395,8 +428,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 );
                 self.remove_pending(s, &version).await?;
                 report.version = Some(version.clone());
-                self.deploy_and_tag(cfg, s, &version, false, report, obs)
-                    .await
+                self.deploy_and_tag(cfg, s, &version, report, obs).await
             }
             Phase::Deploy { version } => {
                 report.resumed = Some("redeploy".into());
@@ -409,8 +441,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                     "resuming: the value is current but consumers were not confirmed stable",
                 );
                 report.version = Some(version.clone());
-                self.deploy_and_tag(cfg, s, &version, true, report, obs)
-                    .await
+                self.deploy_and_tag(cfg, s, &version, report, obs).await
             }
             Phase::Foreign { .. } => unreachable!("handled above"),
         }
@@ -472,8 +503,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         self.remove_pending(s, &version).await?;
         crate::failpoint!("after-remove-pending");
         report.version = Some(version.clone());
-        self.deploy_and_tag(cfg, s, &version, false, report, obs)
-            .await
+        self.deploy_and_tag(cfg, s, &version, report, obs).await
     }
 
     /// Makes the new value and writes it as AWSPENDING under a deterministic token.
@@ -505,6 +535,11 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                     // The token is taken: by a replica that just wrote it (then it carries
                     // AWSPENDING and we join that rotation) or by an abandoned attempt.
                     let now = self.store.describe(s).await.map_err(aws(Step::Create))?;
+                    if now.version_with(AWSCURRENT) != Some(current) {
+                        // Another rotator finished while we generated: writing another
+                        // pending version now would start a second rotation.
+                        return Err(RotationError::AlreadyRotated);
+                    }
                     if now.version_with(AWSPENDING) == Some(&tok) {
                         self.note(
                             obs,
@@ -685,12 +720,11 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         cfg: &SecretConfig,
         s: &SecretRef,
         version: &VersionId,
-        resumed: bool,
         mut report: Report,
         obs: &dyn Observer,
     ) -> Result<Report, RotationError> {
         if !cfg.redeploy.is_empty() {
-            let verdicts = self.redeploy(cfg, s, version, resumed, obs).await?;
+            let verdicts = self.redeploy(cfg, version, obs).await?;
             report.services = verdicts
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
@@ -752,22 +786,18 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         Ok(report)
     }
 
-    /// Forces a new deployment of every consumer (or, when resuming, adopts one that was
-    /// started after the new value became current) and waits for the verdicts.
+    /// Forces a new deployment of every consumer and waits for the verdicts. A resumed run
+    /// forces again rather than adopt a deployment it did not see start: only a deployment
+    /// started after AWSCURRENT moved is sure to read the new value, and that moment is not
+    /// recorded anywhere. (A deployment someone starts after ours supersedes it; the waiter
+    /// follows that one, so two rotators forcing at once do not fail each other.)
     async fn redeploy(
         &self,
         cfg: &SecretConfig,
-        s: &SecretRef,
         version: &VersionId,
-        resumed: bool,
         obs: &dyn Observer,
     ) -> Result<BTreeMap<ServiceRef, ServiceVerdict>, RotationError> {
         let account = cfg.account();
-        let adoptable = if resumed {
-            self.adoptable(cfg, s, version).await
-        } else {
-            BTreeMap::new()
-        };
         self.note(
             obs,
             cfg,
@@ -781,10 +811,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         let jobs: Vec<BoxFuture<'_, (ServiceRef, Result<DeploymentId, AwsError>)>> = cfg
             .redeploy
             .iter()
-            .map(|svc| {
-                Box::pin(self.force_or_adopt(account, svc, adoptable.get(svc).cloned()))
-                    as BoxFuture<'_, _>
-            })
+            .map(|svc| Box::pin(self.force(account, svc)) as BoxFuture<'_, _>)
             .collect();
         let results: Vec<_> = futures::stream::iter(jobs)
             .buffer_unordered(DEPLOY_CONCURRENCY)
@@ -854,63 +881,12 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         Ok(verdicts)
     }
 
-    async fn force_or_adopt(
+    async fn force(
         &self,
         account: &crate::ids::Account,
         svc: &ServiceRef,
-        adopted: Option<DeploymentId>,
     ) -> (ServiceRef, Result<DeploymentId, AwsError>) {
-        match adopted {
-            Some(d) => (svc.clone(), Ok(d)),
-            None => (svc.clone(), self.deployer.force_deploy(account, svc).await),
-        }
-    }
-
-    /// Deployments already started after the new version was created (by an earlier run
-    /// or a replica), which we wait on instead of forcing yet another.
-    async fn adoptable(
-        &self,
-        cfg: &SecretConfig,
-        s: &SecretRef,
-        version: &VersionId,
-    ) -> BTreeMap<ServiceRef, DeploymentId> {
-        let mut out = BTreeMap::new();
-        let Ok(versions) = self.store.versions(s).await else {
-            return out;
-        };
-        let Some(created) = versions
-            .iter()
-            .find(|v| &v.id == version)
-            .and_then(|v| v.created)
-        else {
-            return out;
-        };
-        // Margin for second-granularity dates: a deployment must clearly follow the value.
-        // A date in the future means clocks disagree: then force rather than trust it.
-        let after = created + chrono::Duration::seconds(2);
-        let not_after = self.clock.now() + chrono::Duration::seconds(5);
-        for (cluster, services) in group_by_cluster(&cfg.redeploy) {
-            for chunk in services.chunks(DESCRIBE_BATCH) {
-                let names: Vec<_> = chunk.iter().map(|s| s.service.clone()).collect();
-                let Ok(states) = self
-                    .deployer
-                    .describe(cfg.account(), &cluster, &names)
-                    .await
-                else {
-                    continue;
-                };
-                for (svc, st) in chunk.iter().zip(states) {
-                    if let Described::Found(state) = st {
-                        if let Some(p) = state.primary() {
-                            if p.created.is_some_and(|c| c > after && c <= not_after) {
-                                out.insert((*svc).clone(), p.id.clone());
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
+        (svc.clone(), self.deployer.force_deploy(account, svc).await)
     }
 
     async fn dry_run(
@@ -923,7 +899,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
     ) -> Result<Report, RotationError> {
         let mut plan = Vec::new();
         match &phase {
-            Phase::Fresh => plan.push(format!("generate a new value ({} characters{}) and write it as AWSPENDING", cfg.generate.length, cfg.json_key.as_ref().map(|k| format!(", into JSON key \"{k}\"")).unwrap_or_default())),
+            Phase::Fresh => plan.push(target::describe_create(cfg).unwrap_or_else(|| format!("generate a new value ({} characters{}) and write it as AWSPENDING", cfg.generate.length, cfg.json_key.as_ref().map(|k| format!(", into JSON key \"{k}\"")).unwrap_or_default()))),
             Phase::Resume { version, .. } => plan.push(format!("resume: our pending version {version} exists; continue with it")),
             Phase::FinishPending { version } => plan.push(format!("resume: remove AWSPENDING from current version {version}")),
             Phase::Deploy { version } => plan.push(format!("resume: version {version} is current; consumers not confirmed stable")),
@@ -967,7 +943,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             ));
         }
         if target::has_revoke(&cfg.target) {
-            plan.push("revoke the previous value".into());
+            plan.push(target::describe_revoke(&cfg.target));
         }
         plan.push(format!("tag {TAG_LAST_ROTATED} and {TAG_DEPLOYED_VERSION}"));
         let _ = meta;

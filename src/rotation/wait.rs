@@ -100,7 +100,7 @@ fn relevant_events(events: &[String], ours: &DeploymentId) -> Vec<String> {
 /// Number of calls the CLI waiter would have made `elapsed` after the deployment started
 /// (one at once, then one per period).
 fn budget(elapsed: Duration) -> u64 {
-    1 + elapsed.as_secs().div_ceil(WAITER_PERIOD.as_secs())
+    1 + elapsed.as_secs() / WAITER_PERIOD.as_secs()
 }
 
 /// Polls until each service reaches a verdict or `timeout` passes.
@@ -113,6 +113,8 @@ pub async fn wait_stable<D: Deployer>(
 ) -> BTreeMap<ServiceRef, ServiceVerdict> {
     let start = Instant::now();
     let deadline = start + timeout;
+    // Which deployment each service is judged on; a superseding one takes over.
+    let mut ours: Vec<(ServiceRef, DeploymentId)> = ours.to_vec();
     let mut verdicts = BTreeMap::new();
     let mut last: BTreeMap<ServiceRef, (Judgement, i32, i32, i32, Vec<String>)> = BTreeMap::new();
     let mut rounds: u64 = 0;
@@ -131,6 +133,7 @@ pub async fn wait_stable<D: Deployer>(
             by_cluster.entry(&p.0.cluster).or_default().push(p);
         }
         let mut throttled = false;
+        let mut replaced: Vec<(ServiceRef, DeploymentId)> = Vec::new();
         for (cluster, items) in by_cluster {
             for chunk in items.chunks(DESCRIBE_BATCH) {
                 let names: Vec<ServiceName> =
@@ -172,6 +175,10 @@ pub async fn wait_stable<D: Deployer>(
                                                 },
                                             );
                                         }
+                                        Judgement::Superseded(later) => {
+                                            tracing::info!(service = %svc, from = %dep, to = %later, "a later deployment replaced ours; waiting on it");
+                                            replaced.push((svc.clone(), later.clone()));
+                                        }
                                         _ => {}
                                     }
                                     last.insert(svc.clone(), (j, run, des, failed, state.events));
@@ -196,13 +203,19 @@ pub async fn wait_stable<D: Deployer>(
                 }
             }
         }
+        for (svc, later) in replaced {
+            if let Some(entry) = ours.iter_mut().find(|(s, _)| *s == svc) {
+                entry.1 = later;
+            }
+        }
         rounds += 1;
+        crate::failpoint!("during-wait");
         if verdicts.len() == ours.len() {
             return verdicts;
         }
         let now = Instant::now();
         if now >= deadline {
-            for (svc, _) in ours {
+            for (svc, _) in &ours {
                 if !verdicts.contains_key(svc) {
                     let v = match last.get(svc) {
                         Some((_, run, des, failed, events)) => ServiceVerdict::Stalled {
@@ -252,8 +265,8 @@ mod tests {
     #[test]
     fn budget_matches_waiter_calls() {
         assert_eq!(budget(Duration::ZERO), 1);
-        assert_eq!(budget(Duration::from_secs(1)), 2);
+        assert_eq!(budget(Duration::from_secs(14)), 1);
         assert_eq!(budget(Duration::from_secs(15)), 2);
-        assert_eq!(budget(Duration::from_secs(16)), 3);
+        assert_eq!(budget(Duration::from_secs(31)), 3);
     }
 }

@@ -200,8 +200,8 @@ pub fn aws_env(moto: Option<&str>, ecs: Option<&str>) -> Vec<(String, String)> {
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
         ("AWS_REGION".into(), "us-east-1".into()),
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-        ("AWS_CONFIG_FILE".into(), "/nonexistent".into()),
-        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/nonexistent".into()),
+        ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
     ];
     if let Some(m) = moto {
         env.push(("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), m.into()));

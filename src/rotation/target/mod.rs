@@ -146,6 +146,42 @@ pub fn has_revoke(target: &Target) -> bool {
     }
 }
 
+/// For a dry run: how a target that makes its own value makes it.
+pub fn describe_create(cfg: &SecretConfig) -> Option<String> {
+    match &cfg.target {
+        Target::Postgres(t) => Some(format!(
+            "make the new value: AWSCURRENT's JSON with a new {}-character password{}, written as AWSPENDING",
+            cfg.generate.length,
+            match t.mode {
+                PostgresMode::SingleUser => String::new(),
+                PostgresMode::AlternatingUsers => format!(
+                    " for the other role of the pair (username with or without \"{}\")",
+                    t.clone_suffix
+                ),
+            }
+        )),
+        Target::IamAccessKey(t) => Some(format!(
+            "create a new access key for IAM user {} (first deleting keys past delete_after, a key left by an interrupted attempt, or an inactive key if IAM's two-key limit requires it), written as AWSPENDING",
+            t.user
+        )),
+        _ => None,
+    }
+}
+
+/// For a dry run: what revoke will do.
+pub fn describe_revoke(target: &Target) -> String {
+    match target {
+        Target::IamAccessKey(t) if t.delete_after.is_zero() => {
+            "revoke: deactivate and delete the previous access key".into()
+        }
+        Target::IamAccessKey(t) => format!(
+            "revoke: deactivate the previous access key (deleted at the first rotation after {})",
+            crate::config::duration::format(t.delete_after)
+        ),
+        _ => "revoke the previous value".into(),
+    }
+}
+
 /// JSON keys whose values are not secret (connection coordinates, key ids): everything
 /// else in a JSON secret is masked.
 const NOT_SECRET_KEYS: &[&str] = &[
