@@ -25,6 +25,21 @@ pub async fn aws_clients(cfg: &Config) -> (AwsSecrets, AwsEcs) {
     (AwsSecrets::new(ctx.clone()), AwsEcs::new(ctx))
 }
 
+/// The engine with real AWS clients, all from one SDK configuration (`[aws]` region,
+/// profile and the default credential chain), IAM/STS included.
+pub async fn aws_engine(
+    cfg: &Config,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> crate::rotation::Engine<AwsSecrets, AwsEcs> {
+    let ctx = AwsContext::load(&cfg.aws).await;
+    crate::rotation::Engine::new(
+        AwsSecrets::new(ctx.clone()),
+        AwsEcs::new(ctx.clone()),
+        clock,
+    )
+    .with_iam(std::sync::Arc::new(crate::aws::iam::AwsIam::new(ctx)))
+}
+
 /// When every secret failed the same way for a reason retrying will not fix (no
 /// credentials, endpoint unreachable), that one line is the whole story.
 pub fn common_setup_error<'a>(

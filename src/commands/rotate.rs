@@ -4,7 +4,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::ids::{SecretName, ServiceRef};
 use crate::rotation::deploy::Judgement;
-use crate::rotation::{Engine, Observer, Outcome, RotateOptions, Step};
+use crate::rotation::{Observer, Outcome, RotateOptions, Step};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -47,8 +47,7 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool) -> i32 {
         );
         return crate::exit::USAGE;
     };
-    let (store, ecs) = super::aws_clients(cfg).await;
-    let engine = Engine::new(store, ecs, Arc::new(SystemClock));
+    let engine = super::aws_engine(cfg, Arc::new(SystemClock)).await;
     let obs = Progress {
         last: Mutex::default(),
     };

@@ -100,42 +100,26 @@ impl Validator {
                 ),
             }
         }
-        let d = &mut self.daemon;
-        let mut slots: Vec<(&str, Option<S<String>>, &mut Duration, Duration, Duration)> = vec![
-            (
-                "daemon.retry_initial",
-                raw.retry_initial,
-                &mut d.retry_initial,
-                Duration::from_secs(1),
-                DAY,
-            ),
-            (
-                "daemon.retry_max",
-                raw.retry_max,
-                &mut d.retry_max,
-                Duration::from_secs(1),
-                7 * DAY,
-            ),
-            (
-                "daemon.shutdown_grace",
-                raw.shutdown_grace,
-                &mut d.shutdown_grace,
-                Duration::from_secs(1),
-                HOUR,
-            ),
-            ("daemon.refresh", raw.refresh, &mut d.refresh, MIN, 7 * DAY),
+        let secs = Duration::from_secs;
+        let fields = [
+            ("daemon.retry_initial", raw.retry_initial, secs(1), DAY),
+            ("daemon.retry_max", raw.retry_max, secs(1), 7 * DAY),
+            ("daemon.shutdown_grace", raw.shutdown_grace, secs(1), HOUR),
+            ("daemon.refresh", raw.refresh, MIN, 7 * DAY),
         ];
-        let mut errs = Vec::new();
-        for (key, value, slot, min, max) in slots.iter_mut() {
-            if let Some(v) = value.take() {
-                match duration::parse_within(v.get_ref(), *min, *max) {
-                    Ok(x) => **slot = x,
-                    Err(m) => errs.push(src.error(v.span(), *key, m)),
-                }
-            }
+        for (key, value, min, max) in fields {
+            let Some(v) = value else { continue };
+            let Some(d) = self.duration(src, key, &v, min, max) else {
+                continue;
+            };
+            let slot = match key {
+                "daemon.retry_initial" => &mut self.daemon.retry_initial,
+                "daemon.retry_max" => &mut self.daemon.retry_max,
+                "daemon.shutdown_grace" => &mut self.daemon.shutdown_grace,
+                _ => &mut self.daemon.refresh,
+            };
+            *slot = d;
         }
-        drop(slots);
-        self.errors.extend(errs);
     }
 
     pub fn aws(&mut self, src: &SourceMap<'_>, keys: Vec<(String, Range<usize>)>, raw: RawAws) {

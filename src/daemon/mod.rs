@@ -7,7 +7,6 @@ pub mod scheduler;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{load_dir, Config};
 use crate::metrics;
-use crate::rotation::Engine;
 use scheduler::{Control, Health, Scheduler};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -67,8 +66,7 @@ pub async fn main(dir: PathBuf) -> i32 {
         }
     });
 
-    let (store, ecs) = crate::commands::aws_clients(&cfg).await;
-    let engine = Arc::new(Engine::new(store, ecs, clock.clone()));
+    let engine = Arc::new(crate::commands::aws_engine(&cfg, clock.clone()).await);
     let mut sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone());
     sched.load_due_times().await;
     health.ready.store(true, Ordering::Relaxed);

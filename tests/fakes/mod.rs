@@ -1158,7 +1158,7 @@ fn view(s: &Svc, now: Instant) -> ServiceState {
                 rollout_state: Some(
                     if d.failed {
                         "FAILED"
-                    } else if completed && (is_primary && n == 1 || !is_primary) {
+                    } else if completed && (n == 1 || !is_primary) {
                         "COMPLETED"
                     } else {
                         "IN_PROGRESS"
@@ -1323,7 +1323,7 @@ impl Deployer for FakeEcs {
             seq,
             at: now,
             service: svc.clone(),
-            result: result.as_ref().map(Clone::clone).map_err(|e| e.to_string()),
+            result: result.clone().map_err(|e| e.to_string()),
         });
         result
     }
