@@ -1,14 +1,10 @@
 //! ECS behind the [`Deployer`] trait.
 
-use super::{map_sdk_error, AwsContext, CallCounter};
+use super::{map_sdk_error, to_chrono, AwsContext, CallCounter, Clients};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, ClusterName, DeploymentId, ServiceName, ServiceRef};
 use crate::rotation::deploy::{Deployer, DeploymentState, Described, ServiceState, DESCRIBE_BATCH};
 use aws_sdk_ecs::Client;
-use chrono::{DateTime, Utc};
-use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::Mutex;
 
 /// Service events kept for failure reports.
 const EVENTS_KEPT: usize = 10;
@@ -16,34 +12,28 @@ const EVENTS_KEPT: usize = 10;
 #[derive(Clone)]
 pub struct AwsEcs {
     ctx: AwsContext,
-    clients: Arc<Mutex<HashMap<Account, Client>>>,
+    clients: Clients<Client>,
 }
 
 impl AwsEcs {
     pub fn new(ctx: AwsContext) -> Self {
         Self {
             ctx,
-            clients: Arc::default(),
+            clients: Clients::default(),
         }
     }
 
     async fn client(&self, account: &Account) -> Client {
-        let mut c = self.clients.lock().await;
-        if let Some(client) = c.get(account) {
-            return client.clone();
-        }
-        let sdk = self.ctx.sdk_config(account).await;
-        let conf = aws_sdk_ecs::config::Builder::from(&sdk)
-            .interceptor(CallCounter)
-            .build();
-        let client = Client::from_conf(conf);
-        c.insert(account.clone(), client.clone());
-        client
+        self.clients
+            .get(account, self.ctx.sdk_config(account), |sdk| {
+                Client::from_conf(
+                    aws_sdk_ecs::config::Builder::from(sdk)
+                        .interceptor(CallCounter)
+                        .build(),
+                )
+            })
+            .await
     }
-}
-
-fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
 /// A name from a name or an ARN (`.../cluster/name` or `.../service/cluster/name`).

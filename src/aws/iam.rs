@@ -1,18 +1,16 @@
 //! IAM (access keys) and STS (checking a new key) behind [`IamApi`].
 
-use super::{map_sdk_error, AwsContext, CallCounter};
+use super::{map_sdk_error, to_chrono, AwsContext, CallCounter, Clients};
 use crate::config::AwsConfig;
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::Account;
 use crate::rotation::target::iam::{AccessKeyInfo, IamApi, NewAccessKey};
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_iam::Client;
-use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
-use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
 /// The real IAM/STS client, one per account (region and role), like the other clients.
 #[derive(Clone)]
@@ -20,7 +18,7 @@ pub struct AwsIam {
     ctx: Arc<OnceCell<AwsContext>>,
     /// Used only when the context is loaded lazily.
     base: AwsConfig,
-    clients: Arc<Mutex<HashMap<Account, Client>>>,
+    clients: Clients<Client>,
 }
 
 impl AwsIam {
@@ -29,7 +27,7 @@ impl AwsIam {
         Self {
             ctx: Arc::new(OnceCell::new_with(Some(ctx))),
             base: AwsConfig::default(),
-            clients: Arc::default(),
+            clients: Clients::default(),
         }
     }
 
@@ -45,7 +43,7 @@ impl AwsIam {
         Self {
             ctx: Arc::new(OnceCell::new()),
             base: aws,
-            clients: Arc::default(),
+            clients: Clients::default(),
         }
     }
 
@@ -55,22 +53,16 @@ impl AwsIam {
     }
 
     async fn client(&self, account: &Account) -> Client {
-        let mut c = self.clients.lock().await;
-        if let Some(client) = c.get(account) {
-            return client.clone();
-        }
-        let sdk = self.sdk(account).await;
-        let conf = aws_sdk_iam::config::Builder::from(&sdk)
-            .interceptor(CallCounter)
-            .build();
-        let client = Client::from_conf(conf);
-        c.insert(account.clone(), client.clone());
-        client
+        self.clients
+            .get(account, self.sdk(account), |sdk| {
+                Client::from_conf(
+                    aws_sdk_iam::config::Builder::from(sdk)
+                        .interceptor(CallCounter)
+                        .build(),
+                )
+            })
+            .await
     }
-}
-
-fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
 impl IamApi for AwsIam {

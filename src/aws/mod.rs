@@ -91,6 +91,50 @@ impl AwsContext {
     }
 }
 
+/// One SDK client per account, built on first use and shared after.
+pub(crate) struct Clients<C> {
+    map: Arc<Mutex<HashMap<Account, C>>>,
+}
+
+impl<C> Clone for Clients<C> {
+    fn clone(&self) -> Self {
+        Self {
+            map: self.map.clone(),
+        }
+    }
+}
+
+impl<C> Default for Clients<C> {
+    fn default() -> Self {
+        Self {
+            map: Arc::default(),
+        }
+    }
+}
+
+impl<C: Clone> Clients<C> {
+    /// The account's client; `sdk` is awaited and `build` called only the first time.
+    pub(crate) async fn get(
+        &self,
+        account: &Account,
+        sdk: impl std::future::Future<Output = SdkConfig>,
+        build: impl FnOnce(&SdkConfig) -> C,
+    ) -> C {
+        let mut map = self.map.lock().await;
+        if let Some(c) = map.get(account) {
+            return c.clone();
+        }
+        let client = build(&sdk.await);
+        map.insert(account.clone(), client.clone());
+        client
+    }
+}
+
+/// AWS timestamps as chrono UTC times.
+pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
 /// Counts every attempt (retries included) in `aws_api_calls_total`.
 #[derive(Debug)]
 pub(crate) struct CallCounter;

@@ -1,17 +1,14 @@
 //! Secrets Manager behind the [`SecretStore`] trait.
 
-use super::{map_sdk_error, AwsContext, CallCounter};
+use super::{map_sdk_error, to_chrono, AwsContext, CallCounter, Clients};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, SecretArn, SecretRef, VersionId};
 use crate::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
 use aws_sdk_secretsmanager::types::{SecretListEntry, Tag};
 use aws_sdk_secretsmanager::Client;
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use tokio::sync::Mutex;
 
 /// Below this many configured secrets in one account, DescribeSecret per secret is cheaper
 /// than paging through every secret of the account with ListSecrets.
@@ -22,29 +19,27 @@ const DESCRIBE_CONCURRENCY: usize = 16;
 #[derive(Clone)]
 pub struct AwsSecrets {
     ctx: AwsContext,
-    clients: Arc<Mutex<HashMap<Account, Client>>>,
+    clients: Clients<Client>,
 }
 
 impl AwsSecrets {
     pub fn new(ctx: AwsContext) -> Self {
         Self {
             ctx,
-            clients: Arc::default(),
+            clients: Clients::default(),
         }
     }
 
     async fn client(&self, account: &Account) -> Client {
-        let mut c = self.clients.lock().await;
-        if let Some(client) = c.get(account) {
-            return client.clone();
-        }
-        let sdk = self.ctx.sdk_config(account).await;
-        let conf = aws_sdk_secretsmanager::config::Builder::from(&sdk)
-            .interceptor(CallCounter)
-            .build();
-        let client = Client::from_conf(conf);
-        c.insert(account.clone(), client.clone());
-        client
+        self.clients
+            .get(account, self.ctx.sdk_config(account), |sdk| {
+                Client::from_conf(
+                    aws_sdk_secretsmanager::config::Builder::from(sdk)
+                        .interceptor(CallCounter)
+                        .build(),
+                )
+            })
+            .await
     }
 
     /// All secrets of one account via paginated ListSecrets (100 per page, tags and stages
@@ -107,10 +102,6 @@ fn meta_from_list(e: &SecretListEntry) -> Option<SecretMeta> {
         rotation_enabled: e.rotation_enabled().unwrap_or(false),
         deleted: e.deleted_date().is_some(),
     })
-}
-
-fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
 fn malformed(operation: &'static str, what: &str) -> AwsError {
