@@ -374,7 +374,7 @@ async fn plain_rotation_moves_stages_tags_and_redeploys_every_consumer() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn describe_services_never_ahead_of_the_cli_waiter() {
+async fn describe_services_never_more_than_the_cli_waiter() {
     for (start, drain) in [(40, 20), (30, 20), (25, 5), (100, 3)] {
         let w = World::with(&SERVICES.map(|n| {
             (

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 /// The CLI waiter's period; our call budget at time t is what it would have used by then.
 pub const WAITER_PERIOD: Duration = Duration::from_secs(15);
 const FIRST_POLL: Duration = Duration::from_secs(2);
-const STARTING_POLL: Duration = Duration::from_secs(15);
-const DRAINING_POLL: Duration = Duration::from_secs(1);
+/// Slower than the waiter while new tasks start: the calls saved are spent near the end.
+const STARTING_POLL: Duration = Duration::from_secs(30);
+const DRAINING_POLL: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -97,8 +98,8 @@ fn relevant_events(events: &[String], ours: &DeploymentId) -> Vec<String> {
     }
 }
 
-/// Number of calls the CLI waiter would have made `elapsed` after the deployment started
-/// (one at once, then one per period).
+/// Calls the CLI waiter has made `elapsed` after the deployment started: one at once, then
+/// one per period. Never being ahead of it keeps our total at or below its total.
 fn budget(elapsed: Duration) -> u64 {
     1 + elapsed.as_secs() / WAITER_PERIOD.as_secs()
 }

@@ -96,7 +96,7 @@ pub async fn run(stall_timeout: u64) -> serde_json::Value {
     let seed = seed();
     let (_ours_sim, ours_url) = ecs_sim(&seed, &["--time-scale", "1"]);
     let (_peer_sim, peer_url) = ecs_sim(&seed, &["--time-scale", "1"]);
-    std::env::set_var("AWS_ENDPOINT_URL_ECS", &ours_url);
+    crate::servers::set_aws_env(None, Some(&ours_url));
     let ctx = secret_rotator::aws::AwsContext::load(&Default::default()).await;
     let ecs = std::sync::Arc::new(secret_rotator::aws::ecs::AwsEcs::new(ctx));
 
