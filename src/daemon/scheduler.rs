@@ -369,7 +369,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                             s.failing = false;
                         });
                         self.apply_next_cfg(&name);
-                        self.compute_due(std::slice::from_ref(&name)).await;
+                        // Reading the new due time is a store call: run it as a task like a
+                        // rotation, so the loop never waits on AWS between two launches.
+                        if let Some(e) = self.entries.get_mut(&name) {
+                            e.needs_due = true;
+                        }
+                        self.waiting.push_back(name);
                     }
                     Err(err) => self.failed(&name, &err),
                 }
