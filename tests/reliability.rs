@@ -173,10 +173,15 @@ fn daemon(dir: &std::path::Path, env: &[(String, String)], log: Option<&std::pat
 async fn two_replicas_make_one_version_per_secret() {
     const N: usize = 50;
     let moto = Moto::start();
-    let sim = EcsSim::start(
-        &["--time-scale", "20"],
-        r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#,
+    // One consumer service per secret: the replicas race on each secret and its redeploy.
+    let services: Vec<String> = (0..N)
+        .map(|i| format!(r#"{{"name":"svc{i}","desiredCount":1}}"#))
+        .collect();
+    let seed = format!(
+        r#"{{"clusters":[{{"name":"prod","services":[{}]}}]}}"#,
+        services.join(",")
     );
+    let sim = EcsSim::start(&["--time-scale", "20"], &seed);
     let c = sm_client(&moto.url).await;
     let mut secrets = String::new();
     for i in 0..N {
@@ -187,18 +192,32 @@ async fn two_replicas_make_one_version_per_secret() {
             &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")],
         )
         .await;
-        secrets.push_str(&format!("[[secret]]\nname = \"s{i}\"\nsecret_id = \"rep/{i}\"\nevery = \"30d\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\"] }}]\n"));
+        secrets.push_str(&format!("[[secret]]\nname = \"s{i}\"\nsecret_id = \"rep/{i}\"\nevery = \"30d\"\nredeploy = [{{ cluster = \"prod\", services = [\"svc{i}\"] }}]\n"));
     }
     let env = aws_env(Some(&moto.url), Some(&sim.url));
     let (pa, pb) = (free_port(), free_port());
     let da = config_dir(&format!(
-        "[daemon]\nlisten = \"127.0.0.1:{pa}\"\nretry_initial = \"2s\"\n{secrets}"
+        "[daemon]\nlisten = \"127.0.0.1:{pa}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\n{secrets}"
     ));
     let db = config_dir(&format!(
-        "[daemon]\nlisten = \"127.0.0.1:{pb}\"\nretry_initial = \"2s\"\n{secrets}"
+        "[daemon]\nlisten = \"127.0.0.1:{pb}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\n{secrets}"
     ));
-    let _a = daemon(da.path(), &env, None);
-    let _b = daemon(db.path(), &env, None);
+    let _a = daemon(
+        da.path(),
+        &env,
+        std::env::var("REPLICA_LOGS")
+            .ok()
+            .map(|d| std::path::PathBuf::from(d).join("a.log"))
+            .as_deref(),
+    );
+    let _b = daemon(
+        db.path(),
+        &env,
+        std::env::var("REPLICA_LOGS")
+            .ok()
+            .map(|d| std::path::PathBuf::from(d).join("b.log"))
+            .as_deref(),
+    );
 
     // Done when every secret is tagged as deployed.
     let start = Instant::now();
