@@ -35,11 +35,10 @@ pub async fn due_times<S: SecretStore>(
     let mut out: Vec<Option<Result<DueInfo, AwsError>>> = Vec::with_capacity(secrets.len());
     let mut slow: Vec<BoxFuture<'_, (usize, Result<DueInfo, AwsError>)>> = Vec::new();
     for (i, (cfg, meta)) in secrets.iter().zip(metas).enumerate() {
-        match meta {
-            Ok(m) if m.last_rotated_tag().is_some() => {
-                out.push(Some(Ok(from_meta(cfg, &m, m.last_rotated_tag(), now))))
-            }
-            other => {
+        let tagged = meta.as_ref().ok().and_then(|m| m.last_rotated_tag());
+        match (meta, tagged) {
+            (Ok(m), Some(t)) => out.push(Some(Ok(from_meta(cfg, &m, Some(t), now)))),
+            (other, _) => {
                 out.push(None);
                 slow.push(Box::pin(one(i, store, cfg, other, now)));
             }

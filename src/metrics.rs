@@ -136,14 +136,6 @@ impl SecretStates {
         }
     }
 
-    pub fn get(&self, secret: &str) -> Option<SecretState> {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(secret)
-            .copied()
-    }
-
     pub fn forget(&self, secret: &str) {
         self.map
             .lock()

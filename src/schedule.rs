@@ -7,7 +7,7 @@
 
 use crate::config::Window;
 use crate::ids::SecretName;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -89,16 +89,17 @@ pub fn overdue_by(due: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - due).to_std().unwrap_or(Duration::ZERO)
 }
 
-/// Convenience for tests and tools: a UTC time from a Unix timestamp.
-pub fn utc(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use croner::parser::{CronParser, Seconds};
     use proptest::prelude::*;
+
+    fn utc(secs: i64) -> DateTime<Utc> {
+        chrono::TimeZone::timestamp_opt(&Utc, secs, 0)
+            .single()
+            .unwrap_or_default()
+    }
 
     fn window(expr: &str, hours: u64, tz: chrono_tz::Tz) -> Window {
         Window {
