@@ -69,6 +69,7 @@ fn config(services: &[&str]) -> SecretConfig {
         jitter: Duration::ZERO,
         generate: GeneratePolicy::default(),
         json_key: None,
+        json_key_create: false,
         target: Target::None,
         redeploy: services.iter().map(|s| svc(s)).collect(),
         stable_timeout: STABLE_TIMEOUT,
@@ -323,11 +324,13 @@ async fn plain_rotation_moves_stages_tags_and_redeploys_every_consumer() {
     assert_eq!(w.store.secret(SECRET).versions.len(), 2);
     assert_eq!(w.tags()["team"], "payments", "tagging merges");
 
-    // Secrets Manager: exactly these calls, in this order, all successful.
+    // Secrets Manager: exactly these calls, in this order, all successful. The first tag
+    // marks the pending version as ours before it is written.
     assert_eq!(
         w.store.ops(),
         [
             "DescribeSecret",
+            "TagResource",
             "PutSecretValue",
             "GetSecretValue",
             "UpdateSecretVersionStage",
@@ -337,11 +340,12 @@ async fn plain_rotation_moves_stages_tags_and_redeploys_every_consumer() {
     );
     assert!(w.store.calls().iter().all(|c| c.ok()));
     let details: Vec<_> = w.write_calls().iter().map(|c| c.detail.clone()).collect();
+    assert_eq!(details[0], format!("secret-rotator:pending-version={new}"));
     assert_eq!(
-        details[1],
+        details[2],
         format!("AWSCURRENT to={new} from={}", w.original)
     );
-    assert_eq!(details[2], format!("AWSPENDING to=- from={new}"));
+    assert_eq!(details[3], format!("AWSPENDING to=- from={new}"));
 
     // ECS: every service forced exactly once; DescribeServices in one batch per round.
     for name in SERVICES {
@@ -483,6 +487,7 @@ async fn json_key_replaces_only_that_key_and_keeps_the_others_in_order() {
         [
             "DescribeSecret",
             "GetSecretValue",
+            "TagResource",
             "PutSecretValue",
             "GetSecretValue",
             "UpdateSecretVersionStage",
@@ -595,11 +600,11 @@ async fn a_stalled_rollout_is_reported_at_the_stable_timeout_with_task_counts() 
             ..
         } => {
             assert_eq!((*running, *desired), (1, 2));
-            assert_eq!(*failed_tasks, dep.failed_tasks);
-            assert!(
-                *failed_tasks
-                    >= (STABLE_TIMEOUT.as_secs() / TASK_FAILURE_EVERY.as_secs()) as i32 - 1
-            );
+            // What the last poll saw: no poll is made at the deadline itself, and the
+            // last one is at most two waiter periods before it.
+            assert!(*failed_tasks <= dep.failed_tasks);
+            let seen = STABLE_TIMEOUT.as_secs() - 2 * WAITER_PERIOD_SECS;
+            assert!(*failed_tasks >= (seen / TASK_FAILURE_EVERY.as_secs()) as i32 - 1);
         }
         other => panic!("pdf: {other:?}"),
     }
@@ -711,8 +716,8 @@ async fn a_missing_service_is_refused_before_any_write() {
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_after_a_crash_at_any_write_completes_the_same_rotation() {
-    // Writes of a plain rotation: put, AWSCURRENT, AWSPENDING, tag.
-    for n in 0..4 {
+    // Writes of a plain rotation: marker tag, put, AWSCURRENT, AWSPENDING, tag.
+    for n in 0..5 {
         let w = World::new();
         w.store.crash_after_writes(n);
         let e = w.rotate().await.expect_err("the process dies");
@@ -740,9 +745,9 @@ async fn a_restart_after_a_crash_at_any_write_completes_the_same_rotation() {
             assert_eq!(w.value(&new), v);
         }
         let expected_resume = match n {
-            0 => None,
-            1 => Some("set"),
-            2 => Some("finish"),
+            0 | 1 => None,
+            2 => Some("set"),
+            3 => Some("finish"),
             _ => Some("redeploy"),
         };
         assert_eq!(
@@ -754,11 +759,11 @@ async fn a_restart_after_a_crash_at_any_write_completes_the_same_rotation() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_run_that_completes_all_four_writes_needs_no_restart() {
+async fn a_run_that_completes_all_five_writes_needs_no_restart() {
     let w = World::new();
-    w.store.crash_after_writes(4);
+    w.store.crash_after_writes(5);
     w.rotate().await.expect("the last write is the tag");
-    w.assert_rotated_once("four writes");
+    w.assert_rotated_once("five writes");
 }
 
 #[tokio::test(start_paused = true)]
@@ -1524,8 +1529,8 @@ async fn the_fake_ecs_rolls_out_over_tokio_time() {
         },
     )]);
     let acct = Account::default();
-    let api = w.ecs.force_deploy(&acct, &svc("api")).await.unwrap();
-    let pdf = w.ecs.force_deploy(&acct, &svc("pdf")).await.unwrap();
+    let api = w.ecs.force_deploy(&acct, &svc("api")).await.unwrap().id;
+    let pdf = w.ecs.force_deploy(&acct, &svc("pdf")).await.unwrap().id;
     let at = |s: &str| w.ecs.service(&svc(s)).unwrap();
 
     tokio::time::advance(Duration::from_secs(1)).await;
@@ -1586,4 +1591,403 @@ async fn the_fake_ecs_rolls_out_over_tokio_time() {
     assert_eq!(s.deployments.len(), 1);
     assert_ne!(s.deployments[0].id, pdf);
     assert_eq!(s.deployments[0].rollout_state.as_deref(), Some("COMPLETED"));
+}
+
+// -----------------------------------------------------------------------------------------
+// Issue 11/12/13 regressions (each test failed on the code before its fix)
+// -----------------------------------------------------------------------------------------
+
+const IAM_USER: &str = "svc-app";
+const OLD_KEY: &str = "AKIAOLDKEY0000000001";
+
+/// The world with an `iam-access-key` target whose current value is `OLD_KEY`.
+fn iam_world() -> (World, FakeIam) {
+    let mut w = World::new();
+    let iam = FakeIam::new(&w.clock);
+    iam.add_key(IAM_USER, OLD_KEY, "old-secret-access-key");
+    w.store.edit(SECRET, |s| {
+        s.versions[0].value =
+            format!(r#"{{"AccessKeyId":"{OLD_KEY}","SecretAccessKey":"old-secret-access-key"}}"#)
+    });
+    w.cfg.target = Target::IamAccessKey(secret_rotator::config::IamTarget {
+        user: IAM_USER.into(),
+        delete_after: Duration::from_secs(7 * 86_400),
+    });
+    (w, iam)
+}
+
+/// 11.3: a read error before revoke is a failed revoke step, never "nothing to revoke".
+#[tokio::test(start_paused = true)]
+async fn a_failed_read_of_the_previous_value_fails_the_revoke_and_the_retry_revokes() {
+    let kms = secret_rotator::error::AwsError::new(
+        secret_rotator::error::ErrorClass::Other,
+        "GetSecretValue",
+        "DecryptionFailure",
+        "Secrets Manager can't decrypt the protected secret text using the provided KMS key.",
+    );
+    for error in [
+        throttled("GetSecretValue"),
+        access_denied("GetSecretValue"),
+        kms,
+    ] {
+        let code = error.code().unwrap_or_default().to_owned();
+        let (w, iam) = iam_world();
+        // ECS takes a moment to answer, so our deployments start after the stage move.
+        let ecs = w
+            .ecs
+            .with_latency("UpdateService", Duration::from_millis(50));
+        let engine = Engine::new(w.store.clone(), ecs, Arc::new(w.clock.clone()))
+            .with_iam(Arc::new(iam.clone()));
+        w.store.fail_next_read(AWSPREVIOUS, [error]);
+        let e = engine
+            .rotate(&w.cfg, opts(), &Quiet)
+            .await
+            .expect_err("the previous value could not be read: revoke failed");
+        assert_eq!(e.step(), Step::Revoke, "{code}: {e}");
+        assert!(e.to_string().contains(&code), "{code}: {e}");
+        assert!(
+            iam.key(OLD_KEY).unwrap().active,
+            "{code}: the old key was left active"
+        );
+        assert!(
+            !w.tags().contains_key(TAG_LAST_ROTATED),
+            "{code}: not recorded as done"
+        );
+        w.assert_no_secret_in(&e);
+
+        // The retry revokes; the consumers stable since the first run are not forced again.
+        let forced_before: Vec<usize> = SERVICES
+            .iter()
+            .map(|n| w.ecs.forced(&svc(n)).len())
+            .collect();
+        let report = engine
+            .rotate(&w.cfg, opts(), &Quiet)
+            .await
+            .expect("the retry revokes");
+        assert_eq!(report.outcome, Outcome::Success);
+        assert!(
+            !iam.key(OLD_KEY).unwrap().active,
+            "{code}: the retry deactivated the old key"
+        );
+        let forced_after: Vec<usize> = SERVICES
+            .iter()
+            .map(|n| w.ecs.forced(&svc(n)).len())
+            .collect();
+        assert_eq!(
+            forced_after, forced_before,
+            "{code}: healthy consumers were forced again"
+        );
+        assert!(w.tags().contains_key(TAG_LAST_ROTATED));
+    }
+}
+
+/// 11.3: a not-found read of AWSPREVIOUS (eventual consistency right after the stage
+/// move) while the secret does list an AWSPREVIOUS version is an error, not "no previous".
+#[tokio::test(start_paused = true)]
+async fn a_not_found_read_of_an_existing_previous_version_fails_the_revoke() {
+    let (mut w, iam) = iam_world();
+    w.cfg.redeploy.clear();
+    let engine = w.engine().with_iam(Arc::new(iam.clone()));
+    w.store.fail_next_read(
+        AWSPREVIOUS,
+        [secret_rotator::error::AwsError::new(
+            secret_rotator::error::ErrorClass::NotFound,
+            "GetSecretValue",
+            "ResourceNotFoundException",
+            "Secrets Manager can't find the specified secret value for staging label: AWSPREVIOUS",
+        )],
+    );
+    let e = engine
+        .rotate(&w.cfg, opts(), &Quiet)
+        .await
+        .expect_err("AWSPREVIOUS exists, so a not-found read is an error");
+    assert_eq!(e.step(), Step::Revoke);
+    assert!(iam.key(OLD_KEY).unwrap().active);
+}
+
+/// 11.10: never more DescribeServices calls than `aws ecs wait services-stable` (40), and
+/// none at or after the deadline.
+#[tokio::test(start_paused = true)]
+async fn a_long_stable_timeout_polls_at_most_40_times_and_never_after_the_deadline() {
+    for timeout in [600u64, 1200, 3600] {
+        let mut w = World::with(&[("pdf", Behaviour::Stall)]);
+        w.cfg.stable_timeout = Duration::from_secs(timeout);
+        let e = w.rotate().await.expect_err("pdf never settles");
+        assert_eq!(e.outcome(), Outcome::Stalled);
+        let forces = w.ecs.force_calls();
+        let first_force = forces.first().unwrap();
+        let last_force = forces.last().unwrap();
+        let waits: Vec<_> = w
+            .ecs
+            .describe_calls()
+            .into_iter()
+            .filter(|d| d.seq > first_force.seq)
+            .collect();
+        assert!(
+            waits.len() <= 40,
+            "timeout {timeout}s: {} DescribeServices calls; the CLI waiter stops at 40",
+            waits.len()
+        );
+        let deadline = last_force.at + Duration::from_secs(timeout);
+        for d in &waits {
+            assert!(
+                d.at < deadline,
+                "timeout {timeout}s: a poll {:?} after the wait began, at or after the deadline",
+                d.at - last_force.at
+            );
+        }
+    }
+}
+
+/// 13.2: a json_key typo must not add a new key and report success.
+#[tokio::test(start_paused = true)]
+async fn a_json_key_missing_from_the_secret_is_refused_naming_the_keys_that_exist() {
+    let mut w = World::new();
+    w.store.edit(SECRET, |s| {
+        s.versions[0].value =
+            r#"{"username":"app","password":"old-pass-Xy1","host":"db.internal"}"#.into()
+    });
+    w.cfg.json_key = Some("passwd".into());
+    for dry_run in [true, false] {
+        let e = w
+            .engine()
+            .rotate(&w.cfg, RotateOptions { dry_run, ..opts() }, &Quiet)
+            .await
+            .expect_err("no key \"passwd\" in the secret");
+        let msg = e.to_string();
+        for needle in ["passwd", "db-password", "username", "password", "host"] {
+            assert!(msg.contains(needle), "dry run {dry_run}: {needle} in {msg}");
+        }
+        assert!(msg.contains("json_key_create"), "{msg}");
+        w.assert_no_secret_in(&e);
+        assert_eq!(w.store.write_attempts(), 0, "{:?}", w.store.ops());
+        assert!(w.ecs.force_calls().is_empty());
+    }
+    // A JSON value that is not an object is refused too.
+    w.store
+        .edit(SECRET, |s| s.versions[0].value = r#"["a","b"]"#.into());
+    w.cfg.json_key = Some("password".into());
+    let e = w.rotate().await.expect_err("not an object");
+    assert!(e.to_string().contains("not a JSON object"), "{e}");
+    assert_eq!(w.store.write_attempts(), 0);
+}
+
+/// 11.9: our own AWSPENDING stays ours when AWSCURRENT changes during set/test, and its
+/// value (which may already be set on the target) is the one that becomes current.
+#[tokio::test(start_paused = true)]
+async fn our_pending_version_is_resumed_after_awscurrent_changed_underneath() {
+    let w = World::new();
+    // The read-back in the test step takes 10 s.
+    let slow = w
+        .store
+        .with_latency("GetSecretValue", Duration::from_secs(10));
+    let engine = Engine::new(slow, w.ecs.clone(), Arc::new(w.clock.clone()));
+    let cfg = w.cfg.clone();
+    let run = tokio::spawn(async move { engine.rotate(&cfg, opts(), &Quiet).await });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Meanwhile a person writes a new AWSCURRENT by hand.
+    w.store
+        .put_secret_value(
+            &SecretId::from(SECRET),
+            Some(&VersionId::from("c1c1c1c1-0000-4000-8000-000000000001")),
+            "written-by-hand-value",
+            None,
+        )
+        .await
+        .unwrap();
+    run.await
+        .unwrap()
+        .expect_err("the finish cannot move AWSCURRENT from the version it expected");
+    let ours = token::token(&w.arn, &w.original, 0);
+    assert_eq!(w.store.holder(SECRET, AWSPENDING), Some(ours.clone()));
+    let value = w.value(&ours);
+
+    // The next run (a minute later) recognises the pending version as ours and resumes it.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let report = w
+        .rotate()
+        .await
+        .unwrap_or_else(|e| panic!("resumes our pending version: {e}"));
+    assert_eq!(report.resumed.as_deref(), Some("set"));
+    assert_eq!(w.current(), ours);
+    assert_eq!(w.value(&ours), value, "the value written first");
+    assert_eq!(w.store.holder(SECRET, AWSPENDING), None);
+    assert_eq!(w.tags()[TAG_DEPLOYED_VERSION], ours.to_string());
+}
+
+/// 12.4: a store call that never answers fails its step after the step timeout.
+#[tokio::test(start_paused = true)]
+async fn a_store_call_that_never_answers_fails_its_step_after_the_step_timeout() {
+    let w = World::new();
+    let hung = w
+        .store
+        .with_latency("PutSecretValue", Duration::from_secs(100 * 86_400));
+    let engine = Engine::new(hung, w.ecs.clone(), Arc::new(w.clock.clone()));
+    let began = Instant::now();
+    let e = engine
+        .rotate(&w.cfg, opts(), &Quiet)
+        .await
+        .expect_err("PutSecretValue never answers");
+    assert_eq!(e.to_string(), "create: timed out after 5m");
+    assert_eq!(e.step(), Step::Create);
+    let elapsed = began.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(300) && elapsed < Duration::from_secs(301),
+        "{elapsed:?}"
+    );
+}
+
+/// 12.4: a target step that never answers fails after the step timeout.
+#[tokio::test(start_paused = true)]
+async fn a_target_test_that_never_answers_fails_the_test_step_after_the_step_timeout() {
+    let (w, iam) = iam_world();
+    let engine = w.engine().with_iam(Arc::new(iam.hanging("caller_arn")));
+    let began = Instant::now();
+    let e = engine
+        .rotate(&w.cfg, opts(), &Quiet)
+        .await
+        .expect_err("STS never answers");
+    assert_eq!(e.to_string(), "test: timed out after 5m");
+    assert!(began.elapsed() < Duration::from_secs(301));
+    assert_eq!(w.current(), w.original, "nothing became current");
+    assert!(w.ecs.force_calls().is_empty());
+}
+
+/// 12.4: an UpdateService that never answers is a failed service, not a hung rotation.
+#[tokio::test(start_paused = true)]
+async fn an_update_service_that_never_answers_fails_that_service_after_the_step_timeout() {
+    let w = World::new();
+    let hung = w
+        .ecs
+        .with_latency("UpdateService", Duration::from_secs(100 * 86_400));
+    let engine = Engine::new(w.store.clone(), hung, Arc::new(w.clock.clone()));
+    let began = Instant::now();
+    let e = engine
+        .rotate(&w.cfg, opts(), &Quiet)
+        .await
+        .expect_err("ECS never answers");
+    assert!(
+        began.elapsed() < Duration::from_secs(301) + STABLE_TIMEOUT,
+        "{:?}",
+        began.elapsed()
+    );
+    for name in SERVICES {
+        match &verdicts_of(&e)[&svc(name)] {
+            ServiceVerdict::Failed { error } => {
+                assert!(error.contains("timed out after 5m"), "{error}")
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+/// 11.7: a retry after the stage move forces only the consumers that are not yet stable
+/// on a deployment started after the move.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_a_rollback_forces_only_the_consumers_not_yet_stable_after_the_move() {
+    let w = World::with(&[(
+        "pdf",
+        Behaviour::Failing {
+            start: Duration::from_secs(50),
+        },
+    )]);
+    // ECS answers in 50 ms, so deployments are created after the stage move.
+    let ecs = w
+        .ecs
+        .with_latency("UpdateService", Duration::from_millis(50));
+    let engine = Engine::new(w.store.clone(), ecs, Arc::new(w.clock.clone()));
+    for attempt in 0..3 {
+        let e = engine
+            .rotate(&w.cfg, opts(), &Quiet)
+            .await
+            .expect_err("pdf rolls back");
+        assert_eq!(e.outcome(), Outcome::RolledBack, "attempt {attempt}");
+    }
+    w.ecs.set_behaviour(CLUSTER, "pdf", healthy());
+    let report = engine
+        .rotate(&w.cfg, opts(), &Quiet)
+        .await
+        .expect("pdf fixed");
+    assert_eq!(report.outcome, Outcome::Success);
+    for name in ["front", "api", "admin"] {
+        assert_eq!(
+            w.ecs.forced(&svc(name)).len(),
+            1,
+            "{name} was stable after the first run and must not be forced again"
+        );
+    }
+    assert_eq!(w.ecs.forced(&svc("pdf")).len(), 4);
+    assert_eq!(w.assert_rotated_once("retries"), w.current());
+}
+
+/// 11.4: ECS rolled back to the older deployment and the failure event scrolled out of
+/// the events we see: still a rollback, never "superseded".
+#[tokio::test(start_paused = true)]
+async fn a_rollback_whose_event_scrolled_out_is_still_rolled_back() {
+    let w = World::with(&[(
+        "pdf",
+        Behaviour::Failing {
+            start: Duration::from_secs(40),
+        },
+    )]);
+    w.ecs
+        .set_rollback_time(CLUSTER, "pdf", Duration::from_secs(1));
+    let engine = w.engine();
+    let cfg = w.cfg.clone();
+    let run = tokio::spawn(async move { engine.rotate(&cfg, opts(), &Quiet).await });
+    // The breaker fires at 40 s and the rollback completes at 41 s; by 45 s a dozen
+    // unrelated events have pushed the failure out of the latest ten.
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    w.ecs.push_events(
+        &svc("pdf"),
+        (0..12).map(|i| format!("(service pdf) has started 1 tasks: (task {i:032x}).")),
+    );
+    let e = run.await.unwrap().expect_err("pdf rolled back");
+    match &verdicts_of(&e)[&svc("pdf")] {
+        ServiceVerdict::RolledBack { .. } => {}
+        other => panic!("pdf: {other:?}"),
+    }
+    assert_eq!(e.outcome(), Outcome::RolledBack);
+    assert!(!w.tags().contains_key(TAG_LAST_ROTATED));
+}
+
+/// 11.4: a CI deployment replacing ours is followed even when an old, unrelated rollback
+/// of another deployment is among the recent events.
+#[tokio::test(start_paused = true)]
+async fn a_ci_deployment_after_an_old_unrelated_rollback_is_followed() {
+    let w = World::with(&[(
+        "api",
+        Behaviour::Superseded {
+            after: Duration::from_secs(1),
+            start: Duration::from_millis(500),
+            drain: Duration::ZERO,
+        },
+    )]);
+    // Last week's failed deploy of api, still among the latest events.
+    w.ecs.push_events(
+        &svc("api"),
+        [
+            "(service api) (deployment ecs-svc/1234567890) deployment failed: tasks failed to start.".to_owned(),
+            "(service api) rolling back to deployment ecs-svc/1234567000.".to_owned(),
+            "(service api) deployment ecs-svc/1234567890 circuit breaker tripped, rolled back".to_owned(),
+        ],
+    );
+    let report = w.rotate().await.expect("the CI deployment completes");
+    assert_eq!(report.outcome, Outcome::Success);
+    assert_eq!(report.services["prod/api"], ServiceVerdict::Stable);
+}
+
+/// 13.2: with `json_key_create = true` a missing key is added (the opt-in).
+#[tokio::test(start_paused = true)]
+async fn json_key_create_adds_a_missing_key_when_opted_in() {
+    let mut w = World::new();
+    w.store.edit(SECRET, |s| {
+        s.versions[0].value = r#"{"username":"app"}"#.into()
+    });
+    w.cfg.json_key = Some("password".into());
+    w.cfg.json_key_create = true;
+    w.rotate().await.expect("the key is created");
+    let doc: serde_json::Value = serde_json::from_str(&w.value(&w.current())).unwrap();
+    assert_eq!(doc["username"], "app");
+    assert_eq!(doc["password"].as_str().map(str::len), Some(32));
 }

@@ -3,7 +3,9 @@
 use super::{map_sdk_error, to_chrono, AwsContext, CallCounter, Clients};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, ClusterName, DeploymentId, ServiceName, ServiceRef};
-use crate::rotation::deploy::{Deployer, DeploymentState, Described, ServiceState, DESCRIBE_BATCH};
+use crate::rotation::deploy::{
+    Deployer, DeploymentState, Described, Forced, ServiceState, DESCRIBE_BATCH,
+};
 use aws_sdk_ecs::Client;
 
 /// Service events kept for failure reports.
@@ -132,11 +134,7 @@ impl Deployer for AwsEcs {
             .collect())
     }
 
-    async fn force_deploy(
-        &self,
-        account: &Account,
-        svc: &ServiceRef,
-    ) -> Result<DeploymentId, AwsError> {
+    async fn force_deploy(&self, account: &Account, svc: &ServiceRef) -> Result<Forced, AwsError> {
         let client = self.client(account).await;
         let out = client
             .update_service()
@@ -146,16 +144,16 @@ impl Deployer for AwsEcs {
             .send()
             .await
             .map_err(|e| map_sdk_error("UpdateService", e))?;
-        let primary = out
-            .service()
-            .and_then(|s| {
-                s.deployments()
-                    .iter()
-                    .find(|d| d.status() == Some("PRIMARY"))
-            })
-            .and_then(|d| d.id());
-        match primary {
-            Some(id) => Ok(DeploymentId::new(id)),
+        let primary = out.service().and_then(|s| {
+            s.deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+        });
+        match primary.and_then(|d| d.id().map(|id| (id, d))) {
+            Some((id, d)) => Ok(Forced {
+                id: DeploymentId::new(id),
+                created: d.created_at().and_then(to_chrono),
+            }),
             None => Err(AwsError::new(
                 ErrorClass::Other,
                 "UpdateService",

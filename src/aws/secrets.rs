@@ -101,6 +101,7 @@ fn meta_from_list(e: &SecretListEntry) -> Option<SecretMeta> {
         tags: tags_map(e.tags()),
         rotation_enabled: e.rotation_enabled().unwrap_or(false),
         deleted: e.deleted_date().is_some(),
+        last_changed: e.last_changed_date().and_then(to_chrono),
     })
 }
 
@@ -133,6 +134,7 @@ impl SecretStore for AwsSecrets {
             tags: tags_map(out.tags()),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
             deleted: out.deleted_date().is_some(),
+            last_changed: out.last_changed_date().and_then(to_chrono),
         })
     }
 

@@ -38,6 +38,7 @@ pub async fn aws_engine(
         clock,
     )
     .with_iam(std::sync::Arc::new(crate::aws::iam::AwsIam::new(ctx)))
+    .with_step_timeout(cfg.daemon.step_timeout)
 }
 
 /// When every secret failed the same way for a reason retrying will not fix (no

@@ -49,6 +49,8 @@ pub struct DaemonConfig {
     pub shutdown_grace: Duration,
     /// How often due times are re-read from the store (changes made outside the daemon).
     pub refresh: Duration,
+    /// Deadline of each rotation step's call outside the process (store, target, ECS).
+    pub step_timeout: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -61,6 +63,7 @@ impl Default for DaemonConfig {
             max_attempts: 10,
             shutdown_grace: Duration::from_secs(90),
             refresh: Duration::from_secs(3600),
+            step_timeout: crate::rotation::DEFAULT_STEP_TIMEOUT,
         }
     }
 }
@@ -83,6 +86,8 @@ pub struct SecretConfig {
     pub jitter: Duration,
     pub generate: GeneratePolicy,
     pub json_key: Option<String>,
+    /// `json_key` may name a key the secret does not have yet (else that is refused).
+    pub json_key_create: bool,
     pub target: Target,
     pub redeploy: Vec<ServiceRef>,
     pub stable_timeout: Duration,

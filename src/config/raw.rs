@@ -15,6 +15,7 @@ pub struct RawDaemon {
     pub max_attempts: Option<S<i64>>,
     pub shutdown_grace: Option<S<String>>,
     pub refresh: Option<S<String>>,
+    pub step_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,6 +36,7 @@ pub struct RawSecret {
     pub jitter: Option<S<String>>,
     pub generate: Option<S<RawGenerate>>,
     pub json_key: Option<S<String>>,
+    pub json_key_create: Option<S<bool>>,
     pub target: Option<S<RawTarget>>,
     pub redeploy: Option<S<Vec<S<RawRedeploy>>>>,
     pub stable_timeout: Option<S<String>>,

@@ -106,6 +106,7 @@ impl Validator {
             ("daemon.retry_max", raw.retry_max, secs(1), 7 * DAY),
             ("daemon.shutdown_grace", raw.shutdown_grace, secs(1), HOUR),
             ("daemon.refresh", raw.refresh, MIN, 7 * DAY),
+            ("daemon.step_timeout", raw.step_timeout, secs(10), HOUR),
         ];
         for (key, value, min, max) in fields {
             let Some(v) = value else { continue };
@@ -116,6 +117,7 @@ impl Validator {
                 "daemon.retry_initial" => &mut self.daemon.retry_initial,
                 "daemon.retry_max" => &mut self.daemon.retry_max,
                 "daemon.shutdown_grace" => &mut self.daemon.shutdown_grace,
+                "daemon.step_timeout" => &mut self.daemon.step_timeout,
                 _ => &mut self.daemon.refresh,
             };
             *slot = d;
@@ -375,6 +377,20 @@ impl Validator {
             }
         };
 
+        let json_key_create = match &raw.json_key_create {
+            Some(c) if *c.get_ref() && json_key.is_none() && raw.json_key.is_none() => {
+                self.err(
+                    src,
+                    c.span(),
+                    &k("json_key_create"),
+                    "needs json_key (the key to create)",
+                );
+                false
+            }
+            Some(c) => *c.get_ref(),
+            None => false,
+        };
+
         let redeploy = self.redeploy(src, &label, raw.redeploy.as_ref());
 
         let stable_timeout = match &raw.stable_timeout {
@@ -428,6 +444,7 @@ impl Validator {
                 jitter,
                 generate,
                 json_key,
+                json_key_create,
                 target,
                 redeploy,
                 stable_timeout,

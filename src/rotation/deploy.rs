@@ -47,6 +47,14 @@ impl ServiceState {
     }
 }
 
+/// A deployment UpdateService started: its id and, from the same response, its createdAt
+/// (what later tells a superseding deployment from a rollback to an older one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forced {
+    pub id: DeploymentId,
+    pub created: Option<DateTime<Utc>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Described {
     Found(ServiceState),
@@ -64,12 +72,12 @@ pub trait Deployer: Send + Sync + 'static {
         services: &[ServiceName],
     ) -> impl Future<Output = Result<Vec<Described>, AwsError>> + Send;
 
-    /// UpdateService with forceNewDeployment; returns the id of the new PRIMARY deployment.
+    /// UpdateService with forceNewDeployment; returns the new PRIMARY deployment.
     fn force_deploy(
         &self,
         account: &Account,
         service: &ServiceRef,
-    ) -> impl Future<Output = Result<DeploymentId, AwsError>> + Send;
+    ) -> impl Future<Output = Result<Forced, AwsError>> + Send;
 }
 
 /// Where one service stands relative to the deployment we started.
@@ -87,10 +95,61 @@ pub enum Judgement {
     Superseded(DeploymentId),
 }
 
+/// Whether a service already runs only tasks started after `after`: ACTIVE, one
+/// deployment left, PRIMARY with rolloutState COMPLETED, all its tasks running, and
+/// created strictly after `after`. Without a createdAt or a rolloutState it cannot be
+/// shown, so it is not (the caller forces a new deployment instead).
+pub fn stable_since(state: &ServiceState, after: DateTime<Utc>) -> bool {
+    let [only] = state.deployments.as_slice() else {
+        return false;
+    };
+    state.status == "ACTIVE"
+        && state.forceable()
+        && only.status == "PRIMARY"
+        && only.rollout_state.as_deref() == Some("COMPLETED")
+        && only.running == only.desired
+        && state.running == state.desired
+        && only.created.is_some_and(|c| c > after)
+}
+
+/// Whether a service event names this deployment (the id as a whole word: the event of
+/// `ecs-svc/12345` does not name `ecs-svc/123`).
+pub fn names_deployment(event: &str, id: &DeploymentId) -> bool {
+    let id = id.as_str();
+    if id.is_empty() {
+        return false;
+    }
+    event.match_indices(id).any(|(at, _)| {
+        let before = event[..at].chars().next_back();
+        let after = event[at + id.len()..].chars().next();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '/');
+        !word(before) && !word(after)
+    })
+}
+
+/// The event saying that this deployment failed, if one is still among the latest.
+fn failure_event<'a>(state: &'a ServiceState, ours: &DeploymentId) -> Option<&'a String> {
+    state
+        .events
+        .iter()
+        .find(|e| names_deployment(e, ours) && (e.contains("fail") || e.contains("roll")))
+}
+
 /// The stability rule. Stable means: our deployment is still PRIMARY, its rollout is
 /// COMPLETED, it is the only deployment left, and running == desired. A FAILED rollout or
-/// another PRIMARY (circuit-breaker rollback, or someone else's deployment) is a failure.
-pub fn judge(state: &ServiceState, ours: &DeploymentId) -> Judgement {
+/// an older deployment back as PRIMARY (a circuit-breaker rollback) is a failure; a
+/// PRIMARY created after ours (someone forced again) supersedes ours and is followed.
+///
+/// `ours_created` is our deployment's createdAt (from the UpdateService response, or from
+/// an earlier describe). Without it no deployment can be shown to be newer, so a foreign
+/// PRIMARY is a failure: following an older deployment could call a rollback "stable".
+/// Events count only when they name our deployment id: ECS keeps a service's events for
+/// weeks, and a "rolled back" line of an earlier deployment says nothing about ours.
+pub fn judge(
+    state: &ServiceState,
+    ours: &DeploymentId,
+    ours_created: Option<DateTime<Utc>>,
+) -> Judgement {
     if state.status != "ACTIVE" {
         return Judgement::Missing(format!("service status is {}", state.status));
     }
@@ -104,42 +163,41 @@ pub fn judge(state: &ServiceState, ours: &DeploymentId) -> Judgement {
             );
         }
     }
+    let ours_created = ours_created.or_else(|| mine.and_then(|m| m.created));
     let primary = state.primary();
-    match (primary, mine) {
-        (Some(p), Some(m)) if &p.id != ours => {
-            // Ours is still listed and did not fail: a newer PRIMARY superseded it; an older
-            // one taking over again means ECS went back to it.
-            let newer = match (p.created, m.created) {
-                (Some(pc), Some(mc)) => pc > mc,
-                _ => true,
-            };
-            if newer {
-                Judgement::Superseded(p.id.clone())
-            } else {
-                Judgement::RolledBack(format!(
-                    "deployment {ours} is no longer PRIMARY: ECS went back to the earlier deployment {}",
+    match primary {
+        Some(p) if &p.id != ours => {
+            if let Some(e) = failure_event(state, ours) {
+                return Judgement::RolledBack(e.clone());
+            }
+            // A PRIMARY that ECS itself started to roll back says so in its own reason.
+            if let Some(r) = p
+                .rollout_state_reason
+                .as_deref()
+                .filter(|r| r.contains("circuit breaker") || r.contains("rolling back"))
+            {
+                return Judgement::RolledBack(format!(
+                    "deployment {ours} is no longer PRIMARY: {} is a rollback ({r})",
                     p.id
-                ))
+                ));
+            }
+            match (p.created, ours_created) {
+                (Some(pc), Some(oc)) if pc > oc => Judgement::Superseded(p.id.clone()),
+                (Some(pc), Some(_)) => Judgement::RolledBack(format!(
+                    "deployment {ours} is no longer PRIMARY: ECS went back to the earlier deployment {} (created {})",
+                    p.id,
+                    pc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )),
+                _ => Judgement::RolledBack(format!(
+                    "deployment {ours} is no longer PRIMARY and {} cannot be shown to be newer (no createdAt)",
+                    p.id
+                )),
             }
         }
-        (Some(p), None) => {
-            // Ours is gone. The service events say whether it failed (circuit breaker) or
-            // was simply replaced by a later deployment.
-            let failed = state.events.iter().find(|e| {
-                (e.contains(ours.as_str()) && e.contains("fail"))
-                    || e.contains("circuit breaker")
-                    || e.contains("rolling back")
-                    || e.contains("rolled back")
-            });
-            match failed {
-                Some(e) => Judgement::RolledBack(e.clone()),
-                None => Judgement::Superseded(p.id.clone()),
-            }
-        }
-        (None, _) => Judgement::RolledBack(format!(
+        None => Judgement::RolledBack(format!(
             "deployment {ours} is gone and no deployment is PRIMARY"
         )),
-        (Some(p), Some(_)) => {
+        Some(p) => {
             // rolloutState is absent on services without it; then the classic rule applies.
             let completed = p.rollout_state.as_deref().is_none_or(|s| s == "COMPLETED");
             let settled = state.deployments.len() == 1
@@ -192,7 +250,8 @@ mod tests {
         assert_eq!(
             judge(
                 &svc(vec![dep("new", "PRIMARY", "COMPLETED", 2, 2)], 2),
-                &ours
+                &ours,
+                None
             ),
             Judgement::Stable
         );
@@ -204,7 +263,7 @@ mod tests {
             ],
             3,
         );
-        assert_eq!(judge(&s, &ours), Judgement::Draining);
+        assert_eq!(judge(&s, &ours, None), Judgement::Draining);
         let s = svc(
             vec![
                 dep("new", "PRIMARY", "IN_PROGRESS", 0, 2),
@@ -212,12 +271,13 @@ mod tests {
             ],
             2,
         );
-        assert_eq!(judge(&s, &ours), Judgement::Starting);
+        assert_eq!(judge(&s, &ours, None), Judgement::Starting);
         // COMPLETED but running below desired: not yet.
         assert_ne!(
             judge(
                 &svc(vec![dep("new", "PRIMARY", "COMPLETED", 1, 2)], 1),
-                &ours
+                &ours,
+                None
             ),
             Judgement::Stable
         );
@@ -231,18 +291,22 @@ mod tests {
         let mut s = svc(vec![dep("rollback", "PRIMARY", "COMPLETED", 2, 2)], 2);
         s.events =
             vec!["(service api) (deployment new) deployment failed: tasks failed to start.".into()];
-        assert!(matches!(judge(&s, &ours), Judgement::RolledBack(_)));
+        assert!(matches!(judge(&s, &ours, None), Judgement::RolledBack(_)));
     }
 
     #[test]
     fn a_later_deployment_supersedes_ours() {
         let ours = DeploymentId::from("new");
-        // Ours gone without a failure: replaced.
-        let s = svc(vec![dep("later", "PRIMARY", "IN_PROGRESS", 0, 2)], 2);
+        // Ours gone without a failure, replaced by a newer one.
+        let mut l = dep("later", "PRIMARY", "IN_PROGRESS", 0, 2);
+        l.created = chrono::DateTime::from_timestamp(200, 0);
+        let s = svc(vec![l], 2);
         assert_eq!(
-            judge(&s, &ours),
+            judge(&s, &ours, chrono::DateTime::from_timestamp(100, 0)),
             Judgement::Superseded(DeploymentId::from("later"))
         );
+        // Without our createdAt nothing is shown to be newer: not followed.
+        assert!(matches!(judge(&s, &ours, None), Judgement::RolledBack(_)));
         // Ours still draining behind a newer PRIMARY.
         let mut mine = dep("new", "ACTIVE", "IN_PROGRESS", 1, 2);
         mine.created = chrono::DateTime::from_timestamp(100, 0);
@@ -250,13 +314,13 @@ mod tests {
         later.created = chrono::DateTime::from_timestamp(200, 0);
         let s = svc(vec![later.clone(), mine.clone()], 2);
         assert_eq!(
-            judge(&s, &ours),
+            judge(&s, &ours, None),
             Judgement::Superseded(DeploymentId::from("later"))
         );
         // An older deployment back as PRIMARY is a rollback.
         later.created = chrono::DateTime::from_timestamp(50, 0);
         let s = svc(vec![later, mine], 2);
-        assert!(matches!(judge(&s, &ours), Judgement::RolledBack(_)));
+        assert!(matches!(judge(&s, &ours, None), Judgement::RolledBack(_)));
     }
 
     #[test]
@@ -268,6 +332,7 @@ mod tests {
         match judge(
             &svc(vec![d, dep("old", "ACTIVE", "COMPLETED", 2, 2)], 2),
             &ours,
+            None,
         ) {
             Judgement::RolledBack(r) => assert!(r.contains("circuit breaker")),
             other => panic!("{other:?}"),
@@ -279,8 +344,110 @@ mod tests {
         let mut s = svc(vec![dep("new", "PRIMARY", "COMPLETED", 2, 2)], 2);
         s.status = "INACTIVE".into();
         assert!(matches!(
-            judge(&s, &DeploymentId::from("new")),
+            judge(&s, &DeploymentId::from("new"), None),
             Judgement::Missing(_)
         ));
+    }
+
+    #[test]
+    fn events_name_a_deployment_only_as_a_whole_id() {
+        let id = DeploymentId::from("ecs-svc/123");
+        assert!(names_deployment(
+            "(deployment ecs-svc/123) deployment failed",
+            &id
+        ));
+        assert!(names_deployment(
+            "rolling back to deployment ecs-svc/123.",
+            &id
+        ));
+        assert!(!names_deployment(
+            "(deployment ecs-svc/12345) deployment failed",
+            &id
+        ));
+        assert!(!names_deployment("(deployment xecs-svc/123) failed", &id));
+    }
+
+    use proptest::prelude::*;
+
+    /// A random deployment timeline around ours (created at t = 1000 s): deployments
+    /// created before it (what a rollback goes back to) and after it (a CI deployment or
+    /// another rotator), a PRIMARY among them, and old events about other deployments.
+    #[derive(Debug, Clone)]
+    struct Timeline {
+        others: Vec<(i64, bool)>,
+        primary: usize,
+        ours_listed: bool,
+        ours_failed_event: bool,
+        noise: Vec<u8>,
+    }
+
+    fn timelines() -> impl Strategy<Value = Timeline> {
+        (
+            prop::collection::vec((0i64..2000, any::<bool>()), 1..5),
+            any::<prop::sample::Index>(),
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec(0u8..6, 0..12),
+        )
+            .prop_map(
+                |(others, p, ours_listed, ours_failed_event, noise)| Timeline {
+                    primary: p.index(others.len()),
+                    others,
+                    ours_listed,
+                    ours_failed_event,
+                    noise,
+                },
+            )
+    }
+
+    fn noise_event(kind: u8, n: usize) -> String {
+        // Unrelated deployments: ids that share a prefix with ours but are not ours.
+        let other = format!("ecs-svc/77{n}");
+        match kind {
+            0 => format!(
+                "(service api) (deployment {other}) deployment failed: tasks failed to start."
+            ),
+            1 => format!("(service api) rolling back to deployment {other}."),
+            2 => "(service api) ECS deployment circuit breaker: rolled back".into(),
+            3 => "(service api) has reached a steady state.".into(),
+            4 => format!("(service api) has started a deployment {other}."),
+            _ => "(service api) has started 2 tasks: (task abc).".into(),
+        }
+    }
+
+    proptest! {
+        /// Older PRIMARY: rolled back, whatever the events. Newer PRIMARY: followed, unless
+        /// an event names our deployment as failed. Events about others never decide.
+        #[test]
+        fn superseded_only_by_a_newer_deployment(t in timelines()) {
+            let ours = DeploymentId::from("ecs-svc/77");
+            let ours_at = chrono::DateTime::from_timestamp(1000, 0);
+            let mut deps = Vec::new();
+            for (i, (at, _)) in t.others.iter().enumerate() {
+                // Distinct from ours: never exactly at 1000 s.
+                let at = if *at == 1000 { 1001 } else { *at };
+                let mut d = dep(&format!("ecs-svc/5{i}"), if i == t.primary { "PRIMARY" } else { "ACTIVE" }, "IN_PROGRESS", 1, 2);
+                d.created = chrono::DateTime::from_timestamp(at, 0);
+                deps.push(d);
+            }
+            if t.ours_listed {
+                let mut m = dep("ecs-svc/77", "ACTIVE", "IN_PROGRESS", 1, 2);
+                m.created = ours_at;
+                deps.push(m);
+            }
+            let primary_at = deps[t.primary].created;
+            let primary_id = deps[t.primary].id.clone();
+            let mut s = svc(deps, 2);
+            s.events = t.noise.iter().enumerate().map(|(n, k)| noise_event(*k, n)).collect();
+            if t.ours_failed_event {
+                s.events.insert(0, "(service api) (deployment ecs-svc/77) deployment failed: tasks failed to start.".into());
+            }
+            let j = judge(&s, &ours, ours_at);
+            if t.ours_failed_event || primary_at <= ours_at {
+                prop_assert!(matches!(j, Judgement::RolledBack(_)), "{j:?}");
+            } else {
+                prop_assert_eq!(j, Judgement::Superseded(primary_id));
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@
 //! The last-rotated tag is written only once consumers are stable, so a rotation whose
 //! redeploy failed stays due and is retried (as a redeploy, not a new value).
 
-use super::deploy::{Deployer, Described, DESCRIBE_BATCH};
+use super::deploy::{stable_since, Deployer, Described, Forced, DESCRIBE_BATCH};
 use super::generate::{generate, GenerateError};
 use super::store::*;
 use super::target::{self, IamApi, TargetEnv, TargetError};
@@ -24,14 +24,16 @@ use super::token::{attempt_of, token, MAX_ATTEMPTS};
 use super::wait::{wait_stable, ServiceVerdict};
 use super::{Observer, Step};
 use crate::clock::Clock;
-use crate::config::SecretConfig;
+use crate::config::{SecretConfig, Target};
 use crate::error::{AwsError, ErrorClass};
-use crate::ids::{DeploymentId, SecretName, SecretRef, ServiceRef, VersionId};
+use crate::ids::{SecretName, SecretRef, ServiceRef, VersionId};
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +41,17 @@ use std::time::Duration;
 pub const FOREIGN_PENDING_GRACE: Duration = Duration::from_secs(3600);
 /// Forced deployments started at once per rotation.
 const DEPLOY_CONCURRENCY: usize = 8;
+/// Default deadline of one step's call outside the process (a store call, a target's set,
+/// test or revoke, an UpdateService): `[daemon] step_timeout`.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(300);
+/// Steps with a store or ECS budget of one step timeout each: start (describe, precheck),
+/// create, finish, redeploy, done (tag), and the wait's slack beyond `stable_timeout`.
+const STORE_STEPS: u32 = 6;
+/// Steps that run the target (set, test, revoke), each with the target's budget.
+const TARGET_STEPS: u32 = 3;
+/// A command target's own timeout kills its process group and reports its output; the
+/// step deadline leaves it this long to do so first.
+const COMMAND_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, Default)]
 pub struct RotateOptions {
@@ -96,6 +109,12 @@ pub struct Report {
 pub enum RotationError {
     #[error("{step}: {source}")]
     Aws { step: Step, source: AwsError },
+    /// A call outside the process did not answer within the step deadline.
+    #[error("{step}: timed out after {}", crate::config::duration::format(*.after))]
+    Timeout { step: Step, after: Duration },
+    /// The whole rotation ran past its overall deadline (see [`Engine::rotation_deadline`]).
+    #[error("{step}: the rotation did not finish within its overall deadline of {}", crate::config::duration::format(*.after))]
+    Deadline { step: Step, after: Duration },
     #[error("the secret is scheduled for deletion")]
     Deleted,
     #[error("the secret has no AWSCURRENT version")]
@@ -152,6 +171,8 @@ impl RotationError {
     pub fn step(&self) -> Step {
         match self {
             RotationError::Aws { step, .. }
+            | RotationError::Timeout { step, .. }
+            | RotationError::Deadline { step, .. }
             | RotationError::Target { step, .. }
             | RotationError::Consumers { step, .. } => *step,
             RotationError::Mismatch => Step::Test,
@@ -190,7 +211,9 @@ enum Phase {
     Fresh,
     Resume {
         version: VersionId,
-        attempt: u32,
+        /// The attempt number when the token derivation recognises it (None: recognised
+        /// by the pending-version tag only, after AWSCURRENT changed underneath).
+        attempt: Option<u32>,
     },
     /// Finish moved AWSCURRENT but did not remove AWSPENDING.
     FinishPending {
@@ -211,6 +234,32 @@ pub struct Engine<S, D> {
     pub clock: Arc<dyn Clock>,
     /// IAM and STS for the `iam-access-key` target.
     pub iam: Arc<dyn IamApi>,
+    /// Deadline of each call outside the process ([`DEFAULT_STEP_TIMEOUT`]).
+    pub step_timeout: Duration,
+}
+
+/// Passes progress on and remembers the step reached (for the overall-deadline error).
+struct Progress<'a> {
+    inner: &'a dyn Observer,
+    step: std::sync::Mutex<Step>,
+}
+
+impl Observer for Progress<'_> {
+    fn step(&self, secret: &SecretName, step: Step, detail: &str) {
+        if let Ok(mut s) = self.step.lock() {
+            *s = step;
+        }
+        self.inner.step(secret, step, detail);
+    }
+    fn service_progress(
+        &self,
+        svc: &ServiceRef,
+        j: &super::deploy::Judgement,
+        running: i32,
+        desired: i32,
+    ) {
+        self.inner.service_progress(svc, j, running, desired);
+    }
 }
 
 impl<S: SecretStore, D: Deployer> Engine<S, D> {
@@ -222,12 +271,60 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             deployer,
             clock,
             iam: Arc::new(crate::aws::iam::AwsIam::from_environment()),
+            step_timeout: DEFAULT_STEP_TIMEOUT,
         }
     }
 
     pub fn with_iam(mut self, iam: Arc<dyn IamApi>) -> Self {
         self.iam = iam;
         self
+    }
+
+    /// The deadline of each call outside the process (`[daemon] step_timeout`).
+    pub fn with_step_timeout(mut self, d: Duration) -> Self {
+        self.step_timeout = d;
+        self
+    }
+
+    /// The budget of a target step (set, test, revoke): the step timeout, or a command's
+    /// own timeout plus [`COMMAND_GRACE`] when that is longer.
+    fn target_budget(&self, cfg: &SecretConfig) -> Duration {
+        match &cfg.target {
+            Target::Command(c) => self.step_timeout.max(c.timeout + COMMAND_GRACE),
+            _ => self.step_timeout,
+        }
+    }
+
+    /// The overall deadline of one rotation: the sum of the per-step budgets plus the
+    /// stable timeout. Each step has its own deadline too; this one also bounds a step
+    /// made of several calls that each answer just in time.
+    pub fn rotation_deadline(&self, cfg: &SecretConfig) -> Duration {
+        self.step_timeout * STORE_STEPS
+            + self.target_budget(cfg) * TARGET_STEPS
+            + cfg.stable_timeout
+    }
+
+    /// Runs one call outside the process under a deadline; a timeout fails `step`.
+    async fn timed<T>(
+        &self,
+        step: Step,
+        after: Duration,
+        f: impl Future<Output = T>,
+    ) -> Result<T, RotationError> {
+        tokio::time::timeout(after, f)
+            .await
+            .map_err(|_| RotationError::Timeout { step, after })
+    }
+
+    /// A store (or ECS) call under the step timeout, its error attributed to `step`.
+    async fn call<T>(
+        &self,
+        step: Step,
+        f: impl Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, RotationError> {
+        self.timed(step, self.step_timeout, f)
+            .await?
+            .map_err(aws(step))
     }
 
     fn target_env<'a>(&'a self, cfg: &'a SecretConfig) -> TargetEnv<'a, S> {
@@ -254,19 +351,28 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
 
     fn phase(&self, meta: &SecretMeta, current: &VersionId) -> Phase {
         let pending = meta.version_with(AWSPENDING);
+        // Our versions: the token derivation (while AWSCURRENT is the version it was
+        // derived from), or the pending-version tag written before the put (which still
+        // holds when someone changed AWSCURRENT during set/test).
+        let marker = meta.pending_version_tag();
         match pending {
             Some(p) if p == current => Phase::FinishPending { version: p.clone() },
             Some(p) => match attempt_of(&meta.arn, current, p) {
                 Some(attempt) => Phase::Resume {
                     version: p.clone(),
-                    attempt,
+                    attempt: Some(attempt),
+                },
+                None if marker.as_ref() == Some(p) => Phase::Resume {
+                    version: p.clone(),
+                    attempt: None,
                 },
                 None => Phase::Foreign { version: p.clone() },
             },
             None => {
-                let ours = meta
-                    .version_with(AWSPREVIOUS)
-                    .is_some_and(|prev| attempt_of(&meta.arn, prev, current).is_some());
+                let ours = marker.as_ref() == Some(current)
+                    || meta
+                        .version_with(AWSPREVIOUS)
+                        .is_some_and(|prev| attempt_of(&meta.arn, prev, current).is_some());
                 if ours && meta.deployed_version_tag().as_ref() != Some(current) {
                     Phase::Deploy {
                         version: current.clone(),
@@ -285,7 +391,20 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         opts: RotateOptions,
         obs: &dyn Observer,
     ) -> Result<Report, RotationError> {
-        match self.rotate_inner(cfg, opts, obs).await {
+        let progress = Progress {
+            inner: obs,
+            step: std::sync::Mutex::new(Step::Start),
+        };
+        let deadline = self.rotation_deadline(cfg);
+        let result =
+            match tokio::time::timeout(deadline, self.rotate_inner(cfg, opts, &progress)).await {
+                Ok(r) => r,
+                Err(_) => Err(RotationError::Deadline {
+                    step: progress.step.lock().map(|s| *s).unwrap_or(Step::Start),
+                    after: deadline,
+                }),
+            };
+        match result {
             Err(RotationError::AlreadyRotated) => {
                 self.note(
                     obs,
@@ -315,7 +434,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         obs: &dyn Observer,
     ) -> Result<Report, RotationError> {
         let s = &cfg.secret;
-        let meta = self.store.describe(s).await.map_err(aws(Step::Start))?;
+        let meta = self.call(Step::Start, self.store.describe(s)).await?;
         if meta.deleted {
             return Err(RotationError::Deleted);
         }
@@ -375,11 +494,12 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 Some(version),
                 "dropping the failed attempt's pending value",
             );
-            self.store
-                .update_stage(s, AWSPENDING, None, Some(version))
-                .await
-                .map_err(aws(Step::Create))?;
-            let next = attempt + 1;
+            self.call(
+                Step::Create,
+                self.store.update_stage(s, AWSPENDING, None, Some(version)),
+            )
+            .await?;
+            let next = attempt.map_or(0, |a| a + 1);
             let (version, value) = self.create(cfg, s, &meta, &current, next, obs).await?;
             return self
                 .after_create(cfg, s, &current, version, value, report, obs)
@@ -408,11 +528,14 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                     Some(&version),
                     "resuming: our pending version exists",
                 );
+                // Its stored value, never a new one: it may already be set on the target.
                 let (_, value) = self
-                    .store
-                    .get_value(s, Select::Version(&version, AWSPENDING))
-                    .await
-                    .map_err(aws(Step::Start))?;
+                    .call(
+                        Step::Start,
+                        self.store
+                            .get_value(s, Select::Version(&version, AWSPENDING)),
+                    )
+                    .await?;
                 self.after_create(cfg, s, &current, version, value, report, obs)
                     .await
             }
@@ -428,7 +551,8 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 );
                 self.remove_pending(s, &version).await?;
                 report.version = Some(version.clone());
-                self.deploy_and_tag(cfg, s, &version, report, obs).await
+                self.deploy_and_tag(cfg, s, &version, None, report, obs)
+                    .await
             }
             Phase::Deploy { version } => {
                 report.resumed = Some("redeploy".into());
@@ -441,7 +565,8 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                     "resuming: the value is current but consumers were not confirmed stable",
                 );
                 report.version = Some(version.clone());
-                self.deploy_and_tag(cfg, s, &version, report, obs).await
+                self.deploy_and_tag(cfg, s, &version, meta.last_changed, report, obs)
+                    .await
             }
             Phase::Foreign { .. } => unreachable!("handled above"),
         }
@@ -466,8 +591,9 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             Some(&version),
             &format!("target {}", cfg.target.kind()),
         );
-        target::set(&env, &value)
-            .await
+        let budget = self.target_budget(cfg);
+        self.timed(Step::Set, budget, target::set(&env, &value))
+            .await?
             .map_err(|e| RotationError::Target {
                 step: Step::Set,
                 source: e,
@@ -482,15 +608,17 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             "reading the pending version back",
         );
         let (read_version, read) = self
-            .store
-            .get_value(s, Select::Version(&version, AWSPENDING))
-            .await
-            .map_err(aws(Step::Test))?;
+            .call(
+                Step::Test,
+                self.store
+                    .get_value(s, Select::Version(&version, AWSPENDING)),
+            )
+            .await?;
         if read_version != version || digest(&read) != digest(&value) {
             return Err(RotationError::Mismatch);
         }
-        target::test(&env, &value)
-            .await
+        self.timed(Step::Test, budget, target::test(&env, &value))
+            .await?
             .map_err(|e| RotationError::Target {
                 step: Step::Test,
                 source: e,
@@ -503,7 +631,8 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         self.remove_pending(s, &version).await?;
         crate::failpoint!("after-remove-pending");
         report.version = Some(version.clone());
-        self.deploy_and_tag(cfg, s, &version, report, obs).await
+        self.deploy_and_tag(cfg, s, &version, None, report, obs)
+            .await
     }
 
     /// Makes the new value and writes it as AWSPENDING under a deterministic token.
@@ -519,7 +648,28 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         let value = self.new_value(cfg, s).await?;
         for attempt in first_attempt..MAX_ATTEMPTS {
             let tok = token(&meta.arn, current, attempt);
-            match self.store.put_pending(s, &tok, &value).await {
+            // The marker goes first: once the put has landed, the pending version is
+            // recognisably ours even if AWSCURRENT changes before the finish (the token
+            // derivation then no longer matches), so nobody drops a value that may
+            // already be set on the target. A crash between the two leaves a marker
+            // naming a version that does not exist or holds no AWSPENDING: harmless, the
+            // next run writes its own marker before its own put. Secrets Manager has no
+            // per-version tags; one secret-level tag is enough as only one version can
+            // carry AWSPENDING.
+            self.call(
+                Step::Create,
+                self.store
+                    .tag(s, &[(TAG_PENDING_VERSION, tok.as_str().to_owned())]),
+            )
+            .await?;
+            match self
+                .timed(
+                    Step::Create,
+                    self.step_timeout,
+                    self.store.put_pending(s, &tok, &value),
+                )
+                .await?
+            {
                 Ok(v) => {
                     self.note(
                         obs,
@@ -534,7 +684,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 Err(e) if e.class == ErrorClass::Conflict => {
                     // The token is taken: by a replica that just wrote it (then it carries
                     // AWSPENDING and we join that rotation) or by an abandoned attempt.
-                    let now = self.store.describe(s).await.map_err(aws(Step::Create))?;
+                    let now = self.call(Step::Create, self.store.describe(s)).await?;
                     if now.version_with(AWSCURRENT) != Some(current) {
                         // Another rotator finished while we generated: writing another
                         // pending version now would start a second rotation.
@@ -549,10 +699,11 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                             "another rotator wrote this version; joining it",
                         );
                         let (_, v) = self
-                            .store
-                            .get_value(s, Select::Version(&tok, AWSPENDING))
-                            .await
-                            .map_err(aws(Step::Create))?;
+                            .call(
+                                Step::Create,
+                                self.store.get_value(s, Select::Version(&tok, AWSPENDING)),
+                            )
+                            .await?;
                         return Ok((tok, v));
                     }
                 }
@@ -568,8 +719,13 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         s: &SecretRef,
     ) -> Result<SecretString, RotationError> {
         if target::makes_value(&cfg.target) {
-            return target::create_value(&self.target_env(cfg))
-                .await
+            return self
+                .timed(
+                    Step::Create,
+                    self.step_timeout,
+                    target::create_value(&self.target_env(cfg)),
+                )
+                .await?
                 .map_err(|e| RotationError::Target {
                     step: Step::Create,
                     source: e,
@@ -580,24 +736,26 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             return Ok(generated);
         };
         let (_, current) = self
-            .store
-            .get_value(s, Select::Stage(AWSCURRENT))
-            .await
-            .map_err(aws(Step::Create))?;
-        let jerr = |why: &str| RotationError::Json {
-            key: key.clone(),
-            why: why.into(),
+            .call(
+                Step::Create,
+                self.store.get_value(s, Select::Stage(AWSCURRENT)),
+            )
+            .await?;
+        let mut doc = json_object(cfg, key, &current)?;
+        let Some(obj) = doc.as_object_mut() else {
+            return Err(RotationError::Json {
+                key: key.clone(),
+                why: "the current value is not a JSON object".into(),
+            });
         };
-        let mut doc: serde_json::Value = serde_json::from_str(current.expose_secret())
-            .map_err(|_| jerr("the current value is not JSON"))?;
-        let obj = doc
-            .as_object_mut()
-            .ok_or_else(|| jerr("the current value is not a JSON object"))?;
         obj.insert(
             key.clone(),
             serde_json::Value::String(generated.expose_secret().to_owned()),
         );
-        let out = serde_json::to_string(&doc).map_err(|_| jerr("cannot serialize"))?;
+        let out = serde_json::to_string(&doc).map_err(|_| RotationError::Json {
+            key: key.clone(),
+            why: "cannot serialize".into(),
+        })?;
         Ok(SecretString::from(out))
     }
 
@@ -608,14 +766,18 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         current: &VersionId,
     ) -> Result<(), RotationError> {
         match self
-            .store
-            .update_stage(s, AWSCURRENT, Some(version), Some(current))
-            .await
+            .timed(
+                Step::Finish,
+                self.step_timeout,
+                self.store
+                    .update_stage(s, AWSCURRENT, Some(version), Some(current)),
+            )
+            .await?
         {
             Ok(()) => Ok(()),
             Err(e) => {
                 // A replica may have moved it already; that is success.
-                let meta = self.store.describe(s).await.map_err(aws(Step::Finish))?;
+                let meta = self.call(Step::Finish, self.store.describe(s)).await?;
                 if meta.version_with(AWSCURRENT) == Some(version) {
                     Ok(())
                 } else {
@@ -631,13 +793,16 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         version: &VersionId,
     ) -> Result<(), RotationError> {
         match self
-            .store
-            .update_stage(s, AWSPENDING, None, Some(version))
-            .await
+            .timed(
+                Step::Finish,
+                self.step_timeout,
+                self.store.update_stage(s, AWSPENDING, None, Some(version)),
+            )
+            .await?
         {
             Ok(()) => Ok(()),
             Err(e) => {
-                let meta = self.store.describe(s).await.map_err(aws(Step::Finish))?;
+                let meta = self.call(Step::Finish, self.store.describe(s)).await?;
                 if meta.version_with(AWSPENDING).is_none() {
                     Ok(())
                 } else {
@@ -653,7 +818,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         s: &SecretRef,
         version: &VersionId,
     ) -> Result<(), RotationError> {
-        let versions = self.store.versions(s).await.map_err(aws(Step::Start))?;
+        let versions = self.call(Step::Start, self.store.versions(s)).await?;
         let created = versions
             .iter()
             .find(|v| &v.id == version)
@@ -668,10 +833,11 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             }
         }
         tracing::warn!(secret = %cfg.name, version = %version, "taking over an abandoned AWSPENDING left by another tool");
-        self.store
-            .update_stage(s, AWSPENDING, None, Some(version))
-            .await
-            .map_err(aws(Step::Start))
+        self.call(
+            Step::Start,
+            self.store.update_stage(s, AWSPENDING, None, Some(version)),
+        )
+        .await
     }
 
     /// Checks that every consumer exists and can be force-redeployed, before any change.
@@ -682,10 +848,11 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             for chunk in services.chunks(DESCRIBE_BATCH) {
                 let names: Vec<_> = chunk.iter().map(|s| s.service.clone()).collect();
                 let states = self
-                    .deployer
-                    .describe(cfg.account(), &cluster, &names)
-                    .await
-                    .map_err(aws(Step::Start))?;
+                    .call(
+                        Step::Start,
+                        self.deployer.describe(cfg.account(), &cluster, &names),
+                    )
+                    .await?;
                 for (svc, st) in chunk.iter().zip(states) {
                     let v = match st {
                         Described::Missing(r) => ServiceVerdict::Missing { reason: r },
@@ -715,16 +882,24 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         Ok(())
     }
 
+    /// Redeploys, waits, revokes and records the rotation as done. `moved_before`, when
+    /// given (a resumed run), is a time no earlier than the AWSCURRENT move: consumers
+    /// already stable on a deployment created after it are not forced again.
     async fn deploy_and_tag(
         &self,
         cfg: &SecretConfig,
         s: &SecretRef,
         version: &VersionId,
+        moved_before: Option<DateTime<Utc>>,
         mut report: Report,
         obs: &dyn Observer,
     ) -> Result<Report, RotationError> {
         if !cfg.redeploy.is_empty() {
-            let verdicts = self.redeploy(cfg, version, obs).await?;
+            let done = match moved_before {
+                Some(t) => self.stable_after(cfg, t).await,
+                None => BTreeMap::new(),
+            };
+            let verdicts = self.redeploy(cfg, version, done, obs).await?;
             report.services = verdicts
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
@@ -738,52 +913,128 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             }
         }
         if target::has_revoke(&cfg.target) {
-            self.note(
-                obs,
-                cfg,
-                Step::Revoke,
-                Some(version),
-                "revoking the previous value",
-            );
-            let previous = self
-                .store
-                .get_value(s, Select::Stage(AWSPREVIOUS))
-                .await
-                .ok();
-            let value = self
-                .store
-                .get_value(s, Select::Version(version, AWSCURRENT))
-                .await
-                .map_err(aws(Step::Revoke))?
-                .1;
-            target::revoke(
-                &self.target_env(cfg),
-                &value,
-                previous.as_ref().map(|p| &p.1),
-            )
-            .await
-            .map_err(|e| RotationError::Target {
-                step: Step::Revoke,
-                source: e,
-            })?;
+            self.revoke(cfg, s, version, obs).await?;
         }
         let now = self
             .clock
             .now()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.store
-            .tag(
+        self.call(
+            Step::Done,
+            self.store.tag(
                 s,
                 &[
                     (TAG_LAST_ROTATED, now),
                     (TAG_DEPLOYED_VERSION, version.as_str().to_owned()),
                 ],
-            )
-            .await
-            .map_err(aws(Step::Done))?;
+            ),
+        )
+        .await?;
         self.note(obs, cfg, Step::Done, Some(version), "rotation complete");
         report.outcome = Outcome::Success;
         Ok(report)
+    }
+
+    /// Step 8. Any error reading what to revoke is a failed revoke (retried and alerted,
+    /// the rotation stays due): a throttle, AccessDenied or KMS error must never look like
+    /// "no previous value", or the old credential would stay valid after a "success".
+    async fn revoke(
+        &self,
+        cfg: &SecretConfig,
+        s: &SecretRef,
+        version: &VersionId,
+        obs: &dyn Observer,
+    ) -> Result<(), RotationError> {
+        self.note(
+            obs,
+            cfg,
+            Step::Revoke,
+            Some(version),
+            "revoking the previous value",
+        );
+        let read = self
+            .timed(
+                Step::Revoke,
+                self.step_timeout,
+                self.store.get_value(s, Select::Stage(AWSPREVIOUS)),
+            )
+            .await?;
+        let previous = match read {
+            Ok((_, v)) => Some(v),
+            Err(e) if e.class == ErrorClass::NotFound => {
+                // Only a secret that lists no AWSPREVIOUS version has nothing to revoke; a
+                // not-found read of a listed one (a read racing the stage move) is an error.
+                let meta = self.call(Step::Revoke, self.store.describe(s)).await?;
+                if meta.version_with(AWSPREVIOUS).is_some() {
+                    return Err(aws(Step::Revoke)(e));
+                }
+                tracing::info!(secret = %cfg.name, "no AWSPREVIOUS version: nothing to revoke");
+                None
+            }
+            Err(e) => return Err(aws(Step::Revoke)(e)),
+        };
+        let (_, value) = self
+            .call(
+                Step::Revoke,
+                self.store
+                    .get_value(s, Select::Version(version, AWSCURRENT)),
+            )
+            .await?;
+        self.timed(
+            Step::Revoke,
+            self.target_budget(cfg),
+            target::revoke(&self.target_env(cfg), &value, previous.as_ref()),
+        )
+        .await?
+        .map_err(|e| RotationError::Target {
+            step: Step::Revoke,
+            source: e,
+        })
+    }
+
+    /// The consumers already stable on a deployment created after `moved_before`.
+    ///
+    /// `moved_before` is the secret's LastChangedDate as read at the start of this run, in
+    /// the Deploy phase (AWSCURRENT already on our version). AWS documents it as the last
+    /// time the secret was modified in any way, so it is never earlier than the stage move
+    /// that made our version current, and a deployment ECS created after it started its
+    /// tasks after the move: they read the new value. The version's CreatedDate would not
+    /// do: it is the put time, before set/test and the move, and a deployment between put
+    /// and move read the old value. A later change (a tag) only makes this conservative.
+    /// Any doubt (no date, no createdAt, a describe error) means "force again".
+    async fn stable_after(
+        &self,
+        cfg: &SecretConfig,
+        moved_before: DateTime<Utc>,
+    ) -> BTreeMap<ServiceRef, ()> {
+        let mut done = BTreeMap::new();
+        for (cluster, services) in group_by_cluster(&cfg.redeploy) {
+            for chunk in services.chunks(DESCRIBE_BATCH) {
+                let names: Vec<_> = chunk.iter().map(|s| s.service.clone()).collect();
+                let states = match self
+                    .call(
+                        Step::Redeploy,
+                        self.deployer.describe(cfg.account(), &cluster, &names),
+                    )
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(secret = %cfg.name, %cluster, error = %e, "cannot tell which consumers are already stable; forcing them all");
+                        continue;
+                    }
+                };
+                for (svc, st) in chunk.iter().zip(states) {
+                    if let Described::Found(state) = st {
+                        if stable_since(&state, moved_before) {
+                            tracing::info!(secret = %cfg.name, service = %svc, "already stable on a deployment started after the value became current; not forced again");
+                            done.insert((*svc).clone(), ());
+                        }
+                    }
+                }
+            }
+        }
+        done
     }
 
     /// Forces a new deployment of every consumer and waits for the verdicts. A resumed run
@@ -795,22 +1046,28 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         &self,
         cfg: &SecretConfig,
         version: &VersionId,
+        done: BTreeMap<ServiceRef, ()>,
         obs: &dyn Observer,
     ) -> Result<BTreeMap<ServiceRef, ServiceVerdict>, RotationError> {
         let account = cfg.account();
+        let todo: Vec<&ServiceRef> = cfg
+            .redeploy
+            .iter()
+            .filter(|s| !done.contains_key(*s))
+            .collect();
         self.note(
             obs,
             cfg,
             Step::Redeploy,
             Some(version),
             &format!(
-                "forcing a new deployment of {} services",
-                cfg.redeploy.len()
+                "forcing a new deployment of {} services ({} already stable on the new value)",
+                todo.len(),
+                done.len()
             ),
         );
-        let jobs: Vec<BoxFuture<'_, (ServiceRef, Result<DeploymentId, AwsError>)>> = cfg
-            .redeploy
-            .iter()
+        let jobs: Vec<BoxFuture<'_, (ServiceRef, Result<Forced, AwsError>)>> = todo
+            .into_iter()
             .map(|svc| Box::pin(self.force(account, svc)) as BoxFuture<'_, _>)
             .collect();
         let results: Vec<_> = futures::stream::iter(jobs)
@@ -823,7 +1080,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         for (svc, r) in results {
             match r {
                 Ok(d) => {
-                    tracing::info!(secret = %cfg.name, service = %svc, deployment = %d, "deployment started");
+                    tracing::info!(secret = %cfg.name, service = %svc, deployment = %d.id, "deployment started");
                     started.push((svc, d));
                 }
                 Err(e) => {
@@ -868,6 +1125,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             let _ = svc;
         }
         verdicts.extend(waited);
+        verdicts.extend(done.into_keys().map(|s| (s, ServiceVerdict::Stable)));
         for (svc, v) in &verdicts {
             m.redeploys
                 .with_label_values(&[svc.cluster.as_str(), svc.service.as_str(), v.label()])
@@ -885,8 +1143,23 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         &self,
         account: &crate::ids::Account,
         svc: &ServiceRef,
-    ) -> (ServiceRef, Result<DeploymentId, AwsError>) {
-        (svc.clone(), self.deployer.force_deploy(account, svc).await)
+    ) -> (ServiceRef, Result<Forced, AwsError>) {
+        let r =
+            match tokio::time::timeout(self.step_timeout, self.deployer.force_deploy(account, svc))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(AwsError::new(
+                    ErrorClass::Transient,
+                    "UpdateService",
+                    "Timeout",
+                    format!(
+                        "timed out after {}",
+                        crate::config::duration::format(self.step_timeout)
+                    ),
+                )),
+            };
+        (svc.clone(), r)
     }
 
     async fn dry_run(
@@ -909,22 +1182,15 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             phase,
             Phase::Fresh | Phase::Resume { .. } | Phase::Foreign { .. }
         ) {
-            if cfg.json_key.is_some() {
-                // Read-only check that the current value is a JSON object.
+            if let Some(key) = &cfg.json_key {
+                // Read-only check that the current value is a JSON object with the key.
                 let (_, cur) = self
-                    .store
-                    .get_value(&cfg.secret, Select::Stage(AWSCURRENT))
-                    .await
-                    .map_err(aws(Step::Create))?;
-                let ok = serde_json::from_str::<serde_json::Value>(cur.expose_secret())
-                    .map(|v| v.is_object())
-                    .unwrap_or(false);
-                if !ok {
-                    return Err(RotationError::Json {
-                        key: cfg.json_key.clone().unwrap_or_default(),
-                        why: "the current value is not a JSON object".into(),
-                    });
-                }
+                    .call(
+                        Step::Create,
+                        self.store.get_value(&cfg.secret, Select::Stage(AWSCURRENT)),
+                    )
+                    .await?;
+                json_object(cfg, key, &cur)?;
             }
             plan.push(format!("set: target {}", cfg.target.kind()));
             plan.push("test: read the pending version back and compare digests".into());
@@ -951,6 +1217,42 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         report.plan = plan;
         Ok(report)
     }
+}
+
+/// The current value as a JSON object that has `key` (or may get it: `json_key_create`).
+/// Errors name the secret, the key and the keys that exist, never a value.
+fn json_object(
+    cfg: &SecretConfig,
+    key: &str,
+    current: &SecretString,
+) -> Result<serde_json::Value, RotationError> {
+    let jerr = |why: String| RotationError::Json {
+        key: key.to_owned(),
+        why,
+    };
+    let doc: serde_json::Value = serde_json::from_str(current.expose_secret())
+        .map_err(|_| jerr("the current value is not JSON".into()))?;
+    let Some(obj) = doc.as_object() else {
+        return Err(jerr("the current value is not a JSON object".into()));
+    };
+    if !cfg.json_key_create && !obj.contains_key(key) {
+        const SHOWN: usize = 50;
+        let mut keys: Vec<String> = obj
+            .keys()
+            .take(SHOWN)
+            .map(|k| format!("\"{}\"", k.escape_debug()))
+            .collect();
+        if obj.len() > SHOWN {
+            keys.push(format!("and {} more", obj.len() - SHOWN));
+        }
+        return Err(jerr(format!(
+            "secret {} ({}) has no such key; its keys are {}. Fix json_key, or set json_key_create = true to add the key",
+            cfg.name,
+            cfg.secret.id,
+            if keys.is_empty() { "none".to_owned() } else { keys.join(", ") }
+        )));
+    }
+    Ok(doc)
 }
 
 fn group_by_cluster(

@@ -9,7 +9,7 @@ pub mod target;
 pub mod token;
 pub mod wait;
 
-pub use engine::{Engine, Outcome, Report, RotateOptions, RotationError};
+pub use engine::{Engine, Outcome, Report, RotateOptions, RotationError, DEFAULT_STEP_TIMEOUT};
 
 use crate::ids::{SecretName, ServiceRef};
 use deploy::Judgement;

@@ -15,6 +15,10 @@ pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 pub const TAG_LAST_ROTATED: &str = "secret-rotator:last-rotated";
 /// The AWSCURRENT version id that the consumers were last confirmed stable on.
 pub const TAG_DEPLOYED_VERSION: &str = "secret-rotator:deployed-version";
+/// The client request token of the pending version this rotator is about to write (or
+/// wrote): written before every PutSecretValue, so the version stays recognisably ours
+/// even when AWSCURRENT changes underneath and the token derivation no longer matches.
+pub const TAG_PENDING_VERSION: &str = "secret-rotator:pending-version";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretMeta {
@@ -26,6 +30,9 @@ pub struct SecretMeta {
     /// AWS-native rotation (a Lambda) is switched on: two rotators would fight.
     pub rotation_enabled: bool,
     pub deleted: bool,
+    /// `LastChangedDate`: "the last date and time that this secret was modified in any
+    /// way" (AWS's words), so never earlier than the last stage move.
+    pub last_changed: Option<DateTime<Utc>>,
 }
 
 impl SecretMeta {
@@ -42,6 +49,13 @@ impl SecretMeta {
         DateTime::parse_from_rfc3339(raw)
             .ok()
             .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The `secret-rotator:pending-version` tag: the token of our latest pending version.
+    pub fn pending_version_tag(&self) -> Option<VersionId> {
+        self.tags
+            .get(TAG_PENDING_VERSION)
+            .map(|v| VersionId::new(v.clone()))
     }
 
     pub fn deployed_version_tag(&self) -> Option<VersionId> {

@@ -5,7 +5,7 @@
 //! start, and spend the saved calls polling fast once only old tasks are draining, which is
 //! when completion is near.
 
-use super::deploy::{judge, Deployer, Described, Judgement, DESCRIBE_BATCH};
+use super::deploy::{judge, Deployer, Described, Forced, Judgement, DESCRIBE_BATCH};
 use super::Observer;
 use crate::ids::{Account, ClusterName, DeploymentId, ServiceName, ServiceRef};
 use std::collections::BTreeMap;
@@ -14,6 +14,9 @@ use tokio::time::Instant;
 
 /// The CLI waiter's period; our call budget at time t is what it would have used by then.
 pub const WAITER_PERIOD: Duration = Duration::from_secs(15);
+/// The CLI waiter gives up after this many DescribeServices calls: so do we, whatever the
+/// stable timeout (then we sleep until the deadline and report what we last saw).
+pub const WAITER_MAX_ATTEMPTS: u64 = 40;
 const FIRST_POLL: Duration = Duration::from_secs(2);
 /// Slower than the waiter while new tasks start: the calls saved are spent near the end.
 const STARTING_POLL: Duration = Duration::from_secs(30);
@@ -104,26 +107,44 @@ fn budget(elapsed: Duration) -> u64 {
     1 + elapsed.as_secs() / WAITER_PERIOD.as_secs()
 }
 
-/// Polls until each service reaches a verdict or `timeout` passes.
+/// Polls until each service reaches a verdict or `timeout` passes. At most
+/// [`WAITER_MAX_ATTEMPTS`] rounds of DescribeServices, none at or after the deadline; a
+/// DescribeServices call still unanswered at the deadline is abandoned.
 pub async fn wait_stable<D: Deployer>(
     deployer: &D,
     account: &Account,
-    ours: &[(ServiceRef, DeploymentId)],
+    ours: &[(ServiceRef, Forced)],
     timeout: Duration,
     observer: &dyn Observer,
 ) -> BTreeMap<ServiceRef, ServiceVerdict> {
+    if ours.is_empty() {
+        return BTreeMap::new();
+    }
     let start = Instant::now();
     let deadline = start + timeout;
-    // Which deployment each service is judged on; a superseding one takes over.
-    let mut ours: Vec<(ServiceRef, DeploymentId)> = ours.to_vec();
+    // Which deployment each service is judged on (and its createdAt, when known); a
+    // superseding one takes over.
+    let mut created: BTreeMap<ServiceRef, chrono::DateTime<chrono::Utc>> = ours
+        .iter()
+        .filter_map(|(s, f)| f.created.map(|c| (s.clone(), c)))
+        .collect();
+    let mut ours: Vec<(ServiceRef, DeploymentId)> = ours
+        .iter()
+        .map(|(s, f)| (s.clone(), f.id.clone()))
+        .collect();
     let mut verdicts = BTreeMap::new();
-    let mut last: BTreeMap<ServiceRef, (Judgement, i32, i32, i32, Vec<String>)> = BTreeMap::new();
+    let mut last: Last = BTreeMap::new();
     let mut rounds: u64 = 0;
     let mut backoff = Duration::ZERO;
     let mut next = start + FIRST_POLL;
 
     loop {
-        tokio::time::sleep_until(next.min(deadline)).await;
+        if next >= deadline || rounds >= WAITER_MAX_ATTEMPTS {
+            // No poll at or after the deadline, none beyond the waiter's attempts.
+            tokio::time::sleep_until(deadline).await;
+            return stalled(&ours, verdicts, &last);
+        }
+        tokio::time::sleep_until(next).await;
         let pending: Vec<&(ServiceRef, DeploymentId)> = ours
             .iter()
             .filter(|(s, _)| !verdicts.contains_key(s))
@@ -134,12 +155,24 @@ pub async fn wait_stable<D: Deployer>(
             by_cluster.entry(&p.0.cluster).or_default().push(p);
         }
         let mut throttled = false;
-        let mut replaced: Vec<(ServiceRef, DeploymentId)> = Vec::new();
+        let mut replaced: Vec<(
+            ServiceRef,
+            DeploymentId,
+            Option<chrono::DateTime<chrono::Utc>>,
+        )> = Vec::new();
         for (cluster, items) in by_cluster {
             for chunk in items.chunks(DESCRIBE_BATCH) {
                 let names: Vec<ServiceName> =
                     chunk.iter().map(|(s, _)| s.service.clone()).collect();
-                match deployer.describe(account, cluster, &names).await {
+                let described =
+                    tokio::time::timeout_at(deadline, deployer.describe(account, cluster, &names))
+                        .await;
+                let Ok(described) = described else {
+                    tracing::warn!(%cluster, "DescribeServices did not answer before the stable timeout");
+                    throttled = true;
+                    continue;
+                };
+                match described {
                     Ok(states) => {
                         for ((svc, dep), st) in chunk.iter().map(|p| (&p.0, &p.1)).zip(states) {
                             match st {
@@ -148,8 +181,11 @@ pub async fn wait_stable<D: Deployer>(
                                         .insert(svc.clone(), ServiceVerdict::Missing { reason: r });
                                 }
                                 Described::Found(state) => {
-                                    let j = judge(&state, dep);
                                     let mine = state.deployments.iter().find(|d| &d.id == dep);
+                                    if let Some(c) = mine.and_then(|m| m.created) {
+                                        created.entry(svc.clone()).or_insert(c);
+                                    }
+                                    let j = judge(&state, dep, created.get(svc).copied());
                                     let (run, des, failed) = mine
                                         .map_or((0, state.desired, 0), |d| {
                                             (d.running, d.desired, d.failed_tasks)
@@ -178,7 +214,16 @@ pub async fn wait_stable<D: Deployer>(
                                         }
                                         Judgement::Superseded(later) => {
                                             tracing::info!(service = %svc, from = %dep, to = %later, "a later deployment replaced ours; waiting on it");
-                                            replaced.push((svc.clone(), later.clone()));
+                                            let later_created = state
+                                                .deployments
+                                                .iter()
+                                                .find(|d| &d.id == later)
+                                                .and_then(|d| d.created);
+                                            replaced.push((
+                                                svc.clone(),
+                                                later.clone(),
+                                                later_created,
+                                            ));
                                         }
                                         _ => {}
                                     }
@@ -204,10 +249,14 @@ pub async fn wait_stable<D: Deployer>(
                 }
             }
         }
-        for (svc, later) in replaced {
+        for (svc, later, later_created) in replaced {
             if let Some(entry) = ours.iter_mut().find(|(s, _)| *s == svc) {
                 entry.1 = later;
             }
+            match later_created {
+                Some(c) => created.insert(svc, c),
+                None => created.remove(&svc),
+            };
         }
         rounds += 1;
         crate::failpoint!("during-wait");
@@ -216,26 +265,7 @@ pub async fn wait_stable<D: Deployer>(
         }
         let now = Instant::now();
         if now >= deadline {
-            for (svc, _) in &ours {
-                if !verdicts.contains_key(svc) {
-                    let v = match last.get(svc) {
-                        Some((_, run, des, failed, events)) => ServiceVerdict::Stalled {
-                            running: *run,
-                            desired: *des,
-                            failed_tasks: *failed,
-                            events: events.clone(),
-                        },
-                        None => ServiceVerdict::Stalled {
-                            running: 0,
-                            desired: 0,
-                            failed_tasks: 0,
-                            events: vec![],
-                        },
-                    };
-                    verdicts.insert(svc.clone(), v);
-                }
-            }
-            return verdicts;
+            return stalled(&ours, verdicts, &last);
         }
         backoff = if throttled {
             (backoff * 2).clamp(Duration::from_secs(2), MAX_BACKOFF)
@@ -257,6 +287,36 @@ pub async fn wait_stable<D: Deployer>(
         }
         next = at;
     }
+}
+
+type Last = BTreeMap<ServiceRef, (Judgement, i32, i32, i32, Vec<String>)>;
+
+/// Verdicts at the deadline: services without one are stalled, with what was last seen.
+fn stalled(
+    ours: &[(ServiceRef, DeploymentId)],
+    mut verdicts: BTreeMap<ServiceRef, ServiceVerdict>,
+    last: &Last,
+) -> BTreeMap<ServiceRef, ServiceVerdict> {
+    for (svc, _) in ours {
+        if !verdicts.contains_key(svc) {
+            let v = match last.get(svc) {
+                Some((_, run, des, failed, events)) => ServiceVerdict::Stalled {
+                    running: *run,
+                    desired: *des,
+                    failed_tasks: *failed,
+                    events: events.clone(),
+                },
+                None => ServiceVerdict::Stalled {
+                    running: 0,
+                    desired: 0,
+                    failed_tasks: 0,
+                    events: vec![],
+                },
+            };
+            verdicts.insert(svc.clone(), v);
+        }
+    }
+    verdicts
 }
 
 #[cfg(test)]

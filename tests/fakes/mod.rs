@@ -15,7 +15,7 @@ use secret_rotator::ids::{
     VersionId,
 };
 use secret_rotator::rotation::deploy::{
-    Deployer, DeploymentState, Described, ServiceState, DESCRIBE_BATCH,
+    Deployer, DeploymentState, Described, Forced, ServiceState, DESCRIBE_BATCH,
 };
 use secret_rotator::rotation::store::{
     SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
@@ -121,6 +121,8 @@ pub struct StoredSecret {
     pub tags: BTreeMap<String, String>,
     pub rotation_enabled: bool,
     pub deleted: bool,
+    /// LastChangedDate: the time of the last successful write of any kind.
+    pub last_changed: DateTime<Utc>,
 }
 
 impl StoredSecret {
@@ -176,6 +178,7 @@ impl StoredSecret {
             tags: self.tags.clone(),
             rotation_enabled: self.rotation_enabled,
             deleted: self.deleted,
+            last_changed: Some(self.last_changed),
         }
     }
 }
@@ -205,6 +208,8 @@ struct StoreState {
     secrets: Vec<StoredSecret>,
     calls: Vec<StoreCall>,
     faults: Faults,
+    /// Injected failures of GetSecretValue by staging label (checked before `faults`).
+    read_faults: HashMap<String, VecDeque<AwsError>>,
     /// Every call fails with `Crash` once this many writes have succeeded.
     crash_after_writes: Option<usize>,
     writes: usize,
@@ -271,6 +276,7 @@ impl FakeStore {
             tags: BTreeMap::new(),
             rotation_enabled: false,
             deleted: false,
+            last_changed: now,
         });
         arn
     }
@@ -397,6 +403,16 @@ impl FakeStore {
         self.st().faults.push(op, skip, errors);
     }
 
+    /// The next GetSecretValue calls that name `stage` fail with these errors, in order
+    /// (reads of other stages are not affected).
+    pub fn fail_next_read(&self, stage: &str, errors: impl IntoIterator<Item = AwsError>) {
+        self.st()
+            .read_faults
+            .entry(stage.to_owned())
+            .or_default()
+            .extend(errors);
+    }
+
     /// Simulates the process dying after `n` more successful writes: from then on every
     /// call fails with class `Other`, code `Crash`, until [`Self::restart`].
     pub fn crash_after_writes(&self, n: usize) {
@@ -409,6 +425,7 @@ impl FakeStore {
         let mut st = self.st();
         st.crash_after_writes = None;
         st.faults = Faults::default();
+        st.read_faults.clear();
     }
 
     // ---- the API --------------------------------------------------------------------
@@ -417,6 +434,16 @@ impl FakeStore {
     async fn call<T>(
         &self,
         op: &'static str,
+        detail: String,
+        f: impl FnOnce(&mut Vec<StoredSecret>, DateTime<Utc>, &mut u64) -> Result<T, AwsError>,
+    ) -> Result<T, AwsError> {
+        self.call_staged(op, None, detail, f).await
+    }
+
+    async fn call_staged<T>(
+        &self,
+        op: &'static str,
+        stage: Option<&str>,
         detail: String,
         f: impl FnOnce(&mut Vec<StoredSecret>, DateTime<Utc>, &mut u64) -> Result<T, AwsError>,
     ) -> Result<T, AwsError> {
@@ -433,8 +460,11 @@ impl FakeStore {
         let mut st = self.st();
         let st = &mut *st;
         let write = WRITE_OPS.contains(&op);
+        let staged = stage.and_then(|x| st.read_faults.get_mut(x).and_then(|q| q.pop_front()));
         let result = if st.crash_after_writes.is_some_and(|n| st.writes >= n) {
             Err(crash(op))
+        } else if let Some(e) = staged {
+            Err(e)
         } else if let Some(e) = st.faults.take(op) {
             Err(e)
         } else {
@@ -462,7 +492,7 @@ impl FakeStore {
         stage: Option<&str>,
     ) -> Result<(VersionId, String), AwsError> {
         const OP: &str = "GetSecretValue";
-        self.call(OP, String::new(), |secrets, _, _| {
+        self.call_staged(OP, stage, String::new(), |secrets, _, _| {
             let s = live(secrets, id, OP)?;
             let stage = match (version_id, stage) {
                 (None, None) => Some(AWSCURRENT),
@@ -535,6 +565,7 @@ impl FakeStore {
                 }
             };
             s.versions.push(StoredVersion { id: vid.clone(), value: value.to_owned(), stages: vec![], created: now });
+            s.last_changed = now;
             for st in stages.unwrap_or(&[AWSCURRENT][..]) {
                 if *st == AWSCURRENT {
                     s.make_current(&vid);
@@ -564,7 +595,7 @@ impl FakeStore {
             move_to.map_or("-", |v| v.as_str()),
             remove_from.map_or("-", |v| v.as_str())
         );
-        self.call(OP, detail, |secrets, _, _| {
+        self.call(OP, detail, |secrets, now, _| {
             let invalid = |m: String| AwsError::new(ErrorClass::Invalid, OP, "InvalidParameterException", m);
             let s = live(secrets, id, OP)?;
             for v in [move_to, remove_from].into_iter().flatten() {
@@ -609,6 +640,7 @@ impl FakeStore {
                     }
                 }
             }
+            s.last_changed = now;
             Ok(())
         })
         .await
@@ -737,11 +769,12 @@ impl SecretStore for FakeStore {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        self.call(OP, detail, |secrets, _, _| {
+        self.call(OP, detail, |secrets, now, _| {
             let s = live(secrets, &s.id, OP)?;
             for (k, v) in tags {
                 s.tags.insert((*k).to_owned(), v.clone());
             }
+            s.last_changed = now;
             Ok(())
         })
         .await
@@ -759,8 +792,8 @@ pub enum Behaviour {
     /// more; then the rollout is COMPLETED and the old deployment is gone.
     Healthy { start: Duration, drain: Duration },
     /// Tasks keep failing; `start` after the force the circuit breaker marks the rollout
-    /// FAILED and a rollback deployment (the previous task definition) becomes PRIMARY
-    /// and completes [`ROLLBACK_TIME`] later.
+    /// FAILED and, as ECS does, the deployment before it becomes PRIMARY again (its own
+    /// id and createdAt) and completes [`ROLLBACK_TIME`] later.
     Failing { start: Duration },
     /// One task never becomes healthy: the rollout stays IN_PROGRESS forever.
     Stall,
@@ -777,6 +810,8 @@ pub enum Behaviour {
     Missing,
 }
 
+/// Service events DescribeServices shows here (the adapter keeps the latest 10 too).
+pub const EVENTS_SHOWN: usize = 10;
 /// How long a circuit-breaker rollback takes to complete once it starts.
 pub const ROLLBACK_TIME: Duration = Duration::from_secs(30);
 pub const CIRCUIT_BREAKER_REASON: &str = "ECS deployment circuit breaker: tasks failed to start.";
@@ -874,6 +909,7 @@ struct Svc {
     deps: Vec<Dep>,
     /// Newest last (reversed when described).
     events: Vec<String>,
+    rollback_time: Duration,
 }
 
 /// One DescribeServices call.
@@ -910,6 +946,8 @@ pub struct FakeEcs {
     state: Arc<Mutex<EcsState>>,
     clock: ManualClock,
     seq: Sequence,
+    /// Per-handle latency by operation (`UpdateService`, `DescribeServices`, `"*"`).
+    latency: Arc<HashMap<&'static str, Duration>>,
 }
 
 impl FakeEcs {
@@ -918,7 +956,57 @@ impl FakeEcs {
             state: Arc::default(),
             clock: clock.clone(),
             seq: seq.clone(),
+            latency: Arc::default(),
         }
+    }
+
+    /// Another handle on the same ECS whose calls to `op` (`"*"`: every call) take `d`
+    /// before they reach ECS.
+    pub fn with_latency(&self, op: &'static str, d: Duration) -> Self {
+        let mut l = (*self.latency).clone();
+        l.insert(op, d);
+        Self {
+            latency: Arc::new(l),
+            ..self.clone()
+        }
+    }
+
+    async fn delay(&self, op: &'static str) {
+        let d = self
+            .latency
+            .get(op)
+            .or_else(|| self.latency.get("*"))
+            .copied();
+        if let Some(d) = d {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// How long a circuit-breaker rollback of this service takes (default [`ROLLBACK_TIME`]).
+    pub fn set_rollback_time(&self, cluster: &str, name: &str, d: Duration) {
+        let mut st = self.st();
+        if let Some(s) = st
+            .services
+            .iter_mut()
+            .find(|s| s.cluster == cluster && s.name == name)
+        {
+            s.rollback_time = d;
+        }
+    }
+
+    /// Appends service events (newest last), after applying what is due by now.
+    pub fn push_events(&self, svc: &ServiceRef, events: impl IntoIterator<Item = String>) {
+        let now = Instant::now();
+        let clock = self.clock.clone();
+        let mut st = self.st();
+        let st = &mut *st;
+        let s = st
+            .services
+            .iter_mut()
+            .find(|s| s.cluster == svc.cluster.as_str() && s.name == svc.service.as_str())
+            .expect("no such service");
+        advance(s, now, &clock, &mut st.next_deployment);
+        s.events.extend(events);
     }
 
     fn st(&self) -> MutexGuard<'_, EcsState> {
@@ -949,6 +1037,7 @@ impl FakeEcs {
             status: "ACTIVE".into(),
             deps: vec![dep],
             events: vec![format!("(service {name}) has reached a steady state.")],
+            rollback_time: ROLLBACK_TIME,
         });
     }
 
@@ -1072,35 +1161,34 @@ fn advance(s: &mut Svc, now: Instant, clock: &ManualClock, next_id: &mut u64) {
             continue;
         }
         let date = clock.now() - chrono::Duration::from_std(now - at).unwrap_or_default();
-        *next_id += 1;
-        let id = DeploymentId::new(format!("ecs-svc/{next_id}"));
         let name = s.name.clone();
         match ev {
             Event::CircuitBreaker => {
                 s.deps[i].failed = true;
-                // Roll back to the task definition of the deployment before this one.
-                let td = s.deps[..i]
-                    .last()
-                    .map(|d| d.task_definition.clone())
-                    .unwrap_or_default();
                 let failed_id = s.deps[i].id.clone();
                 s.events.push(format!("(service {name}) (deployment {failed_id}) deployment failed: tasks failed to start."));
-                s.events
-                    .push(format!("(service {name}) rolling back to deployment {id}."));
-                s.deps.push(Dep {
-                    id,
-                    task_definition: td,
-                    created: at,
-                    created_date: date,
-                    kind: DepKind::Plain {
-                        start: ROLLBACK_TIME,
-                        drain: Duration::ZERO,
-                    },
-                    failed: false,
-                    fired: true,
-                });
+                // As ECS does: the deployment before this one (the last that completed)
+                // becomes PRIMARY again, with its own id and createdAt; its tasks start
+                // again over the rollback time.
+                if i == 0 {
+                    continue;
+                }
+                let mut back = s.deps.remove(i - 1);
+                s.events.push(format!(
+                    "(service {name}) rolling back to deployment {}.",
+                    back.id
+                ));
+                back.created = at;
+                back.kind = DepKind::Plain {
+                    start: s.rollback_time,
+                    drain: Duration::ZERO,
+                };
+                back.fired = true;
+                s.deps.push(back);
             }
             Event::Supersede { start, drain } => {
+                *next_id += 1;
+                let id = DeploymentId::new(format!("ecs-svc/{next_id}"));
                 let td = s.deps[i].task_definition.clone();
                 s.events.push(format!("(service {name}) has started a deployment {id} (UpdateService by another principal)."));
                 s.deps.push(Dep {
@@ -1194,7 +1282,7 @@ fn view(s: &Svc, now: Instant) -> ServiceState {
         desired: s.desired,
         running: deployments.iter().map(|d| d.running).sum(),
         deployments,
-        events: s.events.iter().rev().take(3).cloned().collect(),
+        events: s.events.iter().rev().take(EVENTS_SHOWN).cloned().collect(),
     }
 }
 
@@ -1206,6 +1294,7 @@ impl Deployer for FakeEcs {
         services: &[ServiceName],
     ) -> Result<Vec<Described>, AwsError> {
         const OP: &str = "DescribeServices";
+        self.delay(OP).await;
         let now = Instant::now();
         let seq = self.seq.next();
         let mut st = self.st();
@@ -1254,12 +1343,9 @@ impl Deployer for FakeEcs {
         result
     }
 
-    async fn force_deploy(
-        &self,
-        _account: &Account,
-        svc: &ServiceRef,
-    ) -> Result<DeploymentId, AwsError> {
+    async fn force_deploy(&self, _account: &Account, svc: &ServiceRef) -> Result<Forced, AwsError> {
         const OP: &str = "UpdateService";
+        self.delay(OP).await;
         let now = Instant::now();
         let seq = self.seq.next();
         let mut st = self.st();
@@ -1317,13 +1403,19 @@ impl Deployer for FakeEcs {
                 failed: false,
                 fired: false,
             });
-            Ok(id)
+            Ok(Forced {
+                id,
+                created: Some(self.clock.now()),
+            })
         })();
         st.forces.push(ForceCall {
             seq,
             at: now,
             service: svc.clone(),
-            result: result.clone().map_err(|e| e.to_string()),
+            result: result
+                .as_ref()
+                .map(|f| f.id.clone())
+                .map_err(|e| e.to_string()),
         });
         result
     }
@@ -1373,7 +1465,7 @@ impl<D: Deployer + Clone> Deployer for CrashingDeployer<D> {
         &self,
         account: &Account,
         service: &ServiceRef,
-    ) -> Result<DeploymentId, AwsError> {
+    ) -> Result<Forced, AwsError> {
         tokio::time::sleep(self.delay).await;
         // Claim a slot before calling, so concurrent forces cannot exceed `n`.
         let slot = self.forced.fetch_add(1, Ordering::SeqCst) as usize;
@@ -1381,5 +1473,215 @@ impl<D: Deployer + Clone> Deployer for CrashingDeployer<D> {
             return Err(crash("UpdateService"));
         }
         self.inner.force_deploy(account, service).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// IAM and STS
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct IamKey {
+    pub user: String,
+    pub id: String,
+    pub secret: String,
+    pub active: bool,
+    pub created: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct IamState {
+    keys: Vec<IamKey>,
+    next: u64,
+    /// `Operation key-id`, in order.
+    calls: Vec<String>,
+}
+
+/// An in-memory IAM (two keys per user) and STS GetCallerIdentity.
+#[derive(Clone)]
+pub struct FakeIam {
+    state: Arc<Mutex<IamState>>,
+    clock: ManualClock,
+    /// Operations that never answer (`caller_arn`, `set_active`, ...).
+    hang: Arc<Vec<&'static str>>,
+}
+
+impl FakeIam {
+    pub fn new(clock: &ManualClock) -> Self {
+        Self {
+            state: Arc::default(),
+            clock: clock.clone(),
+            hang: Arc::default(),
+        }
+    }
+
+    /// Another handle whose calls to `op` never answer.
+    pub fn hanging(&self, op: &'static str) -> Self {
+        let mut h = (*self.hang).clone();
+        h.push(op);
+        Self {
+            hang: Arc::new(h),
+            ..self.clone()
+        }
+    }
+
+    pub fn add_key(&self, user: &str, id: &str, secret: &str) {
+        let created = self.clock.now();
+        lock(&self.state).keys.push(IamKey {
+            user: user.into(),
+            id: id.into(),
+            secret: secret.into(),
+            active: true,
+            created,
+        });
+    }
+
+    pub fn key(&self, id: &str) -> Option<IamKey> {
+        lock(&self.state).keys.iter().find(|k| k.id == id).cloned()
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.state).calls.clone()
+    }
+
+    async fn enter(&self, op: &'static str, detail: &str) {
+        lock(&self.state).calls.push(format!("{op} {detail}"));
+        if self.hang.contains(&op) {
+            futures::future::pending::<()>().await;
+        }
+    }
+}
+
+fn no_such_key(op: &'static str, id: &str) -> AwsError {
+    AwsError::new(
+        ErrorClass::NotFound,
+        op,
+        "NoSuchEntity",
+        format!("The Access Key with id {id} cannot be found."),
+    )
+}
+
+impl secret_rotator::rotation::target::IamApi for FakeIam {
+    fn list_keys<'a>(
+        &'a self,
+        _account: &'a Account,
+        user: &'a str,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<Vec<secret_rotator::rotation::target::AccessKeyInfo>, AwsError>,
+    > {
+        Box::pin(async move {
+            self.enter("list_keys", user).await;
+            Ok(lock(&self.state)
+                .keys
+                .iter()
+                .filter(|k| k.user == user)
+                .map(|k| secret_rotator::rotation::target::AccessKeyInfo {
+                    id: k.id.clone(),
+                    active: k.active,
+                    created: Some(k.created),
+                })
+                .collect())
+        })
+    }
+
+    fn create_key<'a>(
+        &'a self,
+        _account: &'a Account,
+        user: &'a str,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<secret_rotator::rotation::target::NewAccessKey, AwsError>,
+    > {
+        Box::pin(async move {
+            self.enter("create_key", user).await;
+            let now = self.clock.now();
+            let mut st = lock(&self.state);
+            if st.keys.iter().filter(|k| k.user == user).count() >= 2 {
+                return Err(AwsError::new(
+                    ErrorClass::Conflict,
+                    "CreateAccessKey",
+                    "LimitExceeded",
+                    format!("Cannot exceed quota for AccessKeysPerUser: 2 ({user})"),
+                ));
+            }
+            st.next += 1;
+            let id = format!("AKIAFAKE{:012}", st.next);
+            let secret = format!("fake-secret-access-key-{:024}", st.next);
+            st.keys.push(IamKey {
+                user: user.into(),
+                id: id.clone(),
+                secret: secret.clone(),
+                active: true,
+                created: now,
+            });
+            Ok(secret_rotator::rotation::target::NewAccessKey {
+                id,
+                secret: SecretString::from(secret),
+            })
+        })
+    }
+
+    fn set_active<'a>(
+        &'a self,
+        _account: &'a Account,
+        _user: &'a str,
+        key_id: &'a str,
+        active: bool,
+    ) -> futures::future::BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.enter("set_active", key_id).await;
+            let mut st = lock(&self.state);
+            match st.keys.iter_mut().find(|k| k.id == key_id) {
+                Some(k) => {
+                    k.active = active;
+                    Ok(())
+                }
+                None => Err(no_such_key("UpdateAccessKey", key_id)),
+            }
+        })
+    }
+
+    fn delete_key<'a>(
+        &'a self,
+        _account: &'a Account,
+        _user: &'a str,
+        key_id: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.enter("delete_key", key_id).await;
+            let mut st = lock(&self.state);
+            let before = st.keys.len();
+            st.keys.retain(|k| k.id != key_id);
+            if st.keys.len() == before {
+                return Err(no_such_key("DeleteAccessKey", key_id));
+            }
+            Ok(())
+        })
+    }
+
+    fn caller_arn<'a>(
+        &'a self,
+        _account: &'a Account,
+        key_id: &'a str,
+        secret: &'a SecretString,
+    ) -> futures::future::BoxFuture<'a, Result<String, AwsError>> {
+        Box::pin(async move {
+            self.enter("caller_arn", key_id).await;
+            let st = lock(&self.state);
+            match st
+                .keys
+                .iter()
+                .find(|k| k.id == key_id && k.active && k.secret == secret.expose_secret())
+            {
+                Some(k) => Ok(format!("arn:aws:iam::{ACCOUNT_ID}:user/{}", k.user)),
+                None => Err(AwsError::new(
+                    ErrorClass::AccessDenied,
+                    "GetCallerIdentity",
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                )),
+            }
+        })
     }
 }

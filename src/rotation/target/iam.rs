@@ -556,6 +556,7 @@ mod tests {
                 tags: self.tags.lock().unwrap().clone(),
                 rotation_enabled: false,
                 deleted: false,
+                last_changed: None,
             })
         }
         async fn describe_many(&self, _r: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
@@ -717,6 +718,7 @@ mod tests {
             jitter: Duration::ZERO,
             generate: GeneratePolicy::default(),
             json_key: None,
+            json_key_create: false,
             target: Target::IamAccessKey(t.clone()),
             redeploy: Vec::new(),
             stable_timeout: Duration::from_secs(60),

@@ -99,6 +99,7 @@ fn meta(id: &str, s: &Secret) -> SecretMeta {
         tags: s.tags.clone(),
         rotation_enabled: false,
         deleted: false,
+        last_changed: None,
     }
 }
 
@@ -231,7 +232,11 @@ impl Deployer for NoEcs {
             .map(|_| Described::Missing("MISSING".into()))
             .collect())
     }
-    async fn force_deploy(&self, _: &Account, _: &ServiceRef) -> Result<DeploymentId, AwsError> {
+    async fn force_deploy(
+        &self,
+        _: &Account,
+        _: &ServiceRef,
+    ) -> Result<secret_rotator::rotation::deploy::Forced, AwsError> {
         Err(AwsError::new(
             ErrorClass::NotFound,
             "UpdateService",

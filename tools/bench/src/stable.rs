@@ -118,7 +118,13 @@ pub async fn run(stall_timeout: u64) -> serde_json::Value {
             let v = wait_stable(
                 ecs.as_ref(),
                 &Account::default(),
-                &[(svc.clone(), DeploymentId::new(dep))],
+                &[(
+                    svc.clone(),
+                    secret_rotator::rotation::deploy::Forced {
+                        id: DeploymentId::new(dep),
+                        created: None,
+                    },
+                )],
                 timeout,
                 &Quiet,
             )
