@@ -7,7 +7,10 @@
 #
 # The daemon listens on 127.0.0.1:9464 by default, which is unreachable from
 # outside the container: set `listen = "0.0.0.0:9464"` in the `[daemon]` table
-# of the mounted config. AWS credentials come from the default chain (ECS task
+# of the mounted config, and then keep the port on a private network (security
+# group / network policy: only the Prometheus scrapers). It serves nothing secret
+# and bounds slow clients (5s to send headers, 256 connections), but anyone who
+# reaches it can read every metric; see SECURITY.md. AWS credentials come from the default chain (ECS task
 # role, IMDS, or AWS_* env vars); nothing is written to disk.
 # SIGTERM starts a graceful drain of up to ~2 minutes: give the runtime a
 # matching stop timeout (`docker stop -t 150`, ECS `stopTimeout: 120`).

@@ -7,6 +7,8 @@ use secret_rotator::clock::SystemClock;
 use secret_rotator::{commands, config, exit, logging};
 
 fn main() {
+    // Before anything holds a secret.
+    let hardening = harden();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -24,6 +26,9 @@ fn main() {
         _ => "warn",
     };
     logging::init(cli.log_format, default_level);
+    if let Err(e) = hardening {
+        tracing::warn!(error = %e, "cannot disable core dumps; a crash could write secrets to disk");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,6 +41,21 @@ fn main() {
     };
     let code = runtime.block_on(run(cli));
     std::process::exit(code);
+}
+
+/// No core dumps (they would hold secret values): RLIMIT_CORE 0 and not dumpable, which
+/// also keeps other processes of the same user from attaching or reading its memory.
+fn harden() -> std::io::Result<()> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+    Ok(())
 }
 
 async fn run(cli: Cli) -> i32 {

@@ -86,6 +86,7 @@ fn command_target(set: &[&str]) -> Target {
         test: None,
         revoke: None,
         timeout: Duration::from_secs(30),
+        env: Default::default(),
     })
 }
 

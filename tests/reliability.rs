@@ -543,3 +543,206 @@ fn base64_encode(data: &[u8]) -> String {
     }
     out
 }
+
+/// Runs `rotate NAME` at `RUST_LOG=trace`, in JSON and in text, and returns everything
+/// printed.
+fn rotate_at_trace(dir: &std::path::Path, name: &str, env: &[(String, String)]) -> String {
+    let mut captured = String::new();
+    for format in ["json", "text"] {
+        let mut cmd = Command::new(rotator_bin());
+        cmd.args(["rotate", name, "--config", dir.to_str().unwrap()])
+            .args(["--log-format", format])
+            .env("RUST_LOG", "trace");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        captured.push_str(&String::from_utf8_lossy(&out.stdout));
+        captured.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    captured
+}
+
+/// Which secret appears in `captured`, as is, base64-encoded or JSON-escaped.
+fn leaked<'a>(captured: &str, secrets: &'a [(&'a str, String)]) -> Vec<&'a str> {
+    secrets
+        .iter()
+        .filter(|(_, v)| {
+            let escaped = serde_json::to_string(v).unwrap();
+            captured.contains(v.as_str())
+                || captured.contains(&base64_encode(v.as_bytes()))
+                || captured.contains(escaped.trim_matches('"'))
+        })
+        .map(|(what, _)| *what)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_in_trace_output_of_postgres_iam_and_command_targets() {
+    use common::postgres::{Postgres, ADMIN_PASSWORD, ADMIN_USER};
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    let env = aws_env(Some(&moto.url), None);
+    let mut secrets: Vec<(&str, String)> = Vec::new();
+    let mut captured = String::new();
+
+    // PostgreSQL, alternating users: admin password, old and new passwords, verifiers.
+    let pg = Postgres::start();
+    let old_pw = "old-Pa55word-in-the-app-secret";
+    pg.sql(&format!("CREATE ROLE app LOGIN PASSWORD '{old_pw}'"))
+        .await;
+    create_secret(&c, "leak/db", &pg.secret_json("app", old_pw), &[]).await;
+    create_secret(
+        &c,
+        "leak/db-admin",
+        &serde_json::json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD}).to_string(),
+        &[],
+    )
+    .await;
+    let dir = config_dir(&format!(
+        "[[secret]]\nname = \"db\"\nsecret_id = \"leak/db\"\nevery = \"30d\"\ntarget = {{ kind = \"postgres\", mode = \"alternating-users\", admin_secret_id = \"leak/db-admin\", host = \"127.0.0.1\", port = {}, role = \"app\", sslmode = \"disable\" }}\n",
+        pg.port
+    ));
+    captured.push_str(&rotate_at_trace(dir.path(), "db", &env));
+    for v in versions(&c, "leak/db").await {
+        let doc: serde_json::Value = serde_json::from_str(&v).unwrap();
+        secrets.push((
+            "a database password",
+            doc["password"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let verifiers = pg
+        .admin()
+        .await
+        .query(
+            "SELECT rolpassword FROM pg_authid WHERE rolname IN ('app', 'app_clone', $1)",
+            &[&ADMIN_USER],
+        )
+        .await
+        .unwrap();
+    for r in verifiers {
+        secrets.push(("a SCRAM verifier", r.get::<_, String>(0)));
+    }
+    secrets.push(("the admin password", ADMIN_PASSWORD.to_owned()));
+    assert!(
+        secrets
+            .iter()
+            .filter(|(w, _)| *w == "a database password")
+            .count()
+            >= 2,
+        "the database rotation did not run: {captured}"
+    );
+
+    // IAM: the old and the new secret access key.
+    let iam = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::new()
+            .endpoint_url(&moto.url)
+            .region(aws_sdk_iam::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_iam::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .behavior_version_latest()
+            .build(),
+    );
+    iam.create_user()
+        .user_name("leak-user")
+        .send()
+        .await
+        .unwrap();
+    let k = iam
+        .create_access_key()
+        .user_name("leak-user")
+        .send()
+        .await
+        .unwrap();
+    let k = k.access_key().unwrap();
+    create_secret(
+        &c,
+        "leak/key",
+        &serde_json::json!({"AccessKeyId": k.access_key_id(), "SecretAccessKey": k.secret_access_key()}).to_string(),
+        &[],
+    )
+    .await;
+    let dir = config_dir(
+        "[[secret]]\nname = \"key\"\nsecret_id = \"leak/key\"\nevery = \"30d\"\ntarget = { kind = \"iam-access-key\", user = \"leak-user\", delete_after = \"0s\" }\n",
+    );
+    captured.push_str(&rotate_at_trace(dir.path(), "key", &env));
+    for v in versions(&c, "leak/key").await {
+        let doc: serde_json::Value = serde_json::from_str(&v).unwrap();
+        secrets.push((
+            "a secret access key",
+            doc["SecretAccessKey"].as_str().unwrap().to_owned(),
+        ));
+    }
+    assert!(
+        secrets
+            .iter()
+            .filter(|(w, _)| *w == "a secret access key")
+            .count()
+            >= 2,
+        "the IAM rotation did not run: {captured}"
+    );
+
+    // command: a program that prints the value it gets, and its encodings, on both streams.
+    let work = tempfile::tempdir().unwrap();
+    let prog = work.path().join("echo-value.sh");
+    std::fs::write(
+        &prog,
+        "#!/bin/sh\nv=$(cat)\necho \"value: $v\"\necho \"b64: $(printf %s \"$v\" | base64 -w0)\" >&2\necho \"hex: $(printf %s \"$v\" | od -An -tx1 | tr -d ' \\n')\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+    create_secret(&c, "leak/cmd", "initial-command-value", &[]).await;
+    let dir = config_dir(&format!(
+        "[[secret]]\nname = \"cmd\"\nsecret_id = \"leak/cmd\"\nevery = \"30d\"\ntarget = {{ kind = \"command\", set = [\"{}\"], test = [\"{}\"] }}\n",
+        prog.display(),
+        prog.display()
+    ));
+    captured.push_str(&rotate_at_trace(dir.path(), "cmd", &env));
+    let cmd_values: Vec<String> = versions(&c, "leak/cmd")
+        .await
+        .into_iter()
+        .filter(|v| v != "initial-command-value")
+        .collect();
+    assert!(
+        cmd_values.len() >= 2,
+        "the command rotation did not run: {captured}"
+    );
+    assert!(
+        captured.contains("value: ***"),
+        "the program's output was not logged masked"
+    );
+    for v in cmd_values {
+        let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+        secrets.push(("a command value (hex)", hex));
+        secrets.push(("a command value", v));
+    }
+
+    let found = leaked(&captured, &secrets);
+    assert!(found.is_empty(), "leaked at RUST_LOG=trace: {found:?}");
+}
+
+/// Every value any version of `id` holds.
+async fn versions(c: &aws_sdk_secretsmanager::Client, id: &str) -> Vec<String> {
+    let list = c
+        .list_secret_version_ids()
+        .secret_id(id)
+        .include_deprecated(true)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for v in list.versions() {
+        if let Ok(g) = c
+            .get_secret_value()
+            .secret_id(id)
+            .version_id(v.version_id().unwrap())
+            .send()
+            .await
+        {
+            out.push(g.secret_string().unwrap_or_default().to_owned());
+        }
+    }
+    out
+}

@@ -281,3 +281,85 @@ async fn no_revoke_when_a_consumer_rolls_back() {
         "revoke ran although a consumer rolled back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn command_programs_do_not_inherit_the_daemons_aws_credentials() {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "app/cmd", INITIAL, &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let seen = work.path().join("env.txt");
+    let set = script(
+        work.path(),
+        "dump-env.sh",
+        &format!("cat >/dev/null\nenv > '{}'", seen.display()),
+    );
+    let target = format!(
+        "{{ kind = \"command\", set = {}, env = {{ TARGET_URL = \"https://partner.example\" }} }}",
+        argv(&set)
+    );
+    let dir = config_dir(&config(&target, ""));
+    let mut env = aws_env(Some(&moto.url), None);
+    env.push(("AWS_SESSION_TOKEN".into(), "daemon-session-token".into()));
+    env.push(("NOTIFY_SOCKET".into(), "/run/systemd/notify".into()));
+    env.push(("SOME_DAEMON_SETTING".into(), "x".into()));
+    let (ok, out) = run(dir.path(), &env);
+    assert!(ok, "{out}");
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let names: std::collections::BTreeSet<&str> = seen
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        // Set by the shell itself.
+        .filter(|k| !["PWD", "SHLVL", "_", "OLDPWD"].contains(k))
+        .collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        [
+            "LANG",
+            "PATH",
+            "SECRET_ROTATOR_SECRET",
+            "SECRET_ROTATOR_STEP",
+            "TARGET_URL"
+        ],
+        "{seen}"
+    );
+    assert!(!seen.contains("testing") && !seen.contains("daemon-session-token"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_cut_at_the_output_limit_or_encoded_is_still_masked() {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "app/cmd", INITIAL, &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    // 64 KiB - 10 bytes of padding, then the value: the limit cuts it after 10 bytes.
+    let set = script(
+        work.path(),
+        "leaky.sh",
+        "v=$(cat)\nprintf '%s' \"$v\" | base64 -w0; echo\nprintf '%s' \"$v\" | od -An -tx1 | tr -d ' \\n'; echo\nhead -c 65526 /dev/zero | tr '\\0' 'x' >&2\nprintf '%s' \"$v\" >&2\nexit 1",
+    );
+    let target = format!("{{ kind = \"command\", set = {} }}", argv(&set));
+    let dir = config_dir(&config(&target, ""));
+    // stdout is logged at info.
+    let mut env = aws_env(Some(&moto.url), None);
+    env.push(("RUST_LOG".into(), "info".into()));
+    let (ok, out) = run(dir.path(), &env);
+    assert!(!ok, "{out}");
+    assert!(out.contains("xxxxxxxx"), "the output was not logged: {out}");
+    let pending = value_at(&c, "app/cmd", "AWSPENDING").await;
+    let b64 = {
+        let o = std::process::Command::new("sh")
+            .args(["-c", "printf '%s' \"$V\" | base64 -w0"])
+            .env("V", &pending)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let hex: String = pending.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(!out.contains(&b64), "base64 of the value in the output");
+    assert!(!out.contains(&hex), "hex of the value in the output");
+    assert!(
+        !out.contains(&pending[..10]),
+        "the start of the value, cut at the output limit, is in the output"
+    );
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::postgres::{Postgres, ADMIN_PASSWORD, ADMIN_USER};
+use common::postgres::{FakeBehavior, FakePg, Postgres, ADMIN_PASSWORD, ADMIN_USER};
 use common::*;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use serde_json::Value;
@@ -18,6 +18,31 @@ const INITIAL_PW: &str = "init P@ss'w\"o\\rd:/;$1";
 /// Passwords with every printable ASCII character, space included.
 const GENERATE: &str =
     r#"generate = { length = 40, exclude_characters = "", include_space = true }"#;
+
+/// The pinning keys every postgres target needs (the server and the role it may touch).
+/// `SECRET_ROTATOR_TEST_UNPINNED=1` leaves them (and `timeout`) out, to replay the attack
+/// tests against a build from before pinning existed and see the attacks succeed.
+fn pg_target(port: u16, extra: &str) -> String {
+    if std::env::var_os("SECRET_ROTATOR_TEST_UNPINNED").is_some() {
+        let extra = strip_timeout(extra);
+        if extra.trim().is_empty() {
+            return r#"{ kind = "postgres" }"#.into();
+        }
+        return format!(r#"{{ kind = "postgres", {extra} }}"#);
+    }
+    let sep = if extra.trim().is_empty() { "" } else { ", " };
+    format!(
+        r#"{{ kind = "postgres", host = "127.0.0.1", port = {port}, role = "{USER}"{sep}{extra} }}"#
+    )
+}
+
+fn strip_timeout(extra: &str) -> String {
+    extra
+        .split(", ")
+        .filter(|kv| !kv.trim_start().starts_with("timeout"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn secret_config(name: &str, id: &str, target: &str, redeploy: bool) -> String {
     format!(
@@ -78,7 +103,7 @@ async fn single_user_rotation_changes_the_password_and_the_old_one_stops_working
     let cfg = secret_config(
         "app-db",
         "db/app",
-        r#"{ kind = "postgres", mode = "single-user" }"#,
+        &pg_target(pg.port, r#"mode = "single-user", sslmode = "disable""#),
         true,
     );
     let dir = config_dir(&cfg);
@@ -155,7 +180,7 @@ async fn single_user_resumes_after_a_crash_between_set_and_finish() {
     let cfg = secret_config(
         "app-db",
         "db/app",
-        r#"{ kind = "postgres", sslmode = "disable" }"#,
+        &pg_target(pg.port, r#"sslmode = "disable""#),
         false,
     );
     let dir = config_dir(&cfg);
@@ -210,7 +235,10 @@ async fn a_failing_alter_role_leaves_awscurrent_untouched_and_the_next_run_recov
     let cfg = secret_config(
         "app-db",
         "db/app",
-        r#"{ kind = "postgres", mode = "single-user", admin_secret_id = "db/rotator", sslmode = "disable" }"#,
+        &pg_target(
+            pg.port,
+            r#"mode = "single-user", admin_secret_id = "db/rotator", sslmode = "disable""#,
+        ),
         false,
     );
     let dir = config_dir(&cfg);
@@ -269,7 +297,10 @@ async fn alternating_users_keep_old_connections_and_logins_working() {
     let cfg = secret_config(
         "app-db",
         "db/app",
-        r#"{ kind = "postgres", mode = "alternating-users", admin_secret_id = "db/admin" }"#,
+        &pg_target(
+            pg.port,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "disable""#,
+        ),
         true,
     );
     let dir = config_dir(&cfg);
@@ -341,7 +372,10 @@ async fn alternating_with_a_wrong_admin_password_fails_then_recovers() {
     let cfg = secret_config(
         "app-db",
         "db/app",
-        r#"{ kind = "postgres", mode = "alternating-users", admin_secret_id = "db/admin", clone_suffix = "_b" }"#,
+        &pg_target(
+            pg.port,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin", clone_suffix = "_b", sslmode = "disable""#,
+        ),
         false,
     );
     let dir = config_dir(&cfg);
@@ -395,7 +429,10 @@ async fn alternating_rolled_back_redeploy_keeps_the_old_role_working() {
     let cfg = secret_config(
         "app-db",
         "db/app",
-        r#"{ kind = "postgres", mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "disable" }"#,
+        &pg_target(
+            pg.port,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "disable""#,
+        ),
         true,
     );
     let dir = config_dir(&cfg);
@@ -511,52 +548,389 @@ async fn sslmode_is_honoured() {
     let c = sm_client(&moto.url).await;
     create_secret(&c, "db/app", &pg.secret_json(USER, INITIAL_PW), &[]).await;
     let env = aws_env(Some(&moto.url), None);
-    let mut with_ca = env.clone();
-    with_ca.push(("PGSSLROOTCERT".into(), ca.display().to_string()));
-    let run = |mode: &str, env: &[(String, String)]| {
-        let cfg = secret_config(
-            "app-db",
-            "db/app",
-            &format!(r#"{{ kind = "postgres", sslmode = "{mode}" }}"#),
-            false,
-        );
+    let ca_file = format!(r#"ca_file = "{}""#, ca.display());
+    let run = |extra: &str| {
+        let cfg = secret_config("app-db", "db/app", &pg_target(pg.port, extra), false);
         let dir = config_dir(&cfg);
-        rotate(dir.path(), "app-db", env)
+        rotate(dir.path(), "app-db", &env)
     };
 
-    let (ok, out) = run("disable", &env);
+    let (ok, out) = run(r#"sslmode = "disable""#);
     assert!(
         !ok && out.contains("no pg_hba.conf entry"),
         "disable must not use TLS: {out}"
     );
-    let (ok, out) = run("verify-full", &with_ca);
+    // No sslmode: verify-full, even with the right CA.
+    let (ok, out) = run(&ca_file);
+    assert!(
+        !ok && out.contains("certificate not valid for name \"127.0.0.1\""),
+        "the default checks the certificate and its name: {out}"
+    );
+    let (ok, out) = run(&format!(r#"sslmode = "verify-full", {ca_file}"#));
     assert!(
         !ok && out.contains("certificate not valid for name \"127.0.0.1\""),
         "verify-full checks the name: {out}"
     );
-    let (ok, out) = run("verify-ca", &env);
+    let (ok, out) = run(r#"sslmode = "verify-ca""#);
     assert!(
         !ok && out.contains("UnknownIssuer"),
         "verify-ca checks the chain: {out}"
     );
-    eprintln!(
-        "verify-ca without the CA: {}",
-        out.lines().last().unwrap_or_default()
-    );
-    let (ok, out) = run("verify-ca", &with_ca);
+    let (ok, out) = run(&format!(r#"sslmode = "verify-ca", {ca_file}"#));
     assert!(ok, "{out}");
-    let (ok, out) = run("require", &env);
+    let (ok, out) = run(r#"sslmode = "require""#);
     assert!(
         ok,
         "require encrypts without checking the certificate: {out}"
     );
-    let (ok, out) = run("prefer", &env);
-    assert!(ok, "prefer uses TLS when offered: {out}");
+    // prefer would fall back to plain text: refused as configuration.
+    let (ok, out) = run(r#"sslmode = "prefer""#);
+    assert!(!ok && out.contains("\"prefer\" is not supported"), "{out}");
     let log = pg.log();
     assert!(
         log.contains("user=app-user database=postgres application_name=secret-rotator SSL enabled"),
         "{log}"
     );
-    // Three rotations happened (the failures resumed the same pending version).
-    assert_eq!(version_count(&c, "db/app").await, 4);
+    // Two rotations happened (the failures resumed the same pending version).
+    assert_eq!(version_count(&c, "db/app").await, 3);
+}
+
+// ------------------------------------------------------------------ security (issue 12)
+
+/// An RDS-style admin secret (no host: only username and password).
+async fn admin_secret(c: &aws_sdk_secretsmanager::Client) {
+    create_secret(
+        c,
+        "db/admin",
+        &serde_json::json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD}).to_string(),
+        &[],
+    )
+    .await;
+}
+
+/// Runs `rotate`, killing it after `limit`: `None` if it was still running then.
+fn rotate_within(
+    dir: &Path,
+    name: &str,
+    env: &[(String, String)],
+    limit: std::time::Duration,
+) -> Option<(bool, String)> {
+    let mut cmd = std::process::Command::new(rotator_bin());
+    cmd.args(["rotate", name, "--config", dir.to_str().unwrap()])
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn rotate");
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < limit {
+        if child.try_wait().expect("wait").is_some() {
+            let out = child.wait_with_output().expect("output");
+            return Some((
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_secret_naming_the_admin_cannot_make_the_admin_alter_its_own_password() {
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    create_role(&pg, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c).await;
+    // Someone who can only write the application secret names the admin's role in it.
+    let planted = pg.secret_json(ADMIN_USER, "attacker-chosen");
+    create_secret(&c, "db/app", &planted, &[]).await;
+    let cfg = secret_config(
+        "app-db",
+        "db/app",
+        &pg_target(
+            pg.port,
+            r#"mode = "single-user", admin_secret_id = "db/admin", sslmode = "disable""#,
+        ),
+        false,
+    );
+    let dir = config_dir(&cfg);
+    let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
+    assert!(
+        pg.can_login(ADMIN_USER, ADMIN_PASSWORD).await,
+        "the admin's password was changed by a write to the application secret: {out}"
+    );
+    assert_eq!(value_at(&c, "db/app", "AWSCURRENT").await, planted);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("names role \"admin\"") && out.contains("refused before connecting"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_secret_cannot_put_the_clone_role_inside_a_privileged_role() {
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    create_role(&pg, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c).await;
+    // The planted username is the superuser: the clone would be "admin_clone", IN ROLE admin.
+    create_secret(
+        &c,
+        "db/app",
+        &pg.secret_json(ADMIN_USER, "attacker-chosen"),
+        &[],
+    )
+    .await;
+    let cfg = secret_config(
+        "app-db",
+        "db/app",
+        &pg_target(
+            pg.port,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "disable""#,
+        ),
+        false,
+    );
+    let dir = config_dir(&cfg);
+    let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
+    let made: i64 = pg
+        .admin()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_roles WHERE rolname <> $1 AND rolname NOT LIKE 'pg\\_%' AND rolname <> $2",
+            &[&ADMIN_USER, &USER],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        made, 0,
+        "a role was created from the planted username: {out}"
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("refused before connecting"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_clone_with_more_privileges_than_the_role_gets_no_password() {
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    create_role(&pg, USER, INITIAL_PW).await;
+    // Left behind with an attribute the original lacks.
+    pg.sql(&format!(
+        "CREATE ROLE {} LOGIN CREATEROLE PASSWORD 'old-clone-pw'",
+        escape_identifier(&format!("{USER}_clone"))
+    ))
+    .await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c).await;
+    create_secret(&c, "db/app", &pg.secret_json(USER, INITIAL_PW), &[]).await;
+    let cfg = secret_config(
+        "app-db",
+        "db/app",
+        &pg_target(
+            pg.port,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "disable""#,
+        ),
+        false,
+    );
+    let dir = config_dir(&cfg);
+    let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("has CREATEROLE that \"app-user\" lacks"),
+        "{out}"
+    );
+    assert!(pg.can_login(&format!("{USER}_clone"), "old-clone-pw").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_secret_host_cannot_receive_the_admin_password() {
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    let evil = FakePg::start(FakeBehavior::AskCleartext);
+    create_role(&pg, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    // The admin secret has no host, so the application secret's would be used.
+    admin_secret(&c).await;
+    let mut planted = json(&pg.secret_json(USER, INITIAL_PW));
+    planted["port"] = evil.port.into();
+    create_secret(&c, "db/app", &planted.to_string(), &[]).await;
+    let cfg = secret_config(
+        "app-db",
+        "db/app",
+        &pg_target(
+            pg.port,
+            r#"mode = "single-user", admin_secret_id = "db/admin", sslmode = "disable""#,
+        ),
+        false,
+    );
+    let dir = config_dir(&cfg);
+    let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
+    assert!(
+        !contains(&evil.received(), ADMIN_PASSWORD),
+        "the admin password reached the planted server: {out}"
+    );
+    assert_eq!(
+        evil.connections(),
+        0,
+        "connected to the planted port: {out}"
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("names port {}", evil.port))
+            && out.contains("refused before connecting"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_asking_for_the_password_in_clear_text_never_gets_it() {
+    let moto = Moto::start();
+    let evil = FakePg::start(FakeBehavior::AskCleartext);
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c).await;
+    let app = serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": evil.port,
+        "username": USER, "password": INITIAL_PW, "dbname": "postgres"});
+    create_secret(&c, "db/app", &app.to_string(), &[]).await;
+    // Single-user with and without the admin: neither password may be sent in clear.
+    for (admin, password) in [
+        (r#"admin_secret_id = "db/admin", "#, ADMIN_PASSWORD),
+        ("", INITIAL_PW),
+    ] {
+        let cfg = secret_config(
+            "app-db",
+            "db/app",
+            &pg_target(evil.port, &format!(r#"{admin}sslmode = "disable""#)),
+            false,
+        );
+        let dir = config_dir(&cfg);
+        let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
+        assert!(
+            !contains(&evil.received(), password),
+            "the password was sent in clear text: {out}"
+        );
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("asked for the password in clear text; refused"),
+            "{out}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_that_never_answers_fails_the_step_within_the_timeout() {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c).await;
+    // Accepts and never answers; lets in, then never answers the role lookup.
+    for behavior in [FakeBehavior::Silent, FakeBehavior::OkThenHang] {
+        let hung = FakePg::start(behavior);
+        let id = format!("db/app-{}", hung.port);
+        let app = serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": hung.port,
+            "username": USER, "password": INITIAL_PW, "dbname": "postgres"});
+        create_secret(&c, &id, &app.to_string(), &[]).await;
+        let cfg = secret_config(
+            "app-db",
+            &id,
+            &pg_target(
+                hung.port,
+                r#"mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "disable", timeout = "2s""#,
+            ),
+            false,
+        );
+        let dir = config_dir(&cfg);
+        let t0 = std::time::Instant::now();
+        let r = rotate_within(
+            dir.path(),
+            "app-db",
+            &aws_env(Some(&moto.url), None),
+            std::time::Duration::from_secs(40),
+        );
+        let Some((ok, out)) = r else {
+            panic!("{behavior:?}: rotate still running after 40s: a hung database holds the rotation forever");
+        };
+        assert!(!ok, "{out}");
+        assert!(out.contains("no answer within 2s"), "{behavior:?}: {out}");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "{behavior:?}: took {:?}",
+            t0.elapsed()
+        );
+        assert!(hung.connections() >= 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_an_unverifiable_certificate_is_refused_by_default() {
+    let pg = Postgres::init();
+    let _ca = make_certs(&pg, "IP:127.0.0.1");
+    let crt = pg.path("server.crt");
+    let key = pg.path("server.key");
+    let pg = pg.launch(
+        &[
+            "ssl = on",
+            &format!("ssl_cert_file = '{}'", crt.display()),
+            &format!("ssl_key_file = '{}'", key.display()),
+        ],
+        None,
+    );
+    let moto = Moto::start();
+    create_role(&pg, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "db/app", &pg.secret_json(USER, INITIAL_PW), &[]).await;
+    // No sslmode written: whoever answers on the path must prove who they are.
+    let cfg = secret_config("app-db", "db/app", &pg_target(pg.port, ""), false);
+    let dir = config_dir(&cfg);
+    let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
+    assert!(
+        pg.can_login(USER, INITIAL_PW).await,
+        "the password was changed over an unverified connection: {out}"
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("UnknownIssuer"), "{out}");
+}
+
+#[test]
+fn check_warns_about_weaker_sslmodes() {
+    for (mode, warned) in [
+        ("disable", true),
+        ("require", true),
+        ("verify-ca", true),
+        ("verify-full", false),
+    ] {
+        let cfg = secret_config(
+            "app-db",
+            "db/app",
+            &pg_target(5432, &format!(r#"sslmode = "{mode}""#)),
+            false,
+        );
+        let dir = config_dir(&cfg);
+        let out = rotator(&["check", "--config", dir.path().to_str().unwrap()], &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(
+            err.contains(&format!("warning: app-db: target.sslmode = \"{mode}\"")),
+            warned,
+            "{mode}: {err}"
+        );
+    }
 }

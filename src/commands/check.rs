@@ -14,6 +14,13 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         cfg.secrets.len(),
         services
     );
+    for w in cfg
+        .secrets
+        .iter()
+        .flat_map(crate::rotation::target::config_warnings)
+    {
+        eprintln!("warning: {w}");
+    }
     if !remote {
         return crate::exit::OK;
     }

@@ -176,6 +176,8 @@ pub struct CommandTarget {
     pub test: Option<Vec<String>>,
     pub revoke: Option<Vec<String>>,
     pub timeout: Duration,
+    /// Extra environment for the programs (`env = { ... }`); nothing else is inherited.
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +192,19 @@ pub struct PostgresTarget {
     pub admin_secret_id: Option<crate::ids::SecretId>,
     pub sslmode: String,
     pub clone_suffix: String,
+    /// The only server this target may connect to: a secret naming another host, port
+    /// or database is refused before connecting (whoever can write the secret must not
+    /// redirect the admin's login).
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    /// The only role whose password may be set (and, in alternating-users mode, its
+    /// clone `role + clone_suffix`, which is created as a plain member of `role`).
+    pub role: String,
+    /// Extra trusted roots (PEM) for verify-ca / verify-full, besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Bound on each connection attempt and each statement.
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -88,6 +88,13 @@ pub struct RawTarget {
     pub admin_secret_id: Option<S<String>>,
     pub sslmode: Option<S<String>>,
     pub clone_suffix: Option<S<String>>,
+    pub host: Option<S<String>>,
+    pub port: Option<S<i64>>,
+    pub dbname: Option<S<String>>,
+    pub role: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    // command
+    pub env: Option<S<std::collections::BTreeMap<String, String>>>,
     // iam-access-key
     pub user: Option<S<String>>,
     pub delete_after: Option<S<String>>,

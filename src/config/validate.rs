@@ -593,13 +593,30 @@ impl Validator {
             ),
             ("sslmode", raw.sslmode.as_ref().map(|v| v.span())),
             ("clone_suffix", raw.clone_suffix.as_ref().map(|v| v.span())),
+            ("host", raw.host.as_ref().map(|v| v.span())),
+            ("port", raw.port.as_ref().map(|v| v.span())),
+            ("dbname", raw.dbname.as_ref().map(|v| v.span())),
+            ("role", raw.role.as_ref().map(|v| v.span())),
+            ("ca_file", raw.ca_file.as_ref().map(|v| v.span())),
+            ("env", raw.env.as_ref().map(|v| v.span())),
             ("user", raw.user.as_ref().map(|v| v.span())),
             ("delete_after", raw.delete_after.as_ref().map(|v| v.span())),
         ];
         let allowed: &[&str] = match kind {
             "none" => &[],
-            "command" => &["set", "test", "revoke", "timeout"],
-            "postgres" => &["mode", "admin_secret_id", "sslmode", "clone_suffix"],
+            "command" => &["set", "test", "revoke", "timeout", "env"],
+            "postgres" => &[
+                "mode",
+                "admin_secret_id",
+                "sslmode",
+                "clone_suffix",
+                "host",
+                "port",
+                "dbname",
+                "role",
+                "ca_file",
+                "timeout",
+            ],
             "iam-access-key" => &["user", "delete_after"],
             other => {
                 self.err(src, raw.kind.span(), &format!("{key}.kind"), format!(
@@ -637,6 +654,14 @@ impl Validator {
                             "must be a non-empty argv array, program first (e.g. [\"/usr/local/bin/set-key\", \"--user\", \"app\"]); no shell is used");
                         return None;
                     }
+                    // A relative name would be looked up in PATH or the working directory,
+                    // which whoever controls those could fill with a program of their own.
+                    if !v.get_ref()[0].starts_with('/') {
+                        self.err(src, v.span(), &format!("{key}.{name}"), format!(
+                            "the program must be an absolute path (e.g. \"/usr/local/bin/{}\"), not \"{}\"",
+                            v.get_ref()[0].rsplit('/').next().unwrap_or_default(), v.get_ref()[0]));
+                        return None;
+                    }
                     Some(v.get_ref().clone())
                 };
                 let set = argv("set", &raw.set);
@@ -660,11 +685,26 @@ impl Validator {
                         HOUR,
                     )?,
                 };
+                let mut env = std::collections::BTreeMap::new();
+                if let Some(e) = &raw.env {
+                    for (k, v) in e.get_ref() {
+                        let bad_name = k.is_empty()
+                            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            || k.starts_with(|c: char| c.is_ascii_digit());
+                        if bad_name || k.starts_with("SECRET_ROTATOR_") || v.contains('\0') {
+                            self.err(src, e.span(), &format!("{key}.env"), format!(
+                                "\"{k}\": environment names are letters, digits and _ (not starting with a digit, not SECRET_ROTATOR_*), values without NUL"));
+                        } else {
+                            env.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
                 Target::Command(CommandTarget {
                     set,
                     test,
                     revoke,
                     timeout,
+                    env,
                 })
             }
             "postgres" => {
@@ -697,20 +737,130 @@ impl Validator {
                     self.err(src, t.span(), &format!("{key}.admin_secret_id"),
                         "alternating-users mode needs admin_secret_id (a secret whose user may ALTER and CREATE roles)");
                 }
+                // verify-full unless a weaker mode is written; no "prefer": it falls back to
+                // plain text, so whoever sits on the path decides whether TLS is used.
                 let sslmode = match raw.sslmode.as_ref() {
-                    None => "prefer".to_owned(),
+                    None => "verify-full".to_owned(),
                     Some(s)
-                        if ["disable", "prefer", "require", "verify-ca", "verify-full"]
+                        if ["disable", "require", "verify-ca", "verify-full"]
                             .contains(&s.get_ref().as_str()) =>
                     {
                         s.get_ref().clone()
                     }
+                    Some(s) if s.get_ref() == "prefer" => {
+                        self.err(src, s.span(), &format!("{key}.sslmode"),
+                            "\"prefer\" is not supported: it falls back to plain text whenever the path refuses TLS (allowed: verify-full, verify-ca, require, disable)");
+                        String::new()
+                    }
                     Some(s) => {
                         self.err(src, s.span(), &format!("{key}.sslmode"), format!(
-                            "unknown sslmode \"{}\" (allowed: disable, prefer, require, verify-ca, verify-full)", s.get_ref()
+                            "unknown sslmode \"{}\" (allowed: verify-full, verify-ca, require, disable)", s.get_ref()
                         ));
                         String::new()
                     }
+                };
+                let host = match &raw.host {
+                    Some(h)
+                        if !h.get_ref().is_empty()
+                            && h.get_ref().len() <= 253
+                            && h.get_ref()
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c)) =>
+                    {
+                        h.get_ref().clone()
+                    }
+                    Some(h) => {
+                        self.err(
+                            src,
+                            h.span(),
+                            &format!("{key}.host"),
+                            format!("\"{}\" is not a host name or IP address", h.get_ref()),
+                        );
+                        String::new()
+                    }
+                    None => {
+                        self.err(src, t.span(), &format!("{key}.host"),
+                            "target kind \"postgres\" needs `host`: the only server it may connect to (a secret naming another is refused)");
+                        String::new()
+                    }
+                };
+                let port = match &raw.port {
+                    None => 5432,
+                    Some(p) => match u16::try_from(*p.get_ref()) {
+                        Ok(p) if p > 0 => p,
+                        _ => {
+                            self.err(
+                                src,
+                                p.span(),
+                                &format!("{key}.port"),
+                                format!("{} is out of range (allowed 1 to 65535)", p.get_ref()),
+                            );
+                            0
+                        }
+                    },
+                };
+                let dbname = match &raw.dbname {
+                    None => "postgres".to_owned(),
+                    Some(d) if !d.get_ref().is_empty() && !d.get_ref().contains('\0') => {
+                        d.get_ref().clone()
+                    }
+                    Some(d) => {
+                        self.err(
+                            src,
+                            d.span(),
+                            &format!("{key}.dbname"),
+                            "must be a non-empty database name",
+                        );
+                        String::new()
+                    }
+                };
+                let role = match &raw.role {
+                    Some(r)
+                        if !r.get_ref().is_empty()
+                            && r.get_ref().len() <= 63
+                            && !r.get_ref().contains('\0') =>
+                    {
+                        r.get_ref().clone()
+                    }
+                    Some(r) => {
+                        self.err(
+                            src,
+                            r.span(),
+                            &format!("{key}.role"),
+                            "must be a role name of 1 to 63 bytes",
+                        );
+                        String::new()
+                    }
+                    None => {
+                        self.err(src, t.span(), &format!("{key}.role"),
+                            "target kind \"postgres\" needs `role`: the only role whose password it may set (a secret naming another is refused)");
+                        String::new()
+                    }
+                };
+                let ca_file = match &raw.ca_file {
+                    None => None,
+                    Some(f) if f.get_ref().starts_with('/') => {
+                        Some(std::path::PathBuf::from(f.get_ref()))
+                    }
+                    Some(f) => {
+                        self.err(
+                            src,
+                            f.span(),
+                            &format!("{key}.ca_file"),
+                            "must be an absolute path to a PEM file",
+                        );
+                        None
+                    }
+                };
+                let pg_timeout = match &raw.timeout {
+                    None => Duration::from_secs(30),
+                    Some(x) => self.duration(
+                        src,
+                        &format!("{key}.timeout"),
+                        x,
+                        Duration::from_secs(1),
+                        Duration::from_secs(600),
+                    )?,
                 };
                 let clone_suffix = match raw.clone_suffix.as_ref() {
                     None => "_clone".to_owned(),
@@ -737,6 +887,12 @@ impl Validator {
                     admin_secret_id,
                     sslmode,
                     clone_suffix,
+                    host,
+                    port,
+                    dbname,
+                    role,
+                    ca_file,
+                    timeout: pg_timeout,
                 })
             }
             _ => {

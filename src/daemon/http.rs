@@ -1,5 +1,11 @@
 //! Admin HTTP: /metrics (Prometheus text), /healthz (the loop is alive), /readyz
 //! (configuration loaded and the store reached at the last check).
+//!
+//! Whoever can reach the port must not starve the daemon: a connection has
+//! [`Limits::header_read`] to send each request's headers (idle keep-alive included) and
+//! [`Limits::connection`] in all; at most [`Limits::max_connections`] are served at once
+//! (more are closed on accept, so file descriptors stay bounded); request bodies are
+//! refused beyond [`Limits::body_bytes`]. Only GET endpoints, nothing secret.
 
 use super::scheduler::Health;
 use axum::extract::State;
@@ -7,8 +13,13 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 struct AppState {
@@ -16,6 +27,66 @@ struct AppState {
     /// When the watchdog is on, /healthz fails once the loop has not turned for this long.
     stale_after: Option<u64>,
     clock: Arc<dyn crate::clock::Clock>,
+}
+
+/// Bounds on what one client of the admin port can hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub header_read: Duration,
+    pub connection: Duration,
+    pub max_connections: usize,
+    pub body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(5),
+            connection: Duration::from_secs(60),
+            max_connections: 256,
+            body_bytes: 4096,
+        }
+    }
+}
+
+/// Serves `app` on `listener` with `limits` until the process ends.
+pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
+    let app = app.layer(axum::extract::DefaultBodyLimit::max(limits.body_bytes));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                max = limits.max_connections,
+                "HTTP connection refused: too many open connections"
+            );
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read)
+                .max_buf_size(16 * 1024);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(limits.connection, conn).await {
+                Ok(Err(e)) => tracing::debug!(error = %e, "HTTP connection ended"),
+                Err(_) => tracing::debug!("HTTP connection closed: open too long"),
+                Ok(Ok(())) => {}
+            }
+        });
+    }
 }
 
 pub fn router(

@@ -60,11 +60,7 @@ pub async fn main(dir: PathBuf) -> i32 {
     let stale_after = watchdog.map(|w| w.as_secs().max(10));
     let app = http::router(health.clone(), stale_after, clock.clone());
     tracing::info!(listen = %cfg.daemon.listen, "serving /metrics, /healthz, /readyz");
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    tokio::spawn(http::serve(listener, app, http::Limits::default()));
 
     let engine = Arc::new(crate::commands::aws_engine(&cfg, clock.clone()).await);
     let mut sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone());

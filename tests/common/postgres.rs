@@ -281,3 +281,102 @@ impl Drop for Postgres {
         );
     }
 }
+
+/// What a [`FakePg`] does with each connection.
+#[derive(Clone, Copy, Debug)]
+pub enum FakeBehavior {
+    /// Accepts and never answers (a hung or hostile server).
+    Silent,
+    /// Answers the startup with AuthenticationCleartextPassword, then records what the
+    /// client sends (a server that wants the password in clear text).
+    AskCleartext,
+    /// Lets anyone in (AuthenticationOk, ReadyForQuery), then never answers a query (a
+    /// database whose catalog is locked).
+    OkThenHang,
+}
+
+/// A TCP server that speaks just enough of the PostgreSQL protocol to misbehave, and
+/// records every byte it receives.
+pub struct FakePg {
+    pub port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakePg {
+    pub fn start(behavior: FakeBehavior) -> Self {
+        use std::io::{Read, Write};
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (rec, conns) = (received.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let rec = rec.clone();
+                std::thread::spawn(move || {
+                    let record = |b: &[u8]| rec.lock().unwrap().extend_from_slice(b);
+                    let mut read_startup = |s: &mut std::net::TcpStream| -> Option<()> {
+                        loop {
+                            let mut len = [0u8; 4];
+                            s.read_exact(&mut len).ok()?;
+                            let n = u32::from_be_bytes(len) as usize;
+                            let mut body = vec![0u8; n.saturating_sub(4)];
+                            s.read_exact(&mut body).ok()?;
+                            record(&body);
+                            // SSLRequest: no TLS here.
+                            if body.get(..4) == Some(&80877103u32.to_be_bytes()[..]) {
+                                s.write_all(b"N").ok()?;
+                                continue;
+                            }
+                            return Some(());
+                        }
+                    };
+                    let ok = match behavior {
+                        FakeBehavior::Silent => Some(()),
+                        FakeBehavior::AskCleartext => read_startup(&mut s).and_then(|_| {
+                            let mut m = vec![b'R'];
+                            m.extend_from_slice(&8u32.to_be_bytes());
+                            m.extend_from_slice(&3u32.to_be_bytes());
+                            s.write_all(&m).ok()
+                        }),
+                        FakeBehavior::OkThenHang => read_startup(&mut s).and_then(|_| {
+                            let mut m = vec![b'R'];
+                            m.extend_from_slice(&8u32.to_be_bytes());
+                            m.extend_from_slice(&0u32.to_be_bytes());
+                            m.push(b'Z');
+                            m.extend_from_slice(&5u32.to_be_bytes());
+                            m.push(b'I');
+                            s.write_all(&m).ok()
+                        }),
+                    };
+                    if ok.is_some() {
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n) = s.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            rec.lock().unwrap().extend_from_slice(&buf[..n]);
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            received,
+            connections,
+        }
+    }
+
+    /// Every byte received so far, on every connection.
+    pub fn received(&self) -> Vec<u8> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

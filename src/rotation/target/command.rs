@@ -1,7 +1,13 @@
 //! The `command` target: operator programs run for set, test and revoke.
 //!
-//! No shell: the argv runs as given. The value goes to stdin only (never argv or the
-//! environment, which other users can read in /proc). The exit status is the verdict; a
+//! No shell: the argv runs as given (an absolute path, checked in config). The value goes
+//! to stdin only (never argv or the environment, which other users can read in /proc).
+//!
+//! The environment is not inherited: the daemon's AWS credentials and session tokens,
+//! `NOTIFY_SOCKET` and the rest stay with the daemon. A program gets only `PATH`
+//! ([`DEFAULT_PATH`]), `LANG` (the daemon's, else `C.UTF-8`), `SECRET_ROTATOR_SECRET`
+//! (the secret's name), `SECRET_ROTATOR_STEP` (set, test or revoke), and the target's
+//! `env = { ... }` from config (which may replace PATH and LANG). The exit status is the verdict; a
 //! program that outlives `timeout` is killed with its whole process group. Its output is
 //! logged, and its last stderr line is quoted in the error, with the value masked.
 
@@ -14,6 +20,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// Output kept per stream; the rest is read and dropped so the program never blocks.
 const OUTPUT_LIMIT: u64 = 64 * 1024;
+/// `PATH` for target programs unless `env` sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Runs the program configured for `step`, if any, with `value` on stdin.
 pub async fn run_step(
@@ -28,18 +36,22 @@ pub async fn run_step(
         _ => c.revoke.as_deref(),
     };
     match argv {
-        Some(argv) => run(argv, step, value, c.timeout, cfg).await,
+        Some(argv) => run(argv, step, value, c, cfg).await,
         None => Ok(()),
     }
 }
 
-async fn read_limited<R: AsyncRead + Unpin>(r: Option<R>) -> Vec<u8> {
+/// Up to [`OUTPUT_LIMIT`] bytes, and whether more was dropped.
+async fn read_limited<R: AsyncRead + Unpin>(r: Option<R>) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
+    let mut cut = false;
     if let Some(mut r) = r {
         let _ = (&mut r).take(OUTPUT_LIMIT).read_to_end(&mut out).await;
-        let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
+        cut = tokio::io::copy(&mut r, &mut tokio::io::sink())
+            .await
+            .is_ok_and(|n| n > 0);
     }
-    out
+    (out, cut)
 }
 
 /// Runs an operator program: no shell, the value on stdin only, a timeout, the exit
@@ -48,17 +60,23 @@ async fn run(
     argv: &[String],
     step: &'static str,
     value: &SecretString,
-    timeout: Duration,
+    c: &CommandTarget,
     cfg: &SecretConfig,
 ) -> Result<(), TargetError> {
+    let timeout: Duration = c.timeout;
     let program = argv.first().cloned().unwrap_or_default();
     let fail = |detail: String| TargetError::Command {
         step,
         program: program.clone(),
         detail,
     };
+    let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
     let mut child = tokio::process::Command::new(&program)
         .args(&argv[1..])
+        .env_clear()
+        .env("PATH", DEFAULT_PATH)
+        .env("LANG", lang)
+        .envs(&c.env)
         .env("SECRET_ROTATOR_SECRET", cfg.name.as_str())
         .env("SECRET_ROTATOR_STEP", step)
         .stdin(Stdio::piped())
@@ -96,7 +114,15 @@ async fn run(
         }
     };
     let masker = Masker::of(value);
-    let mask = |b: &[u8]| masker.mask(&String::from_utf8_lossy(b));
+    // A value cut at the limit leaves a prefix at the end of the kept output.
+    let mask = |(b, cut): &(Vec<u8>, bool)| {
+        let text = String::from_utf8_lossy(b);
+        if *cut {
+            masker.mask_cut(&text)
+        } else {
+            masker.mask(&text)
+        }
+    };
     let out = mask(&out);
     let err = mask(&err);
     if !out.trim().is_empty() {

@@ -5,12 +5,18 @@
 //!   inactive keys whose grace period (`delete_after`, counted from the deactivation this
 //!   target recorded in the `secret-rotator:iam-deactivated` tag) is over are deleted;
 //!   an active key that AWSCURRENT does not reference and that an earlier attempt of ours
-//!   created (the `secret-rotator:iam-creating` tag names it, or, for a crash right after
-//!   `CreateAccessKey`, its CreateDate falls just after the time that tag recorded before
-//!   the call) is deleted: a dropped or interrupted attempt's key; if two keys remain, an
-//!   inactive one that is not AWSCURRENT's is deleted (with a warning if its grace period
-//!   is not over). If both remaining keys are active, the rotation fails and says which
-//!   key to deal with: an active key we cannot prove is ours may be in use elsewhere.
+//!   created (the `secret-rotator:iam-creating` tag names it by id) is deleted: a dropped
+//!   or interrupted attempt's key; if two keys remain, an inactive one that is not
+//!   AWSCURRENT's is deleted (with a warning if its grace period is not over). If both
+//!   remaining keys are active, the rotation fails and says which key to deal with: an
+//!   active key we cannot prove is ours may be in use elsewhere.
+//!
+//!   Tags and values can be written by others, so they alone never condemn a working
+//!   key: a tagged key is deleted while active only if it is younger than AWSCURRENT's
+//!   key (an interrupted attempt always made a newer key) and AWSCURRENT's key is itself
+//!   listed and active (never the last working key); a time alone in the tag deletes
+//!   nothing. Revoke deactivates the previous key only if it is older than the current
+//!   one and the current one is active.
 //! - set: nothing (the key exists in IAM from create on).
 //! - test: STS `GetCallerIdentity` signed with the new key must name the configured user;
 //!   retried for up to [`TEST_PROPAGATION`] because new keys take seconds to propagate.
@@ -43,9 +49,6 @@ pub const TAG_IAM_CREATING: &str = "secret-rotator:iam-creating";
 /// How long the test step keeps trying a new key (IAM is eventually consistent).
 pub const TEST_PROPAGATION: Duration = Duration::from_secs(30);
 const TEST_RETRY_EVERY: Duration = Duration::from_secs(2);
-/// A key created within this window after the creating tag is ours.
-const ORPHAN_BEFORE: i64 = 60;
-const ORPHAN_AFTER: i64 = 600;
 
 const KEY_ID: &str = "AccessKeyId";
 const KEY_SECRET: &str = "SecretAccessKey";
@@ -165,7 +168,7 @@ pub fn plan_cleanup(
     delete_after: Duration,
 ) -> Result<Vec<Deletion>, TargetError> {
     let deactivated = parse_deactivated(tags);
-    let (created_id, creating) = parse_creating(tags);
+    let (created_id, _) = parse_creating(tags);
     let grace = chrono::Duration::from_std(delete_after).unwrap_or(chrono::Duration::MAX);
     let mut out = Vec::new();
     let mut remaining: Vec<&AccessKeyInfo> = Vec::new();
@@ -186,15 +189,18 @@ pub fn plan_cleanup(
                 }
             }
         } else {
+            // Only a key named by id, younger than a working current key: whoever can
+            // write the tag must not be able to condemn a key in use elsewhere, or the
+            // user's last working key.
             let named = created_id.as_deref() == Some(k.id.as_str());
-            let just_after = match (creating, k.created) {
-                (Some(t), Some(created)) if created_id.is_none() => {
-                    created >= t - chrono::Duration::seconds(ORPHAN_BEFORE)
-                        && created <= t + chrono::Duration::seconds(ORPHAN_AFTER)
-                }
+            let current = keys
+                .iter()
+                .find(|c| Some(c.id.as_str()) == current_id && c.active);
+            let younger = match (current.and_then(|c| c.created), k.created) {
+                (Some(cur), Some(created)) => created > cur,
                 _ => false,
             };
-            if named || just_after {
+            if named && younger {
                 out.push(Deletion {
                     id: k.id.clone(),
                     reason: "active, referenced by no version: left by an interrupted rotation"
@@ -376,6 +382,24 @@ pub async fn revoke<S: SecretStore>(
     }
     let s = &env.cfg.secret;
     let account = &s.account;
+    // The previous value could have been written by someone else: deactivate only a key
+    // older than the current one, while the current one works (never the last key).
+    let keys = env.iam.list_keys(account, &t.user).await?;
+    let cur = key_id_of(current).and_then(|id| keys.iter().find(|k| k.id == id));
+    let Some(prev) = keys.iter().find(|k| k.id == old) else {
+        return Ok(());
+    };
+    let safe = match cur {
+        Some(c) => c.active && matches!((prev.created, c.created), (Some(p), Some(c)) if p <= c),
+        None => false,
+    };
+    if !safe {
+        tracing::warn!(secret = %env.cfg.name, user = %t.user, key = %old, "not deactivating the previous access key: it is not older than a working current key");
+        return Err(TargetError::Iam(format!(
+            "revoke refused: the previous access key {old} of IAM user {} is not older than the current, active key; it was left as it is",
+            t.user
+        )));
+    }
     match env.iam.set_active(account, &t.user, &old, false).await {
         Ok(()) => {}
         // Deleted already (by a person or an earlier run): nothing left to revoke.
@@ -467,15 +491,39 @@ mod tests {
     }
 
     #[test]
-    fn orphan_of_an_interrupted_attempt_is_deleted() {
+    fn a_forged_creating_time_deletes_no_active_key() {
+        // The tag holds only a time (written by anyone who can tag the secret), and a
+        // key created just after it: not proof enough to delete a working key.
         let keys = [
             key("AKIACUR", true, "2030-01-01T00:00:00Z"),
-            key("AKIAORPHAN", true, "2030-01-09T23:00:03Z"),
+            key("AKIAOTHER", true, "2030-01-09T23:00:03Z"),
         ];
         let tg = tags(&[(TAG_IAM_CREATING, "2030-01-09T23:00:00Z")]);
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].id, "AKIAORPHAN");
+        let e = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap_err();
+        assert!(e.to_string().contains("AKIAOTHER (active)"), "{e}");
+    }
+
+    #[test]
+    fn a_forged_creating_tag_cannot_delete_an_active_key_older_than_the_current_one() {
+        let keys = [
+            key("AKIACUR", true, "2030-01-05T00:00:00Z"),
+            key("AKIAINUSE", true, "2029-06-01T00:00:00Z"),
+        ];
+        let tg = tags(&[(TAG_IAM_CREATING, "AKIAINUSE@2030-01-05T00:00:00Z")]);
+        assert!(plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).is_err());
+    }
+
+    #[test]
+    fn a_forged_value_and_tag_cannot_delete_the_last_working_key() {
+        // AWSCURRENT rewritten to name a key that does not exist; the tag names the real,
+        // only active key.
+        let keys = [
+            key("AKIAREAL", true, "2030-01-05T00:00:00Z"),
+            key("AKIAOLD", false, "2029-06-01T00:00:00Z"),
+        ];
+        let tg = tags(&[(TAG_IAM_CREATING, "AKIAREAL@2030-01-05T00:00:00Z")]);
+        let d = plan_cleanup("u", &keys, Some("AKIABOGUS"), &tg, t(NOW), DAY).unwrap();
+        assert!(d.iter().all(|d| d.id != "AKIAREAL"), "{d:?}");
     }
 
     #[test]

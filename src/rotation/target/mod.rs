@@ -146,6 +146,24 @@ pub fn has_revoke(target: &Target) -> bool {
     }
 }
 
+/// Weaker-than-default settings worth a warning at `check` (allowed, because written).
+pub fn config_warnings(cfg: &SecretConfig) -> Vec<String> {
+    match &cfg.target {
+        Target::Postgres(t) if t.sslmode != "verify-full" => vec![format!(
+            "{}: target.sslmode = \"{}\" {}; verify-full is the default",
+            cfg.name,
+            t.sslmode,
+            match t.sslmode.as_str() {
+                "disable" => "sends everything, new password verifiers included, in plain text",
+                "require" =>
+                    "encrypts but accepts any server certificate (a middle-man can answer)",
+                _ => "checks the certificate chain but not that it names the host",
+            }
+        )],
+        _ => Vec::new(),
+    }
+}
+
 /// For a dry run: how a target that makes its own value makes it.
 pub fn describe_create(cfg: &SecretConfig) -> Option<String> {
     match &cfg.target {
@@ -250,9 +268,39 @@ impl Masker {
         }
     }
 
+    /// Masks `s` and its common encodings: base64 (standard and URL-safe, with and
+    /// without padding), hex (both cases), URL-encoding and JSON string escaping.
     pub fn add_str(&mut self, s: &str) {
+        if s.len() < MIN_MASKED {
+            return;
+        }
+        let b = s.as_bytes();
+        let mut forms = vec![s.to_owned()];
+        for (alphabet, pad) in [(B64_STD, true), (B64_URL, false)] {
+            let e = base64(b, alphabet);
+            forms.push(e.trim_end_matches('=').to_owned());
+            if pad {
+                forms.push(e);
+            }
+        }
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        forms.push(hex.to_ascii_uppercase());
+        forms.push(hex);
+        forms.push(url_encode(s, false));
+        forms.push(url_encode(s, true));
+        if let Ok(quoted) = serde_json::to_string(s) {
+            if let Some(inner) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                forms.push(inner.to_owned());
+            }
+        }
+        for f in forms {
+            self.add_exact(f);
+        }
+    }
+
+    fn add_exact(&mut self, s: String) {
         if s.len() >= MIN_MASKED && !self.needles.iter().any(|n| n.as_str() == s) {
-            self.needles.push(Zeroizing::new(s.to_owned()));
+            self.needles.push(Zeroizing::new(s));
             // Longest first, so a value is masked whole before its parts.
             self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         }
@@ -267,6 +315,58 @@ impl Masker {
         }
         out
     }
+
+    /// For text cut at a length limit: also masks a secret's beginning at the very end.
+    pub fn mask_cut(&self, text: &str) -> String {
+        let out = self.mask(text);
+        for n in &self.needles {
+            // The longest prefix of the needle that ends the text (at least a few bytes,
+            // so ordinary endings are not eaten).
+            for len in (MIN_MASKED..n.len()).rev() {
+                if let Some(prefix) = n.get(..len) {
+                    if out.ends_with(prefix) {
+                        return format!("{}***", &out[..out.len() - len]);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+const B64_STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn base64(b: &[u8], alphabet: &[u8; 64]) -> String {
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(alphabet[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encoding of everything but unreserved characters; `form`: space as `+`.
+fn url_encode(s: &str, form: bool) -> String {
+    let mut out = String::new();
+    for &c in s.as_bytes() {
+        match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(c))
+            }
+            b' ' if form => out.push('+'),
+            _ => out.push_str(&format!("%{c:02X}")),
+        }
+    }
+    out
 }
 
 /// Replaces every occurrence of the value (and of each secret field of a JSON value)
@@ -296,6 +396,36 @@ mod tests {
     }
 
     #[test]
+    fn encoded_and_cut_values_are_masked() {
+        let raw = "s3cr3t value/with+symbols&=?";
+        let m = Masker::of(&SecretString::from(raw));
+        let hex: String = raw.bytes().map(|b| format!("{b:02x}")).collect();
+        for shown in [
+            base64(raw.as_bytes(), B64_STD),
+            base64(raw.as_bytes(), B64_URL)
+                .trim_end_matches('=')
+                .to_owned(),
+            hex.clone(),
+            hex.to_ascii_uppercase(),
+            url_encode(raw, false),
+            url_encode(raw, true),
+        ] {
+            assert_eq!(
+                m.mask(&format!("got {shown} end")),
+                "got *** end",
+                "{shown}"
+            );
+        }
+        assert_eq!(
+            base64(b"any carnal pleas", B64_STD),
+            "YW55IGNhcm5hbCBwbGVhcw=="
+        );
+        // Output cut at the limit in the middle of the value.
+        assert_eq!(m.mask_cut("value: s3cr3t val"), "value: ***");
+        assert_eq!(m.mask_cut("done"), "done");
+    }
+
+    #[test]
     fn short_strings_are_not_masked() {
         let m = Masker::of(&SecretString::from(r#"{"k":"ab"}"#));
         assert_eq!(m.mask("ab cd"), "ab cd");
@@ -310,6 +440,12 @@ mod tests {
                 admin_secret_id: admin.map(crate::ids::SecretId::from),
                 sslmode: "disable".into(),
                 clone_suffix: "_clone".into(),
+                host: "db".into(),
+                port: 5432,
+                dbname: "postgres".into(),
+                role: "app".into(),
+                ca_file: None,
+                timeout: std::time::Duration::from_secs(30),
             })
         };
         assert!(!fresh_value_on_retry(&pg(PostgresMode::SingleUser, None)));

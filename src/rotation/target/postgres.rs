@@ -2,38 +2,49 @@
 //! AWS uses for databases: `{"engine", "host", "port", "username", "password", "dbname"}`
 //! (any other key is kept as it was, in place).
 //!
+//! **What the secret may decide.** Whoever can write the application secret must gain
+//! nothing beyond it. The server (`host`, `port`, `dbname`) and the role(s) are pinned
+//! in the target's configuration; a secret (application or admin) that names another
+//! server or role is refused before any connection is made, so a written secret cannot
+//! send the admin's password elsewhere, make the admin alter its own role, or put a new
+//! role inside a privileged one. The admin secret's user may never be a rotated role.
+//!
 //! Passwords never cross the wire in clear: "set" computes a SCRAM-SHA-256 verifier here
 //! and sends `ALTER ROLE "name" PASSWORD 'SCRAM-SHA-256$...'`, so neither the network nor
 //! the server's statement log sees the password (the server stores the verifier as is).
+//! Logins refuse a server that asks for the password in clear text or as an MD5 hash;
+//! over TLS, SCRAM with channel binding is required (a relaying middle-man fails).
 //! Identifiers are double-quoted (`"` doubled), literals single-quoted (`'` doubled, and
 //! `E'...'` with doubled backslashes when a backslash occurs, like libpq).
 //!
-//! **single-user**: the pending value is AWSCURRENT's document with a new password.
-//! set logs in as the admin (`admin_secret_id`, read at AWSCURRENT), or else as the role
-//! itself with AWSCURRENT's password, and alters the role's password. If the role's own
-//! login is refused, set may have run already (a crash after set): the pending password
-//! is tried, and if it logs in, set is done. The old password stops working at set, so
-//! consumers that open new connections with it fail until they are redeployed; revoke has
-//! nothing left to do. Without an admin secret, a retry after a failure resumes the same
-//! pending value (see [`super::fresh_value_on_retry`]).
+//! **single-user**: the pending value is AWSCURRENT's document with a new password for
+//! `role`. set logs in as the admin (`admin_secret_id`, read at AWSCURRENT), or else as
+//! the role itself with AWSCURRENT's password, and alters the role's password. If the
+//! role's own login is refused, set may have run already (a crash after set): the pending
+//! password is tried, and if it logs in, set is done. The old password stops working at
+//! set, so consumers that open new connections with it fail until they are redeployed;
+//! revoke has nothing left to do. Without an admin secret, a retry after a failure
+//! resumes the same pending value (see [`super::fresh_value_on_retry`]).
 //!
-//! **alternating-users**: two roles, `app` and `app<clone_suffix>`. The pending value
+//! **alternating-users**: two roles, `role` and `role<clone_suffix>`. The pending value
 //! names the role that AWSCURRENT does not, with a new password; the admin sets it. The
 //! first time, the admin creates the clone as `CREATE ROLE "app_clone" LOGIN PASSWORD
-//! '...' IN ROLE "app"`: a member of the original that inherits its privileges (objects
-//! the clone creates are owned by the clone; grant on them or `SET ROLE "app"` when that
-//! matters). This is what AWS's alternating-users rotation Lambda does (`GRANT app TO
-//! app_clone`). Consumers still running with the old role keep working throughout, and
-//! nothing is revoked afterwards, as in AWS's Lambda: the old role keeps its password
-//! until the next rotation gives it a new one.
+//! '...' IN ROLE "app"`: a plain member of the configured role (no attribute such as
+//! SUPERUSER or CREATEROLE). This is what AWS's alternating-users rotation Lambda does
+//! (`GRANT app TO app_clone`). An existing clone with an attribute or membership the
+//! original lacks is refused. Consumers still running with the old role keep working
+//! throughout, and nothing is revoked afterwards, as in AWS's Lambda.
 //!
 //! **test**: a fresh login with the pending value and `SELECT 1`.
 //!
-//! **sslmode** as in libpq: `disable`; `prefer` (TLS without certificate checks if the
-//! server offers it, else plain; a failed handshake is retried in plain); `require` (TLS,
-//! no certificate checks); `verify-ca` (the chain must lead to a trusted root);
-//! `verify-full` (and the certificate must name the host). Trusted roots: the file named
-//! by `PGSSLROOTCERT` if set (e.g. the RDS CA bundle), else the system's store.
+//! **sslmode**: `verify-full` by default (the chain must lead to a trusted root: the
+//! system's plus `ca_file`, and the certificate must name the host); `verify-ca` (no
+//! name check); `require` (TLS, no certificate check); `disable`. No `prefer`: a TLS
+//! failure never falls back to plain text.
+//!
+//! **timeout**: every connection (TCP, TLS, login) and every statement is bounded by the
+//! target's `timeout`: a hung or hostile server fails the step instead of holding a
+//! rotation slot forever.
 
 use super::{Masker, TargetEnv, TargetError};
 use crate::config::{PostgresMode, PostgresTarget};
@@ -47,20 +58,20 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio_postgres::config::SslMode;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::{ChannelBinding, SslMode};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-const DEFAULT_PORT: u16 = 5432;
-const DEFAULT_DBNAME: &str = "postgres";
 /// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1).
 const MAX_IDENTIFIER: usize = 63;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Upper bound for one connection plus its statements: a hung server must not stall us.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn pg(msg: impl Into<String>) -> TargetError {
     TargetError::Postgres(msg.into())
@@ -124,6 +135,50 @@ impl DbSecret {
         }
     }
 
+    /// Refuses a secret that names a server other than the configured one: its fields
+    /// may be absent (RDS master secrets hold only username and password), never different.
+    fn check_server(&self, t: &PostgresTarget) -> Result<(), TargetError> {
+        let refuse = |what: &str, found: &str, pinned: &str| {
+            pg(format!(
+                "the {} value names {what} {found} but this target may only connect to {what} {pinned} (target.{what}); refused before connecting",
+                self.which
+            ))
+        };
+        for (key, pinned) in [("host", &t.host), ("dbname", &t.dbname)] {
+            match self.doc.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) if s.eq_ignore_ascii_case(pinned) => {}
+                Some(Value::String(s)) => {
+                    return Err(refuse(key, &format!("\"{s}\""), &format!("\"{pinned}\"")))
+                }
+                Some(_) => return Err(refuse(key, "a non-string", &format!("\"{pinned}\""))),
+            }
+        }
+        match self.port()? {
+            Some(p) if p != t.port => Err(refuse("port", &p.to_string(), &t.port.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The secret's role, if it is one this target may touch.
+    fn role(&self, t: &PostgresTarget) -> Result<&str, TargetError> {
+        let user = self.username()?;
+        let allowed = allowed_roles(t);
+        if allowed.iter().any(|r| r == user) {
+            Ok(user)
+        } else {
+            Err(pg(format!(
+                "the {} value names role \"{user}\" but this target may only touch {} (target.role); refused before connecting",
+                self.which,
+                allowed
+                    .iter()
+                    .map(|r| format!("\"{r}\""))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )))
+        }
+    }
+
     fn to_secret(&self) -> Result<SecretString, TargetError> {
         serde_json::to_string(&self.doc)
             .map(SecretString::from)
@@ -131,7 +186,20 @@ impl DbSecret {
     }
 }
 
-/// Where and as whom to log in.
+/// The roles whose password this target may set: the configured role, and in
+/// alternating-users mode its clone.
+fn allowed_roles(t: &PostgresTarget) -> Vec<String> {
+    match t.mode {
+        PostgresMode::SingleUser => vec![t.role.clone()],
+        PostgresMode::AlternatingUsers => vec![t.role.clone(), clone_of(t)],
+    }
+}
+
+fn clone_of(t: &PostgresTarget) -> String {
+    format!("{}{}", t.role, t.clone_suffix)
+}
+
+/// Where and as whom to log in: always the configured server.
 struct Login {
     host: String,
     port: u16,
@@ -141,35 +209,34 @@ struct Login {
 }
 
 impl Login {
-    /// The login a secret describes.
-    fn of(s: &DbSecret) -> Result<Self, TargetError> {
-        Ok(Self {
-            host: s.required("host")?.to_owned(),
-            port: s.port()?.unwrap_or(DEFAULT_PORT),
-            dbname: s.str_field("dbname").unwrap_or(DEFAULT_DBNAME).to_owned(),
-            user: s.username()?.to_owned(),
-            password: s.password()?,
-        })
+    fn to(t: &PostgresTarget, user: &str, password: SecretString) -> Self {
+        Self {
+            host: t.host.clone(),
+            port: t.port,
+            dbname: t.dbname.clone(),
+            user: user.to_owned(),
+            password,
+        }
     }
 
-    /// The admin's credentials; its host, port and dbname where the admin secret has
-    /// them (RDS-managed master secrets hold only username and password), else the
-    /// database's.
-    fn admin(admin: &DbSecret, db: &DbSecret) -> Result<Self, TargetError> {
-        let base = Login::of(db)?;
-        Ok(Self {
-            host: admin
-                .str_field("host")
-                .map(str::to_owned)
-                .unwrap_or(base.host),
-            port: admin.port()?.unwrap_or(base.port),
-            dbname: admin
-                .str_field("dbname")
-                .map(str::to_owned)
-                .unwrap_or(base.dbname),
-            user: admin.username()?.to_owned(),
-            password: admin.password()?,
-        })
+    /// The login an application secret describes, once checked against the config.
+    fn of(s: &DbSecret, t: &PostgresTarget) -> Result<Self, TargetError> {
+        s.check_server(t)?;
+        let user = s.role(t)?;
+        Ok(Self::to(t, user, s.password()?))
+    }
+
+    /// The admin's login: on the configured server, never as a rotated role (the admin
+    /// would then alter its own password and hand it to the application secret).
+    fn admin(admin: &DbSecret, t: &PostgresTarget) -> Result<Self, TargetError> {
+        admin.check_server(t)?;
+        let user = admin.username()?;
+        if allowed_roles(t).iter().any(|r| r == user) {
+            return Err(pg(format!(
+                "the admin secret's user \"{user}\" is a role this target rotates; refused"
+            )));
+        }
+        Ok(Self::to(t, user, admin.password()?))
     }
 
     fn with_password(&self, password: SecretString) -> Self {
@@ -273,16 +340,15 @@ pub async fn create_value<S: SecretStore>(
         .get_value(&env.cfg.secret, Select::Stage(AWSCURRENT))
         .await?;
     let mut doc = DbSecret::parse(&current, "AWSCURRENT")?;
-    // Fail now, before anything is written, if the document cannot be used later.
-    Login::of(&doc)?;
-    let user = doc.username()?.to_owned();
+    // Fail now, before anything is written, if the document cannot be used later (or
+    // names a server or role this target may not touch).
+    let user = Login::of(&doc, t)?.user;
     let new_user = match t.mode {
-        PostgresMode::SingleUser => {
-            quote_ident(&user)?;
-            user
-        }
-        PostgresMode::AlternatingUsers => other_role(&user, &t.clone_suffix)?,
+        PostgresMode::SingleUser => user,
+        PostgresMode::AlternatingUsers if user == t.role => clone_of(t),
+        PostgresMode::AlternatingUsers => t.role.clone(),
     };
+    quote_ident(&new_user)?;
     let password = generate(&env.cfg.generate).map_err(|e| pg(e.to_string()))?;
     doc.doc.insert("username".into(), Value::String(new_user));
     doc.doc.insert(
@@ -315,10 +381,8 @@ pub async fn set<S: SecretStore>(
     value: &SecretString,
 ) -> Result<(), TargetError> {
     let pending = DbSecret::parse(value, "pending")?;
-    let login = Login::of(&pending)?;
-    let role = login.user.clone();
     let verifier = SecretString::from(postgres_protocol::password::scram_sha_256(
-        login.password.expose_secret().as_bytes(),
+        pending.password()?.expose_secret().as_bytes(),
     ));
     let (_, current) = env
         .store
@@ -342,22 +406,19 @@ pub async fn set<S: SecretStore>(
         other => other,
     };
     let result = async {
+        let login = Login::of(&pending, t)?;
+        let role = login.user.clone();
+        let current_login = Login::of(&current, t)?;
         match (t.mode, admin) {
         (PostgresMode::SingleUser, Some(admin)) => {
-            let c = connect(&Login::admin(&admin, &pending)?, &t.sslmode).await?;
-            alter_password(&c, &role, &verifier).await
+            let c = connect(&Login::admin(&admin, t)?, t).await?;
+            alter_password(&c, &role, &verifier, t.timeout).await
         }
         (PostgresMode::SingleUser, None) => {
-            let cur_user = current.username()?;
-            if cur_user != role {
-                return Err(pg(format!(
-                    "single-user mode: AWSCURRENT names role \"{cur_user}\" but the pending value \"{role}\""
-                )));
-            }
-            let as_current = login.with_password(current.password()?);
-            match connect_raw(&as_current, &t.sslmode).await {
-                Ok(c) => alter_password(&c, &role, &verifier).await,
-                Err(first) if first.auth => match connect_raw(&login, &t.sslmode).await {
+            let as_current = login.with_password(current_login.password);
+            match connect_raw(&as_current, t).await {
+                Ok(c) => alter_password(&c, &role, &verifier, t.timeout).await,
+                Err(first) if first.auth => match connect_raw(&login, t).await {
                     Ok(_) => {
                         tracing::info!(secret = %env.cfg.name, role = %role, "the role already logs in with the pending password: set was done by an earlier run");
                         Ok(())
@@ -374,20 +435,36 @@ pub async fn set<S: SecretStore>(
             let Some(admin) = admin else {
                 return Err(pg("alternating-users mode needs admin_secret_id"));
             };
-            let member_of = current.username()?.to_owned();
-            let c = connect(&Login::admin(&admin, &pending)?, &t.sslmode).await?;
-            if role_exists(&c, &role).await? {
-                alter_password(&c, &role, &verifier).await
+            if role == current_login.user {
+                return Err(pg(format!(
+                    "alternating-users mode: the pending value names the same role as AWSCURRENT (\"{role}\")"
+                )));
+            }
+            let c = connect(&Login::admin(&admin, t)?, t).await?;
+            let base = t.role.as_str();
+            if role == base {
+                return alter_password(&c, &role, &verifier, t.timeout).await;
+            }
+            // The clone: created as a plain member of the configured role, or, when it
+            // exists, never given a new password while it holds more than the original.
+            if role_exists(&c, &role, t.timeout).await? {
+                check_no_more_than(&c, &role, base, t.timeout).await?;
+                alter_password(&c, &role, &verifier, t.timeout).await
             } else {
-                tracing::info!(secret = %env.cfg.name, role = %role, member_of = %member_of, "creating the alternate role");
-                match create_role(&c, &role, &verifier, &member_of).await {
-                    Err(e) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => {
+                tracing::info!(secret = %env.cfg.name, role = %role, member_of = %base, "creating the alternate role");
+                match bounded(t.timeout, create_role(&c, &role, &verifier, base)).await {
+                    Err(Some(e)) if e.code() == Some(&SqlState::DUPLICATE_OBJECT) => {
                         // Created meanwhile by another rotator.
-                        alter_password(&c, &role, &verifier).await
+                        check_no_more_than(&c, &role, base, t.timeout).await?;
+                        alter_password(&c, &role, &verifier, t.timeout).await
                     }
-                    Err(e) => Err(pg(format!(
-                        "CREATE ROLE \"{role}\" IN ROLE \"{member_of}\" failed: {}",
+                    Err(Some(e)) => Err(pg(format!(
+                        "CREATE ROLE \"{role}\" IN ROLE \"{base}\" failed: {}",
                         describe(&e)
+                    ))),
+                    Err(None) => Err(pg(format!(
+                        "CREATE ROLE \"{role}\": no answer within {}",
+                        crate::config::duration::format(t.timeout)
                     ))),
                     Ok(()) => Ok(()),
                 }
@@ -401,17 +478,19 @@ pub async fn set<S: SecretStore>(
 
 pub async fn test(t: &PostgresTarget, value: &SecretString) -> Result<(), TargetError> {
     let pending = DbSecret::parse(value, "pending")?;
-    let login = Login::of(&pending)?;
     let masker = Masker::of(value);
     let run = async {
-        let c = connect(&login, &t.sslmode).await?;
-        c.simple_query("SELECT 1").await.map_err(|e| {
-            pg(format!(
-                "SELECT 1 as \"{}\" failed: {}",
-                login.user,
-                describe(&e)
-            ))
-        })?;
+        let login = Login::of(&pending, t)?;
+        let c = connect(&login, t).await?;
+        bounded(t.timeout, c.simple_query("SELECT 1"))
+            .await
+            .map_err(|e| {
+                pg(format!(
+                    "SELECT 1 as \"{}\" failed: {}",
+                    login.user,
+                    failure_text(e, t.timeout)
+                ))
+            })?;
         Ok(())
     };
     run.await.map_err(|e| match e {
@@ -422,30 +501,115 @@ pub async fn test(t: &PostgresTarget, value: &SecretString) -> Result<(), Target
 
 // ---------------------------------------------------------------------------- SQL
 
-async fn role_exists(c: &Client, role: &str) -> Result<bool, TargetError> {
-    let rows = c
-        .query(
+/// Runs `f` for at most `limit`: `Err(None)` when it did not answer in time.
+async fn bounded<T>(
+    limit: Duration,
+    f: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, Option<tokio_postgres::Error>> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r.map_err(Some),
+        Err(_) => Err(None),
+    }
+}
+
+fn failure_text(e: Option<tokio_postgres::Error>, limit: Duration) -> String {
+    match e {
+        Some(e) => describe(&e),
+        None => format!(
+            "no answer within {}",
+            crate::config::duration::format(limit)
+        ),
+    }
+}
+
+async fn role_exists(c: &Client, role: &str, limit: Duration) -> Result<bool, TargetError> {
+    let rows = bounded(
+        limit,
+        c.query(
             "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
             &[&role],
-        )
-        .await
-        .map_err(|e| pg(format!("looking up role \"{role}\": {}", describe(&e))))?;
+        ),
+    )
+    .await
+    .map_err(|e| {
+        pg(format!(
+            "looking up role \"{role}\": {}",
+            failure_text(e, limit)
+        ))
+    })?;
     Ok(!rows.is_empty())
+}
+
+/// A role's attributes (as `SUPERUSER`, ...) and the roles it is a member of.
+async fn privileges(c: &Client, role: &str, limit: Duration) -> Result<Vec<String>, TargetError> {
+    let sql = "SELECT array_remove(ARRAY[
+            CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
+            CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
+            CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
+            CASE WHEN r.rolreplication THEN 'REPLICATION' END,
+            CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END], NULL)
+          || ARRAY(SELECT 'member of ' || quote_ident(b.rolname::text)
+                   FROM pg_catalog.pg_auth_members m
+                   JOIN pg_catalog.pg_roles b ON b.oid = m.roleid
+                   WHERE m.member = r.oid)
+        FROM pg_catalog.pg_roles r WHERE r.rolname = $1";
+    let rows = bounded(limit, c.query(sql, &[&role])).await.map_err(|e| {
+        pg(format!(
+            "reading the privileges of role \"{role}\": {}",
+            failure_text(e, limit)
+        ))
+    })?;
+    match rows.first().map(|r| r.try_get::<_, Vec<String>>(0)) {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err(pg(format!(
+            "reading the privileges of role \"{role}\": {e}"
+        ))),
+        None => Err(pg(format!("role \"{role}\" does not exist"))),
+    }
+}
+
+/// Refuses to give a password to `clone` when it holds an attribute or a membership that
+/// `base` lacks (membership in `base` itself is what it is for).
+async fn check_no_more_than(
+    c: &Client,
+    clone: &str,
+    base: &str,
+    limit: Duration,
+) -> Result<(), TargetError> {
+    let theirs = privileges(c, base, limit).await?;
+    let own = quote_ident(base)?;
+    let extra: Vec<String> = privileges(c, clone, limit)
+        .await?
+        .into_iter()
+        .filter(|p| !theirs.contains(p) && *p != format!("member of {own}"))
+        .collect();
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(pg(format!(
+            "role \"{clone}\" has {} that \"{base}\" lacks; refusing to set its password (fix the role by hand)",
+            extra.join(", ")
+        )))
+    }
 }
 
 async fn alter_password(
     c: &Client,
     role: &str,
     verifier: &SecretString,
+    limit: Duration,
 ) -> Result<(), TargetError> {
     let sql = format!(
         "ALTER ROLE {} PASSWORD {}",
         quote_ident(role)?,
         quote_literal(verifier.expose_secret())?
     );
-    with_timeout(c.batch_execute(&sql))
-        .await
-        .map_err(|e| pg(format!("ALTER ROLE \"{role}\" failed: {e}")))
+    bounded(limit, c.batch_execute(&sql)).await.map_err(|e| {
+        pg(format!(
+            "ALTER ROLE \"{role}\" failed: {}",
+            failure_text(e, limit)
+        ))
+    })
 }
 
 async fn create_role(
@@ -462,26 +626,17 @@ async fn create_role(
         // Validated when the value was made; unreachable in practice.
         return c.batch_execute("SELECT 'invalid role name'::int").await;
     };
+    // Every attribute spelled out: the clone never holds more than a login.
     c.batch_execute(&format!(
-        "CREATE ROLE {r} WITH LOGIN PASSWORD {p} IN ROLE {m}"
+        "CREATE ROLE {r} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT PASSWORD {p} IN ROLE {m}"
     ))
     .await
 }
 
-async fn with_timeout<T>(
-    f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(OPERATION_TIMEOUT, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(describe(&e)),
-        Err(_) => Err(format!("no answer within {}s", OPERATION_TIMEOUT.as_secs())),
-    }
-}
-
 // ---------------------------------------------------------------------------- connect
 
-async fn connect(login: &Login, sslmode: &str) -> Result<Client, TargetError> {
-    connect_raw(login, sslmode).await.map_err(|f| {
+async fn connect(login: &Login, t: &PostgresTarget) -> Result<Client, TargetError> {
+    connect_raw(login, t).await.map_err(|f| {
         pg(format!(
             "cannot log in as \"{}\" at {}:{}: {}",
             login.user, login.host, login.port, f.text
@@ -489,8 +644,9 @@ async fn connect(login: &Login, sslmode: &str) -> Result<Client, TargetError> {
     })
 }
 
-/// Logs in; the connection runs on its own task until the client is dropped.
-async fn connect_raw(login: &Login, sslmode: &str) -> Result<Client, PgFailure> {
+/// Logs in (TCP, TLS and authentication all within the target's timeout); the
+/// connection runs on its own task until the client is dropped.
+async fn connect_raw(login: &Login, t: &PostgresTarget) -> Result<Client, PgFailure> {
     let fail = |text: String| PgFailure { auth: false, text };
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&login.host)
@@ -498,53 +654,224 @@ async fn connect_raw(login: &Login, sslmode: &str) -> Result<Client, PgFailure> 
         .dbname(&login.dbname)
         .user(&login.user)
         .password(login.password.expose_secret().as_bytes())
-        .application_name("secret-rotator")
-        .connect_timeout(CONNECT_TIMEOUT);
-    let (mode, tls) = match sslmode {
-        "disable" => (SslMode::Disable, tls_config(Verify::None)),
-        "prefer" => (SslMode::Prefer, tls_config(Verify::None)),
-        "require" => (SslMode::Require, tls_config(Verify::None)),
-        "verify-ca" => (SslMode::Require, tls_config(Verify::Chain)),
-        "verify-full" => (SslMode::Require, tls_config(Verify::Full)),
+        .application_name("secret-rotator");
+    let verify = match t.sslmode.as_str() {
+        "disable" => None,
+        "require" => Some(Verify::None),
+        "verify-ca" => Some(Verify::Chain),
+        "verify-full" => Some(Verify::Full),
         other => return Err(fail(format!("unknown sslmode \"{other}\""))),
     };
-    let tls = tls.map_err(fail)?;
-    cfg.ssl_mode(mode);
-    match try_connect(&cfg, tls.clone()).await {
-        // libpq's prefer: a failed TLS handshake is retried without TLS.
-        Err(e) if mode == SslMode::Prefer && e.text.starts_with("error performing TLS") => {
-            tracing::info!(host = %login.host, error = %e.text, "sslmode=prefer: TLS failed; retrying without TLS");
-            cfg.ssl_mode(SslMode::Disable);
-            try_connect(&cfg, tls).await
+    let limit = t.timeout;
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect((login.host.as_str(), login.port))
+            .await
+            .map_err(|e| fail(format!("cannot connect: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        match verify {
+            None => {
+                // No TLS: only SCRAM (or no password at all) may be answered.
+                cfg.ssl_mode(SslMode::Disable)
+                    .channel_binding(ChannelBinding::Disable);
+                let stream = NoClearAuth::new(tcp);
+                let (client, conn) = cfg
+                    .connect_raw(stream, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| PgFailure::from(&e))?;
+                spawn_connection(conn);
+                Ok(client)
+            }
+            Some(v) => {
+                // TLS: SCRAM bound to this TLS channel (a relaying middle-man fails), so
+                // no cleartext or MD5 method either.
+                cfg.ssl_mode(SslMode::Require)
+                    .channel_binding(ChannelBinding::Require);
+                let mut tls = tls_config(v, t.ca_file.as_deref()).map_err(fail)?;
+                let connector =
+                    <MakeRustlsConnect as MakeTlsConnect<tokio::net::TcpStream>>::make_tls_connect(
+                        &mut tls,
+                        &login.host,
+                    )
+                    .map_err(|e| fail(format!("TLS setup: {e}")))?;
+                let (client, conn) = cfg
+                    .connect_raw(tcp, connector)
+                    .await
+                    .map_err(|e| PgFailure::from(&e))?;
+                spawn_connection(conn);
+                Ok(client)
+            }
         }
-        r => r,
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(fail(format!(
+            "no answer within {}",
+            crate::config::duration::format(limit)
+        ))),
     }
 }
 
-async fn try_connect(
-    cfg: &tokio_postgres::Config,
-    tls: MakeRustlsConnect,
-) -> Result<Client, PgFailure> {
-    match tokio::time::timeout(OPERATION_TIMEOUT, cfg.connect(tls)).await {
-        Ok(Ok((client, conn))) => {
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %describe(&e), "postgres connection ended");
-                }
-            });
-            Ok(client)
+fn spawn_connection<F>(conn: F)
+where
+    F: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %describe(&e), "postgres connection ended");
         }
-        Ok(Err(e)) => Err(PgFailure::from(&e)),
-        Err(_) => Err(PgFailure {
-            auth: false,
-            text: format!("no answer within {}s", OPERATION_TIMEOUT.as_secs()),
-        }),
+    });
+}
+
+/// A plain-text connection that refuses, before the driver can answer it, a server's
+/// request for the password in clear text (AuthenticationCleartextPassword) or as an
+/// MD5 hash (which logs in as well as the password does).
+struct NoClearAuth<S> {
+    inner: S,
+    scan: AuthScan,
+}
+
+impl<S> NoClearAuth<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            scan: AuthScan::default(),
+        }
+    }
+}
+
+/// Follows the server's messages until authentication is over.
+#[derive(Debug)]
+enum AuthScan {
+    /// Reading a message header: type byte and length.
+    Header { buf: [u8; 5], have: usize },
+    /// Reading an `R` message: its 4-byte code first, then skipping the rest.
+    Auth {
+        left: usize,
+        code: [u8; 4],
+        have: usize,
+    },
+    /// Authentication is over: pass everything through.
+    Done,
+}
+
+impl Default for AuthScan {
+    fn default() -> Self {
+        AuthScan::Header {
+            buf: [0; 5],
+            have: 0,
+        }
+    }
+}
+
+const AUTH_OK: u32 = 0;
+const AUTH_CLEARTEXT: u32 = 3;
+const AUTH_MD5: u32 = 5;
+
+impl AuthScan {
+    fn feed(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            match self {
+                AuthScan::Done => return Ok(()),
+                AuthScan::Header { buf, have } => {
+                    let n = (5 - *have).min(data.len());
+                    buf[*have..*have + n].copy_from_slice(&data[..n]);
+                    *have += n;
+                    data = &data[n..];
+                    if *have == 5 {
+                        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+                        *self = if buf[0] == b'R' && len >= 8 {
+                            AuthScan::Auth {
+                                left: len - 4,
+                                code: [0; 4],
+                                have: 0,
+                            }
+                        } else {
+                            // An error or the first post-authentication message.
+                            AuthScan::Done
+                        };
+                    }
+                }
+                AuthScan::Auth { left, code, have } => {
+                    if *have < 4 {
+                        let n = (4 - *have).min(data.len());
+                        code[*have..*have + n].copy_from_slice(&data[..n]);
+                        *have += n;
+                        *left -= n;
+                        data = &data[n..];
+                        if *have == 4 {
+                            let c = u32::from_be_bytes(*code);
+                            if c == AUTH_CLEARTEXT || c == AUTH_MD5 {
+                                return Err(std::io::Error::new(
+                                    std::io::ErrorKind::PermissionDenied,
+                                    format!(
+                                        "the server asked for the password {}; refused (configure scram-sha-256 in pg_hba.conf)",
+                                        if c == AUTH_MD5 { "as an MD5 hash" } else { "in clear text" }
+                                    ),
+                                ));
+                            }
+                        }
+                    } else {
+                        let n = (*left).min(data.len());
+                        *left -= n;
+                        data = &data[n..];
+                    }
+                    if *have == 4 && *left == 0 {
+                        *self = if u32::from_be_bytes(*code) == AUTH_OK {
+                            AuthScan::Done
+                        } else {
+                            AuthScan::default()
+                        };
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for NoClearAuth<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let r = this.scan.feed(&buf.filled()[before..]);
+                if r.is_err() {
+                    // The driver never sees the request.
+                    buf.set_filled(before);
+                }
+                Poll::Ready(r)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for NoClearAuth<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
 #[derive(Clone, Copy)]
 enum Verify {
-    /// TLS for privacy only (libpq's prefer and require).
+    /// TLS for privacy only (require).
     None,
     /// The chain must lead to a trusted root (verify-ca).
     Chain,
@@ -552,7 +879,10 @@ enum Verify {
     Full,
 }
 
-fn tls_config(verify: Verify) -> Result<MakeRustlsConnect, String> {
+fn tls_config(
+    verify: Verify,
+    ca_file: Option<&std::path::Path>,
+) -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -563,7 +893,7 @@ fn tls_config(verify: Verify) -> Result<MakeRustlsConnect, String> {
             .with_custom_certificate_verifier(Arc::new(NoCertCheck(provider)))
             .with_no_client_auth(),
         Verify::Chain | Verify::Full => {
-            let roots = Arc::new(trusted_roots()?);
+            let roots = Arc::new(trusted_roots(ca_file)?);
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
                 .map_err(|e| format!("TLS setup: {e}"))?;
@@ -580,31 +910,27 @@ fn tls_config(verify: Verify) -> Result<MakeRustlsConnect, String> {
     Ok(MakeRustlsConnect::new(config))
 }
 
-/// `PGSSLROOTCERT` (a PEM file) if set, else the system's trusted roots.
-fn trusted_roots() -> Result<rustls::RootCertStore, String> {
+/// The system's trusted roots plus `ca_file` (a PEM file, e.g. the RDS CA bundle).
+fn trusted_roots(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCertStore, String> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    match std::env::var_os("PGSSLROOTCERT").filter(|p| !p.is_empty()) {
-        Some(path) => {
-            let shown = std::path::Path::new(&path).display().to_string();
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&path)
-                .map_err(|e| format!("PGSSLROOTCERT {shown}: {e}"))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("PGSSLROOTCERT {shown}: {e}"))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!("PGSSLROOTCERT {shown}: no certificate found"));
-            }
+    let found = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(found.certs);
+    if let Some(path) = ca_file {
+        let shown = path.display().to_string();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("ca_file {shown}: {e}"))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("ca_file {shown}: {e}"))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(format!("ca_file {shown}: no certificate found"));
         }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                return Err(
-                    "no trusted root certificates found on this system (set PGSSLROOTCERT)".into(),
-                );
-            }
-        }
+    }
+    if roots.is_empty() {
+        return Err(
+            "no trusted root certificates found on this system (set target.ca_file)".into(),
+        );
     }
     Ok(roots)
 }
@@ -729,21 +1055,90 @@ mod tests {
         assert!(other_role(&"a".repeat(60), "_clone").is_err());
     }
 
+    fn target(mode: PostgresMode) -> PostgresTarget {
+        PostgresTarget {
+            mode,
+            admin_secret_id: None,
+            sslmode: "disable".into(),
+            clone_suffix: "_clone".into(),
+            host: "db.internal".into(),
+            port: 6432,
+            dbname: "app".into(),
+            role: "app".into(),
+            ca_file: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn secret(json: &str) -> DbSecret {
+        DbSecret::parse(&SecretString::from(json.to_owned()), "test").unwrap()
+    }
+
     #[test]
-    fn secret_fields() {
-        let s = DbSecret::parse(
-            &SecretString::from(r#"{"host":"h","port":"6432","username":"u","password":"p"}"#),
-            "test",
-        )
-        .unwrap();
-        let l = Login::of(&s).unwrap();
-        assert_eq!((l.port, l.dbname.as_str()), (6432, "postgres"));
-        let s = DbSecret::parse(
-            &SecretString::from(r#"{"host":"h","port":70000,"username":"u","password":"p"}"#),
-            "test",
-        )
-        .unwrap();
-        assert!(Login::of(&s).is_err());
+    fn secret_fields_are_checked_against_the_pinned_server_and_role() {
+        let t = target(PostgresMode::AlternatingUsers);
+        let ok = secret(
+            r#"{"host":"DB.internal","port":"6432","username":"app_clone","password":"p","dbname":"app"}"#,
+        );
+        let l = Login::of(&ok, &t).unwrap();
+        assert_eq!(
+            (l.host.as_str(), l.port, l.user.as_str()),
+            ("db.internal", 6432, "app_clone")
+        );
+        // Absent coordinates are the configured ones.
+        assert!(Login::of(&secret(r#"{"username":"app","password":"p"}"#), &t).is_ok());
+        for bad in [
+            r#"{"host":"evil.example","username":"app","password":"p"}"#,
+            r#"{"port":5432,"username":"app","password":"p"}"#,
+            r#"{"port":70000,"username":"app","password":"p"}"#,
+            r#"{"dbname":"postgres","username":"app","password":"p"}"#,
+            r#"{"host":7,"username":"app","password":"p"}"#,
+            r#"{"username":"admin","password":"p"}"#,
+            r#"{"username":"app_clone_clone","password":"p"}"#,
+        ] {
+            assert!(Login::of(&secret(bad), &t).is_err(), "{bad}");
+        }
+        // The admin may not be one of the rotated roles.
+        assert!(Login::admin(&secret(r#"{"username":"app_clone","password":"p"}"#), &t).is_err());
+        assert!(Login::admin(&secret(r#"{"username":"admin","password":"p"}"#), &t).is_ok());
         assert!(DbSecret::parse(&SecretString::from("nope"), "test").is_err());
+    }
+
+    fn auth_request(code: u32) -> Vec<u8> {
+        let mut m = vec![b'R'];
+        m.extend_from_slice(&8u32.to_be_bytes());
+        m.extend_from_slice(&code.to_be_bytes());
+        m
+    }
+
+    #[test]
+    fn cleartext_and_md5_requests_are_refused_in_any_split() {
+        for code in [AUTH_CLEARTEXT, AUTH_MD5] {
+            let msg = auth_request(code);
+            for cut in 0..=msg.len() {
+                let mut s = AuthScan::default();
+                let r = s.feed(&msg[..cut]).and_then(|_| s.feed(&msg[cut..]));
+                assert!(r.is_err(), "code {code} cut at {cut}");
+            }
+        }
+        // SASL (10 with a body), continue (11), final (12), ok (0), then anything goes.
+        let mut sasl = vec![b'R'];
+        let body = b"SCRAM-SHA-256\0\0";
+        sasl.extend_from_slice(&(8 + body.len() as u32).to_be_bytes());
+        sasl.extend_from_slice(&10u32.to_be_bytes());
+        sasl.extend_from_slice(body);
+        let mut all = sasl;
+        all.extend(auth_request(12));
+        all.extend(auth_request(AUTH_OK));
+        all.extend(auth_request(AUTH_CLEARTEXT)); // after authentication: data, not a request
+        for cut in 0..=all.len() {
+            let mut s = AuthScan::default();
+            assert!(
+                s.feed(&all[..cut])
+                    .and_then(|_| s.feed(&all[cut..]))
+                    .is_ok(),
+                "cut {cut}"
+            );
+        }
     }
 }
