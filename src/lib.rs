@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod due;
 pub mod error;
 pub mod failpoints;
+pub mod ha;
 pub mod ids;
 pub mod logging;
 pub mod metrics;

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub secrets_configured: IntGauge,
     pub ready: IntGauge,
     pub build_info: IntGaugeVec,
+    /// `[ha]`: launches skipped because another replica held the secret's lease.
+    pub lease_contended: IntCounterVec,
+    /// `[ha]`: rotations stopped because their lease lapsed or was taken over.
+    pub lease_lost: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -57,6 +61,8 @@ impl Metrics {
             secrets_configured: reg(&r, IntGauge::new("secrets_configured", "Secrets in the loaded configuration.").unwrap()),
             ready: reg(&r, IntGauge::new("ready", "1 when the configuration is loaded and the store was reached at the last check.").unwrap()),
             build_info: reg(&r, IntGaugeVec::new(Opts::new("build_info", "Build information; always 1."), &["version"]).unwrap()),
+            lease_contended: reg(&r, IntCounterVec::new(Opts::new("lease_contended_total", "Rotation launches skipped because another replica held the secret's lease ([ha]); retried shortly."), &["secret"]).unwrap()),
+            lease_lost: reg(&r, IntCounterVec::new(Opts::new("lease_lost_total", "Rotations stopped because their lease expired or was taken over by another replica ([ha]); counted as failed."), &["secret"]).unwrap()),
             registry: r,
         };
         m.build_info

@@ -3,6 +3,7 @@
 pub mod ecs;
 mod errors;
 pub mod iam;
+pub mod lease;
 pub mod secrets;
 
 pub use errors::map_sdk_error;
@@ -177,6 +178,7 @@ impl Intercept for CallCounter {
             "ecs" | "ECS" => "ecs",
             "sts" | "STS" => "sts",
             "iam" | "IAM" => "iam",
+            "dynamodb" | "DynamoDB" => "dynamodb",
             _ => "other",
         };
         crate::metrics::get()

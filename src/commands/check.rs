@@ -21,6 +21,13 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     {
         eprintln!("warning: {w}");
     }
+    if let Some(t) = &cfg.ha.lock_table {
+        println!(
+            "ha: {} replica(s), per-secret leases in DynamoDB table {t} (lease ttl {})",
+            cfg.ha.replicas,
+            crate::config::duration::format(cfg.ha.lease_ttl)
+        );
+    }
     if !remote {
         return crate::exit::OK;
     }
@@ -66,6 +73,15 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         }
     }
 
+    if let Some(t) = &cfg.ha.lock_table {
+        let ctx = crate::aws::AwsContext::load(&cfg.aws).await;
+        let table = crate::aws::lease::DynamoLeases::new(ctx, cfg.ha.account.clone(), t);
+        match table.check_table().await {
+            Ok(found) => problems.extend(found),
+            Err(e) => problems.push(format!("lock table {t}: {e}")),
+        }
+    }
+
     // Services grouped per (account, cluster), described 10 at a time.
     let mut groups: BTreeMap<
         (crate::ids::Account, crate::ids::ClusterName),
@@ -102,9 +118,14 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     }
     if problems.is_empty() {
         println!(
-            "remote ok: {} secret(s) readable, {} service(s) can be redeployed",
+            "remote ok: {} secret(s) readable, {} service(s) can be redeployed{}",
             cfg.secrets.len(),
-            services
+            services,
+            if cfg.ha.enabled() {
+                ", lock table usable"
+            } else {
+                ""
+            }
         );
         crate::exit::OK
     } else {

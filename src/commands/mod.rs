@@ -7,6 +7,7 @@ pub mod rotate;
 use crate::aws::{ecs::AwsEcs, secrets::AwsSecrets, AwsContext};
 use crate::config::{Config, ConfigErrors};
 use crate::error::{AwsError, ErrorClass};
+use crate::rotation::lease::fence::Fenced;
 
 /// Prints every configuration error, one per line, and returns the config exit code.
 pub fn report_config_errors(e: &ConfigErrors) -> i32 {
@@ -27,17 +28,24 @@ pub async fn aws_clients(cfg: &Config) -> (AwsSecrets, AwsEcs) {
 
 /// The engine with real AWS clients, all from one SDK configuration (`[aws]` region,
 /// profile and the default credential chain), IAM/STS included.
+///
+/// Every write goes through [`Fenced`]: with `[ha] lock_table` set, a write is refused
+/// unless the rotation holds the secret's lease (see `crate::ha`).
 pub async fn aws_engine(
     cfg: &Config,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
-) -> crate::rotation::Engine<AwsSecrets, AwsEcs> {
+) -> crate::rotation::Engine<Fenced<AwsSecrets>, Fenced<AwsEcs>> {
     let ctx = AwsContext::load(&cfg.aws).await;
+    let leased = cfg.ha.enabled();
     crate::rotation::Engine::new(
-        AwsSecrets::new(ctx.clone()),
-        AwsEcs::new(ctx.clone()),
+        Fenced::new(AwsSecrets::new(ctx.clone()), leased),
+        Fenced::new(AwsEcs::new(ctx.clone()), leased),
         clock,
     )
-    .with_iam(std::sync::Arc::new(crate::aws::iam::AwsIam::new(ctx)))
+    .with_iam(std::sync::Arc::new(Fenced::new(
+        crate::aws::iam::AwsIam::new(ctx),
+        leased,
+    )))
     .with_step_timeout(cfg.daemon.step_timeout)
 }
 

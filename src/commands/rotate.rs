@@ -48,21 +48,35 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool) -> i32 {
         return crate::exit::USAGE;
     };
     let engine = super::aws_engine(cfg, Arc::new(SystemClock)).await;
+    // With [ha] lock_table, a manual rotation takes the secret's lease like the daemon.
+    let ha = crate::ha::Ha::connect(cfg, Arc::new(SystemClock)).await;
     let obs = Progress {
         last: Mutex::default(),
     };
     let started = std::time::Instant::now();
-    let result = engine
-        .rotate(
-            secret,
-            RotateOptions {
-                fresh: false,
-                dry_run,
-                replaces: None,
-            },
-            &obs,
-        )
-        .await;
+    let leased = crate::ha::rotate(
+        ha.as_deref(),
+        &engine,
+        secret,
+        RotateOptions {
+            fresh: false,
+            dry_run,
+            replaces: None,
+        },
+        &obs,
+        false,
+    )
+    .await;
+    let result = match leased {
+        crate::ha::Leased::Ran(r) => r,
+        crate::ha::Leased::Busy { holder, .. } => {
+            eprintln!(
+                "error: {name}: another replica ({}) is rotating this secret (it holds the lease); nothing was changed, try again once it is done",
+                holder.as_deref().unwrap_or("owner unknown")
+            );
+            return crate::exit::FAILURE;
+        }
+    };
     let m = crate::metrics::get();
     match result {
         Ok(report) => {

@@ -110,7 +110,7 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
     for (key, value) in doc.into_inner() {
         let key_span = key.span();
         match key.get_ref().as_ref() {
-            "daemon" | "aws" if !value.get_ref().is_table() => {
+            "daemon" | "aws" | "ha" if !value.get_ref().is_table() => {
                 let name = key.get_ref().to_string();
                 v.push(src.error(
                     value.span(),
@@ -126,6 +126,11 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
             "aws" => {
                 if let Some((raw, _)) = typed(v, &src, "aws", value.clone()) {
                     v.aws(&src, table_keys(&value), raw);
+                }
+            }
+            "ha" => {
+                if let Some((raw, _)) = typed(v, &src, "ha", value.clone()) {
+                    v.ha(&src, table_keys(&value), raw);
                 }
             }
             "secret" => {
@@ -150,7 +155,7 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
             other => v.push(src.error(
                 key_span,
                 other,
-                "unknown section (allowed: [daemon], [aws], [[secret]])",
+                "unknown section (allowed: [daemon], [aws], [ha], [[secret]])",
             )),
         }
     }
@@ -270,6 +275,7 @@ fn describe_serde(msg: &str) -> String {
     for (internal, human) in [
         ("struct RawDaemon", "a table ([daemon])"),
         ("struct RawAws", "a table ([aws])"),
+        ("struct RawHa", "a table ([ha])"),
         ("struct RawSecret", "a table ([[secret]])"),
         (
             "struct RawWindow",

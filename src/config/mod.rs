@@ -25,6 +25,7 @@ pub const DEFAULT_EXCLUDED: &str = ":/@\"'\\";
 pub struct Config {
     pub daemon: DaemonConfig,
     pub aws: AwsConfig,
+    pub ha: HaConfig,
     pub secrets: Vec<SecretConfig>,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
@@ -73,6 +74,38 @@ pub struct AwsConfig {
     pub region: Option<Region>,
     pub profile: Option<String>,
     pub role_arn: Option<RoleArn>,
+}
+
+/// `[ha]`: more than one replica on the same secrets. With `lock_table` set, a replica
+/// takes a per-secret lease (DynamoDB conditional writes) before rotating; see docs/ha.md.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HaConfig {
+    /// The DynamoDB table holding the leases; `None`: no leases (one replica).
+    pub lock_table: Option<String>,
+    /// How many replicas run this configuration (more than one requires `lock_table`).
+    pub replicas: u32,
+    /// Region and role for the table (default: `[aws]`).
+    pub account: Account,
+    /// How long a lease lives without renewal; renewed every third of it.
+    pub lease_ttl: Duration,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        Self {
+            lock_table: None,
+            replicas: 1,
+            account: Account::default(),
+            lease_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+impl HaConfig {
+    /// Whether rotations take a lease.
+    pub fn enabled(&self) -> bool {
+        self.lock_table.is_some()
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -26,6 +26,17 @@ pub struct RawAws {
     pub role_arn: Option<S<String>>,
 }
 
+/// `[ha]`: per-secret leases on DynamoDB when more than one replica runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHa {
+    pub lock_table: Option<S<String>>,
+    pub replicas: Option<S<i64>>,
+    pub region: Option<S<String>>,
+    pub role_arn: Option<S<String>>,
+    pub lease_ttl: Option<S<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSecret {

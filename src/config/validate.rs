@@ -3,7 +3,7 @@
 
 use super::duration;
 use super::error::{ConfigError, ConfigErrors, Location, SourceMap};
-use super::raw::{RawAws, RawDaemon, RawGenerate, RawSecret, RawTarget, RawWindow, S};
+use super::raw::{RawAws, RawDaemon, RawGenerate, RawHa, RawSecret, RawTarget, RawWindow, S};
 use super::*;
 use crate::ids::{ClusterName, SecretId, ServiceName};
 use std::collections::HashMap;
@@ -23,6 +23,11 @@ pub struct Validator {
     /// Secrets validated so far, and raw region/role to resolve against `[aws]` at the end.
     secrets: Vec<(SecretConfig, Option<Region>, Option<RoleArn>)>,
     names: HashMap<String, Location>,
+    ha: HaConfig,
+    /// `[ha]` region/role as written (resolved against `[aws]` at the end), and where
+    /// `replicas` was set (to point at it when `lock_table` is missing).
+    ha_account: (Option<Region>, Option<RoleArn>),
+    ha_replicas_at: Option<Location>,
 }
 
 impl Validator {
@@ -143,6 +148,51 @@ impl Validator {
         }
         if let Some(r) = raw.role_arn {
             self.aws.role_arn = self.role_arn(src, "aws.role_arn", &r);
+        }
+    }
+
+    pub fn ha(&mut self, src: &SourceMap<'_>, keys: Vec<(String, Range<usize>)>, raw: RawHa) {
+        self.claim_keys(src, "ha", keys);
+        if let Some(t) = raw.lock_table {
+            if valid_table_name(t.get_ref()) {
+                self.ha.lock_table = Some(t.get_ref().clone());
+            } else {
+                self.err(
+                    src,
+                    t.span(),
+                    "ha.lock_table",
+                    format!(
+                        "\"{}\" is not a DynamoDB table name (3 to 255 characters: letters, digits, _ . -)",
+                        t.get_ref()
+                    ),
+                );
+            }
+        }
+        if let Some(n) = raw.replicas {
+            match u32::try_from(*n.get_ref()) {
+                Ok(v) if (1..=100).contains(&v) => {
+                    self.ha.replicas = v;
+                    self.ha_replicas_at = Some(src.location(n.span().start));
+                }
+                _ => self.err(
+                    src,
+                    n.span(),
+                    "ha.replicas",
+                    format!("{} is out of range (allowed 1 to 100)", n.get_ref()),
+                ),
+            }
+        }
+        if let Some(r) = raw.region {
+            self.ha_account.0 = self.region(src, "ha.region", &r);
+        }
+        if let Some(r) = raw.role_arn {
+            self.ha_account.1 = self.role_arn(src, "ha.role_arn", &r);
+        }
+        if let Some(v) = raw.lease_ttl {
+            // At least 5s: renewals every third of it must fit several round trips.
+            if let Some(d) = self.duration(src, "ha.lease_ttl", &v, Duration::from_secs(5), HOUR) {
+                self.ha.lease_ttl = d;
+            }
         }
     }
 
@@ -987,6 +1037,24 @@ impl Validator {
             };
             secrets.push(s);
         }
+        let (region, role) = std::mem::take(&mut self.ha_account);
+        self.ha.account = Account {
+            region: region.or_else(|| self.aws.region.clone()),
+            role_arn: role.or_else(|| self.aws.role_arn.clone()),
+        };
+        if self.ha.replicas > 1 && self.ha.lock_table.is_none() {
+            // Checked once every file is read: the table may be named in another file.
+            if let Some(location) = self.ha_replicas_at.take() {
+                self.errors.push(ConfigError {
+                    location,
+                    key: "ha.replicas".into(),
+                    message: format!(
+                        "{} replicas need [ha] lock_table (a DynamoDB table for per-secret leases; see docs/ha.md): without it two replicas rotate the same secret at once",
+                        self.ha.replicas
+                    ),
+                });
+            }
+        }
         if !self.errors.is_empty() {
             // File order first, then position, so the list reads like the files.
             let rank = |e: &ConfigError| {
@@ -1001,10 +1069,18 @@ impl Validator {
         Ok(Config {
             daemon: self.daemon,
             aws: self.aws,
+            ha: self.ha,
             secrets,
             files,
         })
     }
+}
+
+/// DynamoDB table names: 3 to 255 of `[a-zA-Z0-9_.-]`.
+fn valid_table_name(s: &str) -> bool {
+    (3..=255).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn valid_name(s: &str) -> bool {

@@ -63,7 +63,8 @@ pub async fn main(dir: PathBuf) -> i32 {
     tokio::spawn(http::serve(listener, app, http::Limits::default()));
 
     let engine = Arc::new(crate::commands::aws_engine(&cfg, clock.clone()).await);
-    let mut sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone());
+    let ha = crate::ha::Ha::connect(&cfg, clock.clone()).await;
+    let mut sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone()).with_ha(ha);
     sched.load_due_times().await;
     health.ready.store(true, Ordering::Relaxed);
     metrics::get().ready.set(1);
@@ -83,6 +84,7 @@ pub async fn main(dir: PathBuf) -> i32 {
     let mut status_tick = tokio::time::interval(Duration::from_secs(60));
     // Only what a reload cannot apply is kept here; the scheduler owns the secrets.
     let mut current = (cfg.daemon.clone(), cfg.aws.clone());
+    let ha_cfg = cfg.ha.clone();
     drop(cfg);
     loop {
         tokio::select! {
@@ -92,6 +94,9 @@ pub async fn main(dir: PathBuf) -> i32 {
                 match load_dir(&dir) {
                     Ok(new) => {
                         warn_unappliable(&current, &new);
+                        if new.ha != ha_cfg {
+                            tracing::warn!("[ha] changes apply on restart only");
+                        }
                         current = (new.daemon.clone(), new.aws.clone());
                         reload_ok(true, clock.as_ref());
                         let _ = tx.send(Control::Reload(Box::new(new))).await;

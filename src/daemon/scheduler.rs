@@ -58,6 +58,8 @@ struct Entry {
 enum Done {
     Due(SecretName, Result<DueInfo, AwsError>),
     Rotated(SecretName, Result<Report, RotationError>, Instant),
+    /// Another replica holds the secret's lease: nothing was done; try again after this.
+    Busy(SecretName, Duration),
 }
 
 pub struct Scheduler<S, D> {
@@ -70,6 +72,8 @@ pub struct Scheduler<S, D> {
     tasks: JoinSet<Done>,
     health: Arc<Health>,
     status_at: Option<Instant>,
+    /// `[ha]`: rotations take the secret's lease first.
+    ha: Option<Arc<crate::ha::Ha>>,
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -95,6 +99,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             tasks: JoinSet::new(),
             health,
             status_at: None,
+            ha: None,
         };
         for c in &cfg.secrets {
             s.entries
@@ -104,6 +109,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             .secrets_configured
             .set(cfg.secrets.len() as i64);
         s
+    }
+
+    /// Rotations take the secret's lease from `ha` first (several replicas).
+    pub fn with_ha(mut self, ha: Option<Arc<crate::ha::Ha>>) -> Self {
+        self.ha = ha;
+        self
     }
 
     /// Reads every due time from the store (one batched pass). Called before READY.
@@ -314,16 +325,36 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             });
             m.in_progress_total.inc();
             tracing::info!(secret = %name, attempt = e.failures + 1, "rotation due; starting");
+            let ha = self.ha.clone();
             self.tasks.spawn(async move {
                 let started = Instant::now();
-                let r = engine.rotate(&cfg, opts, &Quiet).await;
-                Done::Rotated(cfg.name.clone(), r, started)
+                match crate::ha::rotate(ha.as_deref(), &engine, &cfg, opts, &Quiet, true).await {
+                    crate::ha::Leased::Ran(r) => Done::Rotated(cfg.name.clone(), r, started),
+                    crate::ha::Leased::Busy { retry_in, .. } => {
+                        Done::Busy(cfg.name.clone(), retry_in)
+                    }
+                }
             });
         }
     }
 
     async fn finished(&mut self, done: Done) {
         match done {
+            Done::Busy(name, retry_in) => {
+                let m = metrics::get();
+                m.secrets.update(name.as_str(), |s| s.in_progress = false);
+                m.in_progress_total.dec();
+                if let Some(e) = self.entries.get_mut(&name) {
+                    e.running = false;
+                }
+                if self.take_removed(&name) {
+                    return;
+                }
+                self.apply_next_cfg(&name);
+                if let Some(e) = self.entries.get_mut(&name) {
+                    Self::schedule(&mut self.queue, &name, e, Instant::now() + retry_in);
+                }
+            }
             Done::Due(name, r) => {
                 if let Some(e) = self.entries.get_mut(&name) {
                     e.running = false;

@@ -4,6 +4,7 @@
 pub mod deploy;
 mod engine;
 pub mod generate;
+pub mod lease;
 pub mod store;
 pub mod target;
 pub mod token;

@@ -207,6 +207,7 @@ pub fn aws_env(moto: Option<&str>, ecs: Option<&str>) -> Vec<(String, String)> {
         env.push(("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), m.into()));
         env.push(("AWS_ENDPOINT_URL_IAM".into(), m.into()));
         env.push(("AWS_ENDPOINT_URL_STS".into(), m.into()));
+        env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), m.into()));
     }
     if let Some(e) = ecs {
         env.push(("AWS_ENDPOINT_URL_ECS".into(), e.into()));

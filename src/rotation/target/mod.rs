@@ -98,6 +98,10 @@ pub async fn set<S: SecretStore>(
     env: &TargetEnv<'_, S>,
     value: &SecretString,
 ) -> Result<(), TargetError> {
+    if has_set(&env.cfg.target) {
+        // Under a lease (several replicas): only the holder may change the target.
+        super::lease::fence::check_target("set").await?;
+    }
     match &env.cfg.target {
         Target::None => Ok(()),
         Target::Command(c) => command::run_step(c, "set", value, env.cfg).await,
@@ -127,6 +131,9 @@ pub async fn revoke<S: SecretStore>(
     current: &SecretString,
     previous: Option<&SecretString>,
 ) -> Result<(), TargetError> {
+    if has_revoke(&env.cfg.target) {
+        super::lease::fence::check_target("revoke").await?;
+    }
     match &env.cfg.target {
         Target::Command(c) => match previous {
             Some(prev) => command::run_step(c, "revoke", prev, env.cfg).await,
@@ -134,6 +141,15 @@ pub async fn revoke<S: SecretStore>(
         },
         Target::IamAccessKey(t) => iam::revoke(env, t, current, previous).await,
         Target::None | Target::Postgres(_) => Ok(()),
+    }
+}
+
+/// Whether "set" changes anything outside the store (IAM's key is made at create).
+fn has_set(target: &Target) -> bool {
+    match target {
+        Target::Command(c) => c.set.is_some(),
+        Target::Postgres(_) => true,
+        Target::None | Target::IamAccessKey(_) => false,
     }
 }
 

@@ -1,0 +1,470 @@
+//! Several replicas under per-secret leases (`[ha]`), on the in-memory fakes: the engine
+//! with its fenced store/deployer, the lease protocol (`MemoryLeases`), and replicas that
+//! are cut off from the lease table or frozen mid-rotation.
+
+mod fakes;
+
+use chrono::{DateTime, Utc};
+use fakes::*;
+use secrecy::SecretString;
+use secret_rotator::clock::{Clock, ManualClock};
+use secret_rotator::config::{GeneratePolicy, Location, SecretConfig, Target};
+use secret_rotator::error::AwsError;
+use secret_rotator::ha::{self, Ha, Leased};
+use secret_rotator::ids::{
+    Account, ClusterName, DeploymentId, SecretId, SecretName, SecretRef, ServiceName, ServiceRef,
+    VersionId,
+};
+use secret_rotator::rotation::deploy::{Deployer, Described};
+use secret_rotator::rotation::lease::fence::{self, is_lease_lost, Fenced};
+use secret_rotator::rotation::lease::memory::MemoryLeases;
+use secret_rotator::rotation::lease::{Leases, Taken};
+use secret_rotator::rotation::store::{
+    SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING, TAG_DEPLOYED_VERSION,
+};
+use secret_rotator::rotation::{Engine, Outcome, Quiet, RotateOptions, RotationError};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const SECRET: &str = "app/db-password";
+const CLUSTER: &str = "prod";
+const SERVICES: [&str; 4] = ["front", "api", "pdf", "admin"];
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-03T02:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn svc(name: &str) -> ServiceRef {
+    ServiceRef {
+        cluster: ClusterName::from(CLUSTER),
+        service: ServiceName::from(name),
+    }
+}
+
+fn config() -> SecretConfig {
+    SecretConfig {
+        name: SecretName::from("db-password"),
+        secret: SecretRef {
+            id: SecretId::from(SECRET),
+            account: Account::default(),
+        },
+        every: Duration::from_secs(30 * 86_400),
+        window: None,
+        jitter: Duration::ZERO,
+        generate: GeneratePolicy::default(),
+        json_key: None,
+        target: Target::None,
+        redeploy: SERVICES.iter().map(|s| svc(s)).collect(),
+        stable_timeout: Duration::from_secs(600),
+        origin: Location {
+            file: PathBuf::from("tests/ha.toml"),
+            line_col: Some((1, 1)),
+        },
+    }
+}
+
+/// When this replica's writes reached the store or ECS (after its fence let them through).
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<(Instant, String)>>>);
+
+impl Log {
+    fn push(&self, what: impl Into<String>) {
+        self.0.lock().unwrap().push((Instant::now(), what.into()));
+    }
+    fn all(&self) -> Vec<(Instant, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[derive(Clone)]
+struct Recorded<S> {
+    inner: S,
+    log: Log,
+}
+
+impl<S: SecretStore> SecretStore for Recorded<S> {
+    async fn describe(&self, s: &SecretRef) -> Result<SecretMeta, AwsError> {
+        self.inner.describe(s).await
+    }
+    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
+        self.inner.describe_many(refs).await
+    }
+    async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
+        self.inner.versions(s).await
+    }
+    async fn get_value(
+        &self,
+        s: &SecretRef,
+        select: Select<'_>,
+    ) -> Result<(VersionId, SecretString), AwsError> {
+        self.inner.get_value(s, select).await
+    }
+    async fn put_pending(
+        &self,
+        s: &SecretRef,
+        token: &VersionId,
+        value: &SecretString,
+    ) -> Result<VersionId, AwsError> {
+        self.log.push("PutSecretValue");
+        self.inner.put_pending(s, token, value).await
+    }
+    async fn update_stage(
+        &self,
+        s: &SecretRef,
+        stage: &str,
+        to: Option<&VersionId>,
+        from: Option<&VersionId>,
+    ) -> Result<(), AwsError> {
+        self.log.push(format!("UpdateSecretVersionStage {stage}"));
+        self.inner.update_stage(s, stage, to, from).await
+    }
+    async fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
+        self.log.push("TagResource");
+        self.inner.tag(s, tags).await
+    }
+}
+
+/// How a replica stops in the middle of its wait.
+#[derive(Clone, Copy)]
+enum Freeze {
+    /// Cut off from the lease table for this long (its ECS calls still work).
+    Partition(Duration),
+    /// The whole process stops (blocks its runtime's thread: renewals and all).
+    Pause(Duration),
+}
+
+/// ECS as one replica sees it: forces are logged; its `at`-th DescribeServices call
+/// freezes it.
+#[derive(Clone)]
+struct ReplicaEcs {
+    inner: FakeEcs,
+    log: Log,
+    describes: Arc<AtomicUsize>,
+    freeze: Option<(usize, Freeze)>,
+    leases: MemoryLeases,
+    owner: &'static str,
+}
+
+impl Deployer for ReplicaEcs {
+    async fn describe(
+        &self,
+        account: &Account,
+        cluster: &ClusterName,
+        services: &[ServiceName],
+    ) -> Result<Vec<Described>, AwsError> {
+        let n = self.describes.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.freeze {
+            Some((at, Freeze::Partition(d))) if at == n => {
+                self.leases.partition(self.owner, true);
+                tokio::time::sleep(d).await;
+                self.leases.partition(self.owner, false);
+            }
+            Some((at, Freeze::Pause(d))) if at == n => std::thread::sleep(d),
+            _ => {}
+        }
+        self.inner.describe(account, cluster, services).await
+    }
+
+    async fn force_deploy(
+        &self,
+        account: &Account,
+        service: &ServiceRef,
+    ) -> Result<DeploymentId, AwsError> {
+        self.log.push(format!("UpdateService {service}"));
+        self.inner.force_deploy(account, service).await
+    }
+}
+
+type ReplicaEngine = Engine<Fenced<Recorded<FakeStore>>, Fenced<ReplicaEcs>>;
+
+struct Replica {
+    engine: ReplicaEngine,
+    ha: Ha,
+    log: Log,
+}
+
+struct World {
+    clock: ManualClock,
+    store: FakeStore,
+    ecs: FakeEcs,
+    leases: MemoryLeases,
+    original: VersionId,
+}
+
+impl World {
+    fn new(start: Duration, drain: Duration) -> Self {
+        let clock = ManualClock::new(t0());
+        let seq = Sequence::default();
+        let store = FakeStore::new(&clock, &seq);
+        let ecs = FakeEcs::new(&clock, &seq);
+        store.create_secret(SECRET, "the-original-value-3fj29Dk!q");
+        let original = store.holder(SECRET, AWSCURRENT).unwrap();
+        for name in SERVICES {
+            ecs.add_service(CLUSTER, name, 2, Behaviour::Healthy { start, drain });
+        }
+        Self {
+            clock,
+            store,
+            ecs,
+            leases: MemoryLeases::new(),
+            original,
+        }
+    }
+
+    fn replica(
+        &self,
+        owner: &'static str,
+        ttl: Duration,
+        freeze: Option<(usize, Freeze)>,
+    ) -> Replica {
+        let log = Log::default();
+        let store = Recorded {
+            inner: self.store.clone(),
+            log: log.clone(),
+        };
+        let ecs = ReplicaEcs {
+            inner: self.ecs.clone(),
+            log: log.clone(),
+            describes: Arc::default(),
+            freeze,
+            leases: self.leases.clone(),
+            owner,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
+        let engine = Engine::new(
+            Fenced::new(store, true),
+            Fenced::new(ecs, true),
+            clock.clone(),
+        );
+        let leases = Leases::new(Arc::new(self.leases.clone()), owner, ttl, clock);
+        Replica {
+            engine,
+            ha: Ha::new(leases),
+            log,
+        }
+    }
+
+    /// Exactly one new version, current, tagged as deployed, no AWSPENDING.
+    fn assert_rotated_once(&self) {
+        let s = self.store.secret(SECRET);
+        assert_eq!(s.versions.len(), 2, "one new version: {:?}", s.versions);
+        let current = self.store.holder(SECRET, AWSCURRENT).unwrap();
+        assert_ne!(current, self.original);
+        assert!(self.store.holder(SECRET, AWSPENDING).is_none());
+        assert_eq!(
+            s.tags.get(TAG_DEPLOYED_VERSION).map(String::as_str),
+            Some(current.as_str())
+        );
+    }
+}
+
+/// What the daemon does: try, and while another replica holds the lease, try again later.
+async fn rotate_until_ran(
+    r: &Replica,
+    cfg: &SecretConfig,
+) -> Result<secret_rotator::rotation::Report, RotationError> {
+    loop {
+        let opts = RotateOptions::default();
+        match ha::rotate(Some(&r.ha), &r.engine, cfg, opts, &Quiet, true).await {
+            Leased::Ran(res) => return res,
+            Leased::Busy { retry_in, .. } => tokio::time::sleep(retry_in).await,
+        }
+    }
+}
+
+fn lease_lost(r: &Result<secret_rotator::rotation::Report, RotationError>) -> bool {
+    matches!(r, Err(RotationError::Aws { source, .. }) if is_lease_lost(source))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_cut_off_from_the_lease_table_mid_wait_stops_and_another_finishes() {
+    let w = World::new(Duration::from_secs(40), Duration::from_secs(20));
+    let ttl = Duration::from_secs(60);
+    // a is cut off for 5 minutes at its second DescribeServices (the first wait poll).
+    let a = w.replica(
+        "a",
+        ttl,
+        Some((2, Freeze::Partition(Duration::from_secs(300)))),
+    );
+    let b = w.replica("b", ttl, None);
+    let cfg = config();
+    let (ra, rb) = tokio::join!(rotate_until_ran(&a, &cfg), async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        rotate_until_ran(&b, &cfg).await
+    });
+    assert!(lease_lost(&ra), "a: {ra:?}");
+    assert_eq!(
+        rb.as_ref().map(|r| r.outcome).ok(),
+        Some(Outcome::Success),
+        "b: {rb:?}"
+    );
+    w.assert_rotated_once();
+    let acq = w.leases.acquisitions();
+    let b_took = acq
+        .iter()
+        .find(|x| x.owner == "b")
+        .expect("b took the lease")
+        .at;
+    for (at, what) in a.log.all() {
+        assert!(at < b_took, "a wrote {what} after b took the lease");
+    }
+    // a forced each service once before it was cut off; b could not know whether a's
+    // deployments would be seen through, so it forced once more. Never more.
+    for s in SERVICES {
+        assert_eq!(w.ecs.forced(&svc(s)).len(), 2, "{s}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_arriving_after_another_finished_does_nothing() {
+    let w = World::new(Duration::from_secs(40), Duration::from_secs(20));
+    let ttl = Duration::from_secs(60);
+    let a = w.replica("a", ttl, None);
+    let b = w.replica("b", ttl, None);
+    let cfg = config();
+    // b found the secret due at the same moment as a (it read the same state), but only
+    // gets the lease once a is done: it must not rotate or redeploy again.
+    let (ra, rb) = tokio::join!(rotate_until_ran(&a, &cfg), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        rotate_until_ran(&b, &cfg).await
+    });
+    assert_eq!(ra.unwrap().outcome, Outcome::Success);
+    assert_eq!(rb.unwrap().outcome, Outcome::AlreadyRotated);
+    w.assert_rotated_once();
+    for s in SERVICES {
+        assert_eq!(w.ecs.forced(&svc(s)).len(), 1, "{s}");
+    }
+    assert!(b.log.all().is_empty(), "b wrote: {:?}", b.log.all());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_after_the_lease_lapsed_is_refused_even_if_nobody_noticed() {
+    // A frozen process resumes: its next write runs before anything else looks at the
+    // lease. The fence still refuses it.
+    let w = World::new(Duration::from_secs(40), Duration::from_secs(20));
+    let leases = Leases::new(
+        Arc::new(w.leases.clone()),
+        "a",
+        Duration::from_secs(60),
+        Arc::new(w.clock.clone()),
+    )
+    .without_renewal();
+    let Taken::Ours(guard) = leases.acquire("k").await.unwrap() else {
+        panic!("free lease")
+    };
+    let store = Fenced::new(w.store.clone(), true);
+    let s = config().secret;
+    let current = w.store.holder(SECRET, AWSCURRENT).unwrap();
+    tokio::time::advance(Duration::from_secs(46)).await;
+    let r = fence::scope(guard.fence(), store.tag(&s, &[("k", "v".into())])).await;
+    assert!(matches!(&r, Err(e) if is_lease_lost(e)), "{r:?}");
+    let r = fence::scope(
+        guard.fence(),
+        store.update_stage(&s, AWSPENDING, Some(&current), None),
+    )
+    .await;
+    assert!(r.is_err());
+    // Without a lease at all, a fenced store refuses too (leases are configured).
+    assert!(store.tag(&s, &[("k", "v".into())]).await.is_err());
+    assert!(w.store.secret(SECRET).tags.is_empty());
+    // Reads are not fenced.
+    assert!(store.describe(&s).await.is_ok());
+}
+
+/// The review scenario: a replica frozen for longer than its lease (a VM pause), while
+/// another takes over and finishes; then it resumes mid-wait. Real threads and real time,
+/// since a pause must freeze the replica's renewals and lease watcher too.
+#[test]
+fn a_replica_frozen_mid_rotation_resumes_and_writes_nothing() {
+    let w = Arc::new(World::new(
+        Duration::from_millis(300),
+        Duration::from_millis(300),
+    ));
+    let ttl = Duration::from_secs(6);
+    let cfg = config();
+    let a_thread = {
+        let w = w.clone();
+        let cfg = cfg.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                // Frozen 10 s at its first wait poll: its lease (6 s) lapses meanwhile.
+                let a = w.replica("a", ttl, Some((2, Freeze::Pause(Duration::from_secs(10)))));
+                let r = rotate_until_ran(&a, &cfg).await;
+                (r, a.log.all())
+            })
+        })
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (rb, b_log) = rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let b = w.replica("b", ttl, None);
+        let r = rotate_until_ran(&b, &cfg).await;
+        (r, b.log.all())
+    });
+    let (ra, a_log) = a_thread.join().unwrap();
+    assert!(lease_lost(&ra), "a: {ra:?}");
+    assert_eq!(
+        rb.as_ref().map(|r| r.outcome).ok(),
+        Some(Outcome::Success),
+        "b: {rb:?}"
+    );
+    w.assert_rotated_once();
+    let b_took = w
+        .leases
+        .acquisitions()
+        .iter()
+        .find(|x| x.owner == "b")
+        .expect("b took the lease")
+        .at;
+    for (at, what) in &a_log {
+        assert!(*at < b_took, "a wrote {what} after b took the lease");
+    }
+    assert!(!b_log.is_empty());
+    for s in SERVICES {
+        assert_eq!(w.ecs.forced(&svc(s)).len(), 2, "{s}");
+    }
+}
+
+/// A rotation abandoned because its lease lapsed drops its running target command: what
+/// that command started must stop too, or it would still be changing the target when the
+/// next lease holder runs its own `set`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_target_command_is_stopped_with_everything_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("still-running");
+    // The shell starts a worker (as a real script would start its client) and waits.
+    let script = format!(
+        "cat >/dev/null; (sleep 1; touch {}) & wait",
+        marker.display()
+    );
+    let c = secret_rotator::config::CommandTarget {
+        set: Some(vec!["/bin/sh".into(), "-c".into(), script]),
+        test: None,
+        revoke: None,
+        timeout: Duration::from_secs(30),
+    };
+    let cfg = config();
+    let value = SecretString::from("v4lue-that-is-long-enough");
+    let run = secret_rotator::rotation::target::command::run_step(&c, "set", &value, &cfg);
+    assert!(tokio::time::timeout(Duration::from_millis(300), run)
+        .await
+        .is_err());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !marker.exists(),
+        "the abandoned command's worker kept running"
+    );
+}
