@@ -49,6 +49,9 @@ pub struct DaemonConfig {
     pub shutdown_grace: Duration,
     /// How often due times are re-read from the store (changes made outside the daemon).
     pub refresh: Duration,
+    /// Rotations started per minute at most, so that many overdue secrets (first start,
+    /// a long outage) are spread out instead of all forced at once.
+    pub max_starts_per_minute: u32,
 }
 
 impl Default for DaemonConfig {
@@ -61,6 +64,7 @@ impl Default for DaemonConfig {
             max_attempts: 10,
             shutdown_grace: Duration::from_secs(90),
             refresh: Duration::from_secs(3600),
+            max_starts_per_minute: 10,
         }
     }
 }

@@ -15,6 +15,7 @@ pub struct RawDaemon {
     pub max_attempts: Option<S<i64>>,
     pub shutdown_grace: Option<S<String>>,
     pub refresh: Option<S<String>>,
+    pub max_starts_per_minute: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
