@@ -4,7 +4,7 @@
 //! Due-ness comes from the stored state first, times second: an unfinished rotation of ours
 //! (our AWSPENDING, or our AWSCURRENT not yet confirmed deployed) is due now, as a resume.
 //! Otherwise due = last rotation (our `last-rotated` tag, else AWSCURRENT's creation date)
-//! + the schedule. A `last-rotated` tag in the future is invalid (due now), an unparseable
+//! plus the schedule. A `last-rotated` tag in the future is invalid (due now), an unparseable
 //! one counts as absent; both are reported so the daemon can warn and count them.
 
 use crate::config::SecretConfig;
