@@ -594,3 +594,32 @@ async fn a_wall_clock_jump_fires_deadlines_at_the_new_wall_time() {
     sleep(Duration::from_secs(120)).await;
     assert_eq!(w.puts("jumpy"), 1, "the deadline kept monotonic time");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_another_replica_finished_does_not_rotate_again() {
+    let mut w = World::new();
+    w.create("raced", Some(40 * DAY));
+    w.store
+        .fail_next("PutSecretValue", [access_denied("PutSecretValue")]);
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![secret("raced", 30 * DAY)]);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(w.puts("raced"), 0);
+    // Another replica rotates the secret completely before our retry.
+    let now = w.clock.now();
+    w.store
+        .seed_version("app/raced", "other-replica-1", "theirs", &[AWSCURRENT], now);
+    w.tag("raced", TAG_LAST_ROTATED, &rfc(now));
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(
+        w.puts("raced"),
+        0,
+        "rotated again right after another replica did"
+    );
+    let body = metrics();
+    assert_eq!(
+        metric(&body, "secret_rotator_rotation_failing{secret=\"raced\"}"),
+        Some(0.0),
+        "{body}"
+    );
+}

@@ -319,7 +319,17 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let m = metrics::get();
         match r {
             Ok(d) => {
-                let retry = single && e.failures > 0;
+                let mut retry = single && e.failures > 0;
+                if retry && d.status == DueStatus::Scheduled && d.due > now {
+                    // Someone else (another replica, a manual rotate) finished it while we
+                    // waited for the retry: nothing is owed until the next due time.
+                    tracing::info!(secret = %name, "rotated by another rotator since our failure; no retry needed");
+                    retry = false;
+                    e.failures = 0;
+                    e.fresh_next = false;
+                    e.gave_up = false;
+                    m.secrets.update(name.as_str(), |s| s.failures = 0);
+                }
                 e.needs_due = false;
                 e.read_failures = 0;
                 e.due = Some(d.due);
