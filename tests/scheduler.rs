@@ -623,3 +623,21 @@ async fn a_retry_after_another_replica_finished_does_not_rotate_again() {
         "{body}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_loop_keeps_the_heartbeat_fresh_enough_for_a_10s_watchdog() {
+    let mut w = World::new();
+    // Nothing due for a year: the loop has no deadline to wake for.
+    w.create("idle", Some(DAY));
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![secret("idle", 365 * DAY)]);
+    let mut worst = 0;
+    for _ in 0..300 {
+        sleep(Duration::from_millis(700)).await;
+        let beat = w.health.heartbeat.load(Ordering::Relaxed) as i64;
+        worst = worst.max(w.clock.now().timestamp() - beat);
+    }
+    // The daemon's watchdog pings while the beat is at most max(WatchdogSec, 10 s) old,
+    // every WatchdogSec/2: the beat must stay well inside that.
+    assert!(worst <= 6, "heartbeat up to {worst} s old");
+}

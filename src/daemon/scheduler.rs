@@ -121,8 +121,9 @@ pub struct Scheduler<S, D> {
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
-/// The loop wakes at least this often: heartbeat, clock check, rate limit. Cheap.
-const WAKE_EVERY: Duration = Duration::from_secs(10);
+/// The loop wakes at least this often: heartbeat (the watchdog accepts a beat up to
+/// max(WatchdogSec, 10 s) old), clock check, rate limit. Cheap.
+const WAKE_EVERY: Duration = Duration::from_secs(5);
 /// How often every secret's status gauge is recomputed (due -> overdue and the like).
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// Wall clock and monotonic clock disagreeing by more than this: a suspend or a step.
