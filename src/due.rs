@@ -1,9 +1,18 @@
-//! Due times read from the store: last rotation (our tag, else AWSCURRENT's creation date)
-//! and the schedule. Used by `plan` and by the daemon at start-up, reload and refresh.
+//! Due times read from the store. Used by `plan` and by the daemon at start-up, reload and
+//! refresh.
+//!
+//! Due-ness comes from the stored state first, times second: an unfinished rotation of ours
+//! (our AWSPENDING, or our AWSCURRENT not yet confirmed deployed) is due now, as a resume.
+//! Otherwise due = last rotation (our `last-rotated` tag, else AWSCURRENT's creation date)
+//! plus the schedule. A `last-rotated` tag in the future is invalid (due now), an unparseable
+//! one counts as absent; both are reported so the daemon can warn and count them.
 
 use crate::config::SecretConfig;
 use crate::error::AwsError;
-use crate::rotation::store::{last_rotated, SecretStore};
+use crate::rotation::store::{
+    SecretMeta, SecretStore, TagRead, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+};
+use crate::rotation::token::attempt_of;
 use crate::schedule::{next_due, Schedule};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -12,13 +21,97 @@ use futures::StreamExt;
 /// Concurrent ListSecretVersionIds calls for secrets without our tag.
 const FALLBACK_CONCURRENCY: usize = 16;
 
+/// Where an unfinished rotation of ours stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unfinished {
+    /// Our pending value exists but is not current yet (stopped in create, set or test).
+    Pending,
+    /// AWSCURRENT moved to our value, AWSPENDING is still on it (stopped in finish).
+    Finish,
+    /// Our value is current; the consumers were not confirmed stable on it.
+    Redeploy,
+}
+
+impl Unfinished {
+    /// The new value is already AWSCURRENT: what is left only redeploys (no new value).
+    pub fn value_is_current(self) -> bool {
+        matches!(self, Unfinished::Finish | Unfinished::Redeploy)
+    }
+
+    /// For `plan` and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Unfinished::Pending => "unfinished rotation",
+            Unfinished::Finish | Unfinished::Redeploy => "redeploy pending",
+        }
+    }
+}
+
+/// Why a secret is due when it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "stage")]
+pub enum DueStatus {
+    /// By the schedule: last rotation + `every` (window, jitter).
+    Scheduled,
+    /// A rotation of ours stopped before it finished: due now, as a resume.
+    Unfinished(Unfinished),
+    /// The `last-rotated` tag is in the future: not trusted, due now.
+    InvalidTag,
+}
+
+/// A `last-rotated` tag that was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagProblem {
+    Future,
+    Unparseable,
+}
+
+impl TagProblem {
+    pub fn label(self) -> &'static str {
+        match self {
+            TagProblem::Future => "future",
+            TagProblem::Unparseable => "unparseable",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DueInfo {
-    /// None: the store has no date for the current value; the secret is due now.
+    /// None: the store has no usable date for the current value; the secret is due now.
     pub last_rotated: Option<DateTime<Utc>>,
+    /// A rotation confirmed by our (valid) `last-rotated` tag, not a creation date.
+    pub verified: Option<DateTime<Utc>>,
     pub due: DateTime<Utc>,
     /// The AWSCURRENT version the due time refers to (the one a rotation will replace).
     pub current: Option<crate::ids::VersionId>,
+    pub status: DueStatus,
+    pub tag_problem: Option<TagProblem>,
+}
+
+/// The one place that decides whether the stored state shows an unfinished rotation of
+/// ours. "Ours" is recognised as the engine does (`token::attempt_of`): a pending version
+/// whose id is one of our tokens for replacing AWSCURRENT, or an AWSCURRENT whose id is
+/// one of our tokens for replacing AWSPREVIOUS. A secret we never rotated (no tags,
+/// AWSCURRENT not ours) and a foreign AWSPENDING are not unfinished.
+pub fn unfinished(meta: &SecretMeta) -> Option<Unfinished> {
+    let current = meta.version_with(AWSCURRENT)?;
+    // The same notion of "ours" as the engine's phase detection: the token derivation,
+    // or the pending-version tag written before the put (which still holds when someone
+    // changed AWSCURRENT during set/test).
+    let marker = meta.pending_version_tag();
+    let current_is_ours = marker.as_ref() == Some(current)
+        || meta
+            .version_with(AWSPREVIOUS)
+            .is_some_and(|prev| attempt_of(&meta.arn, prev, current).is_some());
+    match meta.version_with(AWSPENDING) {
+        Some(p) if p == current => current_is_ours.then_some(Unfinished::Finish),
+        Some(p) => (attempt_of(&meta.arn, current, p).is_some() || marker.as_ref() == Some(p))
+            .then_some(Unfinished::Pending),
+        None => (current_is_ours && meta.deployed_version_tag().as_ref() != Some(current))
+            .then_some(Unfinished::Redeploy),
+    }
 }
 
 /// Due information for each secret, in input order.
@@ -27,30 +120,8 @@ pub async fn due_times<S: SecretStore>(
     secrets: &[&SecretConfig],
     now: DateTime<Utc>,
 ) -> Vec<Result<DueInfo, AwsError>> {
-    let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
-    let metas = store.describe_many(&refs).await;
-    drop(refs);
-    // Most secrets carry our tag: their due time needs no further call, so only the rest
-    // become futures (boxed so the future stays Send for every lifetime when spawned).
-    let mut out: Vec<Option<Result<DueInfo, AwsError>>> = Vec::with_capacity(secrets.len());
-    let mut slow: Vec<BoxFuture<'_, (usize, Result<DueInfo, AwsError>)>> = Vec::new();
-    for (i, (cfg, meta)) in secrets.iter().zip(metas).enumerate() {
-        let tagged = meta.as_ref().ok().and_then(|m| m.last_rotated_tag());
-        match (meta, tagged) {
-            (Ok(m), Some(t)) => out.push(Some(Ok(from_meta(cfg, &m, Some(t), now)))),
-            (other, _) => {
-                out.push(None);
-                slow.push(Box::pin(one(i, store, cfg, other, now)));
-            }
-        }
-    }
-    let done: Vec<(usize, Result<DueInfo, AwsError>)> = futures::stream::iter(slow)
-        .buffer_unordered(FALLBACK_CONCURRENCY)
-        .collect()
-        .await;
-    for (i, r) in done {
-        out[i] = Some(r);
-    }
+    let mut out: Vec<Option<Result<DueInfo, AwsError>>> = vec![None; secrets.len()];
+    due_times_each(store, secrets, now, |i, r| out[i] = Some(r)).await;
     out.into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
@@ -65,38 +136,89 @@ pub async fn due_times<S: SecretStore>(
         .collect()
 }
 
-fn from_meta(
-    cfg: &SecretConfig,
-    meta: &crate::rotation::store::SecretMeta,
-    last: Option<DateTime<Utc>>,
+/// Like [`due_times`], but hands each result to `sink(index, result)` as soon as it is
+/// known: secrets with our tag right after the metadata pass, the rest as their
+/// ListSecretVersionIds calls return (so one slow secret does not hold back the others).
+pub async fn due_times_each<S: SecretStore>(
+    store: &S,
+    secrets: &[&SecretConfig],
     now: DateTime<Utc>,
-) -> DueInfo {
-    let due = match last {
-        Some(t) => next_due(t, &Schedule::of(cfg)),
-        None => now,
-    };
-    let current = meta
-        .version_with(crate::rotation::store::AWSCURRENT)
-        .cloned();
-    DueInfo {
-        last_rotated: last,
-        due,
-        current,
+    mut sink: impl FnMut(usize, Result<DueInfo, AwsError>) + Send,
+) {
+    let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
+    let metas = store.describe_many(&refs).await;
+    drop(refs);
+    // Most secrets carry our tag: their due time needs no further call, so only the rest
+    // become futures (boxed so the future stays Send for every lifetime when spawned).
+    let mut slow: Vec<BoxFuture<'_, (usize, Result<DueInfo, AwsError>)>> = Vec::new();
+    for (i, (cfg, meta)) in secrets.iter().zip(metas).enumerate() {
+        match meta {
+            Ok(m) => {
+                let tag = m.last_rotated_tag_at(now);
+                if matches!(tag, TagRead::Valid(_) | TagRead::Future(_)) {
+                    sink(i, Ok(from_meta(cfg, &m, None, tag, now)));
+                } else {
+                    slow.push(Box::pin(one(i, store, cfg, m, tag, now)));
+                }
+            }
+            Err(e) => sink(i, Err(e)),
+        }
+    }
+    let mut done = futures::stream::iter(slow).buffer_unordered(FALLBACK_CONCURRENCY);
+    while let Some((i, r)) = done.next().await {
+        sink(i, r);
     }
 }
 
-/// The due time of secret `i` when it needs a ListSecretVersionIds call (no tag).
+fn from_meta(
+    cfg: &SecretConfig,
+    meta: &SecretMeta,
+    created: Option<DateTime<Utc>>,
+    tag: TagRead,
+    now: DateTime<Utc>,
+) -> DueInfo {
+    let (last, verified, tag_problem) = match tag {
+        TagRead::Valid(t) => (Some(t), Some(t), None),
+        TagRead::Absent => (created, None, None),
+        TagRead::Unparseable => (created, None, Some(TagProblem::Unparseable)),
+        TagRead::Future(_) => (None, None, Some(TagProblem::Future)),
+    };
+    let status = match unfinished(meta) {
+        Some(u) => DueStatus::Unfinished(u),
+        None if tag_problem == Some(TagProblem::Future) => DueStatus::InvalidTag,
+        None => DueStatus::Scheduled,
+    };
+    let scheduled = last.map(|t| next_due(t, &Schedule::of(cfg)));
+    let due = match (status, scheduled) {
+        (DueStatus::Scheduled, Some(d)) => d,
+        // Due now, or earlier if the schedule says so (an unfinished rotation of an
+        // overdue secret stays overdue).
+        (_, Some(d)) => d.min(now),
+        (_, None) => now,
+    };
+    let current = meta.version_with(AWSCURRENT).cloned();
+    DueInfo {
+        last_rotated: last,
+        verified,
+        due,
+        current,
+        status,
+        tag_problem,
+    }
+}
+
+/// The due time of secret `i` when it needs a ListSecretVersionIds call (no usable tag).
 async fn one<S: SecretStore>(
     i: usize,
     store: &S,
     cfg: &SecretConfig,
-    meta: Result<crate::rotation::store::SecretMeta, AwsError>,
+    meta: SecretMeta,
+    tag: TagRead,
     now: DateTime<Utc>,
 ) -> (usize, Result<DueInfo, AwsError>) {
     let r = async {
-        let meta = meta?;
-        let last = last_rotated(store, &cfg.secret, &meta).await?;
-        Ok(from_meta(cfg, &meta, last, now))
+        let created = crate::rotation::store::current_created(store, &cfg.secret, &meta).await?;
+        Ok(from_meta(cfg, &meta, created, tag, now))
     };
     (i, r.await)
 }

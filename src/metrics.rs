@@ -30,6 +30,10 @@ pub struct Metrics {
     pub lease_contended: IntCounterVec,
     /// `[ha]`: rotations stopped because their lease lapsed or was taken over.
     pub lease_lost: IntCounterVec,
+    /// `last-rotated` tags not used (in the future, unparseable), by secret and reason.
+    pub invalid_tags: IntCounterVec,
+    /// Configured secrets whose due time is not known yet (loading, or unreadable).
+    pub due_times_pending: IntGauge,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -63,6 +67,8 @@ impl Metrics {
             build_info: reg(&r, IntGaugeVec::new(Opts::new("build_info", "Build information; always 1."), &["version"]).unwrap()),
             lease_contended: reg(&r, IntCounterVec::new(Opts::new("lease_contended_total", "Rotation launches skipped because another replica held the secret's lease ([ha]); retried shortly."), &["secret"]).unwrap()),
             lease_lost: reg(&r, IntCounterVec::new(Opts::new("lease_lost_total", "Rotations stopped because their lease expired or was taken over by another replica ([ha]); counted as failed."), &["secret"]).unwrap()),
+            invalid_tags: reg(&r, IntCounterVec::new(Opts::new("invalid_tags_total", "Reads of a secret whose secret-rotator:last-rotated tag was not used: in the future (the secret is then due now) or unparseable (treated as absent)."), &["secret", "reason"]).unwrap()),
+            due_times_pending: reg(&r, IntGauge::new("due_times_pending", "Configured secrets whose due time is not known yet (still loading after start or reload, or unreadable).").unwrap()),
             registry: r,
         };
         m.build_info
@@ -82,18 +88,61 @@ impl Metrics {
     /// Drops the series of a secret that is no longer configured.
     pub fn forget_secret(&self, secret: &str) {
         self.secrets.forget(secret);
+        for reason in ["future", "unparseable"] {
+            let _ = self.invalid_tags.remove_label_values(&[secret, reason]);
+        }
     }
 }
 
 /// What the per-secret gauges show for one secret.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SecretState {
+    /// 0: not known yet (the series is left out).
     pub next_due: f64,
     pub last_success: f64,
     pub failures: u32,
     pub failing: bool,
     pub in_progress: bool,
     pub started: f64,
+    /// None until the first read of the secret; then whether the last read worked.
+    pub readable: Option<bool>,
+    /// The last rotation confirmed by this daemon or by our valid tag (0: none known).
+    pub verified: f64,
+    /// The configured interval, so an alert can say "not rotated within every + grace".
+    pub every: f64,
+    pub status: Status,
+}
+
+/// One word for where a secret stands (`secret_status{status}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Not read from the store yet.
+    #[default]
+    Loading,
+    Ok,
+    Due,
+    Overdue,
+    Unfinished,
+    RedeployPending,
+    Failing,
+    Unreadable,
+    OutsideWindow,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Loading => "loading",
+            Status::Ok => "ok",
+            Status::Due => "due",
+            Status::Overdue => "overdue",
+            Status::Unfinished => "unfinished",
+            Status::RedeployPending => "redeploy_pending",
+            Status::Failing => "failing",
+            Status::Unreadable => "unreadable",
+            Status::OutsideWindow => "outside_window",
+        }
+    }
 }
 
 pub struct SecretStates {
@@ -101,13 +150,17 @@ pub struct SecretStates {
     descs: Vec<Desc>,
 }
 
-const STATE_FAMILIES: [(&str, &str); 6] = [
+const STATE_FAMILIES: [(&str, &str); 10] = [
     ("next_due_timestamp_seconds", "When the secret is due (Unix time). Does not move while rotations fail, so now > next_due means overdue."),
     ("last_success_timestamp_seconds", "When the secret last rotated successfully (Unix time; 0 if unknown)."),
     ("rotation_failing", "1 when the last rotation attempt of the secret failed."),
     ("consecutive_failures", "Failed attempts in a row since the last success (only secrets with failures)."),
     ("rotation_in_progress", "1 while the secret is being rotated (only secrets being rotated)."),
     ("rotation_started_timestamp_seconds", "When the rotation in progress started (Unix time; only secrets being rotated)."),
+    ("secret_readable", "1 if the secret could be read at the last attempt, 0 if not (the reason is logged; reads are retried with backoff)."),
+    ("last_verified_rotation_timestamp_seconds", "The last rotation observed by this daemon or confirmed by a valid secret-rotator:last-rotated tag (Unix time; 0 if none)."),
+    ("rotation_interval_seconds", "The configured interval (every) of the secret."),
+    ("secret_status", "1 for the secret's current status: loading, ok, due, overdue, unfinished, redeploy_pending, failing, unreadable, outside_window."),
 ];
 
 impl SecretStates {
@@ -115,13 +168,12 @@ impl SecretStates {
         let descs = STATE_FAMILIES
             .iter()
             .map(|(n, h)| {
-                Desc::new(
-                    (*n).into(),
-                    (*h).into(),
-                    vec!["secret".into()],
-                    HashMap::new(),
-                )
-                .expect("valid desc")
+                let labels = if *n == "secret_status" {
+                    vec!["secret".into(), "status".into()]
+                } else {
+                    vec!["secret".into()]
+                };
+                Desc::new((*n).into(), (*h).into(), labels, HashMap::new()).expect("valid desc")
             })
             .collect();
         Self {
@@ -153,13 +205,24 @@ impl SecretStates {
 struct SecretStatesCollector(&'static SecretStates);
 
 fn gauge(secret: &str, v: f64) -> proto::Metric {
+    gauge_with(secret, None, v)
+}
+
+fn gauge_with(secret: &str, status: Option<&str>, v: f64) -> proto::Metric {
     let mut l = proto::LabelPair::default();
     l.set_name("secret".into());
     l.set_value(secret.into());
+    let mut labels = vec![l];
+    if let Some(st) = status {
+        let mut l = proto::LabelPair::default();
+        l.set_name("status".into());
+        l.set_value(st.into());
+        labels.push(l);
+    }
     let mut g = proto::Gauge::default();
     g.set_value(v);
     let mut m = proto::Metric::default();
-    m.set_label(vec![l]);
+    m.set_label(labels);
     m.set_gauge(g);
     m
 }
@@ -176,7 +239,9 @@ impl Collector for SecretStatesCollector {
         let mut families: Vec<Vec<proto::Metric>> = vec![Vec::new(); STATE_FAMILIES.len()];
         for n in names {
             let s = &map[n];
-            families[0].push(gauge(n, s.next_due));
+            if s.next_due > 0.0 {
+                families[0].push(gauge(n, s.next_due));
+            }
             families[1].push(gauge(n, s.last_success));
             families[2].push(gauge(n, f64::from(u8::from(s.failing))));
             if s.failures > 0 {
@@ -186,6 +251,12 @@ impl Collector for SecretStatesCollector {
                 families[4].push(gauge(n, 1.0));
                 families[5].push(gauge(n, s.started));
             }
+            if let Some(r) = s.readable {
+                families[6].push(gauge(n, f64::from(u8::from(r))));
+            }
+            families[7].push(gauge(n, s.verified));
+            families[8].push(gauge(n, s.every));
+            families[9].push(gauge_with(n, Some(s.status.label()), 1.0));
         }
         STATE_FAMILIES
             .iter()

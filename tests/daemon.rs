@@ -337,3 +337,71 @@ fn daemon_refuses_a_bad_config_with_78() {
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("daemon.listen"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_secret_is_failing_in_metrics_from_start() {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    create_secret(
+        &c,
+        "app/present",
+        "initial",
+        &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")],
+    )
+    .await;
+    let port = free_port();
+    // "typo" names a secret_id that does not exist.
+    let dir = config_dir(&format!(
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[secret]]\nname = \"present\"\nsecret_id = \"app/present\"\nevery = \"3650d\"\n[[secret]]\nname = \"typo\"\nsecret_id = \"app/does-not-exist\"\nevery = \"30d\"\n"
+    ));
+    let mut d = Daemon::start(dir.path(), &aws_env(Some(&moto.url), None), None);
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let body = wait_for(
+        "the unreadable secret's series",
+        Duration::from_secs(30),
+        || {
+            let body = http_get(&metrics_url).ok()?.1;
+            metric(&body, "secret_rotator_rotation_failing{secret=\"typo\"}").map(|_| body)
+        },
+    );
+    assert_eq!(
+        metric(&body, "secret_rotator_rotation_failing{secret=\"typo\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        metric(&body, "secret_rotator_secret_readable{secret=\"typo\"}"),
+        Some(0.0),
+        "{body}"
+    );
+    assert!(
+        metric(
+            &body,
+            "secret_rotator_next_due_timestamp_seconds{secret=\"typo\"}"
+        )
+        .is_some(),
+        "{body}"
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_secret_status{secret=\"typo\",status=\"unreadable\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    // The readable one is fine, and the daemon as a whole is ready.
+    assert_eq!(
+        metric(&body, "secret_rotator_secret_readable{secret=\"present\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{port}/readyz"))
+            .unwrap()
+            .0,
+        200
+    );
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0));
+}

@@ -12,10 +12,9 @@ use secret_rotator::config::{GeneratePolicy, Location, SecretConfig, Target};
 use secret_rotator::error::AwsError;
 use secret_rotator::ha::{self, Ha, Leased};
 use secret_rotator::ids::{
-    Account, ClusterName, DeploymentId, SecretId, SecretName, SecretRef, ServiceName, ServiceRef,
-    VersionId,
+    Account, ClusterName, SecretId, SecretName, SecretRef, ServiceName, ServiceRef, VersionId,
 };
-use secret_rotator::rotation::deploy::{Deployer, Described};
+use secret_rotator::rotation::deploy::{Deployer, Described, Forced};
 use secret_rotator::rotation::lease::fence::{self, is_lease_lost, Fenced};
 use secret_rotator::rotation::lease::memory::MemoryLeases;
 use secret_rotator::rotation::lease::{Leases, Taken};
@@ -58,6 +57,7 @@ fn config() -> SecretConfig {
         jitter: Duration::ZERO,
         generate: GeneratePolicy::default(),
         json_key: None,
+        json_key_create: false,
         target: Target::None,
         redeploy: SERVICES.iter().map(|s| svc(s)).collect(),
         stable_timeout: Duration::from_secs(600),
@@ -174,7 +174,7 @@ impl Deployer for ReplicaEcs {
         &self,
         account: &Account,
         service: &ServiceRef,
-    ) -> Result<DeploymentId, AwsError> {
+    ) -> Result<Forced, AwsError> {
         self.log.push(format!("UpdateService {service}"));
         self.inner.force_deploy(account, service).await
     }
@@ -455,6 +455,7 @@ async fn an_abandoned_target_command_is_stopped_with_everything_it_started() {
         test: None,
         revoke: None,
         timeout: Duration::from_secs(30),
+        env: Default::default(),
     };
     let cfg = config();
     let value = SecretString::from("v4lue-that-is-long-enough");

@@ -52,6 +52,9 @@ pub struct DaemonConfig {
     pub refresh: Duration,
     /// Deadline of each rotation step's call outside the process (store, target, ECS).
     pub step_timeout: Duration,
+    /// Rotations started per minute at most, so that many overdue secrets (first start,
+    /// a long outage) are spread out instead of all forced at once.
+    pub max_starts_per_minute: u32,
 }
 
 impl Default for DaemonConfig {
@@ -65,6 +68,7 @@ impl Default for DaemonConfig {
             shutdown_grace: Duration::from_secs(90),
             refresh: Duration::from_secs(3600),
             step_timeout: crate::rotation::DEFAULT_STEP_TIMEOUT,
+            max_starts_per_minute: 10,
         }
     }
 }

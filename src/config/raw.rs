@@ -16,6 +16,7 @@ pub struct RawDaemon {
     pub shutdown_grace: Option<S<String>>,
     pub refresh: Option<S<String>>,
     pub step_timeout: Option<S<String>>,
+    pub max_starts_per_minute: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -105,6 +105,17 @@ impl Validator {
                 ),
             }
         }
+        if let Some(n) = raw.max_starts_per_minute {
+            match u32::try_from(*n.get_ref()) {
+                Ok(v) if (1..=10_000).contains(&v) => self.daemon.max_starts_per_minute = v,
+                _ => self.err(
+                    src,
+                    n.span(),
+                    "daemon.max_starts_per_minute",
+                    format!("{} is out of range (allowed 1 to 10000)", n.get_ref()),
+                ),
+            }
+        }
         let secs = Duration::from_secs;
         let fields = [
             ("daemon.retry_initial", raw.retry_initial, secs(1), DAY),

@@ -64,8 +64,11 @@ pub async fn main(dir: PathBuf) -> i32 {
 
     let engine = Arc::new(crate::commands::aws_engine(&cfg, clock.clone()).await);
     let ha = crate::ha::Ha::connect(&cfg, clock.clone()).await;
-    let mut sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone()).with_ha(ha);
-    sched.load_due_times().await;
+    let sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone()).with_ha(ha);
+    // READY does not wait for due times: the loop reads them in the background (at
+    // 100,000 secrets that is minutes of ListSecrets pages). /readyz turns 503 only once a
+    // completed read pass reached Secrets Manager for none of the secrets.
+    health.store_ok.store(true, Ordering::Relaxed);
     health.ready.store(true, Ordering::Relaxed);
     metrics::get().ready.set(1);
     let (tx, rx) = mpsc::channel(4);

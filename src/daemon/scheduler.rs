@@ -1,21 +1,32 @@
 //! The deadline queue: every secret's next due time on tokio time, at most
-//! `max_concurrent_rotations` rotations at once, never two of one secret, retries with
-//! exponential backoff, reloads that take effect at once, and a graceful drain.
+//! `max_concurrent_rotations` rotations at once and `max_starts_per_minute` starts, never
+//! two of one secret, a rotation starts only inside its window, retries with exponential
+//! backoff, reloads that take effect at once, and a graceful drain.
 //!
-//! A sorted set of (deadline, name) and one `sleep_until` on the earliest: no polling, no
-//! wake-ups while nothing is due, O(log n) per change (DESIGN §5 has the measurements).
+//! A sorted set of (deadline, name) and one `sleep_until` on the earliest, plus a cheap
+//! wake-up every few seconds (heartbeat, wall-clock check): O(log n) per change (DESIGN §5
+//! has the measurements). The loop itself never waits on AWS: due times are read by spawned
+//! tasks that send their results back over a channel, so a slow ListSecrets pass delays
+//! neither the watchdog nor other launches.
+//!
+//! Deadlines are kept in wall-clock time too: after a suspend or a clock step (the wall
+//! clock and the monotonic clock disagree by more than [`CLOCK_JUMP`]) every deadline is
+//! re-derived from its wall-clock time.
 
 use crate::clock::Clock;
 use crate::config::{Config, DaemonConfig, SecretConfig};
-use crate::due::{due_times, DueInfo};
-use crate::error::AwsError;
+use crate::due::{due_times, due_times_each, DueInfo, DueStatus, Unfinished};
+use crate::error::{AwsError, ErrorClass};
 use crate::ids::{SecretName, VersionId};
-use crate::metrics;
+use crate::metrics::{self, Status};
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::SecretStore;
 use crate::rotation::{Engine, Outcome, Quiet, Report, RotateOptions, RotationError, Step};
+use crate::schedule::{jitter_offset, next_opening, opening_containing};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,25 +52,53 @@ pub enum Control {
 struct Entry {
     cfg: Arc<SecretConfig>,
     deadline: Option<Instant>,
+    /// The wall-clock time `deadline` stands for (re-derived after a clock jump).
+    wall: Option<DateTime<Utc>>,
     due: Option<DateTime<Utc>>,
     replaces: Option<VersionId>,
-    /// The due time is unknown (the store could not be read): find it before rotating.
+    status: DueStatus,
+    /// The due time is unknown or stale (never read, after a rotation, before a retry):
+    /// read it before rotating.
     needs_due: bool,
+    /// A read of this secret alone is in flight.
+    reading: bool,
+    /// Failed reads in a row (the secret cannot be read).
+    read_failures: u32,
     failures: u32,
     /// The last failure was the target refusing the value: the retry makes a new one.
     fresh_next: bool,
     gave_up: bool,
     running: bool,
+    /// In the waiting line (the line may hold stale names; this flag is the truth).
+    queued: bool,
+    /// Due, but its window is closed: requeued at the next opening.
+    outside_window: bool,
+    /// Bumped whenever a rotation starts or the config changes, so that the result of a
+    /// read started before is not applied over newer knowledge.
+    generation: u64,
     /// A reload changed the config while a rotation ran: apply after it.
     next_cfg: Option<Arc<SecretConfig>>,
     removed: bool,
 }
 
 enum Done {
-    Due(SecretName, Result<DueInfo, AwsError>),
     Rotated(SecretName, Result<Report, RotationError>, Instant),
     /// Another replica holds the secret's lease: nothing was done; try again after this.
     Busy(SecretName, Duration),
+    /// The rotation task panicked (a bug): counted and retried like a failure.
+    Panicked(SecretName, Instant),
+}
+
+/// A due-time result sent back by a read task.
+enum DueMsg {
+    One {
+        name: SecretName,
+        generation: u64,
+        single: bool,
+        result: Result<DueInfo, AwsError>,
+    },
+    /// A batch read finished: how many secrets it reached the store for, of how many.
+    BatchDone { reached: usize, total: usize },
 }
 
 pub struct Scheduler<S, D> {
@@ -70,13 +109,32 @@ pub struct Scheduler<S, D> {
     queue: BTreeSet<(Instant, SecretName)>,
     waiting: VecDeque<SecretName>,
     tasks: JoinSet<Done>,
+    due_tx: mpsc::UnboundedSender<DueMsg>,
+    due_rx: mpsc::UnboundedReceiver<DueMsg>,
+    /// Batch reads in flight (the periodic refresh starts none while one runs).
+    batches: usize,
+    /// Rotation starts in the last minute.
+    starts: VecDeque<Instant>,
+    /// (wall, monotonic) at the last clock check.
+    clock_base: (DateTime<Utc>, Instant),
     health: Arc<Health>,
     status_at: Option<Instant>,
     /// `[ha]`: rotations take the secret's lease first.
     ha: Option<Arc<crate::ha::Ha>>,
+    sweep_at: Option<Instant>,
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// The loop wakes at least this often: heartbeat (the watchdog accepts a beat up to
+/// max(WatchdogSec, 10 s) old), clock check, rate limit. Cheap.
+const WAKE_EVERY: Duration = Duration::from_secs(5);
+/// How often every secret's status gauge is recomputed (due -> overdue and the like).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Wall clock and monotonic clock disagreeing by more than this: a suspend or a step.
+const CLOCK_JUMP: chrono::Duration = chrono::Duration::seconds(5);
+/// A secret due longer ago than this and still not rotated is "overdue", not just "due".
+const OVERDUE_AFTER: chrono::Duration = chrono::Duration::hours(1);
+const MINUTE: Duration = Duration::from_secs(60);
 
 fn ts(t: DateTime<Utc>) -> f64 {
     t.timestamp() as f64
@@ -89,6 +147,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         cfg: &Config,
         health: Arc<Health>,
     ) -> Self {
+        let (due_tx, due_rx) = mpsc::unbounded_channel();
+        let clock_base = (clock.now(), Instant::now());
         let mut s = Self {
             engine,
             clock,
@@ -97,13 +157,18 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             queue: BTreeSet::new(),
             waiting: VecDeque::new(),
             tasks: JoinSet::new(),
+            due_tx,
+            due_rx,
+            batches: 0,
+            starts: VecDeque::new(),
+            clock_base,
             health,
             status_at: None,
             ha: None,
+            sweep_at: None,
         };
         for c in &cfg.secrets {
-            s.entries
-                .insert(c.name.clone(), Entry::new(Arc::new(c.clone())));
+            s.insert_entry(Arc::new(c.clone()));
         }
         metrics::get()
             .secrets_configured
@@ -117,36 +182,148 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         self
     }
 
-    /// Reads every due time from the store (one batched pass). Called before READY.
-    pub async fn load_due_times(&mut self) {
-        let names: Vec<SecretName> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| !e.running)
-            .map(|(n, _)| n.clone())
-            .collect();
-        self.compute_due(&names).await;
+    /// A new entry, with its series exported at once (status "loading") so that a secret
+    /// that is never readable still shows up in monitoring.
+    fn insert_entry(&mut self, cfg: Arc<SecretConfig>) {
+        let every = cfg.every.as_secs_f64();
+        metrics::get().secrets.update(cfg.name.as_str(), |s| {
+            s.every = every;
+        });
+        self.entries.insert(cfg.name.clone(), Entry::new(cfg));
     }
 
-    async fn compute_due(&mut self, names: &[SecretName]) {
-        let cfgs: Vec<Arc<SecretConfig>> = names
-            .iter()
-            .filter_map(|n| self.entries.get(n).map(|e| e.cfg.clone()))
+    /// Reads every due time from the store inline (benchmarks and tests; the daemon's loop
+    /// reads them in a task instead, see [`Self::run`]).
+    pub async fn load_due_times(&mut self) {
+        let cfgs: Vec<Arc<SecretConfig>> = self
+            .entries
+            .values()
+            .filter(|e| !e.running)
+            .map(|e| e.cfg.clone())
             .collect();
         let refs: Vec<&SecretConfig> = cfgs.iter().map(|c| c.as_ref()).collect();
-        let now = self.clock.now();
-        let results = due_times(&self.engine.store, &refs, now).await;
-        let mut ok = 0usize;
+        let results = due_times(&self.engine.store, &refs, self.clock.now()).await;
+        let mut reached = 0;
         for (cfg, r) in cfgs.iter().zip(results) {
-            ok += usize::from(r.is_ok());
-            self.apply_due(&cfg.name, r);
+            reached += usize::from(reached_store(&r));
+            self.apply_due(&cfg.name, r, false);
         }
         self.health
             .store_ok
-            .store(ok > 0 || cfgs.is_empty(), Ordering::Relaxed);
+            .store(reached > 0 || cfgs.is_empty(), Ordering::Relaxed);
     }
 
-    fn apply_due(&mut self, name: &SecretName, r: Result<DueInfo, AwsError>) {
+    /// Starts a read of these secrets' due times in a task; results arrive on `due_rx`.
+    fn start_batch(&mut self, names: Vec<SecretName>) {
+        let items: Vec<(Arc<SecretConfig>, u64)> = names
+            .iter()
+            .filter_map(|n| self.entries.get(n))
+            .map(|e| (e.cfg.clone(), e.generation))
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        self.batches += 1;
+        let engine = self.engine.clone();
+        let tx = self.due_tx.clone();
+        let now = self.clock.now();
+        tokio::spawn(async move {
+            let refs: Vec<&SecretConfig> = items.iter().map(|(c, _)| c.as_ref()).collect();
+            let mut reached = 0usize;
+            let read = due_times_each(&engine.store, &refs, now, |i, result| {
+                reached += usize::from(reached_store(&result));
+                let (cfg, generation) = &items[i];
+                let _ = tx.send(DueMsg::One {
+                    name: cfg.name.clone(),
+                    generation: *generation,
+                    single: false,
+                    result,
+                });
+            });
+            // A panic in a read is a bug; the secrets then count as unread and are retried.
+            if AssertUnwindSafe(read).catch_unwind().await.is_err() {
+                tracing::error!("reading due times panicked");
+            }
+            let _ = tx.send(DueMsg::BatchDone {
+                reached,
+                total: items.len(),
+            });
+        });
+    }
+
+    /// Reads one secret's due time in a task (after a rotation, before a retry).
+    fn start_read(&mut self, name: &SecretName) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.reading {
+            return;
+        }
+        e.reading = true;
+        let cfg = e.cfg.clone();
+        let generation = e.generation;
+        let engine = self.engine.clone();
+        let tx = self.due_tx.clone();
+        let now = self.clock.now();
+        tokio::spawn(async move {
+            let one = [cfg.as_ref()];
+            let read = due_times(&engine.store, &one, now);
+            let result = match AssertUnwindSafe(read).catch_unwind().await {
+                Ok(mut r) => r.pop(),
+                Err(_) => None,
+            }
+            .unwrap_or_else(|| {
+                Err(AwsError::new(
+                    ErrorClass::Other,
+                    "DescribeSecret",
+                    "NoResult",
+                    "reading the due time failed (no result)",
+                ))
+            });
+            let _ = tx.send(DueMsg::One {
+                name: cfg.name.clone(),
+                generation,
+                single: true,
+                result,
+            });
+        });
+    }
+
+    fn on_due(&mut self, msg: DueMsg) {
+        match msg {
+            DueMsg::BatchDone { reached, total } => {
+                self.batches = self.batches.saturating_sub(1);
+                self.health
+                    .store_ok
+                    .store(reached > 0 || total == 0, Ordering::Relaxed);
+            }
+            DueMsg::One {
+                name,
+                generation,
+                single,
+                result,
+            } => {
+                let Some(e) = self.entries.get_mut(&name) else {
+                    return;
+                };
+                if single {
+                    e.reading = false;
+                }
+                if e.removed || e.running || e.generation != generation {
+                    // Read before a rotation or a reload: what we know now is newer.
+                    return;
+                }
+                if !single && !e.needs_due && (e.failures > 0 || e.queued) {
+                    // A refresh must not reschedule a secret that waits for a retry (its
+                    // backoff) or is already in the waiting line.
+                    return;
+                }
+                self.apply_due(&name, result, single);
+            }
+        }
+    }
+
+    fn apply_due(&mut self, name: &SecretName, r: Result<DueInfo, AwsError>, single: bool) {
         let now = self.clock.now();
         let Some(e) = self.entries.get_mut(name) else {
             return;
@@ -154,106 +331,240 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let m = metrics::get();
         match r {
             Ok(d) => {
+                let mut retry = single && e.failures > 0;
+                if retry && d.status == DueStatus::Scheduled && d.due > now {
+                    // Someone else (another replica, a manual rotate) finished it while we
+                    // waited for the retry: nothing is owed until the next due time.
+                    tracing::info!(secret = %name, "rotated by another rotator since our failure; no retry needed");
+                    retry = false;
+                    e.failures = 0;
+                    e.fresh_next = false;
+                    e.gave_up = false;
+                    m.secrets.update(name.as_str(), |s| s.failures = 0);
+                }
                 e.needs_due = false;
+                e.read_failures = 0;
                 e.due = Some(d.due);
-                e.replaces = d.current;
+                e.replaces = d.current.clone();
+                e.status = d.status;
+                if let Some(p) = d.tag_problem {
+                    tracing::warn!(secret = %name, problem = p.label(), "the secret-rotator:last-rotated tag is not used ({}); {}", if p == crate::due::TagProblem::Future { "it is in the future" } else { "it is not an RFC 3339 time" }, if p == crate::due::TagProblem::Future { "the secret is due now" } else { "treated as absent" });
+                    m.invalid_tags
+                        .with_label_values(&[name.as_str(), p.label()])
+                        .inc();
+                }
+                if let DueStatus::Unfinished(u) = d.status {
+                    tracing::info!(secret = %name, state = u.describe(), "an unfinished rotation of ours is in the store; due now, as a resume");
+                }
+                let failing = e.failures > 0;
+                let verified = d.verified.map_or(0.0, ts);
                 m.secrets.update(name.as_str(), |s| {
                     s.next_due = ts(d.due);
                     s.last_success = d.last_rotated.map_or(0.0, ts);
+                    s.verified = s.verified.max(verified);
+                    s.readable = Some(true);
+                    s.failing = failing;
                 });
-                if !e.gave_up && e.failures == 0 {
-                    let wait = (d.due - now).to_std().unwrap_or(Duration::ZERO)
-                        + replica_skew(e.cfg.every);
-                    Self::schedule(&mut self.queue, name, e, Instant::now() + wait);
+                if retry {
+                    // The backoff has passed; the state is fresh: retry now.
+                    Self::schedule_wall(&mut self.queue, self.clock_base, name, e, now);
+                } else if !e.gave_up && e.failures == 0 {
+                    let skew =
+                        chrono::Duration::from_std(replica_skew(e.cfg.every)).unwrap_or_default();
+                    Self::schedule_wall(&mut self.queue, self.clock_base, name, e, d.due + skew);
                 }
                 tracing::debug!(secret = %name, due = %d.due, "due time");
             }
             Err(err) => {
-                tracing::warn!(secret = %name, error = %err, "cannot read the secret's due time; will retry");
                 e.needs_due = true;
-                let delay = backoff(&self.settings, e.failures.max(1));
-                Self::schedule(&mut self.queue, name, e, Instant::now() + delay);
+                e.read_failures = e.read_failures.saturating_add(1);
+                let delay = backoff(&self.settings, e.read_failures);
+                tracing::warn!(secret = %name, secret_id = %e.cfg.secret.id, failures = e.read_failures, retry_in = %crate::config::duration::format(delay), error = %err, "cannot read the secret; it cannot be rotated until it can (will retry)");
+                m.secrets.update(name.as_str(), |s| {
+                    s.readable = Some(false);
+                    s.failing = true;
+                    // Unknown due time: due since it was first found unreadable.
+                    if s.next_due == 0.0 {
+                        s.next_due = ts(now);
+                    }
+                });
+                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                Self::schedule_wall(&mut self.queue, self.clock_base, name, e, at);
             }
         }
+        self.publish(name);
     }
 
-    fn schedule(
+    /// Schedules `e` at wall-clock time `at` (now if past). Cancels a place in the
+    /// waiting line: one secret is in at most one of the two.
+    fn schedule_wall(
         queue: &mut BTreeSet<(Instant, SecretName)>,
+        base: (DateTime<Utc>, Instant),
         name: &SecretName,
         e: &mut Entry,
-        at: Instant,
+        at: DateTime<Utc>,
     ) {
-        if let Some(old) = e.deadline.take() {
-            queue.remove(&(old, name.clone()));
-        }
-        e.deadline = Some(at);
-        queue.insert((at, name.clone()));
+        Self::unschedule(queue, name, e);
+        let inst = instant_for(base, at);
+        e.deadline = Some(inst);
+        e.wall = Some(at);
+        queue.insert((inst, name.clone()));
     }
 
     fn unschedule(queue: &mut BTreeSet<(Instant, SecretName)>, name: &SecretName, e: &mut Entry) {
         if let Some(old) = e.deadline.take() {
             queue.remove(&(old, name.clone()));
         }
+        e.wall = None;
+        e.queued = false;
     }
 
     /// Runs until `Control::Shutdown` (or the control channel closes), then drains.
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        // Secrets whose due time is unknown are read in the background; the loop runs now.
+        let unknown: Vec<SecretName> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.needs_due && !e.running && e.deadline.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.start_batch(unknown);
         let mut refresh = tokio::time::interval_at(
             Instant::now() + self.settings.refresh,
             self.settings.refresh,
         );
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wake = tokio::time::interval(WAKE_EVERY);
+        wake.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.check_clock();
             self.beat();
-            let next = self.queue.first().map(|(at, _)| *at);
+            let next = self.next_wake();
             tokio::select! {
-                _ = sleep_until_opt(next) => self.fire(),
+                _ = sleep_until_opt(next) => {}
+                _ = wake.tick() => {}
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     match done {
-                        Ok(d) => self.finished(d).await,
-                        Err(e) => tracing::error!(error = %e, "a rotation task panicked"),
+                        Ok(d) => self.finished(d),
+                        // Panics are caught inside the task; this is a cancellation.
+                        Err(e) => tracing::error!(error = %e, "a rotation task ended abnormally"),
                     }
                 }
+                Some(msg) = self.due_rx.recv() => self.on_due(msg),
                 ctl = control.recv() => match ctl {
-                    Some(Control::Reload(cfg)) => self.reload(*cfg).await,
+                    Some(Control::Reload(cfg)) => self.reload(*cfg),
                     Some(Control::Shutdown) | None => break,
                 },
                 _ = refresh.tick() => {
-                    let idle: Vec<SecretName> = self.entries.iter()
-                        .filter(|(_, e)| !e.running && e.failures == 0 && !e.needs_due)
-                        .map(|(n, _)| n.clone()).collect();
-                    self.compute_due(&idle).await;
+                    // One periodic refresh at a time: at 100,000 secrets a pass takes a while.
+                    if self.batches == 0 {
+                        let idle: Vec<SecretName> = self.entries.iter()
+                            .filter(|(_, e)| !e.running && e.failures == 0 && !e.needs_due && !e.queued && !e.removed)
+                            .map(|(n, _)| n.clone()).collect();
+                        self.start_batch(idle);
+                    }
                 }
             }
+            self.fire();
             self.launch();
         }
         self.drain().await;
     }
 
+    /// The earliest of: the first deadline, and (when work waits only for the start rate
+    /// limit) the moment a start slot frees up.
+    fn next_wake(&self) -> Option<Instant> {
+        let first = self.queue.first().map(|(at, _)| *at);
+        let limited = !self.waiting.is_empty()
+            && self.starts.len() >= self.max_starts()
+            && self.tasks.len() < self.settings.max_concurrent_rotations;
+        let rate = if limited {
+            self.starts.front().map(|t| *t + MINUTE)
+        } else {
+            None
+        };
+        match (first, rate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn max_starts(&self) -> usize {
+        self.settings.max_starts_per_minute.max(1) as usize
+    }
+
+    /// Re-derives every deadline from its wall-clock time when the wall clock and the
+    /// monotonic clock disagree (suspend, clock step): tokio deadlines alone would fire
+    /// late (or early) until the next refresh.
+    fn check_clock(&mut self) {
+        let wall = self.clock.now();
+        let mono = Instant::now();
+        let (w0, m0) = self.clock_base;
+        let expected = w0 + chrono::Duration::from_std(mono - m0).unwrap_or_default();
+        let jump = wall - expected;
+        self.clock_base = (wall, mono);
+        if jump.abs() <= CLOCK_JUMP {
+            return;
+        }
+        tracing::warn!(
+            jump_seconds = jump.num_seconds(),
+            "the wall clock jumped (suspend or clock step); re-deriving deadlines"
+        );
+        let base = self.clock_base;
+        let mut queue = BTreeSet::new();
+        for (name, e) in &mut self.entries {
+            if let (Some(_), Some(w)) = (e.deadline, e.wall) {
+                let inst = instant_for(base, w);
+                e.deadline = Some(inst);
+                queue.insert((inst, name.clone()));
+            }
+        }
+        self.queue = queue;
+    }
+
     fn beat(&mut self) {
-        let now = self.clock.now().timestamp().max(0) as u64;
+        let now_wall = self.clock.now();
+        let now = now_wall.timestamp().max(0) as u64;
         self.health.heartbeat.store(now, Ordering::Relaxed);
+        if self.sweep_at.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+            self.sweep_at = Some(Instant::now());
+            let names: Vec<SecretName> = self.entries.keys().cloned().collect();
+            for n in &names {
+                self.publish(n);
+            }
+        }
         // The status line scans every entry: at most every few seconds, not per event.
         if self.status_at.is_some_and(|t| t.elapsed() < STATUS_EVERY) {
             return;
         }
         self.status_at = Some(Instant::now());
-        let failing = self.entries.values().filter(|e| e.failures > 0).count();
+        let failing = self
+            .entries
+            .values()
+            .filter(|e| e.failures > 0 || e.read_failures > 0)
+            .count();
+        let pending = self.entries.values().filter(|e| e.due.is_none()).count();
+        metrics::get().due_times_pending.set(pending as i64);
         let next = self.queue.iter().find_map(|(_, n)| {
             self.entries
                 .get(n)
                 .filter(|e| !e.needs_due)
                 .and_then(|e| e.due.map(|d| (n, d)))
         });
+        let loading = if pending > 0 {
+            format!(", {pending} due times loading or unreadable")
+        } else {
+            String::new()
+        };
         let status = match next {
             Some((n, d)) => format!(
-                "{} secrets, {} rotating, {failing} failing; next due: {n} at {}",
+                "{} secrets, {} rotating, {failing} failing{loading}; next due: {n} at {}",
                 self.entries.len(),
                 self.tasks.len(),
                 d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             None => format!(
-                "{} secrets, {} rotating, {failing} failing",
+                "{} secrets, {} rotating, {failing} failing{loading}",
                 self.entries.len(),
                 self.tasks.len()
             ),
@@ -263,7 +574,21 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         }
     }
 
-    /// Moves every entry whose deadline has passed to the waiting line.
+    /// Sets the secret's status gauge from what the scheduler knows.
+    fn publish(&self, name: &SecretName) {
+        let Some(e) = self.entries.get(name) else {
+            return;
+        };
+        if e.removed {
+            return;
+        }
+        let status = status_of(e, self.clock.now());
+        metrics::get()
+            .secrets
+            .update(name.as_str(), |s| s.status = status);
+    }
+
+    /// Moves every entry whose deadline has passed to the waiting line (once).
     fn fire(&mut self) {
         let now = Instant::now();
         while let Some((at, name)) = self.queue.first().cloned() {
@@ -273,15 +598,25 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             self.queue.remove(&(at, name.clone()));
             if let Some(e) = self.entries.get_mut(&name) {
                 e.deadline = None;
-                if !e.running {
+                e.wall = None;
+                if !e.running && !e.queued && !e.removed {
+                    e.queued = true;
                     self.waiting.push_back(name);
                 }
             }
         }
     }
 
-    /// Starts waiting work while slots are free.
+    /// Starts waiting work while slots (and start-rate budget) are free. Reads of unknown
+    /// due times take no slot; a rotation starts only inside its window, unless the new
+    /// value is already current (what is left is a redeploy, which may finish outside).
     fn launch(&mut self) {
+        let now = Instant::now();
+        while self.starts.front().is_some_and(|t| now - *t >= MINUTE) {
+            self.starts.pop_front();
+        }
+        let wall = self.clock.now();
+        let max_starts = self.max_starts();
         while self.tasks.len() < self.settings.max_concurrent_rotations {
             let Some(name) = self.waiting.pop_front() else {
                 break;
@@ -289,163 +624,209 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let Some(e) = self.entries.get_mut(&name) else {
                 continue;
             };
+            if !e.queued {
+                continue; // rescheduled since it was queued
+            }
+            e.queued = false;
             if e.running || e.removed {
                 continue;
             }
-            e.running = true;
-            let cfg = e.cfg.clone();
-            let engine = self.engine.clone();
             if e.needs_due {
-                self.tasks.spawn(async move {
-                    let r = due_times(&engine.store, &[cfg.as_ref()], engine.clock.now())
-                        .await
-                        .pop();
-                    let r = r.unwrap_or_else(|| {
-                        Err(AwsError::new(
-                            crate::error::ErrorClass::Other,
-                            "DescribeSecret",
-                            "NoResult",
-                            "no result",
-                        ))
-                    });
-                    Done::Due(cfg.name.clone(), r)
-                });
+                self.start_read(&name);
                 continue;
             }
+            let resume_only = matches!(e.status, DueStatus::Unfinished(u) if u.value_is_current())
+                && !e.fresh_next;
+            if let Some(w) = e.cfg.window.as_deref() {
+                if !resume_only && opening_containing(w, wall).is_none() {
+                    let offset =
+                        chrono::Duration::from_std(jitter_offset(&e.cfg.name, e.cfg.jitter))
+                            .unwrap_or_default();
+                    let at = next_opening(w, wall).map_or(DateTime::<Utc>::MAX_UTC, |o| o + offset);
+                    if !e.outside_window {
+                        tracing::info!(secret = %name, window = %w, starts_at = %at, "due, but outside its window; waiting for the next opening");
+                    }
+                    e.outside_window = true;
+                    Self::schedule_wall(&mut self.queue, self.clock_base, &name, e, at);
+                    self.publish(&name);
+                    continue;
+                }
+            }
+            if self.starts.len() >= max_starts {
+                // Spread out: back to the front of the line until a start slot frees up.
+                e.queued = true;
+                self.waiting.push_front(name);
+                break;
+            }
+            self.starts.push_back(now);
+            e.outside_window = false;
+            e.running = true;
+            e.generation += 1;
+            let cfg = e.cfg.clone();
+            let engine = self.engine.clone();
             let opts = RotateOptions {
                 fresh: e.fresh_next,
                 dry_run: false,
                 replaces: e.replaces.clone(),
             };
             let m = metrics::get();
-            let now = ts(self.clock.now());
+            let started_at = ts(wall);
             m.secrets.update(name.as_str(), |s| {
                 s.in_progress = true;
-                s.started = now;
+                s.started = started_at;
             });
             m.in_progress_total.inc();
             tracing::info!(secret = %name, attempt = e.failures + 1, "rotation due; starting");
+            let status = status_of(e, wall);
+            m.secrets.update(name.as_str(), |s| s.status = status);
             let ha = self.ha.clone();
             self.tasks.spawn(async move {
                 let started = Instant::now();
-                match crate::ha::rotate(ha.as_deref(), &engine, &cfg, opts, &Quiet, true).await {
-                    crate::ha::Leased::Ran(r) => Done::Rotated(cfg.name.clone(), r, started),
-                    crate::ha::Leased::Busy { retry_in, .. } => {
+                let rotation = crate::ha::rotate(ha.as_deref(), &engine, &cfg, opts, &Quiet, true);
+                match AssertUnwindSafe(rotation).catch_unwind().await {
+                    Ok(crate::ha::Leased::Ran(r)) => Done::Rotated(cfg.name.clone(), r, started),
+                    Ok(crate::ha::Leased::Busy { retry_in, .. }) => {
                         Done::Busy(cfg.name.clone(), retry_in)
                     }
+                    Err(_) => Done::Panicked(cfg.name.clone(), started),
                 }
             });
         }
     }
 
-    async fn finished(&mut self, done: Done) {
-        match done {
-            Done::Busy(name, retry_in) => {
-                let m = metrics::get();
-                m.secrets.update(name.as_str(), |s| s.in_progress = false);
-                m.in_progress_total.dec();
-                if let Some(e) = self.entries.get_mut(&name) {
-                    e.running = false;
-                }
-                if self.take_removed(&name) {
-                    return;
-                }
-                self.apply_next_cfg(&name);
-                if let Some(e) = self.entries.get_mut(&name) {
-                    Self::schedule(&mut self.queue, &name, e, Instant::now() + retry_in);
-                }
+    fn finished(&mut self, done: Done) {
+        let (name, r, started) = match done {
+            Done::Rotated(n, r, s) => (n, Some(r), s),
+            Done::Panicked(n, s) => (n, None, s),
+            Done::Busy(n, retry_in) => {
+                self.busy(&n, retry_in);
+                return;
             }
-            Done::Due(name, r) => {
-                if let Some(e) = self.entries.get_mut(&name) {
-                    e.running = false;
-                }
-                if self.take_removed(&name) {
-                    return;
-                }
-                self.apply_due(&name, r);
-            }
-            Done::Rotated(name, r, started) => {
-                let m = metrics::get();
-                m.secrets.update(name.as_str(), |s| s.in_progress = false);
-                m.in_progress_total.dec();
-                if let Some(e) = self.entries.get_mut(&name) {
-                    e.running = false;
-                }
-                let secs = started.elapsed().as_secs_f64();
-                let outcome = match &r {
-                    Ok(rep) => rep.outcome,
-                    Err(e) => e.outcome(),
+        };
+        let m = metrics::get();
+        m.secrets.update(name.as_str(), |s| s.in_progress = false);
+        m.in_progress_total.dec();
+        if let Some(e) = self.entries.get_mut(&name) {
+            e.running = false;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let outcome = match &r {
+            Some(Ok(rep)) => rep.outcome,
+            Some(Err(e)) => e.outcome(),
+            None => Outcome::Failed,
+        };
+        if outcome != Outcome::AlreadyRotated {
+            m.rotations
+                .with_label_values(&[name.as_str(), outcome.label()])
+                .inc();
+            m.rotation_duration
+                .with_label_values(&[outcome.label()])
+                .observe(secs);
+        }
+        if self.take_removed(&name) {
+            return;
+        }
+        match r {
+            Some(Ok(rep)) => {
+                tracing::info!(secret = %name, outcome = outcome.label(), version = rep.version.as_ref().map(|v| v.as_str()).unwrap_or("-"), "rotation finished");
+                let verified = if outcome == Outcome::Success {
+                    ts(self.clock.now())
+                } else {
+                    0.0
                 };
-                if outcome != Outcome::AlreadyRotated {
-                    m.rotations
-                        .with_label_values(&[name.as_str(), outcome.label()])
-                        .inc();
-                    m.rotation_duration
-                        .with_label_values(&[outcome.label()])
-                        .observe(secs);
+                if let Some(e) = self.entries.get_mut(&name) {
+                    e.failures = 0;
+                    e.fresh_next = false;
+                    e.gave_up = false;
+                    // Read the new due time (a store call) in a task, like a rotation, so
+                    // the loop never waits on AWS between two launches.
+                    e.needs_due = true;
+                    e.status = DueStatus::Scheduled;
                 }
-                if self.take_removed(&name) {
-                    return;
-                }
-                match r {
-                    Ok(rep) => {
-                        tracing::info!(secret = %name, outcome = outcome.label(), version = rep.version.as_ref().map(|v| v.as_str()).unwrap_or("-"), "rotation finished");
-                        if let Some(e) = self.entries.get_mut(&name) {
-                            e.failures = 0;
-                            e.fresh_next = false;
-                            e.gave_up = false;
-                        }
-                        m.secrets.update(name.as_str(), |s| {
-                            s.failures = 0;
-                            s.failing = false;
-                        });
-                        self.apply_next_cfg(&name);
-                        // Reading the new due time is a store call: run it as a task like a
-                        // rotation, so the loop never waits on AWS between two launches.
-                        if let Some(e) = self.entries.get_mut(&name) {
-                            e.needs_due = true;
-                        }
-                        self.waiting.push_back(name);
+                m.secrets.update(name.as_str(), |s| {
+                    s.failures = 0;
+                    s.failing = false;
+                    s.verified = s.verified.max(verified);
+                });
+                self.apply_next_cfg(&name);
+                self.start_read(&name);
+            }
+            Some(Err(err)) => {
+                let fresh = matches!(
+                    err,
+                    RotationError::Target {
+                        step: Step::Set | Step::Test,
+                        ..
                     }
-                    Err(err) => self.failed(&name, &err),
-                }
+                );
+                self.failed(&name, fresh, &err);
+            }
+            None => {
+                self.failed(
+                    &name,
+                    false,
+                    &"the rotation task panicked (a bug; the next attempt resumes from the store)",
+                );
             }
         }
+        self.publish(&name);
     }
 
-    fn failed(&mut self, name: &SecretName, err: &RotationError) {
+    /// Another replica holds the lease: nothing was done here, not a failure; the secret
+    /// is tried again after `retry_in` (then its state is re-read: the other replica may
+    /// have finished it).
+    fn busy(&mut self, name: &SecretName, retry_in: Duration) {
+        let m = metrics::get();
+        m.secrets.update(name.as_str(), |s| s.in_progress = false);
+        m.in_progress_total.dec();
+        if let Some(e) = self.entries.get_mut(name) {
+            e.running = false;
+        }
+        if self.take_removed(name) {
+            return;
+        }
+        self.apply_next_cfg(name);
+        let at = self.clock.now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
+        if let Some(e) = self.entries.get_mut(name) {
+            e.needs_due = true;
+            Self::schedule_wall(&mut self.queue, self.clock_base, name, e, at);
+        }
+        self.publish(name);
+    }
+
+    /// Counts a failure and schedules the retry after the backoff. The retry first reads
+    /// the secret again, so it knows whether the value already became current (then the
+    /// retry is a redeploy and may run outside the window).
+    fn failed(&mut self, name: &SecretName, fresh: bool, err: &dyn std::fmt::Display) {
         let m = metrics::get();
         let max = self.settings.max_attempts;
+        let now = self.clock.now();
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
         e.failures += 1;
         // Only a value the target refused is replaced; any other failure resumes the same
         // pending value (which may be another replica's rotation in flight).
-        e.fresh_next = matches!(
-            err,
-            RotationError::Target {
-                step: Step::Set | Step::Test,
-                ..
-            }
-        );
+        e.fresh_next = fresh;
+        e.needs_due = true;
         let failures = e.failures;
         m.secrets.update(name.as_str(), |s| {
             s.failures = failures;
             s.failing = true;
         });
+        if let Some(c) = e.next_cfg.take() {
+            e.cfg = c;
+        }
         if e.failures >= max {
             e.gave_up = true;
+            Self::unschedule(&mut self.queue, name, e);
             tracing::error!(secret = %name, failures = e.failures, error = %err, "rotation failed; giving up until the next reload or a manual rotation");
             return;
         }
         let delay = backoff(&self.settings, e.failures);
         tracing::error!(secret = %name, failures = e.failures, retry_in = %crate::config::duration::format(delay), error = %err, "rotation failed; will retry");
-        let cfg = e.next_cfg.take();
-        if let Some(c) = cfg {
-            e.cfg = c;
-        }
-        Self::schedule(&mut self.queue, name, e, Instant::now() + delay);
+        let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+        Self::schedule_wall(&mut self.queue, self.clock_base, name, e, at);
     }
 
     fn apply_next_cfg(&mut self, name: &SecretName) {
@@ -467,8 +848,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     }
 
     /// Applies a new (already validated) configuration. Failure counts reset: a reload is
-    /// how an operator says "try again".
-    async fn reload(&mut self, cfg: Config) {
+    /// how an operator says "try again". Due times are re-read in the background.
+    fn reload(&mut self, cfg: Config) {
         self.settings = cfg.daemon.clone();
         let mut recompute = Vec::new();
         let new_names: BTreeSet<&SecretName> = cfg.secrets.iter().map(|s| &s.name).collect();
@@ -490,21 +871,25 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         for c in cfg.secrets {
             let name = c.name.clone();
             let c = Arc::new(c);
+            let every = c.every.as_secs_f64();
             match self.entries.get_mut(&name) {
                 Some(e) if e.running => e.next_cfg = Some(c),
                 Some(e) => {
                     e.cfg = c;
                     e.failures = 0;
+                    e.read_failures = 0;
                     e.fresh_next = false;
                     e.gave_up = false;
+                    e.generation += 1;
                     metrics::get().secrets.update(name.as_str(), |s| {
                         s.failures = 0;
                         s.failing = false;
+                        s.every = every;
                     });
                     recompute.push(name);
                 }
                 None => {
-                    self.entries.insert(name.clone(), Entry::new(c));
+                    self.insert_entry(c);
                     recompute.push(name);
                 }
             }
@@ -512,7 +897,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         metrics::get()
             .secrets_configured
             .set(self.entries.values().filter(|e| !e.removed).count() as i64);
-        self.compute_due(&recompute).await;
+        for n in &recompute {
+            self.publish(n);
+        }
+        self.start_batch(recompute);
         tracing::info!(secrets = self.entries.len(), "configuration reloaded");
     }
 
@@ -526,7 +914,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let deadline = Instant::now() + grace;
         while !self.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
-                Ok(Some(Ok(d))) => self.finished(d).await,
+                Ok(Some(Ok(d))) => self.finished(d),
                 Ok(Some(Err(_))) | Ok(None) => {}
                 Err(_) => {
                     tracing::warn!(running = self.tasks.len(), "grace period over: stopping rotations in flight; the next start resumes them");
@@ -543,17 +931,73 @@ impl Entry {
         Self {
             cfg,
             deadline: None,
+            wall: None,
             due: None,
             replaces: None,
+            status: DueStatus::Scheduled,
             needs_due: true,
+            reading: false,
+            read_failures: 0,
             failures: 0,
             fresh_next: false,
             gave_up: false,
             running: false,
+            queued: false,
+            outside_window: false,
+            generation: 0,
             next_cfg: None,
             removed: false,
         }
     }
+}
+
+/// Where a secret stands, for the `secret_status` gauge.
+fn status_of(e: &Entry, now: DateTime<Utc>) -> Status {
+    if e.read_failures > 0 {
+        return Status::Unreadable;
+    }
+    if e.failures > 0 {
+        return Status::Failing;
+    }
+    let Some(due) = e.due else {
+        return Status::Loading;
+    };
+    match e.status {
+        DueStatus::Unfinished(Unfinished::Pending) => return Status::Unfinished,
+        DueStatus::Unfinished(_) => return Status::RedeployPending,
+        _ => {}
+    }
+    if e.outside_window {
+        return Status::OutsideWindow;
+    }
+    if e.running || due <= now {
+        if now - due > OVERDUE_AFTER {
+            Status::Overdue
+        } else {
+            Status::Due
+        }
+    } else {
+        Status::Ok
+    }
+}
+
+/// Whether a read reached the store (a secret that does not exist still proves the store
+/// and the credentials work).
+fn reached_store(r: &Result<DueInfo, AwsError>) -> bool {
+    match r {
+        Ok(_) => true,
+        Err(e) => matches!(e.class, ErrorClass::NotFound | ErrorClass::Invalid),
+    }
+}
+
+/// The monotonic instant for wall-clock time `at`, given a (wall, monotonic) pair taken
+/// together.
+fn instant_for(base: (DateTime<Utc>, Instant), at: DateTime<Utc>) -> Instant {
+    let ahead = (at - base.0).to_std().unwrap_or(Duration::ZERO);
+    // Far-future deadlines (a window that never opens) saturate instead of overflowing.
+    base.1
+        .checked_add(ahead)
+        .unwrap_or_else(|| base.1 + Duration::from_secs(100 * 365 * 86_400))
 }
 
 /// A small random delay per process, so replicas that computed the same due time do not

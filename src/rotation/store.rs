@@ -58,11 +58,44 @@ impl SecretMeta {
             .map(|v| VersionId::new(v.clone()))
     }
 
+    /// The `last-rotated` tag checked against `now`: whoever can write tags must not be
+    /// able to stop rotation by writing a date far in the future.
+    pub fn last_rotated_tag_at(&self, now: DateTime<Utc>) -> TagRead {
+        let Some(raw) = self.tags.get(TAG_LAST_ROTATED) else {
+            return TagRead::Absent;
+        };
+        match DateTime::parse_from_rfc3339(raw) {
+            Err(_) => TagRead::Unparseable,
+            Ok(t) => {
+                let t = t.with_timezone(&Utc);
+                if t > now + TAG_CLOCK_SKEW {
+                    TagRead::Future(t)
+                } else {
+                    TagRead::Valid(t)
+                }
+            }
+        }
+    }
+
     pub fn deployed_version_tag(&self) -> Option<VersionId> {
         self.tags
             .get(TAG_DEPLOYED_VERSION)
             .map(|v| VersionId::new(v.clone()))
     }
+}
+
+/// How far in the future a `last-rotated` tag may be (clock skew between hosts).
+pub const TAG_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// What the `last-rotated` tag says, once checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagRead {
+    Absent,
+    Valid(DateTime<Utc>),
+    /// Not an RFC 3339 time: treated as absent.
+    Unparseable,
+    /// Beyond [`TAG_CLOCK_SKEW`] in the future: invalid, the secret is due now.
+    Future(DateTime<Utc>),
 }
 
 /// One version of a secret as `ListSecretVersionIds` reports it.
@@ -188,6 +221,15 @@ pub async fn last_rotated<S: SecretStore>(
     if let Some(t) = meta.last_rotated_tag() {
         return Ok(Some(t));
     }
+    current_created(store, s, meta).await
+}
+
+/// The creation date of the AWSCURRENT version (ListSecretVersionIds), if the store has one.
+pub async fn current_created<S: SecretStore>(
+    store: &S,
+    s: &SecretRef,
+    meta: &SecretMeta,
+) -> Result<Option<DateTime<Utc>>, AwsError> {
     let Some(current) = meta.version_with(AWSCURRENT) else {
         return Ok(None);
     };

@@ -8,10 +8,8 @@
 
 use super::Fence;
 use crate::error::{AwsError, ErrorClass};
-use crate::ids::{
-    Account, ClusterName, DeploymentId, SecretRef, ServiceName, ServiceRef, VersionId,
-};
-use crate::rotation::deploy::{Deployer, Described};
+use crate::ids::{Account, ClusterName, SecretRef, ServiceName, ServiceRef, VersionId};
+use crate::rotation::deploy::{Deployer, Described, Forced};
 use crate::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
 use crate::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
 use futures::future::BoxFuture;
@@ -179,7 +177,7 @@ impl<D: Deployer> Deployer for Fenced<D> {
         &self,
         account: &Account,
         service: &ServiceRef,
-    ) -> impl Future<Output = Result<DeploymentId, AwsError>> + Send {
+    ) -> impl Future<Output = Result<Forced, AwsError>> + Send {
         write(
             self.required,
             "UpdateService",

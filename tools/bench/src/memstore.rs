@@ -4,7 +4,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use secret_rotator::error::{AwsError, ErrorClass};
 use secret_rotator::ids::{
-    Account, ClusterName, DeploymentId, SecretArn, SecretRef, ServiceName, ServiceRef, VersionId,
+    Account, ClusterName, SecretArn, SecretRef, ServiceName, ServiceRef, VersionId,
 };
 use secret_rotator::rotation::deploy::{Deployer, Described};
 use secret_rotator::rotation::store::*;

@@ -1,0 +1,645 @@
+//! The daemon's scheduler in process, against the in-memory fakes on paused tokio time:
+//! due-ness from the stored state, windows checked when a rotation starts, start-up
+//! spreading, a slow store, panics, duplicate queueing, read backoff, clock jumps, tags.
+
+mod fakes;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use croner::parser::{CronParser, Seconds};
+use fakes::*;
+use secrecy::SecretString;
+use secret_rotator::clock::{Clock, ManualClock};
+use secret_rotator::config::{
+    AwsConfig, Config, DaemonConfig, GeneratePolicy, Location, SecretConfig, Target, Window,
+};
+use secret_rotator::daemon::scheduler::{Control, Health, Scheduler};
+use secret_rotator::due::due_times;
+use secret_rotator::error::AwsError;
+use secret_rotator::ids::{
+    Account, ClusterName, SecretId, SecretName, SecretRef, ServiceName, ServiceRef, VersionId,
+};
+use secret_rotator::rotation::store::{
+    SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+    TAG_LAST_ROTATED,
+};
+use secret_rotator::rotation::{token, Engine};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A Tuesday, 10:00 UTC.
+fn t0() -> DateTime<Utc> {
+    t("2026-03-03T10:00:00Z")
+}
+
+fn secret(name: &str, every: Duration) -> SecretConfig {
+    SecretConfig {
+        name: SecretName::from(name),
+        secret: SecretRef {
+            id: SecretId::from(format!("app/{name}").as_str()),
+            account: Account::default(),
+        },
+        every,
+        window: None,
+        jitter: Duration::ZERO,
+        generate: GeneratePolicy::default(),
+        json_key: None,
+        json_key_create: false,
+        target: Target::None,
+        redeploy: vec![],
+        stable_timeout: Duration::from_secs(600),
+        origin: Location {
+            file: PathBuf::from("tests/scheduler.toml"),
+            line_col: Some((1, 1)),
+        },
+    }
+}
+
+fn window(expr: &str, dur: Duration) -> Box<Window> {
+    Box::new(Window {
+        expr: expr.into(),
+        cron: CronParser::builder()
+            .seconds(Seconds::Disallowed)
+            .build()
+            .parse(expr)
+            .unwrap(),
+        duration: dur,
+        timezone: chrono_tz::UTC,
+    })
+}
+
+struct World {
+    clock: ManualClock,
+    store: FakeStore,
+    ecs: FakeEcs,
+    health: Arc<Health>,
+    tx: Option<mpsc::Sender<Control>>,
+}
+
+impl World {
+    fn new() -> Self {
+        let clock = ManualClock::new(t0());
+        let seq = Sequence::default();
+        Self {
+            store: FakeStore::new(&clock, &seq),
+            ecs: FakeEcs::new(&clock, &seq),
+            clock,
+            health: Arc::new(Health::default()),
+            tx: None,
+        }
+    }
+
+    /// Creates `app/<name>` with a last-rotated tag `ago` before now (None: untagged).
+    fn create(&self, name: &str, ago: Option<Duration>) {
+        let id = format!("app/{name}");
+        self.store.create_secret(&id, "initial-value");
+        if let Some(ago) = ago {
+            let at = rfc(self.clock.now() - chrono::Duration::from_std(ago).unwrap());
+            self.tag(name, TAG_LAST_ROTATED, &at);
+        }
+    }
+
+    fn tag(&self, name: &str, k: &str, v: &str) {
+        self.store.edit(&format!("app/{name}"), |s| {
+            s.tags.insert(k.into(), v.into());
+        });
+    }
+
+    fn puts(&self, name: &str) -> usize {
+        let _ = name;
+        self.store
+            .calls()
+            .iter()
+            .filter(|c| c.op == "PutSecretValue" && c.ok())
+            .count()
+    }
+
+    fn start<S: SecretStore>(
+        &mut self,
+        store: S,
+        daemon: DaemonConfig,
+        secrets: Vec<SecretConfig>,
+    ) {
+        let engine = Arc::new(Engine::new(
+            store,
+            self.ecs.clone(),
+            Arc::new(self.clock.clone()),
+        ));
+        let cfg = Config {
+            daemon,
+            aws: AwsConfig::default(),
+            ha: Default::default(),
+            secrets,
+            files: vec![],
+        };
+        let sched = Scheduler::new(
+            engine,
+            Arc::new(self.clock.clone()),
+            &cfg,
+            self.health.clone(),
+        );
+        let (tx, rx) = mpsc::channel(4);
+        self.tx = Some(tx);
+        tokio::spawn(sched.run(rx));
+    }
+}
+
+fn daemon() -> DaemonConfig {
+    DaemonConfig {
+        retry_initial: Duration::from_secs(60),
+        ..DaemonConfig::default()
+    }
+}
+
+async fn sleep(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+fn metrics() -> String {
+    secret_rotator::metrics::get().render()
+}
+
+fn metric(body: &str, line_prefix: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+// ---- 11.1: due-ness from the stored state first --------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_first_rotation_is_due_now_as_a_resume() {
+    let w = World::new();
+    // Never rotated by us: no tags, AWSCURRENT is the original. Not unfinished.
+    w.create("plain", None);
+    // Our first rotation moved AWSCURRENT to our version, then the daemon was stopped
+    // during the wait: no tags yet, and AWSCURRENT was created just now.
+    w.create("moved", None);
+    let arn = w.store.secret("app/moved").arn.clone();
+    let orig = w.store.holder("app/moved", AWSCURRENT).unwrap();
+    let ours = token::token(&arn, &orig, 0);
+    w.store.seed_version(
+        "app/moved",
+        ours.as_str(),
+        "new",
+        &[AWSCURRENT],
+        w.clock.now(),
+    );
+    assert_eq!(w.store.holder("app/moved", AWSPREVIOUS), Some(orig));
+    // Our pending value was written, then the process died.
+    w.create("pending", None);
+    let arn = w.store.secret("app/pending").arn.clone();
+    let cur = w.store.holder("app/pending", AWSCURRENT).unwrap();
+    let p = token::token(&arn, &cur, 0);
+    w.store.seed_version(
+        "app/pending",
+        p.as_str(),
+        "new",
+        &[AWSPENDING],
+        w.clock.now(),
+    );
+    // A foreign AWSPENDING is another tool's business: not ours to resume.
+    w.create("foreign", None);
+    w.store.seed_version(
+        "app/foreign",
+        "foreign-1",
+        "x",
+        &[AWSPENDING],
+        w.clock.now(),
+    );
+
+    let cfgs: Vec<SecretConfig> = ["plain", "moved", "pending", "foreign"]
+        .iter()
+        .map(|n| secret(n, 30 * DAY))
+        .collect();
+    let refs: Vec<&SecretConfig> = cfgs.iter().collect();
+    let now = w.clock.now();
+    let r = due_times(&w.store, &refs, now).await;
+    let due: Vec<DateTime<Utc>> = r.into_iter().map(|r| r.unwrap().due).collect();
+    assert_eq!(due[0], now + chrono::Duration::days(30), "plain");
+    assert_eq!(due[1], now, "moved: due now as a resume, not in 30 days");
+    assert_eq!(due[2], now, "pending: due now as a resume");
+    assert_eq!(due[3], now + chrono::Duration::days(30), "foreign");
+}
+
+// ---- 12.3: tags are not trusted without limits ----------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_future_last_rotated_tag_makes_the_secret_due_now() {
+    let w = World::new();
+    w.create("future", None);
+    w.tag(
+        "future",
+        TAG_LAST_ROTATED,
+        &rfc(w.clock.now() + chrono::Duration::days(3650)),
+    );
+    w.create("garbage", None);
+    w.tag("garbage", TAG_LAST_ROTATED, "next tuesday");
+    // A little skew between hosts is fine.
+    w.create("skewed", None);
+    w.tag(
+        "skewed",
+        TAG_LAST_ROTATED,
+        &rfc(w.clock.now() + chrono::Duration::seconds(60)),
+    );
+    let cfgs: Vec<SecretConfig> = ["future", "garbage", "skewed"]
+        .iter()
+        .map(|n| secret(n, 30 * DAY))
+        .collect();
+    let refs: Vec<&SecretConfig> = cfgs.iter().collect();
+    let now = w.clock.now();
+    let r: Vec<_> = due_times(&w.store, &refs, now)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(r[0].due, now, "a tag far in the future is invalid: due now");
+    assert_eq!(r[0].last_rotated, None);
+    // Unparseable: as if absent (the creation date of AWSCURRENT, just now).
+    assert_eq!(r[1].due, now + chrono::Duration::days(30));
+    assert_eq!(
+        r[2].due,
+        now + chrono::Duration::days(30) + chrono::Duration::seconds(60)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_tags_are_counted_and_warned_in_the_daemon() {
+    let mut w = World::new();
+    w.create("tagfuture", None);
+    w.tag(
+        "tagfuture",
+        TAG_LAST_ROTATED,
+        &rfc(w.clock.now() + chrono::Duration::days(3650)),
+    );
+    w.create("taggarbage", Some(DAY));
+    w.tag("taggarbage", TAG_LAST_ROTATED, "garbage");
+    let store = w.store.clone();
+    w.start(
+        store,
+        daemon(),
+        vec![
+            secret("tagfuture", 30 * DAY),
+            secret("taggarbage", 30 * DAY),
+        ],
+    );
+    sleep(Duration::from_secs(30)).await;
+    let body = metrics();
+    assert!(
+        metric(
+            &body,
+            "secret_rotator_invalid_tags_total{reason=\"future\",secret=\"tagfuture\"}"
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{body}"
+    );
+    assert!(
+        metric(
+            &body,
+            "secret_rotator_invalid_tags_total{reason=\"unparseable\",secret=\"taggarbage\"}"
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{body}"
+    );
+    // The future-tagged secret was rotated at once: its verified last rotation is now.
+    let verified = metric(
+        &body,
+        "secret_rotator_last_verified_rotation_timestamp_seconds{secret=\"tagfuture\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(verified >= t0().timestamp() as f64, "{body}");
+    assert!(verified <= w.clock.now().timestamp() as f64, "{body}");
+    // The garbage-tagged one has no verified rotation.
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_last_verified_rotation_timestamp_seconds{secret=\"taggarbage\"}"
+        ),
+        Some(0.0),
+        "{body}"
+    );
+}
+
+// ---- 11.2: windows at start time, and start-up spreading ------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn an_overdue_secret_waits_for_its_window() {
+    let mut w = World::new();
+    w.create("win", Some(60 * DAY));
+    let mut cfg = secret("win", 30 * DAY);
+    // Daily 02:00-03:00 UTC; it is 10:00 now.
+    cfg.window = Some(window("0 2 * * *", Duration::from_secs(3600)));
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![cfg]);
+    sleep(Duration::from_secs(3600)).await;
+    assert_eq!(w.puts("win"), 0, "started outside its window");
+    let body = metrics();
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_secret_status{secret=\"win\",status=\"outside_window\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    // Next opening: 2026-03-04 02:00 UTC.
+    let until = (t("2026-03-04T02:00:00Z") - w.clock.now())
+        .to_std()
+        .unwrap();
+    sleep(until - Duration::from_secs(60)).await;
+    assert_eq!(w.puts("win"), 0, "started before the window opened");
+    sleep(Duration::from_secs(120)).await;
+    assert_eq!(w.puts("win"), 1, "not started when the window opened");
+}
+
+#[tokio::test(start_paused = true)]
+async fn overdue_secrets_at_start_up_are_spread_out() {
+    let mut w = World::new();
+    let mut cfgs = Vec::new();
+    for i in 0..25 {
+        let n = format!("spread{i}");
+        w.create(&n, Some(400 * DAY));
+        cfgs.push(secret(&n, 30 * DAY));
+    }
+    let store = w.store.clone();
+    let d = DaemonConfig {
+        max_concurrent_rotations: 8,
+        ..daemon()
+    };
+    w.start(store, d, cfgs);
+    sleep(Duration::from_secs(30)).await;
+    let started = w.puts("");
+    assert!(started > 0, "nothing started");
+    assert!(started <= 10, "{started} started in the first 30 s");
+    sleep(Duration::from_secs(200)).await;
+    assert_eq!(w.puts(""), 25, "all start within a few minutes");
+}
+
+// ---- 11.5: a slow store does not stall the loop ------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_store_read_does_not_stall_the_loop_or_other_launches() {
+    let mut w = World::new();
+    w.create("tagged", Some(40 * DAY));
+    // No tag: its due time needs ListSecretVersionIds, which takes two hours here.
+    w.create("untagged", None);
+    let slow = w
+        .store
+        .with_latency("ListSecretVersionIds", Duration::from_secs(7200));
+    w.start(
+        slow,
+        daemon(),
+        vec![secret("tagged", 30 * DAY), secret("untagged", 30 * DAY)],
+    );
+    sleep(Duration::from_secs(120)).await;
+    let beat = w.health.heartbeat.load(Ordering::Relaxed) as i64;
+    assert!(
+        beat >= t0().timestamp() + 60,
+        "the loop has not turned since {beat} (now {})",
+        w.clock.now().timestamp()
+    );
+    assert!(
+        w.puts("tagged") >= 1,
+        "the due secret waited for the slow read"
+    );
+}
+
+// ---- 11.8: panics, duplicate queueing, read backoff, clock jumps ---------------------
+
+/// A store that panics on the first PutSecretValue.
+#[derive(Clone)]
+struct PanicOnce {
+    inner: FakeStore,
+    armed: Arc<AtomicBool>,
+}
+
+impl SecretStore for PanicOnce {
+    async fn describe(&self, s: &SecretRef) -> Result<SecretMeta, AwsError> {
+        self.inner.describe(s).await
+    }
+    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
+        self.inner.describe_many(refs).await
+    }
+    async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
+        self.inner.versions(s).await
+    }
+    async fn get_value(
+        &self,
+        s: &SecretRef,
+        select: Select<'_>,
+    ) -> Result<(VersionId, SecretString), AwsError> {
+        self.inner.get_value(s, select).await
+    }
+    async fn put_pending(
+        &self,
+        s: &SecretRef,
+        token: &VersionId,
+        value: &SecretString,
+    ) -> Result<VersionId, AwsError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            panic!("injected panic in PutSecretValue");
+        }
+        self.inner.put_pending(s, token, value).await
+    }
+    async fn update_stage(
+        &self,
+        s: &SecretRef,
+        stage: &str,
+        to: Option<&VersionId>,
+        from: Option<&VersionId>,
+    ) -> Result<(), AwsError> {
+        self.inner.update_stage(s, stage, to, from).await
+    }
+    async fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
+        self.inner.tag(s, tags).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicked_rotation_is_retried_and_clears_in_progress() {
+    let mut w = World::new();
+    w.create("panicky", Some(40 * DAY));
+    let store = PanicOnce {
+        inner: w.store.clone(),
+        armed: Arc::new(AtomicBool::new(true)),
+    };
+    w.start(store, daemon(), vec![secret("panicky", 30 * DAY)]);
+    sleep(Duration::from_secs(5)).await;
+    let body = metrics();
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_rotation_in_progress{secret=\"panicky\"}"
+        ),
+        None,
+        "in progress after the task died: {body}"
+    );
+    assert_eq!(
+        metric(&body, "secret_rotator_rotation_failing{secret=\"panicky\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    sleep(Duration::from_secs(300)).await;
+    assert_eq!(w.puts("panicky"), 1, "never retried after the panic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_secret_does_not_bypass_backoff_after_refreshes() {
+    let mut w = World::new();
+    // "slowone" holds the only slot for ten minutes (a slow rollout).
+    w.ecs.add_service(
+        "prod",
+        "front",
+        1,
+        Behaviour::Healthy {
+            start: Duration::from_secs(540),
+            drain: Duration::from_secs(60),
+        },
+    );
+    w.create("slowone", Some(40 * DAY));
+    let mut slow = secret("slowone", 30 * DAY);
+    slow.redeploy = vec![ServiceRef {
+        cluster: ClusterName::from("prod"),
+        service: ServiceName::from("front"),
+    }];
+    // "doomed" is queued behind it and fails at once when it runs.
+    // Due two minutes in, while "slowone" runs.
+    w.create("doomed", Some(30 * DAY - Duration::from_secs(120)));
+    w.store.edit("app/doomed", |s| s.deleted = true);
+    let store = w.store.clone();
+    let d = DaemonConfig {
+        max_concurrent_rotations: 1,
+        refresh: Duration::from_secs(60),
+        ..daemon()
+    };
+    w.start(store, d, vec![slow, secret("doomed", 30 * DAY)]);
+    sleep(Duration::from_secs(660)).await;
+    let body = metrics();
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_rotations_total{outcome=\"success\",secret=\"slowone\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    let failed = metric(
+        &body,
+        "secret_rotator_rotations_total{outcome=\"failed\",secret=\"doomed\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(
+        failed <= 2.0,
+        "{failed} failed attempts within a minute: the backoff was bypassed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_due_time_read_backs_off() {
+    let mut w = World::new();
+    // The configured secret_id does not exist.
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![secret("missing", 30 * DAY)]);
+    sleep(Duration::from_secs(3600)).await;
+    let reads = w
+        .store
+        .calls()
+        .iter()
+        .filter(|c| c.op == "DescribeSecret")
+        .count();
+    assert!(reads <= 8, "{reads} reads in an hour: no backoff");
+    let body = metrics();
+    assert_eq!(
+        metric(&body, "secret_rotator_secret_readable{secret=\"missing\"}"),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        metric(&body, "secret_rotator_rotation_failing{secret=\"missing\"}"),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_secret_status{secret=\"missing\",status=\"unreadable\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_jump_fires_deadlines_at_the_new_wall_time() {
+    let mut w = World::new();
+    // Due in one day.
+    w.create("jumpy", Some(29 * DAY));
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![secret("jumpy", 30 * DAY)]);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(w.puts("jumpy"), 0);
+    // The machine slept for two days (the monotonic clock did not move).
+    w.clock.set(t0() + chrono::Duration::days(2));
+    sleep(Duration::from_secs(120)).await;
+    assert_eq!(w.puts("jumpy"), 1, "the deadline kept monotonic time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_another_replica_finished_does_not_rotate_again() {
+    let mut w = World::new();
+    w.create("raced", Some(40 * DAY));
+    w.store
+        .fail_next("PutSecretValue", [access_denied("PutSecretValue")]);
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![secret("raced", 30 * DAY)]);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(w.puts("raced"), 0);
+    // Another replica rotates the secret completely before our retry.
+    let now = w.clock.now();
+    w.store
+        .seed_version("app/raced", "other-replica-1", "theirs", &[AWSCURRENT], now);
+    w.tag("raced", TAG_LAST_ROTATED, &rfc(now));
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(
+        w.puts("raced"),
+        0,
+        "rotated again right after another replica did"
+    );
+    let body = metrics();
+    assert_eq!(
+        metric(&body, "secret_rotator_rotation_failing{secret=\"raced\"}"),
+        Some(0.0),
+        "{body}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_loop_keeps_the_heartbeat_fresh_enough_for_a_10s_watchdog() {
+    let mut w = World::new();
+    // Nothing due for a year: the loop has no deadline to wake for.
+    w.create("idle", Some(DAY));
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![secret("idle", 365 * DAY)]);
+    let mut worst = 0;
+    for _ in 0..300 {
+        sleep(Duration::from_millis(700)).await;
+        let beat = w.health.heartbeat.load(Ordering::Relaxed) as i64;
+        worst = worst.max(w.clock.now().timestamp() - beat);
+    }
+    // The daemon's watchdog pings while the beat is at most max(WatchdogSec, 10 s) old,
+    // every WatchdogSec/2: the beat must stay well inside that.
+    assert!(worst <= 6, "heartbeat up to {worst} s old");
+}
