@@ -31,7 +31,7 @@ pub async fn main(dir: PathBuf) -> i32 {
         Ok(c) => c,
         Err(e) => {
             for err in &e.0 {
-                tracing::error!(%err, "configuration error");
+                tracing::error!(error = %err, "configuration error");
             }
             return crate::commands::report_config_errors(&e);
         }
@@ -66,6 +66,10 @@ pub async fn main(dir: PathBuf) -> i32 {
         }
     });
 
+    // No credentials at all: one line and exit 69, like every command (systemd retries).
+    if let Err(code) = crate::commands::connect(&cfg).await {
+        return code;
+    }
     let engine = Arc::new(crate::commands::aws_engine(&cfg, clock.clone()).await);
     let mut sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone());
     sched.load_due_times().await;
@@ -103,7 +107,7 @@ pub async fn main(dir: PathBuf) -> i32 {
                     Err(e) => {
                         reload_ok(false, clock.as_ref());
                         for err in &e.0 {
-                            tracing::error!(%err, "reload rejected; keeping the previous configuration");
+                            tracing::error!(error = %err, "reload rejected; keeping the previous configuration");
                         }
                     }
                 }
