@@ -28,8 +28,11 @@ pub enum Status {
     Overdue(Duration),
     /// Its state could not be read (the error is a numbered note).
     Unreadable,
-    /// Due, but its window is closed: it starts when the window opens.
-    OutsideWindow { until: DateTime<Utc> },
+    /// Due (for `overdue`), but its window is closed: it starts when the window opens.
+    OutsideWindow {
+        until: DateTime<Utc>,
+        overdue: Duration,
+    },
 }
 
 impl Status {
@@ -49,7 +52,7 @@ impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Status::Overdue(by) => write!(f, "overdue {}", coarse(*by)),
-            Status::OutsideWindow { until } => {
+            Status::OutsideWindow { until, .. } => {
                 write!(f, "outside window until {} UTC", short(*until))
             }
             other => f.write_str(other.label()),
@@ -67,14 +70,14 @@ pub fn status(cfg: &SecretConfig, due: Result<&DueInfo, &AwsError>, now: DateTim
     if d.due > now {
         return Status::Ok;
     }
+    let by = overdue_by(d.due, now);
     if let Some(w) = &cfg.window {
         if opening_containing(w, now).is_none() {
             if let Some(until) = next_opening(w, now) {
-                return Status::OutsideWindow { until };
+                return Status::OutsideWindow { until, overdue: by };
             }
         }
     }
-    let by = overdue_by(d.due, now);
     if by >= OVERDUE_AFTER {
         Status::Overdue(by)
     } else {
@@ -285,9 +288,14 @@ fn table(rows: &[Row], wide: bool) -> String {
                 notes.push(format!("[{}] {}: {e}", notes.len() + 1, r.name));
                 format!("unreadable [{}]", notes.len())
             }
-            // The time is on the window line below.
-            None if matches!(r.state, Status::OutsideWindow { .. }) => "outside window".into(),
-            None => r.state.to_string(),
+            // Overdue first; the window's opening is on the line below.
+            None => match r.state {
+                Status::OutsideWindow { overdue, .. } if overdue >= OVERDUE_AFTER => {
+                    Status::Overdue(overdue).to_string()
+                }
+                Status::OutsideWindow { .. } => "outside window".into(),
+                ref other => other.to_string(),
+            },
         };
         let next_due = r.sort.map(short).unwrap_or_else(|| "-".to_owned());
         let mut more = Vec::new();
@@ -373,6 +381,7 @@ fn window_line(w: &WindowOpening, state: &Status) -> String {
         .unwrap_or_else(|| w.local.clone());
     let verb = match state {
         Status::Due | Status::Overdue(_) => "window open since",
+        Status::OutsideWindow { .. } => "window closed; opens",
         _ => "window opens",
     };
     format!("{verb} {utc} UTC ({local}, {})", w.timezone)
@@ -425,7 +434,8 @@ mod tests {
         assert_eq!(
             s(windowed, sat - chrono::Duration::days(2), sat),
             Status::OutsideWindow {
-                until: at(2026, 12, 8, 2, 0)
+                until: at(2026, 12, 8, 2, 0),
+                overdue: Duration::from_secs(2 * 86_400)
             }
         );
         let tue = at(2026, 12, 8, 3, 0);

@@ -191,6 +191,19 @@ pub struct Explanation {
     pub next: String,
 }
 
+/// A verdict in one line, the ECS reason once (its last event often repeats it).
+fn verdict_text(v: &ServiceVerdict) -> String {
+    match v {
+        ServiceVerdict::RolledBack { reason, events } => match events.first() {
+            Some(e) if !e.contains(reason.as_str()) && !reason.contains(e.as_str()) => {
+                format!("rolled back: {reason} (last event: {e})")
+            }
+            _ => format!("rolled back: {reason}"),
+        },
+        other => other.to_string(),
+    }
+}
+
 fn cmd(name: &str) -> String {
     format!("`secret-rotator rotate {name}`")
 }
@@ -227,7 +240,7 @@ pub fn explain(cfg: &SecretConfig, e: &RotationError, store: Option<&StoreState>
             if *v == ServiceVerdict::Stable {
                 x.consumers_new.push(svc.to_string());
             } else {
-                x.consumers_old.insert(svc.to_string(), v.to_string());
+                x.consumers_old.insert(svc.to_string(), verdict_text(v));
             }
         }
     }
@@ -252,9 +265,11 @@ pub fn explain(cfg: &SecretConfig, e: &RotationError, store: Option<&StoreState>
     match step {
         Step::Start | Step::Create => {
             x.revoked = None;
-            x.state.push(format!(
-                "nothing was changed: AWSCURRENT is still version {current}; consumers keep the current value"
-            ));
+            x.state.push(if current == "?" {
+                "nothing was changed: consumers keep the current value".to_owned()
+            } else {
+                format!("nothing was changed: AWSCURRENT is still version {current}; consumers keep the current value")
+            });
             x.next = match e {
                 RotationError::Consumers { .. } => format!(
                     "fix {bad} (or remove it from redeploy), then {}",

@@ -302,7 +302,11 @@ impl Validator {
                             src,
                             e.span(),
                             &k("every"),
-                            short_interval_message(e.get_ref(), d),
+                            if d < MIN {
+                                format!("{} is out of range (allowed 1h to 3650d; from 1m with allow_short_interval = true)", e.get_ref())
+                            } else {
+                                short_interval_message(e.get_ref(), d)
+                            },
                         );
                         None
                     }
