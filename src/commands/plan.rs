@@ -441,7 +441,7 @@ mod tests {
         let tue = at(2026, 12, 8, 3, 0);
         assert_eq!(
             s(windowed, sat - chrono::Duration::days(2), tue),
-            Status::Overdue(Duration::from_secs(2 * 86_400 + 15 * 3_600))
+            Status::Overdue(Duration::from_secs(4 * 86_400 + 15 * 3_600))
         );
         let err = AwsError::new(
             crate::error::ErrorClass::AccessDenied,

@@ -888,7 +888,7 @@ fn cron_problem(expr: &str) -> Option<String> {
     for (field, (what, lo, hi, names)) in fields.iter().zip(specs) {
         for part in field.split(',') {
             let (range, step) = part.split_once('/').unwrap_or((part, ""));
-            if !step.is_empty() && step.parse::<u32>().map_or(true, |s| s == 0) {
+            if !step.is_empty() && !matches!(step.parse::<u32>(), Ok(n) if n > 0) {
                 return Some(format!("{what} step \"/{step}\" is not a positive number"));
             }
             for atom in range.split('-') {
