@@ -2,7 +2,7 @@
 //! Thin entry point: parse the command line, set up logging, dispatch, exit.
 
 use clap::Parser;
-use secret_rotator::cli::{Cli, Command};
+use secret_rotator::cli::{Cli, Command, LogFormat};
 use secret_rotator::clock::SystemClock;
 use secret_rotator::{commands, config, exit, logging};
 
@@ -21,8 +21,13 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let default_level = match cli.command {
-        Command::Run => "info",
+    let default_level = match (&cli.command, cli.log_format) {
+        (Command::Run, _) => "info",
+        // With JSON logs the engine's step events are the progress (no text on stderr).
+        (Command::Rotate { .. }, LogFormat::Json) => "info",
+        // The progress lines say what the engine's warnings would, once: no raw log lines
+        // mixed into them.
+        (Command::Rotate { .. }, LogFormat::Text) => "warn,secret_rotator::rotation=error",
         _ => "warn",
     };
     logging::init(cli.log_format, default_level);
@@ -68,12 +73,12 @@ async fn run(cli: Cli) -> i32 {
     };
     match cli.command {
         Command::Check { remote } => commands::check::run(&cfg, remote).await,
-        Command::Plan { json } => commands::plan::run(&cfg, json, &SystemClock).await,
+        Command::Plan { json, wide } => commands::plan::run(&cfg, json, wide, &SystemClock).await,
         Command::Rotate {
             name,
             dry_run,
             json,
-        } => commands::rotate::run(&cfg, &name, dry_run, json).await,
+        } => commands::rotate::run(&cfg, &name, dry_run, json, cli.log_format).await,
         Command::Run => unreachable!("handled above"),
     }
 }

@@ -138,6 +138,7 @@ retry_initial = "2s"
 name = "fast"
 secret_id = "app/fast"
 every = "1m"
+allow_short_interval = true
 redeploy = [{{ cluster = "prod", services = ["front"] }}]
 
 [[secret]]
@@ -297,7 +298,7 @@ async fn daemon_rotates_on_a_short_schedule() {
     .await;
     let port = free_port();
     let dir = config_dir(&format!(
-        "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[secret]]\nname = \"key\"\nsecret_id = \"app/key\"\nevery = \"1m\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\"] }}]\n"
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[secret]]\nname = \"key\"\nsecret_id = \"app/key\"\nevery = \"1m\"\nallow_short_interval = true\nredeploy = [{{ cluster = \"prod\", services = [\"front\"] }}]\n"
     ));
     let mut d = Daemon::start(dir.path(), &aws_env(Some(&moto.url), Some(&sim.url)), None);
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");

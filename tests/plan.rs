@@ -134,6 +134,123 @@ async fn plan_reads_many_secrets_with_list_secrets_pages() {
     assert!(rows.iter().all(|r| r["next_due"] == "2026-01-31T00:00:00Z"));
 }
 
+async fn sm_client_in(url: &str, region: &str) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::config::Builder::new()
+        .endpoint_url(url)
+        .region(aws_sdk_secretsmanager::config::Region::new(
+            region.to_owned(),
+        ))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .behavior_version_latest()
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+/// The shipped example at 80 columns: one secret overdue and outside its window, one fine,
+/// one unreadable (another account's ARN that does not exist here). Errors are numbered
+/// notes under the table, never a cell; the window opening is shown in UTC and London time.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_of_the_example_config_fits_80_columns() {
+    let moto = Moto::start();
+    let eu = sm_client_in(&moto.url, "eu-west-1").await;
+    create_secret(
+        &eu,
+        "prod/api/db",
+        r#"{"password":"initial"}"#,
+        &[("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")],
+    )
+    .await;
+    create_secret(&eu, "prod/partner/api-key", "initial", &[]).await;
+    let example = repo_root().join("config");
+    let env = aws_env(Some(&moto.url), None);
+
+    let out = rotator(&["plan", "--config", example.to_str().unwrap()], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one secret is unreadable: {stderr}\n{stdout}"
+    );
+    for l in stdout.lines() {
+        assert!(
+            l.chars().count() <= 80,
+            "{} columns: {l}\n{stdout}",
+            l.chars().count()
+        );
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("NAME "), "{stdout}");
+    assert!(
+        lines[0].contains("STATUS") && lines[0].contains("NEXT DUE (UTC)"),
+        "{stdout}"
+    );
+    let row = |name: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row {name}:\n{stdout}"))
+    };
+    let api = row("api-db");
+    // Overdue since February, and its window is closed now.
+    assert!(lines[api].contains(" overdue "), "{stdout}");
+    let window = lines[api + 1];
+    assert!(
+        window.trim_start().starts_with("window closed; opens ")
+            && window.contains(" UTC (")
+            && window.contains("Europe/London"),
+        "{stdout}"
+    );
+    assert!(lines[row("partner-api-key")].contains(" ok "), "{stdout}");
+    let billing = lines[row("billing-signing-key")];
+    assert!(billing.contains("unreadable [1]"), "{stdout}");
+    assert!(
+        !billing.contains("Exception"),
+        "no error in a cell: {billing}"
+    );
+    assert!(
+        stdout.contains("\n[1] billing-signing-key: DescribeSecret: "),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.trim_end(),
+        "error: 1 secret(s) could not be read (see the notes below the table)"
+    );
+
+    // --wide: every column, consumers included.
+    let out = rotator(
+        &["plan", "--wide", "--config", example.to_str().unwrap()],
+        &env,
+    );
+    let wide = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        wide.lines().next().unwrap_or("").contains("CONSUMERS"),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("prod/front,prod/api,prod/pdf,prod/admin"),
+        "{wide}"
+    );
+
+    // JSON carries the status and the window opening in both zones.
+    let out = rotator(
+        &["plan", "--json", "--config", example.to_str().unwrap()],
+        &env,
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("plan json");
+    let api = rows.iter().find(|r| r["name"] == "api-db").unwrap();
+    assert_eq!(api["status"], "outside_window");
+    assert_eq!(api["window_opens"]["timezone"], "Europe/London");
+    assert_eq!(api["every_seconds"], 30 * 86_400);
+    let billing = rows
+        .iter()
+        .find(|r| r["name"] == "billing-signing-key")
+        .unwrap();
+    assert_eq!(billing["status"], "unreadable");
+}
+
 #[test]
 fn unreachable_endpoint_is_one_clear_line() {
     let dir = config_dir("[[secret]]\nname = \"a\"\nsecret_id = \"x\"\nevery = \"30d\"\n[[secret]]\nname = \"b\"\nsecret_id = \"y\"\nevery = \"30d\"\n");

@@ -398,7 +398,7 @@ async fn no_secret_value_in_any_output() {
     .await;
     let port = free_port();
     let dir = config_dir(&format!(
-        "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[secret]]\nname = \"json\"\nsecret_id = \"leak/json\"\nevery = \"1m\"\njson_key = \"password\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\"] }}]\n[[secret]]\nname = \"plain\"\nsecret_id = \"leak/plain\"\nevery = \"1m\"\n"
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[secret]]\nname = \"json\"\nsecret_id = \"leak/json\"\nevery = \"1m\"\nallow_short_interval = true\njson_key = \"password\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\"] }}]\n[[secret]]\nname = \"plain\"\nsecret_id = \"leak/plain\"\nevery = \"1m\"\nallow_short_interval = true\n"
     ));
     let mut env = aws_env(Some(&moto.url), Some(&sim.url));
     env.push(("RUST_LOG".into(), "trace".into()));

@@ -149,13 +149,40 @@ async fn a_rolled_back_consumer_fails_the_rotation_and_names_the_service() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let last = stderr.lines().last().unwrap_or_default();
+    // The failure says the state, once: the value moved, who runs it, who does not and
+    // why (the ECS reason once, not once per log line), and the next command to run.
     assert!(
-        last.contains("rolled back") && last.contains("prod/pdf"),
+        stderr.contains("error: api-db: rotation failed at step wait (rolled_back)"),
         "{stderr}"
     );
-    // The other services are fine and not blamed.
-    assert!(!last.contains("prod/front rolled back"), "{stderr}");
+    assert!(
+        stderr.contains("AWSCURRENT already moved to the new version"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("running the new value: prod/admin, prod/api, prod/front"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("NOT running the new value (still on the previous one): prod/pdf"),
+        "{stderr}"
+    );
+    let reason_lines = stderr
+        .lines()
+        .filter(|l| l.contains("circuit breaker") || l.contains("rolled back:"))
+        .count();
+    assert_eq!(reason_lines, 1, "the ECS reason once:\n{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        "  next: fix prod/pdf, then `secret-rotator rotate api-db` (redeploy only: no new value is made)",
+        "{stderr}"
+    );
+    // Progress lines only: no raw log lines (timestamps, levels) mixed in.
+    assert!(
+        !stderr.contains(" WARN ") && !stderr.contains(" INFO "),
+        "{stderr}"
+    );
     // The value was rotated (AWSCURRENT moved) but not marked as deployed: the next run
     // redeploys instead of generating yet another value.
     let d = c

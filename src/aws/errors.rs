@@ -25,6 +25,21 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// An error and its causes on one line (the credential chain nests several).
+pub(crate) fn one_line_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let own = e
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let causes = chain(e);
+    if causes == own || causes.contains(&own) {
+        causes
+    } else {
+        format!("{own}: {causes}")
+    }
+}
+
 fn class_of(code: &str, status: Option<u16>) -> ErrorClass {
     match code {
         "ResourceNotFoundException"

@@ -7,8 +7,10 @@ pub mod lease;
 pub mod secrets;
 
 pub use errors::map_sdk_error;
+use errors::one_line_chain;
 
 use crate::config::AwsConfig;
+use crate::error::AwsError;
 use crate::ids::Account;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -63,6 +65,33 @@ impl AwsContext {
         }
     }
 
+    /// Resolves the base credentials once, before any call: a machine without any fails
+    /// with one line naming what was tried, instead of one SDK error per call (the last of
+    /// which, "failed to load IMDS session token", points the wrong way).
+    pub async fn check_credentials(&self, aws: &AwsConfig) -> Result<(), AwsError> {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_credential_types::provider::ProvideCredentials;
+        let tried = match &aws.profile {
+            Some(p) => format!("env, profile \"{p}\", SSO, IMDS"),
+            None => "env, profile, SSO, IMDS".to_owned(),
+        };
+        let Some(provider) = self.base.credentials_provider() else {
+            return Err(no_credentials(format!(
+                "no AWS credentials found (tried: {tried})"
+            )));
+        };
+        match provider.provide_credentials().await {
+            Ok(_) => Ok(()),
+            Err(CredentialsError::CredentialsNotLoaded(_)) => Err(no_credentials(format!(
+                "no AWS credentials found (tried: {tried})"
+            ))),
+            Err(e) => Err(no_credentials(format!(
+                "AWS credentials could not be loaded (tried: {tried}): {}",
+                one_line_chain(&e)
+            ))),
+        }
+    }
+
     /// The SDK configuration for an account: its region, and its role assumed through STS.
     pub async fn sdk_config(&self, account: &Account) -> SdkConfig {
         let mut cache = self.per_account.lock().await;
@@ -89,6 +118,18 @@ impl AwsContext {
         let c = b.build();
         cache.insert(account.clone(), c.clone());
         c
+    }
+}
+
+fn no_credentials(message: String) -> AwsError {
+    AwsError {
+        class: crate::error::ErrorClass::Setup,
+        info: crate::error::AwsErrorInfo {
+            operation: "LoadCredentials",
+            code: Some("NoCredentials".into()),
+            message: Some(message),
+            request_id: None,
+        },
     }
 }
 

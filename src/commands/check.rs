@@ -1,10 +1,40 @@
 //! `check [--remote]`: validate the configuration; with --remote resolve every secret and
 //! every ECS service and report all problems at once.
 
-use crate::config::Config;
+use crate::config::{duration, Config};
 use crate::rotation::deploy::{Deployer, Described, DESCRIBE_BATCH};
 use crate::rotation::store::{SecretStore, AWSCURRENT};
 use std::collections::BTreeMap;
+
+/// One line per secret: what the schedule means in plain words, so "1m" (a minute) or
+/// "720h" (30 days) is seen for what it is.
+pub fn describe_secret(s: &crate::config::SecretConfig) -> String {
+    let mut line = format!(
+        "  {}: every {} ({})",
+        s.name,
+        duration::format(s.every),
+        duration::describe(s.every)
+    );
+    if let Some(w) = &s.window {
+        line.push_str(&format!(
+            ", window {} for {} ({})",
+            w.expr,
+            duration::format(w.duration),
+            w.timezone
+        ));
+    }
+    if !s.jitter.is_zero() {
+        line.push_str(&format!(", jitter up to {}", duration::format(s.jitter)));
+    }
+    if s.target != crate::config::Target::None {
+        line.push_str(&format!(", target {}", s.target.kind()));
+    }
+    match s.redeploy.len() {
+        0 => line.push_str(", no consumer to redeploy"),
+        n => line.push_str(&format!(", redeploys {n} service(s)")),
+    }
+    line
+}
 
 pub async fn run(cfg: &Config, remote: bool) -> i32 {
     let services: usize = cfg.secrets.iter().map(|s| s.redeploy.len()).sum();
@@ -14,6 +44,9 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         cfg.secrets.len(),
         services
     );
+    for s in &cfg.secrets {
+        println!("{}", describe_secret(s));
+    }
     for w in cfg
         .secrets
         .iter()
@@ -31,8 +64,14 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     if !remote {
         return crate::exit::OK;
     }
-    let (store, ecs) = super::aws_clients(cfg).await;
+    let ctx = match super::connect(cfg).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (store, ecs) = super::clients(ctx);
     let mut problems: Vec<String> = Vec::new();
+    // A check that could not reach AWS for part of it is not a verdict: exit 69, not 1.
+    let mut unreachable = false;
 
     let secrets: Vec<_> = cfg.secrets.iter().collect();
     let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
@@ -41,12 +80,15 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     if !secrets.is_empty() && errors.len() == secrets.len() {
         if let Some(e) = super::common_setup_error(errors.iter().copied()) {
             eprintln!("error: cannot reach Secrets Manager: {e}");
-            return crate::exit::UNAVAILABLE;
+            return super::common_failure_code(e);
         }
     }
     for (s, meta) in secrets.iter().zip(&metas) {
         match meta {
-            Err(e) => problems.push(format!("{}: secret {}: {e}", s.name, s.secret.id)),
+            Err(e) => {
+                unreachable |= super::is_unreachable(e);
+                problems.push(format!("{}: secret {}: {e}", s.name, s.secret.id))
+            }
             Ok(m) if m.deleted => problems.push(format!(
                 "{}: secret {} is scheduled for deletion",
                 s.name, s.secret.id
@@ -64,6 +106,7 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
                     .get_value(&s.secret, crate::rotation::store::Select::Stage(AWSCURRENT))
                     .await
                 {
+                    unreachable |= super::is_unreachable(&e);
                     problems.push(format!(
                         "{}: secret {} is not readable: {e}",
                         s.name, s.secret.id
@@ -99,7 +142,10 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         for chunk in list.chunks(DESCRIBE_BATCH) {
             let names: Vec<_> = chunk.iter().map(|(_, n)| n.clone()).collect();
             match ecs.describe(&account, &cluster, &names).await {
-                Err(e) => problems.push(format!("cluster {cluster}: {e}")),
+                Err(e) => {
+                    unreachable |= super::is_unreachable(&e);
+                    problems.push(format!("cluster {cluster}: {e}"))
+                }
                 Ok(states) => {
                     for ((secret, svc), st) in chunk.iter().zip(states) {
                         match st {
@@ -132,7 +178,15 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         for p in &problems {
             eprintln!("{p}");
         }
-        eprintln!("error: {} remote problem(s)", problems.len());
-        crate::exit::FAILURE
+        if unreachable {
+            eprintln!(
+                "error: {} remote problem(s); AWS could not be reached for some of them",
+                problems.len()
+            );
+            crate::exit::UNAVAILABLE
+        } else {
+            eprintln!("error: {} remote problem(s)", problems.len());
+            crate::exit::FAILURE
+        }
     }
 }

@@ -21,8 +21,26 @@ pub fn report_config_errors(e: &ConfigErrors) -> i32 {
     crate::exit::CONFIG
 }
 
-pub async fn aws_clients(cfg: &Config) -> (AwsSecrets, AwsEcs) {
+/// The SDK configuration, with credentials checked before any call. Without credentials
+/// it prints one line and returns the "unavailable" exit code: every command that talks to
+/// AWS fails the same way, before it changes anything.
+pub async fn connect(cfg: &Config) -> Result<AwsContext, i32> {
     let ctx = AwsContext::load(&cfg.aws).await;
+    match ctx.check_credentials(&cfg.aws).await {
+        Ok(()) => Ok(ctx),
+        Err(e) => {
+            let msg = e.info.message.as_deref().unwrap_or("no AWS credentials");
+            eprintln!("error: {msg}");
+            Err(crate::exit::UNAVAILABLE)
+        }
+    }
+}
+
+pub async fn aws_clients(cfg: &Config) -> (AwsSecrets, AwsEcs) {
+    clients(AwsContext::load(&cfg.aws).await)
+}
+
+pub fn clients(ctx: AwsContext) -> (AwsSecrets, AwsEcs) {
     (AwsSecrets::new(ctx.clone()), AwsEcs::new(ctx))
 }
 
@@ -35,7 +53,14 @@ pub async fn aws_engine(
     cfg: &Config,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
 ) -> crate::rotation::Engine<Fenced<AwsSecrets>, Fenced<AwsEcs>> {
-    let ctx = AwsContext::load(&cfg.aws).await;
+    engine(cfg, AwsContext::load(&cfg.aws).await, clock)
+}
+
+pub fn engine(
+    cfg: &Config,
+    ctx: AwsContext,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> crate::rotation::Engine<Fenced<AwsSecrets>, Fenced<AwsEcs>> {
     let leased = cfg.ha.enabled();
     crate::rotation::Engine::new(
         Fenced::new(AwsSecrets::new(ctx.clone()), leased),
@@ -47,6 +72,27 @@ pub async fn aws_engine(
         leased,
     )))
     .with_step_timeout(cfg.daemon.step_timeout)
+}
+
+/// AWS could not be reached at all, or is not set up (credentials, endpoint): retrying the
+/// same command will not help until that is fixed. Exit code 69.
+pub fn is_unreachable(e: &AwsError) -> bool {
+    match e.class {
+        ErrorClass::Setup => true,
+        ErrorClass::Transient => matches!(e.code(), Some("DispatchFailure" | "Timeout")),
+        // Credentials that AWS does not accept at all are no credentials.
+        ErrorClass::AccessDenied => matches!(
+            e.code(),
+            Some(
+                "UnrecognizedClientException"
+                    | "InvalidClientTokenId"
+                    | "ExpiredTokenException"
+                    | "InvalidSignatureException"
+                    | "SignatureDoesNotMatch"
+            )
+        ),
+        _ => false,
+    }
 }
 
 /// When every secret failed the same way for a reason retrying will not fix (no
@@ -61,4 +107,14 @@ pub fn common_setup_error<'a>(
         ErrorClass::Setup | ErrorClass::Transient | ErrorClass::AccessDenied
     );
     (setup && it.all(|e| e.info.code == first.info.code)).then_some(first)
+}
+
+/// The exit code for a failure shared by every secret: 69 when AWS is unreachable or not
+/// set up, 1 otherwise (e.g. access denied everywhere: AWS answered).
+pub fn common_failure_code(e: &AwsError) -> i32 {
+    if is_unreachable(e) {
+        crate::exit::UNAVAILABLE
+    } else {
+        crate::exit::FAILURE
+    }
 }

@@ -69,9 +69,44 @@ pub fn format(d: Duration) -> String {
     parts.join(" ")
 }
 
+/// A duration in words, for people checking what a value means: "30 days", "1 minute",
+/// "1.5 days", "12 hours".
+pub fn describe(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = if secs >= 86_400 {
+        (secs as f64 / 86_400.0, "day")
+    } else if secs >= 3_600 {
+        (secs as f64 / 3_600.0, "hour")
+    } else if secs >= 60 {
+        (secs as f64 / 60.0, "minute")
+    } else {
+        (secs as f64, "second")
+    };
+    // One decimal at most; whole numbers without one.
+    let rounded = (n * 10.0).round() / 10.0;
+    let text = if rounded.fract() == 0.0 {
+        format!("{}", rounded as u64)
+    } else {
+        format!("{rounded:.1}")
+    };
+    let plural = if text == "1" { "" } else { "s" };
+    format!("{text} {unit}{plural}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describes_in_words() {
+        assert_eq!(describe(parse("30d").unwrap()), "30 days");
+        assert_eq!(describe(parse("720h").unwrap()), "30 days");
+        assert_eq!(describe(parse("1m").unwrap()), "1 minute");
+        assert_eq!(describe(parse("36h").unwrap()), "1.5 days");
+        assert_eq!(describe(parse("12h").unwrap()), "12 hours");
+        assert_eq!(describe(parse("90s").unwrap()), "1.5 minutes");
+        assert_eq!(describe(parse("1d").unwrap()), "1 day");
+    }
 
     #[test]
     fn parses_common_forms() {

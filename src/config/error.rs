@@ -19,13 +19,32 @@ impl fmt::Display for Location {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{location}: {}: {}", one_line(.key), one_line(.message))]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     pub location: Location,
     /// Dotted key path, e.g. `secret[api-db].every`; `-` for file-level problems.
     pub key: String,
     pub message: String,
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `FILE:LINE:COL: KEY: message`; a problem with no key (syntax, the file as a whole) is
+/// `FILE[:LINE:COL]: message`, without a placeholder for the missing key.
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key == "-" || self.key.is_empty() {
+            write!(f, "{}: {}", self.location, one_line(&self.message))
+        } else {
+            write!(
+                f,
+                "{}: {}: {}",
+                self.location,
+                one_line(&self.key),
+                one_line(&self.message)
+            )
+        }
+    }
 }
 
 /// Control characters from the file (a name with a newline) must not split an error over

@@ -230,7 +230,7 @@ fn typed<T: DeserializeOwned>(
     };
     let DeValue::Table(table) = value.get_ref() else {
         let at = err.span().unwrap_or(span);
-        v.push(src.error(at, label, describe_serde(err.message())));
+        v.push(src.error(at, label, describe_serde(err.message(), label)));
         return None;
     };
     let mut bad = Vec::new();
@@ -245,18 +245,16 @@ fn typed<T: DeserializeOwned>(
             }
             Err(e) => {
                 let at = e.span().unwrap_or_else(|| k.span());
-                v.push(src.error(
-                    at,
-                    format!("{label}.{}", k.get_ref()),
-                    describe_serde(e.message()),
-                ));
+                let path = format!("{label}.{}{}", k.get_ref(), nested_path(item, at.start));
+                let message = describe_serde(e.message(), &path);
+                v.push(src.error(at, path, message));
                 bad.push(k.get_ref().to_string());
             }
         }
     }
     if bad.is_empty() {
         let at = err.span().unwrap_or(span);
-        v.push(src.error(at, label, describe_serde(err.message())));
+        v.push(src.error(at, label, describe_serde(err.message(), label)));
         return None;
     }
     let rest = Spanned::new(span, DeValue::Table(good));
@@ -269,38 +267,230 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// serde's wording, made a little closer to what a person wrote.
-fn describe_serde(msg: &str) -> String {
-    let mut msg = one_line(msg);
-    for (internal, human) in [
-        ("struct RawDaemon", "a table ([daemon])"),
-        ("struct RawAws", "a table ([aws])"),
-        ("struct RawHa", "a table ([ha])"),
-        ("struct RawSecret", "a table ([[secret]])"),
-        (
-            "struct RawWindow",
-            "a table { cron = \"...\", duration = \"...\" }",
-        ),
-        ("struct RawGenerate", "a table { length = ..., ... }"),
-        ("struct RawTarget", "a table { kind = \"...\", ... }"),
-        (
-            "struct RawRedeploy",
-            "a table { cluster = \"...\", services = [...] }",
-        ),
-        ("invalid type: map,", "invalid type: table or date,"),
-        ("invalid type: sequence,", "invalid type: array,"),
-        ("expected i64", "expected an integer"),
-    ] {
-        msg = msg.replace(internal, human);
+/// Where inside `value` the offset `at` falls, as a key path suffix (`[0].services`), so an
+/// error deep in an inline table names the key that is wrong, not only the top-level one.
+fn nested_path(value: &Spanned<DeValue<'_>>, at: usize) -> String {
+    let mut path = String::new();
+    let mut cur = value;
+    'outer: loop {
+        match cur.get_ref() {
+            DeValue::Table(t) => {
+                for (k, v) in t.iter() {
+                    if k.span().contains(&at) {
+                        path.push('.');
+                        path.push_str(k.get_ref());
+                        break 'outer;
+                    }
+                    if v.span().contains(&at) {
+                        path.push('.');
+                        path.push_str(k.get_ref());
+                        cur = v;
+                        continue 'outer;
+                    }
+                }
+                break;
+            }
+            DeValue::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    if v.span().contains(&at) {
+                        path.push_str(&format!("[{i}]"));
+                        cur = v;
+                        continue 'outer;
+                    }
+                }
+                break;
+            }
+            _ => break,
+        }
     }
+    path
+}
+
+/// The last key of a path like `secret[api].redeploy[0].services`, without its index.
+fn last_key(path: &str) -> &str {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    last.split('[').next().unwrap_or(last)
+}
+
+const DURATION_KEYS: &[&str] = &[
+    "every",
+    "jitter",
+    "stable_timeout",
+    "duration",
+    "timeout",
+    "delete_after",
+    "retry_initial",
+    "retry_max",
+    "shutdown_grace",
+    "refresh",
+];
+
+/// What a key expects, in the words of the configuration (not of serde). `path` ends in
+/// `[n]` when the problem is one element of a list.
+fn expected_for(path: &str, serde_expected: &str) -> String {
+    let key = last_key(path);
+    if path.ends_with(']') {
+        match key {
+            "services" => return "an ECS service name in quotes, e.g. \"front\"".into(),
+            "set" | "test" | "revoke" => {
+                return "a string (the program and each argument in quotes)".into()
+            }
+            "redeploy" => {
+                return "a table, e.g. { cluster = \"prod\", services = [\"front\"] }".into()
+            }
+            _ => {}
+        }
+    }
+    match key {
+        "services" => {
+            return "a list of ECS service names, e.g. services = [\"front\", \"api\"]".into()
+        }
+        "redeploy" => {
+            return "a list of tables, e.g. redeploy = [{ cluster = \"prod\", services = [\"front\"] }]"
+                .into()
+        }
+        "set" | "test" | "revoke" => {
+            return format!("a list of strings: the program, then its arguments (no shell is used), e.g. {key} = [\"/usr/local/bin/{key}-key\", \"--user\", \"app\"]")
+        }
+        "window" => {
+            return "a table, e.g. window = { cron = \"0 2 * * TUE-THU\", duration = \"3h\" }".into()
+        }
+        "generate" => return "a table, e.g. generate = { length = 32 }".into(),
+        "target" => return "a table, e.g. target = { kind = \"none\" }".into(),
+        k if DURATION_KEYS.contains(&k) => {
+            return "a duration in quotes, e.g. \"30d\", \"12h\" or \"90s\"".into()
+        }
+        _ => {}
+    }
+    let e = serde_expected.trim();
+    if e.starts_with("struct Raw") || e == "a map" {
+        return "a table".into();
+    }
+    match e {
+        "a string" => "a string in quotes".into(),
+        "a sequence" => "a list [...]".into(),
+        "i64" | "an integer" | "u64" | "i32" | "u32" => "a whole number".into(),
+        "a boolean" => "true or false".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// What was found, as it looks in the file.
+fn found_as_written(serde_found: &str) -> String {
+    let f = serde_found.trim();
+    if let Some(rest) = f.strip_prefix("string ") {
+        return format!("the string {rest}");
+    }
+    for (prefix, what) in [
+        ("integer ", "the number "),
+        ("floating point ", "the number "),
+        ("boolean ", ""),
+    ] {
+        if let Some(rest) = f.strip_prefix(prefix) {
+            return format!("{what}{}", rest.trim_matches('`'));
+        }
+    }
+    match f {
+        "map" => "a table or a date".into(),
+        "sequence" => "a list".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// The closest allowed key to an unknown one, if one is close enough to be a typo.
+fn did_you_mean<'a>(unknown: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let u = unknown.to_ascii_lowercase();
+    allowed
+        .iter()
+        .map(|a| {
+            let d = strsim::levenshtein(&u, a);
+            // "role" for "role_arn", "tz" is too short to guess from.
+            let contained = u.len() >= 3 && (a.contains(u.as_str()) || u.contains(a));
+            let score = if contained { d.min(1) } else { d };
+            (score, *a)
+        })
+        .filter(|(d, a)| *d <= (a.len().max(u.len()) / 5).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a)
+}
+
+/// serde's wording turned into the configuration's: what the key expects, what was
+/// written, and for an unknown key the closest allowed one.
+fn describe_serde(msg: &str, path: &str) -> String {
+    let msg = one_line(msg);
     if msg.contains(" as i128") || msg.contains(" as u128") {
         return "number out of range (expected a small integer)".to_owned();
     }
     if let Some(rest) = msg.strip_prefix("unknown field ") {
-        return format!("unknown key {rest}");
+        // "`x`, expected one of `a`, `b`" / "`x`, expected `a`" / "`x`, there are no fields"
+        let names: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        let Some((unknown, allowed)) = names.split_first() else {
+            return format!("unknown key {rest}");
+        };
+        let mut out = format!("unknown key `{unknown}`");
+        if let Some(m) = did_you_mean(unknown, allowed) {
+            out.push_str(&format!(" (did you mean `{m}`?)"));
+        }
+        if !allowed.is_empty() {
+            out.push_str(&format!("; allowed here: {}", allowed.join(", ")));
+        }
+        return out;
     }
     if let Some(rest) = msg.strip_prefix("missing field ") {
         return format!("missing required key {rest}");
     }
+    if let Some(rest) = msg.strip_prefix("invalid type: ") {
+        if let Some((found, expected)) = rest.rsplit_once(", expected ") {
+            return format!(
+                "expected {}; found {}",
+                expected_for(path, expected),
+                found_as_written(found)
+            );
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("invalid length ") {
+        return format!("wrong number of items: {rest}");
+    }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_closest_key_for_a_typo() {
+        let allowed = ["listen", "max_concurrent_rotations", "retry_max"];
+        assert_eq!(
+            did_you_mean("max_concurent_rotations", &allowed),
+            Some("max_concurrent_rotations")
+        );
+        assert_eq!(did_you_mean("colour", &allowed), None);
+        assert_eq!(
+            did_you_mean("role", &["region", "profile", "role_arn"]),
+            Some("role_arn")
+        );
+        assert_eq!(
+            did_you_mean("service", &["cluster", "services"]),
+            Some("services")
+        );
+    }
+
+    #[test]
+    fn type_errors_speak_of_the_key_not_of_serde() {
+        let m = describe_serde(
+            "invalid type: string \"front\", expected a sequence",
+            "secret[api].redeploy[0].services",
+        );
+        assert_eq!(
+            m,
+            "expected a list of ECS service names, e.g. services = [\"front\", \"api\"]; found the string \"front\""
+        );
+        let m = describe_serde(
+            "invalid type: integer `30`, expected a string",
+            "secret[a].every",
+        );
+        assert!(m.starts_with("expected a duration in quotes"), "{m}");
+        assert!(m.ends_with("found the number 30"), "{m}");
+    }
 }

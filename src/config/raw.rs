@@ -44,6 +44,9 @@ pub struct RawSecret {
     pub name: Option<S<String>>,
     pub secret_id: Option<S<String>>,
     pub every: Option<S<String>>,
+    /// Permits `every` below one hour (tests, demos); a typo like "1m" for a month
+    /// would otherwise restart every consumer every minute.
+    pub allow_short_interval: Option<S<bool>>,
     pub window: Option<S<RawWindow>>,
     pub jitter: Option<S<String>>,
     pub generate: Option<S<RawGenerate>>,

@@ -352,7 +352,30 @@ impl Validator {
                 );
                 None
             }
-            Some(e) => self.duration(src, &k("every"), e, MIN, 3650 * DAY),
+            Some(e) => {
+                let allow_short = raw
+                    .allow_short_interval
+                    .as_ref()
+                    .is_some_and(|a| *a.get_ref());
+                let min = if allow_short { MIN } else { Duration::ZERO };
+                let d = self.duration(src, &k("every"), e, min, 3650 * DAY);
+                match d {
+                    Some(d) if d < HOUR && !allow_short => {
+                        self.err(
+                            src,
+                            e.span(),
+                            &k("every"),
+                            if d < MIN {
+                                format!("{} is out of range (allowed 1h to 3650d; from 1m with allow_short_interval = true)", e.get_ref())
+                            } else {
+                                short_interval_message(e.get_ref(), d)
+                            },
+                        );
+                        None
+                    }
+                    d => d,
+                }
+            }
         };
 
         let window = raw
@@ -524,8 +547,9 @@ impl Validator {
         {
             Ok(c) => Some(c),
             Err(e) => {
+                let why = cron_problem(raw.cron.get_ref()).unwrap_or_else(|| e.to_string());
                 self.err(src, raw.cron.span(), &format!("{key}.cron"), format!(
-                    "invalid cron expression \"{}\": {e} (five fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * TUE-THU\")",
+                    "invalid cron expression \"{}\": {why} (five fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * TUE-THU\")",
                     raw.cron.get_ref()
                 ));
                 None
@@ -1094,6 +1118,74 @@ fn valid_table_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+const MONTH_NAMES: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+
+/// Why a five-field cron expression is wrong, in its own terms (field, value, what is
+/// allowed); `None` when nothing specific is found and the parser's reason is used.
+fn cron_problem(expr: &str) -> Option<String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    if fields.len() != 5 {
+        let extra = if fields.len() == 6 {
+            " (there is no seconds field)"
+        } else {
+            ""
+        };
+        return Some(format!(
+            "it has {} field(s), a window needs five{extra}",
+            fields.len()
+        ));
+    }
+    let specs: [(&str, u32, u32, &[&str]); 5] = [
+        ("minute", 0, 59, &[]),
+        ("hour", 0, 23, &[]),
+        ("day-of-month", 1, 31, &[]),
+        ("month", 1, 12, &MONTH_NAMES),
+        ("day-of-week", 0, 7, &DAY_NAMES),
+    ];
+    for (field, (what, lo, hi, names)) in fields.iter().zip(specs) {
+        for part in field.split(',') {
+            let (range, step) = part.split_once('/').unwrap_or((part, ""));
+            if !step.is_empty() && !matches!(step.parse::<u32>(), Ok(n) if n > 0) {
+                return Some(format!("{what} step \"/{step}\" is not a positive number"));
+            }
+            for atom in range.split('-') {
+                if atom == "*" || atom.is_empty() {
+                    continue;
+                }
+                if let Ok(n) = atom.parse::<u32>() {
+                    if n < lo || n > hi {
+                        return Some(format!("{what} {n} is out of range ({lo}-{hi})"));
+                    }
+                } else if atom.chars().all(|c| c.is_ascii_alphabetic()) {
+                    if names.is_empty() {
+                        return Some(format!("{what} \"{atom}\" is not a number ({lo}-{hi})"));
+                    }
+                    if !names.contains(&atom.to_ascii_uppercase().as_str()) {
+                        let kind = if what == "month" { "month" } else { "day" };
+                        return Some(format!(
+                            "unknown {kind} name \"{atom}\" in the {what} field (allowed: {}, or {lo}-{hi})",
+                            names.join(" ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// "1m" is a minute, not a month: an interval under an hour restarts every consumer that
+/// often, so it must be asked for explicitly.
+fn short_interval_message(written: &str, d: Duration) -> String {
+    format!(
+        "\"{written}\" is {} (m = minutes, h = hours, d = days; a month is \"30d\"); an interval shorter than 1h restarts every consumer that often, so it needs allow_short_interval = true in this [[secret]]",
+        duration::describe(d)
+    )
+}
+
 fn valid_name(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.chars()
@@ -1192,6 +1284,25 @@ mod tests {
         assert!(!valid_role_arn("arn:aws:iam::1111:role/rotator"));
         assert!(!valid_role_arn("arn:aws:sts::111111111111:role/rotator"));
         assert!(!valid_role_arn("rotator"));
+    }
+
+    #[test]
+    fn cron_problems_name_the_field_and_what_is_allowed() {
+        let m = cron_problem("0 2 * * FRIDAY-ISH").unwrap();
+        assert!(m.contains("unknown day name \"FRIDAY\""), "{m}");
+        assert!(m.contains("SUN MON TUE WED THU FRI SAT"), "{m}");
+        assert_eq!(
+            cron_problem("0 25 * * *").unwrap(),
+            "hour 25 is out of range (0-23)"
+        );
+        assert!(cron_problem("0 2 * JANUARY *")
+            .unwrap()
+            .contains("unknown month name"));
+        assert!(cron_problem("0 0 2 * * *")
+            .unwrap()
+            .contains("no seconds field"));
+        assert_eq!(cron_problem("0 2 * * TUE-THU"), None);
+        assert_eq!(cron_problem("*/15 2 1,15 JAN-MAR mon"), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub async fn main(dir: PathBuf) -> i32 {
         Ok(c) => c,
         Err(e) => {
             for err in &e.0 {
-                tracing::error!(%err, "configuration error");
+                tracing::error!(error = %err, "configuration error");
             }
             return crate::commands::report_config_errors(&e);
         }
@@ -62,6 +62,10 @@ pub async fn main(dir: PathBuf) -> i32 {
     tracing::info!(listen = %cfg.daemon.listen, "serving /metrics, /healthz, /readyz");
     tokio::spawn(http::serve(listener, app, http::Limits::default()));
 
+    // No credentials at all: one line and exit 69, like every command (systemd retries).
+    if let Err(code) = crate::commands::connect(&cfg).await {
+        return code;
+    }
     let engine = Arc::new(crate::commands::aws_engine(&cfg, clock.clone()).await);
     let ha = crate::ha::Ha::connect(&cfg, clock.clone()).await;
     let sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone()).with_ha(ha);
@@ -107,7 +111,7 @@ pub async fn main(dir: PathBuf) -> i32 {
                     Err(e) => {
                         reload_ok(false, clock.as_ref());
                         for err in &e.0 {
-                            tracing::error!(%err, "reload rejected; keeping the previous configuration");
+                            tracing::error!(error = %err, "reload rejected; keeping the previous configuration");
                         }
                     }
                 }

@@ -824,7 +824,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             return;
         }
         let delay = backoff(&self.settings, e.failures);
-        tracing::error!(secret = %name, failures = e.failures, retry_in = %crate::config::duration::format(delay), error = %err, "rotation failed; will retry");
+        tracing::error!(secret = %name, failures = e.failures, retry_in_seconds = delay.as_secs(), error = %err, "rotation failed; will retry");
         let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
         Self::schedule_wall(&mut self.queue, self.clock_base, name, e, at);
     }
@@ -909,7 +909,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     async fn drain(mut self) {
         let grace = self.settings.shutdown_grace;
         if !self.tasks.is_empty() {
-            tracing::info!(running = self.tasks.len(), grace = %crate::config::duration::format(grace), "stopping: waiting for rotations in flight");
+            tracing::info!(
+                running = self.tasks.len(),
+                grace_seconds = grace.as_secs(),
+                "stopping: waiting for rotations in flight"
+            );
         }
         let deadline = Instant::now() + grace;
         while !self.tasks.is_empty() {

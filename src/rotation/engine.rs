@@ -345,7 +345,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         detail: &str,
     ) {
         let v = version.map(|v| v.as_str()).unwrap_or("-");
-        tracing::info!(secret = %cfg.name, step = %step, version = v, "{detail}");
+        tracing::info!(secret = %cfg.name, secret_id = %cfg.secret.id, step = %step, version = v, "{detail}");
         obs.step(&cfg.name, step, detail);
     }
 
@@ -832,7 +832,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 });
             }
         }
-        tracing::warn!(secret = %cfg.name, version = %version, "taking over an abandoned AWSPENDING left by another tool");
+        tracing::warn!(secret = %cfg.name, pending_version = %version, "taking over an abandoned AWSPENDING left by another tool");
         self.call(
             Step::Start,
             self.store.update_stage(s, AWSPENDING, None, Some(version)),
@@ -1080,7 +1080,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         for (svc, r) in results {
             match r {
                 Ok(d) => {
-                    tracing::info!(secret = %cfg.name, service = %svc, deployment = %d.id, "deployment started");
+                    tracing::info!(secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, deployment = %d.id, "deployment started");
                     started.push((svc, d));
                 }
                 Err(e) => {
@@ -1131,9 +1131,9 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 .with_label_values(&[svc.cluster.as_str(), svc.service.as_str(), v.label()])
                 .inc();
             if *v == ServiceVerdict::Stable {
-                tracing::info!(secret = %cfg.name, service = %svc, "service stable on the new deployment");
+                tracing::info!(secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, outcome = v.label(), "service stable on the new deployment");
             } else {
-                tracing::warn!(secret = %cfg.name, service = %svc, verdict = %v, "service not stable");
+                tracing::warn!(secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, outcome = v.label(), detail = %v, "service not stable");
             }
         }
         Ok(verdicts)

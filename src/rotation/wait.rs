@@ -213,7 +213,7 @@ pub async fn wait_stable<D: Deployer>(
                                             );
                                         }
                                         Judgement::Superseded(later) => {
-                                            tracing::info!(service = %svc, from = %dep, to = %later, "a later deployment replaced ours; waiting on it");
+                                            tracing::info!(cluster = %svc.cluster, service = %svc.service, deployment = %dep, replaced_by = %later, "a later deployment replaced ours; waiting on it");
                                             let later_created = state
                                                 .deployments
                                                 .iter()
