@@ -318,7 +318,7 @@ impl FakePg {
                 let rec = rec.clone();
                 std::thread::spawn(move || {
                     let record = |b: &[u8]| rec.lock().unwrap().extend_from_slice(b);
-                    let mut read_startup = |s: &mut std::net::TcpStream| -> Option<()> {
+                    let read_startup = |s: &mut std::net::TcpStream| -> Option<()> {
                         loop {
                             let mut len = [0u8; 4];
                             s.read_exact(&mut len).ok()?;
