@@ -4,8 +4,16 @@
 //! configured name), `secret_id`, `cluster` and `service` (separate, as in the metrics),
 //! `step`, `version` (always the new version), `outcome` (the metric's values) and
 //! durations as numbers of seconds (`*_seconds`).
+//!
+//! Libraries that log through `log` (tokio-postgres) are bridged in (tracing-log), but
+//! tokio-postgres's debug records quote whole statements, `ALTER ROLE ... PASSWORD
+//! 'SCRAM-SHA-256$...'` included: they are dropped above INFO whatever RUST_LOG says.
 
 use crate::cli::LogFormat;
+use tracing::Level;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 /// The AWS SDK's own logs: its credential chain alone writes kilobytes of warnings when no
@@ -21,9 +29,20 @@ pub fn default_filter(default_level: &str) -> String {
     format!("{default_level},{SDK_QUIET}")
 }
 
+/// Targets whose records above INFO may quote secret material.
+const QUIET_ABOVE_INFO: &[&str] = &["tokio_postgres"];
+
+fn may_quote_secrets(m: &tracing::Metadata<'_>) -> bool {
+    *m.level() > Level::INFO
+        && QUIET_ABOVE_INFO
+            .iter()
+            .any(|t| m.target() == *t || m.target().starts_with(&format!("{t}::")))
+}
+
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default_filter(default_level)));
+    let quiet = filter_fn(|m| !may_quote_secrets(m));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -32,12 +51,57 @@ pub fn init(format: LogFormat, default_level: &str) {
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            .finish()
+            .with(quiet)
             .try_init(),
         LogFormat::Text => {
             use std::io::IsTerminal;
             builder
                 .with_ansi(std::io::stderr().is_terminal())
+                .finish()
+                .with(quiet)
                 .try_init()
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokio_postgres_statements_are_never_logged() {
+        use tracing::callsite::Identifier;
+        struct Cs;
+        impl tracing::callsite::Callsite for Cs {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &tracing::Metadata<'_> {
+                unimplemented!()
+            }
+        }
+        static CS: Cs = Cs;
+        let meta = |target: &'static str, level| {
+            tracing::Metadata::new(
+                "e",
+                target,
+                level,
+                None,
+                None,
+                None,
+                tracing::field::FieldSet::new(&[], Identifier(&CS)),
+                tracing::metadata::Kind::EVENT,
+            )
+        };
+        assert!(may_quote_secrets(&meta(
+            "tokio_postgres::query",
+            Level::DEBUG
+        )));
+        assert!(may_quote_secrets(&meta("tokio_postgres", Level::TRACE)));
+        assert!(!may_quote_secrets(&meta("tokio_postgres", Level::WARN)));
+        assert!(!may_quote_secrets(&meta(
+            "tokio_postgres_rustls",
+            Level::DEBUG
+        )));
+        assert!(!may_quote_secrets(&meta("secret_rotator", Level::TRACE)));
+    }
 }

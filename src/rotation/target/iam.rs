@@ -682,7 +682,8 @@ mod tests {
                 keys.push(AccessKeyInfo {
                     id: id.clone(),
                     active: true,
-                    created: None,
+                    // IAM always reports CreateDate; revoke compares it.
+                    created: Some(t(NOW)),
                 });
                 self.log.lock().unwrap().push(format!("create {id}"));
                 Ok(NewAccessKey {
