@@ -88,6 +88,9 @@ async fn run(
         .spawn()
         .map_err(|e| fail(format!("cannot start: {e}")))?;
     let pid = child.id();
+    // Abandoned mid-run (e.g. the rotation stopped because its lease lapsed): kill what the
+    // program started too, not only the program, so nothing keeps changing the target.
+    let mut group = KillGroupOnDrop(pid);
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -104,9 +107,12 @@ async fn run(
         (status, out, err)
     };
     let (status, out, err) = match tokio::time::timeout(timeout, io).await {
-        Ok(r) => r,
+        Ok(r) => {
+            group.0 = None;
+            r
+        }
         Err(_) => {
-            kill_group(pid);
+            kill_group(group.0.take());
             return Err(fail(format!(
                 "timed out after {}; the program and its process group were killed",
                 crate::config::duration::format(timeout)
@@ -135,6 +141,14 @@ async fn run(
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(fail(format!("exit status {s}{}", last_line(&err)))),
         Err(e) => Err(fail(format!("wait failed: {e}"))),
+    }
+}
+
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        kill_group(self.0.take());
     }
 }
 
