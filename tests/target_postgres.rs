@@ -934,3 +934,42 @@ fn check_warns_about_weaker_sslmodes() {
         );
     }
 }
+
+/// A role name PostgreSQL does not quote (`app`): the clone's membership in it is what the
+/// clone is for, not an extra privilege. The third rotation (clone again) used to refuse
+/// ("has member of app that app lacks") because one side of the comparison was quoted.
+#[tokio::test(flavor = "multi_thread")]
+async fn alternating_users_with_a_plain_role_name_keep_rotating() {
+    const PLAIN: &str = "app";
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    create_role(&pg, PLAIN, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "db/plain", &pg.secret_json(PLAIN, INITIAL_PW), &[]).await;
+    create_secret(
+        &c,
+        "db/admin",
+        &serde_json::json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD}).to_string(),
+        &[],
+    )
+    .await;
+    let target = format!(
+        r#"{{ kind = "postgres", host = "127.0.0.1", port = {}, role = "{PLAIN}", mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "disable" }}"#,
+        pg.port
+    );
+    let dir = config_dir(&secret_config("plain-db", "db/plain", &target, false));
+    let env = aws_env(Some(&moto.url), None);
+    let mut users = Vec::new();
+    for round in 1..=3 {
+        let (ok, out) = rotate(dir.path(), "plain-db", &env);
+        assert!(ok, "rotation {round}: {out}");
+        let cur = json(&value_at(&c, "db/plain", "AWSCURRENT").await);
+        let user = cur["username"].as_str().unwrap().to_owned();
+        assert!(
+            pg.can_login(&user, cur["password"].as_str().unwrap()).await,
+            "rotation {round}: the new credentials log in"
+        );
+        users.push(user);
+    }
+    assert_eq!(users, ["app_clone", "app", "app_clone"]);
+}

@@ -548,7 +548,7 @@ async fn privileges(c: &Client, role: &str, limit: Duration) -> Result<Vec<Strin
             CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
             CASE WHEN r.rolreplication THEN 'REPLICATION' END,
             CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END], NULL)
-          || ARRAY(SELECT 'member of ' || quote_ident(b.rolname::text)
+          || ARRAY(SELECT 'member of ' || b.rolname::text
                    FROM pg_catalog.pg_auth_members m
                    JOIN pg_catalog.pg_roles b ON b.oid = m.roleid
                    WHERE m.member = r.oid)
@@ -577,11 +577,13 @@ async fn check_no_more_than(
     limit: Duration,
 ) -> Result<(), TargetError> {
     let theirs = privileges(c, base, limit).await?;
-    let own = quote_ident(base)?;
+    // Role names compared as stored (unquoted): quote_ident quotes only when needed, so a
+    // quoted form on one side would miss a plain name like `app`.
+    let own = format!("member of {base}");
     let extra: Vec<String> = privileges(c, clone, limit)
         .await?
         .into_iter()
-        .filter(|p| !theirs.contains(p) && *p != format!("member of {own}"))
+        .filter(|p| !theirs.contains(p) && *p != own)
         .collect();
     if extra.is_empty() {
         Ok(())
