@@ -155,7 +155,9 @@ pub async fn due_times_each<S: SecretStore>(
         match meta {
             Ok(m) => {
                 let tag = m.last_rotated_tag_at(now);
-                if matches!(tag, TagRead::Valid(_) | TagRead::Future(_)) {
+                // A future tag is not used: the value's creation date (AWS's clock) needs
+                // the slower read, like a secret without our tag.
+                if matches!(tag, TagRead::Valid(_)) {
                     sink(i, Ok(from_meta(cfg, &m, None, tag, now)));
                 } else {
                     slow.push(Box::pin(one(i, store, cfg, m, tag, now)));
@@ -181,7 +183,10 @@ fn from_meta(
         TagRead::Valid(t) => (Some(t), Some(t), None),
         TagRead::Absent => (created, None, None),
         TagRead::Unparseable => (created, None, Some(TagProblem::Unparseable)),
-        TagRead::Future(_) => (None, None, Some(TagProblem::Future)),
+        // Not trusted, but not "due now" either: our own tag after the clock stepped back
+        // would rotate again. The value's creation date decides (an attacker's future tag
+        // cannot stop rotation, and a fresh value is not rotated twice).
+        TagRead::Future(_) => (created, None, Some(TagProblem::Future)),
     };
     let status = match unfinished(meta) {
         Some(u) => DueStatus::Unfinished(u),
@@ -190,7 +195,7 @@ fn from_meta(
     };
     let scheduled = last.map(|t| next_due(t, &Schedule::of(cfg)));
     let due = match (status, scheduled) {
-        (DueStatus::Scheduled, Some(d)) => d,
+        (DueStatus::Scheduled | DueStatus::InvalidTag, Some(d)) => d,
         // Due now, or earlier if the schedule says so (an unfinished rotation of an
         // overdue secret stays overdue).
         (_, Some(d)) => d.min(now),

@@ -1992,3 +1992,50 @@ async fn json_key_create_adds_a_missing_key_when_opted_in() {
     assert_eq!(doc["username"], "app");
     assert_eq!(doc["password"].as_str().map(str::len), Some(32));
 }
+
+/// Another tool (AWS native rotation, a script) left AWSPENDING on the AWSCURRENT version.
+/// That is not a rotation of ours stopped in finish: "finishing" it would restart every
+/// consumer on a value that may be years old and report it as a fresh rotation. It is
+/// rotated like any other secret: a new value.
+#[tokio::test(start_paused = true)]
+async fn a_foreign_awspending_left_on_awscurrent_is_rotated_not_reported_as_done() {
+    let w = World::new();
+    let old = w.current();
+    w.store.edit(SECRET, |s| {
+        for v in &mut s.versions {
+            if v.has(AWSCURRENT) {
+                v.stages.push(AWSPENDING.into());
+            }
+        }
+    });
+    let report = w.rotate().await.expect("rotated");
+    assert_eq!(report.outcome, Outcome::Success);
+    assert_ne!(w.current(), old, "no new value was made");
+    assert_eq!(w.store.holder(SECRET, AWSPENDING), None);
+}
+
+/// A rollout longer than the CLI waiter's ten minutes (slow task starts, a 300 s target
+/// deregistration delay) inside a 30 m `stable_timeout`: the 40 polls are spread over the
+/// whole timeout instead of being spent in the first ten minutes, so the rollout is seen
+/// completing — not reported as stalled — and still within 40 calls.
+#[tokio::test(start_paused = true)]
+async fn a_rollout_longer_than_the_waiters_ten_minutes_is_stable_within_a_longer_timeout() {
+    let mut w = World::with(&[(
+        "pdf",
+        Behaviour::Healthy {
+            start: Duration::from_secs(360),
+            drain: Duration::from_secs(300),
+        },
+    )]);
+    w.cfg.stable_timeout = Duration::from_secs(1800);
+    let report = w.rotate().await.expect("the rollout completes at 11 m");
+    assert_eq!(report.outcome, Outcome::Success);
+    let first_force = w.ecs.force_calls().first().unwrap().seq;
+    let polls = w
+        .ecs
+        .describe_calls()
+        .into_iter()
+        .filter(|d| d.seq > first_force)
+        .count();
+    assert!(polls <= 40, "{polls} DescribeServices calls");
+}

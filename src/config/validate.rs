@@ -1072,6 +1072,25 @@ impl Validator {
             };
             secrets.push(s);
         }
+        // One secret, one schedule: its last-rotated / deployed-version tags and its lease
+        // are per secret, so two entries on it (say, two json_keys) would keep moving each
+        // other's due time and one key would never rotate.
+        let mut by_id: HashMap<(&str, &Account), &SecretConfig> = HashMap::new();
+        for s in &secrets {
+            let key = (s.secret.id.as_str(), &s.secret.account);
+            if let Some(first) = by_id.get(&key) {
+                self.errors.push(ConfigError {
+                    location: s.origin.clone(),
+                    key: format!("secret[{}].secret_id", s.name),
+                    message: format!(
+                        "secret \"{}\" is already rotated by [[secret]] \"{}\" ({}); one secret can have only one schedule (its rotation tags and lease are per secret)",
+                        s.secret.id, first.name, first.origin
+                    ),
+                });
+            } else {
+                by_id.insert(key, s);
+            }
+        }
         let (region, role) = std::mem::take(&mut self.ha_account);
         self.ha.account = Account {
             region: region.or_else(|| self.aws.region.clone()),

@@ -635,8 +635,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 self.start_read(&name);
                 continue;
             }
-            let resume_only = matches!(e.status, DueStatus::Unfinished(u) if u.value_is_current())
-                && !e.fresh_next;
+            // An unfinished rotation of ours is finished at once, even outside the window:
+            // the target may already accept only the pending value (single-user PostgreSQL
+            // from `set` on). Only a new value waits for the window.
+            let resume_only = matches!(e.status, DueStatus::Unfinished(_)) && !e.fresh_next;
             if let Some(w) = e.cfg.window.as_deref() {
                 if !resume_only && opening_containing(w, wall).is_none() {
                     let offset =

@@ -355,8 +355,17 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         // derived from), or the pending-version tag written before the put (which still
         // holds when someone changed AWSCURRENT during set/test).
         let marker = meta.pending_version_tag();
+        let current_is_ours = marker.as_ref() == Some(current)
+            || meta
+                .version_with(AWSPREVIOUS)
+                .is_some_and(|prev| attempt_of(&meta.arn, prev, current).is_some());
         match pending {
-            Some(p) if p == current => Phase::FinishPending { version: p.clone() },
+            // Only our own finish that stopped half-way; another tool's leftover label on
+            // AWSCURRENT is not a rotation (finishing it would report an old value as new).
+            Some(p) if p == current && current_is_ours => {
+                Phase::FinishPending { version: p.clone() }
+            }
+            Some(p) if p == current => Phase::Fresh,
             Some(p) => match attempt_of(&meta.arn, current, p) {
                 Some(attempt) => Phase::Resume {
                     version: p.clone(),
@@ -369,11 +378,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 None => Phase::Foreign { version: p.clone() },
             },
             None => {
-                let ours = marker.as_ref() == Some(current)
-                    || meta
-                        .version_with(AWSPREVIOUS)
-                        .is_some_and(|prev| attempt_of(&meta.arn, prev, current).is_some());
-                if ours && meta.deployed_version_tag().as_ref() != Some(current) {
+                if current_is_ours && meta.deployed_version_tag().as_ref() != Some(current) {
                     Phase::Deploy {
                         version: current.clone(),
                     }

@@ -285,6 +285,15 @@ pub async fn wait_stable<D: Deployer>(
         while budget(at - start) <= rounds {
             at += Duration::from_millis(250);
         }
+        // A timeout longer than the waiter's ten minutes: when the polls left, even at the
+        // slow pace, would run out before the deadline, spread them evenly over the time
+        // left, so a long rollout is still seen completing (not judged on a poll made
+        // minutes before the deadline).
+        let left = WAITER_MAX_ATTEMPTS.saturating_sub(rounds).max(1);
+        let remaining = deadline.saturating_duration_since(now);
+        if STARTING_POLL.saturating_mul(left as u32) < remaining {
+            at = at.max(now + remaining / (left as u32 + 1));
+        }
         next = at;
     }
 }
