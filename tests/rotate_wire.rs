@@ -197,6 +197,23 @@ async fn a_rolled_back_consumer_fails_the_rotation_and_names_the_service() {
             .all(|t| t.key() != Some("secret-rotator:last-rotated")),
         "last-rotated must not be written"
     );
+    // `plan` says what is still owed: the value moved, the redeploy did not finish.
+    let plan = rotator(
+        &["plan", "--config", dir.path().to_str().unwrap()],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
+    let table = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("api-db"))
+        .unwrap_or_default();
+    assert!(row.contains("redeploy pending"), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
