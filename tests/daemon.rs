@@ -101,6 +101,23 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     panic!("timed out waiting for {what}");
 }
 
+/// [`wait_for`], printing the last state seen on timeout.
+fn wait_for_or<T>(
+    what: &str,
+    timeout: Duration,
+    last: &mut String,
+    mut f: impl FnMut(&mut String) -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(v) = f(last) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}; last seen:\n{last}");
+}
+
 fn metric(body: &str, prefix: &str) -> Option<f64> {
     body.lines()
         .find(|l| l.starts_with(prefix))
@@ -378,14 +395,21 @@ async fn daemon_rotates_on_a_short_schedule() {
     let mut d = Daemon::start(dir.path(), &aws_env(Some(&moto.url), Some(&sim.url)), None);
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     // Overdue at start: rotated at once; then due one minute after that.
-    let body = wait_for("the first rotation", Duration::from_secs(30), || {
-        let body = http_get(&metrics_url).ok()?.1;
-        (metric(
-            &body,
-            "secret_rotator_rotations_total{outcome=\"success\",secret=\"key\"}",
-        )? >= 1.0)
-            .then_some(body)
-    });
+    let mut last_body = String::new();
+    let body = wait_for_or(
+        "the first rotation",
+        Duration::from_secs(30),
+        &mut last_body,
+        |lb| {
+            let body = http_get(&metrics_url).ok()?.1;
+            *lb = body.clone();
+            (metric(
+                &body,
+                "secret_rotator_rotations_total{outcome=\"success\",secret=\"key\"}",
+            )? >= 1.0)
+                .then_some(body)
+        },
+    );
     let last = metric(
         &body,
         "secret_rotator_last_success_timestamp_seconds{secret=\"key\"}",
@@ -491,11 +515,12 @@ async fn an_unreadable_secret_is_failing_in_metrics_from_start() {
     );
     // The info series names the store object, so the mistyped secret_id is visible.
     assert!(
-        body.lines().any(|l| l.starts_with("secret_rotator_secret_info{")
-            && l.contains("secret=\"typo\"")
-            && l.contains("secret_id=\"app/does-not-exist\"")
-            && l.contains("store=\"aws-secretsmanager\"")
-            && l.ends_with(" 1")),
+        body.lines()
+            .any(|l| l.starts_with("secret_rotator_secret_info{")
+                && l.contains("secret=\"typo\"")
+                && l.contains("secret_id=\"app/does-not-exist\"")
+                && l.contains("store=\"aws-secretsmanager\"")
+                && l.ends_with(" 1")),
         "{body}"
     );
     // Unknown times are absent, not 0.
