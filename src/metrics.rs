@@ -10,7 +10,24 @@ use prometheus::{
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
+/// The `outcome` values of `rotations_total`.
+pub const ROTATION_OUTCOMES: [&str; 4] = ["success", "failed", "rolled_back", "stalled"];
+
+/// The `outcome` values of `ecs_redeploys_total` (`ServiceVerdict::label`).
+pub const REDEPLOY_OUTCOMES: [&str; 6] = [
+    "stable",
+    "rolled_back",
+    "stalled",
+    "missing",
+    "not_forceable",
+    "failed",
+];
+
 pub struct Metrics {
+    /// The ECS consumers whose redeploy counters were created, by secret (to drop them).
+    /// and the `secret_info` labels set, by secret (to drop them on reload).
+    consumers: Mutex<HashMap<Box<str>, SecretSeries>>,
+    pub secret_info: IntGaugeVec,
     pub registry: Registry,
     pub rotations: IntCounterVec,
     pub rotation_duration: HistogramVec,
@@ -53,11 +70,13 @@ impl Metrics {
         r.register(Box::new(SecretStatesCollector(secrets)))
             .expect("secret state metrics");
         let m = Self {
+            consumers: Mutex::default(),
+            secret_info: reg(&r, IntGaugeVec::new(Opts::new("secret_info", "Configuration of a secret; always 1 (join on secret). Empty region/account: the daemon's default."), &["secret", "secret_id", "region", "account", "every", "window", "store"]).unwrap()),
             secrets,
             rotations: reg(&r, IntCounterVec::new(Opts::new("rotations_total", "Rotations finished, by secret and outcome (success, failed, rolled_back, stalled)."), &["secret", "outcome"]).unwrap()),
             rotation_duration: reg(&r, HistogramVec::new(HistogramOpts::new("rotation_duration_seconds", "Time from the start of a rotation to its verdict.").buckets(buckets.clone()), &["outcome"]).unwrap()),
-            in_progress_total: reg(&r, IntGauge::new("rotations_in_progress", "Rotations running now.").unwrap()),
-            redeploys: reg(&r, IntCounterVec::new(Opts::new("ecs_redeploys_total", "Forced ECS redeployments by verdict (stable, rolled_back, stalled, missing, not_forceable, failed)."), &["cluster", "service", "outcome"]).unwrap()),
+            in_progress_total: reg(&r, IntGauge::new("rotations_running", "Rotations running now (all secrets; per secret: rotation_in_progress).").unwrap()),
+            redeploys: reg(&r, IntCounterVec::new(Opts::new("ecs_redeploys_total", "Forced ECS redeployments by verdict (stable, rolled_back, stalled, missing, not_forceable, failed)."), &["secret", "cluster", "service", "outcome"]).unwrap()),
             wait_duration: reg(&r, HistogramVec::new(HistogramOpts::new("ecs_wait_duration_seconds", "Time from the forced deployment to the stability verdict.").buckets(buckets), &["outcome"]).unwrap()),
             aws_calls: reg(&r, IntCounterVec::new(Opts::new("aws_api_calls_total", "AWS API call attempts (retries included) by service, operation and outcome (ok, throttled, error)."), &["service", "operation", "outcome"]).unwrap()),
             reload_ok: reg(&r, IntGauge::new("config_last_reload_successful", "1 if the last configuration load succeeded.").unwrap()),
@@ -85,13 +104,82 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 
+    /// Creates the counters of a configured secret and of its ECS consumers
+    /// (`(cluster, service)`) at 0, so that alerts and `increase()` see the first event (a
+    /// series created at 1 has no increase). On reload, drops consumers no longer listed.
+    /// Also sets `secret_info` from `info` = [secret_id, region, account, every, window].
+    pub fn register_secret(&self, secret: &str, info: [String; 5], services: &[(String, String)]) {
+        for outcome in ROTATION_OUTCOMES {
+            let _ = self.rotations.with_label_values(&[secret, outcome]);
+        }
+        let mut reg = self.consumers.lock().unwrap_or_else(|e| e.into_inner());
+        let (old_info, old) = reg
+            .insert(secret.into(), (info.clone(), services.to_vec()))
+            .unwrap_or_default();
+        if old_info != info {
+            let _ = self
+                .secret_info
+                .remove_label_values(&info_labels(secret, &old_info));
+        }
+        self.secret_info
+            .with_label_values(&info_labels(secret, &info))
+            .set(1);
+        for (cluster, service) in old.iter().filter(|s| !services.contains(s)) {
+            for outcome in REDEPLOY_OUTCOMES {
+                let _ = self
+                    .redeploys
+                    .remove_label_values(&[secret, cluster, service, outcome]);
+            }
+        }
+        for (cluster, service) in services {
+            for outcome in REDEPLOY_OUTCOMES {
+                let _ = self
+                    .redeploys
+                    .with_label_values(&[secret, cluster, service, outcome]);
+            }
+        }
+    }
+
     /// Drops the series of a secret that is no longer configured.
     pub fn forget_secret(&self, secret: &str) {
         self.secrets.forget(secret);
+        for outcome in ROTATION_OUTCOMES {
+            let _ = self.rotations.remove_label_values(&[secret, outcome]);
+        }
+        let (old_info, old) = self
+            .consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(secret)
+            .unwrap_or_default();
+        let _ = self
+            .secret_info
+            .remove_label_values(&info_labels(secret, &old_info));
+        for (cluster, service) in &old {
+            for outcome in REDEPLOY_OUTCOMES {
+                let _ = self
+                    .redeploys
+                    .remove_label_values(&[secret, cluster, service, outcome]);
+            }
+        }
         for reason in ["future", "unparseable"] {
             let _ = self.invalid_tags.remove_label_values(&[secret, reason]);
         }
     }
+}
+
+type SecretSeries = ([String; 5], Vec<(String, String)>);
+
+fn info_labels<'a>(secret: &'a str, info: &'a [String; 5]) -> [&'a str; 7] {
+    [
+        secret,
+        &info[0],
+        &info[1],
+        &info[2],
+        &info[3],
+        &info[4],
+        "aws-secretsmanager",
+    ]
 }
 
 /// What the per-secret gauges show for one secret.
@@ -111,6 +199,28 @@ pub struct SecretState {
     /// The configured interval, so an alert can say "not rotated within every + grace".
     pub every: f64,
     pub status: Status,
+    /// The scheduler gave up after max_attempts failures (until a reload or manual rotate).
+    pub gave_up: bool,
+}
+
+/// Slack after `every` before a secret counts as not rotated in time: one day, so a
+/// secret due on a weekend or outside a short window, or retried with backoff, does not
+/// alert, while a monthly secret a day late does.
+pub const DEADLINE_GRACE_SECONDS: f64 = 86_400.0;
+
+impl SecretState {
+    /// The latest acceptable rotation time (0: not known): the last verified rotation +
+    /// every + grace; without a verified rotation, the due time (which does not move while
+    /// rotations fail) + grace.
+    pub fn deadline(&self) -> f64 {
+        if self.verified > 0.0 {
+            self.verified + self.every + DEADLINE_GRACE_SECONDS
+        } else if self.next_due > 0.0 {
+            self.next_due + DEADLINE_GRACE_SECONDS
+        } else {
+            0.0
+        }
+    }
 }
 
 /// One word for where a secret stands (`secret_status{status}`).
@@ -150,17 +260,19 @@ pub struct SecretStates {
     descs: Vec<Desc>,
 }
 
-const STATE_FAMILIES: [(&str, &str); 10] = [
+const STATE_FAMILIES: [(&str, &str); 12] = [
     ("next_due_timestamp_seconds", "When the secret is due (Unix time). Does not move while rotations fail, so now > next_due means overdue."),
-    ("last_success_timestamp_seconds", "When the secret last rotated successfully (Unix time; 0 if unknown)."),
+    ("last_success_timestamp_seconds", "When the secret last rotated successfully (Unix time; absent while unknown)."),
     ("rotation_failing", "1 when the last rotation attempt of the secret failed."),
     ("consecutive_failures", "Failed attempts in a row since the last success (only secrets with failures)."),
     ("rotation_in_progress", "1 while the secret is being rotated (only secrets being rotated)."),
     ("rotation_started_timestamp_seconds", "When the rotation in progress started (Unix time; only secrets being rotated)."),
     ("secret_readable", "1 if the secret could be read at the last attempt, 0 if not (the reason is logged; reads are retried with backoff)."),
-    ("last_verified_rotation_timestamp_seconds", "The last rotation observed by this daemon or confirmed by a valid secret-rotator:last-rotated tag (Unix time; 0 if none)."),
+    ("last_verified_rotation_timestamp_seconds", "The last rotation observed by this daemon or confirmed by a valid secret-rotator:last-rotated tag (Unix time; absent if none)."),
     ("rotation_interval_seconds", "The configured interval (every) of the secret."),
     ("secret_status", "1 for the secret's current status: loading, ok, due, overdue, unfinished, redeploy_pending, failing, unreadable, outside_window."),
+    ("rotation_deadline_timestamp_seconds", "The latest acceptable rotation time (Unix time): last verified rotation + every + 1d grace, or next due + 1d grace when no rotation is verified; absent until known. time() past it means not rotated in time."),
+    ("retries_exhausted", "1 when the scheduler gave up on the secret after max_attempts failed attempts (until a reload or a manual rotate)."),
 ];
 
 impl SecretStates {
@@ -242,7 +354,9 @@ impl Collector for SecretStatesCollector {
             if s.next_due > 0.0 {
                 families[0].push(gauge(n, s.next_due));
             }
-            families[1].push(gauge(n, s.last_success));
+            if s.last_success > 0.0 {
+                families[1].push(gauge(n, s.last_success));
+            }
             families[2].push(gauge(n, f64::from(u8::from(s.failing))));
             if s.failures > 0 {
                 families[3].push(gauge(n, f64::from(s.failures)));
@@ -254,9 +368,16 @@ impl Collector for SecretStatesCollector {
             if let Some(r) = s.readable {
                 families[6].push(gauge(n, f64::from(u8::from(r))));
             }
-            families[7].push(gauge(n, s.verified));
+            if s.verified > 0.0 {
+                families[7].push(gauge(n, s.verified));
+            }
             families[8].push(gauge(n, s.every));
             families[9].push(gauge_with(n, Some(s.status.label()), 1.0));
+            let deadline = s.deadline();
+            if deadline > 0.0 {
+                families[10].push(gauge(n, deadline));
+            }
+            families[11].push(gauge(n, f64::from(u8::from(s.gave_up))));
         }
         STATE_FAMILIES
             .iter()

@@ -101,11 +101,117 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     panic!("timed out waiting for {what}");
 }
 
+/// [`wait_for`], printing the last state seen on timeout.
+fn wait_for_or<T>(
+    what: &str,
+    timeout: Duration,
+    last: &mut String,
+    mut f: impl FnMut(&mut String) -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Some(v) = f(last) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}; last seen:\n{last}");
+}
+
 fn metric(body: &str, prefix: &str) -> Option<f64> {
     body.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// promtool, or None when it is absent outside CI (in CI it must run).
+fn promtool() -> Option<&'static str> {
+    let found = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is required in CI (scripts/install-tools installs it)"
+        );
+        eprintln!("SKIPPED promtool checks: promtool not on PATH (run scripts/install-tools)");
+        return None;
+    }
+    Some("promtool")
+}
+
+/// `promtool check metrics` accepts the exposition (lint included).
+fn promtool_check_metrics(body: &str) {
+    let Some(bin) = promtool() else { return };
+    let mut p = Command::new(bin)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(p.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The samples of a scraped exposition as promtool `input_series`, each holding its value
+/// for 30 minutes, scraped as job "secret-rotator", instance "x".
+fn as_input_series(body: &str) -> String {
+    let mut out = String::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        let v: f64 = value.parse().expect("sample value");
+        if !v.is_finite() {
+            continue;
+        }
+        let target = "job=\"secret-rotator\",instance=\"x\"";
+        let series = match series.strip_suffix('}') {
+            Some(s) if s.ends_with('{') => format!("{s}{target}}}"),
+            Some(s) => format!("{s},{target}}}"),
+            None => format!("{series}{{{target}}}"),
+        };
+        out.push_str(&format!(
+            "      - series: '{}'\n        values: '{v}x30'\n",
+            series.replace('\'', "''")
+        ));
+    }
+    out
+}
+
+/// Runs monitoring/alerts.yml on the scraped `body` (held for 30m) and asserts that at 15m
+/// `alert` fires with exactly `exp_alerts` (promtool YAML, indented for the test case).
+fn promtool_alert_fires(body: &str, alert: &str, exp_alerts: &str) {
+    let Some(bin) = promtool() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/monitoring/alerts.yml");
+    let test = format!(
+        "rule_files:\n  - {rules}\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{}    alert_rule_test:\n      - eval_time: 15m\n        alertname: {alert}\n        exp_alerts:\n{exp_alerts}",
+        as_input_series(body)
+    );
+    let path = dir.path().join("scraped.test.yml");
+    std::fs::write(&path, &test).unwrap();
+    let out = Command::new(bin)
+        .args(["test", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules ({alert} on the scraped metrics): {}{}\n{test}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -204,21 +310,7 @@ stable_timeout = "5m"
     );
 
     // promtool accepts the exposition.
-    let promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut p = promtool.expect("promtool (scripts/install-tools installs it)");
-    std::io::Write::write_all(p.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    promtool_check_metrics(&body);
 
     // SIGTERM in the middle of the slow rollout: STOPPING, exit 0 within the grace period.
     let mid = stages(&c, "app/slow").await;
@@ -303,14 +395,21 @@ async fn daemon_rotates_on_a_short_schedule() {
     let mut d = Daemon::start(dir.path(), &aws_env(Some(&moto.url), Some(&sim.url)), None);
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     // Overdue at start: rotated at once; then due one minute after that.
-    let body = wait_for("the first rotation", Duration::from_secs(30), || {
-        let body = http_get(&metrics_url).ok()?.1;
-        (metric(
-            &body,
-            "secret_rotator_rotations_total{outcome=\"success\",secret=\"key\"}",
-        )? >= 1.0)
-            .then_some(body)
-    });
+    let mut last_body = String::new();
+    let body = wait_for_or(
+        "the first rotation",
+        Duration::from_secs(30),
+        &mut last_body,
+        |lb| {
+            let body = http_get(&metrics_url).ok()?.1;
+            *lb = body.clone();
+            (metric(
+                &body,
+                "secret_rotator_rotations_total{outcome=\"success\",secret=\"key\"}",
+            )? >= 1.0)
+                .then_some(body)
+        },
+    );
     let last = metric(
         &body,
         "secret_rotator_last_success_timestamp_seconds{secret=\"key\"}",
@@ -323,7 +422,30 @@ async fn daemon_rotates_on_a_short_schedule() {
     .unwrap();
     assert_eq!(next - last, 60.0, "{body}");
     assert_eq!(version_count(&c, "app/key").await, 2);
-    assert_eq!(metric(&body, "secret_rotator_ecs_redeploys_total{cluster=\"prod\",outcome=\"stable\",service=\"front\"}"), Some(1.0));
+    assert_eq!(metric(&body, "secret_rotator_ecs_redeploys_total{cluster=\"prod\",outcome=\"stable\",secret=\"key\",service=\"front\"}"), Some(1.0));
+    // The other outcomes exist from start, at 0, so increase() sees their first event.
+    assert_eq!(metric(&body, "secret_rotator_ecs_redeploys_total{cluster=\"prod\",outcome=\"rolled_back\",secret=\"key\",service=\"front\"}"), Some(0.0), "{body}");
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_rotations_total{outcome=\"failed\",secret=\"key\"}"
+        ),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        metric(&body, "secret_rotator_retries_exhausted{secret=\"key\"}"),
+        Some(0.0),
+        "{body}"
+    );
+    assert!(
+        metric(
+            &body,
+            "secret_rotator_rotation_deadline_timestamp_seconds{secret=\"key\"}"
+        )
+        .is_some_and(|d| d > next),
+        "{body}"
+    );
     d.signal("-TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0));
 }
@@ -390,6 +512,33 @@ async fn an_unreadable_secret_is_failing_in_metrics_from_start() {
         ),
         Some(1.0),
         "{body}"
+    );
+    // The info series names the store object, so the mistyped secret_id is visible.
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("secret_rotator_secret_info{")
+                && l.contains("secret=\"typo\"")
+                && l.contains("secret_id=\"app/does-not-exist\"")
+                && l.contains("store=\"aws-secretsmanager\"")
+                && l.ends_with(" 1")),
+        "{body}"
+    );
+    // Unknown times are absent, not 0.
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_last_success_timestamp_seconds{secret=\"typo\"}"
+        ),
+        None,
+        "{body}"
+    );
+    // The shipped alert rules, fed this very exposition, raise SecretUnreadable for the
+    // mistyped secret only.
+    promtool_check_metrics(&body);
+    promtool_alert_fires(
+        &body,
+        "SecretUnreadable",
+        "          - exp_labels: {severity: ticket, job: secret-rotator, instance: x, secret: typo}\n            exp_annotations:\n              summary: \"Secret typo cannot be read\"\n              description: \"secret-rotator on x cannot read typo (wrong secret_id, deleted secret or missing permission; the reason is in the daemon log). It will not be rotated until it can be read.\"\n",
     );
     // The readable one is fine, and the daemon as a whole is ready.
     assert_eq!(

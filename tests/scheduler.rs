@@ -368,7 +368,7 @@ async fn invalid_tags_are_counted_and_warned_in_the_daemon() {
             &body,
             "secret_rotator_last_verified_rotation_timestamp_seconds{secret=\"taggarbage\"}"
         ),
-        Some(0.0),
+        None,
         "{body}"
     );
 }

@@ -189,6 +189,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         metrics::get().secrets.update(cfg.name.as_str(), |s| {
             s.every = every;
         });
+        register_metrics(&cfg);
         self.entries.insert(cfg.name.clone(), Entry::new(cfg));
     }
 
@@ -340,7 +341,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.failures = 0;
                     e.fresh_next = false;
                     e.gave_up = false;
-                    m.secrets.update(name.as_str(), |s| s.failures = 0);
+                    m.secrets.update(name.as_str(), |s| {
+                        s.failures = 0;
+                        s.gave_up = false;
+                    });
                 }
                 e.needs_due = false;
                 e.read_failures = 0;
@@ -748,6 +752,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 m.secrets.update(name.as_str(), |s| {
                     s.failures = 0;
                     s.failing = false;
+                    s.gave_up = false;
                     s.verified = s.verified.max(verified);
                 });
                 self.apply_next_cfg(&name);
@@ -821,6 +826,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         }
         if e.failures >= max {
             e.gave_up = true;
+            m.secrets.update(name.as_str(), |s| s.gave_up = true);
             Self::unschedule(&mut self.queue, name, e);
             tracing::error!(secret = %name, failures = e.failures, error = %err, "rotation failed; giving up until the next reload or a manual rotation");
             return;
@@ -875,8 +881,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let c = Arc::new(c);
             let every = c.every.as_secs_f64();
             match self.entries.get_mut(&name) {
-                Some(e) if e.running => e.next_cfg = Some(c),
+                Some(e) if e.running => {
+                    register_metrics(&c);
+                    e.next_cfg = Some(c);
+                }
                 Some(e) => {
+                    register_metrics(&c);
                     e.cfg = c;
                     e.failures = 0;
                     e.read_failures = 0;
@@ -884,6 +894,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.gave_up = false;
                     e.generation += 1;
                     metrics::get().secrets.update(name.as_str(), |s| {
+                        s.gave_up = false;
                         s.failures = 0;
                         s.failing = false;
                         s.every = every;
@@ -1043,4 +1054,50 @@ mod tests {
         assert_eq!(backoff(&s, 7), Duration::from_secs(3600));
         assert_eq!(backoff(&s, 40), Duration::from_secs(3600));
     }
+}
+
+/// Pre-creates the secret's counters at 0 (see [`metrics::Metrics::register_secret`]).
+fn register_metrics(cfg: &SecretConfig) {
+    let services: Vec<(String, String)> = cfg
+        .redeploy
+        .iter()
+        .map(|s| (s.cluster.as_str().to_owned(), s.service.as_str().to_owned()))
+        .collect();
+    let id = cfg.secret.id.as_str();
+    // An ARN names its region and account; otherwise they come from the configuration.
+    let arn: Vec<&str> = id.split(':').collect();
+    let from_arn = |i: usize| {
+        if id.starts_with("arn:") {
+            arn.get(i).copied().unwrap_or("").to_owned()
+        } else {
+            String::new()
+        }
+    };
+    let region = cfg
+        .secret
+        .account
+        .region
+        .as_ref()
+        .map_or_else(|| from_arn(3), |r| r.as_str().to_owned());
+    let account = match from_arn(4) {
+        a if !a.is_empty() => a,
+        _ => cfg
+            .secret
+            .account
+            .role_arn
+            .as_ref()
+            .map_or(String::new(), |r| {
+                r.as_str().split(':').nth(4).unwrap_or("").to_owned()
+            }),
+    };
+    let info = [
+        id.to_owned(),
+        region,
+        account,
+        crate::config::duration::format(cfg.every),
+        cfg.window
+            .as_ref()
+            .map_or(String::new(), |w| w.expr.clone()),
+    ];
+    metrics::get().register_secret(cfg.name.as_str(), info, &services);
 }

@@ -1133,7 +1133,12 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         verdicts.extend(done.into_keys().map(|s| (s, ServiceVerdict::Stable)));
         for (svc, v) in &verdicts {
             m.redeploys
-                .with_label_values(&[svc.cluster.as_str(), svc.service.as_str(), v.label()])
+                .with_label_values(&[
+                    cfg.name.as_str(),
+                    svc.cluster.as_str(),
+                    svc.service.as_str(),
+                    v.label(),
+                ])
                 .inc();
             if *v == ServiceVerdict::Stable {
                 tracing::info!(secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, outcome = v.label(), "service stable on the new deployment");
