@@ -36,6 +36,9 @@ fn main() {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A rotation (engine, lease, deadlines, catch_unwind) is a deep future: the default
+        // 2 MiB worker stack overflowed in debug builds. The main thread has 8 MiB.
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
         Ok(r) => r,

@@ -329,9 +329,10 @@ stable_timeout = "5m"
         .await
         .unwrap();
     assert!(
-        tags.tags()
-            .iter()
-            .all(|t| t.value() != Some(slow_current.as_str())),
+        tags.tags().iter().all(|t| {
+            t.key() != Some("secret-rotator:deployed-version")
+                || t.value() != Some(slow_current.as_str())
+        }),
         "not marked deployed yet"
     );
 

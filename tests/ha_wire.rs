@@ -364,7 +364,7 @@ async fn three_replicas_rotate_each_secret_once_under_leases() {
         std::fs::write(dir.path().join("secrets.toml"), &secrets).unwrap();
         std::fs::write(
             dir.path().join("daemon.toml"),
-            format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\n"),
+            format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\nmax_starts_per_minute = 10000\n"),
         )
         .unwrap();
         let mut cmd = Command::new(rotator_bin());

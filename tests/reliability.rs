@@ -197,10 +197,10 @@ async fn two_replicas_make_one_version_per_secret() {
     let env = aws_env(Some(&moto.url), Some(&sim.url));
     let (pa, pb) = (free_port(), free_port());
     let da = config_dir(&format!(
-        "[daemon]\nlisten = \"127.0.0.1:{pa}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\n{secrets}"
+        "[daemon]\nlisten = \"127.0.0.1:{pa}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\nmax_starts_per_minute = 10000\n{secrets}"
     ));
     let db = config_dir(&format!(
-        "[daemon]\nlisten = \"127.0.0.1:{pb}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\n{secrets}"
+        "[daemon]\nlisten = \"127.0.0.1:{pb}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\nmax_starts_per_minute = 10000\n{secrets}"
     ));
     let _a = daemon(
         da.path(),
@@ -317,7 +317,7 @@ async fn rotations_complete_through_throttling_errors_and_dropped_connections() 
     let n = 8;
     let port = free_port();
     let mut cfg = format!(
-        "[daemon]\nlisten = \"127.0.0.1:{port}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\n"
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\nretry_initial = \"1s\"\nretry_max = \"4s\"\nmax_starts_per_minute = 10000\n"
     );
     for i in 0..n {
         create_secret(

@@ -235,9 +235,9 @@ async fn an_unknown_active_second_key_stops_the_rotation_before_any_change() {
     let dir = config_dir(&config("", false));
     let (ok, out) = rotate(dir.path(), &aws_env(Some(&w.moto.url), None));
     assert!(!ok, "{out}");
-    let last = out.lines().last().unwrap_or_default();
     assert!(
-        last.contains(&format!("{other} (active)")) && last.contains("already has two access keys"),
+        out.lines().any(|l| l.contains(&format!("{other} (active)"))
+            && l.contains("already has two access keys")),
         "{out}"
     );
     assert_eq!(stages(&w.sm, "svc/key").await, before, "nothing written");
@@ -250,7 +250,7 @@ async fn an_unknown_active_second_key_stops_the_rotation_before_any_change() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_orphan_key_of_an_interrupted_attempt_is_deleted() {
+async fn a_key_marked_only_by_a_creating_time_is_never_deleted() {
     let w = world().await;
     // What a run that died between CreateAccessKey and PutSecretValue leaves behind:
     // the creating tag, then a key no version references.
@@ -268,16 +268,22 @@ async fn the_orphan_key_of_an_interrupted_attempt_is_deleted() {
         .unwrap();
     let (orphan, _) = create_key(&w.iam).await;
     let dir = config_dir(&config("", false));
+    // The creating tag holds only a time, which whoever can tag the secret can forge: it
+    // does not prove the active key is ours, so it is left for the operator (SECURITY.md).
     let (ok, out) = rotate(dir.path(), &aws_env(Some(&w.moto.url), None));
-    assert!(ok, "{out}");
-    let k2 = w.current().await["AccessKeyId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert!(!ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&format!("{orphan} (active)"))),
+        "{out}"
+    );
     let now = keys(&w.iam).await;
-    assert!(!now.contains_key(&orphan), "{now:?}");
-    assert_eq!(now.get(&k2).map(String::as_str), Some("Active"));
-    assert_eq!(now.get(&w.first.0).map(String::as_str), Some("Inactive"));
+    assert_eq!(
+        now.get(&orphan).map(String::as_str),
+        Some("Active"),
+        "{now:?}"
+    );
+    assert_eq!(now.get(&w.first.0).map(String::as_str), Some("Active"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -246,9 +246,10 @@ async fn a_failing_alter_role_leaves_awscurrent_untouched_and_the_next_run_recov
 
     let (ok, out) = rotate(dir.path(), "app-db", &env);
     assert!(!ok, "{out}");
-    let last = out.lines().last().unwrap_or_default();
     assert!(
-        last.contains("set: postgres: ALTER ROLE \"app-user\" failed") && last.contains("42501"),
+        out.lines().any(|l| l
+            .contains("step set (failed): postgres: ALTER ROLE \"app-user\" failed")
+            && l.contains("42501")),
         "{out}"
     );
     let mid = stages(&c, "db/app").await;

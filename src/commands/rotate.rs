@@ -423,7 +423,7 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
     let obs = Progress::new(secret.name.clone(), json_logs);
     let started = std::time::Instant::now();
     let leased = {
-        let rotation = crate::ha::rotate(
+        let mut rotation = Box::pin(crate::ha::rotate(
             ha.as_deref(),
             &engine,
             secret,
@@ -434,8 +434,7 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
             },
             &obs,
             false,
-        );
-        tokio::pin!(rotation);
+        ));
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
             tokio::select! {

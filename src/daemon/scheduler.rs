@@ -688,7 +688,15 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let ha = self.ha.clone();
             self.tasks.spawn(async move {
                 let started = Instant::now();
-                let rotation = crate::ha::rotate(ha.as_deref(), &engine, &cfg, opts, &Quiet, true);
+                // Boxed: the rotation future is large; keep it off the worker's stack.
+                let rotation = Box::pin(crate::ha::rotate(
+                    ha.as_deref(),
+                    &engine,
+                    &cfg,
+                    opts,
+                    &Quiet,
+                    true,
+                ));
                 match AssertUnwindSafe(rotation).catch_unwind().await {
                     Ok(crate::ha::Leased::Ran(r)) => Done::Rotated(cfg.name.clone(), r, started),
                     Ok(crate::ha::Leased::Busy { retry_in, .. }) => {

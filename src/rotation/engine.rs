@@ -402,7 +402,11 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         };
         let deadline = self.rotation_deadline(cfg);
         let result =
-            match tokio::time::timeout(deadline, self.rotate_inner(cfg, opts, &progress)).await {
+            // Boxed: the state machine's future is large (every step inline); on the
+            // caller's stack it overflowed worker threads in debug builds.
+            match tokio::time::timeout(deadline, Box::pin(self.rotate_inner(cfg, opts, &progress)))
+                .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(RotationError::Deadline {
                     step: progress.step.lock().map(|s| *s).unwrap_or(Step::Start),

@@ -31,13 +31,13 @@ impl SimClock {
         self.started.elapsed().as_secs_f64() * self.scale
     }
 
-    /// The timestamp shown in API responses for a simulated instant.
-    ///
-    /// It is a "simulated epoch" so that differences between API timestamps
-    /// are simulated durations, as they would be against real ECS; at scale 1
-    /// it is plain wall-clock time.
+    /// The timestamp shown in API responses for a simulated instant: the real
+    /// wall-clock time at which it happens. Clients compare ECS timestamps with
+    /// other services' (a deployment's createdAt against a secret's
+    /// LastChangedDate), as against real AWS where every clock is wall time; a
+    /// "simulated epoch" running `scale` times fast put deployments in the future.
     pub fn api_epoch(&self, sim: f64) -> f64 {
-        self.started_epoch + sim
+        self.wall_epoch(sim)
     }
 
     /// The real wall-clock epoch at which a simulated instant happens,
