@@ -1050,20 +1050,6 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap() {
-        let s = DaemonConfig::default();
-        assert_eq!(backoff(&s, 1), Duration::from_secs(60));
-        assert_eq!(backoff(&s, 2), Duration::from_secs(120));
-        assert_eq!(backoff(&s, 7), Duration::from_secs(3600));
-        assert_eq!(backoff(&s, 40), Duration::from_secs(3600));
-    }
-}
-
 /// Pre-creates the secret's counters at 0 (see [`metrics::Metrics::register_secret`]).
 fn register_metrics(cfg: &SecretConfig) {
     let services: Vec<(String, String)> = cfg
@@ -1108,4 +1094,18 @@ fn register_metrics(cfg: &SecretConfig) {
             .map_or(String::new(), |w| w.expr.clone()),
     ];
     metrics::get().register_secret(cfg.name.as_str(), info, &services);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap() {
+        let s = DaemonConfig::default();
+        assert_eq!(backoff(&s, 1), Duration::from_secs(60));
+        assert_eq!(backoff(&s, 2), Duration::from_secs(120));
+        assert_eq!(backoff(&s, 7), Duration::from_secs(3600));
+        assert_eq!(backoff(&s, 40), Duration::from_secs(3600));
+    }
 }
