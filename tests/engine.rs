@@ -1599,7 +1599,7 @@ async fn the_fake_ecs_rolls_out_over_tokio_time() {
 // -----------------------------------------------------------------------------------------
 
 const IAM_USER: &str = "svc-app";
-const OLD_KEY: &str = "AKIAOLDKEY0000000001";
+const OLD_KEY: &str = "testing-old-key-id";
 
 /// The world with an `iam-access-key` target whose current value is `OLD_KEY`.
 fn iam_world() -> (World, FakeIam) {
