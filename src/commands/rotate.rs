@@ -354,7 +354,7 @@ pub fn explain(cfg: &SecretConfig, e: &RotationError, store: Option<&StoreState>
             x.state
                 .push("revoke failed: the previous value still works".to_owned());
             x.next = format!(
-                "fix the cause above, then {} (redeploys again, then revokes; no new value)",
+                "fix the cause above, then {} (consumers already stable on the new value are not restarted; then it revokes; no new value)",
                 cmd(name)
             );
         }
@@ -363,7 +363,7 @@ pub fn explain(cfg: &SecretConfig, e: &RotationError, store: Option<&StoreState>
                 "AWSCURRENT is the new version {current} and every consumer is stable on it, but the tags were not written"
             ));
             x.next = format!(
-                "{} again: it redeploys once more and writes the tags (no new value)",
+                "{} again: it checks the consumers, restarts only those not stable on the new value, and writes the tags (no new value)",
                 cmd(name)
             );
         }
