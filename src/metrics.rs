@@ -10,6 +10,10 @@ use prometheus::{
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
+use rotator_core::ids::{SecretName, ServiceRef};
+use rotator_core::telemetry::Telemetry;
+pub use rotator_core::telemetry::{SecretState, Status, DEADLINE_GRACE_SECONDS};
+
 /// The `outcome` values of `rotations_total`.
 pub const ROTATION_OUTCOMES: [&str; 4] = ["success", "failed", "rolled_back", "stalled"];
 
@@ -182,79 +186,6 @@ fn info_labels<'a>(secret: &'a str, info: &'a [String; 5]) -> [&'a str; 7] {
     ]
 }
 
-/// What the per-secret gauges show for one secret.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SecretState {
-    /// 0: not known yet (the series is left out).
-    pub next_due: f64,
-    pub last_success: f64,
-    pub failures: u32,
-    pub failing: bool,
-    pub in_progress: bool,
-    pub started: f64,
-    /// None until the first read of the secret; then whether the last read worked.
-    pub readable: Option<bool>,
-    /// The last rotation confirmed by this daemon or by our valid tag (0: none known).
-    pub verified: f64,
-    /// The configured interval, so an alert can say "not rotated within every + grace".
-    pub every: f64,
-    pub status: Status,
-    /// The scheduler gave up after max_attempts failures (until a reload or manual rotate).
-    pub gave_up: bool,
-}
-
-/// Slack after `every` before a secret counts as not rotated in time: one day, so a
-/// secret due on a weekend or outside a short window, or retried with backoff, does not
-/// alert, while a monthly secret a day late does.
-pub const DEADLINE_GRACE_SECONDS: f64 = 86_400.0;
-
-impl SecretState {
-    /// The latest acceptable rotation time (0: not known): the last verified rotation +
-    /// every + grace; without a verified rotation, the due time (which does not move while
-    /// rotations fail) + grace.
-    pub fn deadline(&self) -> f64 {
-        if self.verified > 0.0 {
-            self.verified + self.every + DEADLINE_GRACE_SECONDS
-        } else if self.next_due > 0.0 {
-            self.next_due + DEADLINE_GRACE_SECONDS
-        } else {
-            0.0
-        }
-    }
-}
-
-/// One word for where a secret stands (`secret_status{status}`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Status {
-    /// Not read from the store yet.
-    #[default]
-    Loading,
-    Ok,
-    Due,
-    Overdue,
-    Unfinished,
-    RedeployPending,
-    Failing,
-    Unreadable,
-    OutsideWindow,
-}
-
-impl Status {
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Loading => "loading",
-            Status::Ok => "ok",
-            Status::Due => "due",
-            Status::Overdue => "overdue",
-            Status::Unfinished => "unfinished",
-            Status::RedeployPending => "redeploy_pending",
-            Status::Failing => "failing",
-            Status::Unreadable => "unreadable",
-            Status::OutsideWindow => "outside_window",
-        }
-    }
-}
-
 pub struct SecretStates {
     map: Mutex<HashMap<Box<str>, SecretState>>,
     descs: Vec<Desc>,
@@ -399,4 +330,111 @@ impl Collector for SecretStatesCollector {
 pub fn get() -> &'static Metrics {
     static M: OnceLock<Metrics> = OnceLock::new();
     M.get_or_init(Metrics::new)
+}
+
+/// The core reports through this; every call lands in the process-wide registry.
+impl Telemetry for Metrics {
+    fn update_secret(&self, secret: &SecretName, f: &mut dyn FnMut(&mut SecretState)) {
+        self.secrets.update(secret.as_str(), f);
+    }
+    fn register_secret(
+        &self,
+        secret: &SecretName,
+        info: [String; 5],
+        services: &[(String, String)],
+    ) {
+        Metrics::register_secret(self, secret.as_str(), info, services);
+    }
+    fn forget_secret(&self, secret: &SecretName) {
+        Metrics::forget_secret(self, secret.as_str());
+    }
+    fn secrets_configured(&self, n: usize) {
+        self.secrets_configured.set(n as i64);
+    }
+    fn rotations_running(&self, delta: i64) {
+        self.in_progress_total.add(delta);
+    }
+    fn due_times_pending(&self, n: usize) {
+        self.due_times_pending.set(n as i64);
+    }
+    fn rotation_finished(&self, secret: &SecretName, outcome: &'static str, seconds: f64) {
+        self.rotations
+            .with_label_values(&[secret.as_str(), outcome])
+            .inc();
+        self.rotation_duration
+            .with_label_values(&[outcome])
+            .observe(seconds);
+    }
+    fn wait_finished(&self, verdict: &'static str, seconds: f64) {
+        self.wait_duration
+            .with_label_values(&[verdict])
+            .observe(seconds);
+    }
+    fn redeploy_finished(&self, secret: &SecretName, svc: &ServiceRef, verdict: &'static str) {
+        self.redeploys
+            .with_label_values(&[
+                secret.as_str(),
+                svc.cluster.as_str(),
+                svc.service.as_str(),
+                verdict,
+            ])
+            .inc();
+    }
+    fn invalid_tag(&self, secret: &SecretName, problem: &'static str) {
+        self.invalid_tags
+            .with_label_values(&[secret.as_str(), problem])
+            .inc();
+    }
+    fn lease_contended(&self, secret: &SecretName) {
+        self.lease_contended
+            .with_label_values(&[secret.as_str()])
+            .inc();
+    }
+    fn lease_lost(&self, secret: &SecretName) {
+        self.lease_lost.with_label_values(&[secret.as_str()]).inc();
+    }
+}
+
+/// The process-wide metrics as the core's sink.
+pub fn telemetry() -> std::sync::Arc<dyn Telemetry> {
+    struct Global;
+    impl Telemetry for Global {
+        fn update_secret(&self, s: &SecretName, f: &mut dyn FnMut(&mut SecretState)) {
+            get().update_secret(s, f)
+        }
+        fn register_secret(&self, s: &SecretName, i: [String; 5], v: &[(String, String)]) {
+            Telemetry::register_secret(get(), s, i, v)
+        }
+        fn forget_secret(&self, s: &SecretName) {
+            Telemetry::forget_secret(get(), s)
+        }
+        fn secrets_configured(&self, n: usize) {
+            Telemetry::secrets_configured(get(), n)
+        }
+        fn rotations_running(&self, d: i64) {
+            get().rotations_running(d)
+        }
+        fn due_times_pending(&self, n: usize) {
+            Telemetry::due_times_pending(get(), n)
+        }
+        fn rotation_finished(&self, s: &SecretName, o: &'static str, t: f64) {
+            get().rotation_finished(s, o, t)
+        }
+        fn wait_finished(&self, v: &'static str, t: f64) {
+            get().wait_finished(v, t)
+        }
+        fn redeploy_finished(&self, s: &SecretName, v: &ServiceRef, o: &'static str) {
+            get().redeploy_finished(s, v, o)
+        }
+        fn invalid_tag(&self, s: &SecretName, p: &'static str) {
+            get().invalid_tag(s, p)
+        }
+        fn lease_contended(&self, s: &SecretName) {
+            Telemetry::lease_contended(get(), s)
+        }
+        fn lease_lost(&self, s: &SecretName) {
+            Telemetry::lease_lost(get(), s)
+        }
+    }
+    std::sync::Arc::new(Global)
 }

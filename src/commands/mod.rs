@@ -72,6 +72,7 @@ pub fn engine(
         leased,
     )))
     .with_step_timeout(cfg.daemon.step_timeout)
+    .with_telemetry(crate::metrics::telemetry())
 }
 
 /// AWS could not be reached at all, or is not set up (credentials, endpoint): retrying the

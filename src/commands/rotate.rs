@@ -419,7 +419,7 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
     };
     let engine = super::engine(cfg, ctx.clone(), Arc::new(SystemClock));
     // With [ha] lock_table, a manual rotation takes the secret's lease like the daemon.
-    let ha = crate::ha::Ha::connect(cfg, Arc::new(SystemClock)).await;
+    let ha = crate::ha::connect(cfg, Arc::new(SystemClock)).await;
     let obs = Progress::new(secret.name.clone(), json_logs);
     let started = std::time::Instant::now();
     let leased = {

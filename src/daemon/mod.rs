@@ -2,7 +2,7 @@
 
 pub mod http;
 pub mod notify;
-pub mod scheduler;
+pub use rotator_core::scheduler;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{load_dir, Config};
@@ -67,7 +67,7 @@ pub async fn main(dir: PathBuf) -> i32 {
         return code;
     }
     let engine = Arc::new(crate::commands::aws_engine(&cfg, clock.clone()).await);
-    let ha = crate::ha::Ha::connect(&cfg, clock.clone()).await;
+    let ha = crate::ha::connect(&cfg, clock.clone()).await;
     let sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone()).with_ha(ha);
     // READY does not wait for due times: the loop reads them in the background (at
     // 100,000 secrets that is minutes of ListSecrets pages). /readyz turns 503 only once a

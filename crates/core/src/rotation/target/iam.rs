@@ -67,7 +67,7 @@ pub struct NewAccessKey {
     pub secret: SecretString,
 }
 
-/// What this target needs from IAM and STS; the real client is `crate::aws::iam::AwsIam`.
+/// What this target needs from IAM and STS; the real client is the binary's `aws::iam::AwsIam`.
 pub trait IamApi: Send + Sync {
     fn list_keys<'a>(
         &'a self,
@@ -104,6 +104,66 @@ pub trait IamApi: Send + Sync {
         key_id: &'a str,
         secret: &'a SecretString,
     ) -> BoxFuture<'a, Result<String, AwsError>>;
+}
+
+/// No IAM client: the engine's default, so that the core never builds an AWS client of
+/// its own. Every call fails with a setup error naming what is missing.
+pub struct NoIam;
+
+fn no_iam<T>() -> BoxFuture<'static, Result<T, AwsError>>
+where
+    T: Send + 'static,
+{
+    Box::pin(async {
+        Err(AwsError::new(
+            ErrorClass::Setup,
+            "IAM",
+            "NoIamClient",
+            "no IAM client was given to the engine (Engine::with_iam)",
+        ))
+    })
+}
+
+impl IamApi for NoIam {
+    fn list_keys<'a>(
+        &'a self,
+        _: &'a Account,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>> {
+        no_iam()
+    }
+    fn create_key<'a>(
+        &'a self,
+        _: &'a Account,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>> {
+        no_iam()
+    }
+    fn set_active<'a>(
+        &'a self,
+        _: &'a Account,
+        _: &'a str,
+        _: &'a str,
+        _: bool,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        no_iam()
+    }
+    fn delete_key<'a>(
+        &'a self,
+        _: &'a Account,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        no_iam()
+    }
+    fn caller_arn<'a>(
+        &'a self,
+        _: &'a Account,
+        _: &'a str,
+        _: &'a SecretString,
+    ) -> BoxFuture<'a, Result<String, AwsError>> {
+        no_iam()
+    }
 }
 
 fn parse_doc(v: &SecretString, which: &str) -> Result<Map<String, Value>, TargetError> {

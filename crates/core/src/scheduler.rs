@@ -18,11 +18,11 @@ use crate::config::{Config, DaemonConfig, SecretConfig};
 use crate::due::{due_times, due_times_each, DueInfo, DueStatus, Unfinished};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{SecretName, VersionId};
-use crate::metrics::{self, Status};
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::SecretStore;
 use crate::rotation::{Engine, Outcome, Quiet, Report, RotateOptions, RotationError, Step};
 use crate::schedule::{jitter_offset, next_opening, opening_containing};
+use crate::telemetry::{self, Status, Telemetry};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -122,6 +122,8 @@ pub struct Scheduler<S, D> {
     /// `[ha]`: rotations take the secret's lease first.
     ha: Option<Arc<crate::ha::Ha>>,
     sweep_at: Option<Instant>,
+    /// The engine's sink: the scheduler reports through the same one.
+    telemetry: Arc<dyn Telemetry>,
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -150,6 +152,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let (due_tx, due_rx) = mpsc::unbounded_channel();
         let clock_base = (clock.now(), Instant::now());
         let mut s = Self {
+            telemetry: engine.telemetry.clone(),
             engine,
             clock,
             settings: cfg.daemon.clone(),
@@ -170,9 +173,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         for c in &cfg.secrets {
             s.insert_entry(Arc::new(c.clone()));
         }
-        metrics::get()
-            .secrets_configured
-            .set(cfg.secrets.len() as i64);
+        s.telemetry.secrets_configured(cfg.secrets.len());
         s
     }
 
@@ -186,10 +187,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// that is never readable still shows up in monitoring.
     fn insert_entry(&mut self, cfg: Arc<SecretConfig>) {
         let every = cfg.every.as_secs_f64();
-        metrics::get().secrets.update(cfg.name.as_str(), |s| {
+        telemetry::update(self.telemetry.as_ref(), &cfg.name, |s| {
             s.every = every;
         });
-        register_metrics(&cfg);
+        register_metrics(self.telemetry.as_ref(), &cfg);
         self.entries.insert(cfg.name.clone(), Entry::new(cfg));
     }
 
@@ -329,7 +330,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
-        let m = metrics::get();
+        let m = self.telemetry.clone();
         match r {
             Ok(d) => {
                 let mut retry = single && e.failures > 0;
@@ -341,7 +342,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.failures = 0;
                     e.fresh_next = false;
                     e.gave_up = false;
-                    m.secrets.update(name.as_str(), |s| {
+                    telemetry::update(m.as_ref(), name, |s| {
                         s.failures = 0;
                         s.gave_up = false;
                     });
@@ -353,16 +354,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 e.status = d.status;
                 if let Some(p) = d.tag_problem {
                     tracing::warn!(secret = %name, problem = p.label(), "the secret-rotator:last-rotated tag is not used ({}); {}", if p == crate::due::TagProblem::Future { "it is in the future" } else { "it is not an RFC 3339 time" }, if p == crate::due::TagProblem::Future { "the secret is due now" } else { "treated as absent" });
-                    m.invalid_tags
-                        .with_label_values(&[name.as_str(), p.label()])
-                        .inc();
+                    m.invalid_tag(name, p.label());
                 }
                 if let DueStatus::Unfinished(u) = d.status {
                     tracing::info!(secret = %name, state = u.describe(), "an unfinished rotation of ours is in the store; due now, as a resume");
                 }
                 let failing = e.failures > 0;
                 let verified = d.verified.map_or(0.0, ts);
-                m.secrets.update(name.as_str(), |s| {
+                telemetry::update(m.as_ref(), name, |s| {
                     s.next_due = ts(d.due);
                     s.last_success = d.last_rotated.map_or(0.0, ts);
                     s.verified = s.verified.max(verified);
@@ -384,7 +383,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 e.read_failures = e.read_failures.saturating_add(1);
                 let delay = backoff(&self.settings, e.read_failures);
                 tracing::warn!(secret = %name, secret_id = %e.cfg.secret.id, failures = e.read_failures, retry_in = %crate::config::duration::format(delay), error = %err, "cannot read the secret; it cannot be rotated until it can (will retry)");
-                m.secrets.update(name.as_str(), |s| {
+                telemetry::update(m.as_ref(), name, |s| {
                     s.readable = Some(false);
                     s.failing = true;
                     // Unknown due time: due since it was first found unreadable.
@@ -548,7 +547,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             .filter(|e| e.failures > 0 || e.read_failures > 0)
             .count();
         let pending = self.entries.values().filter(|e| e.due.is_none()).count();
-        metrics::get().due_times_pending.set(pending as i64);
+        self.telemetry.due_times_pending(pending);
         let next = self.queue.iter().find_map(|(_, n)| {
             self.entries
                 .get(n)
@@ -587,9 +586,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             return;
         }
         let status = status_of(e, self.clock.now());
-        metrics::get()
-            .secrets
-            .update(name.as_str(), |s| s.status = status);
+        telemetry::update(self.telemetry.as_ref(), name, |s| s.status = status);
     }
 
     /// Moves every entry whose deadline has passed to the waiting line (once).
@@ -675,16 +672,16 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 dry_run: false,
                 replaces: e.replaces.clone(),
             };
-            let m = metrics::get();
+            let m = self.telemetry.clone();
             let started_at = ts(wall);
-            m.secrets.update(name.as_str(), |s| {
+            telemetry::update(m.as_ref(), &name, |s| {
                 s.in_progress = true;
                 s.started = started_at;
             });
-            m.in_progress_total.inc();
+            m.rotations_running(1);
             tracing::info!(secret = %name, attempt = e.failures + 1, "rotation due; starting");
             let status = status_of(e, wall);
-            m.secrets.update(name.as_str(), |s| s.status = status);
+            telemetry::update(m.as_ref(), &name, |s| s.status = status);
             let ha = self.ha.clone();
             self.tasks.spawn(async move {
                 let started = Instant::now();
@@ -717,9 +714,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 return;
             }
         };
-        let m = metrics::get();
-        m.secrets.update(name.as_str(), |s| s.in_progress = false);
-        m.in_progress_total.dec();
+        let m = self.telemetry.clone();
+        telemetry::update(m.as_ref(), &name, |s| s.in_progress = false);
+        m.rotations_running(-1);
         if let Some(e) = self.entries.get_mut(&name) {
             e.running = false;
         }
@@ -730,12 +727,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             None => Outcome::Failed,
         };
         if outcome != Outcome::AlreadyRotated {
-            m.rotations
-                .with_label_values(&[name.as_str(), outcome.label()])
-                .inc();
-            m.rotation_duration
-                .with_label_values(&[outcome.label()])
-                .observe(secs);
+            m.rotation_finished(&name, outcome.label(), secs);
         }
         if self.take_removed(&name) {
             return;
@@ -757,7 +749,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.needs_due = true;
                     e.status = DueStatus::Scheduled;
                 }
-                m.secrets.update(name.as_str(), |s| {
+                telemetry::update(m.as_ref(), &name, |s| {
                     s.failures = 0;
                     s.failing = false;
                     s.gave_up = false;
@@ -791,9 +783,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// is tried again after `retry_in` (then its state is re-read: the other replica may
     /// have finished it).
     fn busy(&mut self, name: &SecretName, retry_in: Duration) {
-        let m = metrics::get();
-        m.secrets.update(name.as_str(), |s| s.in_progress = false);
-        m.in_progress_total.dec();
+        let m = self.telemetry.clone();
+        telemetry::update(m.as_ref(), name, |s| s.in_progress = false);
+        m.rotations_running(-1);
         if let Some(e) = self.entries.get_mut(name) {
             e.running = false;
         }
@@ -813,7 +805,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// the secret again, so it knows whether the value already became current (then the
     /// retry is a redeploy and may run outside the window).
     fn failed(&mut self, name: &SecretName, fresh: bool, err: &dyn std::fmt::Display) {
-        let m = metrics::get();
+        let m = self.telemetry.clone();
         let max = self.settings.max_attempts;
         let now = self.clock.now();
         let Some(e) = self.entries.get_mut(name) else {
@@ -825,7 +817,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         e.fresh_next = fresh;
         e.needs_due = true;
         let failures = e.failures;
-        m.secrets.update(name.as_str(), |s| {
+        telemetry::update(m.as_ref(), name, |s| {
             s.failures = failures;
             s.failing = true;
         });
@@ -834,7 +826,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         }
         if e.failures >= max {
             e.gave_up = true;
-            m.secrets.update(name.as_str(), |s| s.gave_up = true);
+            telemetry::update(m.as_ref(), name, |s| s.gave_up = true);
             Self::unschedule(&mut self.queue, name, e);
             tracing::error!(secret = %name, failures = e.failures, error = %err, "rotation failed; giving up until the next reload or a manual rotation");
             return;
@@ -857,7 +849,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     fn take_removed(&mut self, name: &SecretName) -> bool {
         if self.entries.get(name).is_some_and(|e| e.removed) {
             self.entries.remove(name);
-            metrics::get().forget_secret(name.as_str());
+            self.telemetry.forget_secret(name);
             return true;
         }
         false
@@ -878,7 +870,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         e.removed = true;
                         self.entries.insert(name, e);
                     } else {
-                        metrics::get().forget_secret(name.as_str());
+                        self.telemetry.forget_secret(&name);
                     }
                 }
             }
@@ -890,18 +882,18 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let every = c.every.as_secs_f64();
             match self.entries.get_mut(&name) {
                 Some(e) if e.running => {
-                    register_metrics(&c);
+                    register_metrics(self.telemetry.as_ref(), &c);
                     e.next_cfg = Some(c);
                 }
                 Some(e) => {
-                    register_metrics(&c);
+                    register_metrics(self.telemetry.as_ref(), &c);
                     e.cfg = c;
                     e.failures = 0;
                     e.read_failures = 0;
                     e.fresh_next = false;
                     e.gave_up = false;
                     e.generation += 1;
-                    metrics::get().secrets.update(name.as_str(), |s| {
+                    telemetry::update(self.telemetry.as_ref(), &name, |s| {
                         s.gave_up = false;
                         s.failures = 0;
                         s.failing = false;
@@ -915,9 +907,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 }
             }
         }
-        metrics::get()
-            .secrets_configured
-            .set(self.entries.values().filter(|e| !e.removed).count() as i64);
+        self.telemetry
+            .secrets_configured(self.entries.values().filter(|e| !e.removed).count());
         for n in &recompute {
             self.publish(n);
         }
@@ -1050,8 +1041,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Pre-creates the secret's counters at 0 (see [`metrics::Metrics::register_secret`]).
-fn register_metrics(cfg: &SecretConfig) {
+/// Pre-creates the secret's counters at 0 (see [`Telemetry::register_secret`]).
+fn register_metrics(t: &dyn Telemetry, cfg: &SecretConfig) {
     let services: Vec<(String, String)> = cfg
         .redeploy
         .iter()
@@ -1093,7 +1084,7 @@ fn register_metrics(cfg: &SecretConfig) {
             .as_ref()
             .map_or(String::new(), |w| w.expr.clone()),
     ];
-    metrics::get().register_secret(cfg.name.as_str(), info, &services);
+    t.register_secret(&cfg.name, info, &services);
 }
 
 #[cfg(test)]

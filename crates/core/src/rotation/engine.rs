@@ -27,6 +27,7 @@ use crate::clock::Clock;
 use crate::config::{SecretConfig, Target};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{SecretName, SecretRef, ServiceRef, VersionId};
+use crate::telemetry::{NoTelemetry, Telemetry};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -236,6 +237,8 @@ pub struct Engine<S, D> {
     pub iam: Arc<dyn IamApi>,
     /// Deadline of each call outside the process ([`DEFAULT_STEP_TIMEOUT`]).
     pub step_timeout: Duration,
+    /// Where measurements go (the scheduler and leases report through the same sink).
+    pub telemetry: Arc<dyn Telemetry>,
 }
 
 /// Passes progress on and remembers the step reached (for the overall-deadline error).
@@ -263,16 +266,23 @@ impl Observer for Progress<'_> {
 }
 
 impl<S: SecretStore, D: Deployer> Engine<S, D> {
-    /// The IAM client defaults to one loaded from the environment on first use; give the
-    /// process's own with [`Engine::with_iam`] (or a fake in tests).
+    /// Without [`Engine::with_iam`] an `iam-access-key` target fails with a clear error
+    /// (there is no default client: the binary passes its own); without
+    /// [`Engine::with_telemetry`] nothing is measured.
     pub fn new(store: S, deployer: D, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             deployer,
             clock,
-            iam: Arc::new(crate::aws::iam::AwsIam::from_environment()),
+            iam: Arc::new(super::target::iam::NoIam),
             step_timeout: DEFAULT_STEP_TIMEOUT,
+            telemetry: Arc::new(NoTelemetry),
         }
+    }
+
+    pub fn with_telemetry(mut self, t: Arc<dyn Telemetry>) -> Self {
+        self.telemetry = t;
+        self
     }
 
     pub fn with_iam(mut self, iam: Arc<dyn IamApi>) -> Self {
@@ -1126,24 +1136,13 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         let t0 = tokio::time::Instant::now();
         let waited = wait_stable(&self.deployer, account, &started, cfg.stable_timeout, obs).await;
         let secs = t0.elapsed().as_secs_f64();
-        let m = crate::metrics::get();
-        for (svc, v) in &waited {
-            m.wait_duration
-                .with_label_values(&[v.label()])
-                .observe(secs);
-            let _ = svc;
+        for (_, v) in &waited {
+            self.telemetry.wait_finished(v.label(), secs);
         }
         verdicts.extend(waited);
         verdicts.extend(done.into_keys().map(|s| (s, ServiceVerdict::Stable)));
         for (svc, v) in &verdicts {
-            m.redeploys
-                .with_label_values(&[
-                    cfg.name.as_str(),
-                    svc.cluster.as_str(),
-                    svc.service.as_str(),
-                    v.label(),
-                ])
-                .inc();
+            self.telemetry.redeploy_finished(&cfg.name, svc, v.label());
             if *v == ServiceVerdict::Stable {
                 tracing::info!(secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, outcome = v.label(), "service stable on the new deployment");
             } else {

@@ -1,0 +1,28 @@
+//! The rotation core of secret-rotator: everything that decides *what* to do, generic
+//! over ports for everything that talks to the outside world. No AWS SDK, no HTTP server,
+//! no process-wide state: `cargo tree -p rotator-core` shows it.
+//!
+//! Layout:
+//! - [`ids`], [`clock`], [`error`]: typed ids, the one wall-clock abstraction, the
+//!   classified error every port reports.
+//! - [`config`]: the TOML configuration, parsed and validated into typed settings.
+//! - [`schedule`], [`due`]: when a secret is due (intervals, windows, jitter) read from
+//!   the store's state.
+//! - [`rotation`]: the staging protocol (`Engine`), its ports (`store::SecretStore`,
+//!   `deploy::Deployer`, targets, leases) and the rollout judgement.
+//! - [`ha`]: per-secret leases when several replicas run one configuration.
+//! - [`scheduler`]: the deadline queue that launches rotations.
+//! - [`telemetry`]: what the core reports (the binary turns it into Prometheus metrics).
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod due;
+pub mod error;
+pub mod failpoints;
+pub mod ha;
+pub mod ids;
+pub mod rotation;
+pub mod schedule;
+pub mod scheduler;
+pub mod telemetry;

@@ -1,0 +1,133 @@
+//! What the core reports as it runs: per-secret state and counters. The core only calls
+//! a [`Telemetry`] sink; the binary's Prometheus metrics implement it, tests use
+//! [`NoTelemetry`] or a recorder.
+
+use crate::ids::{SecretName, ServiceRef};
+
+/// Receives the core's measurements. Every method has a no-op default so that a sink
+/// implements only what it shows.
+pub trait Telemetry: Send + Sync {
+    /// Changes the per-secret state shown by the gauges.
+    fn update_secret(&self, _secret: &SecretName, _f: &mut dyn FnMut(&mut SecretState)) {}
+    /// A secret entered the configuration: pre-create its series. `info`: secret id,
+    /// region, account, interval, window; `services`: (cluster, service) it redeploys.
+    fn register_secret(
+        &self,
+        _secret: &SecretName,
+        _info: [String; 5],
+        _services: &[(String, String)],
+    ) {
+    }
+    /// A secret left the configuration: drop its series.
+    fn forget_secret(&self, _secret: &SecretName) {}
+    fn secrets_configured(&self, _n: usize) {}
+    /// Rotations running now changed by `delta`.
+    fn rotations_running(&self, _delta: i64) {}
+    fn due_times_pending(&self, _n: usize) {}
+    /// A rotation ended (not counted for "already rotated": nothing was done).
+    fn rotation_finished(&self, _secret: &SecretName, _outcome: &'static str, _seconds: f64) {}
+    /// The wait for one service ended with `verdict`.
+    fn wait_finished(&self, _verdict: &'static str, _seconds: f64) {}
+    /// A forced redeployment of one service got its verdict.
+    fn redeploy_finished(
+        &self,
+        _secret: &SecretName,
+        _service: &ServiceRef,
+        _verdict: &'static str,
+    ) {
+    }
+    /// A `secret-rotator:last-rotated` tag was not usable.
+    fn invalid_tag(&self, _secret: &SecretName, _problem: &'static str) {}
+    /// Another replica held the secret's lease.
+    fn lease_contended(&self, _secret: &SecretName) {}
+    /// The lease was lost during a rotation.
+    fn lease_lost(&self, _secret: &SecretName) {}
+}
+
+/// A sink that drops everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoTelemetry;
+impl Telemetry for NoTelemetry {}
+
+/// [`Telemetry::update_secret`] with a plain closure.
+pub fn update(t: &dyn Telemetry, secret: &SecretName, f: impl FnOnce(&mut SecretState)) {
+    let mut f = Some(f);
+    t.update_secret(secret, &mut |s| {
+        if let Some(f) = f.take() {
+            f(s)
+        }
+    });
+}
+
+/// What the per-secret gauges show for one secret.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SecretState {
+    /// 0: not known yet (the series is left out).
+    pub next_due: f64,
+    pub last_success: f64,
+    pub failures: u32,
+    pub failing: bool,
+    pub in_progress: bool,
+    pub started: f64,
+    /// None until the first read of the secret; then whether the last read worked.
+    pub readable: Option<bool>,
+    /// The last rotation confirmed by this daemon or by our valid tag (0: none known).
+    pub verified: f64,
+    /// The configured interval, so an alert can say "not rotated within every + grace".
+    pub every: f64,
+    pub status: Status,
+    /// The scheduler gave up after max_attempts failures (until a reload or manual rotate).
+    pub gave_up: bool,
+}
+
+/// Slack after `every` before a secret counts as not rotated in time: one day, so a
+/// secret due on a weekend or outside a short window, or retried with backoff, does not
+/// alert, while a monthly secret a day late does.
+pub const DEADLINE_GRACE_SECONDS: f64 = 86_400.0;
+
+impl SecretState {
+    /// The latest acceptable rotation time (0: not known): the last verified rotation +
+    /// every + grace; without a verified rotation, the due time (which does not move while
+    /// rotations fail) + grace.
+    pub fn deadline(&self) -> f64 {
+        if self.verified > 0.0 {
+            self.verified + self.every + DEADLINE_GRACE_SECONDS
+        } else if self.next_due > 0.0 {
+            self.next_due + DEADLINE_GRACE_SECONDS
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One word for where a secret stands (`secret_status{status}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Not read from the store yet.
+    #[default]
+    Loading,
+    Ok,
+    Due,
+    Overdue,
+    Unfinished,
+    RedeployPending,
+    Failing,
+    Unreadable,
+    OutsideWindow,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Loading => "loading",
+            Status::Ok => "ok",
+            Status::Due => "due",
+            Status::Overdue => "overdue",
+            Status::Unfinished => "unfinished",
+            Status::RedeployPending => "redeploy_pending",
+            Status::Failing => "failing",
+            Status::Unreadable => "unreadable",
+            Status::OutsideWindow => "outside_window",
+        }
+    }
+}
