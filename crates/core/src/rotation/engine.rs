@@ -1136,7 +1136,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         let t0 = tokio::time::Instant::now();
         let waited = wait_stable(&self.deployer, account, &started, cfg.stable_timeout, obs).await;
         let secs = t0.elapsed().as_secs_f64();
-        for (_, v) in &waited {
+        for v in waited.values() {
             self.telemetry.wait_finished(v.label(), secs);
         }
         verdicts.extend(waited);
