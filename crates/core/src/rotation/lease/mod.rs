@@ -1,4 +1,4 @@
-//! Per-secret leases: mutual exclusion between replicas (DESIGN §6, docs/ha.md).
+//! Per-secret leases: mutual exclusion between replicas (docs/ha.md).
 //!
 //! The standard lock-table pattern on a store with conditional writes (DynamoDB):
 //! - **acquire** writes `owner`, `expires_at = now + ttl` and `version + 1`, only if the
