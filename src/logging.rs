@@ -39,8 +39,36 @@ fn may_quote_secrets(m: &tracing::Metadata<'_>) -> bool {
             .any(|t| m.target() == *t || m.target().starts_with(&format!("{t}::")))
 }
 
+/// The rotation core logs under its crate's name (`rotator_core::...`): every directive
+/// for `secret_rotator` (RUST_LOG or the default) applies to the core too, so
+/// `RUST_LOG=secret_rotator=debug` shows the whole program as it always did.
+fn with_core_alias(directives: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for d in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        out.push(d.to_owned());
+        if let Some(rest) = d.strip_prefix("secret_rotator") {
+            if rest.is_empty()
+                || rest.starts_with("::")
+                || rest.starts_with('=')
+                || rest.starts_with('[')
+            {
+                out.push(format!("rotator_core{rest}"));
+            }
+        }
+    }
+    out.join(",")
+}
+
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env()
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default_filter(default_level));
+    let filter = EnvFilter::try_new(with_core_alias(&directives))
         .unwrap_or_else(|_| EnvFilter::new(default_filter(default_level)));
     let quiet = filter_fn(|m| !may_quote_secrets(m));
     let builder = tracing_subscriber::fmt()
@@ -68,6 +96,23 @@ pub fn init(format: LogFormat, default_level: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directives_for_the_binary_cover_the_core() {
+        assert_eq!(
+            with_core_alias("warn,secret_rotator::rotation=error"),
+            "warn,secret_rotator::rotation=error,rotator_core::rotation=error"
+        );
+        assert_eq!(
+            with_core_alias("secret_rotator=debug"),
+            "secret_rotator=debug,rotator_core=debug"
+        );
+        assert_eq!(
+            with_core_alias("secret_rotatorx=debug"),
+            "secret_rotatorx=debug"
+        );
+        assert_eq!(with_core_alias("aws_config=off"), "aws_config=off");
+    }
 
     #[test]
     fn tokio_postgres_statements_are_never_logged() {
