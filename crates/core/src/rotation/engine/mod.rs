@@ -58,6 +58,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The target of the engine's log lines, whichever step file logs them: what operators
+/// filter on (`RUST_LOG=rotator_core::rotation::engine=...`) and what the text and JSON
+/// logs have always shown.
+const LOG_TARGET: &str = module_path!();
+
 /// Default deadline of one step's call outside the process (a store call, a target's set,
 /// test or revoke, an UpdateService): `[daemon] step_timeout`.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(300);

@@ -52,14 +52,14 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
                 {
                     Ok(s) => s,
                     Err(e) => {
-                        tracing::warn!(secret = %cfg.name, %cluster, error = %e, "cannot tell which consumers are already stable; forcing them all");
+                        tracing::warn!(target: super::LOG_TARGET, secret = %cfg.name, %cluster, error = %e, "cannot tell which consumers are already stable; forcing them all");
                         continue;
                     }
                 };
                 for (svc, st) in chunk.iter().zip(states) {
                     if let Described::Found(state) = st {
                         if stable_since(&state, moved_before) {
-                            tracing::info!(secret = %cfg.name, service = %svc, "already stable on a deployment started after the value became current; not forced again");
+                            tracing::info!(target: super::LOG_TARGET, secret = %cfg.name, service = %svc, "already stable on a deployment started after the value became current; not forced again");
                             done.insert((*svc).clone(), ());
                         }
                     }
@@ -109,7 +109,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         for (svc, r) in results {
             match r {
                 Ok(d) => {
-                    tracing::info!(secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, deployment = %d.id, "deployment started");
+                    tracing::info!(target: super::LOG_TARGET, secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, deployment = %d.id, "deployment started");
                     started.push((svc, d));
                 }
                 Err(e) => {

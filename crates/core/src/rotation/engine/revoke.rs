@@ -32,7 +32,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
                 if meta.version_with(AWSPREVIOUS).is_some() {
                     return Err(aws(Step::Revoke)(e));
                 }
-                tracing::info!(secret = %cfg.name, "no AWSPREVIOUS version: nothing to revoke");
+                tracing::info!(target: super::LOG_TARGET, secret = %cfg.name, "no AWSPREVIOUS version: nothing to revoke");
                 None
             }
             Err(e) => return Err(aws(Step::Revoke)(e)),

@@ -28,7 +28,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             .await?;
         // (A secret scheduled for deletion fails without this warning.)
         if meta.rotation_enabled && !meta.deleted {
-            tracing::warn!(secret = %cfg.name, "AWS-native rotation is also enabled on this secret; two rotators will fight over AWSPENDING");
+            tracing::warn!(target: super::LOG_TARGET, secret = %cfg.name, "AWS-native rotation is also enabled on this secret; two rotators will fight over AWSPENDING");
         }
         let fresh = opts.fresh && target::fresh_value_on_retry(&cfg.target);
         match phase::detect(&meta, opts.replaces.as_ref(), fresh)? {
@@ -115,7 +115,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
             .find(|v| &v.id == version)
             .and_then(|v| v.created);
         phase::foreign_takeover(version, created, self.engine.clock.now())?;
-        tracing::warn!(secret = %cfg.name, pending_version = %version, "taking over an abandoned AWSPENDING left by another tool");
+        tracing::warn!(target: super::LOG_TARGET, secret = %cfg.name, pending_version = %version, "taking over an abandoned AWSPENDING left by another tool");
         self.call(Step::Start, || {
             self.store()
                 .update_stage(s, AWSPENDING, None, Some(version))

@@ -50,9 +50,9 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         for (svc, v) in &verdicts {
             telemetry.redeploy_finished(&cfg.name, svc, v.label());
             if *v == ServiceVerdict::Stable {
-                tracing::info!(secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, outcome = v.label(), "service stable on the new deployment");
+                tracing::info!(target: super::LOG_TARGET, secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, outcome = v.label(), "service stable on the new deployment");
             } else {
-                tracing::warn!(secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, outcome = v.label(), detail = %v, "service not stable");
+                tracing::warn!(target: super::LOG_TARGET, secret = %cfg.name, cluster = %svc.cluster, service = %svc.service, outcome = v.label(), detail = %v, "service not stable");
             }
         }
         verdicts
