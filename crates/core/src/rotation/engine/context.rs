@@ -47,8 +47,8 @@ impl Observer for Progress<'_> {
 }
 
 /// Everything one rotation run works with. Built once DescribeSecret has answered and the
-/// phase is known (see `start`); the steps read it, only the driver (`run`) and the last
-/// step fill in the report.
+/// phase is known (see `start`); the steps read it, and the driver (`run`), the done step
+/// and the dry run fill in the report.
 pub(super) struct Rotation<'a, S, D> {
     /// The ports (store, deployer, IAM), clock, step timeout and telemetry.
     pub(super) engine: &'a Engine<S, D>,
