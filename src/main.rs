@@ -27,7 +27,7 @@ fn main() {
         (Command::Rotate { .. }, LogFormat::Json) => "info",
         // The progress lines say what the engine's warnings would, once: no raw log lines
         // mixed into them.
-        (Command::Rotate { .. }, LogFormat::Text) => "warn,secret_rotator::rotation=error",
+        (Command::Rotate { .. }, LogFormat::Text) => "warn,rotator_core::rotation=error",
         _ => "warn",
     };
     logging::init(cli.log_format, default_level);

@@ -44,16 +44,33 @@ pub struct Health {
     pub status: std::sync::Mutex<String>,
 }
 
+/// What the daemon tells a running [`Scheduler`].
 pub enum Control {
+    /// A new, already validated configuration (SIGHUP): applied at once, see `reload`.
     Reload(Box<Config>),
+    /// Stop starting rotations and drain (SIGTERM); closing the channel does the same.
     Shutdown,
 }
 
+/// One configured secret.
+///
+/// Where it is in the scheduler's machinery is one [`State`]. The other fields are what
+/// the scheduler knows about it, and stay apart from the state on purpose:
+/// - `due`, `replaces`, `status` and `needs_due`: the last due-time read and whether it
+///   is stale. A stale due time waits in the timer queue (a retry's backoff, a lease
+///   held elsewhere) or the waiting line like a fresh one, and is re-read before the
+///   rotation starts.
+/// - `reading`: a read of this secret alone is in flight. The read task outlives the
+///   state it was started in (a batch result may schedule and start the secret first);
+///   the flag only keeps a second one from starting.
+/// - `failures` and `fresh_next`: the failed rotations in a row. A failing secret waits
+///   for its retry in the timer queue, then queues and runs like any other.
+/// - `outside_window`: the last launch found the window closed. It holds until a
+///   rotation starts, across the re-scheduling a refresh does, so the "outside its
+///   window" line is logged once and the status gauge does not flicker.
 struct Entry {
     cfg: Arc<SecretConfig>,
-    deadline: Option<Instant>,
-    /// The wall-clock time `deadline` stands for (re-derived after a clock jump).
-    wall: Option<DateTime<Utc>>,
+    state: State,
     due: Option<DateTime<Utc>>,
     replaces: Option<VersionId>,
     status: DueStatus,
@@ -67,16 +84,42 @@ struct Entry {
     failures: u32,
     /// The last failure was the target refusing the value: the retry makes a new one.
     fresh_next: bool,
-    gave_up: bool,
-    running: bool,
-    /// In the waiting line (the line may hold stale names; this flag is the truth).
-    queued: bool,
     /// Due, but its window is closed: requeued at the next opening.
     outside_window: bool,
     /// Bumped whenever a rotation starts or the config changes, so that the result of a
     /// read started before is not applied over newer knowledge.
     generation: u64,
-    /// A reload changed the config while a rotation ran: apply after it.
+}
+
+/// Where a secret is in the scheduler: in exactly one place at a time.
+enum State {
+    /// Nowhere: waits for a due-time read (in flight, or the batch at start or after a
+    /// reload) to schedule it.
+    Idle,
+    /// In the timer queue at `deadline`, the monotonic instant for the wall-clock `wall`
+    /// (re-derived from it after a clock jump).
+    Timed {
+        deadline: Instant,
+        wall: DateTime<Utc>,
+    },
+    /// Due: in the waiting line for a rotation slot. (The line may hold stale names of
+    /// secrets rescheduled since; this state is the truth.)
+    Queued,
+    /// A rotation task runs (or tries to take the lease). A reload meanwhile leaves the
+    /// new config in `next_cfg`, applied when the task ends, or marks the secret
+    /// `removed`, dropped when the task ends.
+    Running {
+        next_cfg: Option<Arc<SecretConfig>>,
+        removed: bool,
+    },
+    /// `max_attempts` failed rotations in a row: left alone until a reload (or a manual
+    /// rotation that the next reload or refresh sees).
+    GaveUp,
+}
+
+/// What a reload left for the end of a run.
+#[derive(Default)]
+struct AfterRun {
     next_cfg: Option<Arc<SecretConfig>>,
     removed: bool,
 }
@@ -101,6 +144,14 @@ enum DueMsg {
     BatchDone { reached: usize, total: usize },
 }
 
+/// Decides when each configured secret rotates, and runs the rotations on an [`Engine`].
+///
+/// Holds one entry per secret (where it is: idle, in the timer queue, in the waiting line,
+/// running, or given up; and its last due-time read), the timer queue of deadlines, the
+/// waiting line of due secrets, and the rotation tasks in flight. Due times come from the
+/// store only (read by tasks, see [`crate::due`]), so a restart neither repeats nor skips
+/// a rotation. Build it with [`Scheduler::new`] (and [`Scheduler::with_ha`] when several
+/// replicas share the configuration), then drive it with [`Scheduler::run`].
 pub struct Scheduler<S, D> {
     engine: Arc<Engine<S, D>>,
     clock: Arc<dyn Clock>,
@@ -200,7 +251,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let cfgs: Vec<Arc<SecretConfig>> = self
             .entries
             .values()
-            .filter(|e| !e.running)
+            .filter(|e| !e.is_running())
             .map(|e| e.cfg.clone())
             .collect();
         let refs: Vec<&SecretConfig> = cfgs.iter().map(|c| c.as_ref()).collect();
@@ -311,11 +362,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 if single {
                     e.reading = false;
                 }
-                if e.removed || e.running || e.generation != generation {
+                // (A removed secret is still running.)
+                if e.is_running() || e.generation != generation {
                     // Read before a rotation or a reload: what we know now is newer.
                     return;
                 }
-                if !single && !e.needs_due && (e.failures > 0 || e.queued) {
+                if !single && !e.needs_due && (e.failures > 0 || matches!(e.state, State::Queued)) {
                     // A refresh must not reschedule a secret that waits for a retry (its
                     // backoff) or is already in the waiting line.
                     return;
@@ -341,7 +393,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     retry = false;
                     e.failures = 0;
                     e.fresh_next = false;
-                    e.gave_up = false;
+                    e.give_up_no_more();
                     telemetry::update(m.as_ref(), name, |s| {
                         s.failures = 0;
                         s.gave_up = false;
@@ -371,7 +423,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 if retry {
                     // The backoff has passed; the state is fresh: retry now.
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, now);
-                } else if !e.gave_up && e.failures == 0 {
+                } else if !matches!(e.state, State::GaveUp) && e.failures == 0 {
                     let skew =
                         chrono::Duration::from_std(replica_skew(e.cfg.every)).unwrap_or_default();
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, d.due + skew);
@@ -409,26 +461,45 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     ) {
         Self::unschedule(queue, name, e);
         let inst = instant_for(base, at);
-        e.deadline = Some(inst);
-        e.wall = Some(at);
+        e.state = State::Timed {
+            deadline: inst,
+            wall: at,
+        };
         queue.insert((inst, name.clone()));
     }
 
+    /// Takes `e` out of the timer queue or the waiting line; a running or given-up secret
+    /// stays as it is.
     fn unschedule(queue: &mut BTreeSet<(Instant, SecretName)>, name: &SecretName, e: &mut Entry) {
-        if let Some(old) = e.deadline.take() {
-            queue.remove(&(old, name.clone()));
+        match e.state {
+            State::Timed { deadline, .. } => {
+                queue.remove(&(deadline, name.clone()));
+                e.state = State::Idle;
+            }
+            State::Queued => e.state = State::Idle,
+            State::Idle | State::Running { .. } | State::GaveUp => {}
         }
-        e.wall = None;
-        e.queued = false;
     }
 
     /// Runs until `Control::Shutdown` (or the control channel closes), then drains.
+    ///
+    /// At start, the due times not known yet are read by a batch task. Each turn of the
+    /// loop then checks the wall clock (re-deriving deadlines after a jump), beats the
+    /// heartbeat, and waits for the first of: the earliest deadline (or a start slot
+    /// freeing up), the periodic wake-up, a rotation task ending, a due-time result, a
+    /// control message, or the periodic refresh (one batch read of the idle secrets at a
+    /// time). After each event it moves every passed deadline to the waiting line (`fire`)
+    /// and starts what slots, the start rate and the windows allow (`launch`). The loop
+    /// itself never awaits the store; only the drain awaits the tasks in flight, for at
+    /// most `shutdown_grace`.
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
         // Secrets whose due time is unknown are read in the background; the loop runs now.
         let unknown: Vec<SecretName> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.needs_due && !e.running && e.deadline.is_none())
+            .filter(|(_, e)| {
+                e.needs_due && !matches!(e.state, State::Running { .. } | State::Timed { .. })
+            })
             .map(|(n, _)| n.clone())
             .collect();
         self.start_batch(unknown);
@@ -462,7 +533,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     // One periodic refresh at a time: at 100,000 secrets a pass takes a while.
                     if self.batches == 0 {
                         let idle: Vec<SecretName> = self.entries.iter()
-                            .filter(|(_, e)| !e.running && e.failures == 0 && !e.needs_due && !e.queued && !e.removed)
+                            .filter(|(_, e)| !matches!(e.state, State::Running { .. } | State::Queued) && e.failures == 0 && !e.needs_due)
                             .map(|(n, _)| n.clone()).collect();
                         self.start_batch(idle);
                     }
@@ -516,9 +587,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let base = self.clock_base;
         let mut queue = BTreeSet::new();
         for (name, e) in &mut self.entries {
-            if let (Some(_), Some(w)) = (e.deadline, e.wall) {
-                let inst = instant_for(base, w);
-                e.deadline = Some(inst);
+            if let State::Timed { deadline, wall } = &mut e.state {
+                let inst = instant_for(base, *wall);
+                *deadline = inst;
                 queue.insert((inst, name.clone()));
             }
         }
@@ -582,7 +653,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let Some(e) = self.entries.get(name) else {
             return;
         };
-        if e.removed {
+        if e.is_removed() {
             return;
         }
         let status = status_of(e, self.clock.now());
@@ -598,10 +669,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
             self.queue.remove(&(at, name.clone()));
             if let Some(e) = self.entries.get_mut(&name) {
-                e.deadline = None;
-                e.wall = None;
-                if !e.running && !e.queued && !e.removed {
-                    e.queued = true;
+                if matches!(e.state, State::Timed { .. }) {
+                    e.state = State::Queued;
                     self.waiting.push_back(name);
                 }
             }
@@ -625,13 +694,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let Some(e) = self.entries.get_mut(&name) else {
                 continue;
             };
-            if !e.queued {
+            if !matches!(e.state, State::Queued) {
                 continue; // rescheduled since it was queued
             }
-            e.queued = false;
-            if e.running || e.removed {
-                continue;
-            }
+            e.state = State::Idle;
             if e.needs_due {
                 self.start_read(&name);
                 continue;
@@ -657,13 +723,16 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
             if self.starts.len() >= max_starts {
                 // Spread out: back to the front of the line until a start slot frees up.
-                e.queued = true;
+                e.state = State::Queued;
                 self.waiting.push_front(name);
                 break;
             }
             self.starts.push_back(now);
             e.outside_window = false;
-            e.running = true;
+            e.state = State::Running {
+                next_cfg: None,
+                removed: false,
+            };
             e.generation += 1;
             let cfg = e.cfg.clone();
             let engine = self.engine.clone();
@@ -717,9 +786,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let m = self.telemetry.clone();
         telemetry::update(m.as_ref(), &name, |s| s.in_progress = false);
         m.rotations_running(-1);
-        if let Some(e) = self.entries.get_mut(&name) {
-            e.running = false;
-        }
+        let after = self.end_run(&name);
         let secs = started.elapsed().as_secs_f64();
         let outcome = match &r {
             Some(Ok(rep)) => rep.outcome,
@@ -729,7 +796,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         if outcome != Outcome::AlreadyRotated {
             m.rotation_finished(&name, outcome.label(), secs);
         }
-        if self.take_removed(&name) {
+        if self.take_removed(&name, after.removed) {
             return;
         }
         match r {
@@ -743,7 +810,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 if let Some(e) = self.entries.get_mut(&name) {
                     e.failures = 0;
                     e.fresh_next = false;
-                    e.gave_up = false;
+                    e.give_up_no_more();
                     // Read the new due time (a store call) in a task, like a rotation, so
                     // the loop never waits on AWS between two launches.
                     e.needs_due = true;
@@ -755,7 +822,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     s.gave_up = false;
                     s.verified = s.verified.max(verified);
                 });
-                self.apply_next_cfg(&name);
+                self.apply_next_cfg(&name, after.next_cfg);
                 self.start_read(&name);
             }
             Some(Err(err)) => {
@@ -766,13 +833,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         ..
                     }
                 );
-                self.failed(&name, fresh, &err);
+                self.failed(&name, fresh, &err, after.next_cfg);
             }
             None => {
                 self.failed(
                     &name,
                     false,
                     &"the rotation task panicked (a bug; the next attempt resumes from the store)",
+                    after.next_cfg,
                 );
             }
         }
@@ -786,13 +854,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let m = self.telemetry.clone();
         telemetry::update(m.as_ref(), name, |s| s.in_progress = false);
         m.rotations_running(-1);
-        if let Some(e) = self.entries.get_mut(name) {
-            e.running = false;
-        }
-        if self.take_removed(name) {
+        let after = self.end_run(name);
+        if self.take_removed(name, after.removed) {
             return;
         }
-        self.apply_next_cfg(name);
+        self.apply_next_cfg(name, after.next_cfg);
         let at = self.clock.now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
         if let Some(e) = self.entries.get_mut(name) {
             e.needs_due = true;
@@ -804,7 +870,13 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// Counts a failure and schedules the retry after the backoff. The retry first reads
     /// the secret again, so it knows whether the value already became current (then the
     /// retry is a redeploy and may run outside the window).
-    fn failed(&mut self, name: &SecretName, fresh: bool, err: &dyn std::fmt::Display) {
+    fn failed(
+        &mut self,
+        name: &SecretName,
+        fresh: bool,
+        err: &dyn std::fmt::Display,
+        next_cfg: Option<Arc<SecretConfig>>,
+    ) {
         let m = self.telemetry.clone();
         let max = self.settings.max_attempts;
         let now = self.clock.now();
@@ -821,13 +893,13 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             s.failures = failures;
             s.failing = true;
         });
-        if let Some(c) = e.next_cfg.take() {
+        if let Some(c) = next_cfg {
             e.cfg = c;
         }
         if e.failures >= max {
-            e.gave_up = true;
             telemetry::update(m.as_ref(), name, |s| s.gave_up = true);
             Self::unschedule(&mut self.queue, name, e);
+            e.state = State::GaveUp;
             tracing::error!(secret = %name, failures = e.failures, error = %err, "rotation failed; giving up until the next reload or a manual rotation");
             return;
         }
@@ -837,17 +909,32 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         Self::schedule_wall(&mut self.queue, self.clock_base, name, e, at);
     }
 
-    fn apply_next_cfg(&mut self, name: &SecretName) {
+    /// The end of a rotation task: the secret is nowhere until what follows schedules it.
+    fn end_run(&mut self, name: &SecretName) -> AfterRun {
+        let Some(e) = self.entries.get_mut(name) else {
+            return AfterRun::default();
+        };
+        match std::mem::replace(&mut e.state, State::Idle) {
+            State::Running { next_cfg, removed } => AfterRun { next_cfg, removed },
+            // Not running (cannot happen: one task per secret); leave it where it was.
+            other => {
+                e.state = other;
+                AfterRun::default()
+            }
+        }
+    }
+
+    fn apply_next_cfg(&mut self, name: &SecretName, next_cfg: Option<Arc<SecretConfig>>) {
         if let Some(e) = self.entries.get_mut(name) {
-            if let Some(c) = e.next_cfg.take() {
+            if let Some(c) = next_cfg {
                 e.cfg = c;
             }
         }
     }
 
     /// Drops an entry that a reload removed while it was running.
-    fn take_removed(&mut self, name: &SecretName) -> bool {
-        if self.entries.get(name).is_some_and(|e| e.removed) {
+    fn take_removed(&mut self, name: &SecretName, removed: bool) -> bool {
+        if removed && self.entries.contains_key(name) {
             self.entries.remove(name);
             self.telemetry.forget_secret(name);
             return true;
@@ -866,8 +953,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             if !new_names.contains(&name) {
                 if let Some(mut e) = self.entries.remove(&name) {
                     Self::unschedule(&mut self.queue, &name, &mut e);
-                    if e.running {
-                        e.removed = true;
+                    if let State::Running { removed, .. } = &mut e.state {
+                        *removed = true;
                         self.entries.insert(name, e);
                     } else {
                         self.telemetry.forget_secret(&name);
@@ -881,9 +968,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let c = Arc::new(c);
             let every = c.every.as_secs_f64();
             match self.entries.get_mut(&name) {
-                Some(e) if e.running => {
+                // Also when an earlier reload marked it removed during this run: it stays
+                // marked, so it is dropped when the run ends and back at the next reload.
+                Some(Entry {
+                    state: State::Running { next_cfg, .. },
+                    ..
+                }) => {
                     register_metrics(self.telemetry.as_ref(), &c);
-                    e.next_cfg = Some(c);
+                    *next_cfg = Some(c);
                 }
                 Some(e) => {
                     register_metrics(self.telemetry.as_ref(), &c);
@@ -891,7 +983,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.failures = 0;
                     e.read_failures = 0;
                     e.fresh_next = false;
-                    e.gave_up = false;
+                    e.give_up_no_more();
                     e.generation += 1;
                     telemetry::update(self.telemetry.as_ref(), &name, |s| {
                         s.gave_up = false;
@@ -908,7 +1000,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
         }
         self.telemetry
-            .secrets_configured(self.entries.values().filter(|e| !e.removed).count());
+            .secrets_configured(self.entries.values().filter(|e| !e.is_removed()).count());
         for n in &recompute {
             self.publish(n);
         }
@@ -946,8 +1038,7 @@ impl Entry {
     fn new(cfg: Arc<SecretConfig>) -> Self {
         Self {
             cfg,
-            deadline: None,
-            wall: None,
+            state: State::Idle,
             due: None,
             replaces: None,
             status: DueStatus::Scheduled,
@@ -956,13 +1047,25 @@ impl Entry {
             read_failures: 0,
             failures: 0,
             fresh_next: false,
-            gave_up: false,
-            running: false,
-            queued: false,
             outside_window: false,
             generation: 0,
-            next_cfg: None,
-            removed: false,
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        matches!(self.state, State::Running { .. })
+    }
+
+    /// Removed by a reload while running: dropped when the run ends.
+    fn is_removed(&self) -> bool {
+        matches!(self.state, State::Running { removed: true, .. })
+    }
+
+    /// A reset of the failure count (a success, a reload, someone else's rotation): a
+    /// secret that had given up is back to waiting for a due-time read.
+    fn give_up_no_more(&mut self) {
+        if matches!(self.state, State::GaveUp) {
+            self.state = State::Idle;
         }
     }
 }
@@ -986,7 +1089,7 @@ fn status_of(e: &Entry, now: DateTime<Utc>) -> Status {
     if e.outside_window {
         return Status::OutsideWindow;
     }
-    if e.running || due <= now {
+    if e.is_running() || due <= now {
         if now - due > OVERDUE_AFTER {
             Status::Overdue
         } else {

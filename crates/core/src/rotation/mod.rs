@@ -1,5 +1,32 @@
 //! One rotation of one secret: a small state machine over a [`store::SecretStore`] and a
 //! [`deploy::Deployer`], safe to crash at any point and to run twice (see `engine`).
+//!
+//! Layout:
+//! - `engine/`: the state machine ([`Engine`]), one file per step, each step a method of
+//!   one `Rotation` context (engine, config, options, observer, what the store returned):
+//!   - `mod.rs`: [`Engine`], its builders and `rotate`, and the order of the steps
+//!     (`Rotation::run`: phase -> create -> set/test -> finish -> redeploy -> wait ->
+//!     revoke -> done).
+//!   - `phase.rs`: phase detection, pure functions with their unit tests: where a run
+//!     resumes (or "already rotated") from the stages and tags read, whether a foreign
+//!     AWSPENDING is taken over, what a taken client request token means.
+//!   - `context.rs`: the `Rotation` context, the step tracker behind the observer, and
+//!     the boxing of every call outside the process (debug builds' stack).
+//!   - `start.rs`: step 1, read the secret and detect the phase; the consumers' precheck,
+//!     a foreign AWSPENDING taken over, a failed attempt's pending value dropped.
+//!   - `create.rs`: step 2, the new value and its AWSPENDING version under a
+//!     deterministic token.
+//!   - `set_test.rs`: steps 3 and 4, the target's set and test, the read-back.
+//!   - `finish.rs`: step 5, AWSCURRENT moved, AWSPENDING removed.
+//!   - `redeploy.rs`: step 6, forced deployments (and which consumers need none).
+//!   - `wait.rs`: step 7, the verdict of each consumer.
+//!   - `revoke.rs`: step 8, the previous value revoked.
+//!   - `report.rs`: the done tags, [`Outcome`] and [`Report`].
+//!   - `dry_run.rs`: the plan of a dry run; `error.rs`: [`RotationError`].
+//! - [`store`], [`deploy`], [`target`], [`lease`]: the ports (Secrets Manager, ECS, the
+//!   systems that learn the value, per-secret leases) and their shared rules.
+//! - [`wait`]: the rollout judgement and polling; [`generate`]: new values; [`token`]:
+//!   deterministic client request tokens.
 
 pub mod deploy;
 mod engine;
