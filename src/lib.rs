@@ -9,12 +9,14 @@
 pub mod aws;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod daemon;
 pub mod ha;
 pub mod logging;
 pub mod metrics;
+pub mod targets;
 
-pub use rotator_core::{clock, config, due, error, failpoints, ids, rotation, schedule};
+pub use rotator_core::{clock, due, error, failpoints, ids, rotation, schedule};
 
 /// Process exit codes (sysexits.h where one fits).
 pub mod exit {

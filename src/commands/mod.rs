@@ -8,6 +8,7 @@ use crate::aws::{ecs::AwsEcs, secrets::AwsSecrets, AwsContext};
 use crate::config::{Config, ConfigErrors};
 use crate::error::{AwsError, ErrorClass};
 use crate::rotation::lease::fence::Fenced;
+use crate::rotation::target::iam::WithIam;
 
 /// Prints every configuration error, one per line, and returns the config exit code.
 pub fn report_config_errors(e: &ConfigErrors) -> i32 {

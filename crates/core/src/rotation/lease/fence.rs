@@ -11,7 +11,7 @@ use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, ClusterName, SecretRef, ServiceName, ServiceRef, VersionId};
 use crate::rotation::deploy::{Deployer, Described, Forced};
 use crate::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
-use crate::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
+use crate::rotation::target::iam::{AccessKeyInfo, IamApi, NewAccessKey};
 use futures::future::BoxFuture;
 use secrecy::SecretString;
 use std::future::Future;
@@ -97,6 +97,16 @@ impl<T> Fenced<T> {
 
     pub fn inner(&self) -> &T {
         &self.inner
+    }
+
+    /// Runs one write of the wrapped client under the current lease: for clients of
+    /// ports outside the core (a target kind's), which wrap their writes the same way.
+    pub async fn write<R>(
+        &self,
+        operation: &'static str,
+        f: impl Future<Output = Result<R, AwsError>>,
+    ) -> Result<R, AwsError> {
+        write(self.required, operation, f).await
     }
 }
 

@@ -28,17 +28,22 @@
 //! orphan that the next create deletes; after, the engine resumes with the stored key.
 //! The secret access key is never logged; key ids are not secret and are logged.
 
-use super::{TargetEnv, TargetError};
-use crate::config::IamTarget;
+use super::{ConfiguredTarget, TargetEnv, TargetError};
+use crate::config::{SecretConfig, Target, TargetKind, TargetTable, DURATION_EXPECTED};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::Account;
+use crate::rotation::deploy::Deployer;
 use crate::rotation::store::{SecretStore, Select, AWSCURRENT};
+use crate::rotation::Engine;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+use toml::Spanned;
 
 /// `<AccessKeyId>@<RFC 3339>`: the key this target deactivated last, and when.
 pub const TAG_IAM_DEACTIVATED: &str = "secret-rotator:iam-deactivated";
@@ -106,70 +111,164 @@ pub trait IamApi: Send + Sync {
     ) -> BoxFuture<'a, Result<String, AwsError>>;
 }
 
-/// No IAM client: the engine's default, so that the core never builds an AWS client of
-/// its own. Every call fails with a setup error naming what is missing.
-pub struct NoIam;
+/// The engine with an IAM/STS client for this target (the binary's real one, fenced, or
+/// a test's fake). Without one, the target's steps fail with a setup error.
+pub trait WithIam {
+    fn with_iam(self, iam: Arc<dyn IamApi>) -> Self;
+}
 
-fn no_iam<T>() -> BoxFuture<'static, Result<T, AwsError>>
-where
-    T: Send + 'static,
-{
-    Box::pin(async {
-        Err(AwsError::new(
+impl<S: SecretStore, D: Deployer> WithIam for Engine<S, D> {
+    fn with_iam(self, iam: Arc<dyn IamApi>) -> Self {
+        self.with_target_client(iam)
+    }
+}
+
+/// The IAM client the engine was given ([`WithIam`]).
+fn iam<'a>(env: &'a TargetEnv<'a>) -> Result<&'a dyn IamApi, AwsError> {
+    match env.clients.get::<Arc<dyn IamApi>>() {
+        Some(c) => Ok(c.as_ref()),
+        None => Err(AwsError::new(
             ErrorClass::Setup,
             "IAM",
             "NoIamClient",
             "no IAM client was given to the engine (Engine::with_iam)",
-        ))
-    })
+        )),
+    }
 }
 
-impl IamApi for NoIam {
-    fn list_keys<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>> {
-        no_iam()
+// ---------------------------------------------------------------------------- config
+
+/// `target = { kind = "iam-access-key", user, delete_after }`.
+pub struct IamAccessKey;
+
+/// The `iam-access-key` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIam {
+    user: Option<Spanned<String>>,
+    delete_after: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IamTarget {
+    pub user: String,
+    pub delete_after: Duration,
+}
+
+impl TargetKind for IamAccessKey {
+    const NAME: &'static str = "iam-access-key";
+    type Raw = RawIam;
+    const MAKES_VALUE: bool = true;
+
+    fn expects(key: &str, _element: bool) -> Option<String> {
+        (key == "delete_after").then(|| DURATION_EXPECTED.into())
     }
-    fn create_key<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>> {
-        no_iam()
+
+    fn parse(&self, raw: RawIam, t: &mut TargetTable<'_>) -> Option<Target> {
+        let user = match &raw.user {
+            Some(u) if valid_iam_user(u.get_ref()) => u.get_ref().clone(),
+            Some(u) => {
+                t.error(
+                    u.span(),
+                    "user",
+                    format!(
+                        "\"{}\" is not an IAM user name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -)",
+                        u.get_ref()
+                    ),
+                );
+                String::new()
+            }
+            None => {
+                t.error(t.span(), "user", "target kind \"iam-access-key\" needs `user` (the IAM user whose key is rotated)");
+                String::new()
+            }
+        };
+        let delete_after = match &raw.delete_after {
+            None => Duration::from_secs(86_400),
+            Some(x) => t.duration("delete_after", x, Duration::ZERO, 90 * DAY)?,
+        };
+        Some(Target::new(IamTarget { user, delete_after }))
     }
-    fn set_active<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-        _: &'a str,
-        _: bool,
-    ) -> BoxFuture<'a, Result<(), AwsError>> {
-        no_iam()
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn valid_iam_user(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+impl ConfiguredTarget for IamTarget {
+    fn kind(&self) -> &'static str {
+        IamAccessKey::NAME
     }
-    fn delete_key<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<(), AwsError>> {
-        no_iam()
+
+    /// The new key is made by IAM (`CreateAccessKey`).
+    fn makes_value(&self) -> bool {
+        IamAccessKey::MAKES_VALUE
     }
-    fn caller_arn<'a>(
+
+    /// Deactivates the previous key (set has nothing to do: the key exists from create).
+    fn has_revoke(&self) -> bool {
+        true
+    }
+
+    fn create_value<'a>(
         &'a self,
-        _: &'a Account,
-        _: &'a str,
-        _: &'a SecretString,
-    ) -> BoxFuture<'a, Result<String, AwsError>> {
-        no_iam()
+        env: &'a TargetEnv<'a>,
+    ) -> BoxFuture<'a, Result<SecretString, TargetError>> {
+        Box::pin(create_value(env, self))
+    }
+
+    fn test<'a>(
+        &'a self,
+        env: &'a TargetEnv<'a>,
+        value: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(test(env, self, value))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        env: &'a TargetEnv<'a>,
+        current: &'a SecretString,
+        previous: Option<&'a SecretString>,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(revoke(env, self, current, previous))
+    }
+
+    fn describe_create(&self, _cfg: &SecretConfig) -> Option<String> {
+        Some(format!(
+            "create a new access key for IAM user {} (first deleting keys past delete_after, a key left by an interrupted attempt, or an inactive key if IAM's two-key limit requires it), written as AWSPENDING",
+            self.user
+        ))
+    }
+
+    fn describe_revoke(&self) -> String {
+        if self.delete_after.is_zero() {
+            "revoke: deactivate and delete the previous access key".into()
+        } else {
+            format!(
+                "revoke: deactivate the previous access key (deleted at the first rotation after {})",
+                crate::config::duration::format(self.delete_after)
+            )
+        }
+    }
+}
+
+/// `iam-access-key: ...`: a problem that is not a plain AWS error.
+fn iam_error(message: String) -> TargetError {
+    TargetError::Kind {
+        kind: IamAccessKey::NAME,
+        message,
     }
 }
 
 fn parse_doc(v: &SecretString, which: &str) -> Result<Map<String, Value>, TargetError> {
     match serde_json::from_str::<Value>(v.expose_secret()) {
         Ok(Value::Object(o)) => Ok(o),
-        _ => Err(TargetError::Iam(format!(
+        _ => Err(iam_error(format!(
             "the {which} value is not a JSON object (expected {{\"{KEY_ID}\": ..., \"{KEY_SECRET}\": ...}}; start a new secret with {{}})"
         ))),
     }
@@ -303,7 +402,7 @@ pub fn plan_cleanup(
                 )
             })
             .collect();
-        return Err(TargetError::Iam(format!(
+        return Err(iam_error(format!(
             "IAM user {user} already has two access keys and IAM allows no third: {} {} not referenced by this secret's AWSCURRENT and may be in use elsewhere; deactivate or delete it, then retry",
             others.join(", "),
             if others.len() == 1 { "is" } else { "are" },
@@ -313,17 +412,15 @@ pub fn plan_cleanup(
 }
 
 /// Cleans up, creates the new key and returns the pending JSON value.
-pub async fn create_value<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
-    t: &IamTarget,
-) -> Result<SecretString, TargetError> {
+pub async fn create_value(env: &TargetEnv<'_>, t: &IamTarget) -> Result<SecretString, TargetError> {
     let s = &env.cfg.secret;
     let account = &s.account;
     let meta = env.store.describe(s).await?;
     let (_, current) = env.store.get_value(s, Select::Stage(AWSCURRENT)).await?;
     let mut doc = parse_doc(&current, "AWSCURRENT")?;
     let current_id = doc.get(KEY_ID).and_then(Value::as_str).map(str::to_owned);
-    let keys = env.iam.list_keys(account, &t.user).await?;
+    let iam = iam(env)?;
+    let keys = iam.list_keys(account, &t.user).await?;
     let now = env.clock.now();
     for d in plan_cleanup(
         &t.user,
@@ -338,7 +435,7 @@ pub async fn create_value<S: SecretStore>(
         } else {
             tracing::info!(secret = %env.cfg.name, user = %t.user, key = %d.id, "deleting access key: {}", d.reason);
         }
-        match env.iam.delete_key(account, &t.user, &d.id).await {
+        match iam.delete_key(account, &t.user, &d.id).await {
             Ok(()) => {}
             Err(e) if e.class == ErrorClass::NotFound => {}
             Err(e) => return Err(e.into()),
@@ -347,10 +444,10 @@ pub async fn create_value<S: SecretStore>(
     env.store
         .tag(s, &[(TAG_IAM_CREATING, rfc3339(now))])
         .await?;
-    let key = match env.iam.create_key(account, &t.user).await {
+    let key = match iam.create_key(account, &t.user).await {
         Ok(k) => k,
         Err(e) if e.class == ErrorClass::Conflict => {
-            return Err(TargetError::Iam(format!(
+            return Err(iam_error(format!(
                 "cannot create an access key for IAM user {}: {e} (a key was probably created meanwhile; the next attempt cleans up)",
                 t.user
             )))
@@ -370,7 +467,7 @@ pub async fn create_value<S: SecretStore>(
         Value::String(key.secret.expose_secret().to_owned()),
     );
     let out = serde_json::to_string(&Value::Object(doc))
-        .map_err(|_| TargetError::Iam("cannot serialize the new value".into()))?;
+        .map_err(|_| iam_error("cannot serialize the new value".into()))?;
     Ok(SecretString::from(out))
 }
 
@@ -380,7 +477,7 @@ fn key_of(v: &SecretString, which: &str) -> Result<(String, SecretString), Targe
     let secret = doc.get(KEY_SECRET).and_then(Value::as_str);
     match (id, secret) {
         (Some(id), Some(secret)) => Ok((id.to_owned(), SecretString::from(secret.to_owned()))),
-        _ => Err(TargetError::Iam(format!(
+        _ => Err(iam_error(format!(
             "the {which} value lacks \"{KEY_ID}\" or \"{KEY_SECRET}\""
         ))),
     }
@@ -392,19 +489,20 @@ fn arn_is_user(arn: &str, user: &str) -> bool {
         .is_some_and(|(_, rest)| rest.rsplit('/').next() == Some(user))
 }
 
-pub async fn test<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
+pub async fn test(
+    env: &TargetEnv<'_>,
     t: &IamTarget,
     value: &SecretString,
 ) -> Result<(), TargetError> {
     let (id, secret) = key_of(value, "pending")?;
+    let iam = iam(env)?;
     let account = &env.cfg.secret.account;
     let start = tokio::time::Instant::now();
     loop {
-        match env.iam.caller_arn(account, &id, &secret).await {
+        match iam.caller_arn(account, &id, &secret).await {
             Ok(arn) if arn_is_user(&arn, &t.user) => return Ok(()),
             Ok(arn) => {
-                return Err(TargetError::Iam(format!(
+                return Err(iam_error(format!(
                     "GetCallerIdentity with the new key {id} names {arn}, not IAM user {}",
                     t.user
                 )))
@@ -414,7 +512,7 @@ pub async fn test<S: SecretStore>(
                     || e.is_retryable() =>
             {
                 if start.elapsed() >= TEST_PROPAGATION {
-                    return Err(TargetError::Iam(format!(
+                    return Err(iam_error(format!(
                         "the new key {id} still fails after {}s: {e}",
                         TEST_PROPAGATION.as_secs()
                     )));
@@ -427,8 +525,8 @@ pub async fn test<S: SecretStore>(
     }
 }
 
-pub async fn revoke<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
+pub async fn revoke(
+    env: &TargetEnv<'_>,
     t: &IamTarget,
     current: &SecretString,
     previous: Option<&SecretString>,
@@ -442,9 +540,10 @@ pub async fn revoke<S: SecretStore>(
     }
     let s = &env.cfg.secret;
     let account = &s.account;
+    let iam = iam(env)?;
     // The previous value could have been written by someone else: deactivate only a key
     // older than the current one, while the current one works (never the last key).
-    let keys = env.iam.list_keys(account, &t.user).await?;
+    let keys = iam.list_keys(account, &t.user).await?;
     let cur = key_id_of(current).and_then(|id| keys.iter().find(|k| k.id == id));
     let Some(prev) = keys.iter().find(|k| k.id == old) else {
         return Ok(());
@@ -455,12 +554,12 @@ pub async fn revoke<S: SecretStore>(
     };
     if !safe {
         tracing::warn!(secret = %env.cfg.name, user = %t.user, key = %old, "not deactivating the previous access key: it is not older than a working current key");
-        return Err(TargetError::Iam(format!(
+        return Err(iam_error(format!(
             "revoke refused: the previous access key {old} of IAM user {} is not older than the current, active key; it was left as it is",
             t.user
         )));
     }
-    match env.iam.set_active(account, &t.user, &old, false).await {
+    match iam.set_active(account, &t.user, &old, false).await {
         Ok(()) => {}
         // Deleted already (by a person or an earlier run): nothing left to revoke.
         Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
@@ -469,7 +568,7 @@ pub async fn revoke<S: SecretStore>(
     let now = env.clock.now();
     tracing::info!(secret = %env.cfg.name, user = %t.user, key = %old, "deactivated the previous access key");
     if t.delete_after.is_zero() {
-        match env.iam.delete_key(account, &t.user, &old).await {
+        match iam.delete_key(account, &t.user, &old).await {
             Ok(()) => {}
             Err(e) if e.class == ErrorClass::NotFound => {}
             Err(e) => return Err(e.into()),
@@ -643,6 +742,7 @@ mod tests {
     use crate::config::{GeneratePolicy, Location, SecretConfig, Target};
     use crate::ids::{SecretArn, SecretId, SecretName, SecretRef, VersionId};
     use crate::rotation::store::{SecretMeta, VersionInfo};
+    use crate::rotation::target::TargetClients;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -811,6 +911,12 @@ mod tests {
         }
     }
 
+    fn clients(iam: &Arc<Iam>) -> TargetClients {
+        let mut c = TargetClients::default();
+        c.insert::<Arc<dyn IamApi>>(iam.clone());
+        c
+    }
+
     fn secret_cfg(delete_after: Duration) -> (SecretConfig, IamTarget) {
         let t = IamTarget {
             user: "svc".into(),
@@ -828,7 +934,7 @@ mod tests {
             generate: GeneratePolicy::default(),
             json_key: None,
             json_key_create: false,
-            target: Target::IamAccessKey(t.clone()),
+            target: Target::new(t.clone()),
             redeploy: Vec::new(),
             stable_timeout: Duration::from_secs(60),
             origin: Location {
@@ -848,7 +954,7 @@ mod tests {
             TAG_IAM_DEACTIVATED.into(),
             "AKIAOLD@2030-01-01T00:00:00Z".into(),
         );
-        let iam = Iam::default();
+        let iam = Arc::new(Iam::default());
         *iam.keys.lock().unwrap() = vec![
             key("AKIAOLD", false, "2029-12-01T00:00:00Z"),
             key("AKIACUR", true, "2030-01-01T00:00:00Z"),
@@ -856,10 +962,11 @@ mod tests {
         *iam.not_yet.lock().unwrap() = 3;
         let clock = ManualClock::new(t(NOW));
         let (cfg, target) = secret_cfg(DAY);
+        let clients = clients(&iam);
         let env = TargetEnv {
             cfg: &cfg,
             store: &store,
-            iam: &iam,
+            clients: &clients,
             clock: &clock,
         };
 
@@ -916,14 +1023,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_key_that_never_works_fails_the_test_after_the_propagation_window() {
         let store = Store::default();
-        let iam = Iam::default();
+        let iam = Arc::new(Iam::default());
         *iam.not_yet.lock().unwrap() = u32::MAX;
         let clock = ManualClock::new(t(NOW));
         let (cfg, target) = secret_cfg(DAY);
+        let clients = clients(&iam);
         let env = TargetEnv {
             cfg: &cfg,
             store: &store,
-            iam: &iam,
+            clients: &clients,
             clock: &clock,
         };
         let value = SecretString::from(
@@ -940,17 +1048,18 @@ mod tests {
     #[tokio::test]
     async fn delete_after_zero_deletes_at_revoke() {
         let store = Store::default();
-        let iam = Iam::default();
+        let iam = Arc::new(Iam::default());
         *iam.keys.lock().unwrap() = vec![
             key("AKIAOLD", true, "2029-12-01T00:00:00Z"),
             key("AKIANEW", true, "2030-01-01T00:00:00Z"),
         ];
         let clock = ManualClock::new(t(NOW));
         let (cfg, target) = secret_cfg(Duration::ZERO);
+        let clients = clients(&iam);
         let env = TargetEnv {
             cfg: &cfg,
             store: &store,
-            iam: &iam,
+            clients: &clients,
             clock: &clock,
         };
         let cur = SecretString::from(r#"{"AccessKeyId":"AKIANEW"}"#.to_owned());

@@ -46,17 +46,19 @@
 //! target's `timeout`: a hung or hostile server fails the step instead of holding a
 //! rotation slot forever.
 
-use super::{Masker, TargetEnv, TargetError};
-use crate::config::{PostgresMode, PostgresTarget};
+use super::{ConfiguredTarget, Masker, TargetEnv, TargetError};
+use crate::config::{SecretConfig, Target, TargetKind, TargetTable, DURATION_EXPECTED};
 use crate::ids::{SecretId, SecretRef};
 use crate::rotation::generate::generate;
-use crate::rotation::store::{SecretStore, Select, AWSCURRENT};
+use crate::rotation::store::{Select, AWSCURRENT};
+use futures::future::BoxFuture;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;
@@ -69,12 +71,329 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
+use toml::Spanned;
 
 /// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1).
 const MAX_IDENTIFIER: usize = 63;
 
+/// `postgres: ...`: a failure of this target; the text never holds a password (it is
+/// masked).
 fn pg(msg: impl Into<String>) -> TargetError {
-    TargetError::Postgres(msg.into())
+    TargetError::Kind {
+        kind: Postgres::NAME,
+        message: msg.into(),
+    }
+}
+
+/// Masks whatever a server or the driver echoed in a failure of this target.
+fn masked(masker: &Masker, e: TargetError) -> TargetError {
+    match e {
+        TargetError::Kind { kind, message } => TargetError::Kind {
+            kind,
+            message: masker.mask(&message),
+        },
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------- config
+
+/// `target = { kind = "postgres", host, port, dbname, role, mode, admin_secret_id,
+/// sslmode, ca_file, clone_suffix, timeout }`.
+pub struct Postgres;
+
+/// The `postgres` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    mode: Option<Spanned<String>>,
+    admin_secret_id: Option<Spanned<String>>,
+    sslmode: Option<Spanned<String>>,
+    clone_suffix: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    dbname: Option<Spanned<String>>,
+    role: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PostgresMode {
+    SingleUser,
+    AlternatingUsers,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresTarget {
+    pub mode: PostgresMode,
+    pub admin_secret_id: Option<SecretId>,
+    pub sslmode: String,
+    pub clone_suffix: String,
+    /// The only server this target may connect to: a secret naming another host, port
+    /// or database is refused before connecting (whoever can write the secret must not
+    /// redirect the admin's login).
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    /// The only role whose password may be set (and, in alternating-users mode, its
+    /// clone `role + clone_suffix`, which is created as a plain member of `role`).
+    pub role: String,
+    /// Extra trusted roots (PEM) for verify-ca / verify-full, besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Bound on each connection attempt and each statement.
+    pub timeout: Duration,
+}
+
+impl TargetKind for Postgres {
+    const NAME: &'static str = "postgres";
+    type Raw = RawPostgres;
+    const MAKES_VALUE: bool = true;
+
+    fn expects(key: &str, _element: bool) -> Option<String> {
+        (key == "timeout").then(|| DURATION_EXPECTED.into())
+    }
+
+    fn parse(&self, raw: RawPostgres, t: &mut TargetTable<'_>) -> Option<Target> {
+        let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+            None | Some(("single-user", _)) => PostgresMode::SingleUser,
+            Some(("alternating-users", _)) => PostgresMode::AlternatingUsers,
+            Some((other, span)) => {
+                t.error(
+                    span,
+                    "mode",
+                    format!("unknown mode \"{other}\" (allowed: single-user, alternating-users)"),
+                );
+                PostgresMode::SingleUser
+            }
+        };
+        let admin_secret_id = match &raw.admin_secret_id {
+            None => None,
+            Some(a) => t.secret_id("admin_secret_id", a),
+        };
+        if mode == PostgresMode::AlternatingUsers && raw.admin_secret_id.is_none() {
+            t.error(t.span(), "admin_secret_id",
+                "alternating-users mode needs admin_secret_id (a secret whose user may ALTER and CREATE roles)");
+        }
+        // verify-full unless a weaker mode is written; no "prefer": it falls back to
+        // plain text, so whoever sits on the path decides whether TLS is used.
+        let sslmode = match raw.sslmode.as_ref() {
+            None => "verify-full".to_owned(),
+            Some(s)
+                if ["disable", "require", "verify-ca", "verify-full"]
+                    .contains(&s.get_ref().as_str()) =>
+            {
+                s.get_ref().clone()
+            }
+            Some(s) if s.get_ref() == "prefer" => {
+                t.error(s.span(), "sslmode",
+                    "\"prefer\" is not supported: it falls back to plain text whenever the path refuses TLS (allowed: verify-full, verify-ca, require, disable)");
+                String::new()
+            }
+            Some(s) => {
+                t.error(s.span(), "sslmode", format!(
+                    "unknown sslmode \"{}\" (allowed: verify-full, verify-ca, require, disable)", s.get_ref()
+                ));
+                String::new()
+            }
+        };
+        let host = match &raw.host {
+            Some(h)
+                if !h.get_ref().is_empty()
+                    && h.get_ref().len() <= 253
+                    && h.get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c)) =>
+            {
+                h.get_ref().clone()
+            }
+            Some(h) => {
+                t.error(
+                    h.span(),
+                    "host",
+                    format!("\"{}\" is not a host name or IP address", h.get_ref()),
+                );
+                String::new()
+            }
+            None => {
+                t.error(t.span(), "host",
+                    "target kind \"postgres\" needs `host`: the only server it may connect to (a secret naming another is refused)");
+                String::new()
+            }
+        };
+        let port = match &raw.port {
+            None => 5432,
+            Some(p) => match u16::try_from(*p.get_ref()) {
+                Ok(p) if p > 0 => p,
+                _ => {
+                    t.error(
+                        p.span(),
+                        "port",
+                        format!("{} is out of range (allowed 1 to 65535)", p.get_ref()),
+                    );
+                    0
+                }
+            },
+        };
+        let dbname = match &raw.dbname {
+            None => "postgres".to_owned(),
+            Some(d) if !d.get_ref().is_empty() && !d.get_ref().contains('\0') => {
+                d.get_ref().clone()
+            }
+            Some(d) => {
+                t.error(d.span(), "dbname", "must be a non-empty database name");
+                String::new()
+            }
+        };
+        let role = match &raw.role {
+            Some(r)
+                if !r.get_ref().is_empty()
+                    && r.get_ref().len() <= 63
+                    && !r.get_ref().contains('\0') =>
+            {
+                r.get_ref().clone()
+            }
+            Some(r) => {
+                t.error(r.span(), "role", "must be a role name of 1 to 63 bytes");
+                String::new()
+            }
+            None => {
+                t.error(t.span(), "role",
+                    "target kind \"postgres\" needs `role`: the only role whose password it may set (a secret naming another is refused)");
+                String::new()
+            }
+        };
+        let ca_file = match &raw.ca_file {
+            None => None,
+            Some(f) if f.get_ref().starts_with('/') => Some(std::path::PathBuf::from(f.get_ref())),
+            Some(f) => {
+                t.error(
+                    f.span(),
+                    "ca_file",
+                    "must be an absolute path to a PEM file",
+                );
+                None
+            }
+        };
+        let timeout = match &raw.timeout {
+            None => Duration::from_secs(30),
+            Some(x) => t.duration(
+                "timeout",
+                x,
+                Duration::from_secs(1),
+                Duration::from_secs(600),
+            )?,
+        };
+        let clone_suffix = match raw.clone_suffix.as_ref() {
+            None => "_clone".to_owned(),
+            Some(s)
+                if !s.get_ref().is_empty()
+                    && s.get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                s.get_ref().clone()
+            }
+            Some(s) => {
+                t.error(
+                    s.span(),
+                    "clone_suffix",
+                    "must be non-empty letters, digits or _ (e.g. \"_clone\")",
+                );
+                String::new()
+            }
+        };
+        Some(Target::new(PostgresTarget {
+            mode,
+            admin_secret_id,
+            sslmode,
+            clone_suffix,
+            host,
+            port,
+            dbname,
+            role,
+            ca_file,
+            timeout,
+        }))
+    }
+}
+
+impl ConfiguredTarget for PostgresTarget {
+    fn kind(&self) -> &'static str {
+        Postgres::NAME
+    }
+
+    /// The pending value is AWSCURRENT's JSON document with a new password (and, in
+    /// alternating-users mode, the other role).
+    fn makes_value(&self) -> bool {
+        Postgres::MAKES_VALUE
+    }
+
+    /// Not in single-user mode without an admin secret: once "set" ran, the role's
+    /// password is the pending one, and only that password can log in to change it
+    /// again. The value is a SCRAM verifier computed here, so the server never judges the
+    /// password itself and cannot refuse it: resuming the same value loses nothing.
+    fn fresh_value_on_retry(&self) -> bool {
+        !(self.mode == PostgresMode::SingleUser && self.admin_secret_id.is_none())
+    }
+
+    fn has_set(&self) -> bool {
+        true
+    }
+
+    fn create_value<'a>(
+        &'a self,
+        env: &'a TargetEnv<'a>,
+    ) -> BoxFuture<'a, Result<SecretString, TargetError>> {
+        Box::pin(create_value(env, self))
+    }
+
+    fn set<'a>(
+        &'a self,
+        env: &'a TargetEnv<'a>,
+        value: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(set(env, self, value))
+    }
+
+    fn test<'a>(
+        &'a self,
+        _env: &'a TargetEnv<'a>,
+        value: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        Box::pin(test(self, value))
+    }
+
+    fn describe_create(&self, cfg: &SecretConfig) -> Option<String> {
+        Some(format!(
+            "make the new value: AWSCURRENT's JSON with a new {}-character password{}, written as AWSPENDING",
+            cfg.generate.length,
+            match self.mode {
+                PostgresMode::SingleUser => String::new(),
+                PostgresMode::AlternatingUsers => format!(
+                    " for the other role of the pair (username with or without \"{}\")",
+                    self.clone_suffix
+                ),
+            }
+        ))
+    }
+
+    fn warnings(&self, cfg: &SecretConfig) -> Vec<String> {
+        if self.sslmode == "verify-full" {
+            return Vec::new();
+        }
+        vec![format!(
+            "{}: target.sslmode = \"{}\" {}; verify-full is the default",
+            cfg.name,
+            self.sslmode,
+            match self.sslmode.as_str() {
+                "disable" => "sends everything, new password verifiers included, in plain text",
+                "require" =>
+                    "encrypts but accepts any server certificate (a middle-man can answer)",
+                _ => "checks the certificate chain but not that it names the host",
+            }
+        )]
+    }
 }
 
 /// A database secret: the JSON document, kept whole, with typed access to the fields used.
@@ -331,8 +650,8 @@ pub fn other_role(current: &str, suffix: &str) -> Result<String, TargetError> {
 
 // ---------------------------------------------------------------------------- steps
 
-pub async fn create_value<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
+pub async fn create_value(
+    env: &TargetEnv<'_>,
     t: &PostgresTarget,
 ) -> Result<SecretString, TargetError> {
     let (_, current) = env
@@ -359,10 +678,7 @@ pub async fn create_value<S: SecretStore>(
     doc.to_secret()
 }
 
-async fn read_admin<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
-    id: &SecretId,
-) -> Result<DbSecret, TargetError> {
+async fn read_admin(env: &TargetEnv<'_>, id: &SecretId) -> Result<DbSecret, TargetError> {
     let r = SecretRef {
         id: id.clone(),
         account: env.cfg.secret.account.clone(),
@@ -375,8 +691,8 @@ async fn read_admin<S: SecretStore>(
     DbSecret::parse(&v, "admin secret's")
 }
 
-pub async fn set<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
+pub async fn set(
+    env: &TargetEnv<'_>,
     t: &PostgresTarget,
     value: &SecretString,
 ) -> Result<(), TargetError> {
@@ -401,10 +717,6 @@ pub async fn set<S: SecretStore>(
             masker.add(&p);
         }
     }
-    let mask = |e: TargetError| match e {
-        TargetError::Postgres(m) => TargetError::Postgres(masker.mask(&m)),
-        other => other,
-    };
     let result = async {
         let login = Login::of(&pending, t)?;
         let role = login.user.clone();
@@ -473,7 +785,7 @@ pub async fn set<S: SecretStore>(
         }
     }
     .await;
-    result.map_err(mask)
+    result.map_err(|e| masked(&masker, e))
 }
 
 pub async fn test(t: &PostgresTarget, value: &SecretString) -> Result<(), TargetError> {
@@ -493,10 +805,7 @@ pub async fn test(t: &PostgresTarget, value: &SecretString) -> Result<(), Target
             })?;
         Ok(())
     };
-    run.await.map_err(|e| match e {
-        TargetError::Postgres(m) => TargetError::Postgres(masker.mask(&m)),
-        other => other,
-    })
+    run.await.map_err(|e| masked(&masker, e))
 }
 
 // ---------------------------------------------------------------------------- SQL
@@ -1070,6 +1379,18 @@ mod tests {
             ca_file: None,
             timeout: Duration::from_secs(30),
         }
+    }
+
+    #[test]
+    fn fresh_retry_policy() {
+        let pg = |mode, admin: Option<&str>| PostgresTarget {
+            admin_secret_id: admin.map(SecretId::from),
+            ..target(mode)
+        };
+        assert!(!pg(PostgresMode::SingleUser, None).fresh_value_on_retry());
+        assert!(pg(PostgresMode::SingleUser, Some("a")).fresh_value_on_retry());
+        assert!(pg(PostgresMode::AlternatingUsers, Some("a")).fresh_value_on_retry());
+        assert!(crate::config::Target::None.ops().fresh_value_on_retry());
     }
 
     fn secret(json: &str) -> DbSecret {
