@@ -1,7 +1,10 @@
 //! The target kinds of this binary.
 
+pub mod command;
+pub mod iam;
+pub mod postgres;
+
 use crate::config::Registry;
-pub use rotator_core::rotation::target::{command, iam, postgres};
 
 /// Every target kind a configuration may use.
 pub fn registry() -> Registry {

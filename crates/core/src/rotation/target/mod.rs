@@ -11,12 +11,9 @@
 //! deployed-version tag was not written. Revoke runs only after every consumer service
 //! was confirmed stable on the new value (never after a failed or rolled-back redeploy).
 
-pub mod command;
 mod configured;
 mod env;
-pub mod iam;
 mod mask;
-pub mod postgres;
 
 pub use configured::{AsAny, ConfiguredTarget};
 pub use env::{TargetClients, TargetEnv, TargetStore};

@@ -28,12 +28,15 @@
 //! orphan that the next create deletes; after, the engine resumes with the stored key.
 //! The secret access key is never logged; key ids are not secret and are logged.
 
-use super::{ConfiguredTarget, TargetEnv, TargetError};
+pub mod aws;
+
 use crate::config::{SecretConfig, Target, TargetKind, TargetTable, DURATION_EXPECTED};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::Account;
 use crate::rotation::deploy::Deployer;
+use crate::rotation::lease::fence::Fenced;
 use crate::rotation::store::{SecretStore, Select, AWSCURRENT};
+use crate::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
 use crate::rotation::Engine;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -72,7 +75,7 @@ pub struct NewAccessKey {
     pub secret: SecretString,
 }
 
-/// What this target needs from IAM and STS; the real client is the binary's `aws::iam::AwsIam`.
+/// What this target needs from IAM and STS; the real client is [`aws::AwsIam`].
 pub trait IamApi: Send + Sync {
     fn list_keys<'a>(
         &'a self,
@@ -583,6 +586,60 @@ pub async fn revoke(
         )
         .await?;
     Ok(())
+}
+
+/// With `[ha] lock_table`, IAM writes check the rotation's lease first, like the store's
+/// and ECS's (see `rotation::lease::fence`); reads pass through.
+impl<I: IamApi> IamApi for Fenced<I> {
+    fn list_keys<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>> {
+        self.inner().list_keys(account, user)
+    }
+
+    fn create_key<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>> {
+        Box::pin(self.write("CreateAccessKey", self.inner().create_key(account, user)))
+    }
+
+    fn set_active<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+        key_id: &'a str,
+        active: bool,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(self.write(
+            "UpdateAccessKey",
+            self.inner().set_active(account, user, key_id, active),
+        ))
+    }
+
+    fn delete_key<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+        key_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(self.write(
+            "DeleteAccessKey",
+            self.inner().delete_key(account, user, key_id),
+        ))
+    }
+
+    fn caller_arn<'a>(
+        &'a self,
+        account: &'a Account,
+        key_id: &'a str,
+        secret: &'a SecretString,
+    ) -> BoxFuture<'a, Result<String, AwsError>> {
+        self.inner().caller_arn(account, key_id, secret)
+    }
 }
 
 #[cfg(test)]

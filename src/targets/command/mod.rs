@@ -11,8 +11,8 @@
 //! program that outlives `timeout` is killed with its whole process group. Its output is
 //! logged, and its last stderr line is quoted in the error, with the value masked.
 
-use super::{ConfiguredTarget, Masker, TargetEnv, TargetError};
 use crate::config::{SecretConfig, Target, TargetKind, TargetTable, DURATION_EXPECTED};
+use crate::rotation::target::{ConfiguredTarget, Masker, TargetEnv, TargetError};
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;

@@ -24,7 +24,7 @@
 //! password is tried, and if it logs in, set is done. The old password stops working at
 //! set, so consumers that open new connections with it fail until they are redeployed;
 //! revoke has nothing left to do. Without an admin secret, a retry after a failure
-//! resumes the same pending value (see [`super::fresh_value_on_retry`]).
+//! resumes the same pending value (see `fresh_value_on_retry` below).
 //!
 //! **alternating-users**: two roles, `role` and `role<clone_suffix>`. The pending value
 //! names the role that AWSCURRENT does not, with a new password; the admin sets it. The
@@ -46,11 +46,11 @@
 //! target's `timeout`: a hung or hostile server fails the step instead of holding a
 //! rotation slot forever.
 
-use super::{ConfiguredTarget, Masker, TargetEnv, TargetError};
 use crate::config::{SecretConfig, Target, TargetKind, TargetTable, DURATION_EXPECTED};
 use crate::ids::{SecretId, SecretRef};
 use crate::rotation::generate::generate;
 use crate::rotation::store::{Select, AWSCURRENT};
+use crate::rotation::target::{ConfiguredTarget, Masker, TargetEnv, TargetError};
 use futures::future::BoxFuture;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
