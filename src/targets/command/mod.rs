@@ -40,7 +40,8 @@ impl ConfiguredTarget for CommandTarget {
         self.revoke.is_some()
     }
 
-    /// The step timeout, or the program's own timeout plus [`GRACE`] when that is longer.
+    /// The step timeout, or the program's own timeout plus `GRACE` (to report a timeout)
+    /// when that is longer.
     fn step_budget(&self, step_timeout: Duration) -> Duration {
         step_timeout.max(self.timeout + GRACE)
     }

@@ -27,7 +27,7 @@ pub struct NewAccessKey {
     pub secret: SecretString,
 }
 
-/// What this target needs from IAM and STS; the real client is [`aws::AwsIam`].
+/// What this target needs from IAM and STS; the real client is [`super::aws::AwsIam`].
 pub trait IamApi: Send + Sync {
     fn list_keys<'a>(
         &'a self,

@@ -347,7 +347,7 @@ fn last_key(path: &str) -> &str {
     last.split('[').next().unwrap_or(last)
 }
 
-/// What a duration key expects, for kinds' [`Hint`]s too.
+/// What a duration key expects, for `TargetKind::expects` of kinds too.
 pub const DURATION_EXPECTED: &str = "a duration in quotes, e.g. \"30d\", \"12h\" or \"90s\"";
 
 const DURATION_KEYS: &[&str] = &[
