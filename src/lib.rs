@@ -1,9 +1,11 @@
 //! secret-rotator: rotates AWS Secrets Manager secrets on schedule, redeploys the ECS
 //! services that read them, and waits until those services really run the new value.
 //!
-//! This crate is the binary's side: the AWS adapters (`aws`), the CLI and its commands,
-//! the daemon's process wiring (signals, HTTP, systemd), logging and Prometheus metrics.
-//! What to do and when lives in `rotator-core`, re-exported below under the same paths.
+//! This crate is the binary's side: the AWS adapters (`aws`), the target kinds
+//! (`targets`, one folder each), the CLI and its commands, the daemon's process wiring
+//! (signals, HTTP, systemd), logging and Prometheus metrics. What to do and when lives in
+//! `rotator-core`, re-exported below under the same paths (`config` adds `load_dir` with
+//! every target kind of this binary).
 #![forbid(unsafe_code)]
 
 pub mod aws;
