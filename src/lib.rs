@@ -1,20 +1,24 @@
 //! secret-rotator: rotates AWS Secrets Manager secrets on schedule, redeploys the ECS
 //! services that read them, and waits until those services really run the new value.
 //!
-//! This crate is the binary's side: the AWS adapters (`aws`), the CLI and its commands,
-//! the daemon's process wiring (signals, HTTP, systemd), logging and Prometheus metrics.
-//! What to do and when lives in `rotator-core`, re-exported below under the same paths.
+//! This crate is the binary's side: the AWS adapters (`aws`), the target kinds
+//! (`targets`, one folder each), the CLI and its commands, the daemon's process wiring
+//! (signals, HTTP, systemd), logging and Prometheus metrics. What to do and when lives in
+//! `rotator-core`, re-exported below under the same paths (`config` adds `load_dir` with
+//! every target kind of this binary).
 #![forbid(unsafe_code)]
 
 pub mod aws;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod daemon;
 pub mod ha;
 pub mod logging;
 pub mod metrics;
+pub mod targets;
 
-pub use rotator_core::{clock, config, due, error, failpoints, ids, rotation, schedule};
+pub use rotator_core::{clock, due, error, failpoints, ids, rotation, schedule};
 
 /// Process exit codes (sysexits.h where one fits).
 pub mod exit {

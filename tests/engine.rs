@@ -6,7 +6,7 @@ mod fakes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use fakes::*;
 use secret_rotator::clock::{Clock, ManualClock};
-use secret_rotator::config::{CommandTarget, GeneratePolicy, Location, SecretConfig, Target};
+use secret_rotator::config::{GeneratePolicy, Location, SecretConfig, Target};
 use secret_rotator::ids::{
     Account, ClusterName, SecretArn, SecretId, SecretName, SecretRef, ServiceName, ServiceRef,
     VersionId,
@@ -19,6 +19,8 @@ use secret_rotator::rotation::wait::ServiceVerdict;
 use secret_rotator::rotation::{
     token, Engine, Outcome, Quiet, Report, RotateOptions, RotationError, Step,
 };
+use secret_rotator::targets::command::CommandTarget;
+use secret_rotator::targets::iam::{IamTarget, WithIam};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,7 +83,7 @@ fn config(services: &[&str]) -> SecretConfig {
 }
 
 fn command_target(set: &[&str]) -> Target {
-    Target::Command(CommandTarget {
+    Target::new(CommandTarget {
         set: Some(set.iter().map(|s| s.to_string()).collect()),
         test: None,
         revoke: None,
@@ -1610,7 +1612,7 @@ fn iam_world() -> (World, FakeIam) {
         s.versions[0].value =
             format!(r#"{{"AccessKeyId":"{OLD_KEY}","SecretAccessKey":"old-secret-access-key"}}"#)
     });
-    w.cfg.target = Target::IamAccessKey(secret_rotator::config::IamTarget {
+    w.cfg.target = Target::new(IamTarget {
         user: IAM_USER.into(),
         delete_after: Duration::from_secs(7 * 86_400),
     });

@@ -458,7 +458,7 @@ async fn an_abandoned_target_command_is_stopped_with_everything_it_started() {
         "cat >/dev/null; (sleep 1; touch {}) & wait",
         marker.display()
     );
-    let c = secret_rotator::config::CommandTarget {
+    let c = secret_rotator::targets::command::CommandTarget {
         set: Some(vec!["/bin/sh".into(), "-c".into(), script]),
         test: None,
         revoke: None,
@@ -467,7 +467,7 @@ async fn an_abandoned_target_command_is_stopped_with_everything_it_started() {
     };
     let cfg = config();
     let value = SecretString::from("v4lue-that-is-long-enough");
-    let run = secret_rotator::rotation::target::command::run_step(&c, "set", &value, &cfg);
+    let run = secret_rotator::targets::command::run_step(&c, "set", &value, &cfg);
     assert!(tokio::time::timeout(Duration::from_millis(300), run)
         .await
         .is_err());

@@ -2,7 +2,6 @@
 
 pub mod ecs;
 mod errors;
-pub mod iam;
 pub mod lease;
 pub mod secrets;
 

@@ -26,7 +26,7 @@ pub fn describe_secret(s: &crate::config::SecretConfig) -> String {
     if !s.jitter.is_zero() {
         line.push_str(&format!(", jitter up to {}", duration::format(s.jitter)));
     }
-    if s.target != crate::config::Target::None {
+    if !s.target.is_none() {
         line.push_str(&format!(", target {}", s.target.kind()));
     }
     match s.redeploy.len() {

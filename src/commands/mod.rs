@@ -8,6 +8,7 @@ use crate::aws::{ecs::AwsEcs, secrets::AwsSecrets, AwsContext};
 use crate::config::{Config, ConfigErrors};
 use crate::error::{AwsError, ErrorClass};
 use crate::rotation::lease::fence::Fenced;
+use crate::targets::iam::WithIam;
 
 /// Prints every configuration error, one per line, and returns the config exit code.
 pub fn report_config_errors(e: &ConfigErrors) -> i32 {
@@ -68,7 +69,7 @@ pub fn engine(
         clock,
     )
     .with_iam(std::sync::Arc::new(Fenced::new(
-        crate::aws::iam::AwsIam::new(ctx),
+        crate::targets::iam::aws::AwsIam::new(ctx),
         leased,
     )))
     .with_step_timeout(cfg.daemon.step_timeout)

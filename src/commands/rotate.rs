@@ -7,7 +7,7 @@
 
 use crate::cli::LogFormat;
 use crate::clock::SystemClock;
-use crate::config::{Config, SecretConfig, Target};
+use crate::config::{Config, SecretConfig};
 use crate::ids::{SecretName, ServiceRef, VersionId};
 use crate::rotation::deploy::Judgement;
 use crate::rotation::store::{SecretStore, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
@@ -297,7 +297,7 @@ pub fn explain(cfg: &SecretConfig, e: &RotationError, store: Option<&StoreState>
                     short_version(p)
                 ));
             }
-            if step == Step::Test && cfg.target != Target::None {
+            if step == Step::Test && !cfg.target.is_none() {
                 x.state.push(format!(
                     "the {} target was already given the new value: tasks that start now still get the old one; finish soon",
                     cfg.target.kind()

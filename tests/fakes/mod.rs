@@ -1561,14 +1561,14 @@ fn no_such_key(op: &'static str, id: &str) -> AwsError {
     )
 }
 
-impl secret_rotator::rotation::target::IamApi for FakeIam {
+impl secret_rotator::targets::iam::IamApi for FakeIam {
     fn list_keys<'a>(
         &'a self,
         _account: &'a Account,
         user: &'a str,
     ) -> futures::future::BoxFuture<
         'a,
-        Result<Vec<secret_rotator::rotation::target::AccessKeyInfo>, AwsError>,
+        Result<Vec<secret_rotator::targets::iam::AccessKeyInfo>, AwsError>,
     > {
         Box::pin(async move {
             self.enter("list_keys", user).await;
@@ -1576,7 +1576,7 @@ impl secret_rotator::rotation::target::IamApi for FakeIam {
                 .keys
                 .iter()
                 .filter(|k| k.user == user)
-                .map(|k| secret_rotator::rotation::target::AccessKeyInfo {
+                .map(|k| secret_rotator::targets::iam::AccessKeyInfo {
                     id: k.id.clone(),
                     active: k.active,
                     created: Some(k.created),
@@ -1589,10 +1589,8 @@ impl secret_rotator::rotation::target::IamApi for FakeIam {
         &'a self,
         _account: &'a Account,
         user: &'a str,
-    ) -> futures::future::BoxFuture<
-        'a,
-        Result<secret_rotator::rotation::target::NewAccessKey, AwsError>,
-    > {
+    ) -> futures::future::BoxFuture<'a, Result<secret_rotator::targets::iam::NewAccessKey, AwsError>>
+    {
         Box::pin(async move {
             self.enter("create_key", user).await;
             let now = self.clock.now();
@@ -1615,7 +1613,7 @@ impl secret_rotator::rotation::target::IamApi for FakeIam {
                 active: true,
                 created: now,
             });
-            Ok(secret_rotator::rotation::target::NewAccessKey {
+            Ok(secret_rotator::targets::iam::NewAccessKey {
                 id,
                 secret: SecretString::from(secret),
             })

@@ -5,11 +5,12 @@
 //! Layout:
 //! - [`ids`], [`clock`], [`error`]: typed ids, the one wall-clock abstraction, the
 //!   classified error every port reports.
-//! - [`config`]: the TOML configuration, parsed and validated into typed settings.
+//! - [`config`]: the TOML configuration, parsed and validated into typed settings; target
+//!   kinds are read through a [`config::Registry`] (the core knows only `none`).
 //! - [`schedule`], [`due`]: when a secret is due (intervals, windows, jitter) read from
 //!   the store's state.
 //! - [`rotation`]: the staging protocol (`Engine`), its ports (`store::SecretStore`,
-//!   `deploy::Deployer`, targets, leases) and the rollout judgement.
+//!   `deploy::Deployer`, `target::ConfiguredTarget`, leases) and the rollout judgement.
 //! - [`ha`]: per-secret leases when several replicas run one configuration.
 //! - [`scheduler`]: the deadline queue that launches rotations.
 //! - [`telemetry`]: what the core reports (the binary turns it into Prometheus metrics).

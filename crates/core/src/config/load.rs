@@ -1,6 +1,7 @@
 //! Reading the directory: which files, in which order, and turning TOML into raw tables.
 
 use super::error::{ConfigError, ConfigErrors, Location, SourceMap};
+use super::target::Registry;
 use super::validate::Validator;
 use super::Config;
 use serde::de::DeserializeOwned;
@@ -24,11 +25,11 @@ fn file_error(file: &Path, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Loads and validates every `*.toml` file of `dir`, in name order. Nothing is applied
-/// unless everything is valid.
-pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
+/// Loads and validates every `*.toml` file of `dir`, in name order, with the target
+/// kinds of `registry`. Nothing is applied unless everything is valid.
+pub fn load_dir_with(dir: &Path, registry: &Registry) -> Result<Config, ConfigErrors> {
     let files = list_files(dir).map_err(|e| ConfigErrors(vec![e]))?;
-    let mut v = Validator::default();
+    let mut v = Validator::new(registry);
     for file in &files {
         match read_text(file) {
             Ok(text) => load_text(&mut v, file, &text),
@@ -147,8 +148,11 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
                     let span = item.span();
                     reject_arrays_of_tables(v, &src, &secret_label(&item, i), &mut item);
                     let label = secret_label(&item, i);
+                    // The target table is read by its kind (see `target`), not by serde.
+                    let target = take_key(&mut item, "target");
                     if let Some((raw, bad)) = typed(v, &src, &label, item) {
-                        v.secret(&src, span, raw, &bad);
+                        let target = target.map(|t| (format!("{label}.target"), t));
+                        v.secret(&src, span, raw, &bad, target);
                     }
                 }
             }
@@ -191,6 +195,14 @@ fn reject_arrays_of_tables(
     let _ = span;
 }
 
+/// Removes `key` from a table and returns its value.
+fn take_key<'i>(item: &mut Spanned<DeValue<'i>>, key: &str) -> Option<Spanned<DeValue<'i>>> {
+    match item.get_mut() {
+        DeValue::Table(t) => t.remove(key),
+        _ => None,
+    }
+}
+
 /// `secret[NAME]` when the table has a string name, else `secret[#N]` (1-based in the file).
 fn secret_label(item: &Spanned<DeValue<'_>>, index: usize) -> String {
     match item
@@ -230,7 +242,7 @@ fn typed<T: DeserializeOwned>(
     };
     let DeValue::Table(table) = value.get_ref() else {
         let at = err.span().unwrap_or(span);
-        v.push(src.error(at, label, describe_serde(err.message(), label)));
+        v.push(src.error(at, label, describe_serde(err.message(), label, &no_hint)));
         return None;
     };
     let mut bad = Vec::new();
@@ -246,7 +258,7 @@ fn typed<T: DeserializeOwned>(
             Err(e) => {
                 let at = e.span().unwrap_or_else(|| k.span());
                 let path = format!("{label}.{}{}", k.get_ref(), nested_path(item, at.start));
-                let message = describe_serde(e.message(), &path);
+                let message = describe_serde(e.message(), &path, &no_hint);
                 v.push(src.error(at, path, message));
                 bad.push(k.get_ref().to_string());
             }
@@ -254,13 +266,36 @@ fn typed<T: DeserializeOwned>(
     }
     if bad.is_empty() {
         let at = err.span().unwrap_or(span);
-        v.push(src.error(at, label, describe_serde(err.message(), label)));
+        v.push(src.error(at, label, describe_serde(err.message(), label, &no_hint)));
         return None;
     }
     let rest = Spanned::new(span, DeValue::Table(good));
     T::deserialize(ValueDeserializer::from(rest))
         .ok()
         .map(|t| (t, bad))
+}
+
+/// A key-specific wording of what a key expects (see `TargetKind::expects`): the key
+/// and whether one element of a list is wrong.
+pub(super) type Hint<'a> = &'a dyn Fn(&str, bool) -> Option<String>;
+
+fn no_hint(_: &str, _: bool) -> Option<String> {
+    None
+}
+
+/// A serde error of `value` (read at `path`) as a configuration error: at the offending
+/// value, with the key path down to it and the configuration's wording.
+pub(super) fn serde_error(
+    src: &SourceMap<'_>,
+    path: &str,
+    value: &Spanned<DeValue<'_>>,
+    e: &toml::de::Error,
+    hint: Hint<'_>,
+) -> ConfigError {
+    let at = e.span().unwrap_or_else(|| value.span());
+    let path = format!("{path}{}", nested_path(value, at.start));
+    let message = describe_serde(e.message(), &path, hint);
+    src.error(at, path, message)
 }
 
 fn one_line(s: &str) -> String {
@@ -312,13 +347,14 @@ fn last_key(path: &str) -> &str {
     last.split('[').next().unwrap_or(last)
 }
 
+/// What a duration key expects, for `TargetKind::expects` of kinds too.
+pub const DURATION_EXPECTED: &str = "a duration in quotes, e.g. \"30d\", \"12h\" or \"90s\"";
+
 const DURATION_KEYS: &[&str] = &[
     "every",
     "jitter",
     "stable_timeout",
     "duration",
-    "timeout",
-    "delete_after",
     "retry_initial",
     "retry_max",
     "shutdown_grace",
@@ -326,15 +362,15 @@ const DURATION_KEYS: &[&str] = &[
 ];
 
 /// What a key expects, in the words of the configuration (not of serde). `path` ends in
-/// `[n]` when the problem is one element of a list.
-fn expected_for(path: &str, serde_expected: &str) -> String {
+/// `[n]` when the problem is one element of a list; `hint` has the first word.
+fn expected_for(path: &str, serde_expected: &str, hint: Hint<'_>) -> String {
     let key = last_key(path);
+    if let Some(h) = hint(key, path.ends_with(']')) {
+        return h;
+    }
     if path.ends_with(']') {
         match key {
             "services" => return "an ECS service name in quotes, e.g. \"front\"".into(),
-            "set" | "test" | "revoke" => {
-                return "a string (the program and each argument in quotes)".into()
-            }
             "redeploy" => {
                 return "a table, e.g. { cluster = \"prod\", services = [\"front\"] }".into()
             }
@@ -349,17 +385,12 @@ fn expected_for(path: &str, serde_expected: &str) -> String {
             return "a list of tables, e.g. redeploy = [{ cluster = \"prod\", services = [\"front\"] }]"
                 .into()
         }
-        "set" | "test" | "revoke" => {
-            return format!("a list of strings: the program, then its arguments (no shell is used), e.g. {key} = [\"/usr/local/bin/{key}-key\", \"--user\", \"app\"]")
-        }
         "window" => {
             return "a table, e.g. window = { cron = \"0 2 * * TUE-THU\", duration = \"3h\" }".into()
         }
         "generate" => return "a table, e.g. generate = { length = 32 }".into(),
         "target" => return "a table, e.g. target = { kind = \"none\" }".into(),
-        k if DURATION_KEYS.contains(&k) => {
-            return "a duration in quotes, e.g. \"30d\", \"12h\" or \"90s\"".into()
-        }
+        k if DURATION_KEYS.contains(&k) => return DURATION_EXPECTED.into(),
         _ => {}
     }
     let e = serde_expected.trim();
@@ -414,9 +445,21 @@ fn did_you_mean<'a>(unknown: &str, allowed: &[&'a str]) -> Option<&'a str> {
         .map(|(_, a)| a)
 }
 
+/// `unknown key `x` (did you mean `y`?); allowed here: a, b`.
+pub(super) fn unknown_key(unknown: &str, allowed: &[&str]) -> String {
+    let mut out = format!("unknown key `{unknown}`");
+    if let Some(m) = did_you_mean(unknown, allowed) {
+        out.push_str(&format!(" (did you mean `{m}`?)"));
+    }
+    if !allowed.is_empty() {
+        out.push_str(&format!("; allowed here: {}", allowed.join(", ")));
+    }
+    out
+}
+
 /// serde's wording turned into the configuration's: what the key expects, what was
 /// written, and for an unknown key the closest allowed one.
-fn describe_serde(msg: &str, path: &str) -> String {
+fn describe_serde(msg: &str, path: &str, hint: Hint<'_>) -> String {
     let msg = one_line(msg);
     if msg.contains(" as i128") || msg.contains(" as u128") {
         return "number out of range (expected a small integer)".to_owned();
@@ -427,14 +470,7 @@ fn describe_serde(msg: &str, path: &str) -> String {
         let Some((unknown, allowed)) = names.split_first() else {
             return format!("unknown key {rest}");
         };
-        let mut out = format!("unknown key `{unknown}`");
-        if let Some(m) = did_you_mean(unknown, allowed) {
-            out.push_str(&format!(" (did you mean `{m}`?)"));
-        }
-        if !allowed.is_empty() {
-            out.push_str(&format!("; allowed here: {}", allowed.join(", ")));
-        }
-        return out;
+        return unknown_key(unknown, allowed);
     }
     if let Some(rest) = msg.strip_prefix("missing field ") {
         return format!("missing required key {rest}");
@@ -443,7 +479,7 @@ fn describe_serde(msg: &str, path: &str) -> String {
         if let Some((found, expected)) = rest.rsplit_once(", expected ") {
             return format!(
                 "expected {}; found {}",
-                expected_for(path, expected),
+                expected_for(path, expected, hint),
                 found_as_written(found)
             );
         }
@@ -481,6 +517,7 @@ mod tests {
         let m = describe_serde(
             "invalid type: string \"front\", expected a sequence",
             "secret[api].redeploy[0].services",
+            &no_hint,
         );
         assert_eq!(
             m,
@@ -489,6 +526,7 @@ mod tests {
         let m = describe_serde(
             "invalid type: integer `30`, expected a string",
             "secret[a].every",
+            &no_hint,
         );
         assert!(m.starts_with("expected a duration in quotes"), "{m}");
         assert!(m.ends_with("found the number 30"), "{m}");

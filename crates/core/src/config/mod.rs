@@ -8,10 +8,12 @@ pub mod duration;
 mod error;
 mod load;
 mod raw;
+pub mod target;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors, Location};
-pub use load::{load_dir, DEFAULT_DIR};
+pub use load::{load_dir_with, DEFAULT_DIR, DURATION_EXPECTED};
+pub use target::{Registry, Target, TargetKind, TargetTable};
 
 use crate::ids::{Account, Region, RoleArn, SecretName, SecretRef, ServiceRef};
 use std::net::SocketAddr;
@@ -184,68 +186,4 @@ impl Default for GeneratePolicy {
             require_each_included_type: true,
         }
     }
-}
-
-/// The system that must learn the new value before it becomes current.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// The value is only read by the consumers (API keys, session keys).
-    None,
-    Command(CommandTarget),
-    Postgres(PostgresTarget),
-    IamAccessKey(IamTarget),
-}
-
-impl Target {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Target::None => "none",
-            Target::Command(_) => "command",
-            Target::Postgres(_) => "postgres",
-            Target::IamAccessKey(_) => "iam-access-key",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandTarget {
-    pub set: Option<Vec<String>>,
-    pub test: Option<Vec<String>>,
-    pub revoke: Option<Vec<String>>,
-    pub timeout: Duration,
-    /// Extra environment for the programs (`env = { ... }`); nothing else is inherited.
-    pub env: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PostgresMode {
-    SingleUser,
-    AlternatingUsers,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PostgresTarget {
-    pub mode: PostgresMode,
-    pub admin_secret_id: Option<crate::ids::SecretId>,
-    pub sslmode: String,
-    pub clone_suffix: String,
-    /// The only server this target may connect to: a secret naming another host, port
-    /// or database is refused before connecting (whoever can write the secret must not
-    /// redirect the admin's login).
-    pub host: String,
-    pub port: u16,
-    pub dbname: String,
-    /// The only role whose password may be set (and, in alternating-users mode, its
-    /// clone `role + clone_suffix`, which is created as a plain member of `role`).
-    pub role: String,
-    /// Extra trusted roots (PEM) for verify-ca / verify-full, besides the system's.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// Bound on each connection attempt and each statement.
-    pub timeout: Duration,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IamTarget {
-    pub user: String,
-    pub delete_after: Duration,
 }

@@ -3,18 +3,22 @@
 
 use super::duration;
 use super::error::{ConfigError, ConfigErrors, Location, SourceMap};
-use super::raw::{RawAws, RawDaemon, RawGenerate, RawHa, RawSecret, RawTarget, RawWindow, S};
+use super::raw::{RawAws, RawDaemon, RawGenerate, RawHa, RawSecret, RawWindow, S};
+use super::target::{self, Registry};
 use super::*;
 use crate::ids::{ClusterName, SecretId, ServiceName};
 use std::collections::HashMap;
 use std::ops::Range;
+use toml::de::DeValue;
+use toml::Spanned;
 
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
 
-#[derive(Default)]
-pub struct Validator {
+pub struct Validator<'r> {
+    /// The target kinds a `target` table may name.
+    registry: &'r Registry,
     errors: Vec<ConfigError>,
     daemon: DaemonConfig,
     aws: AwsConfig,
@@ -30,7 +34,22 @@ pub struct Validator {
     ha_replicas_at: Option<Location>,
 }
 
-impl Validator {
+impl<'r> Validator<'r> {
+    pub fn new(registry: &'r Registry) -> Self {
+        Self {
+            registry,
+            errors: Vec::new(),
+            daemon: DaemonConfig::default(),
+            aws: AwsConfig::default(),
+            seen_keys: HashMap::new(),
+            secrets: Vec::new(),
+            names: HashMap::new(),
+            ha: HaConfig::default(),
+            ha_account: (None, None),
+            ha_replicas_at: None,
+        }
+    }
+
     pub fn push(&mut self, e: ConfigError) {
         self.errors.push(e);
     }
@@ -259,13 +278,15 @@ impl Validator {
     }
 
     /// `dropped` names keys that were present but unreadable (already reported): they are
-    /// not reported again as missing.
+    /// not reported again as missing. `target` is the `target` table, if written, with
+    /// the path the loader names it by (see [`target::read`]).
     pub fn secret(
         &mut self,
         src: &SourceMap<'_>,
         span: Range<usize>,
         raw: RawSecret,
         dropped: &[String],
+        target: Option<(String, Spanned<DeValue<'_>>)>,
     ) {
         let missing = |key: &str| !dropped.iter().any(|d| d == key);
         let origin = src.location(span.start);
@@ -426,9 +447,19 @@ impl Validator {
             Some(g) => self.generate(src, &k("generate"), g.get_ref(), g.span()),
         };
 
-        let target = match &raw.target {
-            None => Some(Target::None),
-            Some(t) => self.target(src, &k("target"), t),
+        let target = match target {
+            None => target::TargetRead {
+                target: Some(Target::None),
+                makes_value: None,
+            },
+            Some((read_path, t)) => target::read(
+                self.registry,
+                &mut self.errors,
+                src,
+                &k("target"),
+                &read_path,
+                t,
+            ),
         };
 
         let json_key = match &raw.json_key {
@@ -445,11 +476,7 @@ impl Validator {
             Some(j) => {
                 // Judged on the written kind, so it is reported even when the target has
                 // other errors.
-                let kind = raw
-                    .target
-                    .as_ref()
-                    .map(|t| t.get_ref().kind.get_ref().as_str());
-                if matches!(kind, Some("postgres") | Some("iam-access-key")) {
+                if target.makes_value == Some(true) {
                     self.err(
                         src,
                         j.span(),
@@ -514,7 +541,7 @@ impl Validator {
             every,
             jitter,
             generate,
-            target,
+            target.target,
             stable_timeout,
         ) {
             let cfg = SecretConfig {
@@ -659,355 +686,6 @@ impl Validator {
             // length >= 8 always leaves room for one of each of the (at most 5) classes.
         }
         (self.errors.len() == before).then_some(p)
-    }
-
-    fn target(&mut self, src: &SourceMap<'_>, key: &str, t: &S<RawTarget>) -> Option<Target> {
-        let raw = t.get_ref();
-        let before = self.errors.len();
-        let kind = raw.kind.get_ref().as_str();
-        // Which optional keys each kind accepts; any other is a mistake worth naming.
-        let present: Vec<(&str, Option<Range<usize>>)> = vec![
-            ("set", raw.set.as_ref().map(|v| v.span())),
-            ("test", raw.test.as_ref().map(|v| v.span())),
-            ("revoke", raw.revoke.as_ref().map(|v| v.span())),
-            ("timeout", raw.timeout.as_ref().map(|v| v.span())),
-            ("mode", raw.mode.as_ref().map(|v| v.span())),
-            (
-                "admin_secret_id",
-                raw.admin_secret_id.as_ref().map(|v| v.span()),
-            ),
-            ("sslmode", raw.sslmode.as_ref().map(|v| v.span())),
-            ("clone_suffix", raw.clone_suffix.as_ref().map(|v| v.span())),
-            ("host", raw.host.as_ref().map(|v| v.span())),
-            ("port", raw.port.as_ref().map(|v| v.span())),
-            ("dbname", raw.dbname.as_ref().map(|v| v.span())),
-            ("role", raw.role.as_ref().map(|v| v.span())),
-            ("ca_file", raw.ca_file.as_ref().map(|v| v.span())),
-            ("env", raw.env.as_ref().map(|v| v.span())),
-            ("user", raw.user.as_ref().map(|v| v.span())),
-            ("delete_after", raw.delete_after.as_ref().map(|v| v.span())),
-        ];
-        let allowed: &[&str] = match kind {
-            "none" => &[],
-            "command" => &["set", "test", "revoke", "timeout", "env"],
-            "postgres" => &[
-                "mode",
-                "admin_secret_id",
-                "sslmode",
-                "clone_suffix",
-                "host",
-                "port",
-                "dbname",
-                "role",
-                "ca_file",
-                "timeout",
-            ],
-            "iam-access-key" => &["user", "delete_after"],
-            other => {
-                self.err(src, raw.kind.span(), &format!("{key}.kind"), format!(
-                    "unknown target kind \"{other}\" (allowed: none, command, postgres, iam-access-key)"
-                ));
-                return None;
-            }
-        };
-        for (name, span) in &present {
-            if let Some(span) = span {
-                if !allowed.contains(name) {
-                    self.err(
-                        src,
-                        span.clone(),
-                        &format!("{key}.{name}"),
-                        format!(
-                            "not a key of target kind \"{kind}\" (allowed: {})",
-                            if allowed.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                allowed.join(", ")
-                            }
-                        ),
-                    );
-                }
-            }
-        }
-        let target = match kind {
-            "none" => Target::None,
-            "command" => {
-                let mut argv = |name: &str, v: &Option<S<Vec<String>>>| -> Option<Vec<String>> {
-                    let v = v.as_ref()?;
-                    if v.get_ref().is_empty() || v.get_ref()[0].trim().is_empty() {
-                        self.err(src, v.span(), &format!("{key}.{name}"), 
-                            "must be a non-empty argv array, program first (e.g. [\"/usr/local/bin/set-key\", \"--user\", \"app\"]); no shell is used");
-                        return None;
-                    }
-                    // A relative name would be looked up in PATH or the working directory,
-                    // which whoever controls those could fill with a program of their own.
-                    if !v.get_ref()[0].starts_with('/') {
-                        self.err(src, v.span(), &format!("{key}.{name}"), format!(
-                            "the program must be an absolute path (e.g. \"/usr/local/bin/{}\"), not \"{}\"",
-                            v.get_ref()[0].rsplit('/').next().unwrap_or_default(), v.get_ref()[0]));
-                        return None;
-                    }
-                    Some(v.get_ref().clone())
-                };
-                let set = argv("set", &raw.set);
-                let test = argv("test", &raw.test);
-                let revoke = argv("revoke", &raw.revoke);
-                if raw.set.is_none() && raw.test.is_none() && raw.revoke.is_none() {
-                    self.err(
-                        src,
-                        t.span(),
-                        key,
-                        "target kind \"command\" needs at least one of set, test, revoke",
-                    );
-                }
-                let timeout = match &raw.timeout {
-                    None => Duration::from_secs(60),
-                    Some(x) => self.duration(
-                        src,
-                        &format!("{key}.timeout"),
-                        x,
-                        Duration::from_secs(1),
-                        HOUR,
-                    )?,
-                };
-                let mut env = std::collections::BTreeMap::new();
-                if let Some(e) = &raw.env {
-                    for (k, v) in e.get_ref() {
-                        let bad_name = k.is_empty()
-                            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                            || k.starts_with(|c: char| c.is_ascii_digit());
-                        if bad_name || k.starts_with("SECRET_ROTATOR_") || v.contains('\0') {
-                            self.err(src, e.span(), &format!("{key}.env"), format!(
-                                "\"{k}\": environment names are letters, digits and _ (not starting with a digit, not SECRET_ROTATOR_*), values without NUL"));
-                        } else {
-                            env.insert(k.clone(), v.clone());
-                        }
-                    }
-                }
-                Target::Command(CommandTarget {
-                    set,
-                    test,
-                    revoke,
-                    timeout,
-                    env,
-                })
-            }
-            "postgres" => {
-                let mode = match raw.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-                    None | Some(("single-user", _)) => PostgresMode::SingleUser,
-                    Some(("alternating-users", _)) => PostgresMode::AlternatingUsers,
-                    Some((other, span)) => {
-                        self.err(
-                            src,
-                            span,
-                            &format!("{key}.mode"),
-                            format!(
-                            "unknown mode \"{other}\" (allowed: single-user, alternating-users)"
-                        ),
-                        );
-                        PostgresMode::SingleUser
-                    }
-                };
-                let admin_secret_id = match &raw.admin_secret_id {
-                    None => None,
-                    Some(a) => match check_secret_id(a.get_ref()) {
-                        Ok(()) => Some(SecretId::new(a.get_ref().clone())),
-                        Err(m) => {
-                            self.err(src, a.span(), &format!("{key}.admin_secret_id"), m);
-                            None
-                        }
-                    },
-                };
-                if mode == PostgresMode::AlternatingUsers && raw.admin_secret_id.is_none() {
-                    self.err(src, t.span(), &format!("{key}.admin_secret_id"),
-                        "alternating-users mode needs admin_secret_id (a secret whose user may ALTER and CREATE roles)");
-                }
-                // verify-full unless a weaker mode is written; no "prefer": it falls back to
-                // plain text, so whoever sits on the path decides whether TLS is used.
-                let sslmode = match raw.sslmode.as_ref() {
-                    None => "verify-full".to_owned(),
-                    Some(s)
-                        if ["disable", "require", "verify-ca", "verify-full"]
-                            .contains(&s.get_ref().as_str()) =>
-                    {
-                        s.get_ref().clone()
-                    }
-                    Some(s) if s.get_ref() == "prefer" => {
-                        self.err(src, s.span(), &format!("{key}.sslmode"),
-                            "\"prefer\" is not supported: it falls back to plain text whenever the path refuses TLS (allowed: verify-full, verify-ca, require, disable)");
-                        String::new()
-                    }
-                    Some(s) => {
-                        self.err(src, s.span(), &format!("{key}.sslmode"), format!(
-                            "unknown sslmode \"{}\" (allowed: verify-full, verify-ca, require, disable)", s.get_ref()
-                        ));
-                        String::new()
-                    }
-                };
-                let host = match &raw.host {
-                    Some(h)
-                        if !h.get_ref().is_empty()
-                            && h.get_ref().len() <= 253
-                            && h.get_ref()
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c)) =>
-                    {
-                        h.get_ref().clone()
-                    }
-                    Some(h) => {
-                        self.err(
-                            src,
-                            h.span(),
-                            &format!("{key}.host"),
-                            format!("\"{}\" is not a host name or IP address", h.get_ref()),
-                        );
-                        String::new()
-                    }
-                    None => {
-                        self.err(src, t.span(), &format!("{key}.host"),
-                            "target kind \"postgres\" needs `host`: the only server it may connect to (a secret naming another is refused)");
-                        String::new()
-                    }
-                };
-                let port = match &raw.port {
-                    None => 5432,
-                    Some(p) => match u16::try_from(*p.get_ref()) {
-                        Ok(p) if p > 0 => p,
-                        _ => {
-                            self.err(
-                                src,
-                                p.span(),
-                                &format!("{key}.port"),
-                                format!("{} is out of range (allowed 1 to 65535)", p.get_ref()),
-                            );
-                            0
-                        }
-                    },
-                };
-                let dbname = match &raw.dbname {
-                    None => "postgres".to_owned(),
-                    Some(d) if !d.get_ref().is_empty() && !d.get_ref().contains('\0') => {
-                        d.get_ref().clone()
-                    }
-                    Some(d) => {
-                        self.err(
-                            src,
-                            d.span(),
-                            &format!("{key}.dbname"),
-                            "must be a non-empty database name",
-                        );
-                        String::new()
-                    }
-                };
-                let role = match &raw.role {
-                    Some(r)
-                        if !r.get_ref().is_empty()
-                            && r.get_ref().len() <= 63
-                            && !r.get_ref().contains('\0') =>
-                    {
-                        r.get_ref().clone()
-                    }
-                    Some(r) => {
-                        self.err(
-                            src,
-                            r.span(),
-                            &format!("{key}.role"),
-                            "must be a role name of 1 to 63 bytes",
-                        );
-                        String::new()
-                    }
-                    None => {
-                        self.err(src, t.span(), &format!("{key}.role"),
-                            "target kind \"postgres\" needs `role`: the only role whose password it may set (a secret naming another is refused)");
-                        String::new()
-                    }
-                };
-                let ca_file = match &raw.ca_file {
-                    None => None,
-                    Some(f) if f.get_ref().starts_with('/') => {
-                        Some(std::path::PathBuf::from(f.get_ref()))
-                    }
-                    Some(f) => {
-                        self.err(
-                            src,
-                            f.span(),
-                            &format!("{key}.ca_file"),
-                            "must be an absolute path to a PEM file",
-                        );
-                        None
-                    }
-                };
-                let pg_timeout = match &raw.timeout {
-                    None => Duration::from_secs(30),
-                    Some(x) => self.duration(
-                        src,
-                        &format!("{key}.timeout"),
-                        x,
-                        Duration::from_secs(1),
-                        Duration::from_secs(600),
-                    )?,
-                };
-                let clone_suffix = match raw.clone_suffix.as_ref() {
-                    None => "_clone".to_owned(),
-                    Some(s)
-                        if !s.get_ref().is_empty()
-                            && s.get_ref()
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-                    {
-                        s.get_ref().clone()
-                    }
-                    Some(s) => {
-                        self.err(
-                            src,
-                            s.span(),
-                            &format!("{key}.clone_suffix"),
-                            "must be non-empty letters, digits or _ (e.g. \"_clone\")",
-                        );
-                        String::new()
-                    }
-                };
-                Target::Postgres(PostgresTarget {
-                    mode,
-                    admin_secret_id,
-                    sslmode,
-                    clone_suffix,
-                    host,
-                    port,
-                    dbname,
-                    role,
-                    ca_file,
-                    timeout: pg_timeout,
-                })
-            }
-            _ => {
-                let user = match &raw.user {
-                    Some(u) if valid_iam_user(u.get_ref()) => u.get_ref().clone(),
-                    Some(u) => {
-                        self.err(src, u.span(), &format!("{key}.user"), format!(
-                            "\"{}\" is not an IAM user name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -)", u.get_ref()
-                        ));
-                        String::new()
-                    }
-                    None => {
-                        self.err(src, t.span(), &format!("{key}.user"), "target kind \"iam-access-key\" needs `user` (the IAM user whose key is rotated)");
-                        String::new()
-                    }
-                };
-                let delete_after = match &raw.delete_after {
-                    None => Duration::from_secs(86_400),
-                    Some(x) => self.duration(
-                        src,
-                        &format!("{key}.delete_after"),
-                        x,
-                        Duration::ZERO,
-                        90 * DAY,
-                    )?,
-                };
-                Target::IamAccessKey(IamTarget { user, delete_after })
-            }
-        };
-        (self.errors.len() == before).then_some(target)
     }
 
     fn redeploy(
@@ -1248,12 +926,6 @@ fn valid_role_arn(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
 }
 
-fn valid_iam_user(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
-}
-
 fn valid_ecs_name(s: &str) -> bool {
     if s.starts_with("arn:") {
         return s.split(':').count() >= 6 && s.contains(":ecs:");
@@ -1263,7 +935,8 @@ fn valid_ecs_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
 }
 
-fn check_secret_id(s: &str) -> Result<(), String> {
+/// A Secrets Manager secret name or ARN, or why not.
+pub(super) fn check_secret_id(s: &str) -> Result<(), String> {
     if s.starts_with("arn:") {
         let parts: Vec<&str> = s.splitn(7, ':').collect();
         if parts.len() == 7

@@ -113,7 +113,7 @@ impl<'a, S: SecretStore, D: Deployer> Rotation<'a, S, D> {
             .note(self.progress, self.cfg, step, version, detail);
     }
 
-    pub(super) fn target_env(&self) -> TargetEnv<'a, S> {
+    pub(super) fn target_env(&self) -> TargetEnv<'a> {
         self.engine.target_env(self.cfg)
     }
 

@@ -39,11 +39,11 @@ pub use report::{Outcome, Report};
 
 use super::deploy::Deployer;
 use super::store::{SecretStore, Select, AWSPENDING, AWSPREVIOUS};
-use super::target::{self, IamApi, TargetEnv};
+use super::target::{self, TargetClients, TargetEnv};
 use super::wait::ServiceVerdict;
 use super::{Observer, Step};
 use crate::clock::Clock;
-use crate::config::{SecretConfig, Target};
+use crate::config::SecretConfig;
 use crate::error::AwsError;
 use crate::ids::{ServiceRef, VersionId};
 use crate::telemetry::{NoTelemetry, Telemetry};
@@ -71,9 +71,6 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(300);
 const STORE_STEPS: u32 = 6;
 /// Steps that run the target (set, test, revoke), each with the target's budget.
 const TARGET_STEPS: u32 = 3;
-/// A command target's own timeout kills its process group and reports its output; the
-/// step deadline leaves it this long to do so first.
-const COMMAND_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, Default)]
 pub struct RotateOptions {
@@ -101,8 +98,9 @@ pub struct Engine<S, D> {
     pub store: S,
     pub deployer: D,
     pub clock: Arc<dyn Clock>,
-    /// IAM and STS for the `iam-access-key` target.
-    pub iam: Arc<dyn IamApi>,
+    /// The clients target kinds need (IAM for access keys), given by the binary or a
+    /// test; the core builds none.
+    pub clients: TargetClients,
     /// Deadline of each call outside the process ([`DEFAULT_STEP_TIMEOUT`]).
     pub step_timeout: Duration,
     /// Where measurements go (the scheduler and leases report through the same sink).
@@ -110,15 +108,15 @@ pub struct Engine<S, D> {
 }
 
 impl<S: SecretStore, D: Deployer> Engine<S, D> {
-    /// Without [`Engine::with_iam`] an `iam-access-key` target fails with a clear error
-    /// (there is no default client: the binary passes its own); without
-    /// [`Engine::with_telemetry`] nothing is measured.
+    /// Without [`Engine::with_target_client`] a target kind that needs a client (IAM for
+    /// access keys) fails with a clear error (there is no default client: the binary
+    /// passes its own); without [`Engine::with_telemetry`] nothing is measured.
     pub fn new(store: S, deployer: D, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             deployer,
             clock,
-            iam: Arc::new(super::target::iam::NoIam),
+            clients: TargetClients::default(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
             telemetry: Arc::new(NoTelemetry),
         }
@@ -129,8 +127,9 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         self
     }
 
-    pub fn with_iam(mut self, iam: Arc<dyn IamApi>) -> Self {
-        self.iam = iam;
+    /// Adds a client a target kind looks up by type (see [`TargetClients`]).
+    pub fn with_target_client<T: std::any::Any + Send + Sync>(mut self, client: T) -> Self {
+        self.clients.insert(client);
         self
     }
 
@@ -140,13 +139,10 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         self
     }
 
-    /// The budget of a target step (set, test, revoke): the step timeout, or a command's
-    /// own timeout plus [`COMMAND_GRACE`] when that is longer.
+    /// The budget of a target step (set, test, revoke): the step timeout, or longer when
+    /// the target says so (a command's own timeout plus the time to report it).
     fn target_budget(&self, cfg: &SecretConfig) -> Duration {
-        match &cfg.target {
-            Target::Command(c) => self.step_timeout.max(c.timeout + COMMAND_GRACE),
-            _ => self.step_timeout,
-        }
+        target::step_budget(&cfg.target, self.step_timeout)
     }
 
     /// The overall deadline of one rotation: the sum of the per-step budgets plus the
@@ -194,11 +190,11 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         async move { timed.await?.map_err(aws(step)) }
     }
 
-    fn target_env<'a>(&'a self, cfg: &'a SecretConfig) -> TargetEnv<'a, S> {
+    fn target_env<'a>(&'a self, cfg: &'a SecretConfig) -> TargetEnv<'a> {
         TargetEnv {
             cfg,
             store: &self.store,
-            iam: self.iam.as_ref(),
+            clients: &self.clients,
             clock: self.clock.as_ref(),
         }
     }

@@ -1,7 +1,7 @@
 //! Fencing: every write step of a rotation checks the lease it runs under.
 //!
 //! The rotation runs inside [`scope`]; the wrappers ([`Fenced`] around the secret store,
-//! the ECS deployer and IAM) and the target hooks ([`check_target`]) look the lease up
+//! the ECS deployer, and in the binary IAM) and the target hooks ([`check_target`]) look the lease up
 //! there, so the engine itself does not change. Before a write: the lease must be valid
 //! locally and its record must still carry our owner and version; during the write, a
 //! lapse abandons it (no SDK retry is sent after the lease is gone).
@@ -11,8 +11,6 @@ use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, ClusterName, SecretRef, ServiceName, ServiceRef, VersionId};
 use crate::rotation::deploy::{Deployer, Described, Forced};
 use crate::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
-use crate::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
-use futures::future::BoxFuture;
 use secrecy::SecretString;
 use std::future::Future;
 
@@ -97,6 +95,16 @@ impl<T> Fenced<T> {
 
     pub fn inner(&self) -> &T {
         &self.inner
+    }
+
+    /// Runs one write of the wrapped client under the current lease: for clients of
+    /// ports outside the core (a target kind's), which wrap their writes the same way.
+    pub async fn write<R>(
+        &self,
+        operation: &'static str,
+        f: impl Future<Output = Result<R, AwsError>>,
+    ) -> Result<R, AwsError> {
+        write(self.required, operation, f).await
     }
 }
 
@@ -183,63 +191,5 @@ impl<D: Deployer> Deployer for Fenced<D> {
             "UpdateService",
             self.inner.force_deploy(account, service),
         )
-    }
-}
-
-impl<I: IamApi> IamApi for Fenced<I> {
-    fn list_keys<'a>(
-        &'a self,
-        account: &'a Account,
-        user: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>> {
-        self.inner.list_keys(account, user)
-    }
-
-    fn create_key<'a>(
-        &'a self,
-        account: &'a Account,
-        user: &'a str,
-    ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>> {
-        Box::pin(write(
-            self.required,
-            "CreateAccessKey",
-            self.inner.create_key(account, user),
-        ))
-    }
-
-    fn set_active<'a>(
-        &'a self,
-        account: &'a Account,
-        user: &'a str,
-        key_id: &'a str,
-        active: bool,
-    ) -> BoxFuture<'a, Result<(), AwsError>> {
-        Box::pin(write(
-            self.required,
-            "UpdateAccessKey",
-            self.inner.set_active(account, user, key_id, active),
-        ))
-    }
-
-    fn delete_key<'a>(
-        &'a self,
-        account: &'a Account,
-        user: &'a str,
-        key_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), AwsError>> {
-        Box::pin(write(
-            self.required,
-            "DeleteAccessKey",
-            self.inner.delete_key(account, user, key_id),
-        ))
-    }
-
-    fn caller_arn<'a>(
-        &'a self,
-        account: &'a Account,
-        key_id: &'a str,
-        secret: &'a SecretString,
-    ) -> BoxFuture<'a, Result<String, AwsError>> {
-        self.inner.caller_arn(account, key_id, secret)
     }
 }

@@ -1,51 +1,17 @@
-//! The `iam-access-key` target: the secret holds an IAM user's access key,
-//! `{"AccessKeyId": "...", "SecretAccessKey": "..."}` (other keys of the document are kept).
-//!
-//! - create: IAM allows two keys per user. Before `CreateAccessKey` this makes room:
-//!   inactive keys whose grace period (`delete_after`, counted from the deactivation this
-//!   target recorded in the `secret-rotator:iam-deactivated` tag) is over are deleted;
-//!   an active key that AWSCURRENT does not reference and that an earlier attempt of ours
-//!   created (the `secret-rotator:iam-creating` tag names it by id) is deleted: a dropped
-//!   or interrupted attempt's key; if two keys remain, an inactive one that is not
-//!   AWSCURRENT's is deleted (with a warning if its grace period is not over). If both
-//!   remaining keys are active, the rotation fails and says which key to deal with: an
-//!   active key we cannot prove is ours may be in use elsewhere.
-//!
-//!   Tags and values can be written by others, so they alone never condemn a working
-//!   key: a tagged key is deleted while active only if it is younger than AWSCURRENT's
-//!   key (an interrupted attempt always made a newer key) and AWSCURRENT's key is itself
-//!   listed and active (never the last working key); a time alone in the tag deletes
-//!   nothing. Revoke deactivates the previous key only if it is older than the current
-//!   one and the current one is active.
-//! - set: nothing (the key exists in IAM from create on).
-//! - test: STS `GetCallerIdentity` signed with the new key must name the configured user;
-//!   retried for up to [`TEST_PROPAGATION`] because new keys take seconds to propagate.
-//! - revoke (after every consumer is stable): the previous key (AWSPREVIOUS's
-//!   `AccessKeyId`) is deactivated and the time recorded in the tag; it is deleted at the
-//!   start of the first rotation after `delete_after` (at once when `delete_after` is 0).
-//!
-//! A crash at any point is safe: before the pending version is written the new key is an
-//! orphan that the next create deletes; after, the engine resumes with the stored key.
-//! The secret access key is never logged; key ids are not secret and are logged.
+//! The steps: create the key (after making room), test it through STS, revoke the
+//! previous one.
 
-use super::{TargetEnv, TargetError};
-use crate::config::IamTarget;
-use crate::error::{AwsError, ErrorClass};
-use crate::ids::Account;
-use crate::rotation::store::{SecretStore, Select, AWSCURRENT};
-use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
+use super::api::iam;
+use super::cleanup::{plan_cleanup, rfc3339, TAG_IAM_CREATING, TAG_IAM_DEACTIVATED};
+use super::config::IamTarget;
+use super::iam_error;
+use crate::error::ErrorClass;
+use crate::rotation::store::{Select, AWSCURRENT};
+use crate::rotation::target::{TargetEnv, TargetError};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// `<AccessKeyId>@<RFC 3339>`: the key this target deactivated last, and when.
-pub const TAG_IAM_DEACTIVATED: &str = "secret-rotator:iam-deactivated";
-/// `<RFC 3339>` written just before each `CreateAccessKey`, `<AccessKeyId>@<RFC 3339>`
-/// right after: recognises the key of an attempt that was dropped or died before its
-/// pending version became current.
-pub const TAG_IAM_CREATING: &str = "secret-rotator:iam-creating";
 /// How long the test step keeps trying a new key (IAM is eventually consistent).
 pub const TEST_PROPAGATION: Duration = Duration::from_secs(30);
 const TEST_RETRY_EVERY: Duration = Duration::from_secs(2);
@@ -53,123 +19,10 @@ const TEST_RETRY_EVERY: Duration = Duration::from_secs(2);
 const KEY_ID: &str = "AccessKeyId";
 const KEY_SECRET: &str = "SecretAccessKey";
 
-/// One access key as `ListAccessKeys` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccessKeyInfo {
-    pub id: String,
-    pub active: bool,
-    pub created: Option<DateTime<Utc>>,
-}
-
-/// A key `CreateAccessKey` just made.
-pub struct NewAccessKey {
-    pub id: String,
-    pub secret: SecretString,
-}
-
-/// What this target needs from IAM and STS; the real client is the binary's `aws::iam::AwsIam`.
-pub trait IamApi: Send + Sync {
-    fn list_keys<'a>(
-        &'a self,
-        account: &'a Account,
-        user: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>>;
-
-    fn create_key<'a>(
-        &'a self,
-        account: &'a Account,
-        user: &'a str,
-    ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>>;
-
-    /// UpdateAccessKey: Active or Inactive.
-    fn set_active<'a>(
-        &'a self,
-        account: &'a Account,
-        user: &'a str,
-        key_id: &'a str,
-        active: bool,
-    ) -> BoxFuture<'a, Result<(), AwsError>>;
-
-    fn delete_key<'a>(
-        &'a self,
-        account: &'a Account,
-        user: &'a str,
-        key_id: &'a str,
-    ) -> BoxFuture<'a, Result<(), AwsError>>;
-
-    /// STS GetCallerIdentity signed with the given key: the caller's ARN.
-    fn caller_arn<'a>(
-        &'a self,
-        account: &'a Account,
-        key_id: &'a str,
-        secret: &'a SecretString,
-    ) -> BoxFuture<'a, Result<String, AwsError>>;
-}
-
-/// No IAM client: the engine's default, so that the core never builds an AWS client of
-/// its own. Every call fails with a setup error naming what is missing.
-pub struct NoIam;
-
-fn no_iam<T>() -> BoxFuture<'static, Result<T, AwsError>>
-where
-    T: Send + 'static,
-{
-    Box::pin(async {
-        Err(AwsError::new(
-            ErrorClass::Setup,
-            "IAM",
-            "NoIamClient",
-            "no IAM client was given to the engine (Engine::with_iam)",
-        ))
-    })
-}
-
-impl IamApi for NoIam {
-    fn list_keys<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>> {
-        no_iam()
-    }
-    fn create_key<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>> {
-        no_iam()
-    }
-    fn set_active<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-        _: &'a str,
-        _: bool,
-    ) -> BoxFuture<'a, Result<(), AwsError>> {
-        no_iam()
-    }
-    fn delete_key<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<(), AwsError>> {
-        no_iam()
-    }
-    fn caller_arn<'a>(
-        &'a self,
-        _: &'a Account,
-        _: &'a str,
-        _: &'a SecretString,
-    ) -> BoxFuture<'a, Result<String, AwsError>> {
-        no_iam()
-    }
-}
-
 fn parse_doc(v: &SecretString, which: &str) -> Result<Map<String, Value>, TargetError> {
     match serde_json::from_str::<Value>(v.expose_secret()) {
         Ok(Value::Object(o)) => Ok(o),
-        _ => Err(TargetError::Iam(format!(
+        _ => Err(iam_error(format!(
             "the {which} value is not a JSON object (expected {{\"{KEY_ID}\": ..., \"{KEY_SECRET}\": ...}}; start a new secret with {{}})"
         ))),
     }
@@ -184,137 +37,9 @@ pub fn key_id_of(v: &SecretString) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn parse_deactivated(tags: &BTreeMap<String, String>) -> Option<(String, DateTime<Utc>)> {
-    let (id, at) = tags.get(TAG_IAM_DEACTIVATED)?.split_once('@')?;
-    let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
-    Some((id.to_owned(), at))
-}
-
-/// The creating tag: the key id (once created) and the time.
-fn parse_creating(tags: &BTreeMap<String, String>) -> (Option<String>, Option<DateTime<Utc>>) {
-    let Some(raw) = tags.get(TAG_IAM_CREATING) else {
-        return (None, None);
-    };
-    let (id, at) = match raw.split_once('@') {
-        Some((id, at)) => (Some(id.to_owned()).filter(|i| !i.is_empty()), at),
-        None => (None, raw.as_str()),
-    };
-    let at = DateTime::parse_from_rfc3339(at)
-        .ok()
-        .map(|t| t.with_timezone(&Utc));
-    (id, at)
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// A key to delete before creating the new one, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Deletion {
-    pub id: String,
-    pub reason: String,
-    /// Deleted inside its grace period to make room: worth a warning.
-    pub early: bool,
-}
-
-/// Which keys to delete so that `CreateAccessKey` has room (pure; see the module docs).
-pub fn plan_cleanup(
-    user: &str,
-    keys: &[AccessKeyInfo],
-    current_id: Option<&str>,
-    tags: &BTreeMap<String, String>,
-    now: DateTime<Utc>,
-    delete_after: Duration,
-) -> Result<Vec<Deletion>, TargetError> {
-    let deactivated = parse_deactivated(tags);
-    let (created_id, _) = parse_creating(tags);
-    let grace = chrono::Duration::from_std(delete_after).unwrap_or(chrono::Duration::MAX);
-    let mut out = Vec::new();
-    let mut remaining: Vec<&AccessKeyInfo> = Vec::new();
-    for k in keys {
-        if Some(k.id.as_str()) == current_id {
-            remaining.push(k);
-            continue;
-        }
-        if !k.active {
-            if let Some((id, at)) = &deactivated {
-                if *id == k.id && now - *at >= grace {
-                    out.push(Deletion {
-                        id: k.id.clone(),
-                        reason: format!("inactive since {}, past delete_after", rfc3339(*at)),
-                        early: false,
-                    });
-                    continue;
-                }
-            }
-        } else {
-            // Only a key named by id, younger than a working current key: whoever can
-            // write the tag must not be able to condemn a key in use elsewhere, or the
-            // user's last working key.
-            let named = created_id.as_deref() == Some(k.id.as_str());
-            let current = keys
-                .iter()
-                .find(|c| Some(c.id.as_str()) == current_id && c.active);
-            let younger = match (current.and_then(|c| c.created), k.created) {
-                (Some(cur), Some(created)) => created > cur,
-                _ => false,
-            };
-            if named && younger {
-                out.push(Deletion {
-                    id: k.id.clone(),
-                    reason: "active, referenced by no version: left by an interrupted rotation"
-                        .into(),
-                    early: false,
-                });
-                continue;
-            }
-        }
-        remaining.push(k);
-    }
-    // Room for one more key: delete inactive keys that are not current, oldest first.
-    let mut inactive: Vec<&AccessKeyInfo> = remaining
-        .iter()
-        .copied()
-        .filter(|k| !k.active && Some(k.id.as_str()) != current_id)
-        .collect();
-    inactive.sort_by_key(|k| k.created);
-    let mut inactive = inactive.into_iter();
-    while remaining.len() >= 2 {
-        let Some(k) = inactive.next() else { break };
-        out.push(Deletion {
-            id: k.id.clone(),
-            reason: "inactive and not AWSCURRENT's; IAM allows two keys per user".into(),
-            early: deactivated
-                .as_ref()
-                .is_some_and(|(id, at)| *id == k.id && now - *at < grace),
-        });
-        remaining.retain(|r| r.id != k.id);
-    }
-    if remaining.len() >= 2 {
-        let others: Vec<String> = remaining
-            .iter()
-            .filter(|k| Some(k.id.as_str()) != current_id)
-            .map(|k| {
-                format!(
-                    "{} ({})",
-                    k.id,
-                    if k.active { "active" } else { "inactive" }
-                )
-            })
-            .collect();
-        return Err(TargetError::Iam(format!(
-            "IAM user {user} already has two access keys and IAM allows no third: {} {} not referenced by this secret's AWSCURRENT and may be in use elsewhere; deactivate or delete it, then retry",
-            others.join(", "),
-            if others.len() == 1 { "is" } else { "are" },
-        )));
-    }
-    Ok(out)
-}
-
 /// Cleans up, creates the new key and returns the pending JSON value.
-pub async fn create_value<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
+pub(super) async fn create_value(
+    env: &TargetEnv<'_>,
     t: &IamTarget,
 ) -> Result<SecretString, TargetError> {
     let s = &env.cfg.secret;
@@ -323,7 +48,8 @@ pub async fn create_value<S: SecretStore>(
     let (_, current) = env.store.get_value(s, Select::Stage(AWSCURRENT)).await?;
     let mut doc = parse_doc(&current, "AWSCURRENT")?;
     let current_id = doc.get(KEY_ID).and_then(Value::as_str).map(str::to_owned);
-    let keys = env.iam.list_keys(account, &t.user).await?;
+    let iam = iam(env)?;
+    let keys = iam.list_keys(account, &t.user).await?;
     let now = env.clock.now();
     for d in plan_cleanup(
         &t.user,
@@ -338,7 +64,7 @@ pub async fn create_value<S: SecretStore>(
         } else {
             tracing::info!(secret = %env.cfg.name, user = %t.user, key = %d.id, "deleting access key: {}", d.reason);
         }
-        match env.iam.delete_key(account, &t.user, &d.id).await {
+        match iam.delete_key(account, &t.user, &d.id).await {
             Ok(()) => {}
             Err(e) if e.class == ErrorClass::NotFound => {}
             Err(e) => return Err(e.into()),
@@ -347,10 +73,10 @@ pub async fn create_value<S: SecretStore>(
     env.store
         .tag(s, &[(TAG_IAM_CREATING, rfc3339(now))])
         .await?;
-    let key = match env.iam.create_key(account, &t.user).await {
+    let key = match iam.create_key(account, &t.user).await {
         Ok(k) => k,
         Err(e) if e.class == ErrorClass::Conflict => {
-            return Err(TargetError::Iam(format!(
+            return Err(iam_error(format!(
                 "cannot create an access key for IAM user {}: {e} (a key was probably created meanwhile; the next attempt cleans up)",
                 t.user
             )))
@@ -370,7 +96,7 @@ pub async fn create_value<S: SecretStore>(
         Value::String(key.secret.expose_secret().to_owned()),
     );
     let out = serde_json::to_string(&Value::Object(doc))
-        .map_err(|_| TargetError::Iam("cannot serialize the new value".into()))?;
+        .map_err(|_| iam_error("cannot serialize the new value".into()))?;
     Ok(SecretString::from(out))
 }
 
@@ -380,7 +106,7 @@ fn key_of(v: &SecretString, which: &str) -> Result<(String, SecretString), Targe
     let secret = doc.get(KEY_SECRET).and_then(Value::as_str);
     match (id, secret) {
         (Some(id), Some(secret)) => Ok((id.to_owned(), SecretString::from(secret.to_owned()))),
-        _ => Err(TargetError::Iam(format!(
+        _ => Err(iam_error(format!(
             "the {which} value lacks \"{KEY_ID}\" or \"{KEY_SECRET}\""
         ))),
     }
@@ -392,19 +118,20 @@ fn arn_is_user(arn: &str, user: &str) -> bool {
         .is_some_and(|(_, rest)| rest.rsplit('/').next() == Some(user))
 }
 
-pub async fn test<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
+pub(super) async fn test(
+    env: &TargetEnv<'_>,
     t: &IamTarget,
     value: &SecretString,
 ) -> Result<(), TargetError> {
     let (id, secret) = key_of(value, "pending")?;
+    let iam = iam(env)?;
     let account = &env.cfg.secret.account;
     let start = tokio::time::Instant::now();
     loop {
-        match env.iam.caller_arn(account, &id, &secret).await {
+        match iam.caller_arn(account, &id, &secret).await {
             Ok(arn) if arn_is_user(&arn, &t.user) => return Ok(()),
             Ok(arn) => {
-                return Err(TargetError::Iam(format!(
+                return Err(iam_error(format!(
                     "GetCallerIdentity with the new key {id} names {arn}, not IAM user {}",
                     t.user
                 )))
@@ -414,7 +141,7 @@ pub async fn test<S: SecretStore>(
                     || e.is_retryable() =>
             {
                 if start.elapsed() >= TEST_PROPAGATION {
-                    return Err(TargetError::Iam(format!(
+                    return Err(iam_error(format!(
                         "the new key {id} still fails after {}s: {e}",
                         TEST_PROPAGATION.as_secs()
                     )));
@@ -427,8 +154,8 @@ pub async fn test<S: SecretStore>(
     }
 }
 
-pub async fn revoke<S: SecretStore>(
-    env: &TargetEnv<'_, S>,
+pub(super) async fn revoke(
+    env: &TargetEnv<'_>,
     t: &IamTarget,
     current: &SecretString,
     previous: Option<&SecretString>,
@@ -442,9 +169,10 @@ pub async fn revoke<S: SecretStore>(
     }
     let s = &env.cfg.secret;
     let account = &s.account;
+    let iam = iam(env)?;
     // The previous value could have been written by someone else: deactivate only a key
     // older than the current one, while the current one works (never the last key).
-    let keys = env.iam.list_keys(account, &t.user).await?;
+    let keys = iam.list_keys(account, &t.user).await?;
     let cur = key_id_of(current).and_then(|id| keys.iter().find(|k| k.id == id));
     let Some(prev) = keys.iter().find(|k| k.id == old) else {
         return Ok(());
@@ -455,12 +183,12 @@ pub async fn revoke<S: SecretStore>(
     };
     if !safe {
         tracing::warn!(secret = %env.cfg.name, user = %t.user, key = %old, "not deactivating the previous access key: it is not older than a working current key");
-        return Err(TargetError::Iam(format!(
+        return Err(iam_error(format!(
             "revoke refused: the previous access key {old} of IAM user {} is not older than the current, active key; it was left as it is",
             t.user
         )));
     }
-    match env.iam.set_active(account, &t.user, &old, false).await {
+    match iam.set_active(account, &t.user, &old, false).await {
         Ok(()) => {}
         // Deleted already (by a person or an earlier run): nothing left to revoke.
         Err(e) if e.class == ErrorClass::NotFound => return Ok(()),
@@ -469,7 +197,7 @@ pub async fn revoke<S: SecretStore>(
     let now = env.clock.now();
     tracing::info!(secret = %env.cfg.name, user = %t.user, key = %old, "deactivated the previous access key");
     if t.delete_after.is_zero() {
-        match env.iam.delete_key(account, &t.user, &old).await {
+        match iam.delete_key(account, &t.user, &old).await {
             Ok(()) => {}
             Err(e) if e.class == ErrorClass::NotFound => {}
             Err(e) => return Err(e.into()),
@@ -489,6 +217,14 @@ pub async fn revoke<S: SecretStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AwsError;
+    use crate::ids::Account;
+    use crate::rotation::store::SecretStore;
+    use crate::targets::iam::{AccessKeyInfo, IamApi, NewAccessKey};
+    use chrono::{DateTime, Utc};
+    use futures::future::BoxFuture;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -503,146 +239,11 @@ mod tests {
     const DAY: Duration = Duration::from_secs(86_400);
     const NOW: &str = "2030-01-10T00:00:00Z";
 
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn one_key_needs_nothing() {
-        let keys = [key("AKIACUR", true, "2030-01-01T00:00:00Z")];
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tags(&[]), t(NOW), DAY).unwrap();
-        assert!(d.is_empty());
-    }
-
-    #[test]
-    fn inactive_old_key_is_deleted_to_make_room_and_flagged_early_inside_grace() {
-        let keys = [
-            key("AKIAOLD", false, "2029-12-01T00:00:00Z"),
-            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
-        ];
-        let tg = tags(&[(TAG_IAM_DEACTIVATED, "AKIAOLD@2030-01-09T12:00:00Z")]);
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].id, "AKIAOLD");
-        assert!(d[0].early);
-        // Past the grace period: deleted, not early.
-        let tg = tags(&[(TAG_IAM_DEACTIVATED, "AKIAOLD@2030-01-08T00:00:00Z")]);
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
-        assert_eq!(d.len(), 1);
-        assert!(!d[0].early);
-    }
-
-    #[test]
-    fn expired_inactive_key_is_deleted_even_with_room() {
-        // The current key was deleted by hand; the old one is inactive past its grace.
-        let keys = [key("AKIAOLD", false, "2029-12-01T00:00:00Z")];
-        let tg = tags(&[(TAG_IAM_DEACTIVATED, "AKIAOLD@2030-01-01T00:00:00Z")]);
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
-        assert_eq!(
-            d.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
-            ["AKIAOLD"]
-        );
-        // Inside the grace period and with room: kept.
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), 30 * DAY).unwrap();
-        assert!(d.is_empty());
-    }
-
-    #[test]
-    fn a_forged_creating_time_deletes_no_active_key() {
-        // The tag holds only a time (written by anyone who can tag the secret), and a
-        // key created just after it: not proof enough to delete a working key.
-        let keys = [
-            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
-            key("AKIAOTHER", true, "2030-01-09T23:00:03Z"),
-        ];
-        let tg = tags(&[(TAG_IAM_CREATING, "2030-01-09T23:00:00Z")]);
-        let e = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap_err();
-        assert!(e.to_string().contains("AKIAOTHER (active)"), "{e}");
-    }
-
-    #[test]
-    fn a_forged_creating_tag_cannot_delete_an_active_key_older_than_the_current_one() {
-        let keys = [
-            key("AKIACUR", true, "2030-01-05T00:00:00Z"),
-            key("AKIAINUSE", true, "2029-06-01T00:00:00Z"),
-        ];
-        let tg = tags(&[(TAG_IAM_CREATING, "AKIAINUSE@2030-01-05T00:00:00Z")]);
-        assert!(plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).is_err());
-    }
-
-    #[test]
-    fn a_forged_value_and_tag_cannot_delete_the_last_working_key() {
-        // AWSCURRENT rewritten to name a key that does not exist; the tag names the real,
-        // only active key.
-        let keys = [
-            key("AKIAREAL", true, "2030-01-05T00:00:00Z"),
-            key("AKIAOLD", false, "2029-06-01T00:00:00Z"),
-        ];
-        let tg = tags(&[(TAG_IAM_CREATING, "AKIAREAL@2030-01-05T00:00:00Z")]);
-        let d = plan_cleanup("u", &keys, Some("AKIABOGUS"), &tg, t(NOW), DAY).unwrap();
-        assert!(d.iter().all(|d| d.id != "AKIAREAL"), "{d:?}");
-    }
-
-    #[test]
-    fn the_key_named_by_the_creating_tag_is_an_orphan_whenever_found() {
-        let keys = [
-            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
-            key("AKIADROPPED", true, "2030-01-02T00:00:00Z"),
-        ];
-        // Days later (a retry after a long backoff, or the next rotation).
-        let tg = tags(&[(TAG_IAM_CREATING, "AKIADROPPED@2030-01-02T00:00:00Z")]);
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
-        assert_eq!(
-            d.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
-            ["AKIADROPPED"]
-        );
-        // The key named in the tag that became current is never deleted.
-        let tg = tags(&[(TAG_IAM_CREATING, "AKIACUR@2030-01-01T00:00:00Z")]);
-        let keys = [key("AKIACUR", true, "2030-01-01T00:00:00Z")];
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
-        assert!(d.is_empty());
-    }
-
-    #[test]
-    fn two_active_keys_fail_clearly() {
-        let keys = [
-            key("AKIACUR", true, "2030-01-01T00:00:00Z"),
-            key("AKIAHUMAN", true, "2029-06-01T00:00:00Z"),
-        ];
-        // A creating tag from long ago does not make the other key ours.
-        let tg = tags(&[(TAG_IAM_CREATING, "2029-12-01T00:00:00Z")]);
-        let e = plan_cleanup("svc-user", &keys, Some("AKIACUR"), &tg, t(NOW), DAY)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("svc-user") && e.contains("AKIAHUMAN (active)"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn current_key_is_never_deleted() {
-        let keys = [
-            key("AKIACUR", false, "2030-01-01T00:00:00Z"),
-            key("AKIAOTHER", false, "2030-01-02T00:00:00Z"),
-        ];
-        let tg = tags(&[(TAG_IAM_DEACTIVATED, "AKIACUR@2020-01-01T00:00:00Z")]);
-        let d = plan_cleanup("u", &keys, Some("AKIACUR"), &tg, t(NOW), DAY).unwrap();
-        assert_eq!(
-            d.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
-            ["AKIAOTHER"]
-        );
-    }
-
-    // ---- the steps against fakes -------------------------------------------------
-
     use crate::clock::ManualClock;
     use crate::config::{GeneratePolicy, Location, SecretConfig, Target};
     use crate::ids::{SecretArn, SecretId, SecretName, SecretRef, VersionId};
     use crate::rotation::store::{SecretMeta, VersionInfo};
+    use crate::rotation::target::TargetClients;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -811,6 +412,12 @@ mod tests {
         }
     }
 
+    fn clients(iam: &Arc<Iam>) -> TargetClients {
+        let mut c = TargetClients::default();
+        c.insert::<Arc<dyn IamApi>>(iam.clone());
+        c
+    }
+
     fn secret_cfg(delete_after: Duration) -> (SecretConfig, IamTarget) {
         let t = IamTarget {
             user: "svc".into(),
@@ -828,7 +435,7 @@ mod tests {
             generate: GeneratePolicy::default(),
             json_key: None,
             json_key_create: false,
-            target: Target::IamAccessKey(t.clone()),
+            target: Target::new(t.clone()),
             redeploy: Vec::new(),
             stable_timeout: Duration::from_secs(60),
             origin: Location {
@@ -848,7 +455,7 @@ mod tests {
             TAG_IAM_DEACTIVATED.into(),
             "AKIAOLD@2030-01-01T00:00:00Z".into(),
         );
-        let iam = Iam::default();
+        let iam = Arc::new(Iam::default());
         *iam.keys.lock().unwrap() = vec![
             key("AKIAOLD", false, "2029-12-01T00:00:00Z"),
             key("AKIACUR", true, "2030-01-01T00:00:00Z"),
@@ -856,10 +463,11 @@ mod tests {
         *iam.not_yet.lock().unwrap() = 3;
         let clock = ManualClock::new(t(NOW));
         let (cfg, target) = secret_cfg(DAY);
+        let clients = clients(&iam);
         let env = TargetEnv {
             cfg: &cfg,
             store: &store,
-            iam: &iam,
+            clients: &clients,
             clock: &clock,
         };
 
@@ -916,14 +524,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_key_that_never_works_fails_the_test_after_the_propagation_window() {
         let store = Store::default();
-        let iam = Iam::default();
+        let iam = Arc::new(Iam::default());
         *iam.not_yet.lock().unwrap() = u32::MAX;
         let clock = ManualClock::new(t(NOW));
         let (cfg, target) = secret_cfg(DAY);
+        let clients = clients(&iam);
         let env = TargetEnv {
             cfg: &cfg,
             store: &store,
-            iam: &iam,
+            clients: &clients,
             clock: &clock,
         };
         let value = SecretString::from(
@@ -940,17 +549,18 @@ mod tests {
     #[tokio::test]
     async fn delete_after_zero_deletes_at_revoke() {
         let store = Store::default();
-        let iam = Iam::default();
+        let iam = Arc::new(Iam::default());
         *iam.keys.lock().unwrap() = vec![
             key("AKIAOLD", true, "2029-12-01T00:00:00Z"),
             key("AKIANEW", true, "2030-01-01T00:00:00Z"),
         ];
         let clock = ManualClock::new(t(NOW));
         let (cfg, target) = secret_cfg(Duration::ZERO);
+        let clients = clients(&iam);
         let env = TargetEnv {
             cfg: &cfg,
             store: &store,
-            iam: &iam,
+            clients: &clients,
             clock: &clock,
         };
         let cur = SecretString::from(r#"{"AccessKeyId":"AKIANEW"}"#.to_owned());

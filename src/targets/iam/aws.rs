@@ -1,10 +1,10 @@
 //! IAM (access keys) and STS (checking a new key) behind [`IamApi`].
 
-use super::{map_sdk_error, to_chrono, AwsContext, CallCounter, Clients};
+use super::{AccessKeyInfo, IamApi, NewAccessKey};
+use crate::aws::{map_sdk_error, to_chrono, AwsContext, CallCounter, Clients};
 use crate::config::AwsConfig;
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::Account;
-use crate::rotation::target::iam::{AccessKeyInfo, IamApi, NewAccessKey};
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_iam::Client;
 use futures::future::BoxFuture;

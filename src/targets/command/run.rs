@@ -1,18 +1,9 @@
-//! The `command` target: operator programs run for set, test and revoke.
-//!
-//! No shell: the argv runs as given (an absolute path, checked in config). The value goes
-//! to stdin only (never argv or the environment, which other users can read in /proc).
-//!
-//! The environment is not inherited: the daemon's AWS credentials and session tokens,
-//! `NOTIFY_SOCKET` and the rest stay with the daemon. A program gets only `PATH`
-//! ([`DEFAULT_PATH`]), `LANG` (the daemon's, else `C.UTF-8`), `SECRET_ROTATOR_SECRET`
-//! (the secret's name), `SECRET_ROTATOR_STEP` (set, test or revoke), and the target's
-//! `env = { ... }` from config (which may replace PATH and LANG). The exit status is the verdict; a
-//! program that outlives `timeout` is killed with its whole process group. Its output is
-//! logged, and its last stderr line is quoted in the error, with the value masked.
+//! Running one operator program: no shell, the value on stdin only, a clean
+//! environment, a timeout that kills the whole process group, output logged masked.
 
-use super::{Masker, TargetError};
-use crate::config::{CommandTarget, SecretConfig};
+use super::{CommandError, CommandTarget};
+use crate::config::SecretConfig;
+use crate::rotation::target::{Masker, TargetError};
 use secrecy::{ExposeSecret, SecretString};
 use std::process::Stdio;
 use std::time::Duration;
@@ -65,10 +56,13 @@ async fn run(
 ) -> Result<(), TargetError> {
     let timeout: Duration = c.timeout;
     let program = argv.first().cloned().unwrap_or_default();
-    let fail = |detail: String| TargetError::Command {
-        step,
-        program: program.clone(),
-        detail,
+    let fail = |detail: String| -> TargetError {
+        CommandError {
+            step,
+            program: program.clone(),
+            detail,
+        }
+        .into()
     };
     let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into());
     let mut child = tokio::process::Command::new(&program)
