@@ -215,12 +215,19 @@ async fn describe_services_shape_missing_services_and_limits() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("InvalidParameterException"));
-    assert!(e.to_string().contains("CODE_DEPLOY"), "{e}");
+    // ECS names the controller in the message; the engine shows it.
+    assert!(
+        e.to_string().contains("CODE_DEPLOY deployment controller"),
+        "{e}"
+    );
     let e = ecs
         .force_deploy(&acct, &svc("prod", "gone"))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Some("ServiceNotFoundException"));
+    assert_eq!(
+        (e.class, e.code()),
+        (ErrorClass::NotFound, Some("ServiceNotFoundException"))
+    );
 
     // The call log: every call that reached ECS, with its result.
     assert_eq!(ecs.describe_calls().len(), 3);
