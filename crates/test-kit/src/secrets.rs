@@ -258,6 +258,11 @@ impl FakeStore {
     /// Creates a secret whose first version (AWSCURRENT) holds `value`; returns its ARN.
     /// Panics if the name is taken (set-up code).
     pub fn create_secret(&self, name: &str, value: &str) -> SecretArn {
+        self.create_tagged(name, value, &[])
+    }
+
+    /// [`Self::create_secret`] with tags, as CreateSecret takes them.
+    pub fn create_tagged(&self, name: &str, value: &str, tags: &[(&str, &str)]) -> SecretArn {
         let now = self.clock.now();
         let mut st = self.st();
         let db = &mut st.db;
@@ -280,7 +285,10 @@ impl FakeStore {
                 stages: vec![AWSCURRENT.to_owned()],
                 created: now,
             }],
-            tags: BTreeMap::new(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             rotation_enabled: false,
             deleted: false,
             last_changed: now,

@@ -219,7 +219,8 @@ async fn tags_merge_and_every_write_moves_last_changed() {
 #[tokio::test(start_paused = true)]
 async fn secrets_are_found_by_name_or_arn_and_described_many_at_once() {
     let (st, _) = store();
-    let arn = st.create_secret("other", "x");
+    let arn = st.create_tagged("other", "x", &[("team", "payments")]);
+    assert_eq!(st.secret("other").tags["team"], "payments");
     assert!(arn.as_str().starts_with(&format!(
         "arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:other-"
     )));
