@@ -136,7 +136,7 @@ async fn every_documented_exit_code_is_produced() {
         config_dir("[[secret]]\nname = \"ghost\"\nsecret_id = \"prod/ghost\"\nevery = \"30d\"\n");
     let bad = config_dir("[[secret]]\nname = \"x\"\nevery = \"1m\"\n");
     let moto_env = aws_env(Some(&moto.url), None);
-    let at = |d: &tempfile::TempDir| d.path().to_str().unwrap().to_owned();
+    let at = |d: &ConfigDir| d.path().to_str().unwrap().to_owned();
 
     let mut produced = BTreeSet::new();
     let mut record = |what: &str, out: Output, expected: i32| {

@@ -9,14 +9,6 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Daemon {
     child: Child,
 }
@@ -116,13 +108,6 @@ fn wait_for_or<T>(
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("timed out waiting for {what}; last seen:\n{last}");
-}
-
-fn metric(body: &str, prefix: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 /// promtool, or None when it is absent outside CI (in CI it must run).

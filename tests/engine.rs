@@ -1,16 +1,18 @@
-//! The rotation engine against in-memory Secrets Manager and ECS fakes (`tests/fakes`),
-//! on paused tokio time: what a user would notice in the store, in ECS and in the report.
-
-mod fakes;
+//! The rotation engine against the test kit's in-memory Secrets Manager and ECS
+//! (`rotator-test-kit`), on paused tokio time: what a user would notice in the store, in
+//! ECS and in the report.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use fakes::*;
-use secret_rotator::clock::{Clock, ManualClock};
-use secret_rotator::config::{GeneratePolicy, Location, SecretConfig, Target};
-use secret_rotator::ids::{
-    Account, ClusterName, SecretArn, SecretId, SecretName, SecretRef, ServiceName, ServiceRef,
-    VersionId,
+use rotator_test_kit::ecs::{CIRCUIT_BREAKER_REASON, TASK_FAILURE_EVERY};
+use rotator_test_kit::errors::{access_denied, throttled};
+use rotator_test_kit::secrets::{StoreCall, WRITE_OPS};
+use rotator_test_kit::{
+    at, Behaviour, FakeEcs, FakeIam, FakeStore, FaultPlan, Faulty, Latency, ManualClock,
+    SecretBuilder, Sequence,
 };
+use secret_rotator::clock::Clock;
+use secret_rotator::config::{GeneratePolicy, SecretConfig, Target};
+use secret_rotator::ids::{SecretArn, SecretId, ServiceRef, VersionId};
 use secret_rotator::rotation::deploy::Deployer;
 use secret_rotator::rotation::store::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
@@ -22,7 +24,6 @@ use secret_rotator::rotation::{
 use secret_rotator::targets::command::CommandTarget;
 use secret_rotator::targets::iam::{IamTarget, WithIam};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -46,40 +47,20 @@ fn healthy() -> Behaviour {
 }
 
 fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-03-03T02:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
+    at("2026-03-03T02:00:00Z")
 }
 
 fn svc(name: &str) -> ServiceRef {
-    ServiceRef {
-        cluster: ClusterName::from(CLUSTER),
-        service: ServiceName::from(name),
-    }
+    rotator_test_kit::svc(CLUSTER, name)
 }
 
 /// A `SecretConfig` for `SECRET` redeploying `services` on cluster prod.
 fn config(services: &[&str]) -> SecretConfig {
-    SecretConfig {
-        name: SecretName::from("db-password"),
-        secret: SecretRef {
-            id: SecretId::from(SECRET),
-            account: Account::default(),
-        },
-        every: Duration::from_secs(30 * 86_400),
-        window: None,
-        jitter: Duration::ZERO,
-        generate: GeneratePolicy::default(),
-        json_key: None,
-        json_key_create: false,
-        target: Target::None,
-        redeploy: services.iter().map(|s| svc(s)).collect(),
-        stable_timeout: STABLE_TIMEOUT,
-        origin: Location {
-            file: PathBuf::from("tests/engine.toml"),
-            line_col: Some((1, 1)),
-        },
-    }
+    SecretBuilder::new("db-password", SECRET)
+        .redeploy(CLUSTER, services)
+        .stable_timeout(STABLE_TIMEOUT)
+        .origin("tests/engine.toml")
+        .build()
 }
 
 fn command_target(set: &[&str]) -> Target {
@@ -96,11 +77,18 @@ fn opts() -> RotateOptions {
     RotateOptions::default()
 }
 
+/// The engine's ports: the fakes behind their fault wrappers.
+type Store = Faulty<FakeStore>;
+type Ecs = Faulty<FakeEcs>;
+
 /// A secret and the four consumer services, each with its behaviour.
 struct World {
     clock: ManualClock,
     store: FakeStore,
     ecs: FakeEcs,
+    /// Faults of the store's calls (and its crash), apart from ECS's.
+    faults: FaultPlan,
+    ecs_faults: FaultPlan,
     arn: SecretArn,
     original: VersionId,
     cfg: SecretConfig,
@@ -130,22 +118,48 @@ impl World {
             clock,
             store,
             ecs,
+            faults: FaultPlan::new(),
+            ecs_faults: FaultPlan::new(),
             arn,
             original,
             cfg: config(&SERVICES),
         }
     }
 
-    fn engine(&self) -> Engine<FakeStore, FakeEcs> {
+    /// The store as the engine sees it: through `faults`.
+    fn store_port(&self) -> Store {
+        Faulty::new(self.store.clone(), &self.faults)
+    }
+
+    fn ecs_port(&self) -> Ecs {
+        Faulty::new(self.ecs.clone(), &self.ecs_faults)
+    }
+
+    fn engine(&self) -> Engine<Store, Ecs> {
         Engine::new(
-            self.store.clone(),
-            self.ecs.clone(),
+            self.store_port(),
+            self.ecs_port(),
             Arc::new(self.clock.clone()),
         )
     }
 
-    fn engine_with<D: Deployer>(&self, d: D) -> Engine<FakeStore, D> {
-        Engine::new(self.store.clone(), d, Arc::new(self.clock.clone()))
+    fn engine_with<D: Deployer>(&self, d: D) -> Engine<Store, D> {
+        Engine::new(self.store_port(), d, Arc::new(self.clock.clone()))
+    }
+
+    /// ECS for a process that dies part-way through the redeploy: `n` forced deployments
+    /// go through, the next attempt and every call after it fail with `Crash`. Each
+    /// UpdateService takes `delay` (a slow ECS: the deployments it starts are clearly
+    /// newer than the secret version).
+    fn dying_ecs(&self, n: usize, delay: Duration) -> Latency<Ecs> {
+        let plan = FaultPlan::new();
+        plan.crash_on_write(n);
+        Latency::new(Faulty::new(self.ecs.clone(), &plan)).with("UpdateService", delay)
+    }
+
+    /// The store whose calls take `d` (by operation, `"*"`: all).
+    fn slow_store(&self, op: &str, d: Duration) -> Latency<Store> {
+        Latency::new(self.store_port()).with(op, d)
     }
 
     async fn rotate(&self) -> Result<Report, RotationError> {
@@ -666,37 +680,6 @@ async fn a_code_deploy_service_is_refused_before_any_write() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn force_on_code_deploy_is_refused_by_ecs_with_the_controller_in_the_message() {
-    // The fake behaves like ECS for a caller that skips the precheck.
-    let w = World::with(&[("admin", Behaviour::CodeDeploy)]);
-    let err = w
-        .ecs
-        .force_deploy(&Account::default(), &svc("admin"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some("InvalidParameterException"));
-    assert!(err
-        .info
-        .message
-        .as_deref()
-        .unwrap()
-        .contains("deployment controller"));
-    let err = w
-        .ecs
-        .force_deploy(&Account::default(), &svc("nope"))
-        .await
-        .unwrap_err();
-    assert_eq!(err.class, secret_rotator::error::ErrorClass::NotFound);
-    let names: Vec<ServiceName> = (0..11).map(|i| ServiceName::new(format!("s{i}"))).collect();
-    let err = w
-        .ecs
-        .describe(&Account::default(), &ClusterName::from(CLUSTER), &names)
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some("InvalidParameterException"));
-}
-
-#[tokio::test(start_paused = true)]
 async fn a_missing_service_is_refused_before_any_write() {
     let w = World::with(&[("pdf", Behaviour::Missing)]);
     let e = w.rotate().await.expect_err("pdf does not exist");
@@ -722,7 +705,7 @@ async fn a_restart_after_a_crash_at_any_write_completes_the_same_rotation() {
     // Writes of a plain rotation: marker tag, put, AWSCURRENT, AWSPENDING, tag.
     for n in 0..5 {
         let w = World::new();
-        w.store.crash_after_writes(n);
+        w.faults.crash_after_writes(n);
         let e = w.rotate().await.expect_err("the process dies");
         assert!(
             matches!(&e, RotationError::Aws { source, .. } if source.code() == Some("Crash")),
@@ -732,7 +715,7 @@ async fn a_restart_after_a_crash_at_any_write_completes_the_same_rotation() {
         assert_eq!(w.store.writes_ok(), n, "crash after {n} writes");
 
         // A new process, a new engine, the same stored state.
-        w.store.restart();
+        w.faults.restart();
         let pending_before = w.store.holder(SECRET, AWSPENDING);
         let value_before = pending_before.as_ref().map(|v| w.value(v));
         let report = w
@@ -764,7 +747,7 @@ async fn a_restart_after_a_crash_at_any_write_completes_the_same_rotation() {
 #[tokio::test(start_paused = true)]
 async fn a_run_that_completes_all_five_writes_needs_no_restart() {
     let w = World::new();
-    w.store.crash_after_writes(5);
+    w.faults.crash_after_writes(5);
     w.rotate().await.expect("the last write is the tag");
     w.assert_rotated_once("five writes");
 }
@@ -773,7 +756,7 @@ async fn a_run_that_completes_all_five_writes_needs_no_restart() {
 async fn a_crash_half_way_through_the_redeploy_is_finished_by_the_next_run() {
     let w = World::new();
     // UpdateService takes 5 s; the process dies after two services were forced.
-    let dying = CrashingDeployer::new(w.ecs.clone(), 2, Duration::from_secs(5));
+    let dying = w.dying_ecs(2, Duration::from_secs(5));
     let e = w
         .engine_with(dying)
         .rotate(&w.cfg, opts(), &Quiet)
@@ -839,12 +822,12 @@ async fn two_engines_at_once_make_exactly_one_new_version() {
     let w = World::new();
     // Every store call takes 20 ms, so the two runs interleave call by call.
     let a = Engine::new(
-        w.store.with_latency("*", Duration::from_millis(20)),
+        w.slow_store("*", Duration::from_millis(20)),
         w.ecs.clone(),
         Arc::new(w.clock.clone()),
     );
     let b = Engine::new(
-        w.store.with_latency("*", Duration::from_millis(20)),
+        w.slow_store("*", Duration::from_millis(20)),
         w.ecs.clone(),
         Arc::new(w.clock.clone()),
     );
@@ -896,12 +879,12 @@ async fn two_engines_at_once_make_exactly_one_new_version() {
 async fn two_engines_at_once_both_succeed_forcing_at_most_twice() {
     let w = World::new();
     let a = Engine::new(
-        w.store.with_latency("*", Duration::from_millis(20)),
+        w.slow_store("*", Duration::from_millis(20)),
         w.ecs.clone(),
         Arc::new(w.clock.clone()),
     );
     let b = Engine::new(
-        w.store.with_latency("*", Duration::from_millis(20)),
+        w.slow_store("*", Duration::from_millis(20)),
         w.ecs.clone(),
         Arc::new(w.clock.clone()),
     );
@@ -924,8 +907,8 @@ async fn a_late_replica_does_not_leave_a_second_pending_version() {
     let w = World::new();
     // Both replicas read the secret at the same moment (every call takes 20 ms), but
     // replica b's PutSecretValue takes 5 s: it lands after a finished the value.
-    let fast = w.store.with_latency("*", Duration::from_millis(20));
-    let slow = fast.with_latency("PutSecretValue", Duration::from_secs(5));
+    let fast = w.slow_store("*", Duration::from_millis(20));
+    let slow = fast.clone().with("PutSecretValue", Duration::from_secs(5));
     let a = Engine::new(fast, w.ecs.clone(), Arc::new(w.clock.clone()));
     let b = Engine::new(slow, w.ecs.clone(), Arc::new(w.clock.clone()));
     let (ra, rb) = tokio::join!(
@@ -968,11 +951,9 @@ async fn a_replica_arriving_during_the_wait_does_not_fail_the_first_run() {
 async fn a_deployment_started_before_the_value_became_current_is_not_adopted() {
     let w = World::new();
     // set/test take 10 s (a slow target): the finish happens 10 s after the put.
-    let slow = w
-        .store
-        .with_latency("GetSecretValue", Duration::from_secs(10));
+    let slow = w.slow_store("GetSecretValue", Duration::from_secs(10));
     // The process dies right after finishing, before forcing anything.
-    let dying = CrashingDeployer::new(w.ecs.clone(), 0, Duration::ZERO);
+    let dying = w.dying_ecs(0, Duration::ZERO);
     let engine = Engine::new(slow, dying, Arc::new(w.clock.clone()));
     let cfg = w.cfg.clone();
     let run = tokio::spawn(async move { engine.rotate(&cfg, opts(), &Quiet).await });
@@ -1172,7 +1153,7 @@ async fn an_abandoned_foreign_pending_version_is_taken_over() {
 async fn throttled_describe_services_still_reaches_stable() {
     let w = World::new();
     // The precheck passes; the next four polls are throttled.
-    w.ecs.fail_after(
+    w.ecs_faults.fail_after(
         "DescribeServices",
         1,
         (0..4).map(|_| throttled("DescribeServices")),
@@ -1187,17 +1168,23 @@ async fn throttled_describe_services_still_reaches_stable() {
         report.services
     );
     w.assert_rotated_once("throttled");
-    let calls = w.ecs.describe_calls();
-    let failed: Vec<_> = calls.iter().filter(|c| !c.ok).collect();
+    // The throttled calls never reached ECS; the fault plan kept them.
+    let failed: Vec<_> = w
+        .ecs_faults
+        .injected()
+        .into_iter()
+        .filter(|i| i.op == "DescribeServices")
+        .collect();
     assert_eq!(failed.len(), 4);
+    assert!(w.ecs.describe_calls().iter().all(|c| c.ok));
     // The poller backed off: no two throttled calls less than 2 s apart.
     for pair in failed.windows(2) {
         assert!(pair[1].at - pair[0].at >= Duration::from_secs(2));
     }
+    let calls = w.ecs.describe_calls().len() + failed.len();
     assert!(
-        calls.len() <= 1 + 4 + 1 + ROLLOUT.as_secs().div_ceil(WAITER_PERIOD_SECS) as usize + 1,
-        "{} calls",
-        calls.len()
+        calls <= 1 + 4 + 1 + ROLLOUT.as_secs().div_ceil(WAITER_PERIOD_SECS) as usize + 1,
+        "{calls} calls"
     );
 }
 
@@ -1225,9 +1212,9 @@ async fn a_dry_run_makes_no_write_call() {
     assert_eq!(w.store.secret(SECRET).versions.len(), 1);
 
     // Also when resuming an interrupted rotation.
-    w.store.crash_after_writes(1);
+    w.faults.crash_after_writes(1);
     w.rotate().await.expect_err("crash");
-    w.store.restart();
+    w.faults.restart();
     w.store.clear_calls();
     let report = w
         .engine()
@@ -1248,7 +1235,7 @@ async fn a_dry_run_makes_no_write_call() {
 #[tokio::test(start_paused = true)]
 async fn store_errors_are_reported_without_values() {
     let w = World::new();
-    w.store.fail_next(
+    w.faults.fail_next(
         "UpdateSecretVersionStage",
         [access_denied("UpdateSecretVersionStage")],
     );
@@ -1342,261 +1329,6 @@ async fn a_dozen_consumers_are_described_in_batches_of_ten() {
 }
 
 // -----------------------------------------------------------------------------------------
-// The fakes themselves: the engine tests are only as good as these rules
-// -----------------------------------------------------------------------------------------
-
-fn invalid(r: Result<(), secret_rotator::error::AwsError>) -> String {
-    let e = r.expect_err("AWS refuses this");
-    assert_eq!(e.code(), Some("InvalidParameterException"), "{e}");
-    e.to_string()
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_fake_store_follows_the_documented_secrets_manager_rules() {
-    use secret_rotator::rotation::store::{SecretStore, Select};
-    let clock = ManualClock::new(t0());
-    let st = FakeStore::new(&clock, &Sequence::default());
-    st.create_secret("s", "one");
-    let id = SecretId::from("s");
-    let r = SecretRef {
-        id: id.clone(),
-        account: Account::default(),
-    };
-    let v1 = st.holder("s", AWSCURRENT).unwrap();
-    let tok = |n: u8| VersionId::new(format!("{n:08}-1111-4111-8111-111111111111"));
-
-    // Without VersionStages the new version becomes AWSCURRENT; AWSPREVIOUS follows.
-    assert_eq!(
-        st.put_secret_value(&id, Some(&tok(2)), "two", None)
-            .await
-            .unwrap(),
-        tok(2)
-    );
-    assert_eq!(st.holder("s", AWSCURRENT), Some(tok(2)));
-    assert_eq!(st.holder("s", AWSPREVIOUS), Some(v1.clone()));
-    // The same token and value again: success, nothing changes.
-    tokio::time::advance(Duration::from_secs(1)).await;
-    assert_eq!(
-        st.put_secret_value(&id, Some(&tok(2)), "two", None)
-            .await
-            .unwrap(),
-        tok(2)
-    );
-    assert_eq!(st.secret("s").versions.len(), 2);
-    // The same token with another value: ResourceExistsException.
-    let e = st
-        .put_secret_value(&id, Some(&tok(2)), "other", None)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (e.class, e.code()),
-        (
-            secret_rotator::error::ErrorClass::Conflict,
-            Some("ResourceExistsException")
-        )
-    );
-    // Tokens are 32 to 64 characters.
-    assert!(st
-        .put_secret_value(&id, Some(&VersionId::from("short")), "x", None)
-        .await
-        .is_err());
-
-    // A label is unique per secret: AWSPENDING moves to the newest pending version.
-    st.put_pending(&r, &tok(3), &"three".into()).await.unwrap();
-    st.put_pending(&r, &tok(4), &"four".into()).await.unwrap();
-    assert_eq!(st.holder("s", AWSPENDING), Some(tok(4)));
-    assert!(st.secret("s").version(&tok(3)).unwrap().stages.is_empty());
-    // A version without labels is deprecated: still readable by id, not listed.
-    let (v, value) = st.get_secret_value(&id, Some(&tok(3)), None).await.unwrap();
-    assert_eq!((v, value.as_str()), (tok(3), "three"));
-    assert!(st
-        .get_value(&r, Select::Version(&tok(3), AWSPENDING))
-        .await
-        .is_err());
-    assert!(!st
-        .describe(&r)
-        .await
-        .unwrap()
-        .versions
-        .contains_key(&tok(3)));
-    let listed: Vec<_> = st
-        .versions(&r)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|v| v.id)
-        .collect();
-    assert_eq!(listed, [v1.clone(), tok(2), tok(4)]);
-    // By stage, and with neither: AWSCURRENT.
-    assert_eq!(
-        st.get_value(&r, Select::Stage(AWSPENDING)).await.unwrap().0,
-        tok(4)
-    );
-    assert_eq!(st.get_secret_value(&id, None, None).await.unwrap().1, "two");
-
-    // UpdateSecretVersionStage: a label attached elsewhere must be named in RemoveFrom...
-    invalid(st.update_stage(&r, AWSPENDING, Some(&tok(3)), None).await);
-    // ... and RemoveFrom must hold it.
-    invalid(
-        st.update_stage(&r, AWSPENDING, Some(&tok(3)), Some(&tok(2)))
-            .await,
-    );
-    invalid(st.update_stage(&r, AWSPENDING, None, Some(&tok(3))).await);
-    // AWSCURRENT can only be moved, never just removed.
-    invalid(st.update_stage(&r, AWSCURRENT, None, Some(&tok(2))).await);
-    st.update_stage(&r, AWSPENDING, Some(&tok(3)), Some(&tok(4)))
-        .await
-        .unwrap();
-    assert_eq!(st.holder("s", AWSPENDING), Some(tok(3)));
-    // Moving AWSCURRENT moves AWSPREVIOUS to the version it came from.
-    st.update_stage(&r, AWSCURRENT, Some(&tok(3)), Some(&tok(2)))
-        .await
-        .unwrap();
-    let s = st.secret("s");
-    assert_eq!(
-        s.holder(AWSCURRENT).unwrap().stages,
-        [AWSPENDING, AWSCURRENT]
-    );
-    assert_eq!(s.holder(AWSPREVIOUS).unwrap().id, tok(2));
-    assert!(s.version(&v1).unwrap().stages.is_empty());
-    // Moving a label to the version that has it is a no-op.
-    st.update_stage(&r, AWSCURRENT, Some(&tok(3)), None)
-        .await
-        .unwrap();
-    assert_eq!(st.holder("s", AWSPREVIOUS), Some(tok(2)));
-
-    // Tagging merges.
-    st.tag(&r, &[("a", "1".into()), ("b", "2".into())])
-        .await
-        .unwrap();
-    st.tag(&r, &[("b", "3".into())]).await.unwrap();
-    assert_eq!(
-        st.secret("s").tags.into_iter().collect::<Vec<_>>(),
-        [("a".into(), "1".into()), ("b".into(), "3".into())]
-    );
-    // describe_many: one DescribeSecret per ref, in order, errors in place.
-    let missing = SecretRef {
-        id: SecretId::from("nope"),
-        account: Account::default(),
-    };
-    let many = st.describe_many(&[r.clone(), missing, r.clone()]).await;
-    assert!(many[0].is_ok() && many[2].is_ok());
-    assert_eq!(
-        many[1].as_ref().unwrap_err().code(),
-        Some("ResourceNotFoundException")
-    );
-
-    // The call log, fault injection and the crash mode.
-    st.clear_calls();
-    st.fail_next("GetSecretValue", [throttled("GetSecretValue")]);
-    assert!(st
-        .get_value(&r, Select::Stage(AWSCURRENT))
-        .await
-        .unwrap_err()
-        .is_retryable());
-    assert!(st.get_value(&r, Select::Stage(AWSCURRENT)).await.is_ok());
-    st.crash_after_writes(1);
-    st.tag(&r, &[("c", "1".into())]).await.unwrap();
-    assert_eq!(st.describe(&r).await.unwrap_err().code(), Some("Crash"));
-    st.restart();
-    assert!(st.describe(&r).await.is_ok());
-    assert_eq!(
-        st.ops(),
-        [
-            "GetSecretValue",
-            "GetSecretValue",
-            "TagResource",
-            "DescribeSecret",
-            "DescribeSecret"
-        ]
-    );
-
-    // A secret scheduled for deletion: described, but not readable or writable.
-    st.edit("s", |s| s.deleted = true);
-    assert!(st.describe(&r).await.unwrap().deleted);
-    assert_eq!(
-        st.get_value(&r, Select::Stage(AWSCURRENT))
-            .await
-            .unwrap_err()
-            .code(),
-        Some("InvalidRequestException")
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_fake_ecs_rolls_out_over_tokio_time() {
-    let w = World::with(&[(
-        "pdf",
-        Behaviour::Failing {
-            start: Duration::from_secs(50),
-        },
-    )]);
-    let acct = Account::default();
-    let api = w.ecs.force_deploy(&acct, &svc("api")).await.unwrap().id;
-    let pdf = w.ecs.force_deploy(&acct, &svc("pdf")).await.unwrap().id;
-    let at = |s: &str| w.ecs.service(&svc(s)).unwrap();
-
-    tokio::time::advance(Duration::from_secs(1)).await;
-    let s = at("api");
-    assert_eq!(s.deployments.len(), 2);
-    assert_eq!(
-        (
-            s.deployments[0].id.clone(),
-            s.deployments[0].status.as_str()
-        ),
-        (api.clone(), "PRIMARY")
-    );
-    assert_eq!(
-        s.deployments[0].rollout_state.as_deref(),
-        Some("IN_PROGRESS")
-    );
-    assert_eq!((s.deployments[0].running, s.deployments[1].running), (0, 2));
-    assert_eq!(s.deployments[1].status, "ACTIVE");
-
-    tokio::time::advance(START).await; // 41 s: new tasks up, old ones draining
-    let s = at("api");
-    assert_eq!(
-        (
-            s.deployments.len(),
-            s.deployments[0].running,
-            s.deployments[0].pending
-        ),
-        (2, 2, 0)
-    );
-
-    tokio::time::advance(Duration::from_secs(10)).await; // 51 s: pdf's circuit breaker fired
-    let s = at("pdf");
-    let failed = s.deployments.iter().find(|d| d.id == pdf).unwrap();
-    assert_eq!(
-        (failed.status.as_str(), failed.rollout_state.as_deref()),
-        ("ACTIVE", Some("FAILED"))
-    );
-    assert_eq!(
-        failed.rollout_state_reason.as_deref(),
-        Some(CIRCUIT_BREAKER_REASON)
-    );
-    let rollback = s.primary().unwrap();
-    assert_ne!(rollback.id, pdf);
-    assert_eq!(
-        rollback.task_definition,
-        s.deployments.last().unwrap().task_definition
-    );
-    assert!(s.events[0].contains("rolling back"), "{:?}", s.events);
-
-    tokio::time::advance(Duration::from_secs(10)).await; // 61 s: api done
-    let s = at("api");
-    assert_eq!(s.deployments.len(), 1);
-    assert_eq!(s.deployments[0].rollout_state.as_deref(), Some("COMPLETED"));
-    assert_eq!((s.running, s.desired), (2, 2));
-
-    tokio::time::advance(ROLLBACK_TIME).await; // pdf's rollback completed
-    let s = at("pdf");
-    assert_eq!(s.deployments.len(), 1);
-    assert_ne!(s.deployments[0].id, pdf);
-    assert_eq!(s.deployments[0].rollout_state.as_deref(), Some("COMPLETED"));
-}
-
-// -----------------------------------------------------------------------------------------
 // Issue 11/12/13 regressions (each test failed on the code before its fix)
 // -----------------------------------------------------------------------------------------
 
@@ -1636,12 +1368,9 @@ async fn a_failed_read_of_the_previous_value_fails_the_revoke_and_the_retry_revo
         let code = error.code().unwrap_or_default().to_owned();
         let (w, iam) = iam_world();
         // ECS takes a moment to answer, so our deployments start after the stage move.
-        let ecs = w
-            .ecs
-            .with_latency("UpdateService", Duration::from_millis(50));
-        let engine = Engine::new(w.store.clone(), ecs, Arc::new(w.clock.clone()))
-            .with_iam(Arc::new(iam.clone()));
-        w.store.fail_next_read(AWSPREVIOUS, [error]);
+        let ecs = Latency::new(w.ecs_port()).with("UpdateService", Duration::from_millis(50));
+        let engine = w.engine_with(ecs).with_iam(Arc::new(iam.clone()));
+        w.faults.fail_next_read(AWSPREVIOUS, [error]);
         let e = engine
             .rotate(&w.cfg, opts(), &Quiet)
             .await
@@ -1691,7 +1420,7 @@ async fn a_not_found_read_of_an_existing_previous_version_fails_the_revoke() {
     let (mut w, iam) = iam_world();
     w.cfg.redeploy.clear();
     let engine = w.engine().with_iam(Arc::new(iam.clone()));
-    w.store.fail_next_read(
+    w.faults.fail_next_read(
         AWSPREVIOUS,
         [secret_rotator::error::AwsError::new(
             secret_rotator::error::ErrorClass::NotFound,
@@ -1781,9 +1510,7 @@ async fn a_json_key_missing_from_the_secret_is_refused_naming_the_keys_that_exis
 async fn our_pending_version_is_resumed_after_awscurrent_changed_underneath() {
     let w = World::new();
     // The read-back in the test step takes 10 s.
-    let slow = w
-        .store
-        .with_latency("GetSecretValue", Duration::from_secs(10));
+    let slow = w.slow_store("GetSecretValue", Duration::from_secs(10));
     let engine = Engine::new(slow, w.ecs.clone(), Arc::new(w.clock.clone()));
     let cfg = w.cfg.clone();
     let run = tokio::spawn(async move { engine.rotate(&cfg, opts(), &Quiet).await });
@@ -1822,9 +1549,7 @@ async fn our_pending_version_is_resumed_after_awscurrent_changed_underneath() {
 #[tokio::test(start_paused = true)]
 async fn a_store_call_that_never_answers_fails_its_step_after_the_step_timeout() {
     let w = World::new();
-    let hung = w
-        .store
-        .with_latency("PutSecretValue", Duration::from_secs(100 * 86_400));
+    let hung = w.slow_store("PutSecretValue", Duration::from_secs(100 * 86_400));
     let engine = Engine::new(hung, w.ecs.clone(), Arc::new(w.clock.clone()));
     let began = Instant::now();
     let e = engine
@@ -1860,10 +1585,8 @@ async fn a_target_test_that_never_answers_fails_the_test_step_after_the_step_tim
 #[tokio::test(start_paused = true)]
 async fn an_update_service_that_never_answers_fails_that_service_after_the_step_timeout() {
     let w = World::new();
-    let hung = w
-        .ecs
-        .with_latency("UpdateService", Duration::from_secs(100 * 86_400));
-    let engine = Engine::new(w.store.clone(), hung, Arc::new(w.clock.clone()));
+    let hung = Latency::new(w.ecs_port()).with("UpdateService", Duration::from_secs(100 * 86_400));
+    let engine = w.engine_with(hung);
     let began = Instant::now();
     let e = engine
         .rotate(&w.cfg, opts(), &Quiet)
@@ -1895,10 +1618,8 @@ async fn a_retry_after_a_rollback_forces_only_the_consumers_not_yet_stable_after
         },
     )]);
     // ECS answers in 50 ms, so deployments are created after the stage move.
-    let ecs = w
-        .ecs
-        .with_latency("UpdateService", Duration::from_millis(50));
-    let engine = Engine::new(w.store.clone(), ecs, Arc::new(w.clock.clone()));
+    let ecs = Latency::new(w.ecs_port()).with("UpdateService", Duration::from_millis(50));
+    let engine = w.engine_with(ecs);
     for attempt in 0..3 {
         let e = engine
             .rotate(&w.cfg, opts(), &Quiet)

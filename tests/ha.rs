@@ -1,29 +1,25 @@
-//! Several replicas under per-secret leases (`[ha]`), on the in-memory fakes: the engine
+//! Several replicas under per-secret leases (`[ha]`), on the test kit's fakes: the engine
 //! with its fenced store/deployer, the lease protocol (`MemoryLeases`), and replicas that
 //! are cut off from the lease table or frozen mid-rotation.
 
-mod fakes;
-
-use chrono::{DateTime, Utc};
-use fakes::*;
+use rotator_test_kit::leases::MemoryLeases;
+use rotator_test_kit::secrets::WRITE_OPS;
+use rotator_test_kit::{
+    at, Behaviour, FakeEcs, FakeStore, Hook, ManualClock, SecretBuilder, Sequence,
+};
 use secrecy::SecretString;
-use secret_rotator::clock::{Clock, ManualClock};
-use secret_rotator::config::{GeneratePolicy, Location, SecretConfig, Target};
+use secret_rotator::clock::Clock;
+use secret_rotator::config::SecretConfig;
 use secret_rotator::error::AwsError;
 use secret_rotator::ha::{self, Ha, Leased};
-use secret_rotator::ids::{
-    Account, ClusterName, SecretId, SecretName, SecretRef, ServiceName, ServiceRef, VersionId,
-};
+use secret_rotator::ids::{Account, ClusterName, ServiceName, ServiceRef, VersionId};
 use secret_rotator::rotation::deploy::{Deployer, Described, Forced};
 use secret_rotator::rotation::lease::fence::{self, is_lease_lost, Fenced};
-use secret_rotator::rotation::lease::memory::MemoryLeases;
 use secret_rotator::rotation::lease::{Leases, Taken};
 use secret_rotator::rotation::store::{
-    SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING, TAG_DEPLOYED_VERSION,
-    TAG_LAST_ROTATED,
+    SecretStore, AWSCURRENT, AWSPENDING, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
 };
 use secret_rotator::rotation::{Engine, Outcome, Quiet, RotateOptions, RotationError};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,40 +29,15 @@ const SECRET: &str = "app/db-password";
 const CLUSTER: &str = "prod";
 const SERVICES: [&str; 4] = ["front", "api", "pdf", "admin"];
 
-fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-03-03T02:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
 fn svc(name: &str) -> ServiceRef {
-    ServiceRef {
-        cluster: ClusterName::from(CLUSTER),
-        service: ServiceName::from(name),
-    }
+    rotator_test_kit::svc(CLUSTER, name)
 }
 
 fn config() -> SecretConfig {
-    SecretConfig {
-        name: SecretName::from("db-password"),
-        secret: SecretRef {
-            id: SecretId::from(SECRET),
-            account: Account::default(),
-        },
-        every: Duration::from_secs(30 * 86_400),
-        window: None,
-        jitter: Duration::ZERO,
-        generate: GeneratePolicy::default(),
-        json_key: None,
-        json_key_create: false,
-        target: Target::None,
-        redeploy: SERVICES.iter().map(|s| svc(s)).collect(),
-        stable_timeout: Duration::from_secs(600),
-        origin: Location {
-            file: PathBuf::from("tests/ha.toml"),
-            line_col: Some((1, 1)),
-        },
-    }
+    SecretBuilder::new("db-password", SECRET)
+        .redeploy(CLUSTER, &SERVICES)
+        .origin("tests/ha.toml")
+        .build()
 }
 
 /// When this replica's writes reached the store or ECS (after its fence let them through).
@@ -79,54 +50,6 @@ impl Log {
     }
     fn all(&self) -> Vec<(Instant, String)> {
         self.0.lock().unwrap().clone()
-    }
-}
-
-#[derive(Clone)]
-struct Recorded<S> {
-    inner: S,
-    log: Log,
-}
-
-impl<S: SecretStore> SecretStore for Recorded<S> {
-    async fn describe(&self, s: &SecretRef) -> Result<SecretMeta, AwsError> {
-        self.inner.describe(s).await
-    }
-    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
-        self.inner.describe_many(refs).await
-    }
-    async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
-        self.inner.versions(s).await
-    }
-    async fn get_value(
-        &self,
-        s: &SecretRef,
-        select: Select<'_>,
-    ) -> Result<(VersionId, SecretString), AwsError> {
-        self.inner.get_value(s, select).await
-    }
-    async fn put_pending(
-        &self,
-        s: &SecretRef,
-        token: &VersionId,
-        value: &SecretString,
-    ) -> Result<VersionId, AwsError> {
-        self.log.push("PutSecretValue");
-        self.inner.put_pending(s, token, value).await
-    }
-    async fn update_stage(
-        &self,
-        s: &SecretRef,
-        stage: &str,
-        to: Option<&VersionId>,
-        from: Option<&VersionId>,
-    ) -> Result<(), AwsError> {
-        self.log.push(format!("UpdateSecretVersionStage {stage}"));
-        self.inner.update_stage(s, stage, to, from).await
-    }
-    async fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
-        self.log.push("TagResource");
-        self.inner.tag(s, tags).await
     }
 }
 
@@ -181,7 +104,7 @@ impl Deployer for ReplicaEcs {
     }
 }
 
-type ReplicaEngine = Engine<Fenced<Recorded<FakeStore>>, Fenced<ReplicaEcs>>;
+type ReplicaEngine = Engine<Fenced<Hook<FakeStore>>, Fenced<ReplicaEcs>>;
 
 struct Replica {
     engine: ReplicaEngine,
@@ -199,7 +122,7 @@ struct World {
 
 impl World {
     fn new(start: Duration, drain: Duration) -> Self {
-        let clock = ManualClock::new(t0());
+        let clock = ManualClock::new(at("2026-03-03T02:00:00Z"));
         let seq = Sequence::default();
         let store = FakeStore::new(&clock, &seq);
         let ecs = FakeEcs::new(&clock, &seq);
@@ -229,9 +152,14 @@ impl World {
         freeze: Option<(usize, Freeze)>,
     ) -> Replica {
         let log = Log::default();
-        let store = Recorded {
-            inner: self.store.clone(),
-            log: log.clone(),
+        // When this replica's writes reached the store (after its fence let them through).
+        let store = {
+            let log = log.clone();
+            Hook::new(self.store.clone(), move |op| {
+                if WRITE_OPS.contains(&op) {
+                    log.push(op)
+                }
+            })
         };
         let ecs = ReplicaEcs {
             inner: self.ecs.clone(),

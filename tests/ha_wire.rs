@@ -277,29 +277,6 @@ async fn rotate_waits_for_nobody_and_changes_nothing_while_another_replica_holds
     assert_eq!(version_count(&sm, "held/db").await, 2);
 }
 
-struct Bg(std::process::Child);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn metric_sum(body: &str, prefix: &str) -> f64 {
-    body.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The target command of the three-replica test: a per-secret lock directory that a
 /// second concurrent `set`/`revoke` of the same secret finds taken (then it records an
 /// overlap), and a start/end line per run.

@@ -10,14 +10,6 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Daemon(Child);
 
 impl Drop for Daemon {
@@ -36,7 +28,7 @@ fn is_root() -> bool {
 
 /// The daemon on a minimal config; as `nobody` when the test runs as root (so that the
 /// owner of its /proc entries tells whether it is dumpable).
-async fn start_daemon(port: u16) -> (Daemon, Moto, tempfile::TempDir) {
+async fn start_daemon(port: u16) -> (Daemon, Moto, ConfigDir) {
     let moto = Moto::start();
     let c = sm_client(&moto.url).await;
     create_secret(&c, "app/x", "initial-value-1234", &[]).await;

@@ -132,29 +132,6 @@ async fn a_crash_at_every_step_is_finished_by_the_next_run() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn metric_sum(body: &str, prefix: &str) -> f64 {
-    body.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-struct Bg(std::process::Child);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn daemon(dir: &std::path::Path, env: &[(String, String)], log: Option<&std::path::Path>) -> Bg {
     let mut cmd = Command::new(rotator_bin());
     cmd.args(["run", "--config", dir.to_str().unwrap()])

@@ -1,39 +1,30 @@
-//! The daemon's scheduler in process, against the in-memory fakes on paused tokio time:
+//! The daemon's scheduler in process, against the test kit's fakes on paused tokio time:
 //! due-ness from the stored state, windows checked when a rotation starts, start-up
 //! spreading, a slow store, panics, duplicate queueing, read backoff, clock jumps, tags.
 
-mod fakes;
-
 use chrono::{DateTime, SecondsFormat, Utc};
-use croner::parser::{CronParser, Seconds};
-use fakes::*;
-use secrecy::SecretString;
-use secret_rotator::clock::{Clock, ManualClock};
-use secret_rotator::config::{
-    AwsConfig, Config, DaemonConfig, GeneratePolicy, Location, SecretConfig, Target, Window,
+use rotator_test_kit::config::window;
+use rotator_test_kit::errors::access_denied;
+use rotator_test_kit::metrics::value as metric;
+use rotator_test_kit::{
+    at as t, Behaviour, FakeEcs, FakeStore, Fault, FaultPlan, Faulty, Latency, ManualClock,
+    SecretBuilder, Sequence,
 };
+use secret_rotator::clock::Clock;
+use secret_rotator::config::{AwsConfig, Config, DaemonConfig, SecretConfig};
 use secret_rotator::daemon::scheduler::{Control, Health, Scheduler};
 use secret_rotator::due::due_times;
-use secret_rotator::error::AwsError;
-use secret_rotator::ids::{
-    Account, ClusterName, SecretId, SecretName, SecretRef, ServiceName, ServiceRef, VersionId,
-};
+use secret_rotator::ids::{ClusterName, ServiceName, ServiceRef};
 use secret_rotator::rotation::store::{
-    SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
-    TAG_LAST_ROTATED,
+    SecretStore, AWSCURRENT, AWSPENDING, AWSPREVIOUS, TAG_LAST_ROTATED,
 };
 use secret_rotator::rotation::{token, Engine};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -44,40 +35,12 @@ fn t0() -> DateTime<Utc> {
     t("2026-03-03T10:00:00Z")
 }
 
+/// Schedule `name` for the secret `app/<name>`.
 fn secret(name: &str, every: Duration) -> SecretConfig {
-    SecretConfig {
-        name: SecretName::from(name),
-        secret: SecretRef {
-            id: SecretId::from(format!("app/{name}").as_str()),
-            account: Account::default(),
-        },
-        every,
-        window: None,
-        jitter: Duration::ZERO,
-        generate: GeneratePolicy::default(),
-        json_key: None,
-        json_key_create: false,
-        target: Target::None,
-        redeploy: vec![],
-        stable_timeout: Duration::from_secs(600),
-        origin: Location {
-            file: PathBuf::from("tests/scheduler.toml"),
-            line_col: Some((1, 1)),
-        },
-    }
-}
-
-fn window(expr: &str, dur: Duration) -> Box<Window> {
-    Box::new(Window {
-        expr: expr.into(),
-        cron: CronParser::builder()
-            .seconds(Seconds::Disallowed)
-            .build()
-            .parse(expr)
-            .unwrap(),
-        duration: dur,
-        timezone: chrono_tz::UTC,
-    })
+    SecretBuilder::new(name, &format!("app/{name}"))
+        .every(every)
+        .origin("tests/scheduler.toml")
+        .build()
 }
 
 struct World {
@@ -117,13 +80,10 @@ impl World {
         });
     }
 
+    /// Successful PutSecretValue calls (of any secret; the name documents the test's intent).
     fn puts(&self, name: &str) -> usize {
         let _ = name;
-        self.store
-            .calls()
-            .iter()
-            .filter(|c| c.op == "PutSecretValue" && c.ok())
-            .count()
+        self.store.count_ok("PutSecretValue")
     }
 
     fn start<S: SecretStore>(
@@ -132,7 +92,8 @@ impl World {
         daemon: DaemonConfig,
         secrets: Vec<SecretConfig>,
     ) {
-        // The daemon's sink: these tests read the process-wide metrics.
+        // The daemon's process-wide metrics, as `run` wires them (the core's default
+        // measures nothing).
         let engine = Arc::new(
             Engine::new(store, self.ecs.clone(), Arc::new(self.clock.clone()))
                 .with_telemetry(secret_rotator::metrics::telemetry()),
@@ -169,13 +130,6 @@ async fn sleep(d: Duration) {
 
 fn metrics() -> String {
     secret_rotator::metrics::get().render()
-}
-
-fn metric(body: &str, line_prefix: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 // ---- 11.1: due-ness from the stored state first --------------------------------------
@@ -381,7 +335,7 @@ async fn an_overdue_secret_waits_for_its_window() {
     w.create("win", Some(60 * DAY));
     let mut cfg = secret("win", 30 * DAY);
     // Daily 02:00-03:00 UTC; it is 10:00 now.
-    cfg.window = Some(window("0 2 * * *", Duration::from_secs(3600)));
+    cfg.window = Some(Box::new(window("0 2 * * *", Duration::from_secs(3600))));
     let store = w.store.clone();
     w.start(store, daemon(), vec![cfg]);
     sleep(Duration::from_secs(3600)).await;
@@ -424,7 +378,7 @@ async fn an_unfinished_pending_rotation_is_finished_outside_the_window() {
     );
     let mut cfg = secret("pend", 30 * DAY);
     // Daily 02:00-03:00 UTC; it is 10:00 now.
-    cfg.window = Some(window("0 2 * * *", Duration::from_secs(3600)));
+    cfg.window = Some(Box::new(window("0 2 * * *", Duration::from_secs(3600))));
     let store = w.store.clone();
     w.start(store, daemon(), vec![cfg]);
     sleep(Duration::from_secs(600)).await;
@@ -467,9 +421,8 @@ async fn a_slow_store_read_does_not_stall_the_loop_or_other_launches() {
     w.create("tagged", Some(40 * DAY));
     // No tag: its due time needs ListSecretVersionIds, which takes two hours here.
     w.create("untagged", None);
-    let slow = w
-        .store
-        .with_latency("ListSecretVersionIds", Duration::from_secs(7200));
+    let slow =
+        Latency::new(w.store.clone()).with("ListSecretVersionIds", Duration::from_secs(7200));
     w.start(
         slow,
         daemon(),
@@ -490,63 +443,14 @@ async fn a_slow_store_read_does_not_stall_the_loop_or_other_launches() {
 
 // ---- 11.8: panics, duplicate queueing, read backoff, clock jumps ---------------------
 
-/// A store that panics on the first PutSecretValue.
-#[derive(Clone)]
-struct PanicOnce {
-    inner: FakeStore,
-    armed: Arc<AtomicBool>,
-}
-
-impl SecretStore for PanicOnce {
-    async fn describe(&self, s: &SecretRef) -> Result<SecretMeta, AwsError> {
-        self.inner.describe(s).await
-    }
-    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
-        self.inner.describe_many(refs).await
-    }
-    async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
-        self.inner.versions(s).await
-    }
-    async fn get_value(
-        &self,
-        s: &SecretRef,
-        select: Select<'_>,
-    ) -> Result<(VersionId, SecretString), AwsError> {
-        self.inner.get_value(s, select).await
-    }
-    async fn put_pending(
-        &self,
-        s: &SecretRef,
-        token: &VersionId,
-        value: &SecretString,
-    ) -> Result<VersionId, AwsError> {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            panic!("injected panic in PutSecretValue");
-        }
-        self.inner.put_pending(s, token, value).await
-    }
-    async fn update_stage(
-        &self,
-        s: &SecretRef,
-        stage: &str,
-        to: Option<&VersionId>,
-        from: Option<&VersionId>,
-    ) -> Result<(), AwsError> {
-        self.inner.update_stage(s, stage, to, from).await
-    }
-    async fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
-        self.inner.tag(s, tags).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_panicked_rotation_is_retried_and_clears_in_progress() {
     let mut w = World::new();
     w.create("panicky", Some(40 * DAY));
-    let store = PanicOnce {
-        inner: w.store.clone(),
-        armed: Arc::new(AtomicBool::new(true)),
-    };
+    // The first PutSecretValue panics.
+    let panics = FaultPlan::new();
+    panics.inject("PutSecretValue", [Fault::Panic]);
+    let store = Faulty::new(w.store.clone(), &panics);
     w.start(store, daemon(), vec![secret("panicky", 30 * DAY)]);
     sleep(Duration::from_secs(5)).await;
     let body = metrics();
@@ -672,9 +576,9 @@ async fn a_wall_clock_jump_fires_deadlines_at_the_new_wall_time() {
 async fn a_retry_after_another_replica_finished_does_not_rotate_again() {
     let mut w = World::new();
     w.create("raced", Some(40 * DAY));
-    w.store
-        .fail_next("PutSecretValue", [access_denied("PutSecretValue")]);
-    let store = w.store.clone();
+    let faults = FaultPlan::new();
+    faults.fail_next("PutSecretValue", [access_denied("PutSecretValue")]);
+    let store = Faulty::new(w.store.clone(), &faults);
     w.start(store, daemon(), vec![secret("raced", 30 * DAY)]);
     sleep(Duration::from_secs(10)).await;
     assert_eq!(w.puts("raced"), 0);

@@ -1,10 +1,20 @@
 //! Test harness: local moto (Secrets Manager, IAM) and ecs-sim (ECS) servers, the CLI.
+//! Helpers that do not need the AWS SDK or the binary (a free port, config directories,
+//! Prometheus text) come from the test kit and are re-exported here.
 #![allow(dead_code)]
 
 pub mod postgres;
 
+// Each test binary uses a different subset.
+#[allow(unused_imports)]
+pub use rotator_test_kit::{
+    metrics::{sum as metric_sum, value as metric},
+    net::free_port,
+    ConfigDir,
+};
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -25,13 +35,6 @@ pub fn bin_dir() -> PathBuf {
 
 pub fn rotator_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_secret-rotator"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 fn wait_http(port: u16, path: &str, timeout: Duration) -> bool {
@@ -228,10 +231,19 @@ pub fn rotator(args: &[&str], env: &[(String, String)]) -> Output {
     cmd.output().expect("run secret-rotator")
 }
 
-pub fn config_dir(toml: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("test.toml"), toml).expect("write config");
-    dir
+/// A temporary config directory holding `test.toml` with this text.
+pub fn config_dir(toml: &str) -> ConfigDir {
+    ConfigDir::with_toml(toml)
+}
+
+/// A background process (a daemon, a proxy), killed and reaped on drop.
+pub struct Bg(pub Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 pub async fn sm_client(url: &str) -> aws_sdk_secretsmanager::Client {

@@ -3,6 +3,7 @@
 //! unprivileged `postgres` OS user when the test runs as root. Stopped (`-m immediate`)
 //! and removed on drop.
 
+use rotator_test_kit::net::free_port;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,13 +37,6 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 impl Postgres {

@@ -3,7 +3,6 @@
 
 mod calls;
 mod footprint;
-mod memstore;
 mod planscale;
 mod report;
 mod scale;

@@ -1,65 +1,63 @@
 //! Scenarios 3 and 4: many schedules held at idle, and a burst of due secrets, for the
 //! daemon's deadline queue and for tokio-cron-scheduler, each in its own process.
 
-use crate::memstore::{MemStore, NoEcs};
 use crate::servers::proc_stats;
+use rotator_test_kit::clock::Sequence;
+use rotator_test_kit::{ConfigDir, ConfigToml, FakeEcs, FakeStore, Latency, SecretToml};
 use secret_rotator::clock::SystemClock;
 use secret_rotator::daemon::scheduler::{Control, Health, Scheduler};
+use secret_rotator::rotation::store::TAG_LAST_ROTATED;
 use secret_rotator::rotation::Engine;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn config(n: usize, every: &str, concurrency: usize) -> tempfile_dir::Dir {
-    let dir = tempfile_dir::Dir::new();
-    let mut s = String::with_capacity(n * 80);
-    s.push_str(&format!(
-        "[daemon]\nmax_concurrent_rotations = {concurrency}\nlisten = \"127.0.0.1:0\"\n"
-    ));
-    for i in 0..n {
-        s.push_str(&format!(
-            "[[secret]]\nname = \"b{i}\"\nsecret_id = \"bench/{i}\"\nevery = \"{every}\"\n"
-        ));
-    }
-    std::fs::write(dir.path().join("bench.toml"), s).unwrap();
-    dir
+/// `n` secrets `b<i>` on `bench/<i>`, rotated `every`, nothing to redeploy.
+fn config(n: usize, every: &str, concurrency: usize) -> ConfigDir {
+    ConfigToml::new()
+        .daemon("max_concurrent_rotations", &concurrency.to_string())
+        .daemon("listen", "\"127.0.0.1:0\"")
+        .secrets(n, |i| {
+            SecretToml::new(&format!("b{i}"), &format!("bench/{i}")).every(every)
+        })
+        .write()
 }
 
-/// A temp dir without another dependency.
-mod tempfile_dir {
-    pub struct Dir(std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Self {
-            let p = std::env::temp_dir().join(format!(
-                "bench-{}-{}",
-                std::process::id(),
-                crate::servers::free_port()
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            Self(p)
-        }
-        pub fn path(&self) -> &std::path::Path {
-            &self.0
-        }
+/// The test kit's in-memory Secrets Manager holding `bench/0..n`, each last rotated at
+/// `last_rotated` (its tag); counters only, no call log (millions of calls).
+fn store(n: usize, last_rotated: &str) -> FakeStore {
+    let store = FakeStore::new(&SystemClock, &Sequence::default()).without_call_log();
+    for i in 0..n {
+        store.create_tagged(
+            &format!("bench/{i}"),
+            "initial",
+            &[(TAG_LAST_ROTATED, last_rotated)],
+        );
     }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    store
+}
+
+/// ECS with no services (the burst and scale scenarios redeploy nothing).
+fn no_ecs() -> FakeEcs {
+    FakeEcs::new(&SystemClock, &Sequence::default())
+}
+
+/// Secrets whose last-rotated tag is no longer `initial`.
+fn tagged_after(store: &FakeStore, initial: &str) -> usize {
+    store.count_secrets(|s| s.tags.get(TAG_LAST_ROTATED).is_some_and(|t| t != initial))
 }
 
 /// Our scheduler with `n` schedules due in ~30 days: time to ready, then `idle` seconds.
 pub async fn ours_idle(n: usize, idle: u64) -> serde_json::Value {
     let dir = config(n, "30d", 8);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let store = MemStore::new(n, &now, Duration::ZERO);
+    let store = store(n, &now);
     let before = proc_stats("self");
     let t0 = Instant::now();
-    let cfg = secret_rotator::config::load_dir(dir.path()).expect("bench config");
+    let cfg = dir.load().expect("bench config");
     let after_load = proc_stats("self");
-    let engine = Arc::new(Engine::new(store, NoEcs, Arc::new(SystemClock)));
+    let engine = Arc::new(Engine::new(store, no_ecs(), Arc::new(SystemClock)));
     let mut sched = Scheduler::new(
         engine,
         Arc::new(SystemClock),
@@ -118,13 +116,11 @@ pub async fn tcs_idle(n: usize, idle: u64) -> serde_json::Value {
 /// `latency` each: all must be rotated, none lost.
 pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_json::Value {
     let dir = config(n, "30d", concurrency);
-    let store = Arc::new(MemStore::new(
-        n,
-        "2026-01-01T00:00:00Z",
-        Duration::from_millis(latency_ms),
-    ));
-    let cfg = secret_rotator::config::load_dir(dir.path()).expect("bench config");
-    let engine = Arc::new(Engine::new(store.clone(), NoEcs, Arc::new(SystemClock)));
+    let store = store(n, "2026-01-01T00:00:00Z");
+    // Every call takes `latency` (describe_many: per ListSecrets page of 100).
+    let slow = Latency::new(store.clone()).with("*", Duration::from_millis(latency_ms));
+    let cfg = dir.load().expect("bench config");
+    let engine = Arc::new(Engine::new(slow, no_ecs(), Arc::new(SystemClock)));
     let mut sched = Scheduler::new(
         engine,
         Arc::new(SystemClock),
@@ -136,14 +132,14 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
     let t0 = Instant::now();
     let task = tokio::spawn(sched.run(rx));
     let limit = Duration::from_secs(600);
-    while store.tagged_after("2026-01-01T00:00:00Z") < n && t0.elapsed() < limit {
+    while tagged_after(&store, "2026-01-01T00:00:00Z") < n && t0.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drained = t0.elapsed();
-    let rotated = store.tagged_after("2026-01-01T00:00:00Z");
+    let rotated = tagged_after(&store, "2026-01-01T00:00:00Z");
     let _ = tx.send(Control::Shutdown).await;
     let _ = task.await;
-    json!({"rotated": rotated, "drain_secs": drained.as_secs_f64(), "puts": store.puts.load(Ordering::Relaxed)})
+    json!({"rotated": rotated, "drain_secs": drained.as_secs_f64(), "puts": store.op_count("PutSecretValue")})
 }
 
 /// The same burst on tokio-cron-scheduler: `n` one-shot jobs at the same instant, each

@@ -13,10 +13,12 @@
 
 mod configured;
 mod env;
+pub mod iam_port;
 mod mask;
 
 pub use configured::{AsAny, ConfiguredTarget};
 pub use env::{TargetClients, TargetEnv, TargetStore};
+pub use iam_port::{AccessKeyInfo, IamApi, NewAccessKey};
 pub use mask::{mask_value, Masker};
 
 use crate::config::{SecretConfig, Target};

@@ -1,0 +1,307 @@
+//! Calls that take time, around any port: [`Latency`] sleeps (tokio time) before each
+//! call reaches the port it wraps, by operation name (`"*"`: every operation without its
+//! own). Two handles on one fake with different latencies make a fast and a slow replica
+//! of the same AWS account; a bench gives every call a network round trip.
+//!
+//! `describe_many` stands for paginated ListSecrets (as the adapter does it from ten
+//! secrets per account): one `ListSecrets` delay per page of 100 secrets, then the
+//! wrapped port's own `describe_many`.
+
+use futures::future::BoxFuture;
+use rotator_core::error::AwsError;
+use rotator_core::ids::{Account, ClusterName, SecretRef, ServiceName, ServiceRef, VersionId};
+use rotator_core::rotation::deploy::{Deployer, Described, Forced};
+use rotator_core::rotation::lease::{
+    AcquireOutcome, AcquireRequest, LeaseError, LeaseRecord, LeaseStore,
+};
+use rotator_core::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
+use rotator_core::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// ListSecrets returns at most this many secrets per page.
+pub const LIST_PAGE: usize = 100;
+
+/// A port whose calls take time.
+#[derive(Clone)]
+pub struct Latency<P> {
+    inner: P,
+    delays: Arc<HashMap<String, Duration>>,
+}
+
+impl<P> Latency<P> {
+    /// No delay yet: add some with [`Self::with`].
+    pub fn new(inner: P) -> Self {
+        Self {
+            inner,
+            delays: Arc::default(),
+        }
+    }
+
+    /// Calls of `op` (`"*"`: every operation without its own delay) take `d` more.
+    /// Replaces an earlier delay of the same operation.
+    pub fn with(mut self, op: &str, d: Duration) -> Self {
+        Arc::make_mut(&mut self.delays).insert(op.to_owned(), d);
+        self
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    fn delay(&self, op: &str) -> Duration {
+        self.delays
+            .get(op)
+            .or_else(|| self.delays.get("*"))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    async fn pause(&self, op: &str) {
+        let d = self.delay(op);
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+}
+
+impl<S: SecretStore> SecretStore for Latency<S> {
+    async fn describe(&self, s: &SecretRef) -> Result<SecretMeta, AwsError> {
+        self.pause("DescribeSecret").await;
+        self.inner.describe(s).await
+    }
+
+    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
+        for _ in 0..refs.len().div_ceil(LIST_PAGE) {
+            self.pause("ListSecrets").await;
+        }
+        self.inner.describe_many(refs).await
+    }
+
+    async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
+        self.pause("ListSecretVersionIds").await;
+        self.inner.versions(s).await
+    }
+
+    async fn get_value(
+        &self,
+        s: &SecretRef,
+        select: Select<'_>,
+    ) -> Result<(VersionId, SecretString), AwsError> {
+        self.pause("GetSecretValue").await;
+        self.inner.get_value(s, select).await
+    }
+
+    async fn put_pending(
+        &self,
+        s: &SecretRef,
+        token: &VersionId,
+        value: &SecretString,
+    ) -> Result<VersionId, AwsError> {
+        self.pause("PutSecretValue").await;
+        self.inner.put_pending(s, token, value).await
+    }
+
+    async fn update_stage(
+        &self,
+        s: &SecretRef,
+        stage: &str,
+        to: Option<&VersionId>,
+        from: Option<&VersionId>,
+    ) -> Result<(), AwsError> {
+        self.pause("UpdateSecretVersionStage").await;
+        self.inner.update_stage(s, stage, to, from).await
+    }
+
+    async fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
+        self.pause("TagResource").await;
+        self.inner.tag(s, tags).await
+    }
+}
+
+impl<D: Deployer> Deployer for Latency<D> {
+    async fn describe(
+        &self,
+        account: &Account,
+        cluster: &ClusterName,
+        services: &[ServiceName],
+    ) -> Result<Vec<Described>, AwsError> {
+        self.pause("DescribeServices").await;
+        self.inner.describe(account, cluster, services).await
+    }
+
+    async fn force_deploy(
+        &self,
+        account: &Account,
+        service: &ServiceRef,
+    ) -> Result<Forced, AwsError> {
+        self.pause("UpdateService").await;
+        self.inner.force_deploy(account, service).await
+    }
+}
+
+impl<I: IamApi> IamApi for Latency<I> {
+    fn list_keys<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>> {
+        Box::pin(async move {
+            self.pause("ListAccessKeys").await;
+            self.inner.list_keys(account, user).await
+        })
+    }
+
+    fn create_key<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>> {
+        Box::pin(async move {
+            self.pause("CreateAccessKey").await;
+            self.inner.create_key(account, user).await
+        })
+    }
+
+    fn set_active<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+        key_id: &'a str,
+        active: bool,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.pause("UpdateAccessKey").await;
+            self.inner.set_active(account, user, key_id, active).await
+        })
+    }
+
+    fn delete_key<'a>(
+        &'a self,
+        account: &'a Account,
+        user: &'a str,
+        key_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.pause("DeleteAccessKey").await;
+            self.inner.delete_key(account, user, key_id).await
+        })
+    }
+
+    fn caller_arn<'a>(
+        &'a self,
+        account: &'a Account,
+        key_id: &'a str,
+        secret: &'a SecretString,
+    ) -> BoxFuture<'a, Result<String, AwsError>> {
+        Box::pin(async move {
+            self.pause("GetCallerIdentity").await;
+            self.inner.caller_arn(account, key_id, secret).await
+        })
+    }
+}
+
+impl<L: LeaseStore> LeaseStore for Latency<L> {
+    fn acquire<'a>(
+        &'a self,
+        req: &'a AcquireRequest,
+    ) -> BoxFuture<'a, Result<AcquireOutcome, LeaseError>> {
+        Box::pin(async move {
+            self.pause("UpdateItem").await;
+            self.inner.acquire(req).await
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        lease: &'a LeaseRecord,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<(), LeaseError>> {
+        Box::pin(async move {
+            self.pause("UpdateItem").await;
+            self.inner.renew(lease, expires_at).await
+        })
+    }
+
+    fn release<'a>(&'a self, lease: &'a LeaseRecord) -> BoxFuture<'a, Result<(), LeaseError>> {
+        Box::pin(async move {
+            self.pause("UpdateItem").await;
+            self.inner.release(lease).await
+        })
+    }
+
+    fn verify<'a>(&'a self, lease: &'a LeaseRecord) -> BoxFuture<'a, Result<(), LeaseError>> {
+        Box::pin(async move {
+            self.pause("GetItem").await;
+            self.inner.verify(lease).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{at, ManualClock, Sequence};
+    use crate::FakeStore;
+    use rotator_core::ids::SecretId;
+    use rotator_core::rotation::store::AWSCURRENT;
+    use tokio::time::Instant;
+
+    fn r(name: &str) -> SecretRef {
+        SecretRef {
+            id: SecretId::from(name),
+            account: Account::default(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_call_waits_its_operations_delay_or_the_default() {
+        let clock = ManualClock::new(at("2026-03-03T02:00:00Z"));
+        let store = FakeStore::new(&clock, &Sequence::default());
+        store.create_secret("s", "v");
+        let fast = Latency::new(store.clone()).with("*", Duration::from_millis(20));
+        let slow = fast.clone().with("GetSecretValue", Duration::from_secs(5));
+
+        let t = Instant::now();
+        fast.describe(&r("s")).await.unwrap();
+        assert_eq!(t.elapsed(), Duration::from_millis(20));
+        let t = Instant::now();
+        fast.get_value(&r("s"), Select::Stage(AWSCURRENT))
+            .await
+            .unwrap();
+        assert_eq!(
+            t.elapsed(),
+            Duration::from_millis(20),
+            "fast kept its delay"
+        );
+        let t = Instant::now();
+        slow.get_value(&r("s"), Select::Stage(AWSCURRENT))
+            .await
+            .unwrap();
+        assert_eq!(t.elapsed(), Duration::from_secs(5), "replaced, not added");
+        let t = Instant::now();
+        slow.describe(&r("s")).await.unwrap();
+        assert_eq!(t.elapsed(), Duration::from_millis(20));
+        // Both handles reached the same store.
+        assert_eq!(store.op_count("GetSecretValue"), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn describe_many_waits_once_per_list_page() {
+        let clock = ManualClock::new(at("2026-03-03T02:00:00Z"));
+        let store = FakeStore::new(&clock, &Sequence::default());
+        let refs: Vec<SecretRef> = (0..250)
+            .map(|i| {
+                store.create_secret(&format!("s{i}"), "v");
+                r(&format!("s{i}"))
+            })
+            .collect();
+        let l = Latency::new(store).with("*", Duration::from_millis(5));
+        let t = Instant::now();
+        let metas = l.describe_many(&refs).await;
+        assert_eq!(t.elapsed(), Duration::from_millis(15), "three pages of 100");
+        assert!(metas.iter().all(Result::is_ok));
+    }
+}
