@@ -13,6 +13,7 @@
 //! - [`ha`]: per-secret leases when several replicas run one configuration.
 //! - [`scheduler`]: the deadline queue that launches rotations.
 //! - [`telemetry`]: what the core reports (the binary turns it into Prometheus metrics).
+//! - [`random`]: the few random choices (replica skew, lease retry spread), seedable.
 #![forbid(unsafe_code)]
 
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod failpoints;
 pub mod ha;
 pub mod ids;
+pub mod random;
 pub mod rotation;
 pub mod schedule;
 pub mod scheduler;
