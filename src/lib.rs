@@ -14,7 +14,9 @@ pub mod ha;
 pub mod logging;
 pub mod metrics;
 
-pub use rotator_core::{clock, config, due, error, failpoints, ids, rotation, schedule};
+pub use rotator_core::{
+    clock, config, due, error, failpoints, ids, random, rotation, schedule, telemetry,
+};
 
 /// Process exit codes (sysexits.h where one fits).
 pub mod exit {
