@@ -435,12 +435,15 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// Runs until `Control::Shutdown` (or the control channel closes), then drains.
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
         // Secrets whose due time is unknown are read in the background; the loop runs now.
-        let unknown: Vec<SecretName> = self
+        // In name order, not the HashMap's (random per process): secrets due at the same
+        // moment then start in the same order on every run (a simulation replays).
+        let mut unknown: Vec<SecretName> = self
             .entries
             .iter()
             .filter(|(_, e)| e.needs_due && !e.running && e.deadline.is_none())
             .map(|(n, _)| n.clone())
             .collect();
+        unknown.sort_unstable();
         self.start_batch(unknown);
         let mut refresh = tokio::time::interval_at(
             Instant::now() + self.settings.refresh,
@@ -453,7 +456,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             self.check_clock();
             self.beat();
             let next = self.next_wake();
+            // Biased: events ready at the same moment are taken in this order, not in one
+            // drawn from the runtime's random seed (no branch stays ready for long: each
+            // is a timer that fire() moves on, a finite queue, or a channel).
             tokio::select! {
+                biased;
                 _ = sleep_until_opt(next) => {}
                 _ = wake.tick() => {}
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -471,9 +478,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 _ = refresh.tick() => {
                     // One periodic refresh at a time: at 100,000 secrets a pass takes a while.
                     if self.batches == 0 {
-                        let idle: Vec<SecretName> = self.entries.iter()
+                        let mut idle: Vec<SecretName> = self.entries.iter()
                             .filter(|(_, e)| !e.running && e.failures == 0 && !e.needs_due && !e.queued && !e.removed)
                             .map(|(n, _)| n.clone()).collect();
+                        idle.sort_unstable();
                         self.start_batch(idle);
                     }
                 }
