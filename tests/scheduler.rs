@@ -132,11 +132,11 @@ impl World {
         daemon: DaemonConfig,
         secrets: Vec<SecretConfig>,
     ) {
-        let engine = Arc::new(Engine::new(
-            store,
-            self.ecs.clone(),
-            Arc::new(self.clock.clone()),
-        ));
+        // The daemon's sink: these tests read the process's /metrics registry.
+        let engine = Arc::new(
+            Engine::new(store, self.ecs.clone(), Arc::new(self.clock.clone()))
+                .with_telemetry(secret_rotator::metrics::telemetry()),
+        );
         let cfg = Config {
             daemon,
             aws: AwsConfig::default(),
