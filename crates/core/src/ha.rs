@@ -5,13 +5,13 @@
 use crate::config::SecretConfig;
 use crate::due::due_times;
 use crate::error::{AwsError, ErrorClass};
+use crate::random::{OsRandom, Random};
 use crate::rotation::deploy::Deployer;
 use crate::rotation::lease::fence::{self, is_lease_lost, lease_lost};
 use crate::rotation::lease::{LeaseError, Leases, Taken};
 use crate::rotation::store::SecretStore;
 use crate::rotation::target::TargetError;
 use crate::rotation::{Engine, Observer, Outcome, Report, RotateOptions, RotationError};
-use crate::random::{OsRandom, Random};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
