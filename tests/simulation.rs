@@ -718,8 +718,11 @@ struct World {
     leases: MemoryLeases,
     /// Faults and unhealthy rollouts are on (off while the world settles).
     chaos: AtomicBool,
-    /// Rollout behaviours, per service.
+    /// Rollout behaviours, per service; IAM propagation delays.
     rollouts: Streams,
+    /// When each access key created in the run becomes usable for STS (IAM is eventually
+    /// consistent): the test step's retries, and past 30 s a refused value.
+    key_usable_at: Mutex<BTreeMap<String, Instant>>,
     trace: Mutex<Trace>,
     oracle: Mutex<Oracle>,
     crash_tx: mpsc::UnboundedSender<(usize, u32, &'static str)>,
@@ -1500,8 +1503,21 @@ impl IamApi for ChaosIam {
         let f = Box::pin(async move {
             let r = inc.world.iam.create_key(account, user).await;
             if let Ok(k) = &r {
-                inc.world
-                    .log(format!("{} iam: created key {}", inc.label, k.id));
+                let chaos = inc.world.chaos.load(Ordering::SeqCst);
+                let delay = inc.world.rollouts.with("iam-propagation", |r| {
+                    if chaos && r.chance(0.25) {
+                        r.between(Duration::from_secs(20), Duration::from_secs(60))
+                    } else {
+                        r.between(Duration::ZERO, Duration::from_secs(8))
+                    }
+                });
+                lock(&inc.world.key_usable_at).insert(k.id.clone(), Instant::now() + delay);
+                inc.world.log(format!(
+                    "{} iam: created key {} (usable in {})",
+                    inc.label,
+                    k.id,
+                    human(delay)
+                ));
             }
             r
         });
@@ -1548,11 +1564,20 @@ impl IamApi for ChaosIam {
         key_id: &'a str,
         secret: &'a SecretString,
     ) -> BoxFuture<'a, Result<String, AwsError>> {
-        self.run(
-            "GetCallerIdentity",
-            false,
-            self.0.world.iam.caller_arn(account, key_id, secret),
-        )
+        let world = self.0.world.clone();
+        let f = Box::pin(async move {
+            let usable = lock(&world.key_usable_at).get(key_id).copied();
+            if usable.is_some_and(|at| Instant::now() < at) {
+                return Err(AwsError::new(
+                    ErrorClass::AccessDenied,
+                    "GetCallerIdentity",
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                ));
+            }
+            world.iam.caller_arn(account, key_id, secret).await
+        });
+        self.run("GetCallerIdentity", false, f)
     }
 }
 
@@ -2069,6 +2094,7 @@ fn setup_world(
         leases: MemoryLeases::new(),
         chaos: AtomicBool::new(true),
         rollouts: Streams::new(sc.seed, "rollouts"),
+        key_usable_at: Mutex::new(BTreeMap::new()),
         trace: Mutex::new(Trace::new(keep_trace)),
         oracle: Mutex::new(Oracle {
             violations: Vec::new(),
@@ -2306,15 +2332,43 @@ async fn simulate(seed: u64, keep_trace: bool) -> Outcome {
             live.handle.abort();
         }
     }
+    // What a failing seed prints (the trace's tail, or all of it) must hold no value.
+    let mut values = world.store.all_values();
+    let keys: Vec<String> = values
+        .iter()
+        .filter_map(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .filter_map(|d| d.get("SecretAccessKey")?.as_str().map(str::to_owned))
+        .collect();
+    values.extend(keys);
+    let leaked = {
+        let t = lock(&world.trace);
+        let printed = t.tail.iter().chain(t.all.iter().flatten());
+        printed
+            .filter(|l| values.iter().any(|v| l.contains(v.as_str())))
+            .count()
+    };
+    if leaked > 0 {
+        world.violation(
+            "no-secret-in-output",
+            format!("{leaked} trace lines hold a stored secret value"),
+        );
+    }
     let violations = lock(&world.oracle).violations.clone();
     let mut t = lock(&world.trace);
+    // Whatever happened, a value is never printed.
+    let redact = |l: &String| {
+        values
+            .iter()
+            .filter(|v| !v.is_empty())
+            .fold(l.clone(), |l, v| l.replace(v.as_str(), "<redacted>"))
+    };
     Outcome {
         violations,
         fingerprint: t.hash,
         events: t.count,
         summary: sc.summary(),
-        tail: t.tail.iter().cloned().collect(),
-        all: t.all.take(),
+        tail: t.tail.iter().map(redact).collect(),
+        all: t.all.take().map(|all| all.iter().map(redact).collect()),
     }
 }
 
