@@ -18,7 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod targets;
 
-pub use rotator_core::{clock, due, error, failpoints, ids, rotation, schedule};
+pub use rotator_core::{clock, due, error, failpoints, ids, random, rotation, schedule, telemetry};
 
 /// Process exit codes (sysexits.h where one fits).
 pub mod exit {

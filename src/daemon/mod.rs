@@ -2,18 +2,19 @@
 
 pub mod http;
 pub mod notify;
+pub use rotator_core::daemon::{run, Ports};
 pub use rotator_core::scheduler;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{load_dir, Config};
+use crate::config::load_dir;
 use crate::metrics;
-use scheduler::{Control, Health, Scheduler};
+use scheduler::Health;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 fn reload_ok(ok: bool, clock: &dyn Clock) {
     let m = metrics::get();
@@ -23,8 +24,9 @@ fn reload_ok(ok: bool, clock: &dyn Clock) {
     }
 }
 
-/// Loads the configuration, starts HTTP, computes due times, signals READY and runs until
-/// SIGTERM/SIGINT. Returns the process exit code.
+/// Loads the configuration, starts HTTP, connects to AWS, signals READY and runs the
+/// daemon ([`rotator_core::daemon::run`]) until SIGTERM/SIGINT; SIGHUP reloads the
+/// configuration into it. Returns the process exit code.
 pub async fn main(dir: PathBuf) -> i32 {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let cfg = match load_dir(&dir) {
@@ -68,31 +70,29 @@ pub async fn main(dir: PathBuf) -> i32 {
     }
     let engine = Arc::new(crate::commands::aws_engine(&cfg, clock.clone()).await);
     let ha = crate::ha::connect(&cfg, clock.clone()).await;
-    let sched = Scheduler::new(engine, clock.clone(), &cfg, health.clone()).with_ha(ha);
     // READY does not wait for due times: the loop reads them in the background (at
     // 100,000 secrets that is minutes of ListSecrets pages). /readyz turns 503 only once a
     // completed read pass reached Secrets Manager for none of the secrets.
     health.store_ok.store(true, Ordering::Relaxed);
     health.ready.store(true, Ordering::Relaxed);
     metrics::get().ready.set(1);
-    let (tx, rx) = mpsc::channel(4);
-    let loop_task = tokio::spawn(sched.run(rx));
+    let secrets = cfg.secrets.len();
+    let files = cfg.files.len();
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let ports = rotator_core::daemon::Ports::new(engine, ha, health.clone());
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let daemon = tokio::spawn(rotator_core::daemon::run(cfg, ports, stopped, reload_rx));
     let status = || health.status.lock().map(|s| s.clone()).unwrap_or_default();
     // The loop sets the status on its first turn.
     tokio::task::yield_now().await;
     notify::ready(&status());
-    tracing::info!(
-        secrets = cfg.secrets.len(),
-        files = cfg.files.len(),
-        "ready"
-    );
+    tracing::info!(secrets, files, "ready");
 
     let mut dog = watchdog.map(|w| tokio::time::interval(w / 2));
     let mut status_tick = tokio::time::interval(Duration::from_secs(60));
-    // Only what a reload cannot apply is kept here; the scheduler owns the secrets.
-    let mut current = (cfg.daemon.clone(), cfg.aws.clone());
-    let ha_cfg = cfg.ha.clone();
-    drop(cfg);
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -100,13 +100,9 @@ pub async fn main(dir: PathBuf) -> i32 {
                 tracing::info!(dir = %dir.display(), "SIGHUP: reloading the configuration");
                 match load_dir(&dir) {
                     Ok(new) => {
-                        warn_unappliable(&current, &new);
-                        if new.ha != ha_cfg {
-                            tracing::warn!("[ha] changes apply on restart only");
-                        }
-                        current = (new.daemon.clone(), new.aws.clone());
                         reload_ok(true, clock.as_ref());
-                        let _ = tx.send(Control::Reload(Box::new(new))).await;
+                        // `run` warns about what only a restart applies, then applies it.
+                        let _ = reload_tx.send(new).await;
                     }
                     Err(e) => {
                         reload_ok(false, clock.as_ref());
@@ -134,20 +130,10 @@ pub async fn main(dir: PathBuf) -> i32 {
     tracing::info!("stopping");
     health.ready.store(false, Ordering::Relaxed);
     metrics::get().ready.set(0);
-    let _ = tx.send(Control::Shutdown).await;
-    let _ = loop_task.await;
+    let _ = stop_tx.send(());
+    let _ = daemon.await;
     tracing::info!("stopped");
     crate::exit::OK
-}
-
-/// Settings that only a restart applies.
-fn warn_unappliable(old: &(crate::config::DaemonConfig, crate::config::AwsConfig), new: &Config) {
-    if old.0.listen != new.daemon.listen {
-        tracing::warn!(old = %old.0.listen, new = %new.daemon.listen, "daemon.listen changes on restart only");
-    }
-    if old.1 != new.aws {
-        tracing::warn!("[aws] changes apply to new clients on restart only");
-    }
 }
 
 async fn tick_opt(i: &mut Option<tokio::time::Interval>) {

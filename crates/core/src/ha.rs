@@ -5,6 +5,7 @@
 use crate::config::SecretConfig;
 use crate::due::due_times;
 use crate::error::{AwsError, ErrorClass};
+use crate::random::{OsRandom, Random};
 use crate::rotation::deploy::Deployer;
 use crate::rotation::lease::fence::{self, is_lease_lost, lease_lost};
 use crate::rotation::lease::{LeaseError, Leases, Taken};
@@ -12,11 +13,14 @@ use crate::rotation::store::SecretStore;
 use crate::rotation::target::TargetError;
 use crate::rotation::{Engine, Observer, Outcome, Report, RotateOptions, RotationError};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// This replica's leases.
 pub struct Ha {
     leases: Leases,
+    /// Spreads the retry of a busy secret (the OS; a seeded source in the simulation).
+    random: Arc<dyn Random>,
 }
 
 /// How a leased rotation went.
@@ -33,7 +37,16 @@ pub enum Leased {
 
 impl Ha {
     pub fn new(leases: Leases) -> Self {
-        Self { leases }
+        Self {
+            leases,
+            random: Arc::new(OsRandom),
+        }
+    }
+
+    /// The source of the retry spread (default: the OS).
+    pub fn with_random(mut self, random: Arc<dyn Random>) -> Self {
+        self.random = random;
+        self
     }
 
     pub fn leases(&self) -> &Leases {
@@ -42,14 +55,12 @@ impl Ha {
 
     /// When to try a busy secret again: about half a ttl, spread so that replicas do not
     /// come back in step.
-    fn retry_delay(&self) -> Duration {
+    fn retry_delay(&self, key: &str) -> Duration {
         let ttl = self.leases.ttl();
-        let mut b = [0u8; 4];
-        let frac = if getrandom::fill(&mut b).is_ok() {
-            f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
-        } else {
-            0.5
-        };
+        let frac = self
+            .random
+            .fraction(&format!("lease-retry:{key}"))
+            .map_or(0.5, |f| f.clamp(0.0, 1.0));
         ttl / 2 + (ttl / 4).mul_f64(frac)
     }
 }
@@ -84,7 +95,7 @@ pub async fn rotate<S: SecretStore, D: Deployer>(
         Ok(Taken::Ours(g)) => g,
         Ok(Taken::Busy { holder }) => {
             engine.telemetry.lease_contended(&cfg.name);
-            let retry_in = ha.retry_delay();
+            let retry_in = ha.retry_delay(&key);
             tracing::info!(
                 secret = %cfg.name,
                 holder = holder.as_deref().unwrap_or("unknown"),

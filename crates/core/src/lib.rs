@@ -13,16 +13,21 @@
 //!   `deploy::Deployer`, `target::ConfiguredTarget`, leases) and the rollout judgement.
 //! - [`ha`]: per-secret leases when several replicas run one configuration.
 //! - [`scheduler`]: the deadline queue that launches rotations.
+//! - [`daemon`]: scheduler + engine + telemetry in process ([`daemon::run`]), driven by a
+//!   shutdown future and a reload channel; the binary adds signals, HTTP and AWS.
 //! - [`telemetry`]: what the core reports (the binary turns it into Prometheus metrics).
+//! - [`random`]: the few random choices (replica skew, lease retry spread), seedable.
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod due;
 pub mod error;
 pub mod failpoints;
 pub mod ha;
 pub mod ids;
+pub mod random;
 pub mod rotation;
 pub mod schedule;
 pub mod scheduler;

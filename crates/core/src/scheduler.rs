@@ -18,6 +18,7 @@ use crate::config::{Config, DaemonConfig, SecretConfig};
 use crate::due::{due_times, due_times_each, DueInfo, DueStatus, Unfinished};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{SecretName, VersionId};
+use crate::random::{OsRandom, Random};
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::SecretStore;
 use crate::rotation::{Engine, Outcome, Quiet, Report, RotateOptions, RotationError, Step};
@@ -175,6 +176,8 @@ pub struct Scheduler<S, D> {
     sweep_at: Option<Instant>,
     /// The engine's sink: the scheduler reports through the same one.
     telemetry: Arc<dyn Telemetry>,
+    /// Where the replica skew comes from (the OS; a seeded source in the simulation).
+    random: Arc<dyn Random>,
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -220,6 +223,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             status_at: None,
             ha: None,
             sweep_at: None,
+            random: Arc::new(OsRandom),
         };
         for c in &cfg.secrets {
             s.insert_entry(Arc::new(c.clone()));
@@ -231,6 +235,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// Rotations take the secret's lease from `ha` first (several replicas).
     pub fn with_ha(mut self, ha: Option<Arc<crate::ha::Ha>>) -> Self {
         self.ha = ha;
+        self
+    }
+
+    /// The source of the replica skew (default: the OS).
+    pub fn with_random(mut self, random: Arc<dyn Random>) -> Self {
+        self.random = random;
         self
     }
 
@@ -424,8 +434,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     // The backoff has passed; the state is fresh: retry now.
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, now);
                 } else if !matches!(e.state, State::GaveUp) && e.failures == 0 {
-                    let skew =
-                        chrono::Duration::from_std(replica_skew(e.cfg.every)).unwrap_or_default();
+                    let skew = replica_skew(self.random.as_ref(), name, e.cfg.every);
+                    let skew = chrono::Duration::from_std(skew).unwrap_or_default();
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, d.due + skew);
                 }
                 tracing::debug!(secret = %name, due = %d.due, "due time");
@@ -494,7 +504,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// most `shutdown_grace`.
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
         // Secrets whose due time is unknown are read in the background; the loop runs now.
-        let unknown: Vec<SecretName> = self
+        // In name order, not the HashMap's (random per process): secrets due at the same
+        // moment then start in the same order on every run (a simulation replays).
+        let mut unknown: Vec<SecretName> = self
             .entries
             .iter()
             .filter(|(_, e)| {
@@ -502,6 +514,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             })
             .map(|(n, _)| n.clone())
             .collect();
+        unknown.sort_unstable();
         self.start_batch(unknown);
         let mut refresh = tokio::time::interval_at(
             Instant::now() + self.settings.refresh,
@@ -514,7 +527,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             self.check_clock();
             self.beat();
             let next = self.next_wake();
+            // Biased: events ready at the same moment are taken in this order, not in one
+            // drawn from the runtime's random seed (no branch stays ready for long: each
+            // is a timer that fire() moves on, a finite queue, or a channel).
             tokio::select! {
+                biased;
                 _ = sleep_until_opt(next) => {}
                 _ = wake.tick() => {}
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -532,9 +549,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 _ = refresh.tick() => {
                     // One periodic refresh at a time: at 100,000 secrets a pass takes a while.
                     if self.batches == 0 {
-                        let idle: Vec<SecretName> = self.entries.iter()
+                        let mut idle: Vec<SecretName> = self.entries.iter()
                             .filter(|(_, e)| !matches!(e.state, State::Running { .. } | State::Queued) && e.failures == 0 && !e.needs_due)
                             .map(|(n, _)| n.clone()).collect();
+                        idle.sort_unstable();
                         self.start_batch(idle);
                     }
                 }
@@ -1122,13 +1140,12 @@ fn instant_for(base: (DateTime<Utc>, Instant), at: DateTime<Utc>) -> Instant {
 /// A small random delay per process, so replicas that computed the same due time do not
 /// start the same rotation at the same instant (the later one then finds it done, or joins
 /// it). At most 5 s, and at most 1/20 of the interval.
-fn replica_skew(every: Duration) -> Duration {
+fn replica_skew(random: &dyn Random, name: &SecretName, every: Duration) -> Duration {
     let cap = Duration::from_secs(5).min(every / 20);
-    let mut b = [0u8; 4];
-    if getrandom::fill(&mut b).is_err() || cap.is_zero() {
-        return Duration::ZERO;
+    match random.fraction(&format!("replica-skew:{name}")) {
+        Some(f) if !cap.is_zero() => cap.mul_f64(f.clamp(0.0, 1.0)),
+        _ => Duration::ZERO,
     }
-    cap.mul_f64(f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX))
 }
 
 /// Retry delay after `failures` failures: initial, doubling, capped.

@@ -1,0 +1,142 @@
+//! The daemon in process: the scheduler loop, the engine and its telemetry, driven by a
+//! shutdown future and a channel of reloaded configurations (the shape of mini-redis's
+//! `server::run(listener, shutdown)`).
+//!
+//! What stays outside, in the binary (`secret-rotator run`): reading the configuration
+//! directory, signals (SIGHUP sends a reloaded [`Config`] on `reloads`, SIGTERM/SIGINT
+//! complete `shutdown`), the HTTP endpoints, systemd notifications, readiness
+//! (`Health::ready`) and the AWS clients. What is inside runs as well on paused tokio
+//! time against in-memory ports: the deterministic simulation (tests/simulation.rs) runs
+//! several of these side by side, crashing and restarting them.
+
+use crate::config::{AwsConfig, Config, DaemonConfig, HaConfig};
+use crate::ha::Ha;
+use crate::random::{OsRandom, Random};
+use crate::rotation::deploy::Deployer;
+use crate::rotation::store::SecretStore;
+use crate::rotation::Engine;
+use crate::scheduler::{Control, Health, Scheduler};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Everything the daemon talks to. The clock and the telemetry sink are the engine's
+/// (`engine.clock`, `engine.telemetry`): the scheduler uses the same ones.
+pub struct Ports<S, D> {
+    /// The engine with its store, deployer, IAM, clock, step timeout and telemetry.
+    pub engine: Arc<Engine<S, D>>,
+    /// `[ha]`: per-secret leases (None: one replica without leases).
+    pub ha: Option<Arc<Ha>>,
+    /// What /healthz, /readyz and the watchdog read (heartbeat, status line, store_ok).
+    pub health: Arc<Health>,
+    /// The replica skew's source (the lease retry spread is [`Ha::with_random`]'s).
+    pub random: Arc<dyn Random>,
+}
+
+impl<S, D> Ports<S, D> {
+    /// The ports with the OS's randomness.
+    pub fn new(engine: Arc<Engine<S, D>>, ha: Option<Arc<Ha>>, health: Arc<Health>) -> Self {
+        Self {
+            engine,
+            ha,
+            health,
+            random: Arc::new(OsRandom),
+        }
+    }
+}
+
+/// Runs the daemon on `cfg` until `shutdown` completes, then stops starting work and gives
+/// rotations in flight `[daemon] shutdown_grace` (what is still running then is stopped
+/// where it is; the next start resumes it from the store).
+///
+/// Each configuration received on `reloads` (already validated) replaces the secrets and
+/// `[daemon]` settings at once; a rotation in flight finishes on the configuration it
+/// started with. `daemon.listen`, `[aws]` and `[ha]` apply on restart only (a warning
+/// says so). A closed `reloads` channel only means no more reloads.
+///
+/// Readiness is the caller's: the binary sets `health.ready` before telling systemd
+/// READY=1 and clears it on SIGTERM, before completing `shutdown`.
+///
+/// Dropping the returned future stops everything it started at once (rotation tasks
+/// included), like a crash, except for due-time reads already sent (they only read).
+pub async fn run<S: SecretStore, D: Deployer>(
+    cfg: Config,
+    ports: Ports<S, D>,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<Config>,
+) {
+    let Ports {
+        engine,
+        ha,
+        health,
+        random,
+    } = ports;
+    let clock = engine.clock.clone();
+    // Optimistic until the first read pass says otherwise (READY does not wait for due
+    // times: at 100,000 secrets that is minutes of ListSecrets pages).
+    health
+        .store_ok
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let sched = Scheduler::new(engine, clock, &cfg, health)
+        .with_ha(ha)
+        .with_random(random);
+    let mut applied = Applied::of(&cfg);
+    drop(cfg);
+    let (tx, rx) = mpsc::channel(4);
+    // The loop and the forwarding run side by side in this future (not spawned), so
+    // that dropping it drops the scheduler and its rotation tasks with it.
+    let forward = async move {
+        tokio::pin!(shutdown);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                new = reloads.recv(), if open => match new {
+                    Some(new) => {
+                        applied.warn_unappliable(&new);
+                        if tx.send(Control::Reload(Box::new(new))).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => open = false,
+                },
+            }
+        }
+        let _ = tx.send(Control::Shutdown).await;
+    };
+    tokio::join!(sched.run(rx), forward);
+}
+
+/// What a reload cannot apply, as first loaded: compared with every reload for a warning.
+struct Applied {
+    daemon: DaemonConfig,
+    aws: AwsConfig,
+    ha: HaConfig,
+}
+
+impl Applied {
+    fn of(cfg: &Config) -> Self {
+        Self {
+            daemon: cfg.daemon.clone(),
+            aws: cfg.aws.clone(),
+            ha: cfg.ha.clone(),
+        }
+    }
+
+    /// Warns about settings that only a restart applies; remembers the new ones (a
+    /// warning is given once per change).
+    fn warn_unappliable(&mut self, new: &Config) {
+        if self.daemon.listen != new.daemon.listen {
+            tracing::warn!(old = %self.daemon.listen, new = %new.daemon.listen, "daemon.listen changes on restart only");
+        }
+        if self.aws != new.aws {
+            tracing::warn!("[aws] changes apply to new clients on restart only");
+        }
+        if new.ha != self.ha {
+            tracing::warn!("[ha] changes apply on restart only");
+        }
+        self.daemon = new.daemon.clone();
+        self.aws = new.aws.clone();
+    }
+}
