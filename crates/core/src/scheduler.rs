@@ -4,8 +4,9 @@
 //! backoff, reloads that take effect at once, and a graceful drain.
 //!
 //! A sorted set of (deadline, name) and one `sleep_until` on the earliest, plus a cheap
-//! wake-up every few seconds (heartbeat, wall-clock check): O(log n) per change (docs/architecture.md
-//! says why; BENCHMARKS.md has the measurements). The loop itself never waits on AWS: due times are read by spawned
+//! wake-up every few seconds (heartbeat, wall-clock check): O(log n) per change
+//! (docs/architecture.md says why, BENCHMARKS.md has the measurements). The loop itself
+//! never waits on AWS: due times are read by spawned
 //! tasks that send their results back over a channel, so a slow ListSecrets pass delays
 //! neither the watchdog nor other launches.
 //!
