@@ -159,14 +159,6 @@ fn wire_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Points this process's SDK at the local servers (nextest runs each test in its own
-/// process).
-fn point_sdk_at(moto: Option<&str>, ecs: Option<&str>) {
-    for (k, v) in aws_env(moto, ecs) {
-        std::env::set_var(k, v);
-    }
-}
-
 async fn aws_context() -> AwsContext {
     AwsContext::load(&AwsConfig {
         region: Some(Region::new("us-east-1".to_owned())),
