@@ -26,8 +26,8 @@ fn main() {
         // With JSON logs the engine's step events are the progress (no text on stderr).
         (Command::Rotate { .. }, LogFormat::Json) => "info",
         // The progress lines say what the engine's warnings would, once: no raw log lines
-        // mixed into them.
-        (Command::Rotate { .. }, LogFormat::Text) => "warn,secret_rotator::rotation=error",
+        // mixed into them. (The engine logs under the core crate's targets.)
+        (Command::Rotate { .. }, LogFormat::Text) => "warn,rotator_core::rotation=error",
         _ => "warn",
     };
     logging::init(cli.log_format, default_level);
