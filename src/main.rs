@@ -26,7 +26,7 @@ fn main() {
         // With JSON logs the engine's step events are the progress (no text on stderr).
         (Command::Rotate { .. }, LogFormat::Json) => "info",
         // The progress lines say what the engine's warnings would, once: no raw log lines
-        // mixed into them.
+        // mixed into them. (The engine logs under the core crate's targets.)
         (Command::Rotate { .. }, LogFormat::Text) => "warn,rotator_core::rotation=error",
         _ => "warn",
     };

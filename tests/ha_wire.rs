@@ -57,16 +57,8 @@ async fn create_table(c: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
         .expect("create table");
 }
 
-/// Points this test process's SDK at moto (each test runs in its own process under
-/// nextest; the servers are per test).
-fn use_moto(url: &str) {
-    for (k, v) in aws_env(Some(url), None) {
-        std::env::set_var(k, v);
-    }
-}
-
 async fn table_store(url: &str, table: &str) -> secret_rotator::aws::lease::DynamoLeases {
-    use_moto(url);
+    point_sdk_at(Some(url), None);
     let ctx = secret_rotator::aws::AwsContext::load(&AwsConfig {
         region: Some(Region::new("us-east-1".to_owned())),
         ..AwsConfig::default()

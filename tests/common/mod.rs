@@ -218,6 +218,14 @@ pub fn aws_env(moto: Option<&str>, ecs: Option<&str>) -> Vec<(String, String)> {
     env
 }
 
+/// Points this test process's own SDK clients at the local servers (each test runs in its
+/// own process under nextest; the servers are per test).
+pub fn point_sdk_at(moto: Option<&str>, ecs: Option<&str>) {
+    for (k, v) in aws_env(moto, ecs) {
+        std::env::set_var(k, v);
+    }
+}
+
 /// Runs the CLI with the given args and environment.
 pub fn rotator(args: &[&str], env: &[(String, String)]) -> Output {
     let mut cmd = Command::new(rotator_bin());

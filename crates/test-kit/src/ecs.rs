@@ -9,8 +9,14 @@
 //! IN_PROGRESS until the old tasks are gone, then COMPLETED and the only deployment left;
 //! a circuit breaker marks the rollout FAILED (with its reason) and the last completed
 //! deployment becomes PRIMARY again; services are listed under `failures` (`MISSING`)
-//! when they do not exist; at most 10 services per call; a CODE_DEPLOY service refuses
-//! `forceNewDeployment`.
+//! when they do not exist in a cluster that does (`ClusterNotFoundException` otherwise);
+//! at most 10 services per call; a CODE_DEPLOY service refuses `forceNewDeployment`.
+//!
+//! The shape of a rollback is the one thing `tests/conformance.rs` finds different in
+//! ecs-sim: here the previous deployment returns as PRIMARY with its own id and
+//! createdAt; ecs-sim starts a new deployment of the previous task definition. AWS
+//! documents only that "the service is rolled back to the last deployment that completed
+//! successfully" (API_DeploymentCircuitBreaker); the engine judges both as a rollback.
 
 use crate::clock::{Clock, Sequence};
 use crate::{lock, ACCOUNT_ID, REGION};
@@ -20,6 +26,7 @@ use rotator_core::ids::{Account, ClusterName, DeploymentId, ServiceName, Service
 use rotator_core::rotation::deploy::{
     Deployer, DeploymentState, Described, Forced, ServiceState, DESCRIBE_BATCH,
 };
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -172,6 +179,8 @@ pub struct ForceCall {
 
 #[derive(Default)]
 struct EcsState {
+    /// Clusters that exist, with or without services.
+    clusters: BTreeSet<String>,
     services: Vec<Svc>,
     describes: Vec<DescribeCall>,
     forces: Vec<ForceCall>,
@@ -228,12 +237,19 @@ impl FakeEcs {
         lock(&self.state)
     }
 
-    /// Adds a service running `desired` tasks of its task definition, steady.
+    /// A cluster without services (add_service creates its cluster too).
+    pub fn add_cluster(&self, cluster: &str) {
+        self.st().clusters.insert(cluster.to_owned());
+    }
+
+    /// Adds a service running `desired` tasks of its task definition, steady. With
+    /// [`Behaviour::Missing`] only the cluster is created: the service does not exist.
     pub fn add_service(&self, cluster: &str, name: &str, desired: i32, behaviour: Behaviour) {
+        let mut st = self.st();
+        st.clusters.insert(cluster.to_owned());
         if behaviour == Behaviour::Missing {
             return;
         }
-        let mut st = self.st();
         st.next_deployment += 1;
         let dep = Dep {
             id: DeploymentId::new(format!("ecs-svc/{}", st.next_deployment)),
@@ -506,7 +522,7 @@ impl Deployer for FakeEcs {
                 "InvalidParameterException",
                 "services can have at most 10 items.",
             ))
-        } else if !st.services.iter().any(|s| s.cluster == cluster.as_str()) {
+        } else if !st.clusters.contains(cluster.as_str()) {
             Err(AwsError::new(
                 ErrorClass::NotFound,
                 OP,
@@ -548,6 +564,14 @@ impl Deployer for FakeEcs {
         let mut st = self.st();
         let st = &mut *st;
         let result = (|| {
+            if !st.clusters.contains(svc.cluster.as_str()) {
+                return Err(AwsError::new(
+                    ErrorClass::NotFound,
+                    OP,
+                    "ClusterNotFoundException",
+                    "Cluster not found.",
+                ));
+            }
             let Some(s) = st
                 .services
                 .iter_mut()

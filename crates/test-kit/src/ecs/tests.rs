@@ -209,6 +209,27 @@ async fn describe_services_shape_missing_services_and_limits() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("ClusterNotFoundException"));
+    let e = ecs
+        .force_deploy(&acct, &svc("nope", "api"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ClusterNotFoundException"));
+    // A cluster exists without services: they are missing, the cluster is not.
+    ecs.add_cluster("empty");
+    let got = ecs
+        .describe(
+            &acct,
+            &ClusterName::from("empty"),
+            &[ServiceName::from("api")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, [Described::Missing("MISSING".into())]);
+    let e = ecs
+        .force_deploy(&acct, &svc("empty", "api"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ServiceNotFoundException"));
 
     let e = ecs
         .force_deploy(&acct, &svc("prod", "bg"))
@@ -230,10 +251,10 @@ async fn describe_services_shape_missing_services_and_limits() {
     );
 
     // The call log: every call that reached ECS, with its result.
-    assert_eq!(ecs.describe_calls().len(), 3);
-    assert_eq!(ecs.describe_calls().iter().filter(|c| c.ok).count(), 1);
+    assert_eq!(ecs.describe_calls().len(), 4);
+    assert_eq!(ecs.describe_calls().iter().filter(|c| c.ok).count(), 2);
     let forces = ecs.force_calls();
-    assert_eq!(forces.len(), 2);
+    assert_eq!(forces.len(), 4);
     assert!(forces.iter().all(|f| f.result.is_err()));
     assert!(ecs.forced(&svc("prod", "bg")).is_empty());
     ecs.clear_calls();
