@@ -7,7 +7,8 @@
 //! - crashes: a replica's task is aborted at whatever await point it is at, or right
 //!   after its k-th write took effect; all its I/O stops at that instant (a crashed
 //!   process releases no lease); it restarts later from the stored state only, as a new
-//!   lease owner; graceful stops (SIGTERM: drain with the grace period) too;
+//!   lease owner; graceful stops (SIGTERM: drain with the grace period) too, and
+//!   freezes (its calls wait while its timers run, so its lease lapses mid-rotation);
 //! - reloads (SIGHUP) with changed settings (interval, window, jitter, stable timeout,
 //!   retries, concurrency), delivered to each replica at slightly different times;
 //! - faults of every AWS call: throttling, 5xx, a timeout before the call reached AWS
@@ -28,7 +29,11 @@
 //! from the seed (the core's own through its `Random` port), no wall clock, no OS
 //! randomness that changes what happens (generated secret values are random but only
 //! their digests are compared). `replays_exactly` runs seeds twice and compares the
-//! traces' fingerprints.
+//! traces' fingerprints. Nothing a seed prints holds a secret value (checked, and the
+//! printed trace is redacted). The test kit's fakes are used as they are, behind
+//! per-replica wrappers that add the faults and feed the oracle.
+//!
+//! Time: about 0.33 s of CPU per seed in a debug build (RELIABILITY.md, "Simulation").
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use croner::parser::{CronParser, Seconds};
