@@ -58,6 +58,30 @@ impl<'r> Validator<'r> {
         self.errors.push(src.error(span, key, msg));
     }
 
+    /// An integer setting within `lo..=hi` (small bounds: the result fits every target
+    /// type); out of range is reported at its span and yields None.
+    fn int_in_range(
+        &mut self,
+        src: &SourceMap<'_>,
+        n: &Option<S<i64>>,
+        key: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Option<i64> {
+        let n = n.as_ref()?;
+        let v = *n.get_ref();
+        if (lo..=hi).contains(&v) {
+            return Some(v);
+        }
+        self.err(
+            src,
+            n.span(),
+            key,
+            format!("{v} is out of range (allowed {lo} to {hi})"),
+        );
+        None
+    }
+
     /// Records `[section].key` and reports it when an earlier file set it already.
     fn claim_keys(
         &mut self,
@@ -102,38 +126,26 @@ impl<'r> Validator<'r> {
                 ),
             }
         }
-        if let Some(n) = raw.max_concurrent_rotations {
-            match usize::try_from(*n.get_ref()) {
-                Ok(v) if (1..=1024).contains(&v) => self.daemon.max_concurrent_rotations = v,
-                _ => self.err(
-                    src,
-                    n.span(),
-                    "daemon.max_concurrent_rotations",
-                    format!("{} is out of range (allowed 1 to 1024)", n.get_ref()),
-                ),
-            }
+        if let Some(v) = self.int_in_range(
+            src,
+            &raw.max_concurrent_rotations,
+            "daemon.max_concurrent_rotations",
+            1,
+            1024,
+        ) {
+            self.daemon.max_concurrent_rotations = v as usize;
         }
-        if let Some(n) = raw.max_attempts {
-            match u32::try_from(*n.get_ref()) {
-                Ok(v) if (1..=1000).contains(&v) => self.daemon.max_attempts = v,
-                _ => self.err(
-                    src,
-                    n.span(),
-                    "daemon.max_attempts",
-                    format!("{} is out of range (allowed 1 to 1000)", n.get_ref()),
-                ),
-            }
+        if let Some(v) = self.int_in_range(src, &raw.max_attempts, "daemon.max_attempts", 1, 1000) {
+            self.daemon.max_attempts = v as u32;
         }
-        if let Some(n) = raw.max_starts_per_minute {
-            match u32::try_from(*n.get_ref()) {
-                Ok(v) if (1..=10_000).contains(&v) => self.daemon.max_starts_per_minute = v,
-                _ => self.err(
-                    src,
-                    n.span(),
-                    "daemon.max_starts_per_minute",
-                    format!("{} is out of range (allowed 1 to 10000)", n.get_ref()),
-                ),
-            }
+        if let Some(v) = self.int_in_range(
+            src,
+            &raw.max_starts_per_minute,
+            "daemon.max_starts_per_minute",
+            1,
+            10_000,
+        ) {
+            self.daemon.max_starts_per_minute = v as u32;
         }
         let secs = Duration::from_secs;
         let fields = [
