@@ -428,9 +428,8 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
             &engine,
             secret,
             RotateOptions {
-                fresh: false,
                 dry_run,
-                replaces: None,
+                ..RotateOptions::default()
             },
             &obs,
             false,

@@ -60,6 +60,14 @@ pub enum DueStatus {
     InvalidTag,
 }
 
+impl DueStatus {
+    /// Due only to finish a rotation whose value is already current: a rotation started
+    /// for it must not make a new value ([`crate::rotation::RotateOptions::resume_only`]).
+    pub fn resume_only(self) -> bool {
+        matches!(self, DueStatus::Unfinished(u) if u.value_is_current())
+    }
+}
+
 /// A `last-rotated` tag that was not used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -122,7 +122,10 @@ pub async fn rotate<S: SecretStore, D: Deployer>(
                     tracing::info!(secret = %cfg.name, "another replica finished this rotation; nothing to do");
                     return Ok(already_rotated(cfg, d.current));
                 }
-                Some(Ok(d)) => opts.replaces = d.current,
+                Some(Ok(d)) => {
+                    opts.replaces = d.current;
+                    opts.resume_only = d.status.resume_only();
+                }
                 Some(Err(e)) => {
                     return Err(RotationError::Aws {
                         step: crate::rotation::Step::Start,

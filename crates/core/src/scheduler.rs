@@ -759,6 +759,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 fresh: e.fresh_next,
                 dry_run: false,
                 replaces: e.replaces.clone(),
+                resume_only: e.status.resume_only(),
             };
             let m = self.telemetry.clone();
             let started_at = ts(wall);

@@ -82,6 +82,11 @@ pub struct RotateOptions {
     /// saw when it found the secret due). If a fresh rotation finds another version
     /// current, someone else rotated it already: nothing is done.
     pub replaces: Option<VersionId>,
+    /// The caller found the secret due only to finish a rotation whose value is already
+    /// current (due status `Unfinished` with the value current). If the store shows
+    /// nothing left to finish, another replica finished it: nothing is done (a fresh
+    /// rotation would replace a value minutes old).
+    pub resume_only: bool,
 }
 
 /// Rotates secrets: the staging protocol (AWSPENDING -> AWSCURRENT -> AWSPREVIOUS) over a

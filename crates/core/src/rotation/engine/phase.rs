@@ -54,16 +54,22 @@ pub(crate) enum Phase {
     Foreign { version: VersionId },
 }
 
-/// Decides the phase from DescribeSecret's answer.
-///
-/// `replaces`: the AWSCURRENT version the caller meant to replace (the daemon's view when
-/// it found the secret due). `fresh_retry`: this run retries a failure whose target wants
-/// a fresh value (see `target::fresh_value_on_retry`).
-pub(crate) fn detect(
-    meta: &SecretMeta,
-    replaces: Option<&VersionId>,
-    fresh_retry: bool,
-) -> Result<Detected, RotationError> {
+/// What the caller expected to find: the daemon's view when it found the secret due.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Expected<'a> {
+    /// The AWSCURRENT version the rotation is meant to replace.
+    pub replaces: Option<&'a VersionId>,
+    /// The secret was due only to finish a rotation whose value is already current (our
+    /// AWSCURRENT, consumers not confirmed): with nothing left to finish, someone else
+    /// finished it, and a fresh rotation would replace a value minutes old.
+    pub resume_only: bool,
+    /// This run retries a failure whose target wants a fresh value (see
+    /// `target::fresh_value_on_retry`).
+    pub fresh_retry: bool,
+}
+
+/// Decides the phase from DescribeSecret's answer and what the caller expected.
+pub(crate) fn detect(meta: &SecretMeta, expected: Expected<'_>) -> Result<Detected, RotationError> {
     if meta.deleted {
         return Err(RotationError::Deleted);
     }
@@ -72,11 +78,16 @@ pub(crate) fn detect(
         .cloned()
         .ok_or(RotationError::NoCurrent)?;
     let phase = match resume_point(meta, &current) {
-        Phase::Fresh if replaces.is_some_and(|expected| *expected != current) => {
+        Phase::Fresh
+            if expected.resume_only
+                || expected
+                    .replaces
+                    .is_some_and(|replaces| *replaces != current) =>
+        {
             return Ok(Detected::AlreadyRotated { current });
         }
         // A value a target refused once would likely be refused again.
-        Phase::Resume { version } if fresh_retry => {
+        Phase::Resume { version } if expected.fresh_retry => {
             let next_attempt = attempt_of(&meta.arn, &current, &version).map_or(0, |a| a + 1);
             Phase::Retry {
                 version,
@@ -199,12 +210,24 @@ mod tests {
         }
     }
 
+    fn replacing(v: &VersionId) -> Expected<'_> {
+        Expected {
+            replaces: Some(v),
+            ..Expected::default()
+        }
+    }
+
     fn rotate(m: &SecretMeta) -> Phase {
         phase_of(m, None, false)
     }
 
-    fn phase_of(m: &SecretMeta, replaces: Option<&VersionId>, fresh: bool) -> Phase {
-        match detect(m, replaces, fresh) {
+    fn phase_of(m: &SecretMeta, replaces: Option<&VersionId>, fresh_retry: bool) -> Phase {
+        let expected = Expected {
+            replaces,
+            fresh_retry,
+            ..Expected::default()
+        };
+        match detect(m, expected) {
             Ok(Detected::Rotate { phase, .. }) => phase,
             other => panic!("expected a phase, got {other:?}"),
         }
@@ -215,12 +238,12 @@ mod tests {
         let mut m = meta(&[(&v("c"), &[AWSCURRENT])], &[]);
         m.deleted = true;
         assert!(matches!(
-            detect(&m, None, false),
+            detect(&m, Expected::default()),
             Err(RotationError::Deleted)
         ));
         m.versions.clear();
         assert!(matches!(
-            detect(&m, None, false),
+            detect(&m, Expected::default()),
             Err(RotationError::Deleted)
         ));
     }
@@ -229,12 +252,12 @@ mod tests {
     fn no_awscurrent_fails() {
         let m = meta(&[(&v("p"), &[AWSPENDING])], &[]);
         assert!(matches!(
-            detect(&m, None, false),
+            detect(&m, Expected::default()),
             Err(RotationError::NoCurrent)
         ));
         let m = meta(&[], &[]);
         assert!(matches!(
-            detect(&m, None, false),
+            detect(&m, Expected::default()),
             Err(RotationError::NoCurrent)
         ));
     }
@@ -243,7 +266,7 @@ mod tests {
     fn a_plain_current_version_is_a_fresh_rotation_replacing_it() {
         let m = meta(&[(&v("c"), &[AWSCURRENT]), (&v("o"), &[AWSPREVIOUS])], &[]);
         assert_eq!(
-            detect(&m, None, false).unwrap(),
+            detect(&m, Expected::default()).unwrap(),
             Detected::Rotate {
                 current: v("c"),
                 phase: Phase::Fresh
@@ -257,7 +280,7 @@ mod tests {
     fn another_current_than_expected_is_already_rotated() {
         let m = meta(&[(&v("c2"), &[AWSCURRENT]), (&v("c"), &[AWSPREVIOUS])], &[]);
         assert_eq!(
-            detect(&m, Some(&v("c")), false).unwrap(),
+            detect(&m, replacing(&v("c"))).unwrap(),
             Detected::AlreadyRotated { current: v("c2") }
         );
         // Also when the new current is a version of ours whose consumers are confirmed.
@@ -267,7 +290,7 @@ mod tests {
             &[(TAG_DEPLOYED_VERSION, &c2)],
         );
         assert_eq!(
-            detect(&m, Some(&v("c")), false).unwrap(),
+            detect(&m, replacing(&v("c"))).unwrap(),
             Detected::AlreadyRotated { current: c2 }
         );
     }
@@ -391,8 +414,52 @@ mod tests {
         assert_eq!(rotate(&m), Phase::Fresh);
         // ... and so, when another version was expected, already rotated.
         assert_eq!(
-            detect(&m, Some(&v("o")), false).unwrap(),
+            detect(&m, replacing(&v("o"))).unwrap(),
             Detected::AlreadyRotated { current: v("c") }
+        );
+    }
+
+    #[test]
+    fn a_resume_only_run_finds_a_finished_rotation_already_rotated() {
+        let c2 = ours(&v("c"), 0);
+        let resume = Expected {
+            replaces: Some(&c2),
+            resume_only: true,
+            ..Expected::default()
+        };
+        // Another replica confirmed the consumers since the caller's read: nothing is left.
+        let done = meta(
+            &[(&c2, &[AWSCURRENT]), (&v("c"), &[AWSPREVIOUS])],
+            &[(TAG_DEPLOYED_VERSION, &c2)],
+        );
+        assert_eq!(
+            detect(&done, resume).unwrap(),
+            Detected::AlreadyRotated {
+                current: c2.clone()
+            }
+        );
+        // Not confirmed yet: the redeploy is still owed.
+        let owed = meta(&[(&c2, &[AWSCURRENT]), (&v("c"), &[AWSPREVIOUS])], &[]);
+        assert_eq!(
+            detect(&owed, resume).unwrap(),
+            Detected::Rotate {
+                current: c2.clone(),
+                phase: Phase::Deploy {
+                    version: c2.clone()
+                }
+            }
+        );
+        // Half-way through finish: finished.
+        let half = meta(
+            &[(&c2, &[AWSCURRENT, AWSPENDING]), (&v("c"), &[AWSPREVIOUS])],
+            &[],
+        );
+        assert_eq!(
+            detect(&half, resume).unwrap(),
+            Detected::Rotate {
+                current: c2.clone(),
+                phase: Phase::FinishPending { version: c2 }
+            }
         );
     }
 

@@ -30,8 +30,12 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         if meta.rotation_enabled && !meta.deleted {
             tracing::warn!(target: super::LOG_TARGET, secret = %cfg.name, "AWS-native rotation is also enabled on this secret; two rotators will fight over AWSPENDING");
         }
-        let fresh = opts.fresh && target::fresh_value_on_retry(&cfg.target);
-        match phase::detect(&meta, opts.replaces.as_ref(), fresh)? {
+        let expected = phase::Expected {
+            replaces: opts.replaces.as_ref(),
+            resume_only: opts.resume_only,
+            fresh_retry: opts.fresh && target::fresh_value_on_retry(&cfg.target),
+        };
+        match phase::detect(&meta, expected)? {
             Detected::AlreadyRotated { current } => {
                 self.note(
                     progress,
