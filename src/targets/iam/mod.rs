@@ -24,8 +24,12 @@
 //!   `AccessKeyId`) is deactivated and the time recorded in the tag; it is deleted at the
 //!   start of the first rotation after `delete_after` (at once when `delete_after` is 0).
 //!
-//! A crash at any point is safe: before the pending version is written the new key is an
-//! orphan that the next create deletes; after, the engine resumes with the stored key.
+//! A crash is safe at every point but one: once the `iam-creating` tag names the new key
+//! and before the pending version is written, the key is an orphan that the next create
+//! deletes; after, the engine resumes with the stored key; a failed write of that naming
+//! tag deletes the key at once. A crash between `CreateAccessKey` and the naming tag (one
+//! IAM round trip) leaves a key no later attempt deletes: the secret fails and alerts
+//! until an operator deletes it (RELIABILITY.md, "Simulation").
 //! The secret access key is never logged; key ids are not secret and are logged.
 
 mod api;

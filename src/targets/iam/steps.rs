@@ -84,12 +84,28 @@ pub(super) async fn create_value(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(secret = %env.cfg.name, user = %t.user, key = %key.id, "created access key");
-    env.store
+    let named = env
+        .store
         .tag(
             s,
             &[(TAG_IAM_CREATING, format!("{}@{}", key.id, rfc3339(now)))],
         )
-        .await?;
+        .await;
+    if let Err(e) = named {
+        // Only this tag lets a later attempt find and delete the key (a time alone
+        // condemns none: tags can be forged), so the key goes now, while its id is known.
+        return Err(match iam.delete_key(account, &t.user, &key.id).await {
+            Ok(()) => {
+                tracing::warn!(secret = %env.cfg.name, user = %t.user, key = %key.id, error = %e, "deleted the new access key: the tag naming it could not be written");
+                e.into()
+            }
+            Err(d) if d.class == ErrorClass::NotFound => e.into(),
+            Err(d) => iam_error(format!(
+                "created access key {} for IAM user {} but could not record it ({e}) nor delete it ({d}); delete that key by hand, or every later rotation stops at the two-key limit",
+                key.id, t.user
+            )),
+        });
+    }
     doc.insert(KEY_ID.into(), Value::String(key.id));
     doc.insert(
         KEY_SECRET.into(),
@@ -250,6 +266,8 @@ mod tests {
     struct Store {
         current: Mutex<String>,
         tags: Mutex<BTreeMap<String, String>>,
+        /// Some(n): the tag writes after the next n fail.
+        tag_writes_left: Mutex<Option<usize>>,
     }
 
     fn unused(op: &'static str) -> AwsError {
@@ -300,6 +318,17 @@ mod tests {
             Err(unused("UpdateSecretVersionStage"))
         }
         async fn tag(&self, _s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
+            if let Some(n) = self.tag_writes_left.lock().unwrap().as_mut() {
+                if *n == 0 {
+                    return Err(AwsError::new(
+                        ErrorClass::Throttled,
+                        "TagResource",
+                        "ThrottlingException",
+                        "Rate exceeded",
+                    ));
+                }
+                *n -= 1;
+            }
             let mut t = self.tags.lock().unwrap();
             for (k, v) in tags {
                 t.insert(k.to_string(), v.clone());
@@ -519,6 +548,46 @@ mod tests {
         revoke(&env, &target, &value, Some(&previous))
             .await
             .unwrap();
+    }
+
+    /// The tag naming the new key is what lets a later attempt clean it up; without it
+    /// the key would stay active and unnamed, and every later rotation would stop at
+    /// "two access keys".
+    #[tokio::test(start_paused = true)]
+    async fn a_new_key_whose_naming_tag_cannot_be_written_is_deleted_at_once() {
+        let store = Store::default();
+        *store.current.lock().unwrap() =
+            r#"{"AccessKeyId":"AKIACUR","SecretAccessKey":"old-secret"}"#.into();
+        // The creating-time tag goes through, the tag naming the key does not.
+        *store.tag_writes_left.lock().unwrap() = Some(1);
+        let iam = Arc::new(Iam::default());
+        *iam.keys.lock().unwrap() = vec![key("AKIACUR", true, "2030-01-01T00:00:00Z")];
+        let clock = ManualClock::new(t(NOW));
+        let (cfg, target) = secret_cfg(DAY);
+        let clients = clients(&iam);
+        let env = TargetEnv {
+            cfg: &cfg,
+            store: &store,
+            clients: &clients,
+            clock: &clock,
+        };
+        let e = create_value(&env, &target)
+            .await
+            .expect_err("the naming tag failed");
+        let msg = e.to_string();
+        assert!(msg.contains("ThrottlingException"), "{msg}");
+        assert!(!msg.contains("s3cr3t-KEY-material"), "{msg}");
+        assert_eq!(
+            *iam.log.lock().unwrap(),
+            ["create AKIANEW1", "delete AKIANEW1"]
+        );
+        let ids: Vec<_> = iam.keys.lock().unwrap().iter().map(|k| k.id.clone()).collect();
+        assert_eq!(ids, ["AKIACUR"]);
+
+        // The next attempt has room for its key.
+        *store.tag_writes_left.lock().unwrap() = None;
+        create_value(&env, &target).await.expect("the retry creates a key");
+        assert_eq!(iam.keys.lock().unwrap().len(), 2);
     }
 
     #[tokio::test(start_paused = true)]
