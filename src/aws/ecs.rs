@@ -8,8 +8,10 @@ use crate::rotation::deploy::{
 };
 use aws_sdk_ecs::Client;
 
-/// Service events kept for failure reports.
-const EVENTS_KEPT: usize = 10;
+/// Service events kept: all DescribeServices returns (its latest 100). The judge looks
+/// for the event naming our deployment as failed, which a large service's task and
+/// draining events can push far down the list within one poll interval.
+const EVENTS_KEPT: usize = 100;
 
 #[derive(Clone)]
 pub struct AwsEcs {
@@ -161,5 +163,28 @@ impl Deployer for AwsEcs {
                 "the response has no PRIMARY deployment",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::{Service, ServiceEvent};
+
+    #[test]
+    fn a_failure_event_behind_many_newer_ones_is_kept() {
+        let mut svc = Service::builder().service_name("api").desired_count(40);
+        for i in 0..60 {
+            let msg = if i == 45 {
+                "(service api) (deployment ecs-svc/2) deployment failed: tasks failed to start."
+                    .to_owned()
+            } else {
+                format!("(service api) has started 1 tasks: (task {i}).")
+            };
+            svc = svc.events(ServiceEvent::builder().message(msg).build());
+        }
+        let state = service_state(&svc.build());
+        assert_eq!(state.events.len(), 60);
+        assert!(state.events[45].contains("deployment failed"));
     }
 }

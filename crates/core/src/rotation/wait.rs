@@ -1,9 +1,15 @@
 //! Waiting until every redeployed service is stable on the deployment we started.
 //!
-//! Polling is paced against the AWS CLI waiter (one DescribeServices every 15 s): we never
-//! make more calls than it would have made by the same moment, poll slowly while new tasks
-//! start, and spend the saved calls polling fast once only old tasks are draining, which is
-//! when completion is near.
+//! Polling is paced against the AWS CLI waiter (one DescribeServices every 15 s, at most
+//! 40): we never make more calls than it would have made by the same moment, poll slowly
+//! while new tasks start, and spend the saved calls polling fast once only old tasks are
+//! draining, which is when completion is near. A stable timeout longer than the waiter's
+//! ten minutes spreads the slow polls over it; a few fast ones still follow each sign of
+//! draining.
+//!
+//! ECS reads are eventually consistent ("might not be immediately visible to all
+//! subsequent commands"): until our deployment has appeared in an answer, an answer
+//! without it is not taken as a rollback (for [`VISIBILITY_GRACE`]).
 
 use super::deploy::{judge, Deployer, Described, Forced, Judgement, DESCRIBE_BATCH};
 use super::Observer;
@@ -17,6 +23,16 @@ pub const WAITER_PERIOD: Duration = Duration::from_secs(15);
 /// The CLI waiter gives up after this many DescribeServices calls: so do we, whatever the
 /// stable timeout (then we sleep until the deadline and report what we last saw).
 pub const WAITER_MAX_ATTEMPTS: u64 = 40;
+/// Fast polls in a row while old tasks drain, before the even spread of a long timeout
+/// applies again: enough to see a short drain complete within seconds, few enough that a
+/// long one (a 300 s deregistration delay) leaves polls for the rest of the timeout.
+const DRAIN_BURST: u32 = 5;
+/// Service events a stalled verdict reports.
+const STALLED_EVENTS: usize = 10;
+/// How long an answer that does not list the deployment UpdateService returned yet may
+/// be a stale read. A real rollback takes minutes (failed tasks first), so judging one
+/// this late costs little; judging a stale read as a rollback fails a healthy rotation.
+pub const VISIBILITY_GRACE: Duration = Duration::from_secs(60);
 const FIRST_POLL: Duration = Duration::from_secs(2);
 /// Slower than the waiter while new tasks start: the calls saved are spent near the end.
 const STARTING_POLL: Duration = Duration::from_secs(30);
@@ -134,12 +150,16 @@ pub async fn wait_stable<D: Deployer>(
         .collect();
     let mut verdicts = BTreeMap::new();
     let mut last: Last = BTreeMap::new();
+    // Services whose deployment (ours, or the one that superseded it) ECS has listed.
+    let mut seen: std::collections::BTreeSet<ServiceRef> = Default::default();
+    let max_rounds = WAITER_MAX_ATTEMPTS;
+    let mut fast_in_a_row: u32 = 0;
     let mut rounds: u64 = 0;
     let mut backoff = Duration::ZERO;
     let mut next = start + FIRST_POLL;
 
     loop {
-        if next >= deadline || rounds >= WAITER_MAX_ATTEMPTS {
+        if next >= deadline || rounds >= max_rounds {
             // No poll at or after the deadline, none beyond the waiter's attempts.
             tokio::time::sleep_until(deadline).await;
             return stalled(&ours, verdicts, &last);
@@ -185,7 +205,18 @@ pub async fn wait_stable<D: Deployer>(
                                     if let Some(c) = mine.and_then(|m| m.created) {
                                         created.entry(svc.clone()).or_insert(c);
                                     }
-                                    let j = judge(&state, dep, created.get(svc).copied());
+                                    if mine.is_some() {
+                                        seen.insert(svc.clone());
+                                    }
+                                    let mut j = judge(&state, dep, created.get(svc).copied());
+                                    if matches!(j, Judgement::RolledBack(_))
+                                        && mine.is_none()
+                                        && !seen.contains(svc)
+                                        && start.elapsed() < VISIBILITY_GRACE
+                                    {
+                                        // Possibly a read from before our UpdateService.
+                                        j = Judgement::Starting;
+                                    }
                                     let (run, des, failed) = mine
                                         .map_or((0, state.desired, 0), |d| {
                                             (d.running, d.desired, d.failed_tasks)
@@ -227,7 +258,10 @@ pub async fn wait_stable<D: Deployer>(
                                         }
                                         _ => {}
                                     }
-                                    last.insert(svc.clone(), (j, run, des, failed, state.events));
+                                    // The latest few explain a stall; the judge saw them all.
+                                    let latest =
+                                        state.events.into_iter().take(STALLED_EVENTS).collect();
+                                    last.insert(svc.clone(), (j, run, des, failed, latest));
                                 }
                             }
                         }
@@ -285,13 +319,16 @@ pub async fn wait_stable<D: Deployer>(
         while budget(at - start) <= rounds {
             at += Duration::from_millis(250);
         }
+        fast_in_a_row = if draining { fast_in_a_row + 1 } else { 0 };
         // A timeout longer than the waiter's ten minutes: when the polls left, even at the
         // slow pace, would run out before the deadline, spread them evenly over the time
         // left, so a long rollout is still seen completing (not judged on a poll made
-        // minutes before the deadline).
+        // minutes before the deadline). Not for the first few polls of a drain: that is
+        // when completion is near.
         let left = WAITER_MAX_ATTEMPTS.saturating_sub(rounds).max(1);
         let remaining = deadline.saturating_duration_since(now);
-        if STARTING_POLL.saturating_mul(left as u32) < remaining {
+        let in_burst = (1..=DRAIN_BURST).contains(&fast_in_a_row);
+        if !in_burst && STARTING_POLL.saturating_mul(left as u32) < remaining {
             at = at.max(now + remaining / (left as u32 + 1));
         }
         next = at;
