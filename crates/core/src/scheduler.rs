@@ -723,10 +723,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
             // An unfinished rotation of ours is finished at once, even outside the window:
             // the target may already accept only the pending value (single-user PostgreSQL
-            // from `set` on). Only a new value waits for the window.
-            let resume_only = matches!(e.status, DueStatus::Unfinished(_)) && !e.fresh_next;
+            // from `set` on). That holds for a retry with a fresh value too: `set` may have
+            // worked before `test` failed, and consumers reading AWSCURRENT are locked out
+            // until a value is both set and current. Only a new rotation waits.
+            let owed = matches!(e.status, DueStatus::Unfinished(_));
             if let Some(w) = e.cfg.window.as_deref() {
-                if !resume_only && opening_containing(w, wall).is_none() {
+                if !owed && opening_containing(w, wall).is_none() {
                     let offset =
                         chrono::Duration::from_std(jitter_offset(&e.cfg.name, e.cfg.jitter))
                             .unwrap_or_default();

@@ -1,0 +1,136 @@
+//! Work the store says is owed (a rotation of ours that did not finish) is done when it
+//! is owed: outside the window, and after the scheduler gave up once someone fixed the
+//! cause. Found by adversarial review (issue 14).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::future::BoxFuture;
+use rotator_core::clock::Clock;
+use rotator_core::config::{AwsConfig, Config, DaemonConfig, Target};
+use rotator_core::rotation::store::{AWSCURRENT, TAG_LAST_ROTATED};
+use rotator_core::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
+use rotator_core::rotation::Engine;
+use rotator_core::scheduler::{Health, Scheduler};
+use rotator_test_kit::{at, FakeEcs, FakeStore, ManualClock, SecretBuilder, Sequence};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A database role in single-user mode with an admin secret: "set" changes the role's
+/// password at once (the old one stops working); "test" logs in, failing once.
+#[derive(Debug)]
+struct Db {
+    password: Arc<Mutex<String>>,
+    tests: Arc<AtomicUsize>,
+}
+
+impl ConfiguredTarget for Db {
+    fn kind(&self) -> &'static str {
+        "db"
+    }
+    fn has_set(&self) -> bool {
+        true
+    }
+    fn set<'a>(
+        &'a self,
+        _env: &'a TargetEnv<'a>,
+        value: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        *self.password.lock().unwrap() = value.expose_secret().to_owned();
+        Box::pin(async { Ok(()) })
+    }
+    fn test<'a>(
+        &'a self,
+        _env: &'a TargetEnv<'a>,
+        _value: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        let n = self.tests.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if n == 0 {
+                Err(TargetError::Other("too many connections for role".into()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+/// `set` took effect (the role accepts only the new password), `test` failed once, a
+/// minute before the window closed. The retry makes a fresh value (the failed one may be
+/// refused again), but must not wait for tomorrow's window: until a value is both set
+/// and current, consumers reading AWSCURRENT cannot log in.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_set_worked_and_test_failed_does_not_wait_for_the_next_window() {
+    // Window daily 02:00-03:00 UTC; the secret is overdue; it is 02:59:40.
+    let clock = ManualClock::new(at("2026-03-03T02:59:40Z"));
+    let seq = Sequence::default();
+    let store = FakeStore::new(&clock, &seq);
+    let ecs = FakeEcs::new(&clock, &seq);
+    store.create_secret("app/db", "initial-value");
+    let tagged = rfc(clock.now() - chrono::Duration::days(31));
+    store.edit("app/db", |s| {
+        s.tags.insert(TAG_LAST_ROTATED.into(), tagged);
+    });
+    let password = Arc::new(Mutex::new("initial-value".to_owned()));
+    let tests = Arc::new(AtomicUsize::new(0));
+    let cfg = SecretBuilder::new("db", "app/db")
+        .every(30 * DAY)
+        .window("0 2 * * *", Duration::from_secs(3600))
+        .target(Target::new(Db {
+            password: password.clone(),
+            tests: tests.clone(),
+        }))
+        .build();
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        ecs.clone(),
+        Arc::new(clock.clone()),
+    ));
+    let config = Config {
+        daemon: DaemonConfig {
+            retry_initial: Duration::from_secs(60),
+            ..DaemonConfig::default()
+        },
+        aws: AwsConfig::default(),
+        ha: Default::default(),
+        secrets: vec![cfg],
+        files: vec![],
+    };
+    let sched = Scheduler::new(
+        engine,
+        Arc::new(clock.clone()),
+        &config,
+        Arc::new(Health::default()),
+    );
+    let (_tx, rx) = mpsc::channel(4);
+    tokio::spawn(sched.run(rx));
+
+    // Every 10 minutes for 6 hours: does what consumers read (AWSCURRENT) still log in?
+    let mut broken_since: Option<DateTime<Utc>> = None;
+    for _ in 0..36 {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let cur = store.holder("app/db", AWSCURRENT).unwrap();
+        let cur_value = store.value_of("app/db", &cur);
+        let db = password.lock().unwrap().clone();
+        if cur_value != db {
+            broken_since.get_or_insert(clock.now());
+        } else {
+            broken_since = None;
+        }
+    }
+    assert!(
+        broken_since.is_none(),
+        "consumers reading AWSCURRENT cannot log in since {:?} (now {}); the target holds the \
+         failed attempt's value; test calls so far: {}",
+        broken_since,
+        clock.now(),
+        tests.load(Ordering::SeqCst)
+    );
+}
