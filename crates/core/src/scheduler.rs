@@ -114,8 +114,9 @@ enum State {
         next_cfg: Option<Arc<SecretConfig>>,
         removed: bool,
     },
-    /// `max_attempts` failed rotations in a row: left alone until a reload (or a manual
-    /// rotation that the next reload or refresh sees).
+    /// `max_attempts` failed rotations in a row: left alone until a reload, or until a
+    /// refresh (which reads given-up secrets too) finds it rotated by someone else (a
+    /// manual `rotate`, another replica).
     GaveUp,
 }
 
@@ -378,7 +379,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     // Read before a rotation or a reload: what we know now is newer.
                     return;
                 }
-                if !single && !e.needs_due && (e.failures > 0 || matches!(e.state, State::Queued)) {
+                let gave_up = matches!(e.state, State::GaveUp);
+                if !single
+                    && !e.needs_due
+                    && !gave_up
+                    && (e.failures > 0 || matches!(e.state, State::Queued))
+                {
                     // A refresh must not reschedule a secret that waits for a retry (its
                     // backoff) or is already in the waiting line.
                     return;
@@ -396,10 +402,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let m = self.telemetry.clone();
         match r {
             Ok(d) => {
-                let mut retry = single && e.failures > 0;
-                if retry && d.status == DueStatus::Scheduled && d.due > now {
+                let gave_up = matches!(e.state, State::GaveUp);
+                let mut retry = single && e.failures > 0 && !gave_up;
+                if (retry || gave_up) && d.status == DueStatus::Scheduled && d.due > now {
                     // Someone else (another replica, a manual rotate) finished it while we
-                    // waited for the retry: nothing is owed until the next due time.
+                    // waited for the retry or after we gave up: nothing is owed until the
+                    // next due time.
                     tracing::info!(secret = %name, "rotated by another rotator since our failure; no retry needed");
                     retry = false;
                     e.failures = 0;
@@ -550,8 +558,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 _ = refresh.tick() => {
                     // One periodic refresh at a time: at 100,000 secrets a pass takes a while.
                     if self.batches == 0 {
+                        // Given-up secrets too: a manual rotate may have finished them.
                         let mut idle: Vec<SecretName> = self.entries.iter()
-                            .filter(|(_, e)| !matches!(e.state, State::Running { .. } | State::Queued) && e.failures == 0 && !e.needs_due)
+                            .filter(|(_, e)| matches!(e.state, State::GaveUp) || (!matches!(e.state, State::Running { .. } | State::Queued) && e.failures == 0 && !e.needs_due))
                             .map(|(n, _)| n.clone()).collect();
                         idle.sort_unstable();
                         self.start_batch(idle);

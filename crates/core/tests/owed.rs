@@ -8,16 +8,17 @@ use rotator_core::clock::Clock;
 use rotator_core::config::{AwsConfig, Config, DaemonConfig, Target};
 use rotator_core::rotation::store::{AWSCURRENT, TAG_LAST_ROTATED};
 use rotator_core::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
-use rotator_core::rotation::Engine;
+use rotator_core::rotation::{Engine, Outcome, Quiet, RotateOptions};
 use rotator_core::scheduler::{Health, Scheduler};
 use rotator_test_kit::{at, FakeEcs, FakeStore, ManualClock, SecretBuilder, Sequence};
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 const DAY: Duration = Duration::from_secs(86_400);
+const HOUR: Duration = Duration::from_secs(3600);
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -132,5 +133,106 @@ async fn a_retry_after_set_worked_and_test_failed_does_not_wait_for_the_next_win
         broken_since,
         clock.now(),
         tests.load(Ordering::SeqCst)
+    );
+}
+
+#[derive(Debug)]
+struct Flaky {
+    broken: Arc<AtomicBool>,
+}
+
+impl ConfiguredTarget for Flaky {
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+    fn test<'a>(
+        &'a self,
+        _env: &'a TargetEnv<'a>,
+        _value: &'a SecretString,
+    ) -> BoxFuture<'a, Result<(), TargetError>> {
+        let broken = self.broken.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if broken {
+                Err(TargetError::Other("unreachable".into()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+/// The RetriesExhausted alert tells the operator to fix the cause and run `rotate`; the
+/// daemon must notice that at its next refresh and keep the schedule (it skipped secrets
+/// with failures, so the secret was never scheduled again until a reload).
+#[tokio::test(start_paused = true)]
+async fn a_secret_that_gave_up_is_scheduled_again_once_a_manual_rotate_succeeded() {
+    let clock = ManualClock::new(at("2026-03-03T10:00:00Z"));
+    let seq = Sequence::default();
+    let store = FakeStore::new(&clock, &seq);
+    let ecs = FakeEcs::new(&clock, &seq);
+    store.create_secret("app/k", "initial-value");
+    // Last rotated 2 hours ago: due now.
+    let tagged = (at("2026-03-03T08:00:00Z")).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    store.edit("app/k", |s| {
+        s.tags.insert(
+            rotator_core::rotation::store::TAG_LAST_ROTATED.into(),
+            tagged,
+        );
+    });
+    let broken = Arc::new(AtomicBool::new(true));
+    let cfg = SecretBuilder::new("k", "app/k")
+        .every(HOUR)
+        .target(Target::new(Flaky {
+            broken: broken.clone(),
+        }))
+        .build();
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        ecs.clone(),
+        Arc::new(clock.clone()),
+    ));
+    let config = Config {
+        daemon: DaemonConfig {
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(2),
+            refresh: Duration::from_secs(600),
+            ..DaemonConfig::default()
+        },
+        aws: AwsConfig::default(),
+        ha: Default::default(),
+        secrets: vec![cfg.clone()],
+        files: vec![],
+    };
+    let sched = Scheduler::new(
+        engine.clone(),
+        Arc::new(clock.clone()),
+        &config,
+        Arc::new(Health::default()),
+    );
+    let (_tx, rx) = mpsc::channel(4);
+    tokio::spawn(sched.run(rx));
+
+    // max_attempts (10) failures, a couple of seconds apart: gave up.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let failed_puts = store.count_ok("PutSecretValue");
+
+    // The operator fixes the cause and runs `secret-rotator rotate k` (the same engine).
+    broken.store(false, Ordering::SeqCst);
+    let r = engine
+        .rotate(&cfg, RotateOptions::default(), &Quiet)
+        .await
+        .expect("manual rotate");
+    assert_eq!(r.outcome, Outcome::Success);
+    let after_manual = store.count_ok("PutSecretValue");
+
+    // every = 1h: within 5 hours (30 refreshes) the daemon should rotate it again.
+    tokio::time::sleep(5 * HOUR).await;
+    assert!(
+        store.count_ok("PutSecretValue") > after_manual,
+        "no rotation by the daemon in the 5 hours after the manual rotate (every = 1h); \
+         puts: {} while broken, {} after the manual rotate, {} now",
+        failed_puts,
+        after_manual,
+        store.count_ok("PutSecretValue")
     );
 }
