@@ -438,3 +438,91 @@ pub fn telemetry() -> std::sync::Arc<dyn Telemetry> {
     }
     std::sync::Arc::new(Global)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rotator_core::telemetry::update;
+    use rotator_test_kit::metrics::value as metric;
+
+    /// The core's reports as Prometheus series: what `crates/core/tests/scheduler.rs`
+    /// asserts the scheduler reports (on the kit's recorder) is what the alerts and the
+    /// dashboard read, under these names and labels.
+    #[test]
+    fn the_cores_reports_render_as_the_series_alerts_read() {
+        let m = Metrics::new();
+        let name = SecretName::from;
+        update(&m, &name("busy"), |s| {
+            s.in_progress = true;
+            s.started = 100.0;
+            s.failing = true;
+            s.failures = 2;
+            s.readable = Some(false);
+            s.status = Status::Unreadable;
+        });
+        update(&m, &name("idle"), |s| {
+            s.verified = 1234.0;
+            s.readable = Some(true);
+            s.status = Status::OutsideWindow;
+        });
+        m.invalid_tag(&name("idle"), "future");
+        m.invalid_tag(&name("idle"), "future");
+        m.invalid_tag(&name("busy"), "unparseable");
+        Telemetry::register_secret(&m, &name("idle"), Default::default(), &[]);
+        m.rotation_finished(&name("idle"), "success", 3.0);
+        let body = m.render();
+        let series = |s: &str| metric(&body, &format!("secret_rotator_{s}"));
+
+        // Present only while a rotation runs.
+        assert_eq!(
+            series("rotation_in_progress{secret=\"busy\"}"),
+            Some(1.0),
+            "{body}"
+        );
+        assert_eq!(series("rotation_in_progress{secret=\"idle\"}"), None);
+        assert_eq!(
+            series("rotation_started_timestamp_seconds{secret=\"busy\"}"),
+            Some(100.0)
+        );
+        // Always present, 0 or 1.
+        assert_eq!(series("rotation_failing{secret=\"busy\"}"), Some(1.0));
+        assert_eq!(series("rotation_failing{secret=\"idle\"}"), Some(0.0));
+        assert_eq!(series("consecutive_failures{secret=\"busy\"}"), Some(2.0));
+        assert_eq!(series("secret_readable{secret=\"busy\"}"), Some(0.0));
+        assert_eq!(series("secret_readable{secret=\"idle\"}"), Some(1.0));
+        assert_eq!(
+            series("secret_status{secret=\"busy\",status=\"unreadable\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            series("secret_status{secret=\"idle\",status=\"outside_window\"}"),
+            Some(1.0)
+        );
+        // Present only once a rotation is verified.
+        assert_eq!(
+            series("last_verified_rotation_timestamp_seconds{secret=\"idle\"}"),
+            Some(1234.0)
+        );
+        assert_eq!(
+            series("last_verified_rotation_timestamp_seconds{secret=\"busy\"}"),
+            None
+        );
+        assert_eq!(
+            series("invalid_tags_total{reason=\"future\",secret=\"idle\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            series("invalid_tags_total{reason=\"unparseable\",secret=\"busy\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            series("rotations_total{outcome=\"success\",secret=\"idle\"}"),
+            Some(1.0)
+        );
+        // Registered secrets have every outcome's counter from 0.
+        assert_eq!(
+            series("rotations_total{outcome=\"failed\",secret=\"idle\"}"),
+            Some(0.0)
+        );
+    }
+}

@@ -1,9 +1,19 @@
 //! The `command` target end to end: `rotate` runs real scripts against moto (Secrets
-//! Manager) and ecs-sim (ECS).
+//! Manager) and ecs-sim (ECS). At the end, the engine with a command target on the test
+//! kit's in-memory AWS (output masking), and `run_step` on its own.
 
 mod common;
+/// The core's engine-test world (one secret, four consumers, in-memory Secrets Manager
+/// and ECS), shared with `crates/core/tests/engine.rs`.
+#[path = "../crates/core/tests/common/world.rs"]
+mod memory;
 
 use common::*;
+use memory::{World, SECRET};
+use rotator_core::config::Target;
+use rotator_core::rotation::store::AWSPENDING;
+use secrecy::SecretString;
+use secret_rotator::targets::command::{run_step, CommandTarget};
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -361,5 +371,87 @@ async fn a_value_cut_at_the_output_limit_or_encoded_is_still_masked() {
     assert!(
         !out.contains(&pending[..10]),
         "the start of the value, cut at the output limit, is in the output"
+    );
+}
+
+// ---- The engine with a command target, on the test kit's in-memory AWS ----------------
+
+fn command_target(set: &[&str]) -> Target {
+    Target::new(CommandTarget {
+        set: Some(set.iter().map(|s| s.to_string()).collect()),
+        test: None,
+        revoke: None,
+        timeout: Duration::from_secs(30),
+        env: Default::default(),
+    })
+}
+
+/// Target commands run real processes: this test uses real time (no consumers to wait on).
+#[tokio::test]
+async fn target_command_output_is_masked_in_errors() {
+    let mut w = World::new();
+    w.cfg.redeploy.clear();
+    // Echoes the value it was given on stderr, then fails.
+    w.cfg.target = command_target(&[
+        "/bin/sh",
+        "-c",
+        "v=$(cat); echo \"rejected: $v\" >&2; exit 3",
+    ]);
+    let e = w.rotate().await.expect_err("set fails");
+    assert!(e.to_string().contains("rejected: ***"), "{e}");
+    w.assert_no_secret_in(&e);
+}
+
+/// Target commands run real processes: this test uses real time (no consumers to wait on).
+#[tokio::test]
+async fn the_new_password_of_a_json_secret_is_masked_in_errors() {
+    let mut w = World::new();
+    w.cfg.redeploy.clear();
+    w.store.edit(SECRET, |s| {
+        s.versions[0].value = r#"{"username":"app","password":"old"}"#.into()
+    });
+    w.cfg.json_key = Some("password".into());
+    w.cfg.generate.exclude_punctuation = true;
+    // A typical script: extracts the password and complains about it on stderr.
+    w.cfg.target = command_target(&["/bin/sh", "-c", "pw=$(sed 's/.*\"password\":\"\\([^\"]*\\)\".*/\\1/'); echo \"cannot set password $pw\" >&2; exit 1"]);
+    let e = w.rotate().await.expect_err("set fails");
+    let pending = w.store.holder(SECRET, AWSPENDING).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&w.value(&pending)).unwrap();
+    let pw = doc["password"].as_str().unwrap();
+    assert!(
+        !e.to_string().contains(pw),
+        "the new password is shown: {e}"
+    );
+}
+
+/// A rotation abandoned because its lease lapsed drops its running target command: what
+/// that command started must stop too, or it would still be changing the target when the
+/// next lease holder runs its own `set`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_target_command_is_stopped_with_everything_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("still-running");
+    // The shell starts a worker (as a real script would start its client) and waits.
+    let script = format!(
+        "cat >/dev/null; (sleep 1; touch {}) & wait",
+        marker.display()
+    );
+    let c = CommandTarget {
+        set: Some(vec!["/bin/sh".into(), "-c".into(), script]),
+        test: None,
+        revoke: None,
+        timeout: Duration::from_secs(30),
+        env: Default::default(),
+    };
+    let cfg = memory::config(&memory::SERVICES);
+    let value = SecretString::from("v4lue-that-is-long-enough");
+    let run = run_step(&c, "set", &value, &cfg);
+    assert!(tokio::time::timeout(Duration::from_millis(300), run)
+        .await
+        .is_err());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !marker.exists(),
+        "the abandoned command's worker kept running"
     );
 }

@@ -1,12 +1,23 @@
 //! The `iam-access-key` target end to end: `rotate` against moto (Secrets Manager, IAM,
-//! STS) and ecs-sim (ECS).
+//! STS) and ecs-sim (ECS). At the end, the engine with this target on the test kit's
+//! in-memory AWS (its revoke after a failed read, a hung STS call).
 
 mod common;
+/// The core's engine-test world (one secret, four consumers, in-memory Secrets Manager
+/// and ECS on paused time), shared with `crates/core/tests/engine.rs`.
+#[path = "../crates/core/tests/common/world.rs"]
+mod memory;
 
 use common::*;
+use rotator_core::config::Target;
+use rotator_core::rotation::Step;
+use rotator_test_kit::FakeIam;
+use secret_rotator::targets::iam::{IamTarget, WithIam};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 const SEED: &str = r#"{"clusters":[{"name":"prod","services":[
   {"name":"api","desiredCount":1},{"name":"pdf","desiredCount":1}]}]}"#;
@@ -342,4 +353,62 @@ async fn dry_run_says_what_would_happen_and_changes_nothing() {
     );
     assert_eq!(keys(&w.iam).await.len(), 1);
     assert_eq!(version_count(&w.sm, "svc/key").await, 1);
+}
+
+// ---- The engine with this target, on the test kit's in-memory AWS ---------------------
+
+const IAM_USER: &str = "svc-app";
+const OLD_KEY: &str = "testing-old-key-id";
+
+/// The in-memory world with an `iam-access-key` target whose current value is `OLD_KEY`.
+fn iam_world() -> (memory::World, FakeIam) {
+    let mut w = memory::World::new();
+    let iam = FakeIam::new(&w.clock);
+    iam.add_key(IAM_USER, OLD_KEY, "old-secret-access-key");
+    w.store.edit(memory::SECRET, |s| {
+        s.versions[0].value =
+            format!(r#"{{"AccessKeyId":"{OLD_KEY}","SecretAccessKey":"old-secret-access-key"}}"#)
+    });
+    w.cfg.target = Target::new(IamTarget {
+        user: IAM_USER.into(),
+        delete_after: Duration::from_secs(7 * 86_400),
+    });
+    (w, iam)
+}
+
+/// 11.3: a read error before revoke is a failed revoke step, never "nothing to revoke":
+/// the old key stays active until the retry deactivates it.
+#[tokio::test(start_paused = true)]
+async fn a_failed_read_of_the_previous_value_fails_the_revoke_and_the_retry_revokes() {
+    for error in memory::previous_read_errors() {
+        let (w, iam) = iam_world();
+        let engine = w
+            .engine_deploying_after_the_move()
+            .with_iam(Arc::new(iam.clone()));
+        w.assert_a_failed_previous_read_fails_the_revoke(&engine, error, || {
+            !iam.key(OLD_KEY).unwrap().active
+        })
+        .await;
+    }
+}
+
+/// 11.3: a not-found read of AWSPREVIOUS (eventual consistency right after the stage
+/// move) while the secret does list an AWSPREVIOUS version is an error, not "no previous".
+#[tokio::test(start_paused = true)]
+async fn a_not_found_read_of_an_existing_previous_version_fails_the_revoke() {
+    let (mut w, iam) = iam_world();
+    w.cfg.redeploy.clear();
+    let engine = w.engine().with_iam(Arc::new(iam.clone()));
+    w.assert_a_not_found_previous_read_fails_the_revoke(&engine)
+        .await;
+    assert!(iam.key(OLD_KEY).unwrap().active);
+}
+
+/// 12.4: a target step that never answers (here STS) fails after the step timeout.
+#[tokio::test(start_paused = true)]
+async fn a_target_test_that_never_answers_fails_the_test_step_after_the_step_timeout() {
+    let (w, iam) = iam_world();
+    let engine = w.engine().with_iam(Arc::new(iam.hanging("caller_arn")));
+    w.assert_a_hung_target_step_times_out(&engine, Step::Test)
+        .await;
 }

@@ -24,6 +24,10 @@
 //! - [`latency`]: [`Latency`], a wrapper that makes calls of any port take time.
 //! - [`hook`]: [`Hook`], a wrapper that runs a closure before every call (logging,
 //!   freezing a replica, ...).
+//! - [`target`]: [`FakeTarget`], a target kind for tests: set, test and revoke succeed,
+//!   fail with a chosen error, take time or never answer, as scripted; calls are logged.
+//! - [`telemetry`]: [`Recorder`], a `Telemetry` sink that keeps what the core reports
+//!   (per-secret state, counters) for tests to assert on.
 //! - [`errors`]: the AWS errors the fakes and the wrappers return, ready-made.
 //! - [`clock`]: the fake wall clock (the core's `ManualClock`), a [`Sequence`] that orders
 //!   calls across fakes, time helpers.
@@ -48,6 +52,8 @@ pub mod leases;
 pub mod metrics;
 pub mod net;
 pub mod secrets;
+pub mod target;
+pub mod telemetry;
 
 pub use clock::{at, ManualClock, Sequence};
 pub use config::{secret_ref, svc, ConfigDir, ConfigToml, SecretBuilder, SecretToml};
@@ -57,6 +63,8 @@ pub use hook::Hook;
 pub use iam::FakeIam;
 pub use latency::Latency;
 pub use secrets::FakeStore;
+pub use target::FakeTarget;
+pub use telemetry::Recorder;
 
 /// The region and account of every ARN the fakes make.
 pub const REGION: &str = "eu-west-1";

@@ -1,25 +1,26 @@
 //! Several replicas under per-secret leases (`[ha]`), on the test kit's fakes: the engine
 //! with its fenced store/deployer, the lease protocol (`MemoryLeases`), and replicas that
-//! are cut off from the lease table or frozen mid-rotation.
+//! are cut off from the lease table or frozen mid-rotation. (That an abandoned target
+//! command stops with everything it started is the command target's test, in the root
+//! crate's `tests/target_command.rs`.)
 
+use rotator_core::clock::Clock;
+use rotator_core::config::SecretConfig;
+use rotator_core::error::AwsError;
+use rotator_core::ha::{self, Ha, Leased};
+use rotator_core::ids::{Account, ClusterName, ServiceName, ServiceRef, VersionId};
+use rotator_core::rotation::deploy::{Deployer, Described, Forced};
+use rotator_core::rotation::lease::fence::{self, is_lease_lost, Fenced};
+use rotator_core::rotation::lease::{Leases, Taken};
+use rotator_core::rotation::store::{
+    SecretStore, AWSCURRENT, AWSPENDING, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
+};
+use rotator_core::rotation::{Engine, Outcome, Quiet, RotateOptions, RotationError};
 use rotator_test_kit::leases::MemoryLeases;
 use rotator_test_kit::secrets::WRITE_OPS;
 use rotator_test_kit::{
     at, Behaviour, FakeEcs, FakeStore, Hook, ManualClock, SecretBuilder, Sequence,
 };
-use secrecy::SecretString;
-use secret_rotator::clock::Clock;
-use secret_rotator::config::SecretConfig;
-use secret_rotator::error::AwsError;
-use secret_rotator::ha::{self, Ha, Leased};
-use secret_rotator::ids::{Account, ClusterName, ServiceName, ServiceRef, VersionId};
-use secret_rotator::rotation::deploy::{Deployer, Described, Forced};
-use secret_rotator::rotation::lease::fence::{self, is_lease_lost, Fenced};
-use secret_rotator::rotation::lease::{Leases, Taken};
-use secret_rotator::rotation::store::{
-    SecretStore, AWSCURRENT, AWSPENDING, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
-};
-use secret_rotator::rotation::{Engine, Outcome, Quiet, RotateOptions, RotationError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -201,7 +202,7 @@ impl World {
 async fn rotate_until_ran(
     r: &Replica,
     cfg: &SecretConfig,
-) -> Result<secret_rotator::rotation::Report, RotationError> {
+) -> Result<rotator_core::rotation::Report, RotationError> {
     loop {
         let opts = RotateOptions::default();
         match ha::rotate(Some(&r.ha), &r.engine, cfg, opts, &Quiet, true).await {
@@ -211,7 +212,7 @@ async fn rotate_until_ran(
     }
 }
 
-fn lease_lost(r: &Result<secret_rotator::rotation::Report, RotationError>) -> bool {
+fn lease_lost(r: &Result<rotator_core::rotation::Report, RotationError>) -> bool {
     matches!(r, Err(RotationError::Aws { source, .. }) if is_lease_lost(source))
 }
 
@@ -372,36 +373,4 @@ fn a_replica_frozen_mid_rotation_resumes_and_writes_nothing() {
     for s in SERVICES {
         assert_eq!(w.ecs.forced(&svc(s)).len(), 1, "{s}");
     }
-}
-
-/// A rotation abandoned because its lease lapsed drops its running target command: what
-/// that command started must stop too, or it would still be changing the target when the
-/// next lease holder runs its own `set`.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_abandoned_target_command_is_stopped_with_everything_it_started() {
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("still-running");
-    // The shell starts a worker (as a real script would start its client) and waits.
-    let script = format!(
-        "cat >/dev/null; (sleep 1; touch {}) & wait",
-        marker.display()
-    );
-    let c = secret_rotator::targets::command::CommandTarget {
-        set: Some(vec!["/bin/sh".into(), "-c".into(), script]),
-        test: None,
-        revoke: None,
-        timeout: Duration::from_secs(30),
-        env: Default::default(),
-    };
-    let cfg = config();
-    let value = SecretString::from("v4lue-that-is-long-enough");
-    let run = secret_rotator::targets::command::run_step(&c, "set", &value, &cfg);
-    assert!(tokio::time::timeout(Duration::from_millis(300), run)
-        .await
-        .is_err());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        !marker.exists(),
-        "the abandoned command's worker kept running"
-    );
 }

@@ -2,306 +2,24 @@
 //! (`rotator-test-kit`), on paused tokio time: what a user would notice in the store, in
 //! ECS and in the report.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use rotator_test_kit::ecs::{CIRCUIT_BREAKER_REASON, TASK_FAILURE_EVERY};
-use rotator_test_kit::errors::{access_denied, throttled};
-use rotator_test_kit::secrets::{StoreCall, WRITE_OPS};
-use rotator_test_kit::{
-    at, Behaviour, FakeEcs, FakeIam, FakeStore, FaultPlan, Faulty, Latency, ManualClock,
-    SecretBuilder, Sequence,
-};
-use secret_rotator::clock::Clock;
-use secret_rotator::config::{GeneratePolicy, SecretConfig, Target};
-use secret_rotator::ids::{SecretArn, SecretId, ServiceRef, VersionId};
-use secret_rotator::rotation::deploy::Deployer;
-use secret_rotator::rotation::store::{
+#[path = "common/world.rs"]
+mod world;
+
+use rotator_core::clock::Clock;
+use rotator_core::config::GeneratePolicy;
+use rotator_core::ids::{SecretId, VersionId};
+use rotator_core::rotation::store::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
 };
-use secret_rotator::rotation::wait::ServiceVerdict;
-use secret_rotator::rotation::{
-    token, Engine, Outcome, Quiet, Report, RotateOptions, RotationError, Step,
-};
-use secret_rotator::targets::command::CommandTarget;
-use secret_rotator::targets::iam::{IamTarget, WithIam};
-use std::collections::BTreeMap;
+use rotator_core::rotation::wait::ServiceVerdict;
+use rotator_core::rotation::{token, Engine, Outcome, Quiet, RotateOptions, RotationError, Step};
+use rotator_test_kit::ecs::{CIRCUIT_BREAKER_REASON, TASK_FAILURE_EVERY};
+use rotator_test_kit::errors::{access_denied, throttled};
+use rotator_test_kit::{Behaviour, FakeTarget, Latency};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-const SECRET: &str = "app/db-password";
-const CLUSTER: &str = "prod";
-const SERVICES: [&str; 4] = ["front", "api", "pdf", "admin"];
-const ORIGINAL_VALUE: &str = "the-original-value-3fj29Dk!q";
-const START: Duration = Duration::from_secs(40);
-const DRAIN: Duration = Duration::from_secs(20);
-/// START + DRAIN: how long a healthy forced deployment takes to be stable.
-const ROLLOUT: Duration = Duration::from_secs(60);
-const STABLE_TIMEOUT: Duration = Duration::from_secs(600);
-const WAITER_PERIOD_SECS: u64 = 15;
-
-fn healthy() -> Behaviour {
-    Behaviour::Healthy {
-        start: START,
-        drain: DRAIN,
-    }
-}
-
-fn t0() -> DateTime<Utc> {
-    at("2026-03-03T02:00:00Z")
-}
-
-fn svc(name: &str) -> ServiceRef {
-    rotator_test_kit::svc(CLUSTER, name)
-}
-
-/// A `SecretConfig` for `SECRET` redeploying `services` on cluster prod.
-fn config(services: &[&str]) -> SecretConfig {
-    SecretBuilder::new("db-password", SECRET)
-        .redeploy(CLUSTER, services)
-        .stable_timeout(STABLE_TIMEOUT)
-        .origin("tests/engine.toml")
-        .build()
-}
-
-fn command_target(set: &[&str]) -> Target {
-    Target::new(CommandTarget {
-        set: Some(set.iter().map(|s| s.to_string()).collect()),
-        test: None,
-        revoke: None,
-        timeout: Duration::from_secs(30),
-        env: Default::default(),
-    })
-}
-
-fn opts() -> RotateOptions {
-    RotateOptions::default()
-}
-
-/// The engine's ports: the fakes behind their fault wrappers.
-type Store = Faulty<FakeStore>;
-type Ecs = Faulty<FakeEcs>;
-
-/// A secret and the four consumer services, each with its behaviour.
-struct World {
-    clock: ManualClock,
-    store: FakeStore,
-    ecs: FakeEcs,
-    /// Faults of the store's calls (and its crash), apart from ECS's.
-    faults: FaultPlan,
-    ecs_faults: FaultPlan,
-    arn: SecretArn,
-    original: VersionId,
-    cfg: SecretConfig,
-}
-
-impl World {
-    fn new() -> Self {
-        Self::with(&[])
-    }
-
-    /// All four services healthy except the ones named here.
-    fn with(special: &[(&str, Behaviour)]) -> Self {
-        let clock = ManualClock::new(t0());
-        let seq = Sequence::default();
-        let store = FakeStore::new(&clock, &seq);
-        let ecs = FakeEcs::new(&clock, &seq);
-        let arn = store.create_secret(SECRET, ORIGINAL_VALUE);
-        let original = store.holder(SECRET, AWSCURRENT).unwrap();
-        for name in SERVICES {
-            let b = special
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or_else(healthy, |(_, b)| b.clone());
-            ecs.add_service(CLUSTER, name, 2, b);
-        }
-        Self {
-            clock,
-            store,
-            ecs,
-            faults: FaultPlan::new(),
-            ecs_faults: FaultPlan::new(),
-            arn,
-            original,
-            cfg: config(&SERVICES),
-        }
-    }
-
-    /// The store as the engine sees it: through `faults`.
-    fn store_port(&self) -> Store {
-        Faulty::new(self.store.clone(), &self.faults)
-    }
-
-    fn ecs_port(&self) -> Ecs {
-        Faulty::new(self.ecs.clone(), &self.ecs_faults)
-    }
-
-    fn engine(&self) -> Engine<Store, Ecs> {
-        Engine::new(
-            self.store_port(),
-            self.ecs_port(),
-            Arc::new(self.clock.clone()),
-        )
-    }
-
-    fn engine_with<D: Deployer>(&self, d: D) -> Engine<Store, D> {
-        Engine::new(self.store_port(), d, Arc::new(self.clock.clone()))
-    }
-
-    /// ECS for a process that dies part-way through the redeploy: `n` forced deployments
-    /// go through, the next attempt and every call after it fail with `Crash`. Each
-    /// UpdateService takes `delay` (a slow ECS: the deployments it starts are clearly
-    /// newer than the secret version).
-    fn dying_ecs(&self, n: usize, delay: Duration) -> Latency<Ecs> {
-        let plan = FaultPlan::new();
-        plan.crash_on_write(n);
-        Latency::new(Faulty::new(self.ecs.clone(), &plan)).with("UpdateService", delay)
-    }
-
-    /// The store whose calls take `d` (by operation, `"*"`: all).
-    fn slow_store(&self, op: &str, d: Duration) -> Latency<Store> {
-        Latency::new(self.store_port()).with(op, d)
-    }
-
-    async fn rotate(&self) -> Result<Report, RotationError> {
-        self.engine().rotate(&self.cfg, opts(), &Quiet).await
-    }
-
-    fn current(&self) -> VersionId {
-        self.store
-            .holder(SECRET, AWSCURRENT)
-            .expect("a secret always has AWSCURRENT")
-    }
-
-    fn value(&self, v: &VersionId) -> String {
-        self.store.value_of(SECRET, v)
-    }
-
-    fn tags(&self) -> BTreeMap<String, String> {
-        self.store.secret(SECRET).tags
-    }
-
-    /// The seq of the first successful move of AWSCURRENT away from the original version.
-    fn current_moved_at(&self) -> u64 {
-        self.store
-            .calls()
-            .iter()
-            .find(|c| {
-                c.ok() && c.op == "UpdateSecretVersionStage" && c.detail.starts_with("AWSCURRENT")
-            })
-            .map(|c| c.seq)
-            .expect("AWSCURRENT was never moved by an UpdateSecretVersionStage call")
-    }
-
-    fn write_calls(&self) -> Vec<StoreCall> {
-        self.store
-            .calls()
-            .into_iter()
-            .filter(|c| WRITE_OPS.contains(&c.op))
-            .collect()
-    }
-
-    /// The end state of one complete rotation of the original version: exactly one new
-    /// version, AWSCURRENT on it, AWSPREVIOUS on the original, no AWSPENDING, both tags,
-    /// every consumer forced after AWSCURRENT moved and now stable on a forced deployment.
-    /// Returns the new version.
-    fn assert_rotated_once(&self, why: &str) -> VersionId {
-        let s = self.store.secret(SECRET);
-        let new: Vec<_> = s
-            .versions
-            .iter()
-            .filter(|v| v.id != self.original)
-            .collect();
-        assert_eq!(
-            new.len(),
-            1,
-            "{why}: exactly one new version, got {:#?}",
-            s.versions
-        );
-        let new = new[0].id.clone();
-        assert_eq!(self.current(), new, "{why}: AWSCURRENT on the new version");
-        assert_eq!(
-            self.store.holder(SECRET, AWSPREVIOUS),
-            Some(self.original.clone()),
-            "{why}: AWSPREVIOUS"
-        );
-        assert_eq!(
-            self.store.holder(SECRET, AWSPENDING),
-            None,
-            "{why}: no AWSPENDING left"
-        );
-        assert_ne!(self.value(&new), ORIGINAL_VALUE, "{why}: the value changed");
-        assert_eq!(
-            new,
-            token::token(&self.arn, &self.original, 0),
-            "{why}: the version is our first token"
-        );
-        self.assert_tags(&new, why);
-        let moved = self.current_moved_at();
-        let created = s.version(&new).unwrap().created;
-        for name in SERVICES {
-            let forced = self.ecs.forced(&svc(name));
-            assert!(
-                forced.iter().any(|(seq, _)| *seq > moved),
-                "{why}: {name} forced after AWSCURRENT moved: {forced:?}"
-            );
-            // It now runs only tasks started after the new value was written.
-            let state = self.ecs.service(&svc(name)).unwrap();
-            assert_eq!(
-                state.deployments.len(),
-                1,
-                "{why}: {name} settled: {state:#?}"
-            );
-            let primary = state.primary().unwrap();
-            assert!(
-                primary.created.unwrap() >= created,
-                "{why}: {name} runs {primary:?}"
-            );
-            assert_eq!(
-                primary.rollout_state.as_deref(),
-                Some("COMPLETED"),
-                "{why}: {name}"
-            );
-            assert_eq!((state.running, state.desired), (2, 2), "{why}: {name}");
-        }
-        new
-    }
-
-    fn assert_tags(&self, version: &VersionId, why: &str) {
-        let tags = self.tags();
-        assert_eq!(
-            tags.get(TAG_DEPLOYED_VERSION),
-            Some(&version.to_string()),
-            "{why}: deployed-version tag"
-        );
-        let last = tags
-            .get(TAG_LAST_ROTATED)
-            .unwrap_or_else(|| panic!("{why}: no last-rotated tag"));
-        let parsed = DateTime::parse_from_rfc3339(last)
-            .unwrap_or_else(|e| panic!("{why}: {last:?} is not RFC 3339: {e}"));
-        assert!(parsed.with_timezone(&Utc) >= t0(), "{why}: {last}");
-    }
-
-    /// No stored value (old, new, abandoned) appears in the error's message.
-    fn assert_no_secret_in(&self, e: &RotationError) {
-        let shown = [e.to_string(), format!("{e:?}")];
-        for v in self.store.all_values() {
-            for s in &shown {
-                assert!(!s.contains(&v), "the error shows a secret value {v:?}: {s}");
-            }
-        }
-    }
-}
-
-fn verdicts_of(e: &RotationError) -> &BTreeMap<ServiceRef, ServiceVerdict> {
-    match e {
-        RotationError::Consumers { verdicts, .. } => verdicts,
-        other => panic!("expected a consumers error, got {other:?}"),
-    }
-}
-
-fn now_rfc3339(clock: &ManualClock) -> String {
-    clock.now().to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+use world::*;
 
 // -----------------------------------------------------------------------------------------
 // A plain rotation
@@ -495,7 +213,7 @@ async fn json_key_replaces_only_that_key_and_keeps_the_others_in_order() {
     assert_ne!(pw, "old-pass");
     assert!(
         !pw.chars()
-            .any(|c| secret_rotator::config::DEFAULT_EXCLUDED.contains(c)),
+            .any(|c| rotator_core::config::DEFAULT_EXCLUDED.contains(c)),
         "{pw}"
     );
     // One extra read: the current document.
@@ -987,15 +705,22 @@ async fn a_deployment_started_before_the_value_became_current_is_not_adopted() {
 // Retries after a failed set
 // -----------------------------------------------------------------------------------------
 
-/// The set step runs a real process: with a paused clock tokio would jump to the command's
-/// timeout while waiting for it. So this test starts on real time and pauses the clock once
-/// the process has run (the ECS waits are then instant again).
-#[tokio::test]
-async fn a_fresh_retry_after_a_failed_set_drops_the_pending_value_and_writes_a_new_one() {
+/// The message of the fake target's refusal.
+const REFUSED: &str = "the target refused the new value";
+
+/// The world with a target whose set step fails.
+fn refusing_target() -> (World, FakeTarget) {
     let mut w = World::new();
-    w.cfg.target = command_target(&["/bin/false"]);
+    let target = FakeTarget::new();
+    target.fail(Step::Set, REFUSED);
+    w.cfg.target = target.target();
+    (w, target)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_retry_after_a_failed_set_drops_the_pending_value_and_writes_a_new_one() {
+    let (w, target) = refusing_target();
     let e = w.rotate().await.expect_err("set fails");
-    tokio::time::pause();
     assert!(
         matches!(
             &e,
@@ -1006,8 +731,9 @@ async fn a_fresh_retry_after_a_failed_set_drops_the_pending_value_and_writes_a_n
         ),
         "{e:?}"
     );
-    assert!(e.to_string().contains("exit status"), "{e}");
+    assert!(e.to_string().contains(REFUSED), "{e}");
     w.assert_no_secret_in(&e);
+    assert_eq!((target.count(Step::Set), target.count(Step::Test)), (1, 0));
     let failed = w
         .store
         .holder(SECRET, AWSPENDING)
@@ -1018,7 +744,7 @@ async fn a_fresh_retry_after_a_failed_set_drops_the_pending_value_and_writes_a_n
     let failed_value = w.value(&failed);
 
     // The operator fixes the target; the daemon retries with a fresh value.
-    w.cfg.target = Target::None;
+    target.succeed(Step::Set);
     let report = w
         .engine()
         .rotate(
@@ -1050,27 +776,25 @@ async fn a_fresh_retry_after_a_failed_set_drops_the_pending_value_and_writes_a_n
     assert_eq!(s.versions.len(), 3);
     assert!(s.version(&failed).unwrap().stages.is_empty());
     w.assert_tags(&new, "fresh retry");
+    assert_eq!((target.count(Step::Set), target.count(Step::Test)), (2, 1));
 }
 
-/// The set step runs a real process: with a paused clock tokio would jump to the command's
-/// timeout while waiting for it. So this test starts on real time and pauses the clock once
-/// the process has run (the ECS waits are then instant again).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_restart_after_a_failed_set_resumes_the_same_pending_value() {
-    let mut w = World::new();
-    w.cfg.target = command_target(&["/bin/false"]);
+    let (w, target) = refusing_target();
     let e = w.rotate().await.expect_err("set fails");
-    tokio::time::pause();
-    assert!(e.to_string().contains("exit status"), "{e}");
+    assert!(e.to_string().contains(REFUSED), "{e}");
     let pending = w.store.holder(SECRET, AWSPENDING).unwrap();
     let value = w.value(&pending);
 
-    w.cfg.target = Target::None;
+    target.succeed(Step::Set);
     let report = w.rotate().await.expect("resumed");
     assert_eq!(report.resumed.as_deref(), Some("set"));
     assert_eq!(report.version, Some(pending.clone()));
     assert_eq!(w.assert_rotated_once("resume after a failed set"), pending);
     assert_eq!(w.value(&pending), value, "the same value");
+    // The resumed run tells the target about the pending value again, then tests it.
+    assert_eq!((target.count(Step::Set), target.count(Step::Test)), (2, 1));
 }
 
 // -----------------------------------------------------------------------------------------
@@ -1253,44 +977,6 @@ async fn store_errors_are_reported_without_values() {
     w.assert_rotated_once("after access denied");
 }
 
-/// Target commands run real processes: this test uses real time (no consumers to wait on).
-#[tokio::test]
-async fn target_command_output_is_masked_in_errors() {
-    let mut w = World::new();
-    w.cfg.redeploy.clear();
-    // Echoes the value it was given on stderr, then fails.
-    w.cfg.target = command_target(&[
-        "/bin/sh",
-        "-c",
-        "v=$(cat); echo \"rejected: $v\" >&2; exit 3",
-    ]);
-    let e = w.rotate().await.expect_err("set fails");
-    assert!(e.to_string().contains("rejected: ***"), "{e}");
-    w.assert_no_secret_in(&e);
-}
-
-/// Target commands run real processes: this test uses real time (no consumers to wait on).
-#[tokio::test]
-async fn the_new_password_of_a_json_secret_is_masked_in_errors() {
-    let mut w = World::new();
-    w.cfg.redeploy.clear();
-    w.store.edit(SECRET, |s| {
-        s.versions[0].value = r#"{"username":"app","password":"old"}"#.into()
-    });
-    w.cfg.json_key = Some("password".into());
-    w.cfg.generate.exclude_punctuation = true;
-    // A typical script: extracts the password and complains about it on stderr.
-    w.cfg.target = command_target(&["/bin/sh", "-c", "pw=$(sed 's/.*\"password\":\"\\([^\"]*\\)\".*/\\1/'); echo \"cannot set password $pw\" >&2; exit 1"]);
-    let e = w.rotate().await.expect_err("set fails");
-    let pending = w.store.holder(SECRET, AWSPENDING).unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&w.value(&pending)).unwrap();
-    let pw = doc["password"].as_str().unwrap();
-    assert!(
-        !e.to_string().contains(pw),
-        "the new password is shown: {e}"
-    );
-}
-
 // -----------------------------------------------------------------------------------------
 // More consumers than one DescribeServices call takes
 // -----------------------------------------------------------------------------------------
@@ -1332,84 +1018,35 @@ async fn a_dozen_consumers_are_described_in_batches_of_ten() {
 // Issue 11/12/13 regressions (each test failed on the code before its fix)
 // -----------------------------------------------------------------------------------------
 
-const IAM_USER: &str = "svc-app";
-const OLD_KEY: &str = "testing-old-key-id";
-
-/// The world with an `iam-access-key` target whose current value is `OLD_KEY`.
-fn iam_world() -> (World, FakeIam) {
+/// The world with a target that has a revoke step (for any kind that has one; the IAM
+/// target's run of the same scenarios is in the root crate's `tests/target_iam.rs`).
+fn revoking_target() -> (World, FakeTarget) {
     let mut w = World::new();
-    let iam = FakeIam::new(&w.clock);
-    iam.add_key(IAM_USER, OLD_KEY, "old-secret-access-key");
-    w.store.edit(SECRET, |s| {
-        s.versions[0].value =
-            format!(r#"{{"AccessKeyId":"{OLD_KEY}","SecretAccessKey":"old-secret-access-key"}}"#)
-    });
-    w.cfg.target = Target::new(IamTarget {
-        user: IAM_USER.into(),
-        delete_after: Duration::from_secs(7 * 86_400),
-    });
-    (w, iam)
+    let target = FakeTarget::new().with_revoke();
+    w.cfg.target = target.target();
+    (w, target)
+}
+
+/// Whether `target` revoked a previous value: a revoke call that was given one succeeded.
+fn revoked_previous(target: &FakeTarget) -> bool {
+    target
+        .calls()
+        .iter()
+        .any(|c| c.step == Step::Revoke && c.previous && c.ok == Some(true))
 }
 
 /// 11.3: a read error before revoke is a failed revoke step, never "nothing to revoke".
 #[tokio::test(start_paused = true)]
 async fn a_failed_read_of_the_previous_value_fails_the_revoke_and_the_retry_revokes() {
-    let kms = secret_rotator::error::AwsError::new(
-        secret_rotator::error::ErrorClass::Other,
-        "GetSecretValue",
-        "DecryptionFailure",
-        "Secrets Manager can't decrypt the protected secret text using the provided KMS key.",
-    );
-    for error in [
-        throttled("GetSecretValue"),
-        access_denied("GetSecretValue"),
-        kms,
-    ] {
-        let code = error.code().unwrap_or_default().to_owned();
-        let (w, iam) = iam_world();
-        // ECS takes a moment to answer, so our deployments start after the stage move.
-        let ecs = Latency::new(w.ecs_port()).with("UpdateService", Duration::from_millis(50));
-        let engine = w.engine_with(ecs).with_iam(Arc::new(iam.clone()));
-        w.faults.fail_next_read(AWSPREVIOUS, [error]);
-        let e = engine
-            .rotate(&w.cfg, opts(), &Quiet)
-            .await
-            .expect_err("the previous value could not be read: revoke failed");
-        assert_eq!(e.step(), Step::Revoke, "{code}: {e}");
-        assert!(e.to_string().contains(&code), "{code}: {e}");
-        assert!(
-            iam.key(OLD_KEY).unwrap().active,
-            "{code}: the old key was left active"
-        );
-        assert!(
-            !w.tags().contains_key(TAG_LAST_ROTATED),
-            "{code}: not recorded as done"
-        );
-        w.assert_no_secret_in(&e);
-
-        // The retry revokes; the consumers stable since the first run are not forced again.
-        let forced_before: Vec<usize> = SERVICES
-            .iter()
-            .map(|n| w.ecs.forced(&svc(n)).len())
-            .collect();
-        let report = engine
-            .rotate(&w.cfg, opts(), &Quiet)
-            .await
-            .expect("the retry revokes");
-        assert_eq!(report.outcome, Outcome::Success);
-        assert!(
-            !iam.key(OLD_KEY).unwrap().active,
-            "{code}: the retry deactivated the old key"
-        );
-        let forced_after: Vec<usize> = SERVICES
-            .iter()
-            .map(|n| w.ecs.forced(&svc(n)).len())
-            .collect();
-        assert_eq!(
-            forced_after, forced_before,
-            "{code}: healthy consumers were forced again"
-        );
-        assert!(w.tags().contains_key(TAG_LAST_ROTATED));
+    for error in previous_read_errors() {
+        let (w, target) = revoking_target();
+        let engine = w.engine_deploying_after_the_move();
+        w.assert_a_failed_previous_read_fails_the_revoke(&engine, error, || {
+            revoked_previous(&target)
+        })
+        .await;
+        // The failed run did not call revoke at all (not even without a previous value).
+        assert_eq!(target.count(Step::Revoke), 1, "{:?}", target.calls());
     }
 }
 
@@ -1417,24 +1054,26 @@ async fn a_failed_read_of_the_previous_value_fails_the_revoke_and_the_retry_revo
 /// move) while the secret does list an AWSPREVIOUS version is an error, not "no previous".
 #[tokio::test(start_paused = true)]
 async fn a_not_found_read_of_an_existing_previous_version_fails_the_revoke() {
-    let (mut w, iam) = iam_world();
+    let (mut w, target) = revoking_target();
     w.cfg.redeploy.clear();
-    let engine = w.engine().with_iam(Arc::new(iam.clone()));
-    w.faults.fail_next_read(
-        AWSPREVIOUS,
-        [secret_rotator::error::AwsError::new(
-            secret_rotator::error::ErrorClass::NotFound,
-            "GetSecretValue",
-            "ResourceNotFoundException",
-            "Secrets Manager can't find the specified secret value for staging label: AWSPREVIOUS",
-        )],
-    );
-    let e = engine
-        .rotate(&w.cfg, opts(), &Quiet)
-        .await
-        .expect_err("AWSPREVIOUS exists, so a not-found read is an error");
-    assert_eq!(e.step(), Step::Revoke);
-    assert!(iam.key(OLD_KEY).unwrap().active);
+    w.assert_a_not_found_previous_read_fails_the_revoke(&w.engine())
+        .await;
+    assert_eq!(target.count(Step::Revoke), 0, "{:?}", target.calls());
+}
+
+/// 12.4: a target step that never answers fails after the step timeout.
+#[tokio::test(start_paused = true)]
+async fn a_target_step_that_never_answers_fails_that_step_after_the_step_timeout() {
+    for step in [Step::Set, Step::Test] {
+        let mut w = World::new();
+        let target = FakeTarget::new();
+        target.hang(step);
+        w.cfg.target = target.target();
+        w.assert_a_hung_target_step_times_out(&w.engine(), step)
+            .await;
+        let last = target.calls().last().map(|c| (c.step, c.ok));
+        assert_eq!(last, Some((step, None)), "{step}: {:?}", target.calls());
+    }
 }
 
 /// 11.10: never more DescribeServices calls than `aws ecs wait services-stable` (40), and
@@ -1563,22 +1202,6 @@ async fn a_store_call_that_never_answers_fails_its_step_after_the_step_timeout()
         elapsed >= Duration::from_secs(300) && elapsed < Duration::from_secs(301),
         "{elapsed:?}"
     );
-}
-
-/// 12.4: a target step that never answers fails after the step timeout.
-#[tokio::test(start_paused = true)]
-async fn a_target_test_that_never_answers_fails_the_test_step_after_the_step_timeout() {
-    let (w, iam) = iam_world();
-    let engine = w.engine().with_iam(Arc::new(iam.hanging("caller_arn")));
-    let began = Instant::now();
-    let e = engine
-        .rotate(&w.cfg, opts(), &Quiet)
-        .await
-        .expect_err("STS never answers");
-    assert_eq!(e.to_string(), "test: timed out after 5m");
-    assert!(began.elapsed() < Duration::from_secs(301));
-    assert_eq!(w.current(), w.original, "nothing became current");
-    assert!(w.ecs.force_calls().is_empty());
 }
 
 /// 12.4: an UpdateService that never answers is a failed service, not a hung rotation.

@@ -1,24 +1,27 @@
 //! The daemon's scheduler in process, against the test kit's fakes on paused tokio time:
 //! due-ness from the stored state, windows checked when a rotation starts, start-up
 //! spreading, a slow store, panics, duplicate queueing, read backoff, clock jumps, tags.
+//! What the scheduler reports is read from the kit's telemetry [`Recorder`]; how the
+//! binary renders those reports as Prometheus series is tested in the root crate
+//! (`src/metrics.rs`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rotator_test_kit::config::window;
-use rotator_test_kit::errors::access_denied;
-use rotator_test_kit::metrics::value as metric;
-use rotator_test_kit::{
-    at as t, Behaviour, FakeEcs, FakeStore, Fault, FaultPlan, Faulty, Latency, ManualClock,
-    SecretBuilder, Sequence,
-};
-use secret_rotator::clock::Clock;
-use secret_rotator::config::{AwsConfig, Config, DaemonConfig, SecretConfig};
-use secret_rotator::daemon::scheduler::{Control, Health, Scheduler};
-use secret_rotator::due::due_times;
-use secret_rotator::ids::{ClusterName, ServiceName, ServiceRef};
-use secret_rotator::rotation::store::{
+use rotator_core::clock::Clock;
+use rotator_core::config::{AwsConfig, Config, DaemonConfig, SecretConfig};
+use rotator_core::due::due_times;
+use rotator_core::ids::{ClusterName, ServiceName, ServiceRef};
+use rotator_core::rotation::store::{
     SecretStore, AWSCURRENT, AWSPENDING, AWSPREVIOUS, TAG_LAST_ROTATED,
 };
-use secret_rotator::rotation::{token, Engine};
+use rotator_core::rotation::{token, Engine};
+use rotator_core::scheduler::{Control, Health, Scheduler};
+use rotator_core::telemetry::Status;
+use rotator_test_kit::config::window;
+use rotator_test_kit::errors::access_denied;
+use rotator_test_kit::{
+    at as t, Behaviour, FakeEcs, FakeStore, Fault, FaultPlan, Faulty, Latency, ManualClock,
+    Recorder, SecretBuilder, Sequence,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +51,8 @@ struct World {
     store: FakeStore,
     ecs: FakeEcs,
     health: Arc<Health>,
+    /// What the scheduler and the engine reported.
+    rec: Recorder,
     tx: Option<mpsc::Sender<Control>>,
 }
 
@@ -60,6 +65,7 @@ impl World {
             ecs: FakeEcs::new(&clock, &seq),
             clock,
             health: Arc::new(Health::default()),
+            rec: Recorder::new(),
             tx: None,
         }
     }
@@ -92,11 +98,11 @@ impl World {
         daemon: DaemonConfig,
         secrets: Vec<SecretConfig>,
     ) {
-        // The daemon's process-wide metrics, as `run` wires them (the core's default
-        // measures nothing).
+        // A recorder where the daemon's `run` wires the binary's metrics (the core's
+        // default measures nothing).
         let engine = Arc::new(
             Engine::new(store, self.ecs.clone(), Arc::new(self.clock.clone()))
-                .with_telemetry(secret_rotator::metrics::telemetry()),
+                .with_telemetry(self.rec.sink()),
         );
         let cfg = Config {
             daemon,
@@ -126,10 +132,6 @@ fn daemon() -> DaemonConfig {
 
 async fn sleep(d: Duration) {
     tokio::time::sleep(d).await;
-}
-
-fn metrics() -> String {
-    secret_rotator::metrics::get().render()
 }
 
 // ---- 11.1: due-ness from the stored state first --------------------------------------
@@ -291,40 +293,18 @@ async fn invalid_tags_are_counted_and_warned_in_the_daemon() {
         ],
     );
     sleep(Duration::from_secs(30)).await;
-    let body = metrics();
+    let rec = &w.rec;
+    assert!(rec.invalid_tags("tagfuture", "future") >= 1, "{rec:?}");
     assert!(
-        metric(
-            &body,
-            "secret_rotator_invalid_tags_total{reason=\"future\",secret=\"tagfuture\"}"
-        )
-        .is_some_and(|v| v >= 1.0),
-        "{body}"
-    );
-    assert!(
-        metric(
-            &body,
-            "secret_rotator_invalid_tags_total{reason=\"unparseable\",secret=\"taggarbage\"}"
-        )
-        .is_some_and(|v| v >= 1.0),
-        "{body}"
+        rec.invalid_tags("taggarbage", "unparseable") >= 1,
+        "{rec:?}"
     );
     // The future-tagged secret was rotated at once: its verified last rotation is now.
-    let verified = metric(
-        &body,
-        "secret_rotator_last_verified_rotation_timestamp_seconds{secret=\"tagfuture\"}",
-    )
-    .unwrap_or(0.0);
-    assert!(verified >= t0().timestamp() as f64, "{body}");
-    assert!(verified <= w.clock.now().timestamp() as f64, "{body}");
+    let verified = rec.state("tagfuture").verified;
+    assert!(verified >= t0().timestamp() as f64, "{rec:?}");
+    assert!(verified <= w.clock.now().timestamp() as f64, "{rec:?}");
     // The garbage-tagged one has no verified rotation.
-    assert_eq!(
-        metric(
-            &body,
-            "secret_rotator_last_verified_rotation_timestamp_seconds{secret=\"taggarbage\"}"
-        ),
-        None,
-        "{body}"
-    );
+    assert_eq!(rec.state("taggarbage").verified, 0.0, "{rec:?}");
 }
 
 // ---- 11.2: windows at start time, and start-up spreading ------------------------------
@@ -340,15 +320,7 @@ async fn an_overdue_secret_waits_for_its_window() {
     w.start(store, daemon(), vec![cfg]);
     sleep(Duration::from_secs(3600)).await;
     assert_eq!(w.puts("win"), 0, "started outside its window");
-    let body = metrics();
-    assert_eq!(
-        metric(
-            &body,
-            "secret_rotator_secret_status{secret=\"win\",status=\"outside_window\"}"
-        ),
-        Some(1.0),
-        "{body}"
-    );
+    assert_eq!(w.rec.state("win").status, Status::OutsideWindow);
     // Next opening: 2026-03-04 02:00 UTC.
     let until = (t("2026-03-04T02:00:00Z") - w.clock.now())
         .to_std()
@@ -368,7 +340,7 @@ async fn an_unfinished_pending_rotation_is_finished_outside_the_window() {
     w.create("pend", Some(60 * DAY));
     let arn = w.store.secret("app/pend").arn.clone();
     let current = w.store.holder("app/pend", AWSCURRENT).unwrap();
-    let ours = secret_rotator::rotation::token::token(&arn, &current, 0);
+    let ours = token::token(&arn, &current, 0);
     w.store.seed_version(
         "app/pend",
         ours.as_str(),
@@ -453,20 +425,12 @@ async fn a_panicked_rotation_is_retried_and_clears_in_progress() {
     let store = Faulty::new(w.store.clone(), &panics);
     w.start(store, daemon(), vec![secret("panicky", 30 * DAY)]);
     sleep(Duration::from_secs(5)).await;
-    let body = metrics();
-    assert_eq!(
-        metric(
-            &body,
-            "secret_rotator_rotation_in_progress{secret=\"panicky\"}"
-        ),
-        None,
-        "in progress after the task died: {body}"
+    let state = w.rec.state("panicky");
+    assert!(
+        !state.in_progress,
+        "in progress after the task died: {state:?}"
     );
-    assert_eq!(
-        metric(&body, "secret_rotator_rotation_failing{secret=\"panicky\"}"),
-        Some(1.0),
-        "{body}"
-    );
+    assert!(state.failing, "{state:?}");
     sleep(Duration::from_secs(300)).await;
     assert_eq!(w.puts("panicky"), 1, "never retried after the panic");
 }
@@ -502,22 +466,10 @@ async fn a_queued_secret_does_not_bypass_backoff_after_refreshes() {
     };
     w.start(store, d, vec![slow, secret("doomed", 30 * DAY)]);
     sleep(Duration::from_secs(660)).await;
-    let body = metrics();
-    assert_eq!(
-        metric(
-            &body,
-            "secret_rotator_rotations_total{outcome=\"success\",secret=\"slowone\"}"
-        ),
-        Some(1.0),
-        "{body}"
-    );
-    let failed = metric(
-        &body,
-        "secret_rotator_rotations_total{outcome=\"failed\",secret=\"doomed\"}",
-    )
-    .unwrap_or(0.0);
+    assert_eq!(w.rec.finished("slowone", "success"), 1, "{:?}", w.rec);
+    let failed = w.rec.finished("doomed", "failed");
     assert!(
-        failed <= 2.0,
+        failed <= 2,
         "{failed} failed attempts within a minute: the backoff was bypassed"
     );
 }
@@ -536,25 +488,10 @@ async fn a_failing_due_time_read_backs_off() {
         .filter(|c| c.op == "DescribeSecret")
         .count();
     assert!(reads <= 8, "{reads} reads in an hour: no backoff");
-    let body = metrics();
-    assert_eq!(
-        metric(&body, "secret_rotator_secret_readable{secret=\"missing\"}"),
-        Some(0.0),
-        "{body}"
-    );
-    assert_eq!(
-        metric(&body, "secret_rotator_rotation_failing{secret=\"missing\"}"),
-        Some(1.0),
-        "{body}"
-    );
-    assert_eq!(
-        metric(
-            &body,
-            "secret_rotator_secret_status{secret=\"missing\",status=\"unreadable\"}"
-        ),
-        Some(1.0),
-        "{body}"
-    );
+    let state = w.rec.state("missing");
+    assert_eq!(state.readable, Some(false), "{state:?}");
+    assert!(state.failing, "{state:?}");
+    assert_eq!(state.status, Status::Unreadable, "{state:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -593,12 +530,8 @@ async fn a_retry_after_another_replica_finished_does_not_rotate_again() {
         0,
         "rotated again right after another replica did"
     );
-    let body = metrics();
-    assert_eq!(
-        metric(&body, "secret_rotator_rotation_failing{secret=\"raced\"}"),
-        Some(0.0),
-        "{body}"
-    );
+    let state = w.rec.state("raced");
+    assert!(!state.failing, "{state:?}");
 }
 
 #[tokio::test(start_paused = true)]
