@@ -13,7 +13,7 @@ use crate::rotation::deploy::Deployer;
 use crate::rotation::generate::generate;
 use crate::rotation::store::{SecretStore, Select, AWSCURRENT, AWSPENDING, TAG_PENDING_VERSION};
 use crate::rotation::target;
-use crate::rotation::token::{token, MAX_ATTEMPTS};
+use crate::rotation::token::{any_attempt_of, token, MAX_ATTEMPTS, MAX_TOKEN_ATTEMPTS};
 use crate::rotation::Step;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -30,11 +30,22 @@ pub(super) enum Created {
 
 impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
     /// Makes the new value and writes it as AWSPENDING, trying token attempts from
-    /// `first_attempt` on.
+    /// `first_attempt` on (or after the last attempt our pending-version tag names).
     pub(super) async fn create(&self, first_attempt: u32) -> Result<Created, RotationError> {
         let (s, meta, current) = (self.secret(), &self.meta, &self.current);
         let value = self.new_value().await?;
-        for attempt in first_attempt..MAX_ATTEMPTS {
+        // The tag names the last token we tried (it is written before each put): every
+        // attempt before it is taken, so start there instead of trying each in turn. Not
+        // after it: a replica may be putting that very token now, and trying it is how we
+        // join that rotation instead of starting a second one.
+        let marker = meta
+            .pending_version_tag()
+            .filter(|m| m != current)
+            .and_then(|m| any_attempt_of(&meta.arn, current, &m))
+            .unwrap_or(0);
+        let first = first_attempt.max(marker);
+        let last = first.saturating_add(MAX_ATTEMPTS).min(MAX_TOKEN_ATTEMPTS);
+        for attempt in first..last {
             let tok = token(&meta.arn, current, attempt);
             // The marker goes first: once the put has landed, the pending version is
             // recognisably ours even if AWSCURRENT changes before the finish (the token

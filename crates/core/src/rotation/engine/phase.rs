@@ -13,7 +13,7 @@
 use super::RotationError;
 use crate::ids::VersionId;
 use crate::rotation::store::{SecretMeta, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use crate::rotation::token::attempt_of;
+use crate::rotation::token::{any_attempt_of, attempt_of};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -88,7 +88,8 @@ pub(crate) fn detect(meta: &SecretMeta, expected: Expected<'_>) -> Result<Detect
         }
         // A value a target refused once would likely be refused again.
         Phase::Resume { version } if expected.fresh_retry => {
-            let next_attempt = attempt_of(&meta.arn, &current, &version).map_or(0, |a| a + 1);
+            // The full search: a value refused many times has a late attempt number.
+            let next_attempt = any_attempt_of(&meta.arn, &current, &version).map_or(0, |a| a + 1);
             Phase::Retry {
                 version,
                 next_attempt,
