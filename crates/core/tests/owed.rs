@@ -5,14 +5,14 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use rotator_core::clock::Clock;
-use rotator_core::config::{AwsConfig, Config, DaemonConfig, Target};
+use rotator_core::config::{AwsConfig, Config, DaemonConfig, SecretConfig, Target};
 use rotator_core::rotation::store::{AWSCURRENT, TAG_LAST_ROTATED};
 use rotator_core::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
-use rotator_core::rotation::{Engine, Outcome, Quiet, RotateOptions};
+use rotator_core::rotation::{Engine, Outcome, Quiet, RotateOptions, Step};
 use rotator_core::scheduler::{Health, Scheduler};
-use rotator_test_kit::{at, FakeEcs, FakeStore, ManualClock, SecretBuilder, Sequence};
+use rotator_test_kit::{at, FakeEcs, FakeStore, FakeTarget, ManualClock, SecretBuilder, Sequence};
 use secrecy::{ExposeSecret, SecretString};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -22,6 +22,47 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A store holding `id`, last rotated `ago` before `now`, and an empty ECS.
+fn world(now: &str, id: &str, ago: chrono::Duration) -> (ManualClock, FakeStore, FakeEcs) {
+    let clock = ManualClock::new(at(now));
+    let seq = Sequence::default();
+    let store = FakeStore::new(&clock, &seq);
+    let ecs = FakeEcs::new(&clock, &seq);
+    store.create_secret(id, "initial-value");
+    let tagged = rfc(clock.now() - ago);
+    store.edit(id, |s| {
+        s.tags.insert(TAG_LAST_ROTATED.into(), tagged);
+    });
+    (clock, store, ecs)
+}
+
+/// The scheduler loop on `secret`, as the daemon runs it (the channel's sender is dropped:
+/// no reloads).
+fn schedule(
+    engine: Arc<Engine<FakeStore, FakeEcs>>,
+    clock: &ManualClock,
+    daemon: DaemonConfig,
+    secret: SecretConfig,
+) {
+    let config = Config {
+        daemon,
+        aws: AwsConfig::default(),
+        ha: Default::default(),
+        secrets: vec![secret],
+        files: vec![],
+    };
+    let sched = Scheduler::new(
+        engine,
+        Arc::new(clock.clone()),
+        &config,
+        Arc::new(Health::default()),
+    );
+    let (tx, rx) = mpsc::channel(4);
+    // Kept open for the test's life: a closed channel stops the loop.
+    std::mem::forget(tx);
+    tokio::spawn(sched.run(rx));
 }
 
 /// A database role in single-user mode with an admin secret: "set" changes the role's
@@ -70,15 +111,7 @@ impl ConfiguredTarget for Db {
 #[tokio::test(start_paused = true)]
 async fn a_retry_after_set_worked_and_test_failed_does_not_wait_for_the_next_window() {
     // Window daily 02:00-03:00 UTC; the secret is overdue; it is 02:59:40.
-    let clock = ManualClock::new(at("2026-03-03T02:59:40Z"));
-    let seq = Sequence::default();
-    let store = FakeStore::new(&clock, &seq);
-    let ecs = FakeEcs::new(&clock, &seq);
-    store.create_secret("app/db", "initial-value");
-    let tagged = rfc(clock.now() - chrono::Duration::days(31));
-    store.edit("app/db", |s| {
-        s.tags.insert(TAG_LAST_ROTATED.into(), tagged);
-    });
+    let (clock, store, ecs) = world("2026-03-03T02:59:40Z", "app/db", chrono::Duration::days(31));
     let password = Arc::new(Mutex::new("initial-value".to_owned()));
     let tests = Arc::new(AtomicUsize::new(0));
     let cfg = SecretBuilder::new("db", "app/db")
@@ -89,29 +122,12 @@ async fn a_retry_after_set_worked_and_test_failed_does_not_wait_for_the_next_win
             tests: tests.clone(),
         }))
         .build();
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        ecs.clone(),
-        Arc::new(clock.clone()),
-    ));
-    let config = Config {
-        daemon: DaemonConfig {
-            retry_initial: Duration::from_secs(60),
-            ..DaemonConfig::default()
-        },
-        aws: AwsConfig::default(),
-        ha: Default::default(),
-        secrets: vec![cfg],
-        files: vec![],
+    let engine = Arc::new(Engine::new(store.clone(), ecs, Arc::new(clock.clone())));
+    let daemon = DaemonConfig {
+        retry_initial: Duration::from_secs(60),
+        ..DaemonConfig::default()
     };
-    let sched = Scheduler::new(
-        engine,
-        Arc::new(clock.clone()),
-        &config,
-        Arc::new(Health::default()),
-    );
-    let (_tx, rx) = mpsc::channel(4);
-    tokio::spawn(sched.run(rx));
+    schedule(engine, &clock, daemon, cfg);
 
     // Every 10 minutes for 6 hours: does what consumers read (AWSCURRENT) still log in?
     let mut broken_since: Option<DateTime<Utc>> = None;
@@ -136,88 +152,34 @@ async fn a_retry_after_set_worked_and_test_failed_does_not_wait_for_the_next_win
     );
 }
 
-#[derive(Debug)]
-struct Flaky {
-    broken: Arc<AtomicBool>,
-}
-
-impl ConfiguredTarget for Flaky {
-    fn kind(&self) -> &'static str {
-        "flaky"
-    }
-    fn test<'a>(
-        &'a self,
-        _env: &'a TargetEnv<'a>,
-        _value: &'a SecretString,
-    ) -> BoxFuture<'a, Result<(), TargetError>> {
-        let broken = self.broken.load(Ordering::SeqCst);
-        Box::pin(async move {
-            if broken {
-                Err(TargetError::Other("unreachable".into()))
-            } else {
-                Ok(())
-            }
-        })
-    }
-}
-
 /// The RetriesExhausted alert tells the operator to fix the cause and run `rotate`; the
 /// daemon must notice that at its next refresh and keep the schedule (it skipped secrets
 /// with failures, so the secret was never scheduled again until a reload).
 #[tokio::test(start_paused = true)]
 async fn a_secret_that_gave_up_is_scheduled_again_once_a_manual_rotate_succeeded() {
-    let clock = ManualClock::new(at("2026-03-03T10:00:00Z"));
-    let seq = Sequence::default();
-    let store = FakeStore::new(&clock, &seq);
-    let ecs = FakeEcs::new(&clock, &seq);
-    store.create_secret("app/k", "initial-value");
-    // Last rotated 2 hours ago: due now.
-    let tagged = (at("2026-03-03T08:00:00Z")).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    store.edit("app/k", |s| {
-        s.tags.insert(
-            rotator_core::rotation::store::TAG_LAST_ROTATED.into(),
-            tagged,
-        );
-    });
-    let broken = Arc::new(AtomicBool::new(true));
+    // Last rotated 2 hours ago, every hour: due now.
+    let (clock, store, ecs) = world("2026-03-03T10:00:00Z", "app/k", chrono::Duration::hours(2));
+    let target = FakeTarget::new();
+    target.fail(Step::Test, "unreachable");
     let cfg = SecretBuilder::new("k", "app/k")
         .every(HOUR)
-        .target(Target::new(Flaky {
-            broken: broken.clone(),
-        }))
+        .target(target.target())
         .build();
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        ecs.clone(),
-        Arc::new(clock.clone()),
-    ));
-    let config = Config {
-        daemon: DaemonConfig {
-            retry_initial: Duration::from_secs(1),
-            retry_max: Duration::from_secs(2),
-            refresh: Duration::from_secs(600),
-            ..DaemonConfig::default()
-        },
-        aws: AwsConfig::default(),
-        ha: Default::default(),
-        secrets: vec![cfg.clone()],
-        files: vec![],
+    let engine = Arc::new(Engine::new(store.clone(), ecs, Arc::new(clock.clone())));
+    let daemon = DaemonConfig {
+        retry_initial: Duration::from_secs(1),
+        retry_max: Duration::from_secs(2),
+        refresh: Duration::from_secs(600),
+        ..DaemonConfig::default()
     };
-    let sched = Scheduler::new(
-        engine.clone(),
-        Arc::new(clock.clone()),
-        &config,
-        Arc::new(Health::default()),
-    );
-    let (_tx, rx) = mpsc::channel(4);
-    tokio::spawn(sched.run(rx));
+    schedule(engine.clone(), &clock, daemon, cfg.clone());
 
     // max_attempts (10) failures, a couple of seconds apart: gave up.
     tokio::time::sleep(Duration::from_secs(120)).await;
     let failed_puts = store.count_ok("PutSecretValue");
 
     // The operator fixes the cause and runs `secret-rotator rotate k` (the same engine).
-    broken.store(false, Ordering::SeqCst);
+    target.succeed(Step::Test);
     let r = engine
         .rotate(&cfg, RotateOptions::default(), &Quiet)
         .await
