@@ -432,9 +432,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 }
                 let failing = e.failures > 0;
                 let verified = d.verified.map_or(0.0, ts);
+                // Without our tag, the last rotation is AWSCURRENT's creation date; when
+                // that value is ours and its consumers are unconfirmed, it is no success.
+                let unconfirmed = d.verified.is_none() && d.status.resume_only();
                 telemetry::update(m.as_ref(), name, |s| {
                     s.next_due = ts(d.due);
-                    s.last_success = d.last_rotated.map_or(0.0, ts);
+                    if !unconfirmed {
+                        s.last_success = d.last_rotated.map_or(0.0, ts);
+                    }
                     s.verified = s.verified.max(verified);
                     s.readable = Some(true);
                     s.failing = failing;

@@ -10,7 +10,9 @@ use rotator_core::rotation::store::{AWSCURRENT, TAG_LAST_ROTATED};
 use rotator_core::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
 use rotator_core::rotation::{Engine, Outcome, Quiet, RotateOptions, Step};
 use rotator_core::scheduler::{Health, Scheduler};
-use rotator_test_kit::{at, FakeEcs, FakeStore, FakeTarget, ManualClock, SecretBuilder, Sequence};
+use rotator_test_kit::{
+    at, Behaviour, FakeEcs, FakeStore, FakeTarget, ManualClock, Recorder, SecretBuilder, Sequence,
+};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -196,5 +198,57 @@ async fn a_secret_that_gave_up_is_scheduled_again_once_a_manual_rotate_succeeded
         failed_puts,
         after_manual,
         store.count_ok("PutSecretValue")
+    );
+}
+
+/// A first rotation of an untagged secret whose consumer rolled back: the new value is
+/// current but not confirmed. The due-time read falls back to AWSCURRENT's creation date,
+/// which is now that unconfirmed value's; the last-success gauge must not claim it.
+#[tokio::test(start_paused = true)]
+async fn an_unconfirmed_first_rotation_is_not_reported_as_the_last_success() {
+    let (clock, store, ecs) = world(
+        "2026-03-03T10:00:00Z",
+        "app/first",
+        chrono::Duration::zero(),
+    );
+    let created = clock.now() - chrono::Duration::days(40);
+    store.edit("app/first", |s| {
+        s.tags.clear();
+        s.versions[0].created = created;
+    });
+    ecs.add_service(
+        "prod",
+        "api",
+        1,
+        Behaviour::Failing {
+            start: Duration::from_secs(60),
+        },
+    );
+    let cfg = SecretBuilder::new("first", "app/first")
+        .every(30 * DAY)
+        .redeploy("prod", &["api"])
+        .build();
+    let rec = Recorder::new();
+    let engine =
+        Engine::new(store.clone(), ecs, Arc::new(clock.clone())).with_telemetry(rec.sink());
+    let daemon = DaemonConfig {
+        retry_initial: Duration::from_secs(600),
+        ..DaemonConfig::default()
+    };
+    schedule(Arc::new(engine), &clock, daemon, cfg);
+    // Past the retry (600 s), which reads the due time again first.
+    tokio::time::sleep(Duration::from_secs(700)).await;
+
+    assert!(
+        rec.finished("first", "rolled_back") >= 1,
+        "the rotation ran and rolled back"
+    );
+    let state = rec.state("first");
+    assert!(state.failing);
+    assert!(
+        state.last_success <= created.timestamp() as f64,
+        "last success reported at {} for a rotation that rolled back (the old value was made at {})",
+        state.last_success,
+        created.timestamp()
     );
 }

@@ -56,7 +56,8 @@ pub enum Behaviour {
     Missing,
 }
 
-/// Service events DescribeServices shows here (the adapter keeps the latest 10 too).
+/// Service events this fake's DescribeServices shows (ECS shows the latest 100; the
+/// adapter keeps them all).
 pub const EVENTS_SHOWN: usize = 10;
 /// How long a circuit-breaker rollback takes to complete once it starts.
 pub const ROLLBACK_TIME: Duration = Duration::from_secs(30);
