@@ -212,3 +212,69 @@ fn already_rotated(cfg: &SecretConfig, current: Option<crate::ids::VersionId>) -
         plan: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::ids::{Region, SecretId, SecretRef};
+    use crate::rotation::lease::memory::MemoryLeases;
+
+    struct Fixed(f64);
+    impl Random for Fixed {
+        fn fraction(&self, _purpose: &str) -> Option<f64> {
+            Some(self.0)
+        }
+    }
+
+    fn ha(frac: f64) -> Ha {
+        let clock = ManualClock::new(chrono::Utc::now());
+        let leases = Leases::new(
+            Arc::new(MemoryLeases::new()),
+            "replica-a",
+            Duration::from_secs(60),
+            Arc::new(clock),
+        );
+        Ha::new(leases).with_random(Arc::new(Fixed(frac)))
+    }
+
+    #[test]
+    fn a_busy_secret_is_tried_again_after_half_to_three_quarters_of_a_ttl() {
+        assert_eq!(ha(0.0).retry_delay("k"), Duration::from_secs(30));
+        assert_eq!(ha(0.5).retry_delay("k"), Duration::from_millis(37_500));
+        assert_eq!(ha(1.0).retry_delay("k"), Duration::from_secs(45));
+    }
+
+    #[test]
+    fn lease_keys_name_the_region_and_secret_id() {
+        let mut cfg = SecretConfig {
+            name: "db".into(),
+            secret: SecretRef {
+                id: SecretId::from("app/db"),
+                account: Default::default(),
+            },
+            every: Duration::from_secs(86_400),
+            window: None,
+            jitter: Duration::ZERO,
+            generate: Default::default(),
+            json_key: None,
+            json_key_create: false,
+            target: crate::config::Target::None,
+            redeploy: Vec::new(),
+            stable_timeout: Duration::from_secs(600),
+            origin: crate::config::Location {
+                file: "t.toml".into(),
+                line_col: None,
+            },
+        };
+        assert_eq!(lease_key(&cfg), "app/db");
+        cfg.secret = SecretRef {
+            id: SecretId::from("app/db"),
+            account: crate::ids::Account {
+                region: Some(Region::from("eu-west-1")),
+                ..Default::default()
+            },
+        };
+        assert_eq!(lease_key(&cfg), "eu-west-1:app/db");
+    }
+}

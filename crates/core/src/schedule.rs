@@ -92,6 +92,21 @@ pub fn overdue_by(due: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overdue_by_counts_only_time_past_due() {
+        let due = DateTime::parse_from_rfc3339("2026-03-03T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            overdue_by(due, due + chrono::Duration::seconds(90)),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            overdue_by(due, due - chrono::Duration::seconds(90)),
+            Duration::ZERO
+        );
+    }
     use croner::parser::{CronParser, Seconds};
     use proptest::prelude::*;
 

@@ -1237,4 +1237,53 @@ mod tests {
         assert_eq!(backoff(&s, 7), Duration::from_secs(3600));
         assert_eq!(backoff(&s, 40), Duration::from_secs(3600));
     }
+
+    struct Fixed(Option<f64>);
+    impl Random for Fixed {
+        fn fraction(&self, _purpose: &str) -> Option<f64> {
+            self.0
+        }
+    }
+
+    #[test]
+    fn replica_skew_is_at_most_5s_and_a_twentieth_of_the_interval() {
+        let name = SecretName::from("db");
+        let day = Duration::from_secs(86_400);
+        assert_eq!(
+            replica_skew(&Fixed(Some(0.5)), &name, day),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            replica_skew(&Fixed(Some(1.0)), &name, day),
+            Duration::from_secs(5)
+        );
+        // A 40 s interval: at most 2 s.
+        let short = Duration::from_secs(40);
+        assert_eq!(
+            replica_skew(&Fixed(Some(1.0)), &name, short),
+            Duration::from_secs(2)
+        );
+        // Out-of-range draws are clamped; no randomness, no skew.
+        assert_eq!(
+            replica_skew(&Fixed(Some(7.0)), &name, day),
+            Duration::from_secs(5)
+        );
+        assert_eq!(replica_skew(&Fixed(None), &name, day), Duration::ZERO);
+    }
+
+    #[test]
+    fn wall_clock_deadlines_map_to_instants_ahead_of_the_base() {
+        let wall = DateTime::parse_from_rfc3339("2026-03-03T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let base = (wall, Instant::now());
+        let later = wall + chrono::Duration::seconds(90);
+        assert_eq!(instant_for(base, later), base.1 + Duration::from_secs(90));
+        // Past deadlines fire now; a window that never opens is far away, never now.
+        assert_eq!(instant_for(base, wall - chrono::Duration::days(1)), base.1);
+        assert!(
+            instant_for(base, DateTime::<Utc>::MAX_UTC)
+                > base.1 + Duration::from_secs(50 * 365 * 86_400)
+        );
+    }
 }

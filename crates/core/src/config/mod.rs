@@ -187,3 +187,16 @@ impl Default for GeneratePolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_on_with_a_lock_table_only() {
+        let mut ha = HaConfig::default();
+        assert!(!ha.enabled());
+        ha.lock_table = Some("secret-rotator-leases".into());
+        assert!(ha.enabled());
+    }
+}

@@ -1,0 +1,74 @@
+//! Due times read from the store: why a secret is due (the status the scheduler and
+//! `plan` act on), against the test kit's Secrets Manager.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rotator_core::clock::Clock;
+use rotator_core::due::{due_times, DueStatus, TagProblem, Unfinished};
+use rotator_core::rotation::store::{AWSCURRENT, AWSPENDING, TAG_LAST_ROTATED};
+use rotator_core::rotation::token;
+use rotator_test_kit::{at, FakeStore, ManualClock, SecretBuilder, Sequence};
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_kind_of_due_secret_says_why() {
+    let clock = ManualClock::new(at("2026-03-03T02:00:00Z"));
+    let now = clock.now();
+    let store = FakeStore::new(&clock, &Sequence::default());
+    let days = |n: i64| chrono::Duration::days(n);
+    let tagged = |id: &str, tag: String| {
+        store.create_secret(id, "v");
+        store.edit(id, |s| {
+            s.versions[0].created = now - days(100);
+            s.tags.insert(TAG_LAST_ROTATED.into(), tag);
+        });
+    };
+    tagged("future", rfc(now + days(3650)));
+    tagged("garbled", "last tuesday".into());
+    tagged("fresh", rfc(now - days(1)));
+    // Our pending value, not current yet; and our value current, consumers unconfirmed.
+    for (id, stage) in [("pending", AWSPENDING), ("redeploy", AWSCURRENT)] {
+        let arn = store.create_secret(id, "v");
+        let old = store.holder(id, AWSCURRENT).unwrap();
+        store.edit(id, |s| {
+            s.tags.insert(TAG_LAST_ROTATED.into(), rfc(now - days(1)));
+        });
+        let ours = token::token(&arn, &old, 0);
+        store.seed_version(id, ours.as_str(), "new", &[stage], now);
+    }
+    let ids = ["future", "garbled", "fresh", "pending", "redeploy"];
+    let cfgs: Vec<_> = ids
+        .iter()
+        .map(|id| SecretBuilder::new(id, id).every(30 * DAY).build())
+        .collect();
+    let refs: Vec<_> = cfgs.iter().collect();
+    let due: Vec<_> = due_times(&store, &refs, now)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+
+    // A future tag is not trusted: due by the value's creation date, and said so.
+    assert_eq!(due[0].status, DueStatus::InvalidTag);
+    assert_eq!(due[0].tag_problem, Some(TagProblem::Future));
+    assert_eq!(due[0].due, now - days(70));
+    // An unparseable one counts as absent.
+    assert_eq!(due[1].status, DueStatus::Scheduled);
+    assert_eq!(due[1].tag_problem, Some(TagProblem::Unparseable));
+    assert_eq!(due[1].due, now - days(70));
+    assert_eq!(due[2].status, DueStatus::Scheduled);
+    assert_eq!(due[2].due, now + days(29));
+    // Unfinished rotations are due now; only the one whose value is current is a resume
+    // that must not make a new value.
+    assert_eq!(due[3].status, DueStatus::Unfinished(Unfinished::Pending));
+    assert!(!due[3].status.resume_only());
+    assert_eq!(due[4].status, DueStatus::Unfinished(Unfinished::Redeploy));
+    assert!(due[4].status.resume_only());
+    assert!(due[3].due <= now && due[4].due <= now);
+    assert!(!DueStatus::Scheduled.resume_only() && !DueStatus::InvalidTag.resume_only());
+}
