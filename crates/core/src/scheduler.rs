@@ -86,6 +86,9 @@ struct Entry {
     failures: u32,
     /// The last failure was the target refusing the value: the retry makes a new one.
     fresh_next: bool,
+    /// That refusal came from `set` itself (the target's own error, not a timeout): the
+    /// target is taken to be unchanged, so the retry is a new rotation, held to the window.
+    refused_at_set: bool,
     /// Due, but its window is closed: requeued at the next opening.
     outside_window: bool,
     /// Bumped whenever a rotation starts or the config changes, so that the result of a
@@ -412,6 +415,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     retry = false;
                     e.failures = 0;
                     e.fresh_next = false;
+                    e.refused_at_set = false;
                     e.give_up_no_more();
                     telemetry::update(m.as_ref(), name, |s| {
                         s.failures = 0;
@@ -467,8 +471,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         s.next_due = ts(now);
                     }
                 });
-                let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                Self::schedule_wall(&mut self.queue, self.clock_base, name, e, at);
+                // A given-up secret stays given up: the refresh reads it again anyway.
+                if !matches!(e.state, State::GaveUp) {
+                    let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                    Self::schedule_wall(&mut self.queue, self.clock_base, name, e, at);
+                }
             }
         }
         self.publish(name);
@@ -737,10 +744,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
             // An unfinished rotation of ours is finished at once, even outside the window:
             // the target may already accept only the pending value (single-user PostgreSQL
-            // from `set` on). That holds for a retry with a fresh value too: `set` may have
-            // worked before `test` failed, and consumers reading AWSCURRENT are locked out
-            // until a value is both set and current. Only a new rotation waits.
-            let owed = matches!(e.status, DueStatus::Unfinished(_));
+            // from `set` on). That holds for a retry with a fresh value too when `set`
+            // worked before `test` failed, or timed out: consumers reading AWSCURRENT are
+            // locked out until a value is both set and current. A value `set` refused left
+            // the target as it was: that retry is a new rotation and waits.
+            let owed = matches!(e.status, DueStatus::Unfinished(_)) && !e.refused_at_set;
             if let Some(w) = e.cfg.window.as_deref() {
                 if !owed && opening_containing(w, wall).is_none() {
                     let offset =
@@ -846,6 +854,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 if let Some(e) = self.entries.get_mut(&name) {
                     e.failures = 0;
                     e.fresh_next = false;
+                    e.refused_at_set = false;
                     e.give_up_no_more();
                     // Read the new due time (a store call) in a task, like a rotation, so
                     // the loop never waits on AWS between two launches.
@@ -869,11 +878,19 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         ..
                     }
                 );
-                self.failed(&name, fresh, &err, after.next_cfg);
+                let refused_at_set = matches!(
+                    err,
+                    RotationError::Target {
+                        step: Step::Set,
+                        ..
+                    }
+                );
+                self.failed(&name, fresh, refused_at_set, &err, after.next_cfg);
             }
             None => {
                 self.failed(
                     &name,
+                    false,
                     false,
                     &"the rotation task panicked (a bug; the next attempt resumes from the store)",
                     after.next_cfg,
@@ -910,6 +927,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         &mut self,
         name: &SecretName,
         fresh: bool,
+        refused_at_set: bool,
         err: &dyn std::fmt::Display,
         next_cfg: Option<Arc<SecretConfig>>,
     ) {
@@ -923,6 +941,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         // Only a value the target refused is replaced; any other failure resumes the same
         // pending value (which may be another replica's rotation in flight).
         e.fresh_next = fresh;
+        e.refused_at_set = fresh && refused_at_set;
         e.needs_due = true;
         let failures = e.failures;
         telemetry::update(m.as_ref(), name, |s| {
@@ -1019,6 +1038,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.failures = 0;
                     e.read_failures = 0;
                     e.fresh_next = false;
+                    e.refused_at_set = false;
                     e.give_up_no_more();
                     e.generation += 1;
                     telemetry::update(self.telemetry.as_ref(), &name, |s| {
@@ -1083,6 +1103,7 @@ impl Entry {
             read_failures: 0,
             failures: 0,
             fresh_next: false,
+            refused_at_set: false,
             outside_window: false,
             generation: 0,
         }

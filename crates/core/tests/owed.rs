@@ -6,12 +6,14 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use rotator_core::clock::Clock;
 use rotator_core::config::{AwsConfig, Config, DaemonConfig, SecretConfig, Target};
-use rotator_core::rotation::store::{AWSCURRENT, TAG_LAST_ROTATED};
+use rotator_core::rotation::store::{SecretStore, AWSCURRENT, TAG_LAST_ROTATED};
 use rotator_core::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
 use rotator_core::rotation::{Engine, Outcome, Quiet, RotateOptions, Step};
 use rotator_core::scheduler::{Health, Scheduler};
+use rotator_test_kit::errors::throttled;
 use rotator_test_kit::{
-    at, Behaviour, FakeEcs, FakeStore, FakeTarget, ManualClock, Recorder, SecretBuilder, Sequence,
+    at, Behaviour, FakeEcs, FakeStore, FakeTarget, FaultPlan, Faulty, ManualClock, Recorder,
+    SecretBuilder, Sequence,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,8 +44,8 @@ fn world(now: &str, id: &str, ago: chrono::Duration) -> (ManualClock, FakeStore,
 
 /// The scheduler loop on `secret`, as the daemon runs it (the channel's sender is dropped:
 /// no reloads).
-fn schedule(
-    engine: Arc<Engine<FakeStore, FakeEcs>>,
+fn schedule<S: SecretStore>(
+    engine: Arc<Engine<S, FakeEcs>>,
     clock: &ManualClock,
     daemon: DaemonConfig,
     secret: SecretConfig,
@@ -250,5 +252,84 @@ async fn an_unconfirmed_first_rotation_is_not_reported_as_the_last_success() {
         "last success reported at {} for a rotation that rolled back (the old value was made at {})",
         state.last_success,
         created.timestamp()
+    );
+}
+
+/// A given-up secret is read by every refresh (so a manual rotate is noticed). A refresh
+/// read that fails (a throttled DescribeSecret) must leave it given up, not schedule a
+/// read-retry that turns into another full rotation attempt (adversarial review).
+#[tokio::test(start_paused = true)]
+async fn a_failed_refresh_read_of_a_given_up_secret_does_not_rotate_it_again() {
+    let (clock, store, ecs) = world("2026-03-03T10:00:00Z", "app/k", chrono::Duration::hours(2));
+    let faults = FaultPlan::new();
+    let target = FakeTarget::new();
+    target.fail(Step::Test, "unreachable");
+    let cfg = SecretBuilder::new("k", "app/k")
+        .every(HOUR)
+        .target(target.target())
+        .build();
+    let engine = Engine::new(
+        Faulty::new(store.clone(), &faults),
+        ecs,
+        Arc::new(clock.clone()),
+    );
+    let daemon = DaemonConfig {
+        retry_initial: Duration::from_secs(1),
+        retry_max: Duration::from_secs(2),
+        refresh: Duration::from_secs(600),
+        ..DaemonConfig::default()
+    };
+    schedule(Arc::new(engine), &clock, daemon, cfg);
+    // max_attempts (10) failures a second or two apart: given up.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let gave_up = target.count(Step::Set);
+    tokio::time::sleep(Duration::from_secs(1200)).await;
+    assert_eq!(
+        target.count(Step::Set),
+        gave_up,
+        "clean refreshes retried it"
+    );
+    // The next refresh read (t = 1800 s) is throttled once.
+    faults.fail_next("DescribeSecret", [throttled("DescribeSecret")]);
+    tokio::time::sleep(Duration::from_secs(700)).await;
+    assert_eq!(
+        target.count(Step::Set),
+        gave_up,
+        "rotated again after one throttled refresh read"
+    );
+}
+
+/// `set` refused the value (the target's own error: it did not take it) a minute before
+/// the window closed. Nothing is locked out, so the retry is a new rotation and waits for
+/// the next opening instead of restarting consumers outside the window.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_set_refused_the_value_waits_for_the_window() {
+    let (clock, store, ecs) = world("2026-03-03T02:59:00Z", "app/db", chrono::Duration::days(31));
+    let target = FakeTarget::new();
+    target.fail(Step::Set, "password rejected by policy");
+    let cfg = SecretBuilder::new("db", "app/db")
+        .every(30 * DAY)
+        .window("0 2 * * *", Duration::from_secs(3600))
+        .target(target.target())
+        .build();
+    let engine = Engine::new(store, ecs, Arc::new(clock.clone()));
+    let daemon = DaemonConfig {
+        retry_initial: Duration::from_secs(60),
+        ..DaemonConfig::default()
+    };
+    schedule(Arc::new(engine), &clock, daemon, cfg);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        target.count(Step::Set),
+        1,
+        "the first attempt ran in the window"
+    );
+    // Until the next opening (02:00 tomorrow) nothing runs; then the retry does.
+    tokio::time::sleep(Duration::from_secs(22 * 3600)).await;
+    assert_eq!(target.count(Step::Set), 1, "retried outside the window");
+    tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+    assert!(
+        target.count(Step::Set) >= 2,
+        "not retried at the next opening"
     );
 }

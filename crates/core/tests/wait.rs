@@ -105,3 +105,84 @@ async fn a_stale_first_describe_is_not_a_rollback() {
     .await;
     assert_eq!(v.get(&s), Some(&ServiceVerdict::Stable));
 }
+
+/// ECS's answer already names our deployment as failed (an event), without listing it
+/// any more: no stale read can hold that event, so it is a rollback at once, not after
+/// the visibility grace (with a short stable timeout, the grace would make it a stall).
+#[tokio::test(start_paused = true)]
+async fn a_rollback_with_an_event_naming_ours_is_not_held_by_the_visibility_grace() {
+    let ecs = ecs_with(30, 10);
+    let s = svc("prod", "api");
+    let forced = ecs.force_deploy(&Account::default(), &s).await.unwrap();
+    let mut before = ecs.service(&s).unwrap();
+    before.deployments.retain(|d| d.id != forced.id);
+    before.events.insert(
+        0,
+        format!(
+            "(service api) (deployment {}) deployment failed: tasks failed to start.",
+            forced.id
+        ),
+    );
+    let d = StaleOnce {
+        stale: Mutex::new(Some(before)),
+        inner: ecs,
+    };
+    let t0 = tokio::time::Instant::now();
+    let v = wait_stable(
+        &d,
+        &Account::default(),
+        &[(s.clone(), forced)],
+        Duration::from_secs(600),
+        &Quiet,
+    )
+    .await;
+    assert!(
+        matches!(v.get(&s), Some(ServiceVerdict::RolledBack { .. })),
+        "{v:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+}
+
+/// Twenty services whose drains start 300 s apart inside a 2 h timeout: each drain gets
+/// fast polls, but not so many that the waiter's 40 run out before the last rollout
+/// completes (it would then be reported stalled).
+#[tokio::test(start_paused = true)]
+async fn drains_one_after_another_leave_polls_for_the_last_one() {
+    let clock = ManualClock::new(at("2030-01-01T00:00:00Z"));
+    let ecs = FakeEcs::new(&clock, &Sequence::default());
+    let mut ours = Vec::new();
+    for i in 0..20u64 {
+        let name = format!("svc{i}");
+        ecs.add_service(
+            "prod",
+            &name,
+            2,
+            Behaviour::Healthy {
+                start: Duration::from_secs(40 + 300 * i),
+                drain: Duration::from_secs(200),
+            },
+        );
+        let s = svc("prod", &name);
+        let forced = ecs.force_deploy(&Account::default(), &s).await.unwrap();
+        ours.push((s, forced));
+    }
+    let v = wait_stable(
+        &ecs,
+        &Account::default(),
+        &ours,
+        Duration::from_secs(7200),
+        &Quiet,
+    )
+    .await;
+    let not_stable: Vec<_> = v
+        .iter()
+        .filter(|(_, v)| **v != ServiceVerdict::Stable)
+        .map(|(s, v)| format!("{s}: {}", v.label()))
+        .collect();
+    assert!(not_stable.is_empty(), "{not_stable:?}");
+    let polls = ecs.describe_calls().len();
+    assert!(
+        polls <= 40 * 2,
+        "{polls} DescribeServices calls (10 services per call)"
+    );
+}

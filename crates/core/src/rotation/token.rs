@@ -7,8 +7,8 @@
 //! derivation lets any daemon recognise a pending (or current) version as one of ours.
 //!
 //! Recognition by derivation covers the first [`MAX_ATTEMPTS`] attempts (it runs for every
-//! secret at start-up, so it stays cheap); later attempts, up to [`MAX_TOKEN_ATTEMPTS`],
-//! are ours by the `pending-version` tag written before each put.
+//! secret at start-up, so it stays cheap); later attempts are ours by the
+//! `pending-version` tag written before each put. Attempt numbers have no upper bound.
 
 use crate::ids::{SecretArn, VersionId};
 use uuid::Uuid;
@@ -16,8 +16,9 @@ use uuid::Uuid;
 /// Attempts recognised by derivation ([`attempt_of`]); also the most tokens one run tries
 /// when each is taken.
 pub const MAX_ATTEMPTS: u32 = 64;
-/// Attempts for one AWSCURRENT before there is no token left: values refused by a target
-/// for months of hourly retries.
+/// How far [`any_attempt_of`] searches: values refused by a target for months of hourly
+/// retries. A later attempt is not found there; the next run then starts from attempt 0
+/// and walks forward (64 tokens a run) instead of jumping.
 pub const MAX_TOKEN_ATTEMPTS: u32 = 4096;
 
 const NAMESPACE: Uuid = Uuid::from_u128(0x5ec2_e7a0_7a70_4c1e_9b1d_2f0c_a11e_d5e1);

@@ -11,7 +11,9 @@
 //! subsequent commands"): until our deployment has appeared in an answer, an answer
 //! without it is not taken as a rollback (for [`VISIBILITY_GRACE`]).
 
-use super::deploy::{judge, Deployer, Described, Forced, Judgement, DESCRIBE_BATCH};
+use super::deploy::{
+    judge, names_deployment, Deployer, Described, Forced, Judgement, DESCRIBE_BATCH,
+};
 use super::Observer;
 use crate::ids::{Account, ClusterName, DeploymentId, ServiceName, ServiceRef};
 use std::collections::BTreeMap;
@@ -23,10 +25,13 @@ pub const WAITER_PERIOD: Duration = Duration::from_secs(15);
 /// The CLI waiter gives up after this many DescribeServices calls: so do we, whatever the
 /// stable timeout (then we sleep until the deadline and report what we last saw).
 pub const WAITER_MAX_ATTEMPTS: u64 = 40;
-/// Fast polls in a row while old tasks drain, before the even spread of a long timeout
-/// applies again: enough to see a short drain complete within seconds, few enough that a
-/// long one (a 300 s deregistration delay) leaves polls for the rest of the timeout.
+/// Fast polls in a row after a service starts draining, before the even spread of a long
+/// timeout applies again: enough to see a short drain complete within seconds, few
+/// enough that a long one (a 300 s deregistration delay) leaves polls for the rest.
 const DRAIN_BURST: u32 = 5;
+/// Burst polls in one wait, however many services drain one after another: the other
+/// 30 of the waiter's 40 stay spread to the deadline.
+const BURST_POLLS: u32 = 10;
 /// Service events a stalled verdict reports.
 const STALLED_EVENTS: usize = 10;
 /// How long an answer that does not list the deployment UpdateService returned yet may
@@ -154,6 +159,8 @@ pub async fn wait_stable<D: Deployer>(
     let mut seen: std::collections::BTreeSet<ServiceRef> = Default::default();
     let max_rounds = WAITER_MAX_ATTEMPTS;
     let mut fast_in_a_row: u32 = 0;
+    let mut burst_left = BURST_POLLS;
+    let mut was_draining: std::collections::BTreeSet<ServiceRef> = Default::default();
     let mut rounds: u64 = 0;
     let mut backoff = Duration::ZERO;
     let mut next = start + FIRST_POLL;
@@ -213,8 +220,10 @@ pub async fn wait_stable<D: Deployer>(
                                         && mine.is_none()
                                         && !seen.contains(svc)
                                         && start.elapsed() < VISIBILITY_GRACE
+                                        && !state.events.iter().any(|e| names_deployment(e, dep))
                                     {
-                                        // Possibly a read from before our UpdateService.
+                                        // Possibly a read from before our UpdateService
+                                        // (which cannot hold an event naming ours).
                                         j = Judgement::Starting;
                                     }
                                     let (run, des, failed) = mine
@@ -306,9 +315,17 @@ pub async fn wait_stable<D: Deployer>(
         } else {
             Duration::ZERO
         };
-        let draining = last
+        let draining_now: std::collections::BTreeSet<ServiceRef> = last
             .iter()
-            .any(|(s, (j, ..))| !verdicts.contains_key(s) && *j == Judgement::Draining);
+            .filter(|(s, (j, ..))| !verdicts.contains_key(*s) && *j == Judgement::Draining)
+            .map(|(s, _)| s.clone())
+            .collect();
+        let draining = !draining_now.is_empty();
+        // A service that started draining since the last poll gets its own burst.
+        if draining_now.difference(&was_draining).next().is_some() {
+            fast_in_a_row = 0;
+        }
+        was_draining = draining_now;
         let wanted = if draining {
             DRAINING_POLL
         } else {
@@ -327,7 +344,10 @@ pub async fn wait_stable<D: Deployer>(
         // when completion is near.
         let left = WAITER_MAX_ATTEMPTS.saturating_sub(rounds).max(1);
         let remaining = deadline.saturating_duration_since(now);
-        let in_burst = (1..=DRAIN_BURST).contains(&fast_in_a_row);
+        let in_burst = burst_left > 0 && (1..=DRAIN_BURST).contains(&fast_in_a_row);
+        if in_burst {
+            burst_left -= 1;
+        }
         if !in_burst && STARTING_POLL.saturating_mul(left as u32) < remaining {
             at = at.max(now + remaining / (left as u32 + 1));
         }

@@ -13,7 +13,7 @@ use crate::rotation::deploy::Deployer;
 use crate::rotation::generate::generate;
 use crate::rotation::store::{SecretStore, Select, AWSCURRENT, AWSPENDING, TAG_PENDING_VERSION};
 use crate::rotation::target;
-use crate::rotation::token::{any_attempt_of, token, MAX_ATTEMPTS, MAX_TOKEN_ATTEMPTS};
+use crate::rotation::token::{any_attempt_of, token, MAX_ATTEMPTS};
 use crate::rotation::Step;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -44,7 +44,9 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
             .and_then(|m| any_attempt_of(&meta.arn, current, &m))
             .unwrap_or(0);
         let first = first_attempt.max(marker);
-        let last = first.saturating_add(MAX_ATTEMPTS).min(MAX_TOKEN_ATTEMPTS);
+        // No upper bound beyond this run's tries: a pending-version tag that names a late
+        // attempt (forged, or after thousands of refusals) must not end the supply.
+        let last = first.saturating_add(MAX_ATTEMPTS);
         for attempt in first..last {
             let tok = token(&meta.arn, current, attempt);
             // The marker goes first: once the put has landed, the pending version is

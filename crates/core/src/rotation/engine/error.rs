@@ -6,7 +6,7 @@ use crate::error::AwsError;
 use crate::ids::{ServiceRef, VersionId};
 use crate::rotation::generate::GenerateError;
 use crate::rotation::target::TargetError;
-use crate::rotation::token::{MAX_ATTEMPTS, MAX_TOKEN_ATTEMPTS};
+use crate::rotation::token::MAX_ATTEMPTS;
 use crate::rotation::wait::ServiceVerdict;
 use crate::rotation::Step;
 use std::collections::BTreeMap;
@@ -40,7 +40,7 @@ pub enum RotationError {
         "test: the pending version read back differs from the value written (digest mismatch)"
     )]
     Mismatch,
-    #[error("create: no free client request token: {MAX_ATTEMPTS} in a row were taken, or all {MAX_TOKEN_ATTEMPTS} for this AWSCURRENT version were used")]
+    #[error("create: no free client request token: {MAX_ATTEMPTS} in a row were taken (the next run tries the ones after them)")]
     Exhausted,
     #[error("{step}: {}", summary(.verdicts))]
     Consumers {
