@@ -233,5 +233,22 @@ mod tests {
     fn short_strings_are_not_masked() {
         let m = Masker::of(&SecretString::from(r#"{"k":"ab"}"#));
         assert_eq!(m.mask("ab cd"), "ab cd");
+        // Nor their encodings (base64 "YWI=", hex "6162"), which are long enough.
+        assert_eq!(m.mask("YWI= 6162"), "YWI= 6162");
+    }
+
+    #[test]
+    fn url_encoding_keeps_unreserved_characters() {
+        assert_eq!(url_encode("a-Z_0.~ b/c", false), "a-Z_0.~%20b%2Fc");
+        assert_eq!(url_encode("a b", true), "a+b");
+    }
+
+    #[test]
+    fn mask_value_masks_the_value_in_text() {
+        let v = SecretString::from("hunter2-long-enough");
+        assert_eq!(
+            mask_value("login with hunter2-long-enough failed", &v),
+            "login with *** failed"
+        );
     }
 }
