@@ -131,3 +131,45 @@ impl Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_is_the_verified_rotation_plus_every_plus_grace() {
+        let s = SecretState {
+            verified: 1_000.0,
+            every: 86_400.0,
+            next_due: 5.0,
+            ..SecretState::default()
+        };
+        assert_eq!(s.deadline(), 1_000.0 + 86_400.0 + DEADLINE_GRACE_SECONDS);
+        // Without a verified rotation: the due time (which does not move while failing).
+        let s = SecretState {
+            next_due: 2_000.0,
+            every: 86_400.0,
+            ..SecretState::default()
+        };
+        assert_eq!(s.deadline(), 2_000.0 + DEADLINE_GRACE_SECONDS);
+        assert_eq!(SecretState::default().deadline(), 0.0);
+    }
+
+    #[test]
+    fn status_labels_are_the_ones_alerts_and_dashboards_use() {
+        let all = [
+            (Status::Loading, "loading"),
+            (Status::Ok, "ok"),
+            (Status::Due, "due"),
+            (Status::Overdue, "overdue"),
+            (Status::Unfinished, "unfinished"),
+            (Status::RedeployPending, "redeploy_pending"),
+            (Status::Failing, "failing"),
+            (Status::Unreadable, "unreadable"),
+            (Status::OutsideWindow, "outside_window"),
+        ];
+        for (s, label) in all {
+            assert_eq!(s.label(), label);
+        }
+    }
+}

@@ -136,3 +136,50 @@ impl<'a> SourceMap<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn locations_count_lines_and_characters_from_one() {
+        let text = "a = 1\n\u{e9}t\u{e9} = \"x\"\nz = 3\n";
+        let m = SourceMap::new(Path::new("s.toml"), text);
+        assert_eq!(m.location(0).line_col, Some((1, 1)));
+        assert_eq!(m.location(4).line_col, Some((1, 5)));
+        // Line 2 starts at byte 6; "\u{e9}t\u{e9}" is 5 bytes but 3 characters.
+        let eq = text.find(" = \"x").unwrap();
+        assert_eq!(m.location(eq).line_col, Some((2, 4)));
+        // Inside a multi-byte character: the character's column, no panic.
+        assert_eq!(m.location(7).line_col, Some((2, 1)));
+        assert_eq!(m.location(text.find('z').unwrap()).line_col, Some((3, 1)));
+        assert_eq!(m.location(10_000).line_col, Some((4, 1)));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_column() {
+        let text = "\u{feff}every = 3";
+        let m = SourceMap::new(Path::new("s.toml"), text);
+        assert_eq!(
+            m.location(text.find("every").unwrap()).line_col,
+            Some((1, 1))
+        );
+        assert_eq!(m.location(text.find('=').unwrap()).line_col, Some((1, 7)));
+        // Only on the first line.
+        let text = "a = 1\nb = 2";
+        let m = SourceMap::new(Path::new("s.toml"), text);
+        assert_eq!(m.location(text.find('b').unwrap()).line_col, Some((2, 1)));
+    }
+
+    #[test]
+    fn errors_without_a_key_have_no_placeholder() {
+        let m = SourceMap::new(Path::new("s.toml"), "x\ny");
+        let keyed = m.error(2..3, "secret[db].every", "bad");
+        assert_eq!(keyed.to_string(), "s.toml:2:1: secret[db].every: bad");
+        for key in ["-", ""] {
+            let e = m.error(2..3, key, "syntax");
+            assert_eq!(e.to_string(), "s.toml:2:1: syntax");
+        }
+    }
+}

@@ -390,6 +390,66 @@ mod tests {
     use super::*;
 
     #[test]
+    fn verdict_labels_are_the_metric_values() {
+        let labels: Vec<_> = [
+            ServiceVerdict::Stable,
+            ServiceVerdict::RolledBack {
+                reason: String::new(),
+                events: vec![],
+            },
+            ServiceVerdict::Stalled {
+                running: 0,
+                desired: 1,
+                failed_tasks: 0,
+                events: vec![],
+            },
+            ServiceVerdict::Missing {
+                reason: String::new(),
+            },
+            ServiceVerdict::NotForceable {
+                controller: String::new(),
+            },
+            ServiceVerdict::Failed {
+                error: String::new(),
+            },
+        ]
+        .iter()
+        .map(ServiceVerdict::label)
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "stable",
+                "rolled_back",
+                "stalled",
+                "missing",
+                "not_forceable",
+                "failed"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_events_explaining_a_failure_are_ours_or_failures_else_the_latest() {
+        let ours = DeploymentId::new("ecs-svc/2");
+        let events: Vec<String> = [
+            "(service api) has started 1 tasks",
+            "(service api) (deployment ecs-svc/2) deployment failed: tasks failed to start.",
+            "(service api) has reached a steady state.",
+            "(service api) rolling back to deployment ecs-svc/1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            relevant_events(&events, &ours),
+            [events[1].clone(), events[3].clone()]
+        );
+        let plain: Vec<String> = (0..5).map(|i| format!("event {i}")).collect();
+        assert_eq!(relevant_events(&plain, &ours), plain[..3].to_vec());
+    }
+
+    #[test]
     fn budget_matches_waiter_calls() {
         assert_eq!(budget(Duration::ZERO), 1);
         assert_eq!(budget(Duration::from_secs(14)), 1);
