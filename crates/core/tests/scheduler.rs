@@ -19,7 +19,7 @@ use rotator_core::telemetry::Status;
 use rotator_test_kit::config::window;
 use rotator_test_kit::errors::access_denied;
 use rotator_test_kit::{
-    at as t, Behaviour, FakeEcs, FakeStore, Fault, FaultPlan, Faulty, Latency, ManualClock,
+    at as t, Behaviour, FakeEcs, FakeStore, Fault, FaultPlan, Faulty, Hook, Latency, ManualClock,
     Recorder, SecretBuilder, Sequence,
 };
 use std::sync::atomic::Ordering;
@@ -550,4 +550,92 @@ async fn an_idle_loop_keeps_the_heartbeat_fresh_enough_for_a_10s_watchdog() {
     // The daemon's watchdog pings while the beat is at most max(WatchdogSec, 10 s) old,
     // every WatchdogSec/2: the beat must stay well inside that.
     assert!(worst <= 6, "heartbeat up to {worst} s old");
+}
+
+// ---- operational signals: found untested by cargo mutants ---------------------------
+
+/// A rotation's end is counted: the "rotations running" gauge goes back to zero.
+#[tokio::test(start_paused = true)]
+async fn the_running_gauge_returns_to_zero_after_a_rotation() {
+    let mut w = World::new();
+    w.create("gauge", Some(40 * DAY));
+    w.start(w.store.clone(), daemon(), vec![secret("gauge", 30 * DAY)]);
+    sleep(Duration::from_secs(600)).await;
+    assert_eq!(w.puts("gauge"), 1);
+    assert_eq!(w.rec.running(), 0);
+}
+
+/// One periodic refresh at a time: while a slow pass is still reading, the next ticks do
+/// not start another (at 100,000 secrets a pass takes minutes).
+#[tokio::test(start_paused = true)]
+async fn a_slow_refresh_pass_is_not_started_twice() {
+    let mut w = World::new();
+    w.create("slow", Some(DAY));
+    let passes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = passes.clone();
+    let store = Hook::new(
+        Latency::new(w.store.clone()).with("ListSecrets", Duration::from_secs(1800)),
+        move |op| {
+            if op == "ListSecrets" {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+    );
+    let daemon = DaemonConfig {
+        refresh: Duration::from_secs(60),
+        ..daemon()
+    };
+    w.start(store, daemon, vec![secret("slow", 30 * DAY)]);
+    sleep(Duration::from_secs(1700)).await;
+    // The start-up pass is still reading; 28 refresh ticks went by.
+    assert_eq!(passes.load(Ordering::SeqCst), 1);
+}
+
+/// Readiness: the store counts as reachable when a read reached it (a missing secret is
+/// an answer too), not when every read failed for lack of access.
+#[tokio::test(start_paused = true)]
+async fn the_store_is_reported_unreachable_only_when_no_read_reached_it() {
+    let mut w = World::new();
+    w.create("denied", Some(DAY));
+    let faults = FaultPlan::new();
+    faults.fail_next(
+        "DescribeSecret",
+        (0..50).map(|_| access_denied("DescribeSecret")),
+    );
+    w.start(
+        Faulty::new(w.store.clone(), &faults),
+        daemon(),
+        vec![secret("denied", 30 * DAY)],
+    );
+    sleep(Duration::from_secs(5)).await;
+    assert!(!w.health.store_ok.load(Ordering::Relaxed));
+
+    let mut w = World::new();
+    w.create("here", Some(DAY));
+    w.start(
+        w.store.clone(),
+        daemon(),
+        vec![secret("here", 30 * DAY), secret("gone", 30 * DAY)],
+    );
+    sleep(Duration::from_secs(5)).await;
+    assert!(w.health.store_ok.load(Ordering::Relaxed));
+}
+
+/// The systemd status line says how many secrets fail and when the next is due.
+#[tokio::test(start_paused = true)]
+async fn the_status_line_counts_failing_secrets() {
+    let mut w = World::new();
+    w.create("fine", Some(DAY));
+    w.start(
+        w.store.clone(),
+        daemon(),
+        vec![secret("fine", 30 * DAY), secret("missing", 30 * DAY)],
+    );
+    sleep(Duration::from_secs(30)).await;
+    let status = w.health.status.lock().unwrap().clone();
+    assert!(
+        status.starts_with("2 secrets, 0 rotating, 1 failing"),
+        "{status}"
+    );
+    assert!(status.contains("next due: fine at"), "{status}");
 }
