@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 const DAY: Duration = Duration::from_secs(86_400);
+const CLUSTER_NAME: &str = "prod";
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -637,5 +638,70 @@ async fn the_status_line_counts_failing_secrets() {
         status.starts_with("2 secrets, 0 rotating, 1 failing"),
         "{status}"
     );
+    assert!(
+        status.contains(", 1 due times loading or unreadable;"),
+        "{status}"
+    );
     assert!(status.contains("next due: fine at"), "{status}");
+}
+
+/// Status while waiting for a rotation slot: due, or overdue after an hour — never "ok".
+#[tokio::test(start_paused = true)]
+async fn secrets_waiting_for_a_slot_are_due_or_overdue() {
+    let mut w = World::new();
+    w.create("a-old", Some(40 * DAY));
+    w.create("b-new", Some(30 * DAY + Duration::from_secs(60)));
+    w.ecs.add_service(
+        CLUSTER_NAME,
+        "api",
+        1,
+        Behaviour::Healthy {
+            start: Duration::from_secs(600),
+            drain: Duration::from_secs(60),
+        },
+    );
+    let daemon = DaemonConfig {
+        max_concurrent_rotations: 1,
+        ..daemon()
+    };
+    let with_consumer = |name: &str| {
+        SecretBuilder::new(name, &format!("app/{name}"))
+            .every(30 * DAY)
+            .redeploy(CLUSTER_NAME, &["api"])
+            .build()
+    };
+    w.start(
+        w.store.clone(),
+        daemon,
+        vec![with_consumer("a-old"), with_consumer("b-new")],
+    );
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(w.rec.running(), 1, "one slot");
+    assert_eq!(w.rec.state("a-old").status, Status::Overdue);
+    assert_eq!(w.rec.state("b-new").status, Status::Due);
+}
+
+/// Each secret's info series names its region and account, taken from an ARN secret_id.
+#[tokio::test(start_paused = true)]
+async fn secret_info_names_the_region_and_account_of_an_arn() {
+    let mut w = World::new();
+    let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/db-AbCdEf";
+    let cfg = SecretBuilder::new("db", arn)
+        .every(30 * DAY)
+        .redeploy(CLUSTER_NAME, &["api", "pdf"])
+        .build();
+    w.start(w.store.clone(), daemon(), vec![cfg]);
+    sleep(Duration::from_secs(1)).await;
+    let (info, services) = w.rec.registration("db").expect("registered");
+    assert_eq!(info[0], arn);
+    assert_eq!(info[1], "eu-west-1");
+    assert_eq!(info[2], "123456789012");
+    assert_eq!(info[3], "30d");
+    assert_eq!(
+        services,
+        [
+            (CLUSTER_NAME.to_owned(), "api".to_owned()),
+            (CLUSTER_NAME.to_owned(), "pdf".to_owned())
+        ]
+    );
 }
