@@ -627,22 +627,35 @@ async fn the_store_is_reported_unreachable_only_when_no_read_reached_it() {
 async fn the_status_line_counts_failing_secrets() {
     let mut w = World::new();
     w.create("fine", Some(DAY));
+    w.create("fine2", Some(2 * DAY));
+    // Due, and its target refuses every value: a failed rotation, waiting for its retry.
+    w.create("broken", Some(40 * DAY));
+    let target = rotator_test_kit::FakeTarget::new();
+    target.fail(rotator_core::rotation::Step::Set, "refused");
+    let mut broken = secret("broken", 30 * DAY);
+    broken.target = target.target();
     w.start(
         w.store.clone(),
         daemon(),
-        vec![secret("fine", 30 * DAY), secret("missing", 30 * DAY)],
+        vec![
+            secret("fine", 30 * DAY),
+            secret("fine2", 30 * DAY),
+            broken,
+            secret("missing", 30 * DAY),
+        ],
     );
     sleep(Duration::from_secs(30)).await;
     let status = w.health.status.lock().unwrap().clone();
+    // "broken" failed a rotation, "missing" cannot be read: two failing.
     assert!(
-        status.starts_with("2 secrets, 0 rotating, 1 failing"),
+        status.starts_with("4 secrets, 0 rotating, 2 failing"),
         "{status}"
     );
     assert!(
         status.contains(", 1 due times loading or unreadable;"),
         "{status}"
     );
-    assert!(status.contains("next due: fine at"), "{status}");
+    assert!(status.contains("next due: fine2 at"), "{status}");
 }
 
 /// Status while waiting for a rotation slot: due, or overdue after an hour — never "ok".
