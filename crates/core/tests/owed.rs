@@ -333,3 +333,50 @@ async fn a_retry_after_set_refused_the_value_waits_for_the_window() {
         "not retried at the next opening"
     );
 }
+
+/// SIGTERM mid-rotation: the daemon stops starting work but lets the rotation in flight
+/// finish within `shutdown_grace` (it is not cut off half-way when it could finish).
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_lets_the_rotation_in_flight_finish_within_the_grace() {
+    let (clock, store, ecs) = world("2026-03-03T10:00:00Z", "app/db", chrono::Duration::days(40));
+    ecs.add_service(
+        "prod",
+        "api",
+        1,
+        Behaviour::Healthy {
+            start: Duration::from_secs(40),
+            drain: Duration::from_secs(20),
+        },
+    );
+    let cfg = SecretBuilder::new("db", "app/db")
+        .every(30 * DAY)
+        .redeploy("prod", &["api"])
+        .build();
+    let engine = Arc::new(Engine::new(store.clone(), ecs, Arc::new(clock.clone())));
+    let config = Config {
+        daemon: DaemonConfig {
+            shutdown_grace: Duration::from_secs(300),
+            ..DaemonConfig::default()
+        },
+        aws: AwsConfig::default(),
+        ha: Default::default(),
+        secrets: vec![cfg],
+        files: vec![],
+    };
+    let (_reloads_tx, reloads) = mpsc::channel(1);
+    let ports = rotator_core::daemon::Ports::new(engine, None, Arc::new(Health::default()));
+    let shutdown = tokio::time::sleep(Duration::from_secs(10));
+    let started = tokio::time::Instant::now();
+    rotator_core::daemon::run(config, ports, shutdown, reloads).await;
+    let took = started.elapsed();
+    let tags = store.secret("app/db").tags;
+    assert!(
+        tags.get(TAG_LAST_ROTATED)
+            .is_some_and(|t| t.starts_with("2026-03-03")),
+        "the rotation in flight was cut off at shutdown: {tags:?}"
+    );
+    assert!(
+        took < Duration::from_secs(300),
+        "waited the whole grace: {took:?}"
+    );
+}
