@@ -15,7 +15,7 @@ use rotator_core::rotation::wait::ServiceVerdict;
 use rotator_core::rotation::{token, Engine, Outcome, Quiet, RotateOptions, RotationError, Step};
 use rotator_test_kit::ecs::{CIRCUIT_BREAKER_REASON, TASK_FAILURE_EVERY};
 use rotator_test_kit::errors::{access_denied, throttled};
-use rotator_test_kit::{Behaviour, FakeTarget, Latency};
+use rotator_test_kit::{Behaviour, FakeEcs, FakeTarget, Latency};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -535,20 +535,20 @@ async fn a_second_run_after_a_success_starts_a_new_rotation() {
     }
 }
 
+/// An engine whose every store call takes 20 ms, so two of them interleave call by call.
+fn interleaving_engine(w: &World) -> Engine<Latency<Store>, FakeEcs> {
+    Engine::new(
+        w.slow_store("*", Duration::from_millis(20)),
+        w.ecs.clone(),
+        Arc::new(w.clock.clone()),
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn two_engines_at_once_make_exactly_one_new_version() {
     let w = World::new();
     // Every store call takes 20 ms, so the two runs interleave call by call.
-    let a = Engine::new(
-        w.slow_store("*", Duration::from_millis(20)),
-        w.ecs.clone(),
-        Arc::new(w.clock.clone()),
-    );
-    let b = Engine::new(
-        w.slow_store("*", Duration::from_millis(20)),
-        w.ecs.clone(),
-        Arc::new(w.clock.clone()),
-    );
+    let (a, b) = (interleaving_engine(&w), interleaving_engine(&w));
     let (ra, rb) = tokio::join!(
         a.rotate(&w.cfg, opts(), &Quiet),
         b.rotate(&w.cfg, opts(), &Quiet)
@@ -596,16 +596,7 @@ async fn two_engines_at_once_make_exactly_one_new_version() {
 #[tokio::test(start_paused = true)]
 async fn two_engines_at_once_both_succeed_forcing_at_most_twice() {
     let w = World::new();
-    let a = Engine::new(
-        w.slow_store("*", Duration::from_millis(20)),
-        w.ecs.clone(),
-        Arc::new(w.clock.clone()),
-    );
-    let b = Engine::new(
-        w.slow_store("*", Duration::from_millis(20)),
-        w.ecs.clone(),
-        Arc::new(w.clock.clone()),
-    );
+    let (a, b) = (interleaving_engine(&w), interleaving_engine(&w));
     let (ra, rb) = tokio::join!(
         a.rotate(&w.cfg, opts(), &Quiet),
         b.rotate(&w.cfg, opts(), &Quiet)

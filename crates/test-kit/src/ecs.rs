@@ -312,28 +312,14 @@ impl FakeEcs {
             .iter_mut()
             .find(|s| s.cluster == svc.cluster.as_str() && s.name == svc.service.as_str())
             .expect("no such service");
-        advance(s, now, &*self.clock, &mut st.next_deployment);
-        st.next_deployment += 1;
-        let id = DeploymentId::new(format!("ecs-svc/{}", st.next_deployment));
-        let td = s
-            .deps
-            .last()
-            .map(|d| d.task_definition.clone())
-            .unwrap_or_default();
-        s.events.push(format!(
-            "(service {}) has started a deployment {id}.",
-            s.name
-        ));
-        s.deps.push(Dep {
-            id: id.clone(),
-            task_definition: td,
-            created: now,
-            created_date: self.clock.now(),
-            kind: DepKind::Plain { start, drain },
-            failed: false,
-            fired: true,
-        });
-        id
+        start_deployment(
+            s,
+            &mut st.next_deployment,
+            now,
+            &*self.clock,
+            DepKind::Plain { start, drain },
+            true,
+        )
     }
 
     pub fn describe_calls(&self) -> Vec<DescribeCall> {
@@ -363,6 +349,40 @@ impl FakeEcs {
 
 /// Applies every scheduled event up to `now`, in time order, and drops deployments that
 /// a completed PRIMARY has replaced.
+/// Starts a new deployment of the service's current task definition (after bringing the
+/// service up to `now`), as UpdateService does; `fired`: its start event already shown.
+fn start_deployment(
+    s: &mut Svc,
+    next_id: &mut u64,
+    now: Instant,
+    clock: &dyn Clock,
+    kind: DepKind,
+    fired: bool,
+) -> DeploymentId {
+    advance(s, now, clock, next_id);
+    *next_id += 1;
+    let id = DeploymentId::new(format!("ecs-svc/{next_id}"));
+    let task_definition = s
+        .deps
+        .last()
+        .map(|d| d.task_definition.clone())
+        .unwrap_or_default();
+    s.events.push(format!(
+        "(service {}) has started a deployment {id}.",
+        s.name
+    ));
+    s.deps.push(Dep {
+        id: id.clone(),
+        task_definition,
+        created: now,
+        created_date: clock.now(),
+        kind,
+        failed: false,
+        fired,
+    });
+    id
+}
+
 fn advance(s: &mut Svc, now: Instant, clock: &dyn Clock, next_id: &mut u64) {
     loop {
         let next = s
@@ -601,27 +621,8 @@ impl Deployer for FakeEcs {
                     "Unable to update task definition on services with a CODE_DEPLOY deployment controller. Use AWS CodeDeploy to trigger a new deployment.",
                 ));
             }
-            advance(s, now, &*self.clock, &mut st.next_deployment);
-            st.next_deployment += 1;
-            let id = DeploymentId::new(format!("ecs-svc/{}", st.next_deployment));
-            let td = s
-                .deps
-                .last()
-                .map(|d| d.task_definition.clone())
-                .unwrap_or_default();
-            s.events.push(format!(
-                "(service {}) has started a deployment {id}.",
-                s.name
-            ));
-            s.deps.push(Dep {
-                id: id.clone(),
-                task_definition: td,
-                created: now,
-                created_date: self.clock.now(),
-                kind: DepKind::Forced(s.behaviour.clone()),
-                failed: false,
-                fired: false,
-            });
+            let kind = DepKind::Forced(s.behaviour.clone());
+            let id = start_deployment(s, &mut st.next_deployment, now, &*self.clock, kind, false);
             Ok(Forced {
                 id,
                 created: Some(self.clock.now()),
