@@ -65,7 +65,7 @@ pub enum Control {
 /// - `reading`: a read of this secret alone is in flight. The read task outlives the
 ///   state it was started in (a batch result may schedule and start the secret first);
 ///   the flag only keeps a second one from starting.
-/// - `failures` and `fresh_next`: the failed rotations in a row. A failing secret waits
+/// - `failures` and `refused`: the failed rotations in a row. A failing secret waits
 ///   for its retry in the timer queue, then queues and runs like any other.
 /// - `outside_window`: the last launch found the window closed. It holds until a
 ///   rotation starts, across the re-scheduling a refresh does, so the "outside its
@@ -84,11 +84,11 @@ struct Entry {
     /// Failed reads in a row (the secret cannot be read).
     read_failures: u32,
     failures: u32,
-    /// The last failure was the target refusing the value: the retry makes a new one.
-    fresh_next: bool,
-    /// That refusal came from `set` itself (the target's own error, not a timeout): the
-    /// target is taken to be unchanged, so the retry is a new rotation, held to the window.
-    refused_at_set: bool,
+    /// The last failure was the target refusing the value, at this step (set or test): the
+    /// retry makes a new value. A refusal at `set` itself (the target's own error, not a
+    /// timeout) leaves the target unchanged, so that retry is a new rotation, held to the
+    /// window.
+    refused: Option<Step>,
     /// Due, but its window is closed: requeued at the next opening.
     outside_window: bool,
     /// Bumped whenever a rotation starts or the config changes, so that the result of a
@@ -414,8 +414,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     tracing::info!(secret = %name, "rotated by another rotator since our failure; no retry needed");
                     retry = false;
                     e.failures = 0;
-                    e.fresh_next = false;
-                    e.refused_at_set = false;
+                    e.refused = None;
                     e.give_up_no_more();
                     telemetry::update(m.as_ref(), name, |s| {
                         s.failures = 0;
@@ -748,7 +747,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             // worked before `test` failed, or timed out: consumers reading AWSCURRENT are
             // locked out until a value is both set and current. A value `set` refused left
             // the target as it was: that retry is a new rotation and waits.
-            let owed = matches!(e.status, DueStatus::Unfinished(_)) && !e.refused_at_set;
+            let owed = matches!(e.status, DueStatus::Unfinished(_)) && e.refused != Some(Step::Set);
             if let Some(w) = e.cfg.window.as_deref() {
                 if !owed && opening_containing(w, wall).is_none() {
                     let offset =
@@ -780,7 +779,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let cfg = e.cfg.clone();
             let engine = self.engine.clone();
             let opts = RotateOptions {
-                fresh: e.fresh_next,
+                fresh: e.refused.is_some(),
                 dry_run: false,
                 replaces: e.replaces.clone(),
                 resume_only: e.status.resume_only(),
@@ -853,8 +852,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 };
                 if let Some(e) = self.entries.get_mut(&name) {
                     e.failures = 0;
-                    e.fresh_next = false;
-                    e.refused_at_set = false;
+                    e.refused = None;
                     e.give_up_no_more();
                     // Read the new due time (a store call) in a task, like a rotation, so
                     // the loop never waits on AWS between two launches.
@@ -871,27 +869,19 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 self.start_read(&name);
             }
             Some(Err(err)) => {
-                let fresh = matches!(
-                    err,
+                let refused = match &err {
                     RotationError::Target {
-                        step: Step::Set | Step::Test,
+                        step: step @ (Step::Set | Step::Test),
                         ..
-                    }
-                );
-                let refused_at_set = matches!(
-                    err,
-                    RotationError::Target {
-                        step: Step::Set,
-                        ..
-                    }
-                );
-                self.failed(&name, fresh, refused_at_set, &err, after.next_cfg);
+                    } => Some(*step),
+                    _ => None,
+                };
+                self.failed(&name, refused, &err, after.next_cfg);
             }
             None => {
                 self.failed(
                     &name,
-                    false,
-                    false,
+                    None,
                     &"the rotation task panicked (a bug; the next attempt resumes from the store)",
                     after.next_cfg,
                 );
@@ -926,8 +916,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     fn failed(
         &mut self,
         name: &SecretName,
-        fresh: bool,
-        refused_at_set: bool,
+        refused: Option<Step>,
         err: &dyn std::fmt::Display,
         next_cfg: Option<Arc<SecretConfig>>,
     ) {
@@ -940,8 +929,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         e.failures += 1;
         // Only a value the target refused is replaced; any other failure resumes the same
         // pending value (which may be another replica's rotation in flight).
-        e.fresh_next = fresh;
-        e.refused_at_set = fresh && refused_at_set;
+        e.refused = refused;
         e.needs_due = true;
         let failures = e.failures;
         telemetry::update(m.as_ref(), name, |s| {
@@ -1037,8 +1025,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.cfg = c;
                     e.failures = 0;
                     e.read_failures = 0;
-                    e.fresh_next = false;
-                    e.refused_at_set = false;
+                    e.refused = None;
                     e.give_up_no_more();
                     e.generation += 1;
                     telemetry::update(self.telemetry.as_ref(), &name, |s| {
@@ -1102,8 +1089,7 @@ impl Entry {
             reading: false,
             read_failures: 0,
             failures: 0,
-            fresh_next: false,
-            refused_at_set: false,
+            refused: None,
             outside_window: false,
             generation: 0,
         }
