@@ -122,6 +122,9 @@ fn the_bad_configuration_corpus_is_refused_by_the_core_loader_with_each_expected
             }
         }
     }
-    assert!(ran >= 100, "only {ran} cases ran: is tests/config-bad there?");
+    assert!(
+        ran >= 100,
+        "only {ran} cases ran: is tests/config-bad there?"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -1,0 +1,217 @@
+//! A valid configuration is read as written: every key, at a value other than its default,
+//! lands in the field the daemon uses (a key that validates but is then dropped would
+//! silently run the default: a 30-day rotation at the wrong length, a retry at the wrong
+//! pace).
+
+use rotator_core::config::{load_dir_with, Config, GeneratePolicy, Registry, Target};
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn load(files: &[(&str, &str)]) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    match load_dir_with(dir.path(), &Registry::new()) {
+        Ok(c) => c,
+        Err(e) => panic!("refused:\n{e}"),
+    }
+}
+
+const FULL: &str = r#"
+[daemon]
+listen = "127.0.0.1:19464"
+max_concurrent_rotations = 3
+retry_initial = "2m"
+retry_max = "3h"
+max_attempts = 4
+shutdown_grace = "45s"
+refresh = "20m"
+step_timeout = "90s"
+max_starts_per_minute = 7
+
+[aws]
+region = "eu-west-1"
+profile = "ops"
+role_arn = "arn:aws:iam::123456789012:role/rotator"
+
+[ha]
+lock_table = "rotator-leases"
+replicas = 3
+region = "eu-central-1"
+role_arn = "arn:aws:iam::123456789012:role/leases"
+lease_ttl = "30s"
+
+[[secret]]
+name = "api-db"
+secret_id = "prod/api/db"
+every = "45d"
+window = { cron = "0 2 * * TUE-THU", duration = "3h", timezone = "Europe/London" }
+jitter = "2h"
+generate = { length = 48, exclude_characters = "xyz", exclude_lowercase = true, exclude_numbers = true, include_space = true, require_each_included_type = false }
+json_key = "password"
+json_key_create = true
+redeploy = [{ cluster = "prod", services = ["front", "api"] }, { cluster = "jobs", services = ["worker"] }]
+stable_timeout = "35m"
+region = "us-east-1"
+role_arn = "arn:aws:iam::222222222222:role/billing"
+
+[[secret]]
+name = "short"
+secret_id = "arn:aws:secretsmanager:us-east-1:222222222222:secret:billing/key-AbCdEf"
+every = "5m"
+allow_short_interval = true
+generate = { length = 8, exclude_uppercase = true, exclude_punctuation = true }
+"#;
+
+#[test]
+fn every_key_is_read_into_the_setting_it_names() {
+    let c = load(&[("a.toml", FULL)]);
+    let d = &c.daemon;
+    assert_eq!(d.listen.to_string(), "127.0.0.1:19464");
+    assert_eq!(d.max_concurrent_rotations, 3);
+    assert_eq!(d.retry_initial, Duration::from_secs(120));
+    assert_eq!(d.retry_max, Duration::from_secs(3 * 3600));
+    assert_eq!(d.max_attempts, 4);
+    assert_eq!(d.shutdown_grace, Duration::from_secs(45));
+    assert_eq!(d.refresh, Duration::from_secs(20 * 60));
+    assert_eq!(d.step_timeout, Duration::from_secs(90));
+    assert_eq!(d.max_starts_per_minute, 7);
+
+    assert_eq!(c.aws.region.as_ref().unwrap().as_str(), "eu-west-1");
+    assert_eq!(c.aws.profile.as_deref(), Some("ops"));
+    assert_eq!(
+        c.aws.role_arn.as_ref().unwrap().as_str(),
+        "arn:aws:iam::123456789012:role/rotator"
+    );
+
+    assert!(c.ha.enabled());
+    assert_eq!(c.ha.lock_table.as_deref(), Some("rotator-leases"));
+    assert_eq!(c.ha.replicas, 3);
+    assert_eq!(
+        c.ha.account.region.as_ref().unwrap().as_str(),
+        "eu-central-1"
+    );
+    assert_eq!(
+        c.ha.account.role_arn.as_ref().unwrap().as_str(),
+        "arn:aws:iam::123456789012:role/leases"
+    );
+    assert_eq!(c.ha.lease_ttl, Duration::from_secs(30));
+
+    assert_eq!(c.secrets.len(), 2);
+    let s = c.secret("api-db").unwrap();
+    assert_eq!(s.secret.id.as_str(), "prod/api/db");
+    assert_eq!(s.every, 45 * DAY);
+    let w = s.window.as_ref().unwrap();
+    assert_eq!(w.expr, "0 2 * * TUE-THU");
+    assert_eq!(w.duration, Duration::from_secs(3 * 3600));
+    assert_eq!(w.timezone, chrono_tz::Europe::London);
+    assert_eq!(s.jitter, Duration::from_secs(2 * 3600));
+    assert_eq!(
+        s.generate,
+        GeneratePolicy {
+            length: 48,
+            exclude_characters: "xyz".into(),
+            exclude_lowercase: true,
+            exclude_uppercase: false,
+            exclude_numbers: true,
+            exclude_punctuation: false,
+            include_space: true,
+            require_each_included_type: false,
+        }
+    );
+    assert_eq!(s.json_key.as_deref(), Some("password"));
+    assert!(s.json_key_create);
+    assert!(matches!(s.target, Target::None));
+    assert!(s.target.is_none());
+    let services: Vec<String> = s.redeploy.iter().map(|r| r.to_string()).collect();
+    assert_eq!(services, ["prod/front", "prod/api", "jobs/worker"]);
+    assert_eq!(s.stable_timeout, Duration::from_secs(35 * 60));
+    // Per-secret account over [aws].
+    assert_eq!(s.account().region.as_ref().unwrap().as_str(), "us-east-1");
+    assert_eq!(
+        s.account().role_arn.as_ref().unwrap().as_str(),
+        "arn:aws:iam::222222222222:role/billing"
+    );
+    assert_eq!(s.origin.line_col, Some((25, 1)));
+
+    let short = c.secret("short").unwrap();
+    assert_eq!(short.every, Duration::from_secs(300));
+    assert_eq!(short.jitter, Duration::ZERO);
+    assert_eq!(short.generate.length, 8);
+    assert!(short.generate.exclude_uppercase && short.generate.exclude_punctuation);
+    assert!(short.generate.require_each_included_type);
+    assert_eq!(
+        short.generate.exclude_characters,
+        rotator_core::config::DEFAULT_EXCLUDED
+    );
+    assert_eq!(short.json_key, None);
+    assert!(!short.json_key_create);
+    assert!(short.redeploy.is_empty());
+    assert_eq!(short.stable_timeout, Duration::from_secs(20 * 60));
+    // No per-secret account: [aws]'s.
+    assert_eq!(
+        short.account().region.as_ref().unwrap().as_str(),
+        "eu-west-1"
+    );
+}
+
+#[test]
+fn the_bounds_of_each_range_are_accepted() {
+    let c = load(&[(
+        "a.toml",
+        r#"
+[daemon]
+retry_initial = "1s"
+retry_max = "7d"
+step_timeout = "10s"
+[ha]
+lock_table = "abc"
+replicas = 100
+[[secret]]
+name = "a"
+secret_id = "a"
+every = "1h"
+generate = { length = 4096 }
+stable_timeout = "6h"
+[[secret]]
+name = "b"
+secret_id = "b"
+every = "3650d"
+jitter = "3649d"
+generate = { length = 8 }
+stable_timeout = "10s"
+[[secret]]
+name = "c"
+secret_id = "c"
+every = "1m"
+allow_short_interval = true
+"#,
+    )]);
+    assert_eq!(c.daemon.retry_initial, Duration::from_secs(1));
+    assert_eq!(c.daemon.retry_max, 7 * DAY);
+    assert_eq!(c.daemon.step_timeout, Duration::from_secs(10));
+    assert_eq!(c.ha.replicas, 100);
+    assert_eq!(c.secret("a").unwrap().every, Duration::from_secs(3600));
+    assert_eq!(c.secret("a").unwrap().generate.length, 4096);
+    assert_eq!(c.secret("b").unwrap().every, 3650 * DAY);
+    assert_eq!(c.secret("b").unwrap().generate.length, 8);
+    assert_eq!(c.secret("c").unwrap().every, Duration::from_secs(60));
+}
+
+/// `[daemon]` and `[aws]` keys may come from different files; secrets from any file, in
+/// name order.
+#[test]
+fn settings_and_secrets_are_merged_across_files_in_name_order() {
+    let c = load(&[
+        ("20-b.toml", "[[secret]]\nname = \"b\"\nsecret_id = \"b\"\nevery = \"30d\"\n[aws]\nprofile = \"p\"\n"),
+        ("10-a.toml", "[daemon]\nmax_attempts = 2\n[[secret]]\nname = \"a\"\nsecret_id = \"a\"\nevery = \"30d\"\n"),
+    ]);
+    let names: Vec<&str> = c.secrets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(c.daemon.max_attempts, 2);
+    assert_eq!(c.aws.profile.as_deref(), Some("p"));
+    assert_eq!(c.files.len(), 2);
+    assert!(c.files[0].ends_with("10-a.toml"));
+}
