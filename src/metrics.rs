@@ -445,7 +445,7 @@ mod tests {
     use rotator_core::telemetry::update;
     use rotator_test_kit::metrics::value as metric;
 
-    /// The core's reports as Prometheus series: what `crates/core/tests/scheduler.rs`
+    /// The core's reports as Prometheus series: what `crates/core/tests/suite/scheduler.rs`
     /// asserts the scheduler reports (on the kit's recorder) is what the alerts and the
     /// dashboard read, under these names and labels.
     #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 /// The core's engine-test world (one secret, four consumers, in-memory Secrets Manager
-/// and ECS), shared with `crates/core/tests/engine.rs`.
+/// and ECS), shared with `crates/core/tests/suite/engine.rs`.
 #[path = "../crates/core/tests/common/world.rs"]
 mod memory;
 

@@ -1,4 +1,4 @@
-//! The world of the engine tests (`tests/engine.rs`): one secret, four consumer services
+//! The world of the engine tests (`tests/suite/engine.rs`): one secret, four consumer services
 //! on cluster prod, the test kit's in-memory Secrets Manager and ECS behind fault
 //! wrappers, on paused tokio time, and the assertions on what a rotation left behind.
 //! The root crate's tests of the engine with the binary's target kinds (command, IAM)

@@ -2,9 +2,7 @@
 //! (`rotator-test-kit`), on paused tokio time: what a user would notice in the store, in
 //! ECS and in the report.
 
-#[path = "common/world.rs"]
-mod world;
-
+use crate::world::*;
 use rotator_core::clock::Clock;
 use rotator_core::config::GeneratePolicy;
 use rotator_core::ids::{SecretId, VersionId};
@@ -19,7 +17,6 @@ use rotator_test_kit::{Behaviour, FakeEcs, FakeTarget, Latency};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use world::*;
 
 // -----------------------------------------------------------------------------------------
 // A plain rotation

@@ -1,0 +1,20 @@
+//! The core's integration tests, in one binary: a change to the core then rebuilds one
+//! test crate instead of one per file (half the rebuild time of `scripts/test` and of
+//! each `cargo mutants` mutant).
+
+#[path = "../common/world.rs"]
+mod world;
+
+mod config_cases;
+mod config_good;
+mod due;
+mod engine;
+mod ha;
+mod integrity;
+mod lease_busy;
+mod owed;
+mod replicas;
+mod scheduler;
+mod target_kinds;
+mod tokens;
+mod wait;
