@@ -718,3 +718,33 @@ async fn secret_info_names_the_region_and_account_of_an_arn() {
         ]
     );
 }
+
+/// `load_due_times` (the benchmarks' way to start with every due time known): after it,
+/// the store counts as reachable, each secret's next due time is published, and `run`
+/// starts the due one at once.
+#[tokio::test(start_paused = true)]
+async fn due_times_loaded_inline_are_used_by_the_loop() {
+    let w = World::new();
+    w.create("overdue", Some(40 * DAY));
+    w.create("later", Some(DAY));
+    let engine = Arc::new(
+        Engine::new(w.store.clone(), w.ecs.clone(), Arc::new(w.clock.clone()))
+            .with_telemetry(w.rec.sink()),
+    );
+    let cfg = Config {
+        daemon: daemon(),
+        aws: AwsConfig::default(),
+        ha: Default::default(),
+        secrets: vec![secret("overdue", 30 * DAY), secret("later", 30 * DAY)],
+        files: vec![],
+    };
+    let mut sched = Scheduler::new(engine, Arc::new(w.clock.clone()), &cfg, w.health.clone());
+    sched.load_due_times().await;
+    assert!(w.health.store_ok.load(Ordering::Relaxed));
+    let later = (t0() + chrono::Duration::days(29)).timestamp() as f64;
+    assert_eq!(w.rec.state("later").next_due, later);
+    let (_tx, rx) = mpsc::channel(1);
+    tokio::spawn(sched.run(rx));
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(w.puts("overdue"), 1, "the overdue secret did not start");
+}
