@@ -169,6 +169,26 @@ mod tests {
     use super::*;
     use secrecy::ExposeSecret;
 
+    /// A pool whose next bytes are `bytes` (then the OS's).
+    fn pool_of(bytes: &[u8]) -> RandomPool {
+        let mut p = RandomPool::new();
+        let start = 256 - bytes.len();
+        p.buf[start..].copy_from_slice(bytes);
+        p.pos = start;
+        p
+    }
+
+    /// 256 is not a multiple of 3: bytes 255 and up would favour index 0, so they are
+    /// drawn again, and every byte below 255 is used as it is.
+    #[test]
+    fn an_index_is_drawn_without_modulo_bias() {
+        assert_eq!(below(3, &mut pool_of(&[255, 7])).unwrap(), 1);
+        assert_eq!(below(3, &mut pool_of(&[254])).unwrap(), 254 % 3);
+        assert_eq!(below(100, &mut pool_of(&[200, 255, 199])).unwrap(), 99);
+        // A power of two uses every byte.
+        assert_eq!(below(64, &mut pool_of(&[255])).unwrap(), 63);
+    }
+
     #[test]
     fn default_policy_has_every_class_and_no_excluded_char() {
         let p = GeneratePolicy::default();
