@@ -104,6 +104,23 @@ async fn a_wall_clock_jump_forward_ends_the_lease() {
     assert!(why.contains("wall clock"), "{why}");
 }
 
+/// The wall-clock bound is the same as the monotonic one: ttl - margin after the
+/// acquire, not a moment later (another replica may take over from ttl + margin).
+#[tokio::test(start_paused = true)]
+async fn the_lease_ends_on_the_wall_clock_at_ttl_minus_margin() {
+    let store = MemoryLeases::new();
+    let (a, clock) = replica(&store, "a", 0);
+    let Taken::Ours(ga) = a.clone().without_renewal().acquire(KEY).await.unwrap() else {
+        panic!("free lease")
+    };
+    let bound = chrono::Duration::from_std(TTL - a.margin()).unwrap();
+    clock.set(t0() + bound - chrono::Duration::seconds(1));
+    assert!(ga.fence().check_local().is_ok());
+    clock.set(t0() + bound + chrono::Duration::seconds(1));
+    let why = ga.fence().check_local().unwrap_err();
+    assert!(why.contains("wall clock"), "{why}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dropped_guard_is_released_in_the_background() {
     let store = MemoryLeases::new();
@@ -251,4 +268,17 @@ fn the_checker_sees_two_holders_when_clocks_are_further_apart_than_tolerated() {
     let r = play(&ops, [0, 45_000, 0], false);
     assert!(r.is_err(), "{r:?}");
     assert_eq!(play(&ops, [0, 29_000, 0], false), Ok(()));
+}
+
+/// The owner names the host and the process (what an operator reads in the lock table),
+/// and differs per call (a restarted process is a new owner).
+#[test]
+fn an_owner_id_names_host_and_process_and_is_new_each_time() {
+    let a = owner_id();
+    let parts: Vec<&str> = a.split('/').collect();
+    assert_eq!(parts.len(), 3, "{a}");
+    assert!(!parts[0].is_empty(), "{a}");
+    assert_eq!(parts[1], std::process::id().to_string(), "{a}");
+    assert_eq!(parts[2].len(), 8, "{a}");
+    assert_ne!(owner_id(), owner_id());
 }
