@@ -43,14 +43,6 @@ impl SecretMeta {
             .map(|(v, _)| v)
     }
 
-    /// The `secret-rotator:last-rotated` tag, if present and well-formed.
-    pub fn last_rotated_tag(&self) -> Option<DateTime<Utc>> {
-        let raw = self.tags.get(TAG_LAST_ROTATED)?;
-        DateTime::parse_from_rfc3339(raw)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    }
-
     /// The `secret-rotator:pending-version` tag: the token of our latest pending version.
     pub fn pending_version_tag(&self) -> Option<VersionId> {
         self.tags
@@ -210,18 +202,6 @@ impl<T: SecretStore> SecretStore for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), AwsError>> + Send {
         (**self).tag(s, tags)
     }
-}
-
-/// When the secret was last rotated: our tag, else the creation date of AWSCURRENT.
-pub async fn last_rotated<S: SecretStore>(
-    store: &S,
-    s: &SecretRef,
-    meta: &SecretMeta,
-) -> Result<Option<DateTime<Utc>>, AwsError> {
-    if let Some(t) = meta.last_rotated_tag() {
-        return Ok(Some(t));
-    }
-    current_created(store, s, meta).await
 }
 
 /// The creation date of the AWSCURRENT version (ListSecretVersionIds), if the store has one.
