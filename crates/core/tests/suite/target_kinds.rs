@@ -83,6 +83,13 @@ impl ConfiguredTarget for FlagTarget {
     fn describe_create(&self, _cfg: &rotator_core::config::SecretConfig) -> Option<String> {
         Some(format!("raise flag {}", self.label))
     }
+    fn create_value<'a>(
+        &'a self,
+        _env: &'a target::TargetEnv<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<secrecy::SecretString, target::TargetError>> {
+        let v = format!("flag-{}", self.label);
+        Box::pin(async move { Ok(v.into()) })
+    }
     fn warnings(&self, cfg: &rotator_core::config::SecretConfig) -> Vec<String> {
         if self.level > 7 {
             vec![format!("{}: level {} is loud", cfg.name, self.level)]
@@ -134,6 +141,7 @@ fn a_registered_kind_loads_and_the_engine_facing_functions_reach_it() {
         "revoke the previous value"
     );
     assert_eq!(target::config_warnings(s), ["s: level 8 is loud"]);
+    assert!(!s.target.is_none());
 
     // No table, or kind "none": nothing to tell, the engine's defaults.
     for rest in ["", r#"target = { kind = "none" }"#] {
@@ -243,4 +251,23 @@ fn json_key_is_refused_with_a_kind_that_makes_its_value_even_when_its_table_is_b
         "json_key = \"k\"\ntarget = { kind = \"none\" }"
     )
     .is_ok());
+}
+
+/// A kind that makes its own value is asked for it through the engine-facing function.
+#[tokio::test]
+async fn a_kind_that_makes_its_value_is_asked_for_it() {
+    use rotator_core::clock::SystemClock;
+    use rotator_test_kit::{FakeStore, Sequence};
+    use secrecy::ExposeSecret;
+    let cfg = load(&registry(), r#"target = { kind = "flag", label = "red" }"#).unwrap();
+    let store = FakeStore::new(&SystemClock, &Sequence::default());
+    let clients = target::TargetClients::default();
+    let env = target::TargetEnv {
+        cfg: &cfg.secrets[0],
+        store: &store,
+        clients: &clients,
+        clock: &SystemClock,
+    };
+    let v = target::create_value(&env).await.unwrap();
+    assert_eq!(v.expose_secret(), "flag-red");
 }
