@@ -277,4 +277,38 @@ mod tests {
         };
         assert_eq!(lease_key(&cfg), "eu-west-1:app/db");
     }
+
+    /// A fenced write refused inside a target step is a lost lease (an AWS error, so the
+    /// retry keeps the value); any other AWS error of a target stays the target's.
+    #[test]
+    fn only_a_fence_refusal_inside_a_target_becomes_a_lost_lease() {
+        use crate::error::{AwsError, ErrorClass};
+        use crate::rotation::lease::fence::LEASE_LOST;
+        use crate::rotation::Step;
+        let aws = |code: &str| AwsError::new(ErrorClass::Other, "UpdateAccessKey", code, "x");
+        let in_target = |code: &str| RotationError::Target {
+            step: Step::Set,
+            source: TargetError::Aws(aws(code)),
+        };
+        assert!(matches!(
+            as_lease_lost(in_target(LEASE_LOST)),
+            Ok(RotationError::Aws { step: Step::Set, .. })
+        ));
+        assert!(matches!(
+            as_lease_lost(in_target("ThrottlingException")),
+            Err(RotationError::Target { step: Step::Set, .. })
+        ));
+        assert!(matches!(
+            as_lease_lost(RotationError::Aws {
+                step: Step::Finish,
+                source: aws(LEASE_LOST)
+            }),
+            Ok(RotationError::Aws { step: Step::Finish, .. })
+        ));
+        assert!(as_lease_lost(RotationError::Aws {
+            step: Step::Finish,
+            source: aws("ThrottlingException")
+        })
+        .is_err());
+    }
 }
