@@ -13,7 +13,7 @@ use rotator_core::rotation::wait::ServiceVerdict;
 use rotator_core::rotation::{token, Engine, Outcome, Quiet, RotateOptions, RotationError, Step};
 use rotator_test_kit::ecs::{CIRCUIT_BREAKER_REASON, TASK_FAILURE_EVERY};
 use rotator_test_kit::errors::{access_denied, throttled};
-use rotator_test_kit::{Behaviour, FakeEcs, FakeTarget, Latency};
+use rotator_test_kit::{Behaviour, FakeEcs, FakeTarget, Hook, Latency};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -1047,6 +1047,39 @@ async fn a_not_found_read_of_an_existing_previous_version_fails_the_revoke() {
     w.assert_a_not_found_previous_read_fails_the_revoke(&w.engine())
         .await;
     assert_eq!(target.count(Step::Revoke), 0, "{:?}", target.calls());
+}
+
+/// A secret that truly has no AWSPREVIOUS when revoke runs (someone removed the label):
+/// nothing to revoke, and the rotation succeeds; the target's revoke is told so.
+#[tokio::test(start_paused = true)]
+async fn a_secret_without_a_previous_version_has_nothing_to_revoke() {
+    let (mut w, target) = revoking_target();
+    w.cfg.redeploy.clear();
+    let (store, original) = (w.store.clone(), w.original.clone());
+    let id = w.cfg.secret.id.as_str().to_owned();
+    // Once AWSCURRENT moved, AWSPREVIOUS is taken off the old version before each read.
+    let stripping = Hook::new(w.store_port(), move |op| {
+        if op == "GetSecretValue" && store.holder(&id, AWSCURRENT) != Some(original.clone()) {
+            store.edit(&id, |s| {
+                for v in &mut s.versions {
+                    v.stages.retain(|st| st != AWSPREVIOUS);
+                }
+            });
+        }
+    });
+    let engine = Engine::new(stripping, w.ecs_port(), Arc::new(w.clock.clone()));
+    let report = engine
+        .rotate(&w.cfg, opts(), &Quiet)
+        .await
+        .expect("no previous value is no failure");
+    assert_eq!(report.outcome, Outcome::Success);
+    let revokes: Vec<_> = target
+        .calls()
+        .into_iter()
+        .filter(|c| c.step == Step::Revoke)
+        .collect();
+    assert_eq!(revokes.len(), 1, "{revokes:?}");
+    assert!(!revokes[0].previous, "{revokes:?}");
 }
 
 /// 12.4: a target step that never answers fails after the step timeout.
