@@ -292,18 +292,27 @@ mod tests {
         };
         assert!(matches!(
             as_lease_lost(in_target(LEASE_LOST)),
-            Ok(RotationError::Aws { step: Step::Set, .. })
+            Ok(RotationError::Aws {
+                step: Step::Set,
+                ..
+            })
         ));
         assert!(matches!(
             as_lease_lost(in_target("ThrottlingException")),
-            Err(RotationError::Target { step: Step::Set, .. })
+            Err(RotationError::Target {
+                step: Step::Set,
+                ..
+            })
         ));
         assert!(matches!(
             as_lease_lost(RotationError::Aws {
                 step: Step::Finish,
                 source: aws(LEASE_LOST)
             }),
-            Ok(RotationError::Aws { step: Step::Finish, .. })
+            Ok(RotationError::Aws {
+                step: Step::Finish,
+                ..
+            })
         ));
         assert!(as_lease_lost(RotationError::Aws {
             step: Step::Finish,

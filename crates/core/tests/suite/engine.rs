@@ -5,6 +5,7 @@
 use crate::world::*;
 use rotator_core::clock::Clock;
 use rotator_core::config::GeneratePolicy;
+use rotator_core::error::{AwsError, ErrorClass};
 use rotator_core::ids::{SecretId, VersionId};
 use rotator_core::rotation::store::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
@@ -392,6 +393,35 @@ async fn a_code_deploy_service_is_refused_before_any_write() {
     assert!(w.ecs.force_calls().is_empty());
     assert_eq!(w.current(), w.original);
     w.assert_no_secret_in(&e);
+}
+
+/// An UpdateService refused as invalid for another reason than the deployment controller
+/// (here: the task definition is gone) is a failed service, not "cannot be forced".
+#[tokio::test(start_paused = true)]
+async fn an_invalid_update_service_is_a_failed_service() {
+    let w = World::new();
+    w.ecs_faults.fail_next(
+        "UpdateService",
+        [AwsError::new(
+            ErrorClass::Invalid,
+            "UpdateService",
+            "InvalidParameterException",
+            "TaskDefinition is inactive",
+        )],
+    );
+    let e = w
+        .rotate()
+        .await
+        .expect_err("one consumer could not be forced");
+    let failed: Vec<_> = verdicts_of(&e)
+        .values()
+        .filter(|v| !matches!(v, ServiceVerdict::Stable))
+        .collect();
+    assert_eq!(failed.len(), 1, "{e}");
+    assert!(
+        matches!(failed[0], ServiceVerdict::Failed { error } if error.contains("TaskDefinition is inactive")),
+        "{failed:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
