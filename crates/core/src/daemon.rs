@@ -94,7 +94,7 @@ pub async fn run<S: SecretStore, D: Deployer>(
                 _ = &mut shutdown => break,
                 new = reloads.recv(), if open => match new {
                     Some(new) => {
-                        applied.warn_unappliable(&new);
+                        let _ = applied.warn_unappliable(&new);
                         if tx.send(Control::Reload(Box::new(new))).await.is_err() {
                             return;
                         }
@@ -124,19 +124,57 @@ impl Applied {
         }
     }
 
-    /// Warns about settings that only a restart applies; remembers the new ones (a
-    /// warning is given once per change).
-    fn warn_unappliable(&mut self, new: &Config) {
+    /// Warns about settings that only a restart applies, and says which; remembers the
+    /// new ones (a warning is given once per change). `[ha]` is compared with the first
+    /// load: a change there is never applied, so it is said at every reload.
+    fn warn_unappliable(&mut self, new: &Config) -> Vec<&'static str> {
+        let mut unapplied = Vec::new();
         if self.daemon.listen != new.daemon.listen {
             tracing::warn!(old = %self.daemon.listen, new = %new.daemon.listen, "daemon.listen changes on restart only");
+            unapplied.push("daemon.listen");
         }
         if self.aws != new.aws {
             tracing::warn!("[aws] changes apply to new clients on restart only");
+            unapplied.push("aws");
         }
         if new.ha != self.ha {
             tracing::warn!("[ha] changes apply on restart only");
+            unapplied.push("ha");
         }
         self.daemon = new.daemon.clone();
         self.aws = new.aws.clone();
+        unapplied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config {
+            daemon: DaemonConfig::default(),
+            aws: AwsConfig::default(),
+            ha: HaConfig::default(),
+            secrets: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_reload_says_which_settings_wait_for_a_restart_once_per_change() {
+        let mut applied = Applied::of(&config());
+        let mut new = config();
+        new.daemon.max_attempts = 3;
+        assert!(applied.warn_unappliable(&new).is_empty(), "applied at once");
+        new.daemon.listen = "127.0.0.1:1".parse().unwrap();
+        new.aws.profile = Some("other".into());
+        new.ha.replicas = 2;
+        assert_eq!(
+            applied.warn_unappliable(&new),
+            ["daemon.listen", "aws", "ha"]
+        );
+        // Said once for listen and [aws]; [ha] stays unapplied until a restart.
+        assert_eq!(applied.warn_unappliable(&new), ["ha"]);
     }
 }

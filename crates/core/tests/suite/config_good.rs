@@ -107,6 +107,8 @@ fn every_key_is_read_into_the_setting_it_names() {
     assert_eq!(w.expr, "0 2 * * TUE-THU");
     assert_eq!(w.duration, Duration::from_secs(3 * 3600));
     assert_eq!(w.timezone, chrono_tz::Europe::London);
+    // How plan and the logs show it.
+    assert_eq!(w.to_string(), "0 2 * * TUE-THU for 3h (Europe/London)");
     assert_eq!(s.jitter, Duration::from_secs(2 * 3600));
     assert_eq!(
         s.generate,

@@ -32,16 +32,24 @@ async fn each_kind_of_due_secret_says_why() {
     tagged("garbled", "last tuesday".into());
     tagged("fresh", rfc(now - days(1)));
     // Our pending value, not current yet; and our value current, consumers unconfirmed.
-    for (id, stage) in [("pending", AWSPENDING), ("redeploy", AWSCURRENT)] {
+    // And our value current while AWSPENDING still names it (stopped inside the finish).
+    let cases: [(&str, &[&str]); 3] = [
+        ("pending", &[AWSPENDING]),
+        ("redeploy", &[AWSCURRENT]),
+        ("finish", &[AWSCURRENT, AWSPENDING]),
+    ];
+    for (id, stages) in cases {
         let arn = store.create_secret(id, "v");
         let old = store.holder(id, AWSCURRENT).unwrap();
         store.edit(id, |s| {
             s.tags.insert(TAG_LAST_ROTATED.into(), rfc(now - days(1)));
         });
         let ours = token::token(&arn, &old, 0);
-        store.seed_version(id, ours.as_str(), "new", &[stage], now);
+        store.seed_version(id, ours.as_str(), "new", stages, now);
     }
-    let ids = ["future", "garbled", "fresh", "pending", "redeploy"];
+    let ids = [
+        "future", "garbled", "fresh", "pending", "redeploy", "finish",
+    ];
     let cfgs: Vec<_> = ids
         .iter()
         .map(|id| SecretBuilder::new(id, id).every(30 * DAY).build())
@@ -69,6 +77,7 @@ async fn each_kind_of_due_secret_says_why() {
     assert!(!due[3].status.resume_only());
     assert_eq!(due[4].status, DueStatus::Unfinished(Unfinished::Redeploy));
     assert!(due[4].status.resume_only());
-    assert!(due[3].due <= now && due[4].due <= now);
+    assert_eq!(due[5].status, DueStatus::Unfinished(Unfinished::Finish));
+    assert!(due[3].due <= now && due[4].due <= now && due[5].due <= now);
     assert!(!DueStatus::Scheduled.resume_only() && !DueStatus::InvalidTag.resume_only());
 }
