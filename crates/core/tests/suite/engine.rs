@@ -891,6 +891,34 @@ async fn an_abandoned_foreign_pending_version_is_taken_over() {
 // Throttling, dry run, secrecy
 // -----------------------------------------------------------------------------------------
 
+/// AccessDenied while polling (a policy changed mid-rollout) is no throttle: every
+/// service of that call fails at once with the error, instead of polling until the
+/// stable timeout.
+#[tokio::test(start_paused = true)]
+async fn a_denied_describe_services_fails_the_wait_at_once() {
+    let w = World::new();
+    w.ecs_faults
+        .fail_after("DescribeServices", 1, [access_denied("DescribeServices")]);
+    let started = tokio::time::Instant::now();
+    let e = w
+        .rotate()
+        .await
+        .expect_err("the wait cannot see the services");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
+    let v = verdicts_of(&e);
+    assert!(!v.is_empty());
+    for verdict in v.values() {
+        assert!(
+            matches!(verdict, ServiceVerdict::Failed { error } if error.contains("AccessDenied")),
+            "{verdict:?}"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn throttled_describe_services_still_reaches_stable() {
     let w = World::new();
