@@ -374,3 +374,51 @@ fn a_replica_frozen_mid_rotation_resumes_and_writes_nothing() {
         assert_eq!(w.ecs.forced(&svc(s)).len(), 1, "{s}");
     }
 }
+
+/// Due exactly now when the lease is taken (a deadline fires at the due instant): the
+/// re-check rotates it; only a due time still in the future means another replica
+/// finished it.
+#[tokio::test(start_paused = true)]
+async fn a_secret_due_exactly_now_is_rotated_under_the_lease() {
+    let clock = ManualClock::new(at("2026-03-03T02:00:00Z"));
+    let seq = Sequence::default();
+    let store = FakeStore::new(&clock, &seq);
+    store.create_secret("app/exact", "initial-value");
+    let every = Duration::from_secs(30 * 86_400);
+    let tagged = clock.now() - chrono::Duration::from_std(every).unwrap();
+    store.edit("app/exact", |s| {
+        s.tags.insert(
+            TAG_LAST_ROTATED.into(),
+            tagged.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+    });
+    let cfg = SecretBuilder::new("exact", "app/exact")
+        .every(every)
+        .build();
+    let engine = Engine::new(
+        store.clone(),
+        FakeEcs::new(&clock, &seq),
+        Arc::new(clock.clone()),
+    );
+    let leases = Leases::new(
+        Arc::new(MemoryLeases::new()),
+        "a",
+        Duration::from_secs(60),
+        Arc::new(clock.clone()),
+    );
+    let ha = Ha::new(leases);
+    let Leased::Ran(r) = ha::rotate(
+        Some(&ha),
+        &engine,
+        &cfg,
+        RotateOptions::default(),
+        &Quiet,
+        true,
+    )
+    .await
+    else {
+        panic!("the lease is free")
+    };
+    assert_eq!(r.expect("rotated").outcome, Outcome::Success);
+    assert_eq!(store.secret("app/exact").versions.len(), 2);
+}
