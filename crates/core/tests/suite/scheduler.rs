@@ -55,6 +55,8 @@ struct World {
     /// What the scheduler and the engine reported.
     rec: Recorder,
     tx: Option<mpsc::Sender<Control>>,
+    /// A fixed replica-skew fraction (default: the OS's randomness).
+    random: Option<f64>,
 }
 
 impl World {
@@ -68,6 +70,7 @@ impl World {
             health: Arc::new(Health::default()),
             rec: Recorder::new(),
             tx: None,
+            random: None,
         }
     }
 
@@ -112,15 +115,27 @@ impl World {
             secrets,
             files: vec![],
         };
-        let sched = Scheduler::new(
+        let mut sched = Scheduler::new(
             engine,
             Arc::new(self.clock.clone()),
             &cfg,
             self.health.clone(),
         );
+        if let Some(f) = self.random {
+            sched = sched.with_random(Arc::new(Fixed(f)));
+        }
         let (tx, rx) = mpsc::channel(4);
         self.tx = Some(tx);
         tokio::spawn(sched.run(rx));
+    }
+}
+
+/// A random source that always draws `.0`.
+struct Fixed(f64);
+
+impl rotator_core::random::Random for Fixed {
+    fn fraction(&self, _purpose: &str) -> Option<f64> {
+        Some(self.0)
     }
 }
 
@@ -747,4 +762,78 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
     tokio::spawn(sched.run(rx));
     sleep(Duration::from_secs(5)).await;
     assert_eq!(w.puts("overdue"), 1, "the overdue secret did not start");
+
+    // No read reached the store: not reachable.
+    let faults = FaultPlan::new();
+    for op in ["DescribeSecret", "ListSecrets"] {
+        faults.fail_next(op, (0..10).map(|_| access_denied(op)));
+    }
+    let engine = Arc::new(Engine::new(
+        Faulty::new(w.store.clone(), &faults),
+        w.ecs.clone(),
+        Arc::new(w.clock.clone()),
+    ));
+    let health = Arc::new(Health::default());
+    let mut sched = Scheduler::new(engine, Arc::new(w.clock.clone()), &cfg, health.clone());
+    health.store_ok.store(true, Ordering::Relaxed);
+    sched.load_due_times().await;
+    assert!(!health.store_ok.load(Ordering::Relaxed));
+}
+
+/// When each successful PutSecretValue happened, in seconds after `since`.
+fn put_times(w: &World, since: tokio::time::Instant) -> Vec<f64> {
+    w.store
+        .calls()
+        .iter()
+        .filter(|c| c.op == "PutSecretValue" && c.error.is_none())
+        .map(|c| (c.at - since).as_secs_f64())
+        .collect()
+}
+
+/// A deadline fires when it is due, not at the loop's next periodic wake-up (every 5 s).
+#[tokio::test(start_paused = true)]
+async fn a_rotation_starts_at_its_deadline() {
+    let mut w = World::new();
+    let began = tokio::time::Instant::now();
+    let every = 30 * DAY;
+    w.create("soon", Some(every - Duration::from_secs(13)));
+    let store = w.store.clone();
+    w.random = Some(0.0);
+    w.start(store, daemon(), vec![secret("soon", every)]);
+    sleep(Duration::from_secs(30)).await;
+    let t = put_times(&w, began);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(
+        (13.0..14.0).contains(&t[0]),
+        "due at 13 s, written at {t:?}"
+    );
+}
+
+/// With the start rate used up, the next start comes when a start slot frees up: one
+/// minute after the oldest start, not at a later periodic wake-up.
+#[tokio::test(start_paused = true)]
+async fn the_next_start_comes_when_a_start_slot_frees() {
+    let mut w = World::new();
+    let began = tokio::time::Instant::now();
+    let every = 30 * DAY;
+    w.create("late1", Some(every + DAY));
+    w.create("late2", Some(every + DAY));
+    let d = DaemonConfig {
+        max_starts_per_minute: 1,
+        ..daemon()
+    };
+    // Every call takes 2.5 s: the due times arrive, and the first start is, off the
+    // loop's 5 s beat.
+    let slow = Latency::new(w.store.clone()).with("*", Duration::from_millis(2500));
+    w.random = Some(0.0);
+    w.start(
+        slow,
+        d,
+        vec![secret("late1", every), secret("late2", every)],
+    );
+    sleep(Duration::from_secs(200)).await;
+    let t = put_times(&w, began);
+    assert_eq!(t.len(), 2, "{t:?}");
+    let gap = t[1] - t[0];
+    assert!((59.9..60.1).contains(&gap), "writes at {t:?}");
 }
