@@ -517,12 +517,38 @@ async fn a_wall_clock_jump_fires_deadlines_at_the_new_wall_time() {
     w.create("jumpy", Some(29 * DAY));
     let store = w.store.clone();
     w.start(store, daemon(), vec![secret("jumpy", 30 * DAY)]);
-    sleep(Duration::from_secs(10)).await;
+    sleep(Duration::from_secs(12)).await;
     assert_eq!(w.puts("jumpy"), 0);
     // The machine slept for two days (the monotonic clock did not move).
     w.clock.set(t0() + chrono::Duration::days(2));
-    sleep(Duration::from_secs(120)).await;
+    // The loop's next turn (its 5 s beat, at 15 s) sees the jump and starts it.
+    sleep(Duration::from_secs(4)).await;
     assert_eq!(w.puts("jumpy"), 1, "the deadline kept monotonic time");
+    sleep(Duration::from_secs(120)).await;
+    assert_eq!(w.puts("jumpy"), 1);
+}
+
+/// A wall clock stepped back by a few seconds more than the tolerance (an NTP step): the
+/// deadline follows the wall clock, so the rotation does not start early.
+#[tokio::test(start_paused = true)]
+async fn a_small_clock_step_back_delays_the_deadline_to_the_wall_time() {
+    let mut w = World::new();
+    let began = tokio::time::Instant::now();
+    let every = 30 * DAY;
+    // Due at wall time t0 + 60 s.
+    w.create("stepped", Some(every - Duration::from_secs(60)));
+    w.random = Some(0.0);
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![secret("stepped", every)]);
+    sleep(Duration::from_secs(32)).await;
+    w.clock.set(w.clock.now() - chrono::Duration::seconds(8));
+    sleep(Duration::from_secs(100)).await;
+    let t = put_times(&w, began);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(
+        (68.0..69.0).contains(&t[0]),
+        "due at wall +60 s (monotonic 68 s): {t:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
