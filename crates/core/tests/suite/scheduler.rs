@@ -508,6 +508,9 @@ async fn a_failing_due_time_read_backs_off() {
     assert_eq!(state.readable, Some(false), "{state:?}");
     assert!(state.failing, "{state:?}");
     assert_eq!(state.status, Status::Unreadable, "{state:?}");
+    // Its due time is unknown: due since it was first found unreadable (start-up), not
+    // since the latest failed read.
+    assert_eq!(state.next_due, t0().timestamp() as f64, "{state:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -816,23 +819,76 @@ fn put_times(w: &World, since: tokio::time::Instant) -> Vec<f64> {
         .collect()
 }
 
-/// A deadline fires when it is due, not at the loop's next periodic wake-up (every 5 s).
+/// A deadline fires when it is due plus this replica's skew (0 to 5 s), not at the loop's
+/// next periodic wake-up (every 5 s) and never before it is due.
 #[tokio::test(start_paused = true)]
 async fn a_rotation_starts_at_its_deadline() {
+    for (fraction, at) in [(0.0, 13.0), (1.0, 18.0)] {
+        let mut w = World::new();
+        let began = tokio::time::Instant::now();
+        let every = 30 * DAY;
+        w.create("soon", Some(every - Duration::from_secs(13)));
+        let store = w.store.clone();
+        w.random = Some(fraction);
+        w.start(store, daemon(), vec![secret("soon", every)]);
+        sleep(Duration::from_secs(30)).await;
+        let t = put_times(&w, began);
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert!(
+            (at..at + 1.0).contains(&t[0]),
+            "due at 13 s with a skew of {fraction} x 5 s, written at {t:?}"
+        );
+        let status = w.health.status.lock().unwrap().clone();
+        assert!(!status.contains("loading"), "{status}");
+    }
+}
+
+/// A refresh that finds a secret rotated by someone else moves its deadline: the old
+/// deadline no longer fires.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_finds_a_secret_rotated_elsewhere_moves_its_deadline() {
     let mut w = World::new();
-    let began = tokio::time::Instant::now();
     let every = 30 * DAY;
-    w.create("soon", Some(every - Duration::from_secs(13)));
+    w.create("moved", Some(every - Duration::from_secs(90)));
+    let d = DaemonConfig {
+        refresh: Duration::from_secs(60),
+        ..daemon()
+    };
     let store = w.store.clone();
-    w.random = Some(0.0);
-    w.start(store, daemon(), vec![secret("soon", every)]);
+    w.start(store, d, vec![secret("moved", every)]);
     sleep(Duration::from_secs(30)).await;
-    let t = put_times(&w, began);
-    assert_eq!(t.len(), 1, "{t:?}");
-    assert!(
-        (13.0..14.0).contains(&t[0]),
-        "due at 13 s, written at {t:?}"
+    // Someone rotates it by hand (its tag says now).
+    w.tag("moved", TAG_LAST_ROTATED, &rfc(w.clock.now()));
+    sleep(Duration::from_secs(300)).await;
+    assert_eq!(
+        w.puts("moved"),
+        0,
+        "rotated at the deadline it had before the refresh"
     );
+}
+
+/// A `last-rotated` tag in the future on a value created a day ago: not trusted, and the
+/// value's age says the secret is not due; nothing is rotated.
+#[tokio::test(start_paused = true)]
+async fn a_future_tag_on_a_young_value_is_not_rotated_early() {
+    let mut w = World::new();
+    w.create("young", None);
+    w.store.edit("app/young", |s| {
+        for v in &mut s.versions {
+            v.created -= chrono::Duration::days(1);
+        }
+    });
+    w.tag(
+        "young",
+        TAG_LAST_ROTATED,
+        &rfc(w.clock.now() + chrono::Duration::days(3650)),
+    );
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![secret("young", 30 * DAY)]);
+    sleep(Duration::from_secs(3600)).await;
+    assert_eq!(w.puts("young"), 0);
+    let due = w.rec.state("young").next_due;
+    assert_eq!(due, (t0() + chrono::Duration::days(29)).timestamp() as f64);
 }
 
 /// With the start rate used up, the next start comes when a start slot frees up: one
