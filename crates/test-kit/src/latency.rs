@@ -29,6 +29,9 @@ pub const LIST_PAGE: usize = 100;
 pub struct Latency<P> {
     inner: P,
     delays: Arc<HashMap<String, Duration>>,
+    /// The delay comes after the wrapped call: the request took effect (or was answered)
+    /// at once and the answer is slow to come back, so it tells the state of then.
+    late: bool,
 }
 
 impl<P> Latency<P> {
@@ -37,7 +40,16 @@ impl<P> Latency<P> {
         Self {
             inner,
             delays: Arc::default(),
+            late: false,
         }
+    }
+
+    /// Delays answers instead of requests: each call reaches the wrapped port at once, and
+    /// its answer (the state as of the call) arrives after the delay, as a slow response
+    /// does.
+    pub fn answering_late(mut self) -> Self {
+        self.late = true;
+        self
     }
 
     /// Calls of `op` (`"*"`: every operation without its own delay) take `d` more.
@@ -65,24 +77,44 @@ impl<P> Latency<P> {
             tokio::time::sleep(d).await;
         }
     }
+
+    /// `call` with the delay of `op`, before it or (answering late) after it.
+    async fn timed<T>(&self, op: &str, call: impl std::future::Future<Output = T>) -> T {
+        if self.late {
+            let answer = call.await;
+            self.pause(op).await;
+            answer
+        } else {
+            self.pause(op).await;
+            call.await
+        }
+    }
 }
 
 impl<S: SecretStore> SecretStore for Latency<S> {
     async fn describe(&self, s: &SecretRef) -> Result<SecretMeta, AwsError> {
-        self.pause("DescribeSecret").await;
-        self.inner.describe(s).await
+        self.timed("DescribeSecret", self.inner.describe(s)).await
     }
 
     async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
-        for _ in 0..refs.len().div_ceil(LIST_PAGE) {
-            self.pause("ListSecrets").await;
+        let pages = || async {
+            for _ in 0..refs.len().div_ceil(LIST_PAGE) {
+                self.pause("ListSecrets").await;
+            }
+        };
+        if self.late {
+            let answer = self.inner.describe_many(refs).await;
+            pages().await;
+            answer
+        } else {
+            pages().await;
+            self.inner.describe_many(refs).await
         }
-        self.inner.describe_many(refs).await
     }
 
     async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
-        self.pause("ListSecretVersionIds").await;
-        self.inner.versions(s).await
+        self.timed("ListSecretVersionIds", self.inner.versions(s))
+            .await
     }
 
     async fn get_value(
@@ -90,8 +122,8 @@ impl<S: SecretStore> SecretStore for Latency<S> {
         s: &SecretRef,
         select: Select<'_>,
     ) -> Result<(VersionId, SecretString), AwsError> {
-        self.pause("GetSecretValue").await;
-        self.inner.get_value(s, select).await
+        self.timed("GetSecretValue", self.inner.get_value(s, select))
+            .await
     }
 
     async fn put_pending(
@@ -100,8 +132,8 @@ impl<S: SecretStore> SecretStore for Latency<S> {
         token: &VersionId,
         value: &SecretString,
     ) -> Result<VersionId, AwsError> {
-        self.pause("PutSecretValue").await;
-        self.inner.put_pending(s, token, value).await
+        self.timed("PutSecretValue", self.inner.put_pending(s, token, value))
+            .await
     }
 
     async fn update_stage(
@@ -111,13 +143,15 @@ impl<S: SecretStore> SecretStore for Latency<S> {
         to: Option<&VersionId>,
         from: Option<&VersionId>,
     ) -> Result<(), AwsError> {
-        self.pause("UpdateSecretVersionStage").await;
-        self.inner.update_stage(s, stage, to, from).await
+        self.timed(
+            "UpdateSecretVersionStage",
+            self.inner.update_stage(s, stage, to, from),
+        )
+        .await
     }
 
     async fn tag(&self, s: &SecretRef, tags: &[(&str, String)]) -> Result<(), AwsError> {
-        self.pause("TagResource").await;
-        self.inner.tag(s, tags).await
+        self.timed("TagResource", self.inner.tag(s, tags)).await
     }
 }
 
@@ -128,8 +162,11 @@ impl<D: Deployer> Deployer for Latency<D> {
         cluster: &ClusterName,
         services: &[ServiceName],
     ) -> Result<Vec<Described>, AwsError> {
-        self.pause("DescribeServices").await;
-        self.inner.describe(account, cluster, services).await
+        self.timed(
+            "DescribeServices",
+            self.inner.describe(account, cluster, services),
+        )
+        .await
     }
 
     async fn force_deploy(
@@ -137,8 +174,8 @@ impl<D: Deployer> Deployer for Latency<D> {
         account: &Account,
         service: &ServiceRef,
     ) -> Result<Forced, AwsError> {
-        self.pause("UpdateService").await;
-        self.inner.force_deploy(account, service).await
+        self.timed("UpdateService", self.inner.force_deploy(account, service))
+            .await
     }
 }
 
@@ -149,8 +186,8 @@ impl<I: IamApi> IamApi for Latency<I> {
         user: &'a str,
     ) -> BoxFuture<'a, Result<Vec<AccessKeyInfo>, AwsError>> {
         Box::pin(async move {
-            self.pause("ListAccessKeys").await;
-            self.inner.list_keys(account, user).await
+            self.timed("ListAccessKeys", self.inner.list_keys(account, user))
+                .await
         })
     }
 
@@ -160,8 +197,8 @@ impl<I: IamApi> IamApi for Latency<I> {
         user: &'a str,
     ) -> BoxFuture<'a, Result<NewAccessKey, AwsError>> {
         Box::pin(async move {
-            self.pause("CreateAccessKey").await;
-            self.inner.create_key(account, user).await
+            self.timed("CreateAccessKey", self.inner.create_key(account, user))
+                .await
         })
     }
 
@@ -173,8 +210,11 @@ impl<I: IamApi> IamApi for Latency<I> {
         active: bool,
     ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            self.pause("UpdateAccessKey").await;
-            self.inner.set_active(account, user, key_id, active).await
+            self.timed(
+                "UpdateAccessKey",
+                self.inner.set_active(account, user, key_id, active),
+            )
+            .await
         })
     }
 
@@ -185,8 +225,11 @@ impl<I: IamApi> IamApi for Latency<I> {
         key_id: &'a str,
     ) -> BoxFuture<'a, Result<(), AwsError>> {
         Box::pin(async move {
-            self.pause("DeleteAccessKey").await;
-            self.inner.delete_key(account, user, key_id).await
+            self.timed(
+                "DeleteAccessKey",
+                self.inner.delete_key(account, user, key_id),
+            )
+            .await
         })
     }
 
@@ -197,8 +240,11 @@ impl<I: IamApi> IamApi for Latency<I> {
         secret: &'a SecretString,
     ) -> BoxFuture<'a, Result<String, AwsError>> {
         Box::pin(async move {
-            self.pause("GetCallerIdentity").await;
-            self.inner.caller_arn(account, key_id, secret).await
+            self.timed(
+                "GetCallerIdentity",
+                self.inner.caller_arn(account, key_id, secret),
+            )
+            .await
         })
     }
 }
@@ -208,10 +254,7 @@ impl<L: LeaseStore> LeaseStore for Latency<L> {
         &'a self,
         req: &'a AcquireRequest,
     ) -> BoxFuture<'a, Result<AcquireOutcome, LeaseError>> {
-        Box::pin(async move {
-            self.pause("UpdateItem").await;
-            self.inner.acquire(req).await
-        })
+        Box::pin(async move { self.timed("UpdateItem", self.inner.acquire(req)).await })
     }
 
     fn renew<'a>(
@@ -220,23 +263,17 @@ impl<L: LeaseStore> LeaseStore for Latency<L> {
         expires_at: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<(), LeaseError>> {
         Box::pin(async move {
-            self.pause("UpdateItem").await;
-            self.inner.renew(lease, expires_at).await
+            self.timed("UpdateItem", self.inner.renew(lease, expires_at))
+                .await
         })
     }
 
     fn release<'a>(&'a self, lease: &'a LeaseRecord) -> BoxFuture<'a, Result<(), LeaseError>> {
-        Box::pin(async move {
-            self.pause("UpdateItem").await;
-            self.inner.release(lease).await
-        })
+        Box::pin(async move { self.timed("UpdateItem", self.inner.release(lease)).await })
     }
 
     fn verify<'a>(&'a self, lease: &'a LeaseRecord) -> BoxFuture<'a, Result<(), LeaseError>> {
-        Box::pin(async move {
-            self.pause("GetItem").await;
-            self.inner.verify(lease).await
-        })
+        Box::pin(async move { self.timed("GetItem", self.inner.verify(lease)).await })
     }
 }
 

@@ -919,3 +919,57 @@ async fn the_next_start_comes_when_a_start_slot_frees() {
     let gap = t[1] - t[0];
     assert!((59.9..60.1).contains(&gap), "writes at {t:?}");
 }
+
+/// A refresh read still in flight when the secret starts (a slow ListSecrets) must not be
+/// applied when it lands after the rotation: its due time is from before the rotation and
+/// would start it a second time.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_read_from_before_a_rotation_is_not_applied_after_it() {
+    let mut w = World::new();
+    let every = 30 * DAY;
+    w.create("raced", Some(every - Duration::from_secs(150)));
+    let d = DaemonConfig {
+        refresh: Duration::from_secs(60),
+        ..daemon()
+    };
+    // Due-time reads (ListSecrets) are answered a minute after they read the store; the
+    // rotation's own calls are instant.
+    let slow = Latency::new(w.store.clone())
+        .with("ListSecrets", Duration::from_secs(60))
+        .answering_late();
+    w.start(slow, d, vec![secret("raced", every)]);
+    sleep(Duration::from_secs(400)).await;
+    assert_eq!(w.puts("raced"), 1, "rotated twice");
+}
+
+/// Outside its window, a due secret starts at the next opening plus its jitter offset
+/// (fixed per secret), inside the window.
+#[tokio::test(start_paused = true)]
+async fn a_due_secret_starts_at_the_window_opening_plus_its_jitter() {
+    let mut w = World::new();
+    let began = tokio::time::Instant::now();
+    w.create("jit", Some(60 * DAY));
+    let mut cfg = secret("jit", 30 * DAY);
+    // Daily 02:00-03:00 UTC; it is 10:00 now; jitter up to 30 minutes.
+    cfg.window = Some(Box::new(window("0 2 * * *", Duration::from_secs(3600))));
+    cfg.jitter = Duration::from_secs(1800);
+    let offset = rotator_core::schedule::jitter_offset(&cfg.name, cfg.jitter);
+    w.random = Some(0.0);
+    let store = w.store.clone();
+    // No refresh meanwhile: a refresh inside the open window would start the overdue
+    // secret at once (the window is open, and it is overdue).
+    let d = DaemonConfig {
+        refresh: 7 * DAY,
+        ..daemon()
+    };
+    w.start(store, d, vec![cfg]);
+    sleep(Duration::from_secs(86_400)).await;
+    let puts = put_times(&w, began);
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    let opening = (t("2026-03-04T02:00:00Z") - t0()).num_seconds() as f64;
+    let expected = opening + offset.as_secs_f64();
+    assert!(
+        (expected..expected + 1.0).contains(&puts[0]),
+        "expected at {expected} s (offset {offset:?}), written at {puts:?}"
+    );
+}
