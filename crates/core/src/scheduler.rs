@@ -1236,6 +1236,67 @@ fn register_metrics(t: &dyn Telemetry, cfg: &SecretConfig) {
 mod tests {
     use super::*;
 
+    fn entry() -> Entry {
+        Entry::new(Arc::new(SecretConfig {
+            name: "db".into(),
+            secret: crate::ids::SecretRef {
+                id: crate::ids::SecretId::from("app/db"),
+                account: Default::default(),
+            },
+            every: Duration::from_secs(86_400),
+            window: None,
+            jitter: Duration::ZERO,
+            generate: Default::default(),
+            json_key: None,
+            json_key_create: false,
+            target: crate::config::Target::None,
+            redeploy: Vec::new(),
+            stable_timeout: Duration::from_secs(600),
+            origin: crate::config::Location {
+                file: "t.toml".into(),
+                line_col: None,
+            },
+        }))
+    }
+
+    /// The `secret_status` gauge: what an operator's dashboard shows for each state.
+    #[test]
+    fn each_state_has_its_status() {
+        let now = Utc::now();
+        let mut e = entry();
+        assert_eq!(status_of(&e, now), Status::Loading);
+        e.due = Some(now + chrono::Duration::days(3));
+        assert_eq!(status_of(&e, now), Status::Ok);
+        e.due = Some(now);
+        assert_eq!(status_of(&e, now), Status::Due);
+        // Overdue after exactly an hour past due, not at the hour.
+        e.due = Some(now - OVERDUE_AFTER);
+        assert_eq!(status_of(&e, now), Status::Due);
+        e.due = Some(now - OVERDUE_AFTER - chrono::Duration::seconds(1));
+        assert_eq!(status_of(&e, now), Status::Overdue);
+        e.status = DueStatus::Unfinished(Unfinished::Pending);
+        assert_eq!(status_of(&e, now), Status::Unfinished);
+        for u in [Unfinished::Finish, Unfinished::Redeploy] {
+            e.status = DueStatus::Unfinished(u);
+            assert_eq!(status_of(&e, now), Status::RedeployPending);
+        }
+        e.status = DueStatus::Scheduled;
+        e.outside_window = true;
+        assert_eq!(status_of(&e, now), Status::OutsideWindow);
+        e.failures = 1;
+        assert_eq!(status_of(&e, now), Status::Failing);
+        e.read_failures = 1;
+        assert_eq!(status_of(&e, now), Status::Unreadable);
+        // Running and not due yet (a resume, a manual start): due.
+        let mut e = entry();
+        e.due = Some(now + chrono::Duration::days(3));
+        e.state = State::Running {
+            next_cfg: None,
+            removed: false,
+        };
+        assert_eq!(status_of(&e, now), Status::Due);
+    }
+
     #[test]
     fn backoff_doubles_to_the_cap() {
         let s = DaemonConfig::default();

@@ -973,3 +973,115 @@ async fn a_due_secret_starts_at_the_window_opening_plus_its_jitter() {
         "expected at {expected} s (offset {offset:?}), written at {puts:?}"
     );
 }
+
+impl World {
+    async fn reload(&self, secrets: Vec<SecretConfig>, daemon: DaemonConfig) {
+        let cfg = Config {
+            daemon,
+            aws: AwsConfig::default(),
+            ha: Default::default(),
+            secrets,
+            files: vec![],
+        };
+        let tx = self.tx.as_ref().expect("started");
+        tx.send(Control::Reload(Box::new(cfg))).await.unwrap();
+    }
+}
+
+/// SIGHUP with a changed configuration takes effect at once: a shorter interval makes a
+/// secret due, a new secret is rotated, a removed one is not (and a removed one that was
+/// rotating finishes and is then forgotten), a changed interval of a running secret is
+/// used for its next due time, and a secret that gave up is tried again.
+#[tokio::test(start_paused = true)]
+async fn a_reload_applies_at_once() {
+    let mut w = World::new();
+    w.ecs.add_service(
+        CLUSTER_NAME,
+        "slow",
+        1,
+        Behaviour::Healthy {
+            start: Duration::from_secs(480),
+            drain: Duration::from_secs(60),
+        },
+    );
+    let slow_consumers = |mut c: SecretConfig| {
+        c.redeploy = vec![ServiceRef {
+            cluster: ClusterName::from(CLUSTER_NAME),
+            service: ServiceName::from("slow"),
+        }];
+        c
+    };
+    w.create("shorter", Some(6 * DAY));
+    w.create("removed", Some(DAY));
+    w.create("added", Some(40 * DAY));
+    // Due now; its rollout takes ten minutes.
+    w.create("running-removed", Some(40 * DAY));
+    w.create("running-changed", Some(40 * DAY));
+    // Its target refuses every value: gives up after two attempts.
+    w.create("broken", Some(40 * DAY));
+    let target = rotator_test_kit::FakeTarget::new();
+    target.fail(rotator_core::rotation::Step::Set, "refused");
+    let mut broken = secret("broken", 30 * DAY);
+    broken.target = target.target();
+    let d = DaemonConfig {
+        max_attempts: 2,
+        retry_initial: Duration::from_secs(10),
+        ..daemon()
+    };
+    let store = w.store.clone();
+    w.start(
+        store,
+        d.clone(),
+        vec![
+            secret("shorter", 30 * DAY),
+            secret("removed", 30 * DAY),
+            slow_consumers(secret("running-removed", 30 * DAY)),
+            slow_consumers(secret("running-changed", 30 * DAY)),
+            broken.clone(),
+        ],
+    );
+    sleep(Duration::from_secs(60)).await;
+    assert!(w.rec.state("broken").gave_up, "{:?}", w.rec.state("broken"));
+    assert_eq!(target.count(rotator_core::rotation::Step::Set), 2);
+    assert_eq!(w.rec.running(), 2, "the two slow ones rotate");
+
+    w.reload(
+        vec![
+            secret("shorter", 5 * DAY),
+            secret("added", 30 * DAY),
+            slow_consumers(secret("running-changed", 2 * DAY)),
+            broken,
+        ],
+        d,
+    )
+    .await;
+    sleep(Duration::from_secs(30)).await;
+    // At once: the shorter interval and the new secret; the failed one tried again.
+    assert_eq!(w.rec.finished("shorter", "success"), 1, "{:?}", w.rec);
+    assert_eq!(w.rec.finished("added", "success"), 1, "{:?}", w.rec);
+    assert!(target.count(rotator_core::rotation::Step::Set) >= 3);
+    assert!(!w.rec.registered("removed"));
+    assert_eq!(w.rec.configured(), 4);
+    // The removed one still rotating is reported until it ends, then forgotten.
+    assert!(w.rec.registered("running-removed"));
+    sleep(Duration::from_secs(900)).await;
+    assert!(!w.rec.registered("running-removed"), "{:?}", w.rec);
+    assert!(w.rec.try_state("running-removed").is_none());
+    assert_eq!(
+        w.rec.finished("running-changed", "success"),
+        1,
+        "{:?}",
+        w.rec
+    );
+    // Its next due time uses the interval it was given while it ran.
+    let next = w.rec.state("running-changed").next_due;
+    let now = w.clock.now().timestamp() as f64;
+    assert!(
+        next < now + 2.0 * 86_400.0 && next > now + 86_400.0,
+        "next due {next}, now {now}"
+    );
+    // Nothing rotated the removed secret.
+    sleep(Duration::from_secs(2 * 86_400)).await;
+    let removed = w.store.secret("app/removed");
+    assert_eq!(removed.versions.len(), 1, "the removed secret was rotated");
+}
