@@ -83,6 +83,9 @@ async fn a_secret_whose_lease_is_busy_is_rotated_once_the_other_replica_lets_go(
     );
     let state = rec.state("db");
     assert!(!state.in_progress && !state.failing, "{state:?}");
+    assert_eq!(rec.running(), 0, "a busy lease counted as running");
+    // Tried once; the next try waits half to three quarters of a ttl.
+    assert_eq!(rec.lease_contended("db"), 1);
 
     // The other replica lets go; the next try (about half a ttl later) rotates.
     held.release().await.expect("release");
