@@ -108,3 +108,27 @@ pub struct SecretRef {
     pub id: SecretId,
     pub account: Account,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How logs and `plan` name the account a client is for.
+    #[test]
+    fn an_account_names_its_region_and_role() {
+        assert_eq!(Account::default().to_string(), "default region");
+        let a = Account {
+            region: Some(Region::from("eu-west-1")),
+            role_arn: Some(RoleArn::from("arn:aws:iam::123456789012:role/r")),
+        };
+        assert_eq!(
+            a.to_string(),
+            "eu-west-1 as arn:aws:iam::123456789012:role/r"
+        );
+        let svc = ServiceRef {
+            cluster: ClusterName::from("prod"),
+            service: ServiceName::from("api"),
+        };
+        assert_eq!(svc.to_string(), "prod/api");
+    }
+}

@@ -34,10 +34,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn os_fractions_are_in_range() {
-        for _ in 0..100 {
-            let f = OsRandom.fraction("x").unwrap();
-            assert!((0.0..=1.0).contains(&f), "{f}");
+    fn os_fractions_are_in_range_and_spread() {
+        let draws: Vec<f64> = (0..100).map(|_| OsRandom.fraction("x").unwrap()).collect();
+        for f in &draws {
+            assert!((0.0..=1.0).contains(f), "{f}");
         }
+        // Spread over the range (a constant would put every replica at the same skew):
+        // 100 draws all in one half happen with probability 2^-99.
+        assert!(draws.iter().any(|f| *f < 0.5) && draws.iter().any(|f| *f >= 0.5));
     }
 }
