@@ -140,6 +140,13 @@ impl<'a> SourceMap<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_from_a_file_stay_on_one_line() {
+        assert_eq!(one_line("a\nb\rc\td"), "a\\nb\\rc\\td");
+        assert_eq!(one_line("bell\u{7}esc\u{1b}"), "bell\\u{7}esc\\u{1b}");
+        assert_eq!(one_line("plain é"), "plain é");
+    }
     use std::path::Path;
 
     #[test]
