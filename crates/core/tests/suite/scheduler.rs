@@ -634,6 +634,10 @@ async fn a_slow_refresh_pass_is_not_started_twice() {
     sleep(Duration::from_secs(1700)).await;
     // The start-up pass is still reading; 28 refresh ticks went by.
     assert_eq!(passes.load(Ordering::SeqCst), 1);
+    // It ends at 1800 s; the next tick starts one refresh pass, which reads for 30
+    // minutes: the ticks meanwhile start none.
+    sleep(Duration::from_secs(1800)).await;
+    assert_eq!(passes.load(Ordering::SeqCst), 2);
 }
 
 /// Readiness: the store counts as reachable when a read reached it (a missing secret is
