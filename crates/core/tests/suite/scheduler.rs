@@ -775,6 +775,7 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
     let w = World::new();
     w.create("overdue", Some(40 * DAY));
     w.create("later", Some(DAY));
+    w.create("untagged", None);
     let engine = Arc::new(
         Engine::new(w.store.clone(), w.ecs.clone(), Arc::new(w.clock.clone()))
             .with_telemetry(w.rec.sink()),
@@ -783,7 +784,11 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
         daemon: daemon(),
         aws: AwsConfig::default(),
         ha: Default::default(),
-        secrets: vec![secret("overdue", 30 * DAY), secret("later", 30 * DAY)],
+        secrets: vec![
+            secret("overdue", 30 * DAY),
+            secret("later", 30 * DAY),
+            secret("untagged", 30 * DAY),
+        ],
         files: vec![],
     };
     let mut sched = Scheduler::new(engine, Arc::new(w.clock.clone()), &cfg, w.health.clone());
@@ -791,10 +796,22 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
     assert!(w.health.store_ok.load(Ordering::Relaxed));
     let later = (t0() + chrono::Duration::days(29)).timestamp() as f64;
     assert_eq!(w.rec.state("later").next_due, later);
+    assert_eq!(
+        w.rec.state("later").last_success,
+        (t0() - chrono::Duration::days(1)).timestamp() as f64
+    );
+    // A secret never rotated by us: its last rotation is its value's creation date.
+    assert_eq!(
+        w.rec.state("untagged").last_success,
+        t0().timestamp() as f64
+    );
+    let reads = w.store.count_ok("DescribeSecret");
     let (_tx, rx) = mpsc::channel(1);
     tokio::spawn(sched.run(rx));
     sleep(Duration::from_secs(5)).await;
     assert_eq!(w.puts("overdue"), 1, "the overdue secret did not start");
+    // The rotation's read and the read of its next due time; no refresh pass at start.
+    assert_eq!(w.store.count_ok("DescribeSecret"), reads + 2);
 
     // No read reached the store: not reachable.
     let faults = FaultPlan::new();
