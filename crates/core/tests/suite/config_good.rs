@@ -217,3 +217,31 @@ fn settings_and_secrets_are_merged_across_files_in_name_order() {
     assert_eq!(c.files.len(), 2);
     assert!(c.files[0].ends_with("10-a.toml"));
 }
+
+/// Files up to 64 MiB are read (a schedule for 100,000 secrets is far smaller); a larger
+/// one is refused before it is read, saying so.
+#[test]
+fn files_up_to_64_mib_are_read_and_larger_ones_refused() {
+    const MAX: u64 = 64 * 1024 * 1024;
+    // Two megabytes of comments around one secret: read.
+    let comment = "# ".to_owned() + &"x".repeat(98) + "\n";
+    let big =
+        comment.repeat(20_000) + "[[secret]]\nname = \"a\"\nsecret_id = \"a\"\nevery = \"30d\"\n";
+    let c = load(&[("big.toml", &big)]);
+    assert_eq!(c.secrets.len(), 1);
+
+    for (len, refused) in [(MAX, false), (MAX + 1, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(dir.path().join("huge.toml")).unwrap();
+        f.set_len(len).unwrap();
+        let e = load_dir_with(dir.path(), &Registry::new())
+            .expect_err("NUL bytes are no TOML")
+            .to_string();
+        assert_eq!(
+            e.contains("at most 67108864 allowed"),
+            refused,
+            "{len} bytes: {}",
+            &e[..e.len().min(300)]
+        );
+    }
+}
