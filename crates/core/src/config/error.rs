@@ -173,6 +173,8 @@ mod tests {
             Some((1, 1))
         );
         assert_eq!(m.location(text.find('=').unwrap()).line_col, Some((1, 7)));
+        // A problem at the mark itself (the file's start) is at column 1, not 0.
+        assert_eq!(m.location(0).line_col, Some((1, 1)));
         // Only on the first line.
         let text = "a = 1\nb = 2";
         let m = SourceMap::new(Path::new("s.toml"), text);
