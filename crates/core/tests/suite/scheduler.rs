@@ -1106,3 +1106,115 @@ async fn a_reload_applies_at_once() {
     let removed = w.store.secret("app/removed");
     assert_eq!(removed.versions.len(), 1, "the removed secret was rotated");
 }
+
+// ---- found by adversarial review (issue 14): reloads meeting reads and runs in flight ----
+
+/// A retry's due-time read is slow (DescribeSecret hangs for two minutes, then times out);
+/// the operator reloads while it is in flight. The reload's batch read schedules the secret,
+/// it rotates, and the read after that rotation is never started (the slow one still holds
+/// `reading`); the slow one then lands with an old generation and is dropped. Nothing ever
+/// schedules the secret again.
+#[tokio::test(start_paused = true)]
+async fn a_reload_during_a_slow_retry_read_does_not_strand_the_secret() {
+    let mut w = World::new();
+    w.random = Some(0.0);
+    let every = DAY;
+    w.create("db", Some(2 * DAY));
+    let faults = FaultPlan::new();
+    // Attempt 1 (t=0) fails: the role may not write the secret yet.
+    faults.fail_next("PutSecretValue", [access_denied("PutSecretValue")]);
+    let store = Faulty::new(w.store.clone(), &faults);
+    let d = daemon(); // retry after 60 s, refresh every hour
+    w.start(store, d.clone(), vec![secret("db", every)]);
+    sleep(Duration::from_secs(30)).await;
+    assert_eq!(w.rec.state("db").failures, 1, "{:?}", w.rec.state("db"));
+    // The retry's read (t=60) meets a DescribeSecret that answers only after two minutes.
+    faults.inject("DescribeSecret", [Fault::Timeout(Duration::from_secs(120))]);
+    sleep(Duration::from_secs(40)).await; // t=70: the read is in flight
+    // The operator fixed the role and reloads ("try again").
+    w.reload(vec![secret("db", every)], d).await;
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(w.puts("db"), 1, "the reload's retry did not rotate");
+    sleep(Duration::from_secs(600)).await; // the slow read has landed (t=180)
+    // A day and a bit later the secret is due again and must have rotated again.
+    sleep(every + Duration::from_secs(2 * 3600)).await;
+    let s = w.rec.state("db");
+    assert_eq!(
+        w.puts("db"),
+        2,
+        "never rotated again; state {s:?}, now {}",
+        w.clock.now().timestamp()
+    );
+}
+
+/// The last allowed attempt is running when the operator reloads (a fix): the reload's
+/// "failure counts reset" does not reach a running secret, so that attempt's failure gives
+/// up, and the secret is never tried again although the cause is gone.
+#[tokio::test(start_paused = true)]
+async fn a_reload_during_the_last_attempt_still_resets_the_failure_count() {
+    let mut w = World::new();
+    w.random = Some(0.0);
+    w.create("db", Some(40 * DAY));
+    let faults = FaultPlan::new();
+    // Both attempts are refused (the role lacks PutSecretValue); each put takes 30 s.
+    faults.fail_next(
+        "PutSecretValue",
+        [access_denied("PutSecretValue"), access_denied("PutSecretValue")],
+    );
+    let store = Latency::new(Faulty::new(w.store.clone(), &faults))
+        .with("PutSecretValue", Duration::from_secs(30));
+    let d = DaemonConfig {
+        max_attempts: 2,
+        ..daemon()
+    };
+    w.start(store, d.clone(), vec![secret("db", 30 * DAY)]);
+    // Attempt 1: t=0..30, fails; attempt 2 starts at t=90, its put fails at t=120.
+    sleep(Duration::from_secs(100)).await;
+    assert!(w.rec.state("db").in_progress, "{:?}", w.rec.state("db"));
+    // t=100: the operator has fixed the role and reloads: "try again".
+    w.reload(vec![secret("db", 30 * DAY)], d).await;
+    sleep(Duration::from_secs(3600)).await;
+    let s = w.rec.state("db");
+    assert_eq!(
+        w.puts("db"),
+        1,
+        "not tried again after the reload: {s:?}"
+    );
+}
+
+/// A config push drops a secret by mistake while it rotates (a ten-minute rollout); the
+/// operator reverts a minute later. The reverted config names the secret, but the entry
+/// stays marked removed and is dropped (series and schedule) when the run ends.
+#[tokio::test(start_paused = true)]
+async fn a_reverted_removal_during_a_run_keeps_the_secret() {
+    let mut w = World::new();
+    w.random = Some(0.0);
+    w.ecs.add_service(
+        CLUSTER_NAME,
+        "slow",
+        1,
+        Behaviour::Healthy {
+            start: Duration::from_secs(480),
+            drain: Duration::from_secs(60),
+        },
+    );
+    w.create("db", Some(40 * DAY));
+    w.create("other", Some(DAY));
+    let mut db = secret("db", DAY);
+    db.redeploy = vec![ServiceRef {
+        cluster: ClusterName::from(CLUSTER_NAME),
+        service: ServiceName::from("slow"),
+    }];
+    let store = w.store.clone();
+    w.start(store, daemon(), vec![db.clone(), secret("other", 30 * DAY)]);
+    sleep(Duration::from_secs(30)).await;
+    assert!(w.rec.state("db").in_progress);
+    w.reload(vec![secret("other", 30 * DAY)], daemon()).await; // the bad push
+    sleep(Duration::from_secs(30)).await;
+    w.reload(vec![db, secret("other", 30 * DAY)], daemon()).await; // the revert
+    sleep(Duration::from_secs(1200)).await;
+    assert_eq!(w.rec.finished("db", "success"), 1, "{:?}", w.rec);
+    assert!(w.rec.registered("db"), "the configured secret vanished from monitoring");
+    sleep(2 * DAY).await;
+    assert!(w.puts("db") >= 2, "a configured secret was never rotated again");
+}
