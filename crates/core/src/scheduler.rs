@@ -62,9 +62,11 @@ pub enum Control {
 ///   is stale. A stale due time waits in the timer queue (a retry's backoff, a lease
 ///   held elsewhere) or the waiting line like a fresh one, and is re-read before the
 ///   rotation starts.
-/// - `reading`: a read of this secret alone is in flight. The read task outlives the
-///   state it was started in (a batch result may schedule and start the secret first);
-///   the flag only keeps a second one from starting.
+/// - `reading`: a read of this secret alone is in flight, started at this generation.
+///   The read task outlives the state it was started in (a batch result may schedule
+///   and start the secret first); it only keeps a second read of the same generation
+///   from starting. A read of an older generation is dropped when it lands, so a newer
+///   one is started beside it (else the secret would wait for nothing).
 /// - `failures` and `refused`: the failed rotations in a row. A failing secret waits
 ///   for its retry in the timer queue, then queues and runs like any other.
 /// - `outside_window`: the last launch found the window closed. It holds until a
@@ -79,8 +81,8 @@ struct Entry {
     /// The due time is unknown or stale (never read, after a rotation, before a retry):
     /// read it before rotating.
     needs_due: bool,
-    /// A read of this secret alone is in flight.
-    reading: bool,
+    /// The generation at which the read of this secret alone in flight was started.
+    reading: Option<u64>,
     /// Failed reads in a row (the secret cannot be read).
     read_failures: u32,
     failures: u32,
@@ -116,6 +118,8 @@ enum State {
     Running {
         next_cfg: Option<Arc<SecretConfig>>,
         removed: bool,
+        /// A reload came during the run: its failure-count reset applies when it ends.
+        reloaded: bool,
     },
     /// `max_attempts` failed rotations in a row: left alone until a reload, or until a
     /// refresh (which reads given-up secrets too) finds it rotated by someone else (a
@@ -128,6 +132,7 @@ enum State {
 struct AfterRun {
     next_cfg: Option<Arc<SecretConfig>>,
     removed: bool,
+    reloaded: bool,
 }
 
 enum Done {
@@ -324,10 +329,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
-        if e.reading {
+        if e.reading == Some(e.generation) {
             return;
         }
-        e.reading = true;
+        e.reading = Some(e.generation);
         let cfg = e.cfg.clone();
         let generation = e.generation;
         let engine = self.engine.clone();
@@ -374,8 +379,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 let Some(e) = self.entries.get_mut(&name) else {
                     return;
                 };
-                if single {
-                    e.reading = false;
+                if single && e.reading == Some(generation) {
+                    e.reading = None;
                 }
                 // (A removed secret is still running.)
                 if e.is_running() || e.generation != generation {
@@ -774,6 +779,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             e.state = State::Running {
                 next_cfg: None,
                 removed: false,
+                reloaded: false,
             };
             e.generation += 1;
             let cfg = e.cfg.clone();
@@ -953,12 +959,32 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     }
 
     /// The end of a rotation task: the secret is nowhere until what follows schedules it.
+    /// A reload during the run resets the failure counts now, before this run's outcome
+    /// is counted (a reload is how an operator says "try again").
     fn end_run(&mut self, name: &SecretName) -> AfterRun {
         let Some(e) = self.entries.get_mut(name) else {
             return AfterRun::default();
         };
+        if let State::Running { reloaded: true, .. } = e.state {
+            e.failures = 0;
+            e.read_failures = 0;
+            e.refused = None;
+            telemetry::update(self.telemetry.as_ref(), name, |s| {
+                s.gave_up = false;
+                s.failures = 0;
+                s.failing = false;
+            });
+        }
         match std::mem::replace(&mut e.state, State::Idle) {
-            State::Running { next_cfg, removed } => AfterRun { next_cfg, removed },
+            State::Running {
+                next_cfg,
+                removed,
+                reloaded,
+            } => AfterRun {
+                next_cfg,
+                removed,
+                reloaded,
+            },
             // Not running (cannot happen: one task per secret); leave it where it was.
             other => {
                 e.state = other;
@@ -1011,14 +1037,21 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let c = Arc::new(c);
             let every = c.every.as_secs_f64();
             match self.entries.get_mut(&name) {
-                // Also when an earlier reload marked it removed during this run: it stays
-                // marked, so it is dropped when the run ends and back at the next reload.
+                // The new config and the failure-count reset apply when the run ends. An
+                // earlier reload's removal during this run is undone: it is configured.
                 Some(Entry {
-                    state: State::Running { next_cfg, .. },
+                    state:
+                        State::Running {
+                            next_cfg,
+                            removed,
+                            reloaded,
+                        },
                     ..
                 }) => {
                     register_metrics(self.telemetry.as_ref(), &c);
                     *next_cfg = Some(c);
+                    *removed = false;
+                    *reloaded = true;
                 }
                 Some(e) => {
                     register_metrics(self.telemetry.as_ref(), &c);
@@ -1086,7 +1119,7 @@ impl Entry {
             replaces: None,
             status: DueStatus::Scheduled,
             needs_due: true,
-            reading: false,
+            reading: None,
             read_failures: 0,
             failures: 0,
             refused: None,
@@ -1293,6 +1326,7 @@ mod tests {
         e.state = State::Running {
             next_cfg: None,
             removed: false,
+            reloaded: false,
         };
         assert_eq!(status_of(&e, now), Status::Due);
     }

@@ -1131,12 +1131,12 @@ async fn a_reload_during_a_slow_retry_read_does_not_strand_the_secret() {
     // The retry's read (t=60) meets a DescribeSecret that answers only after two minutes.
     faults.inject("DescribeSecret", [Fault::Timeout(Duration::from_secs(120))]);
     sleep(Duration::from_secs(40)).await; // t=70: the read is in flight
-    // The operator fixed the role and reloads ("try again").
+                                          // The operator fixed the role and reloads ("try again").
     w.reload(vec![secret("db", every)], d).await;
     sleep(Duration::from_secs(10)).await;
     assert_eq!(w.puts("db"), 1, "the reload's retry did not rotate");
     sleep(Duration::from_secs(600)).await; // the slow read has landed (t=180)
-    // A day and a bit later the secret is due again and must have rotated again.
+                                           // A day and a bit later the secret is due again and must have rotated again.
     sleep(every + Duration::from_secs(2 * 3600)).await;
     let s = w.rec.state("db");
     assert_eq!(
@@ -1159,7 +1159,10 @@ async fn a_reload_during_the_last_attempt_still_resets_the_failure_count() {
     // Both attempts are refused (the role lacks PutSecretValue); each put takes 30 s.
     faults.fail_next(
         "PutSecretValue",
-        [access_denied("PutSecretValue"), access_denied("PutSecretValue")],
+        [
+            access_denied("PutSecretValue"),
+            access_denied("PutSecretValue"),
+        ],
     );
     let store = Latency::new(Faulty::new(w.store.clone(), &faults))
         .with("PutSecretValue", Duration::from_secs(30));
@@ -1175,11 +1178,7 @@ async fn a_reload_during_the_last_attempt_still_resets_the_failure_count() {
     w.reload(vec![secret("db", 30 * DAY)], d).await;
     sleep(Duration::from_secs(3600)).await;
     let s = w.rec.state("db");
-    assert_eq!(
-        w.puts("db"),
-        1,
-        "not tried again after the reload: {s:?}"
-    );
+    assert_eq!(w.puts("db"), 1, "not tried again after the reload: {s:?}");
 }
 
 /// A config push drops a secret by mistake while it rotates (a ten-minute rollout); the
@@ -1211,10 +1210,17 @@ async fn a_reverted_removal_during_a_run_keeps_the_secret() {
     assert!(w.rec.state("db").in_progress);
     w.reload(vec![secret("other", 30 * DAY)], daemon()).await; // the bad push
     sleep(Duration::from_secs(30)).await;
-    w.reload(vec![db, secret("other", 30 * DAY)], daemon()).await; // the revert
+    w.reload(vec![db, secret("other", 30 * DAY)], daemon())
+        .await; // the revert
     sleep(Duration::from_secs(1200)).await;
     assert_eq!(w.rec.finished("db", "success"), 1, "{:?}", w.rec);
-    assert!(w.rec.registered("db"), "the configured secret vanished from monitoring");
+    assert!(
+        w.rec.registered("db"),
+        "the configured secret vanished from monitoring"
+    );
     sleep(2 * DAY).await;
-    assert!(w.puts("db") >= 2, "a configured secret was never rotated again");
+    assert!(
+        w.puts("db") >= 2,
+        "a configured secret was never rotated again"
+    );
 }
