@@ -245,3 +245,54 @@ fn files_up_to_64_mib_are_read_and_larger_ones_refused() {
         );
     }
 }
+
+/// `[ha] replicas = 1` needs no lock table; `json_key_create = false` needs no json_key.
+#[test]
+fn settings_at_their_neutral_value_need_nothing_else() {
+    let c = load(&[(
+        "a.toml",
+        "[ha]\nreplicas = 1\n[[secret]]\nname = \"a\"\nsecret_id = \"a\"\nevery = \"30d\"\njson_key_create = false\n",
+    )]);
+    assert_eq!(c.ha.replicas, 1);
+    assert!(!c.ha.enabled());
+    assert!(!c.secrets[0].json_key_create);
+}
+
+/// Problems are listed file by file, in the files' name order, whichever check found
+/// them (duplicates are found only once every file is read).
+#[test]
+fn problems_are_listed_in_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str, every: &str| {
+        format!("[[secret]]\nname = \"{name}\"\nsecret_id = \"{name}\"\nevery = \"{every}\"\n")
+    };
+    std::fs::write(
+        dir.path().join("10-a.toml"),
+        secret("dup", "30d") + &secret("a", "1s"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("20-b.toml"),
+        secret("b", "2s") + &secret("dup", "30d"),
+    )
+    .unwrap();
+    let e = load_dir_with(dir.path(), &Registry::new()).unwrap_err();
+    let files: Vec<String> =
+        e.0.iter()
+            .map(|e| {
+                e.location
+                    .file
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+    assert_eq!(
+        files,
+        ["10-a.toml", "10-a.toml", "20-b.toml", "20-b.toml"],
+        "{e}"
+    );
+    let lines: Vec<usize> = e.0.iter().map(|e| e.location.line_col.unwrap().0).collect();
+    assert!(lines[0] < lines[1] && lines[2] < lines[3], "{e}");
+}
