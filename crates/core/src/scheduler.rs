@@ -93,8 +93,9 @@ struct Entry {
     refused: Option<Step>,
     /// Due, but its window is closed: requeued at the next opening.
     outside_window: bool,
-    /// Bumped whenever a rotation starts or the config changes, so that the result of a
-    /// read started before is not applied over newer knowledge.
+    /// A new value, unique in this scheduler, whenever the entry is made, a rotation
+    /// starts or the config changes, so that the result of a read started before is not
+    /// applied over newer knowledge (nor a removed entry's read to its re-added successor).
     generation: u64,
 }
 
@@ -132,7 +133,6 @@ enum State {
 struct AfterRun {
     next_cfg: Option<Arc<SecretConfig>>,
     removed: bool,
-    reloaded: bool,
 }
 
 enum Done {
@@ -188,6 +188,8 @@ pub struct Scheduler<S, D> {
     telemetry: Arc<dyn Telemetry>,
     /// Where the replica skew comes from (the OS; a seeded source in the simulation).
     random: Arc<dyn Random>,
+    /// The last generation given to an entry (see [`Entry::generation`]).
+    generations: u64,
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -234,6 +236,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             ha: None,
             sweep_at: None,
             random: Arc::new(OsRandom),
+            generations: 0,
         };
         for c in &cfg.secrets {
             s.insert_entry(Arc::new(c.clone()));
@@ -262,7 +265,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             s.every = every;
         });
         register_metrics(self.telemetry.as_ref(), &cfg);
-        self.entries.insert(cfg.name.clone(), Entry::new(cfg));
+        let generation = self.next_generation();
+        self.entries
+            .insert(cfg.name.clone(), Entry::new(cfg, generation));
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        self.generations += 1;
+        self.generations
     }
 
     /// Reads every due time from the store inline (benchmarks and tests; the daemon's loop
@@ -303,8 +313,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         tokio::spawn(async move {
             let refs: Vec<&SecretConfig> = items.iter().map(|(c, _)| c.as_ref()).collect();
             let mut reached = 0usize;
-            let read = due_times_each(&engine.store, &refs, now, |i, result| {
-                reached += usize::from(reached_store(&result));
+            let mut answered = vec![false; items.len()];
+            let send = |i: usize, result| {
                 let (cfg, generation) = &items[i];
                 let _ = tx.send(DueMsg::One {
                     name: cfg.name.clone(),
@@ -312,10 +322,24 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     single: false,
                     result,
                 });
+            };
+            let read = due_times_each(&engine.store, &refs, now, |i, result| {
+                reached += usize::from(reached_store(&result));
+                answered[i] = true;
+                send(i, result);
             });
-            // A panic in a read is a bug; the secrets then count as unread and are retried.
+            // A panic in a read is a bug; the secrets it did not answer count as unread
+            // (a failed read: read again after the backoff).
             if AssertUnwindSafe(read).catch_unwind().await.is_err() {
                 tracing::error!("reading due times panicked");
+                for i in answered
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| !**a)
+                    .map(|(i, _)| i)
+                {
+                    send(i, Err(read_panicked()));
+                }
             }
             let _ = tx.send(DueMsg::BatchDone {
                 reached,
@@ -345,14 +369,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 Ok(mut r) => r.pop(),
                 Err(_) => None,
             }
-            .unwrap_or_else(|| {
-                Err(AwsError::new(
-                    ErrorClass::Other,
-                    "DescribeSecret",
-                    "NoResult",
-                    "reading the due time failed (no result)",
-                ))
-            });
+            .unwrap_or_else(|| Err(read_panicked()));
             let _ = tx.send(DueMsg::One {
                 name: cfg.name.clone(),
                 generation,
@@ -735,6 +752,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let Some(name) = self.waiting.pop_front() else {
                 break;
             };
+            // Taken before the entry is borrowed; unused when it does not start.
+            let generation = self.next_generation();
             let Some(e) = self.entries.get_mut(&name) else {
                 continue;
             };
@@ -781,7 +800,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 removed: false,
                 reloaded: false,
             };
-            e.generation += 1;
+            e.generation = generation;
             let cfg = e.cfg.clone();
             let engine = self.engine.clone();
             let opts = RotateOptions {
@@ -977,14 +996,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         }
         match std::mem::replace(&mut e.state, State::Idle) {
             State::Running {
-                next_cfg,
-                removed,
-                reloaded,
-            } => AfterRun {
-                next_cfg,
-                removed,
-                reloaded,
-            },
+                next_cfg, removed, ..
+            } => AfterRun { next_cfg, removed },
             // Not running (cannot happen: one task per secret); leave it where it was.
             other => {
                 e.state = other;
@@ -1034,6 +1047,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         self.waiting.retain(|n| new_names.contains(n));
         for c in cfg.secrets {
             let name = c.name.clone();
+            let generation = self.next_generation();
             let c = Arc::new(c);
             let every = c.every.as_secs_f64();
             match self.entries.get_mut(&name) {
@@ -1052,6 +1066,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     *next_cfg = Some(c);
                     *removed = false;
                     *reloaded = true;
+                    // The interval the alert deadline uses, like secret_info's: at once.
+                    telemetry::update(self.telemetry.as_ref(), &name, |s| s.every = every);
                 }
                 Some(e) => {
                     register_metrics(self.telemetry.as_ref(), &c);
@@ -1060,7 +1076,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.read_failures = 0;
                     e.refused = None;
                     e.give_up_no_more();
-                    e.generation += 1;
+                    e.generation = generation;
                     telemetry::update(self.telemetry.as_ref(), &name, |s| {
                         s.gave_up = false;
                         s.failures = 0;
@@ -1111,7 +1127,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
 }
 
 impl Entry {
-    fn new(cfg: Arc<SecretConfig>) -> Self {
+    fn new(cfg: Arc<SecretConfig>, generation: u64) -> Self {
         Self {
             cfg,
             state: State::Idle,
@@ -1124,7 +1140,7 @@ impl Entry {
             failures: 0,
             refused: None,
             outside_window: false,
-            generation: 0,
+            generation,
         }
     }
 
@@ -1174,6 +1190,16 @@ fn status_of(e: &Entry, now: DateTime<Utc>) -> Status {
     } else {
         Status::Ok
     }
+}
+
+/// A due-time read that ended without a result (it panicked: a bug).
+fn read_panicked() -> AwsError {
+    AwsError::new(
+        ErrorClass::Other,
+        "DescribeSecret",
+        "NoResult",
+        "reading the due time failed (no result)",
+    )
 }
 
 /// Whether a read reached the store (a secret that does not exist still proves the store
@@ -1270,26 +1296,29 @@ mod tests {
     use super::*;
 
     fn entry() -> Entry {
-        Entry::new(Arc::new(SecretConfig {
-            name: "db".into(),
-            secret: crate::ids::SecretRef {
-                id: crate::ids::SecretId::from("app/db"),
-                account: Default::default(),
-            },
-            every: Duration::from_secs(86_400),
-            window: None,
-            jitter: Duration::ZERO,
-            generate: Default::default(),
-            json_key: None,
-            json_key_create: false,
-            target: crate::config::Target::None,
-            redeploy: Vec::new(),
-            stable_timeout: Duration::from_secs(600),
-            origin: crate::config::Location {
-                file: "t.toml".into(),
-                line_col: None,
-            },
-        }))
+        Entry::new(
+            Arc::new(SecretConfig {
+                name: "db".into(),
+                secret: crate::ids::SecretRef {
+                    id: crate::ids::SecretId::from("app/db"),
+                    account: Default::default(),
+                },
+                every: Duration::from_secs(86_400),
+                window: None,
+                jitter: Duration::ZERO,
+                generate: Default::default(),
+                json_key: None,
+                json_key_create: false,
+                target: crate::config::Target::None,
+                redeploy: Vec::new(),
+                stable_timeout: Duration::from_secs(600),
+                origin: crate::config::Location {
+                    file: "t.toml".into(),
+                    line_col: None,
+                },
+            }),
+            1,
+        )
     }
 
     /// The `secret_status` gauge: what an operator's dashboard shows for each state.
