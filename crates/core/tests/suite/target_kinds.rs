@@ -271,3 +271,14 @@ async fn a_kind_that_makes_its_value_is_asked_for_it() {
     let v = target::create_value(&env).await.unwrap();
     assert_eq!(v.expose_secret(), "flag-red");
 }
+
+/// The registry lists each kind's table keys (what `check` and the docs show) and prints
+/// as its kinds' names.
+#[test]
+fn the_registry_knows_each_kinds_keys() {
+    let r = registry();
+    assert_eq!(r.keys("flag"), Some(&["label", "level", "wait"][..]));
+    assert_eq!(r.keys("none"), Some(&[][..]));
+    assert_eq!(r.keys("nope"), None);
+    assert_eq!(format!("{r:?}"), r#"["none", "flag"]"#);
+}
