@@ -151,6 +151,8 @@ enum DueMsg {
         single: bool,
         result: Result<DueInfo, AwsError>,
     },
+    /// A batch read panicked before it answered for this secret.
+    Unanswered { name: SecretName, generation: u64 },
     /// A batch read finished: how many secrets it reached the store for, of how many.
     BatchDone { reached: usize, total: usize },
 }
@@ -314,7 +316,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let refs: Vec<&SecretConfig> = items.iter().map(|(c, _)| c.as_ref()).collect();
             let mut reached = 0usize;
             let mut answered = vec![false; items.len()];
-            let send = |i: usize, result| {
+            let read = due_times_each(&engine.store, &refs, now, |i, result| {
+                reached += usize::from(reached_store(&result));
+                answered[i] = true;
                 let (cfg, generation) = &items[i];
                 let _ = tx.send(DueMsg::One {
                     name: cfg.name.clone(),
@@ -322,23 +326,17 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     single: false,
                     result,
                 });
-            };
-            let read = due_times_each(&engine.store, &refs, now, |i, result| {
-                reached += usize::from(reached_store(&result));
-                answered[i] = true;
-                send(i, result);
             });
-            // A panic in a read is a bug; the secrets it did not answer count as unread
-            // (a failed read: read again after the backoff).
+            // A panic in a read is a bug; the secrets it did not answer are told so (see
+            // `on_due`: unread ones count as a failed read, known ones keep their schedule).
             if AssertUnwindSafe(read).catch_unwind().await.is_err() {
                 tracing::error!("reading due times panicked");
-                for i in answered
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| !**a)
-                    .map(|(i, _)| i)
-                {
-                    send(i, Err(read_panicked()));
+                for (i, _) in answered.iter().enumerate().filter(|(_, a)| !**a) {
+                    let (cfg, generation) = &items[i];
+                    let _ = tx.send(DueMsg::Unanswered {
+                        name: cfg.name.clone(),
+                        generation: *generation,
+                    });
                 }
             }
             let _ = tx.send(DueMsg::BatchDone {
@@ -381,6 +379,16 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
 
     fn on_due(&mut self, msg: DueMsg) {
         match msg {
+            DueMsg::Unanswered { name, generation } => {
+                let Some(e) = self.entries.get(&name) else {
+                    return;
+                };
+                // Only a secret whose due time is unknown is owed a read (after the
+                // backoff); one already scheduled keeps its deadline until the next read.
+                if !e.is_running() && e.generation == generation && e.needs_due {
+                    self.apply_due(&name, Err(read_panicked()), false);
+                }
+            }
             DueMsg::BatchDone { reached, total } => {
                 self.batches = self.batches.saturating_sub(1);
                 self.health
@@ -1077,6 +1085,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     e.refused = None;
                     e.give_up_no_more();
                     e.generation = generation;
+                    // Its due time may have changed (interval, window, jitter): out of
+                    // the timer queue and the waiting line until the re-read lands, so
+                    // neither an old deadline nor an old place in line starts it.
+                    Self::unschedule(&mut self.queue, &name, e);
+                    e.needs_due = true;
                     telemetry::update(self.telemetry.as_ref(), &name, |s| {
                         s.gave_up = false;
                         s.failures = 0;

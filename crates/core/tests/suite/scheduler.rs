@@ -1323,3 +1323,100 @@ async fn a_reload_during_a_run_updates_the_interval_gauge() {
         s.every
     );
 }
+
+/// a secret waiting for a slot (Queued) when a reload lengthens its interval: the
+/// reload's re-read is dropped by the "already in the waiting line" filter, and the
+/// secret rotates under the old interval when the slot frees.
+#[tokio::test(start_paused = true)]
+async fn a_reload_of_a_queued_secret_applies_its_new_interval() {
+    let mut w = World::new();
+    w.random = Some(0.0);
+    w.ecs.add_service(
+        CLUSTER_NAME,
+        "slow",
+        1,
+        Behaviour::Healthy {
+            start: Duration::from_secs(480),
+            drain: Duration::from_secs(60),
+        },
+    );
+    w.create("a-slow", Some(40 * DAY));
+    w.create("db", Some(31 * DAY)); // due under every=30d; due in 59 days under 90d
+    let mut slow = secret("a-slow", 30 * DAY);
+    slow.redeploy = vec![ServiceRef {
+        cluster: ClusterName::from(CLUSTER_NAME),
+        service: ServiceName::from("slow"),
+    }];
+    let d = DaemonConfig {
+        max_concurrent_rotations: 1,
+        ..daemon()
+    };
+    let store = w.store.clone();
+    w.start(store, d.clone(), vec![slow.clone(), secret("db", 30 * DAY)]);
+    sleep(Duration::from_secs(30)).await;
+    assert!(w.rec.state("a-slow").in_progress);
+    assert_eq!(w.puts("a-slow"), 1);
+    // t=30: db waits for the slot. The operator: db every 90 days.
+    w.reload(vec![slow, secret("db", 90 * DAY)], d).await;
+    sleep(Duration::from_secs(3600)).await;
+    let s = w.rec.state("db");
+    assert_eq!(w.rec.finished("a-slow", "success"), 1, "{:?}", w.rec);
+    assert_eq!(
+        w.rec.finished("db", "success"),
+        0,
+        "db rotated 59 days early under the replaced interval; puts {} state {s:?}",
+        w.puts("db")
+    );
+}
+
+/// a reload lengthens the interval 60 s before the old deadline while the reload's
+/// re-read is slow (ListSecrets throttled: 120 s). The old deadline fires, the rotation
+/// starts under the new config, and the re-read is dropped (generation moved at launch).
+#[tokio::test(start_paused = true)]
+async fn a_reload_before_the_old_deadline_is_not_overtaken_by_it() {
+    let mut w = World::new();
+    w.random = Some(0.0);
+    // Due under every=30d at t=3650 s.
+    w.create("db", Some(30 * DAY - Duration::from_secs(3650)));
+    let store = Latency::new(w.store.clone()).with("ListSecrets", Duration::from_secs(120));
+    let d = daemon();
+    w.start(store, d.clone(), vec![secret("db", 30 * DAY)]);
+    sleep(Duration::from_secs(3590)).await;
+    assert_eq!(w.puts("db"), 0);
+    w.reload(vec![secret("db", 90 * DAY)], d).await;
+    sleep(Duration::from_secs(3600)).await;
+    let s = w.rec.state("db");
+    assert_eq!(
+        w.puts("db"),
+        0,
+        "db rotated under the interval the reload replaced; state {s:?}"
+    );
+}
+
+/// the hourly refresh's batch read panics: every healthy, already scheduled
+/// secret it covered is reported unreadable (and re-read one by one).
+#[tokio::test(start_paused = true)]
+async fn a_panicked_refresh_does_not_report_healthy_secrets_unreadable() {
+    let mut w = World::new();
+    w.random = Some(0.0);
+    w.create("db", Some(DAY));
+    w.create("other", Some(DAY));
+    let faults = FaultPlan::new();
+    // The start-up batch reads both (2 calls); the refresh's first DescribeSecret panics.
+    faults.inject_after("DescribeSecret", 2, [Fault::Panic]);
+    let store = Faulty::new(w.store.clone(), &faults);
+    w.start(
+        store,
+        daemon(),
+        vec![secret("db", 30 * DAY), secret("other", 30 * DAY)],
+    );
+    sleep(Duration::from_secs(60)).await;
+    assert_eq!(w.rec.state("db").readable, Some(true));
+    sleep(Duration::from_secs(3600 - 60 + 1)).await; // just after the refresh
+    let s = w.rec.state("other");
+    assert_eq!(
+        (s.readable, s.status),
+        (Some(true), Status::Ok),
+        "a healthy secret reported unreadable after a panicked refresh: {s:?}"
+    );
+}
