@@ -1033,10 +1033,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     }
 
     /// Applies a new (already validated) configuration. Failure counts reset: a reload is
-    /// how an operator says "try again". Due times are re-read in the background.
+    /// how an operator says "try again". Due times that are unknown, or were read with a
+    /// schedule the reload changed, are re-read in the background.
     fn reload(&mut self, cfg: Config) {
         self.settings = cfg.daemon.clone();
         let mut recompute = Vec::new();
+        let mut named = Vec::new();
         let new_names: BTreeSet<&SecretName> = cfg.secrets.iter().map(|s| &s.name).collect();
         let old: Vec<SecretName> = self.entries.keys().cloned().collect();
         for name in old {
@@ -1079,34 +1081,43 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 }
                 Some(e) => {
                     register_metrics(self.telemetry.as_ref(), &c);
+                    // A new schedule (secret, interval, window, jitter) makes what was
+                    // read with the old one stale: reads in flight are dropped, and the
+                    // due time is read again before the secret starts (its deadline and
+                    // place in line stay, so a slow re-read delays nothing). A reload that
+                    // leaves the schedule as it was (a config agent's periodic SIGHUP)
+                    // invalidates nothing.
+                    if !same_schedule(&e.cfg, &c) {
+                        e.generation = generation;
+                        e.needs_due = true;
+                    }
                     e.cfg = c;
                     e.failures = 0;
                     e.read_failures = 0;
                     e.refused = None;
                     e.give_up_no_more();
-                    e.generation = generation;
-                    // Its due time may have changed (interval, window, jitter): out of
-                    // the timer queue and the waiting line until the re-read lands, so
-                    // neither an old deadline nor an old place in line starts it.
-                    Self::unschedule(&mut self.queue, &name, e);
-                    e.needs_due = true;
                     telemetry::update(self.telemetry.as_ref(), &name, |s| {
                         s.gave_up = false;
                         s.failures = 0;
                         s.failing = false;
                         s.every = every;
                     });
-                    recompute.push(name);
+                    // Read again only what is unknown or stale (reset failures included).
+                    if e.needs_due {
+                        recompute.push(name.clone());
+                    }
+                    named.push(name);
                 }
                 None => {
                     self.insert_entry(c);
-                    recompute.push(name);
+                    recompute.push(name.clone());
+                    named.push(name);
                 }
             }
         }
         self.telemetry
             .secrets_configured(self.entries.values().filter(|e| !e.is_removed()).count());
-        for n in &recompute {
+        for n in &named {
             self.publish(n);
         }
         self.start_batch(recompute);
@@ -1203,6 +1214,17 @@ fn status_of(e: &Entry, now: DateTime<Utc>) -> Status {
     } else {
         Status::Ok
     }
+}
+
+/// Whether two configurations of a secret give the same due times (what a read computed
+/// with one holds for the other).
+fn same_schedule(a: &SecretConfig, b: &SecretConfig) -> bool {
+    let window = |c: &SecretConfig| {
+        c.window
+            .as_deref()
+            .map(|w| (w.expr.clone(), w.duration, w.timezone))
+    };
+    a.secret == b.secret && a.every == b.every && a.jitter == b.jitter && window(a) == window(b)
 }
 
 /// A due-time read that ended without a result (it panicked: a bug).

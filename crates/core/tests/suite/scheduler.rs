@@ -1420,3 +1420,26 @@ async fn a_panicked_refresh_does_not_report_healthy_secrets_unreadable() {
         "a healthy secret reported unreadable after a panicked refresh: {s:?}"
     );
 }
+
+/// A config agent sends SIGHUP every minute with the same configuration, and a due-time
+/// pass takes 90 s (ListSecrets pages at 100,000 secrets): the secret due at 600 s is
+/// still rotated (a reload that changes nothing about a secret's schedule must not
+/// invalidate the reads in flight, nor its deadline).
+#[tokio::test(start_paused = true)]
+async fn reloads_faster_than_a_due_time_pass_still_rotate_due_secrets() {
+    let mut w = World::new();
+    let every = 30 * DAY;
+    w.create("starved", Some(every - Duration::from_secs(600)));
+    let d = DaemonConfig {
+        refresh: Duration::from_secs(3600),
+        ..daemon()
+    };
+    let slow = Latency::new(w.store.clone()).with("ListSecrets", Duration::from_secs(90));
+    w.start(slow, d.clone(), vec![secret("starved", every)]);
+    sleep(Duration::from_secs(120)).await;
+    for _ in 0..60 {
+        w.reload(vec![secret("starved", every)], d.clone()).await;
+        sleep(Duration::from_secs(60)).await;
+    }
+    assert_eq!(w.puts("starved"), 1, "never rotated, overdue by 52 minutes");
+}
