@@ -284,6 +284,56 @@ mod tests {
     }
 
     #[test]
+    fn settled_needs_ours_alone_and_every_count_full() {
+        let ours = DeploymentId::from("new");
+        // The old deployment is still listed (0 tasks): not settled yet.
+        let s = svc(
+            vec![
+                dep("new", "PRIMARY", "COMPLETED", 2, 2),
+                dep("old", "ACTIVE", "COMPLETED", 0, 0),
+            ],
+            2,
+        );
+        assert_eq!(judge(&s, &ours, None), Judgement::Draining);
+        // A task of ours stopped and is not replaced yet (none pending): starting again.
+        let mut d = dep("new", "PRIMARY", "IN_PROGRESS", 1, 2);
+        d.pending = 0;
+        assert_eq!(judge(&svc(vec![d], 1), &ours, None), Judgement::Starting);
+    }
+
+    #[test]
+    fn a_newer_primary_that_says_it_rolls_back_is_a_rollback() {
+        let ours = DeploymentId::from("new");
+        let at = |s: i64| Some(DateTime::<Utc>::from_timestamp(1_772_000_000 + s, 0).unwrap());
+        for reason in [
+            "ECS deployment circuit breaker: rolling back to deploymentId old",
+            "rolling back to deploymentId old",
+            "circuit breaker: task failed to start",
+        ] {
+            let mut p = dep("back", "PRIMARY", "IN_PROGRESS", 1, 2);
+            p.rollout_state_reason = Some(reason.into());
+            p.created = at(60);
+            let s = svc(vec![p, dep("new", "ACTIVE", "FAILED", 0, 2)], 1);
+            assert!(
+                matches!(judge(&s, &ours, at(0)), Judgement::RolledBack(_)),
+                "{reason}"
+            );
+        }
+        // Created in the same second as ours: not shown to be newer, so not a successor.
+        let mut p = dep("other", "PRIMARY", "IN_PROGRESS", 1, 2);
+        p.created = at(0);
+        let s = svc(vec![p], 1);
+        assert!(matches!(judge(&s, &ours, at(0)), Judgement::RolledBack(_)));
+        // One second later: superseded.
+        let mut p = dep("other", "PRIMARY", "IN_PROGRESS", 1, 2);
+        p.created = at(1);
+        assert_eq!(
+            judge(&svc(vec![p], 1), &ours, at(0)),
+            Judgement::Superseded(DeploymentId::from("other"))
+        );
+    }
+
+    #[test]
     fn the_waiter_rule_would_call_a_rollback_stable_but_we_do_not() {
         // After a circuit-breaker rollback there is one deployment, running == desired:
         // `aws ecs wait services-stable` reports success. It is not ours.
