@@ -975,7 +975,20 @@ async fn a_dry_run_makes_no_write_call() {
         .await
         .expect("dry run");
     assert_eq!(report.outcome, Outcome::DryRun);
-    assert!(!report.plan.is_empty());
+    // The plan names what would be forced, and only what.
+    let redeploys: Vec<&String> = report
+        .plan
+        .iter()
+        .filter(|l| l.starts_with("redeploy"))
+        .collect();
+    assert_eq!(redeploys.len(), 1, "{:?}", report.plan);
+    for name in SERVICES {
+        assert!(
+            redeploys[0].contains(&format!("prod/{name}")),
+            "{:?}",
+            report.plan
+        );
+    }
     assert_eq!(w.store.write_attempts(), 0, "{:?}", w.store.ops());
     assert!(w.ecs.force_calls().is_empty());
     assert_eq!(w.current(), w.original);
@@ -1000,6 +1013,39 @@ async fn a_dry_run_makes_no_write_call() {
         .expect("dry run");
     assert_eq!(report.outcome, Outcome::DryRun);
     assert_eq!(w.store.write_attempts(), 0, "{:?}", w.store.ops());
+}
+
+/// A dry run of a secret with no consumers plans no redeploy.
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_without_consumers_plans_no_redeploy() {
+    let mut w = World::new();
+    w.cfg.redeploy.clear();
+    let opts = RotateOptions {
+        dry_run: true,
+        ..opts()
+    };
+    let report = w
+        .engine()
+        .rotate(&w.cfg, opts, &Quiet)
+        .await
+        .expect("dry run");
+    assert!(
+        !report.plan.iter().any(|l| l.starts_with("redeploy")),
+        "{:?}",
+        report.plan
+    );
+}
+
+/// A rotation's overall deadline: six store steps and three target steps at the step
+/// timeout, plus the stable timeout (10 m here): 5 m x 9 + 10 m.
+#[test]
+fn the_overall_deadline_adds_the_step_budgets_and_the_stable_timeout() {
+    let w = World::new();
+    assert_eq!(
+        w.engine().rotation_deadline(&w.cfg),
+        Duration::from_secs(9 * 300) + w.cfg.stable_timeout
+    );
+    assert_eq!(w.cfg.stable_timeout, Duration::from_secs(600));
 }
 
 #[tokio::test(start_paused = true)]
