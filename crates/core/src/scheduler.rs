@@ -1102,8 +1102,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         s.failing = false;
                         s.every = every;
                     });
-                    // Read again only what is unknown or stale (reset failures included).
-                    if e.needs_due {
+                    // Read again what is unknown or stale (reset failures included), and
+                    // what is scheduled nowhere (a given-up secret the refresh had read).
+                    if e.needs_due || matches!(e.state, State::Idle) {
                         recompute.push(name.clone());
                     }
                     named.push(name);

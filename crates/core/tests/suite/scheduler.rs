@@ -1443,3 +1443,39 @@ async fn reloads_faster_than_a_due_time_pass_still_rotate_due_secrets() {
     }
     assert_eq!(w.puts("starved"), 1, "never rotated, overdue by 52 minutes");
 }
+
+/// A secret gave up, the hourly refresh read it again (still due), then the operator fixed
+/// the cause and reloaded the same configuration: it is tried again at once, not at the
+/// next refresh an hour later.
+#[tokio::test(start_paused = true)]
+async fn a_reload_retries_a_given_up_secret_the_refresh_had_read() {
+    let mut w = World::new();
+    w.random = Some(0.0);
+    w.create("db", Some(40 * DAY));
+    let faults = FaultPlan::new();
+    faults.fail_next(
+        "PutSecretValue",
+        [
+            access_denied("PutSecretValue"),
+            access_denied("PutSecretValue"),
+        ],
+    );
+    let store = Faulty::new(w.store.clone(), &faults);
+    let d = DaemonConfig {
+        max_attempts: 2,
+        ..daemon()
+    };
+    w.start(store, d.clone(), vec![secret("db", 30 * DAY)]);
+    sleep(Duration::from_secs(120)).await;
+    assert!(w.rec.state("db").gave_up, "{:?}", w.rec.state("db"));
+    // The refresh at 3600 s reads it (still due, so still given up).
+    sleep(Duration::from_secs(3580)).await;
+    w.reload(vec![secret("db", 30 * DAY)], d).await;
+    sleep(Duration::from_secs(120)).await;
+    assert_eq!(
+        w.puts("db"),
+        1,
+        "not tried again after the reload: {:?}",
+        w.rec.state("db")
+    );
+}
