@@ -247,26 +247,7 @@ mod tests {
 
     #[test]
     fn lease_keys_name_the_region_and_secret_id() {
-        let mut cfg = SecretConfig {
-            name: "db".into(),
-            secret: SecretRef {
-                id: SecretId::from("app/db"),
-                account: Default::default(),
-            },
-            every: Duration::from_secs(86_400),
-            window: None,
-            jitter: Duration::ZERO,
-            generate: Default::default(),
-            json_key: None,
-            json_key_create: false,
-            target: crate::config::Target::None,
-            redeploy: Vec::new(),
-            stable_timeout: Duration::from_secs(600),
-            origin: crate::config::Location {
-                file: "t.toml".into(),
-                line_col: None,
-            },
-        };
+        let mut cfg = crate::config::test_secret("db", "app/db");
         assert_eq!(lease_key(&cfg), "app/db");
         cfg.secret = SecretRef {
             id: SecretId::from("app/db"),

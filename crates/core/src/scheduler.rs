@@ -1332,29 +1332,7 @@ mod tests {
     use super::*;
 
     fn entry() -> Entry {
-        Entry::new(
-            Arc::new(SecretConfig {
-                name: "db".into(),
-                secret: crate::ids::SecretRef {
-                    id: crate::ids::SecretId::from("app/db"),
-                    account: Default::default(),
-                },
-                every: Duration::from_secs(86_400),
-                window: None,
-                jitter: Duration::ZERO,
-                generate: Default::default(),
-                json_key: None,
-                json_key_create: false,
-                target: crate::config::Target::None,
-                redeploy: Vec::new(),
-                stable_timeout: Duration::from_secs(600),
-                origin: crate::config::Location {
-                    file: "t.toml".into(),
-                    line_col: None,
-                },
-            }),
-            1,
-        )
+        Entry::new(Arc::new(crate::config::test_secret("db", "app/db")), 1)
     }
 
     /// The `secret_status` gauge: what an operator's dashboard shows for each state.

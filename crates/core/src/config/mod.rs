@@ -188,6 +188,31 @@ impl Default for GeneratePolicy {
     }
 }
 
+/// A plain secret for the core's unit tests: `name` on `id`, daily, no target.
+#[cfg(test)]
+pub(crate) fn test_secret(name: &str, id: &str) -> SecretConfig {
+    SecretConfig {
+        name: name.into(),
+        secret: SecretRef {
+            id: crate::ids::SecretId::from(id),
+            account: Account::default(),
+        },
+        every: Duration::from_secs(86_400),
+        window: None,
+        jitter: Duration::ZERO,
+        generate: GeneratePolicy::default(),
+        json_key: None,
+        json_key_create: false,
+        target: Target::None,
+        redeploy: Vec::new(),
+        stable_timeout: Duration::from_secs(600),
+        origin: Location {
+            file: "t.toml".into(),
+            line_col: None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,6 +130,30 @@ impl World {
     }
 }
 
+impl World {
+    /// Adds the ECS service prod/slow, whose rollouts take about ten minutes.
+    fn add_slow_service(&self) {
+        self.ecs.add_service(
+            CLUSTER_NAME,
+            "slow",
+            1,
+            Behaviour::Healthy {
+                start: Duration::from_secs(480),
+                drain: Duration::from_secs(60),
+            },
+        );
+    }
+}
+
+/// `c` with prod/slow (see [`World::add_slow_service`]) as its one consumer.
+fn consuming_slow(mut c: SecretConfig) -> SecretConfig {
+    c.redeploy = vec![ServiceRef {
+        cluster: ClusterName::from(CLUSTER_NAME),
+        service: ServiceName::from("slow"),
+    }];
+    c
+}
+
 /// A random source that always draws `.0`.
 struct Fixed(f64);
 
@@ -1016,22 +1040,7 @@ impl World {
 #[tokio::test(start_paused = true)]
 async fn a_reload_applies_at_once() {
     let mut w = World::new();
-    w.ecs.add_service(
-        CLUSTER_NAME,
-        "slow",
-        1,
-        Behaviour::Healthy {
-            start: Duration::from_secs(480),
-            drain: Duration::from_secs(60),
-        },
-    );
-    let slow_consumers = |mut c: SecretConfig| {
-        c.redeploy = vec![ServiceRef {
-            cluster: ClusterName::from(CLUSTER_NAME),
-            service: ServiceName::from("slow"),
-        }];
-        c
-    };
+    w.add_slow_service();
     w.create("shorter", Some(6 * DAY));
     w.create("removed", Some(DAY));
     w.create("added", Some(40 * DAY));
@@ -1056,8 +1065,8 @@ async fn a_reload_applies_at_once() {
         vec![
             secret("shorter", 30 * DAY),
             secret("removed", 30 * DAY),
-            slow_consumers(secret("running-removed", 30 * DAY)),
-            slow_consumers(secret("running-changed", 30 * DAY)),
+            consuming_slow(secret("running-removed", 30 * DAY)),
+            consuming_slow(secret("running-changed", 30 * DAY)),
             broken.clone(),
         ],
     );
@@ -1070,7 +1079,7 @@ async fn a_reload_applies_at_once() {
         vec![
             secret("shorter", 5 * DAY),
             secret("added", 30 * DAY),
-            slow_consumers(secret("running-changed", 2 * DAY)),
+            consuming_slow(secret("running-changed", 2 * DAY)),
             broken,
         ],
         d,
@@ -1188,22 +1197,10 @@ async fn a_reload_during_the_last_attempt_still_resets_the_failure_count() {
 async fn a_reverted_removal_during_a_run_keeps_the_secret() {
     let mut w = World::new();
     w.random = Some(0.0);
-    w.ecs.add_service(
-        CLUSTER_NAME,
-        "slow",
-        1,
-        Behaviour::Healthy {
-            start: Duration::from_secs(480),
-            drain: Duration::from_secs(60),
-        },
-    );
+    w.add_slow_service();
     w.create("db", Some(40 * DAY));
     w.create("other", Some(DAY));
-    let mut db = secret("db", DAY);
-    db.redeploy = vec![ServiceRef {
-        cluster: ClusterName::from(CLUSTER_NAME),
-        service: ServiceName::from("slow"),
-    }];
+    let db = consuming_slow(secret("db", DAY));
     let store = w.store.clone();
     w.start(store, daemon(), vec![db.clone(), secret("other", 30 * DAY)]);
     sleep(Duration::from_secs(30)).await;
@@ -1288,28 +1285,17 @@ async fn secrets_of_a_panicked_batch_read_are_read_again() {
 async fn a_reload_during_a_run_updates_the_interval_gauge() {
     let mut w = World::new();
     w.random = Some(0.0);
-    w.ecs.add_service(
-        CLUSTER_NAME,
-        "slow",
-        1,
-        Behaviour::Healthy {
-            start: Duration::from_secs(480),
-            drain: Duration::from_secs(60),
-        },
-    );
+    w.add_slow_service();
     w.create("db", Some(40 * DAY));
-    let with_slow = |mut c: SecretConfig| {
-        c.redeploy = vec![ServiceRef {
-            cluster: ClusterName::from(CLUSTER_NAME),
-            service: ServiceName::from("slow"),
-        }];
-        c
-    };
     let store = w.store.clone();
-    w.start(store, daemon(), vec![with_slow(secret("db", 30 * DAY))]);
+    w.start(
+        store,
+        daemon(),
+        vec![consuming_slow(secret("db", 30 * DAY))],
+    );
     sleep(Duration::from_secs(30)).await;
     assert!(w.rec.state("db").in_progress);
-    w.reload(vec![with_slow(secret("db", 2 * DAY))], daemon())
+    w.reload(vec![consuming_slow(secret("db", 2 * DAY))], daemon())
         .await;
     sleep(Duration::from_secs(1200)).await;
     assert_eq!(w.rec.finished("db", "success"), 1, "{:?}", w.rec);
@@ -1331,22 +1317,10 @@ async fn a_reload_during_a_run_updates_the_interval_gauge() {
 async fn a_reload_of_a_queued_secret_applies_its_new_interval() {
     let mut w = World::new();
     w.random = Some(0.0);
-    w.ecs.add_service(
-        CLUSTER_NAME,
-        "slow",
-        1,
-        Behaviour::Healthy {
-            start: Duration::from_secs(480),
-            drain: Duration::from_secs(60),
-        },
-    );
+    w.add_slow_service();
     w.create("a-slow", Some(40 * DAY));
     w.create("db", Some(31 * DAY)); // due under every=30d; due in 59 days under 90d
-    let mut slow = secret("a-slow", 30 * DAY);
-    slow.redeploy = vec![ServiceRef {
-        cluster: ClusterName::from(CLUSTER_NAME),
-        service: ServiceName::from("slow"),
-    }];
+    let slow = consuming_slow(secret("a-slow", 30 * DAY));
     let d = DaemonConfig {
         max_concurrent_rotations: 1,
         ..daemon()
