@@ -528,6 +528,8 @@ async fn a_failing_due_time_read_backs_off() {
         .filter(|c| c.op == "DescribeSecret")
         .count();
     assert!(reads <= 8, "{reads} reads in an hour: no backoff");
+    // ... but it keeps trying (after 1, 2, 4, 8, 16 minutes).
+    assert!(reads >= 4, "{reads} reads in an hour: it stopped trying");
     let state = w.rec.state("missing");
     assert_eq!(state.readable, Some(false), "{state:?}");
     assert!(state.failing, "{state:?}");
@@ -789,6 +791,20 @@ async fn secret_info_names_the_region_and_account_of_an_arn() {
             (CLUSTER_NAME.to_owned(), "pdf".to_owned())
         ]
     );
+}
+
+/// A secret named by its name (no ARN) is shown in the account of the role that reaches it.
+#[tokio::test(start_paused = true)]
+async fn secret_info_takes_the_account_of_the_role_for_a_plain_name() {
+    let mut w = World::new();
+    let mut cfg = secret("db", 30 * DAY);
+    cfg.secret.account.role_arn = Some(rotator_core::ids::RoleArn::from(
+        "arn:aws:iam::210987654321:role/rotator",
+    ));
+    w.start(w.store.clone(), daemon(), vec![cfg]);
+    sleep(Duration::from_secs(1)).await;
+    let (info, _) = w.rec.registration("db").expect("registered");
+    assert_eq!(info[2], "210987654321");
 }
 
 /// `load_due_times` (the benchmarks' way to start with every due time known): after it,
