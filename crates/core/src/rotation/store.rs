@@ -219,3 +219,36 @@ pub async fn current_created<S: SecretStore>(
         .find(|v| &v.id == current)
         .and_then(|v| v.created))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tag up to five minutes ahead (another host's clock) is used; beyond, it is not.
+    #[test]
+    fn a_tag_is_trusted_up_to_the_clock_skew_ahead() {
+        let now = DateTime::parse_from_rfc3339("2026-03-03T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let meta = |t: DateTime<Utc>| SecretMeta {
+            arn: SecretArn::from("arn:aws:secretsmanager:us-east-1:1:secret:a"),
+            name: "a".into(),
+            versions: BTreeMap::new(),
+            tags: [(
+                TAG_LAST_ROTATED.to_owned(),
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )]
+            .into(),
+            rotation_enabled: false,
+            deleted: false,
+            last_changed: None,
+        };
+        let edge = now + TAG_CLOCK_SKEW;
+        assert!(matches!(meta(edge).last_rotated_tag_at(now), TagRead::Valid(t) if t == edge));
+        let beyond = edge + chrono::Duration::seconds(1);
+        assert!(matches!(
+            meta(beyond).last_rotated_tag_at(now),
+            TagRead::Future(_)
+        ));
+    }
+}
