@@ -993,14 +993,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             return AfterRun::default();
         };
         if let State::Running { reloaded: true, .. } = e.state {
-            e.failures = 0;
-            e.read_failures = 0;
-            e.refused = None;
-            telemetry::update(self.telemetry.as_ref(), name, |s| {
-                s.gave_up = false;
-                s.failures = 0;
-                s.failing = false;
-            });
+            reset_failures(self.telemetry.as_ref(), name, e);
         }
         match std::mem::replace(&mut e.state, State::Idle) {
             State::Running {
@@ -1092,16 +1085,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         e.needs_due = true;
                     }
                     e.cfg = c;
-                    e.failures = 0;
-                    e.read_failures = 0;
-                    e.refused = None;
-                    e.give_up_no_more();
-                    telemetry::update(self.telemetry.as_ref(), &name, |s| {
-                        s.gave_up = false;
-                        s.failures = 0;
-                        s.failing = false;
-                        s.every = every;
-                    });
+                    reset_failures(self.telemetry.as_ref(), &name, e);
+                    telemetry::update(self.telemetry.as_ref(), &name, |s| s.every = every);
                     // Read again what is unknown or stale (reset failures included), and
                     // what is scheduled nowhere (a given-up secret the refresh had read).
                     if e.needs_due || matches!(e.state, State::Idle) {
@@ -1185,6 +1170,20 @@ impl Entry {
             self.state = State::Idle;
         }
     }
+}
+
+/// What a reload resets ("try again"): the failure counts, a given-up state, and what
+/// the telemetry says of them.
+fn reset_failures(t: &dyn Telemetry, name: &SecretName, e: &mut Entry) {
+    e.failures = 0;
+    e.read_failures = 0;
+    e.refused = None;
+    e.give_up_no_more();
+    telemetry::update(t, name, |s| {
+        s.gave_up = false;
+        s.failures = 0;
+        s.failing = false;
+    });
 }
 
 /// Where a secret stands, for the `secret_status` gauge.
