@@ -4,8 +4,8 @@
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -41,6 +41,12 @@ pub struct Metrics {
     pub in_progress_total: IntGauge,
     pub redeploys: IntCounterVec,
     pub wait_duration: HistogramVec,
+    /// Deploy coordinator: deployments forced, rotations that shared one, and the
+    /// DescribeServices calls it made (in all, and per consumer wait).
+    pub deployments_forced: IntCounter,
+    pub rotations_coalesced: IntCounter,
+    pub describe_calls: IntCounter,
+    pub wait_polls: Histogram,
     pub aws_calls: IntCounterVec,
     pub reload_ok: IntGauge,
     pub reload_ok_time: Gauge,
@@ -82,6 +88,10 @@ impl Metrics {
             in_progress_total: reg(&r, IntGauge::new("rotations_running", "Rotations running now (all secrets; per secret: rotation_in_progress).").unwrap()),
             redeploys: reg(&r, IntCounterVec::new(Opts::new("ecs_redeploys_total", "Forced ECS redeployments by verdict (stable, rolled_back, stalled, missing, not_forceable, failed)."), &["secret", "cluster", "service", "outcome"]).unwrap()),
             wait_duration: reg(&r, HistogramVec::new(HistogramOpts::new("ecs_wait_duration_seconds", "Time from the forced deployment to the stability verdict.").buckets(buckets), &["outcome"]).unwrap()),
+            deployments_forced: reg(&r, IntCounter::new("ecs_deployments_forced_total", "Forced ECS deployments (UpdateService forceNewDeployment) the deploy coordinator sent.").unwrap()),
+            rotations_coalesced: reg(&r, IntCounter::new("ecs_rotations_coalesced_total", "Rotations that shared a forced deployment another rotation asked for within [daemon] redeploy_coalesce, instead of forcing their own.").unwrap()),
+            describe_calls: reg(&r, IntCounter::new("ecs_describe_services_calls_total", "DescribeServices calls made to follow forced deployments (up to 10 services per call).").unwrap()),
+            wait_polls: reg(&r, Histogram::with_opts(HistogramOpts::new("ecs_wait_describe_calls", "DescribeServices calls that included a consumer while a rotation waited on it (the CLI waiter makes one per 15 s).").buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 40.0, 80.0, 160.0])).unwrap()),
             aws_calls: reg(&r, IntCounterVec::new(Opts::new("aws_api_calls_total", "AWS API call attempts (retries included) by service, operation and outcome (ok, throttled, error)."), &["service", "operation", "outcome"]).unwrap()),
             reload_ok: reg(&r, IntGauge::new("config_last_reload_successful", "1 if the last configuration load succeeded.").unwrap()),
             reload_ok_time: reg(&r, Gauge::new("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully (Unix time).").unwrap()),
@@ -370,6 +380,11 @@ impl Telemetry for Metrics {
             .with_label_values(&[verdict])
             .observe(seconds);
     }
+    fn deployment_forced(&self, rotations: usize) {
+        self.deployments_forced.inc();
+        self.rotations_coalesced
+            .inc_by(rotations.saturating_sub(1) as u64);
+    }
     fn redeploy_finished(&self, secret: &SecretName, svc: &ServiceRef, verdict: &'static str) {
         self.redeploys
             .with_label_values(&[
@@ -425,6 +440,15 @@ pub fn telemetry() -> std::sync::Arc<dyn Telemetry> {
         }
         fn redeploy_finished(&self, s: &SecretName, v: &ServiceRef, o: &'static str) {
             get().redeploy_finished(s, v, o)
+        }
+        fn deployment_forced(&self, rotations: usize) {
+            get().deployment_forced(rotations)
+        }
+        fn describe_services_called(&self) {
+            get().describe_calls.inc()
+        }
+        fn wait_polls(&self, calls: u64) {
+            get().wait_polls.observe(calls as f64)
         }
         fn invalid_tag(&self, s: &SecretName, p: &'static str) {
             get().invalid_tag(s, p)

@@ -243,11 +243,14 @@ async fn a_long_wait_has_a_heartbeat_and_json_logs_are_json_only() {
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let beat = stderr
+    // The first heartbeat may come before the first poll (15 s after the force) and say
+    // that no service reported yet; a later one counts front's tasks.
+    let beats: Vec<&str> = stderr
         .lines()
-        .find(|l| l.starts_with("    ... waiting "))
-        .unwrap_or_else(|| panic!("no heartbeat:\n{stderr}"));
-    assert!(beat.contains("prod/front "), "{beat}");
+        .filter(|l| l.starts_with("    ... waiting "))
+        .collect();
+    assert!(!beats.is_empty(), "no heartbeat:\n{stderr}");
+    assert!(beats.iter().any(|b| b.contains("prod/front ")), "{beats:?}");
 
     let out = rotator(
         &[

@@ -73,6 +73,7 @@ pub fn engine(
         leased,
     )))
     .with_step_timeout(cfg.daemon.step_timeout)
+    .with_redeploy_coalesce(cfg.daemon.redeploy_coalesce)
     .with_telemetry(crate::metrics::telemetry())
 }
 

@@ -28,6 +28,12 @@ pub trait Telemetry: Send + Sync {
     fn rotation_finished(&self, _secret: &SecretName, _outcome: &'static str, _seconds: f64) {}
     /// The wait for one service ended with `verdict`.
     fn wait_finished(&self, _verdict: &'static str, _seconds: f64) {}
+    /// The deploy coordinator forced one deployment for `rotations` rotations at once.
+    fn deployment_forced(&self, _rotations: usize) {}
+    /// The deploy coordinator made one DescribeServices call.
+    fn describe_services_called(&self) {}
+    /// A rotation's wait for one service took this many DescribeServices calls.
+    fn wait_polls(&self, _calls: u64) {}
     /// A forced redeployment of one service got its verdict.
     fn redeploy_finished(
         &self,

@@ -4,8 +4,9 @@
 //! counters are separate.
 
 use crate::servers::{ecs_client, ecs_sim, http_get_json, venv_bin};
-use secret_rotator::ids::{Account, ClusterName, DeploymentId, ServiceName, ServiceRef};
-use secret_rotator::rotation::wait::{wait_stable, ServiceVerdict};
+use secret_rotator::ids::{Account, ClusterName, ServiceName, ServiceRef};
+use secret_rotator::rotation::coordinator::Coordinator;
+use secret_rotator::rotation::wait::ServiceVerdict;
 use secret_rotator::rotation::Quiet;
 use serde_json::json;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -100,35 +101,37 @@ pub async fn run(stall_timeout: u64) -> serde_json::Value {
     let ctx = secret_rotator::aws::AwsContext::load(&Default::default()).await;
     let ecs = std::sync::Arc::new(secret_rotator::aws::ecs::AwsEcs::new(ctx));
 
-    let ours_forced = force_all(&ours_url).await;
-    let peer_forced = force_all(&peer_url).await;
     let base_ours = describe_calls(&ours_url);
+    let peer_forced = force_all(&peer_url).await;
     let base_peer = describe_calls(&peer_url);
 
-    // Ours: one waiter per service, as a rotation with one consumer would run it.
+    // Ours: the deploy coordinator forces and follows every service (no coalescing: one
+    // rotation per service), as the daemon's rotations would.
+    let coordinator = Coordinator::new(
+        ecs,
+        Duration::ZERO,
+        Duration::from_secs(30),
+        std::sync::Arc::new(secret_rotator::telemetry::NoTelemetry),
+    );
     let mut ours_tasks = Vec::new();
-    for (name, dep, _) in ours_forced.clone() {
-        let ecs = ecs.clone();
+    let mut ours_forced = Vec::new();
+    for name in names() {
+        let c = coordinator.clone();
+        ours_forced.push((name.clone(), String::new(), now()));
         ours_tasks.push(tokio::spawn(async move {
             let svc = ServiceRef {
                 cluster: ClusterName::from("bench"),
                 service: ServiceName::new(name.clone()),
             };
             let timeout = Duration::from_secs(if name == "stall" { stall_timeout } else { 600 });
-            let v = wait_stable(
-                ecs.as_ref(),
-                &Account::default(),
-                &[(
-                    svc.clone(),
-                    secret_rotator::rotation::deploy::Forced {
-                        id: DeploymentId::new(dep),
-                        created: None,
-                    },
-                )],
-                timeout,
-                &Quiet,
-            )
-            .await;
+            let v = c
+                .redeploy_and_wait(
+                    &Account::default(),
+                    std::slice::from_ref(&svc),
+                    timeout,
+                    &Quiet,
+                )
+                .await;
             (name, v.get(&svc).cloned(), now())
         }));
     }

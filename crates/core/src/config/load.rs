@@ -359,6 +359,7 @@ const DURATION_KEYS: &[&str] = &[
     "retry_max",
     "shutdown_grace",
     "refresh",
+    "redeploy_coalesce",
 ];
 
 /// What a key expects, in the words of the configuration (not of serde). `path` ends in

@@ -57,6 +57,8 @@ pub struct DaemonConfig {
     /// Rotations started per minute at most, so that many overdue secrets (first start,
     /// a long outage) are spread out instead of all forced at once.
     pub max_starts_per_minute: u32,
+    /// Rotations reaching the redeploy of one service within this share one deployment.
+    pub redeploy_coalesce: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -71,6 +73,7 @@ impl Default for DaemonConfig {
             refresh: Duration::from_secs(3600),
             step_timeout: crate::rotation::DEFAULT_STEP_TIMEOUT,
             max_starts_per_minute: 10,
+            redeploy_coalesce: crate::rotation::coordinator::DEFAULT_COALESCE,
         }
     }
 }

@@ -17,6 +17,7 @@ pub struct RawDaemon {
     pub refresh: Option<S<String>>,
     pub step_timeout: Option<S<String>>,
     pub max_starts_per_minute: Option<S<i64>>,
+    pub redeploy_coalesce: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

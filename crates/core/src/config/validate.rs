@@ -154,6 +154,13 @@ impl<'r> Validator<'r> {
             ("daemon.shutdown_grace", raw.shutdown_grace, secs(1), HOUR),
             ("daemon.refresh", raw.refresh, MIN, 7 * DAY),
             ("daemon.step_timeout", raw.step_timeout, secs(10), HOUR),
+            // Every redeploy waits this long; more than a minute only delays rotations.
+            (
+                "daemon.redeploy_coalesce",
+                raw.redeploy_coalesce,
+                Duration::ZERO,
+                MIN,
+            ),
         ];
         for (key, value, min, max) in fields {
             let Some(v) = value else { continue };
@@ -165,6 +172,7 @@ impl<'r> Validator<'r> {
                 "daemon.retry_max" => &mut self.daemon.retry_max,
                 "daemon.shutdown_grace" => &mut self.daemon.shutdown_grace,
                 "daemon.step_timeout" => &mut self.daemon.step_timeout,
+                "daemon.redeploy_coalesce" => &mut self.daemon.redeploy_coalesce,
                 _ => &mut self.daemon.refresh,
             };
             *slot = d;

@@ -28,6 +28,7 @@
 //! - [`wait`]: the rollout judgement and polling; [`generate`]: new values; [`token`]:
 //!   deterministic client request tokens.
 
+pub mod coordinator;
 pub mod deploy;
 mod engine;
 pub mod generate;

@@ -1,48 +1,39 @@
-//! Waiting until every redeployed service is stable on the deployment we started.
+//! The verdict of each redeployed service, and the pace of the polls that reach it.
 //!
-//! Polling is paced against the AWS CLI waiter (one DescribeServices every 15 s, at most
-//! 40): we never make more calls than it would have made by the same moment, poll slowly
-//! while new tasks start, and spend the saved calls polling fast once only old tasks are
-//! draining, which is when completion is near. A stable timeout longer than the waiter's
-//! ten minutes spreads the slow polls over it; a few fast ones still follow each sign of
-//! draining.
+//! Pacing holds on any rollout shape: each rollout is polled on the AWS CLI waiter's
+//! schedule (`aws ecs wait services-stable`: a call at once, then one every 15 s), so a
+//! completion is never seen later than the waiter would see it, and never with more
+//! calls by the same moment. The waiter's first call, at the moment the deployment
+//! starts, tells nothing UpdateService's answer did not: that saved call is spent once,
+//! a few seconds after the rollout looks about to complete (all new tasks running). The
+//! polls themselves are made by the deploy coordinator (`coordinator`), one
+//! DescribeServices per cluster for every service due.
+//!
+//! A stable timeout longer than the waiter's ten minutes (40 attempts) keeps the same
+//! pace to the end: the comparison is with a waiter given the same time.
 //!
 //! ECS reads are eventually consistent ("might not be immediately visible to all
 //! subsequent commands"): until our deployment has appeared in an answer, an answer
 //! without it is not taken as a rollback (for [`VISIBILITY_GRACE`]).
 
-use super::deploy::{
-    judge, names_deployment, Deployer, Described, Forced, Judgement, DESCRIBE_BATCH,
-};
-use super::Observer;
-use crate::ids::{Account, ClusterName, DeploymentId, ServiceName, ServiceRef};
-use std::collections::BTreeMap;
+use super::deploy::{DeploymentState, ServiceState};
+use crate::ids::DeploymentId;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The CLI waiter's period; our call budget at time t is what it would have used by then.
+/// The CLI waiter's period: our schedule, and our call budget at any moment.
 pub const WAITER_PERIOD: Duration = Duration::from_secs(15);
-/// The CLI waiter gives up after this many DescribeServices calls: so do we, whatever the
-/// stable timeout (then we sleep until the deadline and report what we last saw).
-pub const WAITER_MAX_ATTEMPTS: u64 = 40;
-/// Fast polls in a row after a service starts draining, before the even spread of a long
-/// timeout applies again: enough to see a short drain complete within seconds, few
-/// enough that a long one (a 300 s deregistration delay) leaves polls for the rest.
-const DRAIN_BURST: u32 = 5;
-/// Burst polls in one wait, however many services drain one after another: the other
-/// 30 of the waiter's 40 stay spread to the deadline.
-const BURST_POLLS: u32 = 10;
-/// Service events a stalled verdict reports.
-const STALLED_EVENTS: usize = 10;
 /// How long an answer that does not list the deployment UpdateService returned yet may
 /// be a stale read. A real rollback takes minutes (failed tasks first), so judging one
 /// this late costs little; judging a stale read as a rollback fails a healthy rotation.
 pub const VISIBILITY_GRACE: Duration = Duration::from_secs(60);
-const FIRST_POLL: Duration = Duration::from_secs(2);
-/// Slower than the waiter while new tasks start: the calls saved are spent near the end.
-const STARTING_POLL: Duration = Duration::from_secs(30);
-const DRAINING_POLL: Duration = Duration::from_secs(3);
+/// The spare call comes this long after the rollout looked about to complete: old tasks
+/// without a load balancer stop within seconds, and the deployment list follows.
+pub const SPARE_DELAY: Duration = Duration::from_secs(3);
+/// Backoff after a throttled or failed DescribeServices, doubling up to the maximum.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Service events a stalled verdict reports.
+pub(crate) const STALLED_EVENTS: usize = 10;
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
@@ -108,7 +99,7 @@ impl std::fmt::Display for ServiceVerdict {
 
 /// The service events that explain a failure: those naming our deployment or a failure,
 /// else the latest few.
-fn relevant_events(events: &[String], ours: &DeploymentId) -> Vec<String> {
+pub(crate) fn relevant_events(events: &[String], ours: &DeploymentId) -> Vec<String> {
     let hits: Vec<String> = events
         .iter()
         .filter(|e| e.contains(ours.as_str()) || e.contains("fail") || e.contains("roll"))
@@ -122,267 +113,139 @@ fn relevant_events(events: &[String], ours: &DeploymentId) -> Vec<String> {
     }
 }
 
-/// Calls the CLI waiter has made `elapsed` after the deployment started: one at once, then
-/// one per period. Never being ahead of it keeps our total at or below its total.
-fn budget(elapsed: Duration) -> u64 {
-    1 + elapsed.as_secs() / WAITER_PERIOD.as_secs()
+/// What the last answer showed of a service: a stalled verdict reports it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Seen {
+    pub(crate) running: i32,
+    pub(crate) desired: i32,
+    pub(crate) failed_tasks: i32,
+    pub(crate) events: Vec<String>,
 }
 
-/// Polls until each service reaches a verdict or `timeout` passes. At most
-/// [`WAITER_MAX_ATTEMPTS`] rounds of DescribeServices, none at or after the deadline; a
-/// DescribeServices call still unanswered at the deadline is abandoned.
-pub async fn wait_stable<D: Deployer>(
-    deployer: &D,
-    account: &Account,
-    ours: &[(ServiceRef, Forced)],
-    timeout: Duration,
-    observer: &dyn Observer,
-) -> BTreeMap<ServiceRef, ServiceVerdict> {
-    if ours.is_empty() {
-        return BTreeMap::new();
-    }
-    let start = Instant::now();
-    let deadline = start + timeout;
-    // Which deployment each service is judged on (and its createdAt, when known); a
-    // superseding one takes over.
-    let mut created: BTreeMap<ServiceRef, chrono::DateTime<chrono::Utc>> = ours
-        .iter()
-        .filter_map(|(s, f)| f.created.map(|c| (s.clone(), c)))
-        .collect();
-    let mut ours: Vec<(ServiceRef, DeploymentId)> = ours
-        .iter()
-        .map(|(s, f)| (s.clone(), f.id.clone()))
-        .collect();
-    let mut verdicts = BTreeMap::new();
-    let mut last: Last = BTreeMap::new();
-    // Services whose deployment (ours, or the one that superseded it) ECS has listed.
-    let mut seen: std::collections::BTreeSet<ServiceRef> = Default::default();
-    let max_rounds = WAITER_MAX_ATTEMPTS;
-    let mut fast_in_a_row: u32 = 0;
-    let mut burst_left = BURST_POLLS;
-    let mut was_draining: std::collections::BTreeSet<ServiceRef> = Default::default();
-    let mut rounds: u64 = 0;
-    let mut backoff = Duration::ZERO;
-    let mut next = start + FIRST_POLL;
-
-    loop {
-        if next >= deadline || rounds >= max_rounds {
-            // No poll at or after the deadline, none beyond the waiter's attempts.
-            tokio::time::sleep_until(deadline).await;
-            return stalled(&ours, verdicts, &last);
+impl Seen {
+    pub(crate) fn stalled(&self) -> ServiceVerdict {
+        ServiceVerdict::Stalled {
+            running: self.running,
+            desired: self.desired,
+            failed_tasks: self.failed_tasks,
+            events: self.events.clone(),
         }
-        tokio::time::sleep_until(next).await;
-        let pending: Vec<&(ServiceRef, DeploymentId)> = ours
-            .iter()
-            .filter(|(s, _)| !verdicts.contains_key(s))
-            .collect();
-        let mut by_cluster: BTreeMap<&ClusterName, Vec<&(ServiceRef, DeploymentId)>> =
-            BTreeMap::new();
-        for p in &pending {
-            by_cluster.entry(&p.0.cluster).or_default().push(p);
-        }
-        let mut throttled = false;
-        let mut replaced: Vec<(
-            ServiceRef,
-            DeploymentId,
-            Option<chrono::DateTime<chrono::Utc>>,
-        )> = Vec::new();
-        for (cluster, items) in by_cluster {
-            for chunk in items.chunks(DESCRIBE_BATCH) {
-                let names: Vec<ServiceName> =
-                    chunk.iter().map(|(s, _)| s.service.clone()).collect();
-                let described =
-                    tokio::time::timeout_at(deadline, deployer.describe(account, cluster, &names))
-                        .await;
-                let Ok(described) = described else {
-                    tracing::warn!(%cluster, "DescribeServices did not answer before the stable timeout");
-                    throttled = true;
-                    continue;
-                };
-                match described {
-                    Ok(states) => {
-                        for ((svc, dep), st) in chunk.iter().map(|p| (&p.0, &p.1)).zip(states) {
-                            match st {
-                                Described::Missing(r) => {
-                                    verdicts
-                                        .insert(svc.clone(), ServiceVerdict::Missing { reason: r });
-                                }
-                                Described::Found(state) => {
-                                    let mine = state.deployments.iter().find(|d| &d.id == dep);
-                                    if let Some(c) = mine.and_then(|m| m.created) {
-                                        created.entry(svc.clone()).or_insert(c);
-                                    }
-                                    if mine.is_some() {
-                                        seen.insert(svc.clone());
-                                    }
-                                    let mut j = judge(&state, dep, created.get(svc).copied());
-                                    if matches!(j, Judgement::RolledBack(_))
-                                        && mine.is_none()
-                                        && !seen.contains(svc)
-                                        && start.elapsed() < VISIBILITY_GRACE
-                                        && !state.events.iter().any(|e| names_deployment(e, dep))
-                                    {
-                                        // Possibly a read from before our UpdateService
-                                        // (which cannot hold an event naming ours).
-                                        j = Judgement::Starting;
-                                    }
-                                    let (run, des, failed) = mine
-                                        .map_or((0, state.desired, 0), |d| {
-                                            (d.running, d.desired, d.failed_tasks)
-                                        });
-                                    observer.service_progress(svc, &j, run, des);
-                                    match &j {
-                                        Judgement::Stable => {
-                                            verdicts.insert(svc.clone(), ServiceVerdict::Stable);
-                                        }
-                                        Judgement::RolledBack(reason) => {
-                                            verdicts.insert(
-                                                svc.clone(),
-                                                ServiceVerdict::RolledBack {
-                                                    reason: reason.clone(),
-                                                    events: relevant_events(&state.events, dep),
-                                                },
-                                            );
-                                        }
-                                        Judgement::Missing(reason) => {
-                                            verdicts.insert(
-                                                svc.clone(),
-                                                ServiceVerdict::Missing {
-                                                    reason: reason.clone(),
-                                                },
-                                            );
-                                        }
-                                        Judgement::Superseded(later) => {
-                                            tracing::info!(cluster = %svc.cluster, service = %svc.service, deployment = %dep, replaced_by = %later, "a later deployment replaced ours; waiting on it");
-                                            let later_created = state
-                                                .deployments
-                                                .iter()
-                                                .find(|d| &d.id == later)
-                                                .and_then(|d| d.created);
-                                            replaced.push((
-                                                svc.clone(),
-                                                later.clone(),
-                                                later_created,
-                                            ));
-                                        }
-                                        _ => {}
-                                    }
-                                    // The latest few explain a stall; the judge saw them all.
-                                    let latest =
-                                        state.events.into_iter().take(STALLED_EVENTS).collect();
-                                    last.insert(svc.clone(), (j, run, des, failed, latest));
-                                }
-                            }
-                        }
-                    }
-                    Err(e) if e.is_retryable() => {
-                        tracing::warn!(error = %e, %cluster, "DescribeServices failed; backing off");
-                        throttled = true;
-                    }
-                    Err(e) => {
-                        for (svc, _) in chunk.iter().map(|p| (&p.0, &p.1)) {
-                            verdicts.insert(
-                                svc.clone(),
-                                ServiceVerdict::Failed {
-                                    error: e.to_string(),
-                                },
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        for (svc, later, later_created) in replaced {
-            if let Some(entry) = ours.iter_mut().find(|(s, _)| *s == svc) {
-                entry.1 = later;
-            }
-            match later_created {
-                Some(c) => created.insert(svc, c),
-                None => created.remove(&svc),
-            };
-        }
-        rounds += 1;
-        crate::failpoint!("during-wait");
-        if verdicts.len() == ours.len() {
-            return verdicts;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return stalled(&ours, verdicts, &last);
-        }
-        backoff = if throttled {
-            (backoff * 2).clamp(Duration::from_secs(2), MAX_BACKOFF)
-        } else {
-            Duration::ZERO
-        };
-        let draining_now: std::collections::BTreeSet<ServiceRef> = last
-            .iter()
-            .filter(|(s, (j, ..))| !verdicts.contains_key(*s) && *j == Judgement::Draining)
-            .map(|(s, _)| s.clone())
-            .collect();
-        let draining = !draining_now.is_empty();
-        // A service that started draining since the last poll gets its own burst.
-        if draining_now.difference(&was_draining).next().is_some() {
-            fast_in_a_row = 0;
-        }
-        was_draining = draining_now;
-        let wanted = if draining {
-            DRAINING_POLL
-        } else {
-            STARTING_POLL
-        };
-        let mut at = now + wanted.max(backoff);
-        // Never run ahead of the waiter's call count: wait for the budget to allow it.
-        while budget(at - start) <= rounds {
-            at += Duration::from_millis(250);
-        }
-        fast_in_a_row = if draining { fast_in_a_row + 1 } else { 0 };
-        // A timeout longer than the waiter's ten minutes: when the polls left, even at the
-        // slow pace, would run out before the deadline, spread them evenly over the time
-        // left, so a long rollout is still seen completing (not judged on a poll made
-        // minutes before the deadline). Not for the first few polls of a drain: that is
-        // when completion is near.
-        let left = WAITER_MAX_ATTEMPTS.saturating_sub(rounds).max(1);
-        let remaining = deadline.saturating_duration_since(now);
-        let in_burst = burst_left > 0 && (1..=DRAIN_BURST).contains(&fast_in_a_row);
-        if in_burst {
-            burst_left -= 1;
-        }
-        if !in_burst && STARTING_POLL.saturating_mul(left as u32) < remaining {
-            at = at.max(now + remaining / (left as u32 + 1));
-        }
-        next = at;
     }
 }
 
-type Last = BTreeMap<ServiceRef, (Judgement, i32, i32, i32, Vec<String>)>;
+/// Whether a rollout looks about to complete: our deployment is PRIMARY with all its
+/// tasks running and none pending. What is left is old tasks stopping (seconds without a
+/// load balancer, its deregistration delay with one) and ECS marking ours COMPLETED.
+pub fn imminent(state: &ServiceState, ours: &DeploymentId) -> bool {
+    state
+        .primary()
+        .filter(|p| &p.id == ours)
+        .is_some_and(|p: &DeploymentState| p.running >= p.desired && p.pending == 0)
+}
 
-/// Verdicts at the deadline: services without one are stalled, with what was last seen.
-fn stalled(
-    ours: &[(ServiceRef, DeploymentId)],
-    mut verdicts: BTreeMap<ServiceRef, ServiceVerdict>,
-    last: &Last,
-) -> BTreeMap<ServiceRef, ServiceVerdict> {
-    for (svc, _) in ours {
-        if !verdicts.contains_key(svc) {
-            let v = match last.get(svc) {
-                Some((_, run, des, failed, events)) => ServiceVerdict::Stalled {
-                    running: *run,
-                    desired: *des,
-                    failed_tasks: *failed,
-                    events: events.clone(),
-                },
-                None => ServiceVerdict::Stalled {
-                    running: 0,
-                    desired: 0,
-                    failed_tasks: 0,
-                    events: vec![],
-                },
-            };
-            verdicts.insert(svc.clone(), v);
+/// One rollout's polls on the CLI waiter's schedule.
+///
+/// The waiter calls at `origin` (when UpdateService answered) and then every
+/// [`WAITER_PERIOD`]. To see any completion no later than it, a poll must fall on each of
+/// its calls after the first: a completion just before one of them is seen by that call.
+/// Its first call is ours to spend (see [`Pace::offer_spare`]). Rounds made for other
+/// services of the cluster that include this one count as its calls, and move nothing:
+/// the next poll is still the waiter's next call.
+#[derive(Clone, Debug)]
+pub struct Pace {
+    origin: Instant,
+    /// Calls that included this rollout so far.
+    calls: u64,
+    /// The latest poll that included it.
+    last: Instant,
+    spare_at: Option<Instant>,
+    spare_spent: bool,
+    /// After a throttled or failed call: no poll before this.
+    hold: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Pace {
+    pub fn new(origin: Instant) -> Self {
+        Self {
+            origin,
+            calls: 0,
+            last: origin,
+            spare_at: None,
+            spare_spent: false,
+            hold: None,
+            backoff: Duration::ZERO,
         }
     }
-    verdicts
+
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// The waiter's calls by `at`: one at the origin, then one per period.
+    pub fn budget(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.origin);
+        1 + (since.as_nanos() / WAITER_PERIOD.as_nanos()) as u64
+    }
+
+    /// The waiter's first call after the latest poll.
+    fn scheduled(&self) -> Instant {
+        let since = self.last.saturating_duration_since(self.origin);
+        let k = since.as_nanos() / WAITER_PERIOD.as_nanos() + 1;
+        self.origin + WAITER_PERIOD * k as u32
+    }
+
+    /// When this rollout must be polled next.
+    pub fn next(&self) -> Instant {
+        let mut at = self.scheduled();
+        if let Some(s) = self.spare_at {
+            at = at.min(s);
+        }
+        match self.hold {
+            Some(h) => at.max(h),
+            None => at,
+        }
+    }
+
+    /// A poll that included this rollout was made at `at` (answered or not).
+    pub fn polled(&mut self, at: Instant) {
+        self.calls += 1;
+        self.last = self.last.max(at);
+        if self.spare_at.is_some_and(|s| s <= at) {
+            self.spare_at = None;
+        }
+    }
+
+    /// The answer came: no more backoff.
+    pub fn answered(&mut self) {
+        self.hold = None;
+        self.backoff = Duration::ZERO;
+    }
+
+    /// The call was throttled or failed: wait longer before the next, doubling up to a
+    /// minute (a waiter would have stopped at the error).
+    pub fn throttled(&mut self, now: Instant) {
+        self.backoff = (self.backoff * 2).clamp(Duration::from_secs(2), MAX_BACKOFF);
+        self.hold = Some(now + self.backoff);
+    }
+
+    /// The rollout looks about to complete (`imminent`): spend the saved call
+    /// [`SPARE_DELAY`] from now, once per rollout, if it comes before the scheduled poll
+    /// and the waiter would have made as many calls by then.
+    pub fn offer_spare(&mut self, now: Instant) {
+        if self.spare_spent {
+            return;
+        }
+        let at = now + SPARE_DELAY;
+        if at < self.scheduled() && self.calls < self.budget(at) {
+            self.spare_at = Some(at);
+            self.spare_spent = true;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -449,11 +312,44 @@ mod tests {
         assert_eq!(relevant_events(&plain, &ours), plain[..3].to_vec());
     }
 
-    #[test]
-    fn budget_matches_waiter_calls() {
-        assert_eq!(budget(Duration::ZERO), 1);
-        assert_eq!(budget(Duration::from_secs(14)), 1);
-        assert_eq!(budget(Duration::from_secs(15)), 2);
-        assert_eq!(budget(Duration::from_secs(31)), 3);
+    #[tokio::test(start_paused = true)]
+    async fn the_pace_is_the_waiters_schedule_with_one_spare_call() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut p = Pace::new(t0);
+        assert_eq!(p.budget(t0), 1);
+        assert_eq!(p.budget(t0 + s(14)), 1);
+        assert_eq!(p.budget(t0 + s(15)), 2);
+        assert_eq!(p.next(), t0 + s(15));
+        // A round for another service at 7 s includes this one: the next poll stays at 15.
+        p.polled(t0 + s(7));
+        assert_eq!(p.next(), t0 + s(15));
+        p.polled(t0 + s(15));
+        assert_eq!(p.next(), t0 + s(30));
+        // Over budget after the extra call: no spare (2 calls by 18 s is the waiter's 2).
+        p.offer_spare(t0 + s(15));
+        assert_eq!(p.next(), t0 + s(30));
+        let mut p = Pace::new(t0);
+        p.polled(t0 + s(15));
+        p.offer_spare(t0 + s(15));
+        assert_eq!(p.next(), t0 + s(18));
+        p.polled(t0 + s(18));
+        assert_eq!(p.next(), t0 + s(30));
+        // Spent once only.
+        p.polled(t0 + s(30));
+        p.offer_spare(t0 + s(30));
+        assert_eq!(p.next(), t0 + s(45));
+        // Not when it would come after the scheduled poll.
+        let mut p = Pace::new(t0);
+        p.polled(t0 + s(15));
+        p.offer_spare(t0 + s(28));
+        assert_eq!(p.next(), t0 + s(30));
+        // Throttled: held back, doubling, and released by an answer.
+        p.throttled(t0 + s(29));
+        assert_eq!(p.next(), t0 + s(31));
+        p.throttled(t0 + s(29));
+        assert_eq!(p.next(), t0 + s(33));
+        p.answered();
+        assert_eq!(p.next(), t0 + s(30));
     }
 }

@@ -30,6 +30,7 @@ shutdown_grace = "45s"
 refresh = "20m"
 step_timeout = "90s"
 max_starts_per_minute = 7
+redeploy_coalesce = "8s"
 
 [aws]
 region = "eu-west-1"
@@ -78,6 +79,7 @@ fn every_key_is_read_into_the_setting_it_names() {
     assert_eq!(d.refresh, Duration::from_secs(20 * 60));
     assert_eq!(d.step_timeout, Duration::from_secs(90));
     assert_eq!(d.max_starts_per_minute, 7);
+    assert_eq!(d.redeploy_coalesce, Duration::from_secs(8));
 
     assert_eq!(c.aws.region.as_ref().unwrap().as_str(), "eu-west-1");
     assert_eq!(c.aws.profile.as_deref(), Some("ops"));
@@ -136,7 +138,7 @@ fn every_key_is_read_into_the_setting_it_names() {
         s.account().role_arn.as_ref().unwrap().as_str(),
         "arn:aws:iam::222222222222:role/billing"
     );
-    assert_eq!(s.origin.line_col, Some((25, 1)));
+    assert_eq!(s.origin.line_col, Some((26, 1)));
 
     let short = c.secret("short").unwrap();
     assert_eq!(short.every, Duration::from_secs(300));

@@ -248,10 +248,12 @@ async fn a_replica_cut_off_from_the_lease_table_mid_wait_stops_and_another_finis
     for (at, what) in a.log.all() {
         assert!(at < b_took, "a wrote {what} after b took the lease");
     }
-    // a forced each service once before it was cut off; b could not know whether a's
-    // deployments would be seen through, so it forced once more. Never more.
+    // a may have forced each service before it was cut off (or been stopped by the fence
+    // inside the coalescing window); b could not know whether a's deployments would be
+    // seen through, so it forced once more. Never more.
     for s in SERVICES {
-        assert_eq!(w.ecs.forced(&svc(s)).len(), 2, "{s}");
+        let n = w.ecs.forced(&svc(s)).len();
+        assert!((1..=2).contains(&n), "{s}: forced {n} times");
     }
 }
 

@@ -5,6 +5,7 @@
 #[path = "../common/world.rs"]
 mod world;
 
+mod coalesce;
 mod config_cases;
 mod config_good;
 mod due;

@@ -37,6 +37,7 @@ mod wait;
 pub use error::RotationError;
 pub use report::{Outcome, Report};
 
+use super::coordinator::{Coordinator, DEFAULT_COALESCE};
 use super::deploy::Deployer;
 use super::store::{SecretStore, Select, AWSPENDING, AWSPREVIOUS};
 use super::target::{self, TargetClients, TargetEnv};
@@ -101,7 +102,12 @@ pub struct RotateOptions {
 /// ([`Engine::rotation_deadline`]).
 pub struct Engine<S, D> {
     pub store: S,
-    pub deployer: D,
+    pub deployer: Arc<D>,
+    /// Every forced deployment and stability poll goes through it (shared deployments,
+    /// batched polls); built from the fields here, rebuilt by the builders.
+    coordinator: Coordinator<D>,
+    /// Force requests for one service within this share one deployment.
+    pub redeploy_coalesce: Duration,
     pub clock: Arc<dyn Clock>,
     /// The clients target kinds need (IAM for access keys), given by the binary or a
     /// test; the core builds none.
@@ -117,19 +123,51 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
     /// access keys) fails with a clear error (there is no default client: the binary
     /// passes its own); without [`Engine::with_telemetry`] nothing is measured.
     pub fn new(store: S, deployer: D, clock: Arc<dyn Clock>) -> Self {
+        let deployer = Arc::new(deployer);
+        let telemetry: Arc<dyn Telemetry> = Arc::new(NoTelemetry);
         Self {
             store,
+            coordinator: Coordinator::new(
+                deployer.clone(),
+                DEFAULT_COALESCE,
+                DEFAULT_STEP_TIMEOUT,
+                telemetry.clone(),
+            ),
             deployer,
+            redeploy_coalesce: DEFAULT_COALESCE,
             clock,
             clients: TargetClients::default(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
-            telemetry: Arc::new(NoTelemetry),
+            telemetry,
         }
+    }
+
+    /// A new coordinator from the settings (builders run before any rotation).
+    fn rebuilt(mut self) -> Self {
+        self.coordinator = Coordinator::new(
+            self.deployer.clone(),
+            self.redeploy_coalesce,
+            self.step_timeout,
+            self.telemetry.clone(),
+        );
+        self
     }
 
     pub fn with_telemetry(mut self, t: Arc<dyn Telemetry>) -> Self {
         self.telemetry = t;
-        self
+        self.rebuilt()
+    }
+
+    /// Rotations reaching the redeploy of one service within `d` of each other share one
+    /// forced deployment (`[daemon] redeploy_coalesce`).
+    pub fn with_redeploy_coalesce(mut self, d: Duration) -> Self {
+        self.redeploy_coalesce = d;
+        self.rebuilt()
+    }
+
+    /// The deploy coordinator (for callers forcing outside a rotation).
+    pub fn coordinator(&self) -> &Coordinator<D> {
+        &self.coordinator
     }
 
     /// Adds a client a target kind looks up by type (see [`TargetClients`]).
@@ -141,7 +179,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
     /// The deadline of each call outside the process (`[daemon] step_timeout`).
     pub fn with_step_timeout(mut self, d: Duration) -> Self {
         self.step_timeout = d;
-        self
+        self.rebuilt()
     }
 
     /// The budget of a target step (set, test, revoke): the step timeout, or longer when
@@ -157,6 +195,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         self.step_timeout * STORE_STEPS
             + self.target_budget(cfg) * TARGET_STEPS
             + cfg.stable_timeout
+            + self.redeploy_coalesce
     }
 
     /// Runs one call outside the process under a deadline; a timeout fails `step`.

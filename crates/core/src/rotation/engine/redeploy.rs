@@ -4,6 +4,7 @@
 use super::context::Rotation;
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, ClusterName, ServiceRef, VersionId};
+use crate::rotation::coordinator::{Update, Updates};
 use crate::rotation::deploy::{stable_since, Deployer, Described, Forced, DESCRIBE_BATCH};
 use crate::rotation::store::SecretStore;
 use crate::rotation::wait::ServiceVerdict;
@@ -12,8 +13,9 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use std::collections::BTreeMap;
+use tokio::sync::mpsc;
 
-/// Forced deployments started at once per rotation.
+/// Forced deployments asked for at once per rotation.
 const DEPLOY_CONCURRENCY: usize = 8;
 
 /// What the forcing left to wait for.
@@ -22,6 +24,8 @@ pub(super) struct Forcing {
     pub(super) started: Vec<(ServiceRef, Forced)>,
     /// The services whose force failed, with their verdict.
     pub(super) refused: BTreeMap<ServiceRef, ServiceVerdict>,
+    /// Where the coordinator reports the progress and verdicts of `started`.
+    pub(super) updates: mpsc::UnboundedReceiver<Update>,
 }
 
 impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
@@ -95,9 +99,10 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
                 done.len()
             ),
         );
+        let (tx, rx) = mpsc::unbounded_channel();
         let jobs: Vec<BoxFuture<'_, (ServiceRef, Result<Forced, AwsError>)>> = todo
             .into_iter()
-            .map(|svc| Box::pin(self.force(account, svc)) as BoxFuture<'_, _>)
+            .map(|svc| Box::pin(self.force(account, svc, &tx)) as BoxFuture<'_, _>)
             .collect();
         let results: Vec<_> = futures::stream::iter(jobs)
             .buffer_unordered(DEPLOY_CONCURRENCY)
@@ -139,18 +144,25 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         Forcing {
             started,
             refused: verdicts,
+            updates: rx,
         }
     }
 
+    /// Asks the coordinator for a deployment of `svc` (shared with other rotations asking
+    /// within the coalescing window), followed for the stable timeout on `updates`.
     async fn force(
         &self,
         account: &Account,
         svc: &ServiceRef,
+        updates: &Updates,
     ) -> (ServiceRef, Result<Forced, AwsError>) {
-        let step_timeout = self.step_timeout();
-        let r = match tokio::time::timeout(step_timeout, self.deployer().force_deploy(account, svc))
-            .await
-        {
+        // The coordinator times the call itself; this bounds the wait for the window too.
+        let step_timeout = self.step_timeout() + self.engine.redeploy_coalesce;
+        let forced = self
+            .engine
+            .coordinator
+            .force(account, svc, self.cfg.stable_timeout, updates);
+        let r = match tokio::time::timeout(step_timeout, forced).await {
             Ok(r) => r,
             Err(_) => Err(AwsError::new(
                 ErrorClass::Transient,

@@ -5,9 +5,10 @@
 use super::context::{boxed, Rotation};
 use super::redeploy::Forcing;
 use crate::ids::{ServiceRef, VersionId};
+use crate::rotation::coordinator::collect;
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::SecretStore;
-use crate::rotation::wait::{wait_stable, ServiceVerdict};
+use crate::rotation::wait::ServiceVerdict;
 use crate::rotation::Step;
 use std::collections::BTreeMap;
 
@@ -24,6 +25,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         let Forcing {
             started,
             refused: mut verdicts,
+            updates,
         } = forcing;
         self.note(
             Step::Wait,
@@ -31,21 +33,16 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
             &format!("waiting for {} deployments to be stable", started.len()),
         );
         let t0 = tokio::time::Instant::now();
-        let waited = boxed(|| {
-            wait_stable(
-                self.deployer(),
-                cfg.account(),
-                &started,
-                cfg.stable_timeout,
-                self.progress,
-            )
-        })
-        .await;
+        // The coordinator answers by each deadline; this guard only outlasts it.
+        let guard = t0 + cfg.stable_timeout + self.step_timeout();
+        let waiting = started.into_iter().map(|(s, _)| s).collect();
+        let waited = boxed(|| collect(updates, waiting, guard, self.progress)).await;
         let secs = t0.elapsed().as_secs_f64();
-        for v in waited.values() {
+        for (svc, (v, polls)) in waited {
             telemetry.wait_finished(v.label(), secs);
+            telemetry.wait_polls(polls);
+            verdicts.insert(svc, v);
         }
-        verdicts.extend(waited);
         verdicts.extend(done.into_keys().map(|s| (s, ServiceVerdict::Stable)));
         for (svc, v) in &verdicts {
             telemetry.redeploy_finished(&cfg.name, svc, v.label());

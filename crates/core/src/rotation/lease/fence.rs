@@ -26,7 +26,9 @@ pub async fn scope<F: Future>(fence: Fence, f: F) -> F::Output {
     FENCE.scope(fence, f).await
 }
 
-fn current() -> Option<Fence> {
+/// The lease the running rotation holds, if any (the deploy coordinator sends a shared
+/// force under one of its requesters' leases).
+pub fn current() -> Option<Fence> {
     FENCE.try_with(|f| f.clone()).ok()
 }
 
