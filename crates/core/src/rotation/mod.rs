@@ -30,6 +30,7 @@
 
 pub mod deploy;
 mod engine;
+pub mod events;
 pub mod generate;
 pub mod lease;
 pub mod store;
