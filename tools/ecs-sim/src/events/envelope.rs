@@ -93,7 +93,7 @@ mod tests {
         // The time of AWS's documented example event.
         assert_eq!(rfc3339(1_590_237_074.0, false), "2020-05-23T12:31:14Z");
         assert_eq!(
-            rfc3339(1_590_237_074.2567, true),
+            rfc3339(1_590_237_074.256_7, true),
             "2020-05-23T12:31:14.256Z"
         );
         assert_eq!(rfc3339(951_868_799.0, false), "2000-02-29T23:59:59Z");
