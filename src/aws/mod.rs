@@ -2,6 +2,7 @@
 
 pub mod ecs;
 mod errors;
+pub mod events;
 pub mod lease;
 pub mod secrets;
 

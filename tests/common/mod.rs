@@ -1,4 +1,5 @@
-//! Test harness: local moto (Secrets Manager, IAM) and ecs-sim (ECS) servers, the CLI.
+//! Test harness: local moto (Secrets Manager, IAM, DynamoDB, SQS) and ecs-sim (ECS) servers,
+//! the CLI.
 //! Helpers that do not need the AWS SDK or the binary (a free port, config directories,
 //! Prometheus text) come from the test kit and are re-exported here.
 #![allow(dead_code)]
@@ -211,6 +212,7 @@ pub fn aws_env(moto: Option<&str>, ecs: Option<&str>) -> Vec<(String, String)> {
         env.push(("AWS_ENDPOINT_URL_IAM".into(), m.into()));
         env.push(("AWS_ENDPOINT_URL_STS".into(), m.into()));
         env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), m.into()));
+        env.push(("AWS_ENDPOINT_URL_SQS".into(), m.into()));
     }
     if let Some(e) = ecs {
         env.push(("AWS_ENDPOINT_URL_ECS".into(), e.into()));

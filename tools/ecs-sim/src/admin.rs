@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::events::EventUpdate;
 use crate::faults::FaultUpdate;
 use crate::model::{validate_secs, Behavior};
 use crate::names;
@@ -66,6 +67,28 @@ pub async fn set_faults(
     let mut faults = crate::lock(&app.faults);
     faults.update(update).map_err(bad_request)?;
     Ok(Json(json!(faults.config())))
+}
+
+/// The event publisher's settings and counters, in one object.
+fn events_view(app: &AppState) -> Value {
+    let mut view = json!(app.events.config());
+    if let (Some(view), Value::Object(stats)) = (view.as_object_mut(), json!(app.events.stats())) {
+        view.extend(stats);
+    }
+    view
+}
+
+pub async fn events(State(app): State<AppState>) -> Json<Value> {
+    Json(events_view(&app))
+}
+
+pub async fn set_events(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let update: EventUpdate = parse(&body)?;
+    app.events.update(update).map_err(bad_request)?;
+    Ok(Json(events_view(&app)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -41,9 +41,32 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
 
-    /// Seed for fault injection and ids; random when omitted.
+    /// Seed for fault injection, ids and event delivery; random when omitted.
     #[arg(long)]
     pub rng_seed: Option<u64>,
+
+    /// SQS queue URL that receives an "ECS Deployment State Change" event (EventBridge
+    /// envelope) whenever a deployment's rolloutState changes; none: no events.
+    #[arg(long, value_name = "URL")]
+    pub events_queue_url: Option<String>,
+
+    /// SQS endpoint; default AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL, else the queue
+    /// URL's origin.
+    #[arg(long, value_name = "URL")]
+    pub events_endpoint_url: Option<String>,
+
+    /// Real milliseconds between a state change and its event's send.
+    #[arg(long, default_value_t = 0, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(..=crate::events::MAX_DELAY_MS))]
+    pub events_delay_ms: u64,
+
+    /// Probability (0..1) that an event is never sent.
+    #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "P")]
+    pub events_loss: f64,
+
+    /// Probability (0..1) that an event is sent twice.
+    #[arg(long, default_value_t = 0.0, value_parser = rate, value_name = "P")]
+    pub events_duplicate: f64,
 }
 
 fn number(s: &str) -> Result<f64, String> {
@@ -101,5 +124,20 @@ mod tests {
         assert!(Args::try_parse_from(["ecs-sim", "--time-scale", "0"]).is_err());
         assert!(Args::try_parse_from(["ecs-sim", "--error-rate", "2"]).is_err());
         assert!(Args::try_parse_from(["ecs-sim", "--start-secs", "inf"]).is_err());
+        let a = Args::try_parse_from([
+            "ecs-sim",
+            "--events-queue-url",
+            "http://127.0.0.1:5000/123456789012/q",
+            "--events-loss",
+            "0.5",
+            "--events-duplicate",
+            "1",
+            "--events-delay-ms",
+            "250",
+        ])
+        .unwrap();
+        assert_eq!(a.events_loss, 0.5);
+        assert_eq!(a.events_delay_ms, 250);
+        assert!(Args::try_parse_from(["ecs-sim", "--events-duplicate", "1.1"]).is_err());
     }
 }

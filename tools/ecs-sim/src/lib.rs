@@ -10,6 +10,7 @@ mod calls;
 pub mod cli;
 mod clock;
 mod error;
+mod events;
 mod faults;
 mod model;
 mod names;
@@ -55,7 +56,16 @@ pub async fn run(args: Args) -> Result<(), String> {
     // Distinct streams, so fault decisions replay the same for a given seed
     // however many ids the rollouts happened to draw.
     let faults = faults::Faults::new(fault_config, rng::mix(seed ^ 0xFA17))?;
-    let state = server::AppState::new(sim, faults, rng::mix(seed ^ 0x1D));
+    let event_config = events::EventConfig {
+        queue_url: args.events_queue_url.clone(),
+        endpoint_url: args.events_endpoint_url.clone(),
+        delay_ms: args.events_delay_ms,
+        loss: args.events_loss,
+        duplicate: args.events_duplicate,
+    };
+    let (events, sink) = events::Events::start(event_config, rng::mix(seed ^ 0xE7E7))?;
+    sim.set_events(sink);
+    let state = server::AppState::new(sim, faults, events, rng::mix(seed ^ 0x1D));
 
     let listener = TcpListener::bind(args.listen)
         .await

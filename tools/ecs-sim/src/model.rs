@@ -228,6 +228,20 @@ pub struct Service {
     /// Newest first, at most `MAX_EVENTS`.
     pub events: VecDeque<Event>,
     pub phase: Phase,
+    /// Rollout state changes not yet taken by the simulation (see `Sim::take_changes`),
+    /// oldest first: what ECS would publish as deployment state change events.
+    pub changes: Vec<StateChange>,
+}
+
+/// A deployment's rolloutState changed (IN_PROGRESS when it is created, then COMPLETED
+/// or FAILED), at simulated time `at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub deployment_id: String,
+    pub state: RolloutState,
+    pub at: f64,
+    /// The event's `reason`, worded as ECS words it.
+    pub reason: String,
 }
 
 impl Service {

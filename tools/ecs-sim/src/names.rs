@@ -2,8 +2,8 @@
 
 use crate::error::EcsError;
 
-const REGION: &str = "us-east-1";
-const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "123456789012";
 pub const DEFAULT_CLUSTER: &str = "default";
 
 pub fn cluster_arn(cluster: &str) -> String {

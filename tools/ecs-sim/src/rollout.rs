@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::model::{
     Behavior, Deployment, DeploymentStatus, Event, Phase, RolloutState, Service, ServiceSpec,
-    MAX_EVENTS,
+    StateChange, MAX_EVENTS,
 };
 use crate::rng::Rng;
 
@@ -82,6 +82,8 @@ impl Service {
             deployments: vec![deployment],
             events: VecDeque::new(),
             phase: Phase::Settled,
+            // A new service is born stable: no deployment changed state yet.
+            changes: Vec::new(),
         };
         let msg = format!("(service {}) has reached a steady state.", service.name);
         service.push_event(now, msg, rng);
@@ -91,15 +93,16 @@ impl Service {
     /// Starts a new PRIMARY deployment; the previous ones become ACTIVE and
     /// keep their running tasks until the new one's tasks run.
     pub fn deploy(&mut self, task_definition: String, now: f64, rng: &mut Rng) {
-        self.start_deployment(task_definition, now, rng, false);
+        self.start_deployment(task_definition, now, rng, None);
     }
 
+    /// `rollback_to`: the deployment a circuit-breaker rollback returns to.
     fn start_deployment(
         &mut self,
         task_definition: String,
         now: f64,
         rng: &mut Rng,
-        rollback: bool,
+        rollback_to: Option<String>,
     ) {
         for old in &mut self.deployments {
             if old.status == DeploymentStatus::Primary {
@@ -111,6 +114,20 @@ impl Service {
         }
         let id = rng.deployment_id();
         let desired = self.desired_count;
+        // The two reasons ECS documents for SERVICE_DEPLOYMENT_IN_PROGRESS.
+        let change_reason = match &rollback_to {
+            Some(to) => {
+                format!("ECS deployment circuit breaker: rolling back to deploymentId {to}.")
+            }
+            None => format!("ECS deployment {id} in progress."),
+        };
+        self.changes.push(StateChange {
+            deployment_id: id.clone(),
+            state: RolloutState::InProgress,
+            at: now,
+            reason: change_reason,
+        });
+        let rollback = rollback_to.is_some();
         self.deployments.insert(
             0,
             Deployment {
@@ -279,6 +296,12 @@ impl Service {
         primary.rollout_state_reason = format!("ECS deployment {} completed.", primary.id);
         primary.updated_at = at;
         let id = primary.id.clone();
+        self.changes.push(StateChange {
+            deployment_id: id.clone(),
+            state: RolloutState::Completed,
+            at,
+            reason: primary.rollout_state_reason.clone(),
+        });
         let kind = if primary.is_rollback {
             OutcomeKind::RolledBack
         } else {
@@ -335,6 +358,12 @@ impl Service {
             "ECS deployment circuit breaker: tasks failed to start.".to_owned();
         primary.pending_count = 0;
         let id = primary.id.clone();
+        self.changes.push(StateChange {
+            deployment_id: id.clone(),
+            state: RolloutState::Failed,
+            at,
+            reason: primary.rollout_state_reason.clone(),
+        });
         let msg = format!(
             "(service {}) (deployment {id}) deployment failed: tasks failed to start.",
             self.name
@@ -352,11 +381,11 @@ impl Service {
             .iter()
             .find(|d| d.rollout_state == RolloutState::Completed)
             .or_else(|| older.first())
-            .map(|d| d.task_definition.clone());
+            .map(|d| (d.task_definition.clone(), d.id.clone()));
         match target {
-            Some(task_definition) if self.config.breaker_rollback => {
+            Some((task_definition, to)) if self.config.breaker_rollback => {
                 self.deployments.remove(0);
-                self.start_deployment(task_definition, at, rng, true);
+                self.start_deployment(task_definition, at, rng, Some(to));
             }
             _ => self.phase = Phase::Settled,
         }
@@ -506,6 +535,63 @@ mod tests {
         assert_eq!(out[0].at, 35.0);
         assert_eq!(s.deployments.len(), 1);
         assert_eq!(s.task_definition, "td:3");
+    }
+
+    fn changes(s: &mut Service) -> Vec<(String, RolloutState, f64)> {
+        std::mem::take(&mut s.changes)
+            .into_iter()
+            .map(|c| (c.deployment_id, c.state, c.at))
+            .collect()
+    }
+
+    #[test]
+    fn a_completed_rollout_records_in_progress_then_completed() {
+        let (mut s, mut rng) = service(Behavior::Healthy);
+        assert!(s.changes.is_empty(), "a new service changed nothing");
+        s.deploy("td:2".into(), 100.0, &mut rng);
+        let id = s.deployments[0].id.clone();
+        s.advance(1000.0, &mut rng);
+        assert_eq!(
+            changes(&mut s),
+            [
+                (id.clone(), RolloutState::InProgress, 100.0),
+                (id, RolloutState::Completed, 130.0),
+            ]
+        );
+        s.advance(2000.0, &mut rng);
+        assert!(s.changes.is_empty(), "each change once");
+    }
+
+    #[test]
+    fn a_rollback_records_failed_then_the_rollback_deployment() {
+        let (mut s, mut rng) = service(Behavior::Failing);
+        let good = s.deployments[0].id.clone();
+        s.deploy("td:2".into(), 0.0, &mut rng);
+        let bad = s.deployments[0].id.clone();
+        s.advance(1000.0, &mut rng);
+        let back = s.deployments[0].id.clone();
+        let all = std::mem::take(&mut s.changes);
+        let got: Vec<_> = all
+            .iter()
+            .map(|c| (c.deployment_id.clone(), c.state, c.at))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (bad.clone(), RolloutState::InProgress, 0.0),
+                (bad, RolloutState::Failed, 30.0),
+                (back.clone(), RolloutState::InProgress, 30.0),
+                (back, RolloutState::Completed, 60.0),
+            ]
+        );
+        assert_eq!(
+            all[1].reason,
+            "ECS deployment circuit breaker: tasks failed to start."
+        );
+        assert_eq!(
+            all[2].reason,
+            format!("ECS deployment circuit breaker: rolling back to deploymentId {good}.")
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::calls::CallCounter;
+use crate::events::Events;
 use crate::faults::Faults;
 use crate::rng::{mix, uuid_from};
 use crate::sim::Sim;
@@ -25,16 +26,18 @@ pub struct AppState {
     pub sim: Arc<Mutex<Sim>>,
     pub faults: Arc<Mutex<Faults>>,
     pub calls: Arc<CallCounter>,
+    pub events: Events,
     request_seq: Arc<AtomicU64>,
     id_seed: u64,
 }
 
 impl AppState {
-    pub fn new(sim: Sim, faults: Faults, id_seed: u64) -> Self {
+    pub fn new(sim: Sim, faults: Faults, events: Events, id_seed: u64) -> Self {
         Self {
             sim: Arc::new(Mutex::new(sim)),
             faults: Arc::new(Mutex::new(faults)),
             calls: Arc::default(),
+            events,
             request_seq: Arc::default(),
             id_seed,
         }
@@ -59,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/_sim/completions/reset", post(admin::reset_completions))
         .route("/_sim/faults", get(admin::faults).post(admin::set_faults))
         .route("/_sim/behavior", post(admin::set_behavior))
+        .route("/_sim/events", get(admin::events).post(admin::set_events))
         .with_state(state)
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::clock::SimClock;
 use crate::error::EcsError;
+use crate::events::{Change, EventSink};
 use crate::model::{Service, ServiceSpec, SimSettings};
 use crate::names::{self, DEFAULT_CLUSTER};
 use crate::rng::Rng;
@@ -39,6 +40,8 @@ pub struct Sim {
     pub clusters: BTreeMap<String, Cluster>,
     pub completions: Vec<Completion>,
     rng: Rng,
+    /// Where rollout state changes go as deployment events; none: dropped.
+    events: Option<EventSink>,
 }
 
 impl Sim {
@@ -53,7 +56,13 @@ impl Sim {
             clusters,
             completions: Vec::new(),
             rng: Rng::new(seed),
+            events: None,
         }
+    }
+
+    /// Sends every later rollout state change to `sink`.
+    pub fn set_events(&mut self, sink: EventSink) {
+        self.events = Some(sink);
     }
 
     pub fn now(&self) -> f64 {
@@ -73,6 +82,7 @@ impl Sim {
                     &service.name,
                     outcomes,
                 );
+                forward(self.events.as_ref(), &self.clock, service);
             }
         }
     }
@@ -149,7 +159,27 @@ impl Sim {
         let outcomes = svc.advance(now, rng);
         let name = svc.name.clone();
         record(&mut self.completions, &self.clock, cluster, &name, outcomes);
+        forward(self.events.as_ref(), &self.clock, svc);
         Ok(())
+    }
+}
+
+/// Hands a service's rollout state changes to the event publisher (or drops them), so
+/// they never pile up in the model.
+fn forward(sink: Option<&EventSink>, clock: &SimClock, service: &mut Service) {
+    let changes = std::mem::take(&mut service.changes);
+    let Some(sink) = sink else {
+        return;
+    };
+    let service_arn = names::service_arn(&service.cluster, &service.name);
+    for c in changes {
+        sink.push(Change {
+            service_arn: service_arn.clone(),
+            deployment_id: c.deployment_id,
+            state: c.state,
+            reason: c.reason,
+            wall_time: clock.wall_epoch(c.at),
+        });
     }
 }
 

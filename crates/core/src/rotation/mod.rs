@@ -31,6 +31,7 @@
 pub mod coordinator;
 pub mod deploy;
 mod engine;
+pub mod events;
 pub mod generate;
 pub mod lease;
 pub mod store;

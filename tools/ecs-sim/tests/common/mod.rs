@@ -2,6 +2,8 @@
 //! and talk to its admin endpoints.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod moto;
+
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -23,9 +25,15 @@ pub struct SimProcess {
 
 impl SimProcess {
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like `start`, with extra environment variables for the simulator.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ecs-sim"))
             .args(["--listen", "127.0.0.1:0", "--rng-seed", "42"])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn ecs-sim");
