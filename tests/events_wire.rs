@@ -262,3 +262,106 @@ async fn a_missing_queue_is_not_found_and_named() {
     let e = events.receive(Duration::ZERO).await.expect_err("no queue");
     assert_eq!(e.class, ErrorClass::NotFound, "{e}");
 }
+
+const EVENT_SEED: &str = r#"{"clusters":[{"name":"prod","services":[
+  {"name":"front","desiredCount":2,"startSecs":3,"drainSecs":2},
+  {"name":"api","desiredCount":1,"startSecs":5,"drainSecs":1},
+  {"name":"pdf","desiredCount":1,"behavior":"failing","startSecs":2}]}]}"#;
+
+/// `rotate` with `[events]`: ecs-sim publishes its deployment events to moto's SQS; the
+/// verdicts come within a second or two of each rollout's end (the waiter's schedule
+/// would be up to 15 s late), the rollback of pdf is reported as one, and besides the
+/// safety poll each service is described about once.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_with_events_reports_each_verdict_within_seconds() {
+    let moto = Moto::start();
+    let q = sqs(&moto.url);
+    let queue = create_queue(&q, "rotator-events").await;
+    let sim = EcsSim::start(
+        &[
+            "--time-scale",
+            "1",
+            "--events-queue-url",
+            &queue,
+            "--events-endpoint-url",
+            &moto.url,
+        ],
+        EVENT_SEED,
+    );
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "prod/api/key", "initial-Value-1234", &[]).await;
+    let dir = config_dir(&format!(
+        "[events]\nqueue_url = \"{queue}\"\nregion = \"us-east-1\"\n\n[[secret]]\nname = \"api-key\"\nsecret_id = \"prod/api/key\"\nevery = \"30d\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\", \"api\"] }}]\nstable_timeout = \"2m\"\n\n[[secret]]\nname = \"pdf-key\"\nsecret_id = \"prod/pdf/key\"\nevery = \"30d\"\nredeploy = [{{ cluster = \"prod\", services = [\"pdf\"] }}]\nstable_timeout = \"2m\"\n"
+    ));
+    let out = rotator(
+        &[
+            "rotate",
+            "api-key",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
+    let finished = now();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rotate failed: {stderr}");
+    let completions = sim.completions();
+    let last = completions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "completed")
+        .map(|c| c["wallTime"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let late = finished - last;
+    assert!(
+        late < 2.0,
+        "reported {late:.2}s after the last rollout completed:\n{stderr}"
+    );
+    let describes = sim.calls()["DescribeServices"].as_u64().unwrap();
+    // The start's precheck (1), one confirmation per service (2), a retry or two.
+    assert!(describes <= 5, "{describes} DescribeServices calls");
+
+    create_secret(&c, "prod/pdf/key", "initial-Value-1234", &[]).await;
+    let out = rotator(
+        &[
+            "rotate",
+            "pdf-key",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
+    let finished = now();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    // The circuit breaker's FAILED event is confirmed at once, before the rollback
+    // deployment it starts has even completed (seconds later), not at a poll boundary.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let rolled_back = loop {
+        let done = sim.completions();
+        if let Some(t) = done
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["service"] == "pdf" && c["kind"] == "rolled_back")
+        {
+            break t["wallTime"].as_f64().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "{done}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        finished <= rolled_back + 1.0,
+        "rollback reported {:.2}s after the rollback deployment completed",
+        finished - rolled_back
+    );
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}

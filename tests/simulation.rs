@@ -438,6 +438,7 @@ impl Scenario {
         Config {
             daemon: v.daemon.clone(),
             aws: AwsConfig::default(),
+            events: Default::default(),
             ha: HaConfig {
                 lock_table: self.leased.then(|| "sim-leases".to_owned()),
                 replicas: self.replicas as u32,

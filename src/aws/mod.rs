@@ -220,6 +220,7 @@ impl Intercept for CallCounter {
             "sts" | "STS" => "sts",
             "iam" | "IAM" => "iam",
             "dynamodb" | "DynamoDB" => "dynamodb",
+            "sqs" | "SQS" => "sqs",
             _ => "other",
         };
         crate::metrics::get()

@@ -61,6 +61,12 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
             crate::config::duration::format(cfg.ha.lease_ttl)
         );
     }
+    if let Some(q) = &cfg.events.queue_url {
+        println!(
+            "events: ECS deployment events from {q} (safety poll every {})",
+            crate::config::duration::format(cfg.events.safety_poll)
+        );
+    }
     if !remote {
         return crate::exit::OK;
     }
@@ -112,6 +118,16 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
                         s.name, s.secret.id
                     ));
                 }
+            }
+        }
+    }
+
+    if let Some(source) = super::events(cfg, &crate::aws::AwsContext::load(&cfg.aws).await) {
+        match source.check().await {
+            Ok(_) => {}
+            Err(e) => {
+                unreachable |= super::is_unreachable(&e);
+                problems.push(format!("[events] queue {}: {e}", source.queue_url()));
             }
         }
     }

@@ -63,7 +63,8 @@ pub fn engine(
     clock: std::sync::Arc<dyn crate::clock::Clock>,
 ) -> crate::rotation::Engine<Fenced<AwsSecrets>, Fenced<AwsEcs>> {
     let leased = cfg.ha.enabled();
-    crate::rotation::Engine::new(
+    let ctx_events = ctx.clone();
+    let engine = crate::rotation::Engine::new(
         Fenced::new(AwsSecrets::new(ctx.clone()), leased),
         Fenced::new(AwsEcs::new(ctx.clone()), leased),
         clock,
@@ -74,7 +75,50 @@ pub fn engine(
     )))
     .with_step_timeout(cfg.daemon.step_timeout)
     .with_redeploy_coalesce(cfg.daemon.redeploy_coalesce)
-    .with_telemetry(crate::metrics::telemetry())
+    .with_telemetry(crate::metrics::telemetry());
+    match events(cfg, &ctx_events) {
+        Some(source) => {
+            let engine = engine.with_deploy_events(cfg.events.safety_poll);
+            // Runs for the life of the process: the queue is read while rollouts are
+            // followed, and its failures only fall back to polling.
+            tokio::spawn(crate::rotation::coordinator::listen(
+                source,
+                engine.coordinator().clone(),
+                std::future::pending(),
+            ));
+            engine
+        }
+        None => engine,
+    }
+}
+
+/// The `[events]` queue's reader, if one is configured.
+pub fn events(cfg: &Config, ctx: &AwsContext) -> Option<crate::aws::events::SqsEvents> {
+    let url = cfg.events.queue_url.as_ref()?;
+    let account = crate::ids::Account {
+        region: cfg
+            .events
+            .region
+            .clone()
+            .or_else(|| region_of_queue(url))
+            .or_else(|| cfg.aws.region.clone()),
+        role_arn: cfg.aws.role_arn.clone(),
+    };
+    Some(crate::aws::events::SqsEvents::new(
+        ctx.clone(),
+        account,
+        url,
+    ))
+}
+
+/// The region in an AWS queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
+fn region_of_queue(url: &str) -> Option<crate::ids::Region> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let mut parts = host.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("sqs"), Some(r), Some("amazonaws")) => Some(crate::ids::Region::new(r.to_string())),
+        _ => None,
+    }
 }
 
 /// AWS could not be reached at all, or is not set up (credentials, endpoint): retrying the

@@ -9,7 +9,7 @@
 //! time against in-memory ports: the deterministic simulation (tests/simulation.rs) runs
 //! several of these side by side, crashing and restarting them.
 
-use crate::config::{AwsConfig, Config, DaemonConfig, HaConfig};
+use crate::config::{AwsConfig, Config, DaemonConfig, EventsConfig, HaConfig};
 use crate::ha::Ha;
 use crate::random::{OsRandom, Random};
 use crate::rotation::deploy::Deployer;
@@ -113,6 +113,7 @@ struct Applied {
     daemon: DaemonConfig,
     aws: AwsConfig,
     ha: HaConfig,
+    events: EventsConfig,
 }
 
 impl Applied {
@@ -121,6 +122,7 @@ impl Applied {
             daemon: cfg.daemon.clone(),
             aws: cfg.aws.clone(),
             ha: cfg.ha.clone(),
+            events: cfg.events.clone(),
         }
     }
 
@@ -141,6 +143,14 @@ impl Applied {
             tracing::warn!("[ha] changes apply on restart only");
             unapplied.push("ha");
         }
+        if new.events != self.events {
+            tracing::warn!("[events] changes apply on restart only");
+            unapplied.push("events");
+        }
+        if new.daemon.redeploy_coalesce != self.daemon.redeploy_coalesce {
+            tracing::warn!("daemon.redeploy_coalesce changes on restart only");
+            unapplied.push("daemon.redeploy_coalesce");
+        }
         self.daemon = new.daemon.clone();
         self.aws = new.aws.clone();
         unapplied
@@ -156,6 +166,7 @@ mod tests {
             daemon: DaemonConfig::default(),
             aws: AwsConfig::default(),
             ha: HaConfig::default(),
+            events: EventsConfig::default(),
             secrets: Vec::new(),
             files: Vec::new(),
         }

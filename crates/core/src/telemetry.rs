@@ -34,6 +34,8 @@ pub trait Telemetry: Send + Sync {
     fn describe_services_called(&self) {}
     /// A rotation's wait for one service took this many DescribeServices calls.
     fn wait_polls(&self, _calls: u64) {}
+    /// A verdict came this long after the deployment event that announced it.
+    fn event_lateness(&self, _seconds: f64) {}
     /// A forced redeployment of one service got its verdict.
     fn redeploy_finished(
         &self,

@@ -111,7 +111,7 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
     for (key, value) in doc.into_inner() {
         let key_span = key.span();
         match key.get_ref().as_ref() {
-            "daemon" | "aws" | "ha" if !value.get_ref().is_table() => {
+            "daemon" | "aws" | "ha" | "events" if !value.get_ref().is_table() => {
                 let name = key.get_ref().to_string();
                 v.push(src.error(
                     value.span(),
@@ -132,6 +132,11 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
             "ha" => {
                 if let Some((raw, _)) = typed(v, &src, "ha", value.clone()) {
                     v.ha(&src, table_keys(&value), raw);
+                }
+            }
+            "events" => {
+                if let Some((raw, _)) = typed(v, &src, "events", value.clone()) {
+                    v.events(&src, table_keys(&value), raw);
                 }
             }
             "secret" => {
@@ -159,7 +164,7 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
             other => v.push(src.error(
                 key_span,
                 other,
-                "unknown section (allowed: [daemon], [aws], [ha], [[secret]])",
+                "unknown section (allowed: [daemon], [aws], [ha], [events], [[secret]])",
             )),
         }
     }
@@ -360,6 +365,7 @@ const DURATION_KEYS: &[&str] = &[
     "shutdown_grace",
     "refresh",
     "redeploy_coalesce",
+    "safety_poll",
 ];
 
 /// What a key expects, in the words of the configuration (not of serde). `path` ends in

@@ -28,6 +28,7 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub aws: AwsConfig,
     pub ha: HaConfig,
+    pub events: EventsConfig,
     pub secrets: Vec<SecretConfig>,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
@@ -83,6 +84,27 @@ pub struct AwsConfig {
     pub region: Option<Region>,
     pub profile: Option<String>,
     pub role_arn: Option<RoleArn>,
+}
+
+/// `[events]`: follow rollouts by ECS deployment state change events, read from an SQS
+/// queue that an EventBridge rule feeds (deploy/eventbridge), with a slow safety poll.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventsConfig {
+    /// None: no events; rollouts are polled on the CLI waiter's schedule.
+    pub queue_url: Option<String>,
+    /// The queue's region (default: the one in the queue URL, else `[aws]`).
+    pub region: Option<Region>,
+    pub safety_poll: Duration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            queue_url: None,
+            region: None,
+            safety_poll: crate::rotation::wait::DEFAULT_SAFETY_POLL,
+        }
+    }
 }
 
 /// `[ha]`: more than one replica on the same secrets. With `lock_table` set, a replica

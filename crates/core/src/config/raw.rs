@@ -39,6 +39,15 @@ pub struct RawHa {
     pub lease_ttl: Option<S<String>>,
 }
 
+/// `[events]`: ECS deployment events from an SQS queue (EventBridge rule target).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    pub queue_url: Option<S<String>>,
+    pub region: Option<S<String>>,
+    pub safety_poll: Option<S<String>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSecret {

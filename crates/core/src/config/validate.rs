@@ -3,7 +3,7 @@
 
 use super::duration;
 use super::error::{ConfigError, ConfigErrors, Location, SourceMap};
-use super::raw::{RawAws, RawDaemon, RawGenerate, RawHa, RawSecret, RawWindow, S};
+use super::raw::{RawAws, RawDaemon, RawEvents, RawGenerate, RawHa, RawSecret, RawWindow, S};
 use super::target::{self, Registry};
 use super::*;
 use crate::ids::{ClusterName, SecretId, ServiceName};
@@ -28,6 +28,7 @@ pub struct Validator<'r> {
     secrets: Vec<(SecretConfig, Option<Region>, Option<RoleArn>)>,
     names: HashMap<String, Location>,
     ha: HaConfig,
+    events: EventsConfig,
     /// `[ha]` region/role as written (resolved against `[aws]` at the end), and where
     /// `replicas` was set (to point at it when `lock_table` is missing).
     ha_account: (Option<Region>, Option<RoleArn>),
@@ -45,6 +46,7 @@ impl<'r> Validator<'r> {
             secrets: Vec::new(),
             names: HashMap::new(),
             ha: HaConfig::default(),
+            events: EventsConfig::default(),
             ha_account: (None, None),
             ha_replicas_at: None,
         }
@@ -176,6 +178,44 @@ impl<'r> Validator<'r> {
                 _ => &mut self.daemon.refresh,
             };
             *slot = d;
+        }
+    }
+
+    pub fn events(
+        &mut self,
+        src: &SourceMap<'_>,
+        keys: Vec<(String, Range<usize>)>,
+        raw: RawEvents,
+    ) {
+        self.claim_keys(src, "events", keys);
+        if let Some(u) = raw.queue_url {
+            let url = u.get_ref().trim();
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() > "https://".len()
+                && !url.chars().any(char::is_whitespace);
+            if ok {
+                self.events.queue_url = Some(url.to_string());
+            } else {
+                self.err(
+                    src,
+                    u.span(),
+                    "events.queue_url",
+                    format!(
+                        "\"{}\" is not an SQS queue URL (e.g. \"https://sqs.eu-west-1.amazonaws.com/111122223333/secret-rotator-events\")",
+                        u.get_ref()
+                    ),
+                );
+            }
+        }
+        if let Some(r) = raw.region {
+            self.events.region = self.region(src, "events.region", &r);
+        }
+        if let Some(v) = raw.safety_poll {
+            // At least the waiter's period: faster would poll more than without events.
+            let min = crate::rotation::wait::WAITER_PERIOD;
+            if let Some(d) = self.duration(src, "events.safety_poll", &v, min, HOUR) {
+                self.events.safety_poll = d;
+            }
         }
     }
 
@@ -822,6 +862,7 @@ impl<'r> Validator<'r> {
             daemon: self.daemon,
             aws: self.aws,
             ha: self.ha,
+            events: self.events,
             secrets,
             files,
         })

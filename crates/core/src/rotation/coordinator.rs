@@ -13,21 +13,30 @@
 //!   DescribeServices per ten services due, the last call filled up with services not due
 //!   yet (more news at no extra call).
 //! - **Pacing**: each watched deployment keeps the CLI waiter's schedule ([`Pace`]).
+//! - **Events** ([`listen`]): with ECS deployment state change events arriving (an SQS
+//!   queue fed by EventBridge), a watched deployment is polled once to confirm an event
+//!   about it (retried briefly while ECS does not show it yet), and otherwise only by a
+//!   slow safety poll: events can be lost or late. While the queue cannot be read, the
+//!   waiter's schedule applies again.
 //!
 //! Forces run under the lease of a rotation that asked ([`fence`]): the first whose lease
 //! still holds.
 
 use super::deploy::DESCRIBE_BATCH;
 use super::deploy::{judge, names_deployment, Deployer, Described, Forced, Judgement};
+use super::events::{DeployEvent, DeployEventKind, DeployEvents};
 use super::lease::{fence, Fence};
-use super::wait::VISIBILITY_GRACE;
 use super::wait::{imminent, relevant_events, Pace, Seen, ServiceVerdict, STALLED_EVENTS};
+use super::wait::{Mode, VISIBILITY_GRACE};
+use crate::clock::Clock;
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, ClusterName, DeploymentId, ServiceName, ServiceRef};
 use crate::telemetry::Telemetry;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -78,6 +87,23 @@ struct Inner<D> {
     step_timeout: Duration,
     telemetry: Arc<dyn Telemetry>,
     clusters: Mutex<HashMap<Key, Arc<Cluster>>>,
+    /// Numbers the UpdateService calls in the order they are sent.
+    sends: AtomicU64,
+    /// Wall clock, for the lateness of a verdict behind the event that announced it.
+    clock: Arc<dyn Clock>,
+    /// The safety poll when events are configured; None: the waiter's schedule only.
+    safety: Option<Duration>,
+    /// Events are being received (the last receive succeeded).
+    events_live: AtomicBool,
+}
+
+impl<D> Inner<D> {
+    fn mode(&self) -> Mode {
+        match self.safety {
+            Some(safety) if self.events_live.load(Ordering::Relaxed) => Mode::Events { safety },
+            _ => Mode::Waiter,
+        }
+    }
 }
 
 type Key = (Account, ClusterName);
@@ -91,6 +117,8 @@ struct Cluster {
 struct Entry {
     pending: Option<Pending>,
     watch: Option<Watch>,
+    /// UpdateService calls in flight: the entry (and its cluster's poller) stays.
+    sending: u32,
 }
 
 /// A force not sent yet: sent at `at` for every joiner.
@@ -108,6 +136,14 @@ struct Joiner {
 
 /// A deployment we forced, followed until its verdict.
 struct Watch {
+    /// Order of the UpdateService calls: a later one supersedes an earlier one.
+    seq: u64,
+    /// A DescribeServices including it is in flight: not polled again until answered.
+    in_flight: bool,
+    /// A call listing it with others was refused (not throttled): described alone from
+    /// now on, so one service's refusal (say, a policy naming service ARNs) fails no
+    /// other rotation's service.
+    solo: bool,
     dep: DeploymentId,
     created: Option<DateTime<Utc>>,
     pace: Pace,
@@ -115,6 +151,8 @@ struct Watch {
     listed: bool,
     last: Seen,
     waiters: Vec<Waiter>,
+    /// When ECS said (by an event) that the deployment followed completed or failed.
+    event_at: Option<DateTime<Utc>>,
 }
 
 struct Waiter {
@@ -131,8 +169,11 @@ impl Watch {
 
     /// The next poll, if it comes before the last waiter's deadline (none at or after it,
     /// like a waiter that ran out of attempts).
-    fn next_poll(&self) -> Option<Instant> {
-        let next = self.pace.next();
+    fn next_poll(&self, mode: Mode) -> Option<Instant> {
+        if self.in_flight {
+            return None;
+        }
+        let next = self.pace.next(mode);
         self.last_deadline().filter(|d| next < *d).map(|_| next)
     }
 
@@ -165,6 +206,25 @@ impl<D: Deployer> Coordinator<D> {
         step_timeout: Duration,
         telemetry: Arc<dyn Telemetry>,
     ) -> Self {
+        Self::with_events(
+            deployer,
+            coalesce,
+            step_timeout,
+            telemetry,
+            None,
+            Arc::new(crate::clock::SystemClock),
+        )
+    }
+
+    /// `safety`: deployment events will arrive through [`listen`]; poll this often besides.
+    pub fn with_events(
+        deployer: Arc<D>,
+        coalesce: Duration,
+        step_timeout: Duration,
+        telemetry: Arc<dyn Telemetry>,
+        safety: Option<Duration>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 deployer,
@@ -172,8 +232,56 @@ impl<D: Deployer> Coordinator<D> {
                 step_timeout,
                 telemetry,
                 clusters: Mutex::new(HashMap::new()),
+                sends: AtomicU64::new(0),
+                clock,
+                safety,
+                events_live: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Whether events are being received: the pace follows (see the module docs).
+    pub fn set_events_live(&self, live: bool) {
+        if self.inner.events_live.swap(live, Ordering::Relaxed) != live {
+            for c in lock(&self.inner.clusters).values() {
+                c.wake.notify_one();
+            }
+        }
+    }
+
+    /// A deployment event: the watches it concerns (our deployment by id, or any other
+    /// deployment of a watched service: a rollback or someone else's) are polled now to
+    /// confirm it. Returns whether any watch was concerned.
+    pub fn on_event(&self, ev: &DeployEvent) -> bool {
+        let (cluster, service) = service_of(&ev.service_arn);
+        let now = Instant::now();
+        let mut matched = false;
+        for ((_, cname), c) in lock(&self.inner.clusters).iter() {
+            if cluster.is_some_and(|x| x != cname.as_str()) {
+                continue;
+            }
+            let mut woke = false;
+            for (name, e) in lock(&c.services).iter_mut() {
+                let Some(w) = e.watch.as_mut() else { continue };
+                let ours = w.dep == ev.deployment_id;
+                if !ours && service != Some(name.as_str()) {
+                    continue;
+                }
+                if ours && ev.kind == DeployEventKind::InProgress {
+                    continue; // Our own start: nothing to confirm.
+                }
+                if ours {
+                    w.event_at = ev.at;
+                }
+                w.pace.confirm(now);
+                woke = true;
+            }
+            if woke {
+                matched = true;
+                c.wake.notify_one();
+            }
+        }
+        matched
     }
 
     pub fn deployer(&self) -> &D {
@@ -208,7 +316,7 @@ impl<D: Deployer> Coordinator<D> {
                         wake: Notify::new(),
                     });
                     clusters.insert(key.clone(), c.clone());
-                    tokio::spawn(poll_cluster(self.inner.clone(), key, c.clone()));
+                    tokio::spawn(supervise(self.inner.clone(), key, c.clone()));
                     c
                 }
             };
@@ -238,8 +346,19 @@ impl<D: Deployer> Coordinator<D> {
     }
 }
 
-/// One cluster's poller: sends due forces, polls due rollouts, and ends (removing the
-/// cluster) when nothing is left to do.
+/// Runs a cluster's poller; if it panics, forgets the cluster: every rotation waiting
+/// there then hears that the coordinator stopped (their channels close) instead of
+/// waiting for a poller that is gone, and the next request starts a new one.
+async fn supervise<D: Deployer>(inner: Arc<Inner<D>>, key: Key, cluster: Arc<Cluster>) {
+    let run = std::panic::AssertUnwindSafe(poll_cluster(inner.clone(), key.clone(), cluster));
+    if run.catch_unwind().await.is_err() {
+        tracing::error!(cluster = %key.1, "the deploy coordinator's poller panicked; its waits end and new requests start afresh");
+        lock(&inner.clusters).remove(&key);
+    }
+}
+
+/// One cluster's poller: starts due forces and due polls (each in its own task, so a slow
+/// call delays nobody else), and ends (removing the cluster) when nothing is left.
 async fn poll_cluster<D: Deployer>(inner: Arc<Inner<D>>, key: Key, cluster: Arc<Cluster>) {
     loop {
         let now = Instant::now();
@@ -255,20 +374,24 @@ async fn poll_cluster<D: Deployer>(inner: Arc<Inner<D>>, key: Key, cluster: Arc<
                 }
                 continue;
             }
-            plan(&mut services, now)
+            let mode = inner.mode();
+            let (sends, due, next) = plan(&mut services, now, mode);
+            let due = if due.is_empty() {
+                Vec::new()
+            } else {
+                fill(&mut services, due, mode, now)
+            };
+            (sends, due, next)
         };
-        if sends.is_empty() && due.is_empty() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = cluster.wake.notified() => {}
-            }
-            continue;
-        }
         if !sends.is_empty() {
-            send(&inner, &key, &cluster, sends).await;
+            tokio::spawn(send(inner.clone(), key.clone(), cluster.clone(), sends));
         }
-        if !due.is_empty() {
-            poll(&inner, &key, &cluster, due).await;
+        for chunk in due {
+            tokio::spawn(poll(inner.clone(), key.clone(), cluster.clone(), chunk));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = cluster.wake.notified() => {}
         }
     }
 }
@@ -303,7 +426,7 @@ fn tidy(cluster: &ClusterName, services: &mut BTreeMap<ServiceName, Entry>, now:
                 e.watch = None;
             }
         }
-        e.pending.is_some() || e.watch.is_some()
+        e.pending.is_some() || e.watch.is_some() || e.sending > 0
     });
 }
 
@@ -313,6 +436,7 @@ type Sends = Vec<(ServiceName, Vec<Joiner>)>;
 fn plan(
     services: &mut BTreeMap<ServiceName, Entry>,
     now: Instant,
+    mode: Mode,
 ) -> (Sends, Vec<ServiceName>, Instant) {
     let mut sends = Vec::new();
     let mut due = Vec::new();
@@ -321,6 +445,7 @@ fn plan(
         if let Some(p) = &e.pending {
             if p.at <= now {
                 if let Some(p) = e.pending.take() {
+                    e.sending += 1;
                     sends.push((name.clone(), p.joiners));
                 }
             } else {
@@ -328,7 +453,7 @@ fn plan(
             }
         }
         if let Some(w) = &e.watch {
-            if let Some(at) = w.next_poll() {
+            if let Some(at) = w.next_poll(mode) {
                 if at <= now {
                     due.push(name.clone());
                 } else {
@@ -343,49 +468,144 @@ fn plan(
     (sends, due, next)
 }
 
-/// Sends the due forces, each under the lease of the first joiner still holding one.
-async fn send<D: Deployer>(inner: &Arc<Inner<D>>, key: &Key, cluster: &Cluster, sends: Sends) {
+/// How long the first answers of a batch of forces wait for the rest, so that their
+/// rollouts share one schedule (and one DescribeServices per round), as one
+/// `aws ecs wait services-stable --services ...` run after the forces would.
+const BATCH_SPREAD: Duration = Duration::from_secs(2);
+
+/// Sends a batch of due forces, each under the lease of the first joiner still holding
+/// one, and starts following each deployment. Answers within [`BATCH_SPREAD`] of the
+/// first start together (one origin); later ones start on their own.
+async fn send<D: Deployer>(inner: Arc<Inner<D>>, key: Key, cluster: Arc<Cluster>, sends: Sends) {
+    let names: Vec<ServiceName> = sends.iter().map(|(n, _)| n.clone()).collect();
     let jobs = sends.into_iter().map(|(name, joiners)| {
         let svc = ServiceRef {
             cluster: key.1.clone(),
             service: name,
         };
-        force_one(inner, &key.0, svc, joiners)
+        let seq = inner.sends.fetch_add(1, Ordering::Relaxed);
+        force_one(&inner, &key.0, svc, joiners, seq)
     });
-    let done: Vec<_> = futures::stream::iter(jobs)
+    let mut answers = futures::stream::iter(jobs)
         .buffer_unordered(FORCE_CONCURRENCY)
-        .collect()
-        .await;
-    let mut services = lock(&cluster.services);
-    for (svc, joiners, result) in done {
-        let Some((forced, origin)) = result else {
-            continue;
+        .map(answered);
+    let mut held = Vec::new();
+    let mut spread: Option<Instant> = None;
+    let mut spread_over = false;
+    loop {
+        let next = match spread {
+            Some(t) if !spread_over => match tokio::time::timeout_at(t, answers.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    spread_over = true;
+                    start(&inner, &cluster, std::mem::take(&mut held));
+                    continue;
+                }
+            },
+            _ => answers.next().await,
         };
+        let Some(answer) = next else { break };
+        if spread_over {
+            start(&inner, &cluster, vec![answer]);
+            continue;
+        }
+        spread.get_or_insert_with(|| Instant::now() + BATCH_SPREAD);
+        held.push(answer);
+    }
+    start(&inner, &cluster, held);
+    let mut services = lock(&cluster.services);
+    for n in &names {
+        if let Some(e) = services.get_mut(n) {
+            e.sending = e.sending.saturating_sub(1);
+        }
+    }
+    drop(services);
+    cluster.wake.notify_one();
+}
+
+type Answer1 = (ServiceRef, Vec<Joiner>, Option<(Forced, u64)>);
+
+/// A deployment started for some rotations, who have their answer already; they are
+/// followed from when their batch starts.
+struct Started {
+    svc: ServiceRef,
+    forced: Forced,
+    seq: u64,
+    /// Each rotation's updates channel and stable timeout.
+    waiters: Vec<(Updates, Duration)>,
+}
+
+/// Answers every joiner at once (the rotation goes on to its wait), keeping what the
+/// watch needs.
+fn answered(a: Answer1) -> Option<Started> {
+    let (svc, joiners, result) = a;
+    let (forced, seq) = result?;
+    let waiters = joiners
+        .into_iter()
+        .map(|j| {
+            let _ = j.reply.send(Ok(forced.clone()));
+            (j.updates, j.timeout)
+        })
+        .collect();
+    Some(Started {
+        svc,
+        forced,
+        seq,
+        waiters,
+    })
+}
+
+/// Starts following the deployments of `answers`, from now (one origin for all).
+fn start<D>(inner: &Inner<D>, cluster: &Cluster, answers: Vec<Option<Started>>) {
+    if answers.is_empty() {
+        return;
+    }
+    let origin = Instant::now();
+    let mut services = lock(&cluster.services);
+    for Started {
+        svc,
+        forced,
+        seq,
+        waiters,
+    } in answers.into_iter().flatten()
+    {
         let entry = services.entry(svc.service.clone()).or_default();
-        // An earlier deployment still watched is superseded by this one: its waiters
-        // follow this one (they would, through the judgement, one poll later).
-        let moved = entry.watch.take().map(|w| w.waiters).unwrap_or_default();
-        let mut watch = Watch {
+        inner.telemetry.deployment_forced(waiters.len());
+        if waiters.len() > 1 {
+            tracing::info!(cluster = %svc.cluster, service = %svc.service, deployment = %forced.id, rotations = waiters.len(), "one deployment forced for several rotations");
+        }
+        let mut waiters: Vec<Waiter> = waiters
+            .into_iter()
+            .map(|(updates, timeout)| Waiter {
+                updates,
+                deadline: origin + timeout,
+                calls_before: 0,
+            })
+            .collect();
+        match entry.watch.as_mut() {
+            // A deployment sent after this one is followed already (its answer came
+            // first): it started later still, so this one's rotations wait on it.
+            Some(w) if w.seq > seq => {
+                w.waiters.append(&mut waiters);
+                continue;
+            }
+            // An earlier deployment still followed is superseded by this one: its
+            // waiters follow this one (they would, through the judgement, one poll later).
+            Some(w) => waiters.append(&mut w.waiters),
+            None => {}
+        }
+        entry.watch = Some(Watch {
+            seq,
+            in_flight: false,
+            solo: false,
             dep: forced.id.clone(),
             created: forced.created,
             pace: Pace::new(origin),
             listed: false,
             last: Seen::default(),
-            waiters: moved,
-        };
-        inner.telemetry.deployment_forced(joiners.len());
-        if joiners.len() > 1 {
-            tracing::info!(cluster = %svc.cluster, service = %svc.service, deployment = %forced.id, rotations = joiners.len(), "one deployment forced for several rotations");
-        }
-        for j in joiners {
-            watch.waiters.push(Waiter {
-                updates: j.updates,
-                deadline: origin + j.timeout,
-                calls_before: 0,
-            });
-            let _ = j.reply.send(Ok(forced.clone()));
-        }
-        entry.watch = Some(watch);
+            waiters,
+            event_at: None,
+        });
     }
 }
 
@@ -397,7 +617,8 @@ async fn force_one<D: Deployer>(
     account: &Account,
     svc: ServiceRef,
     mut joiners: Vec<Joiner>,
-) -> (ServiceRef, Vec<Joiner>, Option<(Forced, Instant)>) {
+    seq: u64,
+) -> Answer1 {
     loop {
         joiners.retain(|j| !j.reply.is_closed());
         let Some(first) = joiners.first() else {
@@ -405,12 +626,13 @@ async fn force_one<D: Deployer>(
         };
         let call = tokio::time::timeout(
             inner.step_timeout,
-            inner.deployer.force_deploy(account, &svc),
+            std::panic::AssertUnwindSafe(inner.deployer.force_deploy(account, &svc)).catch_unwind(),
         );
         let r = match first.fence.clone() {
             Some(f) => fence::scope(f, call).await,
             None => call.await,
         };
+        let r = r.map(|r| r.unwrap_or_else(|_| Err(panicked("UpdateService"))));
         let r = r.unwrap_or_else(|_| {
             Err(AwsError::new(
                 ErrorClass::Transient,
@@ -423,7 +645,7 @@ async fn force_one<D: Deployer>(
             ))
         });
         match r {
-            Ok(forced) => return (svc, joiners, Some((forced, Instant::now()))),
+            Ok(forced) => return (svc, joiners, Some((forced, seq))),
             Err(e) if fence::is_lease_lost(&e) => {
                 let j = joiners.remove(0);
                 let _ = j.reply.send(Err(e));
@@ -438,61 +660,100 @@ async fn force_one<D: Deployer>(
     }
 }
 
-/// One round: DescribeServices for the due services, ten per call, the last call filled
-/// up with services not due yet (soonest first).
-async fn poll<D: Deployer>(
-    inner: &Arc<Inner<D>>,
-    key: &Key,
-    cluster: &Cluster,
+/// The error a call that panicked (a bug in an adapter) is reported as.
+fn panicked(operation: &'static str) -> AwsError {
+    AwsError::new(
+        ErrorClass::Other,
+        operation,
+        "Panicked",
+        "the call panicked (a bug; see the log)".to_string(),
+    )
+}
+
+/// One round's calls: the due services ten per call, the last call filled up with
+/// services not due yet (soonest first); a `solo` service alone in its call. Each is
+/// marked polled and in flight.
+fn fill(
+    services: &mut BTreeMap<ServiceName, Entry>,
     due: Vec<ServiceName>,
-) {
-    let mut names = due;
-    {
-        let services = lock(&cluster.services);
-        let room = (DESCRIBE_BATCH - names.len() % DESCRIBE_BATCH) % DESCRIBE_BATCH;
-        let mut others: Vec<(Instant, &ServiceName)> = services
-            .iter()
-            .filter(|(n, _)| !names.contains(n))
-            .filter_map(|(n, e)| {
-                e.watch
-                    .as_ref()
-                    .and_then(|w| w.next_poll())
-                    .map(|at| (at, n))
-            })
-            .collect();
-        others.sort();
-        names.extend(others.into_iter().take(room).map(|(_, n)| n.clone()));
-    }
-    let calls = names.chunks(DESCRIBE_BATCH).map(|chunk| async move {
-        {
-            let at = Instant::now();
-            let mut services = lock(&cluster.services);
-            for n in chunk {
-                if let Some(w) = services.get_mut(n).and_then(|e| e.watch.as_mut()) {
-                    w.pace.polled(at);
-                }
-            }
+    mode: Mode,
+    now: Instant,
+) -> Vec<Vec<ServiceName>> {
+    let solo = |services: &BTreeMap<ServiceName, Entry>, n: &ServiceName| {
+        services
+            .get(n)
+            .and_then(|e| e.watch.as_ref())
+            .is_some_and(|w| w.solo)
+    };
+    let (alone, mut shared): (Vec<ServiceName>, Vec<ServiceName>) =
+        due.into_iter().partition(|n| solo(services, n));
+    let room = (DESCRIBE_BATCH - shared.len() % DESCRIBE_BATCH) % DESCRIBE_BATCH;
+    let mut others: Vec<(Instant, &ServiceName)> = services
+        .iter()
+        .filter(|(n, _)| !shared.contains(n) && !alone.contains(n))
+        .filter_map(|(n, e)| {
+            e.watch
+                .as_ref()
+                .filter(|w| !w.solo)
+                .and_then(|w| w.next_poll(mode))
+                .map(|at| (at, n))
+        })
+        .collect();
+    others.sort();
+    let fillers: Vec<ServiceName> = others
+        .into_iter()
+        .take(room)
+        .map(|(_, n)| n.clone())
+        .collect();
+    shared.extend(fillers);
+    let mut calls: Vec<Vec<ServiceName>> =
+        shared.chunks(DESCRIBE_BATCH).map(|c| c.to_vec()).collect();
+    calls.extend(alone.into_iter().map(|n| vec![n]));
+    for n in calls.iter().flatten() {
+        if let Some(w) = services.get_mut(n).and_then(|e| e.watch.as_mut()) {
+            w.pace.polled(now);
+            w.in_flight = true;
         }
-        let r = tokio::time::timeout(
-            DESCRIBE_TIMEOUT,
-            inner.deployer.describe(&key.0, &key.1, chunk),
-        )
-        .await;
-        inner.telemetry.describe_services_called();
-        apply(&key.1, cluster, chunk, r);
-    });
-    futures::future::join_all(calls).await;
+    }
+    calls
+}
+
+/// One DescribeServices call, its answer applied to the services it listed.
+async fn poll<D: Deployer>(
+    inner: Arc<Inner<D>>,
+    key: Key,
+    cluster: Arc<Cluster>,
+    chunk: Vec<ServiceName>,
+) {
+    let call = std::panic::AssertUnwindSafe(inner.deployer.describe(&key.0, &key.1, &chunk))
+        .catch_unwind()
+        .map(|r| r.unwrap_or_else(|_| Err(panicked("DescribeServices"))));
+    let r = tokio::time::timeout(DESCRIBE_TIMEOUT, call).await;
+    inner.telemetry.describe_services_called();
+    apply(&inner, &key.1, &cluster, &chunk, r);
+    cluster.wake.notify_one();
 }
 
 type Answer = Result<Result<Vec<Described>, AwsError>, tokio::time::error::Elapsed>;
 
-fn apply(cluster_name: &ClusterName, cluster: &Cluster, chunk: &[ServiceName], r: Answer) {
+fn apply<D>(
+    inner: &Inner<D>,
+    cluster_name: &ClusterName,
+    cluster: &Cluster,
+    chunk: &[ServiceName],
+    r: Answer,
+) {
     let now = Instant::now();
     let mut services = lock(&cluster.services);
     let svc = |n: &ServiceName| ServiceRef {
         cluster: cluster_name.clone(),
         service: n.clone(),
     };
+    for n in chunk {
+        if let Some(w) = services.get_mut(n).and_then(|e| e.watch.as_mut()) {
+            w.in_flight = false;
+        }
+    }
     match r {
         Ok(Ok(states)) => {
             for (name, st) in chunk.iter().zip(states) {
@@ -505,12 +766,33 @@ fn apply(cluster_name: &ClusterName, cluster: &Cluster, chunk: &[ServiceName], r
                 w.pace.answered();
                 let verdict = match st {
                     Described::Missing(reason) => Some(ServiceVerdict::Missing { reason }),
-                    Described::Found(state) => observe(&svc(name), w, state, now),
+                    Described::Found(state) => observe(&svc(name), w, state, now, 0),
                 };
-                if let Some(v) = verdict {
-                    if let Some(w) = entry.watch.take() {
-                        w.conclude(&svc(name), &v);
+                match verdict {
+                    Some(v) => {
+                        if let Some(w) = entry.watch.take() {
+                            if let Some(at) = w.event_at {
+                                let late = (inner.clock.now() - at).to_std().unwrap_or_default();
+                                inner.telemetry.event_lateness(late.as_secs_f64());
+                            }
+                            w.conclude(&svc(name), &v);
+                        }
                     }
+                    None => {
+                        if let Some(w) = entry.watch.as_mut() {
+                            w.pace.no_verdict(now);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Err(e)) if !e.is_retryable() && chunk.len() > 1 => {
+            // Whose service was refused is not known: each is described alone next.
+            tracing::warn!(error = %e, cluster = %cluster_name, "DescribeServices failed; describing each service alone");
+            for name in chunk {
+                if let Some(w) = services.get_mut(name).and_then(|e| e.watch.as_mut()) {
+                    w.solo = true;
+                    w.pace.throttled(now);
                 }
             }
         }
@@ -551,6 +833,7 @@ fn observe(
     w: &mut Watch,
     state: super::deploy::ServiceState,
     now: Instant,
+    depth: u32,
 ) -> Option<ServiceVerdict> {
     let dep = w.dep.clone();
     let mine = state.deployments.iter().find(|d| d.id == dep);
@@ -602,6 +885,11 @@ fn observe(
                 .and_then(|d| d.created);
             w.dep = later;
             w.listed = true;
+            // The event, if any, was about ours; the answer is judged again for the later.
+            w.event_at = None;
+            if depth < 3 {
+                return observe(svc, w, state, now, depth + 1);
+            }
             None
         }
         Judgement::Starting | Judgement::Draining => {
@@ -697,4 +985,93 @@ pub async fn collect(
         verdicts.insert(svc, (Seen::default().stalled(), 0));
     }
     verdicts
+}
+
+/// The cluster and service names in a service ARN: `arn:aws:ecs:R:A:service/CLUSTER/NAME`,
+/// or the old `arn:aws:ecs:R:A:service/NAME` (no cluster).
+fn service_of(arn: &str) -> (Option<&str>, Option<&str>) {
+    let resource = arn.splitn(6, ':').nth(5).unwrap_or("");
+    let mut parts = resource.split('/');
+    if parts.next() != Some("service") {
+        return (None, None);
+    }
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(c), Some(n), None) => (Some(c), Some(n)),
+        (Some(n), None, None) => (None, Some(n)),
+        _ => (None, None),
+    }
+}
+
+/// Receives deployment events until `shutdown`, hands each to the coordinator and deletes
+/// every message received (the queue is this replica's own: a message left there comes
+/// back after its visibility timeout, forever). A failed receive switches the coordinator
+/// back to the waiter's schedule until a receive succeeds again.
+pub async fn listen<E: DeployEvents, D: Deployer>(
+    events: E,
+    coordinator: Coordinator<D>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    /// SQS's longest long poll.
+    const WAIT: Duration = Duration::from_secs(20);
+    let mut backoff = Duration::ZERO;
+    tokio::pin!(shutdown);
+    loop {
+        let received = tokio::select! {
+            _ = &mut shutdown => return,
+            r = tokio::time::timeout(WAIT + Duration::from_secs(10), events.receive(WAIT)) => r,
+        };
+        match received {
+            Ok(Ok(batch)) => {
+                backoff = Duration::ZERO;
+                coordinator.set_events_live(true);
+                for ev in &batch.events {
+                    let matched = coordinator.on_event(ev);
+                    tracing::debug!(deployment = %ev.deployment_id, kind = ?ev.kind, matched, "deployment event");
+                }
+                if !batch.handles.is_empty() {
+                    if let Err(e) = events.delete(&batch.handles).await {
+                        tracing::warn!(error = %e, "could not delete handled deployment events; they will be received again");
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                coordinator.set_events_live(false);
+                backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                tracing::warn!(error = %e, retry_in = ?backoff, "cannot receive deployment events; following rollouts by polling meanwhile");
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+            }
+            Err(_) => {
+                coordinator.set_events_live(false);
+                tracing::warn!("receiving deployment events timed out; following rollouts by polling meanwhile");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_of;
+
+    #[test]
+    fn service_arns_name_the_cluster_and_service() {
+        assert_eq!(
+            service_of("arn:aws:ecs:us-east-1:111122223333:service/prod/api"),
+            (Some("prod"), Some("api"))
+        );
+        assert_eq!(
+            service_of("arn:aws:ecs:us-east-1:111122223333:service/api"),
+            (None, Some("api"))
+        );
+        for bad in [
+            "",
+            "arn:aws:ecs:us-east-1:111122223333:task/prod/abc",
+            "arn:aws:ecs:us-east-1:111122223333:service/a/b/c",
+            "not an arn",
+        ] {
+            assert_eq!(service_of(bad), (None, None), "{bad}");
+        }
+    }
 }

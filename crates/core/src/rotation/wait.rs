@@ -30,6 +30,13 @@ pub const VISIBILITY_GRACE: Duration = Duration::from_secs(60);
 /// The spare call comes this long after the rollout looked about to complete: old tasks
 /// without a load balancer stop within seconds, and the deployment list follows.
 pub const SPARE_DELAY: Duration = Duration::from_secs(3);
+/// With deployment events: the poll that remains in case events are lost or late (a
+/// service without circuit breaker sends no FAILED; its stall ends at the timeout).
+pub const DEFAULT_SAFETY_POLL: Duration = Duration::from_secs(60);
+/// An event's confirmation that did not show it yet (DescribeServices is eventually
+/// consistent) is tried again this long after, doubling, this many times.
+const CONFIRM_BACKOFF: Duration = Duration::from_secs(1);
+const CONFIRM_RETRIES: u32 = 3;
 /// Backoff after a throttled or failed DescribeServices, doubling up to the maximum.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Service events a stalled verdict reports.
@@ -163,6 +170,19 @@ pub struct Pace {
     /// After a throttled or failed call: no poll before this.
     hold: Option<Instant>,
     backoff: Duration,
+    /// An event said the rollout changed: poll at this moment to confirm it.
+    confirm_at: Option<Instant>,
+    /// The latest poll was an event's confirmation.
+    confirming: bool,
+    confirms_left: u32,
+}
+
+/// How a rollout is followed: on the CLI waiter's schedule, or by deployment events with
+/// a slow safety poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Waiter,
+    Events { safety: Duration },
 }
 
 impl Pace {
@@ -175,6 +195,9 @@ impl Pace {
             spare_spent: false,
             hold: None,
             backoff: Duration::ZERO,
+            confirm_at: None,
+            confirming: false,
+            confirms_left: 0,
         }
     }
 
@@ -200,10 +223,16 @@ impl Pace {
     }
 
     /// When this rollout must be polled next.
-    pub fn next(&self) -> Instant {
-        let mut at = self.scheduled();
-        if let Some(s) = self.spare_at {
-            at = at.min(s);
+    pub fn next(&self, mode: Mode) -> Instant {
+        let mut at = match mode {
+            Mode::Waiter => self.scheduled(),
+            Mode::Events { safety } => self.last + safety,
+        };
+        // The spare only while within the waiter's count: rounds of other services that
+        // included this one since it was planned may have used it up.
+        let spare = self.spare_at.filter(|s| self.calls < self.budget(*s));
+        for t in [spare, self.confirm_at].into_iter().flatten() {
+            at = at.min(t);
         }
         match self.hold {
             Some(h) => at.max(h),
@@ -217,6 +246,26 @@ impl Pace {
         self.last = self.last.max(at);
         if self.spare_at.is_some_and(|s| s <= at) {
             self.spare_at = None;
+        }
+        self.confirming = self.confirm_at.is_some_and(|c| c <= at);
+        if self.confirming {
+            self.confirm_at = None;
+        }
+    }
+
+    /// A deployment event about this rollout arrived: confirm it with a poll now.
+    pub fn confirm(&mut self, now: Instant) {
+        self.confirm_at = Some(now);
+        self.confirms_left = CONFIRM_RETRIES;
+    }
+
+    /// The answer gave no verdict. After an event's confirmation, ECS may not show the
+    /// change yet: confirm again shortly, a few times.
+    pub fn no_verdict(&mut self, now: Instant) {
+        if std::mem::take(&mut self.confirming) && self.confirms_left > 0 {
+            let n = CONFIRM_RETRIES - self.confirms_left;
+            self.confirms_left -= 1;
+            self.confirm_at = Some(now + CONFIRM_BACKOFF * 2u32.pow(n));
         }
     }
 
@@ -320,36 +369,73 @@ mod tests {
         assert_eq!(p.budget(t0), 1);
         assert_eq!(p.budget(t0 + s(14)), 1);
         assert_eq!(p.budget(t0 + s(15)), 2);
-        assert_eq!(p.next(), t0 + s(15));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(15));
         // A round for another service at 7 s includes this one: the next poll stays at 15.
         p.polled(t0 + s(7));
-        assert_eq!(p.next(), t0 + s(15));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(15));
         p.polled(t0 + s(15));
-        assert_eq!(p.next(), t0 + s(30));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(30));
         // Over budget after the extra call: no spare (2 calls by 18 s is the waiter's 2).
         p.offer_spare(t0 + s(15));
-        assert_eq!(p.next(), t0 + s(30));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(30));
         let mut p = Pace::new(t0);
         p.polled(t0 + s(15));
         p.offer_spare(t0 + s(15));
-        assert_eq!(p.next(), t0 + s(18));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(18));
         p.polled(t0 + s(18));
-        assert_eq!(p.next(), t0 + s(30));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(30));
         // Spent once only.
         p.polled(t0 + s(30));
         p.offer_spare(t0 + s(30));
-        assert_eq!(p.next(), t0 + s(45));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(45));
+        // Planned, then used up by another service's round that listed this one: the
+        // spare would be a third call by 18 s where the waiter made two.
+        let mut p = Pace::new(t0);
+        p.polled(t0 + s(15));
+        p.offer_spare(t0 + s(15));
+        p.polled(t0 + Duration::from_millis(15_500));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(30));
+        let mut p = Pace::new(t0);
+        p.polled(t0 + s(15));
+        p.polled(t0 + s(18));
+        p.polled(t0 + s(30));
+        p.offer_spare(t0 + s(30));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(45));
         // Not when it would come after the scheduled poll.
         let mut p = Pace::new(t0);
         p.polled(t0 + s(15));
         p.offer_spare(t0 + s(28));
-        assert_eq!(p.next(), t0 + s(30));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(30));
         // Throttled: held back, doubling, and released by an answer.
         p.throttled(t0 + s(29));
-        assert_eq!(p.next(), t0 + s(31));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(31));
         p.throttled(t0 + s(29));
-        assert_eq!(p.next(), t0 + s(33));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(33));
         p.answered();
-        assert_eq!(p.next(), t0 + s(30));
+        assert_eq!(p.next(Mode::Waiter), t0 + s(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_events_the_pace_is_a_safety_poll_and_confirmations() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let events = Mode::Events { safety: s(60) };
+        let mut p = Pace::new(t0);
+        assert_eq!(p.next(events), t0 + s(60));
+        p.confirm(t0 + s(7));
+        assert_eq!(p.next(events), t0 + s(7));
+        p.polled(t0 + s(7));
+        // Not shown yet: again after 1 s, 2 s, 4 s, then only the safety poll.
+        for (at, again) in [(7, 8), (8, 10), (10, 14)] {
+            p.no_verdict(t0 + s(at));
+            assert_eq!(p.next(events), t0 + s(again));
+            p.polled(t0 + s(again));
+        }
+        p.no_verdict(t0 + s(14));
+        assert_eq!(p.next(events), t0 + s(74));
+        // A poll that was not a confirmation does not start retries.
+        p.polled(t0 + s(74));
+        p.no_verdict(t0 + s(74));
+        assert_eq!(p.next(events), t0 + s(134));
     }
 }

@@ -44,6 +44,11 @@ region = "eu-central-1"
 role_arn = "arn:aws:iam::123456789012:role/leases"
 lease_ttl = "30s"
 
+[events]
+queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/rotator-events"
+region = "eu-west-1"
+safety_poll = "2m"
+
 [[secret]]
 name = "api-db"
 secret_id = "prod/api/db"
@@ -80,6 +85,12 @@ fn every_key_is_read_into_the_setting_it_names() {
     assert_eq!(d.step_timeout, Duration::from_secs(90));
     assert_eq!(d.max_starts_per_minute, 7);
     assert_eq!(d.redeploy_coalesce, Duration::from_secs(8));
+    assert_eq!(
+        c.events.queue_url.as_deref(),
+        Some("https://sqs.eu-west-1.amazonaws.com/123456789012/rotator-events")
+    );
+    assert_eq!(c.events.region.as_ref().unwrap().as_str(), "eu-west-1");
+    assert_eq!(c.events.safety_poll, Duration::from_secs(120));
 
     assert_eq!(c.aws.region.as_ref().unwrap().as_str(), "eu-west-1");
     assert_eq!(c.aws.profile.as_deref(), Some("ops"));
@@ -138,7 +149,7 @@ fn every_key_is_read_into_the_setting_it_names() {
         s.account().role_arn.as_ref().unwrap().as_str(),
         "arn:aws:iam::222222222222:role/billing"
     );
-    assert_eq!(s.origin.line_col, Some((26, 1)));
+    assert_eq!(s.origin.line_col, Some((31, 1)));
 
     let short = c.secret("short").unwrap();
     assert_eq!(short.every, Duration::from_secs(300));

@@ -892,13 +892,16 @@ async fn an_abandoned_foreign_pending_version_is_taken_over() {
 // -----------------------------------------------------------------------------------------
 
 /// AccessDenied while polling (a policy changed mid-rollout) is no throttle: every
-/// service of that call fails at once with the error, instead of polling until the
-/// stable timeout.
+/// service fails with the error at once (after one call each alone, to tell whose
+/// service was refused), instead of polling until the stable timeout.
 #[tokio::test(start_paused = true)]
 async fn a_denied_describe_services_fails_the_wait_at_once() {
     let w = World::new();
-    w.ecs_faults
-        .fail_after("DescribeServices", 1, [access_denied("DescribeServices")]);
+    w.ecs_faults.fail_after(
+        "DescribeServices",
+        1,
+        (0..5).map(|_| access_denied("DescribeServices")),
+    );
     let started = tokio::time::Instant::now();
     let e = w
         .rotate()

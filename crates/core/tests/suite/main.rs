@@ -8,6 +8,7 @@ mod world;
 mod coalesce;
 mod config_cases;
 mod config_good;
+mod coordinator;
 mod due;
 mod engine;
 mod ha;

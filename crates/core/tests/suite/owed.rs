@@ -54,6 +54,7 @@ fn schedule<S: SecretStore>(
         daemon,
         aws: AwsConfig::default(),
         ha: Default::default(),
+        events: Default::default(),
         secrets: vec![secret],
         files: vec![],
     };
@@ -360,6 +361,7 @@ async fn a_shutdown_lets_the_rotation_in_flight_finish_within_the_grace() {
         },
         aws: AwsConfig::default(),
         ha: Default::default(),
+        events: Default::default(),
         secrets: vec![cfg],
         files: vec![],
     };

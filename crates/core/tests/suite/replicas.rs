@@ -83,6 +83,7 @@ async fn a_resume_another_replica_finished_first_does_not_rotate_again() {
         daemon: DaemonConfig::default(),
         aws: AwsConfig::default(),
         ha: Default::default(),
+        events: Default::default(),
         secrets: vec![SecretBuilder::new("raced", "app/raced")
             .every(30 * DAY)
             .redeploy("prod", &["api"])

@@ -112,6 +112,7 @@ impl World {
             daemon,
             aws: AwsConfig::default(),
             ha: Default::default(),
+            events: Default::default(),
             secrets,
             files: vec![],
         };
@@ -824,6 +825,7 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
         daemon: daemon(),
         aws: AwsConfig::default(),
         ha: Default::default(),
+        events: Default::default(),
         secrets: vec![
             secret("overdue", 30 * DAY),
             secret("later", 30 * DAY),
@@ -1041,6 +1043,7 @@ impl World {
             daemon,
             aws: AwsConfig::default(),
             ha: Default::default(),
+            events: Default::default(),
             secrets,
             files: vec![],
         };

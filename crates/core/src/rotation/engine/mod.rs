@@ -108,6 +108,9 @@ pub struct Engine<S, D> {
     coordinator: Coordinator<D>,
     /// Force requests for one service within this share one deployment.
     pub redeploy_coalesce: Duration,
+    /// Deployment events are received ([`crate::rotation::coordinator::listen`]): the
+    /// safety poll beside them. None: rollouts are followed by polling only.
+    pub event_safety_poll: Option<Duration>,
     pub clock: Arc<dyn Clock>,
     /// The clients target kinds need (IAM for access keys), given by the binary or a
     /// test; the core builds none.
@@ -135,6 +138,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             ),
             deployer,
             redeploy_coalesce: DEFAULT_COALESCE,
+            event_safety_poll: None,
             clock,
             clients: TargetClients::default(),
             step_timeout: DEFAULT_STEP_TIMEOUT,
@@ -144,13 +148,22 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
 
     /// A new coordinator from the settings (builders run before any rotation).
     fn rebuilt(mut self) -> Self {
-        self.coordinator = Coordinator::new(
+        self.coordinator = Coordinator::with_events(
             self.deployer.clone(),
             self.redeploy_coalesce,
             self.step_timeout,
             self.telemetry.clone(),
+            self.event_safety_poll,
+            self.clock.clone(),
         );
         self
+    }
+
+    /// Rollouts are followed by deployment events (fed to [`Engine::coordinator`] by
+    /// [`crate::rotation::coordinator::listen`]) and a safety poll this often.
+    pub fn with_deploy_events(mut self, safety_poll: Duration) -> Self {
+        self.event_safety_poll = Some(safety_poll);
+        self.rebuilt()
     }
 
     pub fn with_telemetry(mut self, t: Arc<dyn Telemetry>) -> Self {
