@@ -47,6 +47,8 @@ pub struct Metrics {
     pub rotations_coalesced: IntCounter,
     pub describe_calls: IntCounter,
     pub wait_polls: Histogram,
+    /// [events]: how long after ECS's deployment event its verdict came.
+    pub event_lateness: Histogram,
     pub aws_calls: IntCounterVec,
     pub reload_ok: IntGauge,
     pub reload_ok_time: Gauge,
@@ -92,6 +94,7 @@ impl Metrics {
             rotations_coalesced: reg(&r, IntCounter::new("ecs_rotations_coalesced_total", "Rotations that shared a forced deployment another rotation asked for within [daemon] redeploy_coalesce, instead of forcing their own.").unwrap()),
             describe_calls: reg(&r, IntCounter::new("ecs_describe_services_calls_total", "DescribeServices calls made to follow forced deployments (up to 10 services per call).").unwrap()),
             wait_polls: reg(&r, Histogram::with_opts(HistogramOpts::new("ecs_wait_describe_calls", "DescribeServices calls that included a consumer while a rotation waited on it (the CLI waiter makes one per 15 s).").buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 40.0, 80.0, 160.0])).unwrap()),
+            event_lateness: reg(&r, Histogram::with_opts(HistogramOpts::new("ecs_event_lateness_seconds", "With [events]: time from an ECS deployment event's updatedAt to the verdict it announced (delivery, the confirming DescribeServices, clock skew).").buckets(vec![0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0])).unwrap()),
             aws_calls: reg(&r, IntCounterVec::new(Opts::new("aws_api_calls_total", "AWS API call attempts (retries included) by service, operation and outcome (ok, throttled, error)."), &["service", "operation", "outcome"]).unwrap()),
             reload_ok: reg(&r, IntGauge::new("config_last_reload_successful", "1 if the last configuration load succeeded.").unwrap()),
             reload_ok_time: reg(&r, Gauge::new("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully (Unix time).").unwrap()),
@@ -449,6 +452,9 @@ pub fn telemetry() -> std::sync::Arc<dyn Telemetry> {
         }
         fn wait_polls(&self, calls: u64) {
             get().wait_polls.observe(calls as f64)
+        }
+        fn event_lateness(&self, seconds: f64) {
+            get().event_lateness.observe(seconds)
         }
         fn invalid_tag(&self, s: &SecretName, p: &'static str) {
             get().invalid_tag(s, p)
