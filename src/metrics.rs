@@ -49,6 +49,9 @@ pub struct Metrics {
     pub wait_polls: Histogram,
     /// [events]: how long after ECS's deployment event its verdict came.
     pub event_lateness: Histogram,
+    /// [events]: 1 while the queue is read, 0 while it cannot be (absent without [events]).
+    /// (A vector without labels: no series until [events] first sets it.)
+    pub events_receiving: IntGaugeVec,
     pub aws_calls: IntCounterVec,
     pub reload_ok: IntGauge,
     pub reload_ok_time: Gauge,
@@ -94,6 +97,7 @@ impl Metrics {
             rotations_coalesced: reg(&r, IntCounter::new("ecs_rotations_coalesced_total", "Rotations that shared a forced deployment another rotation asked for within [daemon] redeploy_coalesce, instead of forcing their own.").unwrap()),
             describe_calls: reg(&r, IntCounter::new("ecs_describe_services_calls_total", "DescribeServices calls made to follow forced deployments (up to 10 services per call).").unwrap()),
             wait_polls: reg(&r, Histogram::with_opts(HistogramOpts::new("ecs_wait_describe_calls", "DescribeServices calls that included a consumer while a rotation waited on it (the CLI waiter makes one per 15 s).").buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 40.0, 80.0, 160.0])).unwrap()),
+            events_receiving: reg(&r, IntGaugeVec::new(Opts::new("ecs_events_receiving", "With [events]: 1 while the deployment events queue is read, 0 while it cannot be (rollouts are then polled on the CLI waiter's schedule)."), &[]).unwrap()),
             event_lateness: reg(&r, Histogram::with_opts(HistogramOpts::new("ecs_event_lateness_seconds", "With [events]: time from an ECS deployment event's updatedAt to the verdict it announced (delivery, the confirming DescribeServices, clock skew).").buckets(vec![0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0])).unwrap()),
             aws_calls: reg(&r, IntCounterVec::new(Opts::new("aws_api_calls_total", "AWS API call attempts (retries included) by service, operation and outcome (ok, throttled, error)."), &["service", "operation", "outcome"]).unwrap()),
             reload_ok: reg(&r, IntGauge::new("config_last_reload_successful", "1 if the last configuration load succeeded.").unwrap()),
@@ -456,6 +460,12 @@ pub fn telemetry() -> std::sync::Arc<dyn Telemetry> {
         fn event_lateness(&self, seconds: f64) {
             get().event_lateness.observe(seconds)
         }
+        fn events_receiving(&self, live: bool) {
+            get()
+                .events_receiving
+                .with_label_values(&[] as &[&str])
+                .set(i64::from(live))
+        }
         fn invalid_tag(&self, s: &SecretName, p: &'static str) {
             get().invalid_tag(s, p)
         }
@@ -474,6 +484,24 @@ mod tests {
     use super::*;
     use rotator_core::telemetry::update;
     use rotator_test_kit::metrics::value as metric;
+
+    /// The events gauge exists only once [events] sets it: without events configured no
+    /// series is 0, so ECSEventsQueueUnreadable cannot fire.
+    #[test]
+    fn the_events_gauge_has_no_series_until_events_are_configured() {
+        let m = Metrics::new();
+        let sample = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("secret_rotator_ecs_events_receiving "))
+                .map(str::to_owned)
+        };
+        assert_eq!(sample(&m.render()), None);
+        m.events_receiving.with_label_values(&[] as &[&str]).set(0);
+        assert_eq!(
+            sample(&m.render()).as_deref(),
+            Some("secret_rotator_ecs_events_receiving 0")
+        );
+    }
 
     /// The core's reports as Prometheus series: what `crates/core/tests/suite/scheduler.rs`
     /// asserts the scheduler reports (on the kit's recorder) is what the alerts and the

@@ -541,3 +541,143 @@ async fn an_unreadable_secret_is_failing_in_metrics_from_start() {
     d.signal("-TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(15)), Some(0));
 }
+
+const EVENT_SEED: &str = r#"{"clusters":[{"name":"prod","services":[
+  {"name":"front","desiredCount":2,"startSecs":3,"drainSecs":2},
+  {"name":"api","desiredCount":1,"startSecs":5,"drainSecs":1},
+  {"name":"pdf","desiredCount":1,"behavior":"failing","startSecs":2}]}]}"#;
+
+/// The daemon with `[events]`: ecs-sim publishes its deployment events to moto's SQS, the
+/// daemon reads them. Each verdict comes within a second or two of the rollout's end
+/// (the waiter's schedule would be up to 15 s late), a rollback is reported before the
+/// rollback deployment has even completed, and besides the safety poll each service is
+/// described about once.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_events_verdicts_come_within_seconds() {
+    let moto = Moto::start();
+    let sqs = sqs_client(&moto.url);
+    let queue = sqs
+        .create_queue()
+        .queue_name("rotator-events")
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("queue URL")
+        .to_owned();
+    let sim = EcsSim::start(
+        &[
+            "--time-scale",
+            "1",
+            "--events-queue-url",
+            &queue,
+            "--events-endpoint-url",
+            &moto.url,
+        ],
+        EVENT_SEED,
+    );
+    let c = sm_client(&moto.url).await;
+    let old = [("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")];
+    create_secret(&c, "app/key", "initial-Value-1234", &old).await;
+    create_secret(&c, "app/pdf", "initial-Value-1234", &old).await;
+    let port = free_port();
+    let dir = config_dir(&format!(
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[events]\nqueue_url = \"{queue}\"\nregion = \"us-east-1\"\n\n[[secret]]\nname = \"key\"\nsecret_id = \"app/key\"\nevery = \"30d\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\", \"api\"] }}]\nstable_timeout = \"2m\"\n\n[[secret]]\nname = \"pdf\"\nsecret_id = \"app/pdf\"\nevery = \"30d\"\nredeploy = [{{ cluster = \"prod\", services = [\"pdf\"] }}]\nstable_timeout = \"2m\"\n"
+    ));
+    let _d = Daemon::start(dir.path(), &aws_env(Some(&moto.url), Some(&sim.url)), None);
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let mut last_body = String::new();
+    let mut rolled_back_seen = None;
+    let body = wait_for_or(
+        "both verdicts",
+        Duration::from_secs(90),
+        &mut last_body,
+        |lb| {
+            let body = http_get(&metrics_url).ok()?.1;
+            *lb = body.clone();
+            if rolled_back_seen.is_none()
+                && metric(&body, "secret_rotator_ecs_redeploys_total{cluster=\"prod\",outcome=\"rolled_back\",secret=\"pdf\",service=\"pdf\"}") == Some(1.0)
+            {
+                rolled_back_seen = Some(now());
+            }
+            (metric(
+                &body,
+                "secret_rotator_rotations_total{outcome=\"success\",secret=\"key\"}",
+            )? >= 1.0
+                && rolled_back_seen.is_some())
+            .then_some(body)
+        },
+    );
+    let completions = sim.completions();
+    let done = completions.as_array().unwrap();
+    let completed = |svc: &str| {
+        done.iter()
+            .find(|c| c["service"] == svc && c["kind"] == "completed")
+            .map(|c| c["wallTime"].as_f64().unwrap())
+            .unwrap_or_else(|| panic!("{svc} never completed: {completions}"))
+    };
+    let last = completed("front").max(completed("api"));
+    let finished = metric(
+        &body,
+        "secret_rotator_last_success_timestamp_seconds{secret=\"key\"}",
+    )
+    .unwrap();
+    let late = finished - last;
+    assert!(
+        late < 2.0,
+        "key reported {late:.2}s after its last rollout completed"
+    );
+    assert_eq!(
+        metric(&body, "secret_rotator_ecs_events_receiving"),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        metric(&body, "secret_rotator_ecs_event_lateness_seconds_count").unwrap_or(0.0) >= 1.0,
+        "{body}"
+    );
+    // The FAILED event is confirmed at once: before the rollback deployment that the
+    // circuit breaker started has completed (seconds later), not at a poll boundary.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rolled_back = loop {
+        let done = sim.completions();
+        if let Some(t) = done
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["service"] == "pdf" && c["kind"] == "rolled_back")
+        {
+            break t["wallTime"].as_f64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "{done}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let seen = rolled_back_seen.unwrap();
+    assert!(
+        seen <= rolled_back + 1.0,
+        "rollback seen {:.2}s after the rollback deployment completed",
+        seen - rolled_back
+    );
+    let describes = sim.calls()["DescribeServices"].as_u64().unwrap();
+    // Per rotation: the start's precheck, a confirmation per service, a retry or two.
+    assert!(describes <= 8, "{describes} DescribeServices calls");
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn sqs_client(url: &str) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::config::Builder::new()
+        .endpoint_url(url)
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .behavior_version_latest()
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}

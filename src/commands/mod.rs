@@ -45,8 +45,9 @@ pub fn clients(ctx: AwsContext) -> (AwsSecrets, AwsEcs) {
     (AwsSecrets::new(ctx.clone()), AwsEcs::new(ctx))
 }
 
-/// The engine with real AWS clients, all from one SDK configuration (`[aws]` region,
-/// profile and the default credential chain), IAM/STS included.
+/// The daemon's engine: real AWS clients, all from one SDK configuration (`[aws]`
+/// region, profile and the default credential chain), IAM/STS included, and with
+/// `[events]` the queue's reader feeding its deploy coordinator.
 ///
 /// Every write goes through [`Fenced`]: with `[ha] lock_table` set, a write is refused
 /// unless the rotation holds the secret's lease (see `crate::ha`).
@@ -54,7 +55,30 @@ pub async fn aws_engine(
     cfg: &Config,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
 ) -> crate::rotation::Engine<Fenced<AwsSecrets>, Fenced<AwsEcs>> {
-    engine(cfg, AwsContext::load(&cfg.aws).await, clock)
+    let ctx = AwsContext::load(&cfg.aws).await;
+    let engine = engine(cfg, ctx.clone(), clock);
+    let Some(source) = events(cfg, &ctx) else {
+        return engine;
+    };
+    let engine = engine.with_deploy_events(cfg.events.safety_poll);
+    let coordinator = engine.coordinator().clone();
+    // Runs for the life of the process; its failures only fall back to polling. A
+    // panic (a bug) must not leave the coordinator trusting events that no longer come.
+    tokio::spawn(async move {
+        let listen = crate::rotation::coordinator::listen(
+            source,
+            coordinator.clone(),
+            std::future::pending(),
+        );
+        if futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(listen))
+            .await
+            .is_err()
+        {
+            tracing::error!("the deployment events reader panicked; following rollouts by polling");
+            coordinator.set_events_live(false);
+        }
+    });
+    engine
 }
 
 pub fn engine(
@@ -63,8 +87,7 @@ pub fn engine(
     clock: std::sync::Arc<dyn crate::clock::Clock>,
 ) -> crate::rotation::Engine<Fenced<AwsSecrets>, Fenced<AwsEcs>> {
     let leased = cfg.ha.enabled();
-    let ctx_events = ctx.clone();
-    let engine = crate::rotation::Engine::new(
+    crate::rotation::Engine::new(
         Fenced::new(AwsSecrets::new(ctx.clone()), leased),
         Fenced::new(AwsEcs::new(ctx.clone()), leased),
         clock,
@@ -75,21 +98,7 @@ pub fn engine(
     )))
     .with_step_timeout(cfg.daemon.step_timeout)
     .with_redeploy_coalesce(cfg.daemon.redeploy_coalesce)
-    .with_telemetry(crate::metrics::telemetry());
-    match events(cfg, &ctx_events) {
-        Some(source) => {
-            let engine = engine.with_deploy_events(cfg.events.safety_poll);
-            // Runs for the life of the process: the queue is read while rollouts are
-            // followed, and its failures only fall back to polling.
-            tokio::spawn(crate::rotation::coordinator::listen(
-                source,
-                engine.coordinator().clone(),
-                std::future::pending(),
-            ));
-            engine
-        }
-        None => engine,
-    }
+    .with_telemetry(crate::metrics::telemetry())
 }
 
 /// The `[events]` queue's reader, if one is configured.

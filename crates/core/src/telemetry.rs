@@ -36,6 +36,8 @@ pub trait Telemetry: Send + Sync {
     fn wait_polls(&self, _calls: u64) {}
     /// A verdict came this long after the deployment event that announced it.
     fn event_lateness(&self, _seconds: f64) {}
+    /// `[events]`: whether the queue is being read (false: rollouts are polled meanwhile).
+    fn events_receiving(&self, _live: bool) {}
     /// A forced redeployment of one service got its verdict.
     fn redeploy_finished(
         &self,

@@ -35,7 +35,7 @@ use crate::telemetry::Telemetry;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,6 +47,9 @@ use tokio::time::Instant;
 pub const DEFAULT_COALESCE: Duration = Duration::from_secs(3);
 /// A DescribeServices unanswered after this is abandoned (and backed off like a throttle).
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Unmatched events kept for deployments not followed yet: how long, and how many.
+const EARLY_EVENTS_KEPT: Duration = Duration::from_secs(120);
+const EARLY_EVENTS_MAX: usize = 1024;
 /// UpdateService calls in flight at once per cluster.
 const FORCE_CONCURRENCY: usize = 8;
 
@@ -87,6 +90,8 @@ struct Inner<D> {
     step_timeout: Duration,
     telemetry: Arc<dyn Telemetry>,
     clusters: Mutex<HashMap<Key, Arc<Cluster>>>,
+    /// Events that matched no followed deployment, kept briefly (see `on_event`).
+    early: Mutex<VecDeque<(Instant, DeployEvent)>>,
     /// Numbers the UpdateService calls in the order they are sent.
     sends: AtomicU64,
     /// Wall clock, for the lateness of a verdict behind the event that announced it.
@@ -153,6 +158,13 @@ struct Watch {
     waiters: Vec<Waiter>,
     /// When ECS said (by an event) that the deployment followed completed or failed.
     event_at: Option<DateTime<Utc>>,
+    /// An event about this deployment arrived: events reach us for it, so the slow
+    /// safety poll may replace the waiter's schedule. Until then (a region or account
+    /// whose events go elsewhere, a queue another reader empties) the waiter's applies.
+    heard: bool,
+    /// The schedules of waiters moved here from a deployment this one superseded: they
+    /// keep being polled on their own waiter's schedule, not later.
+    carried: Vec<Pace>,
 }
 
 struct Waiter {
@@ -173,8 +185,26 @@ impl Watch {
         if self.in_flight {
             return None;
         }
-        let next = self.pace.next(mode);
-        self.last_deadline().filter(|d| next < *d).map(|_| next)
+        let mode = if self.heard { mode } else { Mode::Waiter };
+        let deadline = self.last_deadline()?;
+        let mut next = self.pace.next(mode);
+        for c in &self.carried {
+            next = next.min(c.next(Mode::Waiter));
+        }
+        if next < deadline {
+            return Some(next);
+        }
+        // With events, the last stretch before the deadline keeps the waiter's schedule:
+        // a lost event must not turn a rollout polling would see complete into a stall.
+        let last = self.pace.next(Mode::Waiter);
+        (mode != Mode::Waiter && last < deadline).then_some(last)
+    }
+
+    fn polled(&mut self, at: Instant) {
+        self.pace.polled(at);
+        for c in &mut self.carried {
+            c.polled(at);
+        }
     }
 
     fn tell(&self, u: &Update) {
@@ -232,6 +262,7 @@ impl<D: Deployer> Coordinator<D> {
                 step_timeout,
                 telemetry,
                 clusters: Mutex::new(HashMap::new()),
+                early: Mutex::new(VecDeque::new()),
                 sends: AtomicU64::new(0),
                 clock,
                 safety,
@@ -242,6 +273,7 @@ impl<D: Deployer> Coordinator<D> {
 
     /// Whether events are being received: the pace follows (see the module docs).
     pub fn set_events_live(&self, live: bool) {
+        self.inner.telemetry.events_receiving(live);
         if self.inner.events_live.swap(live, Ordering::Relaxed) != live {
             for c in lock(&self.inner.clusters).values() {
                 c.wake.notify_one();
@@ -253,6 +285,22 @@ impl<D: Deployer> Coordinator<D> {
     /// deployment of a watched service: a rollback or someone else's) are polled now to
     /// confirm it. Returns whether any watch was concerned.
     pub fn on_event(&self, ev: &DeployEvent) -> bool {
+        let matched = self.match_event(ev);
+        if !matched {
+            // Perhaps about a deployment whose UpdateService answer is not followed yet
+            // (a batch starts up to 2 s after its first answer): kept a while for it.
+            let now = Instant::now();
+            let mut early = lock(&self.inner.early);
+            early.retain(|(at, _)| now.saturating_duration_since(*at) < EARLY_EVENTS_KEPT);
+            if early.len() >= EARLY_EVENTS_MAX {
+                early.pop_front();
+            }
+            early.push_back((now, ev.clone()));
+        }
+        matched
+    }
+
+    fn match_event(&self, ev: &DeployEvent) -> bool {
         let (cluster, service) = service_of(&ev.service_arn);
         let now = Instant::now();
         let mut matched = false;
@@ -267,10 +315,12 @@ impl<D: Deployer> Coordinator<D> {
                 if !ours && service != Some(name.as_str()) {
                     continue;
                 }
-                if ours && ev.kind == DeployEventKind::InProgress {
-                    continue; // Our own start: nothing to confirm.
-                }
                 if ours {
+                    w.heard = true;
+                    if ev.kind == DeployEventKind::InProgress {
+                        matched = true;
+                        continue; // Our own start: nothing to confirm.
+                    }
                     w.event_at = ev.at;
                 }
                 w.pace.confirm(now);
@@ -555,6 +605,21 @@ fn answered(a: Answer1) -> Option<Started> {
     })
 }
 
+/// What events that came before a deployment was followed said of it: heard at all,
+/// when it completed or failed, and whether that needs confirming.
+fn early_news<D>(inner: &Inner<D>, dep: &DeploymentId) -> (bool, Option<DateTime<Utc>>, bool) {
+    let early = lock(&inner.early);
+    let mut news = (false, None, false);
+    for (_, ev) in early.iter().filter(|(_, e)| &e.deployment_id == dep) {
+        news.0 = true;
+        if ev.kind != DeployEventKind::InProgress {
+            news.1 = ev.at;
+            news.2 = true;
+        }
+    }
+    news
+}
+
 /// Starts following the deployments of `answers`, from now (one origin for all).
 fn start<D>(inner: &Inner<D>, cluster: &Cluster, answers: Vec<Option<Started>>) {
     if answers.is_empty() {
@@ -574,6 +639,7 @@ fn start<D>(inner: &Inner<D>, cluster: &Cluster, answers: Vec<Option<Started>>) 
         if waiters.len() > 1 {
             tracing::info!(cluster = %svc.cluster, service = %svc.service, deployment = %forced.id, rotations = waiters.len(), "one deployment forced for several rotations");
         }
+        let mut carried = Vec::new();
         let mut waiters: Vec<Waiter> = waiters
             .into_iter()
             .map(|(updates, timeout)| Waiter {
@@ -590,9 +656,19 @@ fn start<D>(inner: &Inner<D>, cluster: &Cluster, answers: Vec<Option<Started>>) 
                 continue;
             }
             // An earlier deployment still followed is superseded by this one: its
-            // waiters follow this one (they would, through the judgement, one poll later).
-            Some(w) => waiters.append(&mut w.waiters),
+            // waiters follow this one (they would, through the judgement, one poll later),
+            // still polled on their own schedule.
+            Some(w) => {
+                waiters.append(&mut w.waiters);
+                carried.append(&mut w.carried);
+                carried.push(w.pace.clone());
+            }
             None => {}
+        }
+        let (heard, event_at, confirm) = early_news(inner, &forced.id);
+        let mut pace = Pace::new(origin);
+        if confirm {
+            pace.confirm(origin);
         }
         entry.watch = Some(Watch {
             seq,
@@ -600,11 +676,13 @@ fn start<D>(inner: &Inner<D>, cluster: &Cluster, answers: Vec<Option<Started>>) 
             solo: false,
             dep: forced.id.clone(),
             created: forced.created,
-            pace: Pace::new(origin),
+            pace,
             listed: false,
             last: Seen::default(),
             waiters,
-            event_at: None,
+            event_at,
+            heard,
+            carried,
         });
     }
 }
@@ -711,7 +789,7 @@ fn fill(
     calls.extend(alone.into_iter().map(|n| vec![n]));
     for n in calls.iter().flatten() {
         if let Some(w) = services.get_mut(n).and_then(|e| e.watch.as_mut()) {
-            w.pace.polled(now);
+            w.polled(now);
             w.in_flight = true;
         }
     }

@@ -296,8 +296,14 @@ fn event(name: &str, kind: DeployEventKind) -> DeployEvent {
     }
 }
 
-/// Event mode: the COMPLETED event is confirmed by one DescribeServices at once; besides
-/// it only the safety poll runs.
+/// ECS's IN_PROGRESS event for a deployment, half a second after its UpdateService.
+async fn started(c: &Coordinator<Ecs>, name: &str) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.on_event(&event(name, DeployEventKind::InProgress));
+}
+
+/// Event mode: once events arrive for the deployment, the COMPLETED event is confirmed
+/// by one DescribeServices at once; besides it only the safety poll runs.
 #[tokio::test(start_paused = true)]
 async fn an_event_is_confirmed_at_once_with_one_call() {
     let (ecs, c) = events_coord(
@@ -308,7 +314,8 @@ async fn an_event_is_confirmed_at_once_with_one_call() {
         Duration::from_secs(60),
     );
     let send = async {
-        tokio::time::sleep(Duration::from_millis(100_300)).await;
+        started(&c, "a").await;
+        tokio::time::sleep(Duration::from_millis(99_800)).await;
         assert!(c.on_event(&event("a", DeployEventKind::Completed)));
     };
     let ((v, took), ()) = tokio::join!(wait_one(&c, "a", Duration::from_secs(600)), send);
@@ -353,20 +360,30 @@ async fn events_early_lost_or_failed() {
     assert!(b.1 <= Duration::from_millis(100_300), "{:?}", b.1);
 }
 
-/// An event that never arrives: the safety poll sees the completion.
+/// A COMPLETED event that never arrives: the safety poll sees the completion. With no
+/// event at all for the deployment (events of its region go elsewhere, another reader
+/// empties the queue), the waiter's schedule applies.
 #[tokio::test(start_paused = true)]
 async fn a_lost_event_is_caught_by_the_safety_poll() {
-    let (ecs, c) = events_coord(
-        Ecs {
-            complete_after: Some(Duration::from_secs(100)),
-            ..Ecs::default()
-        },
-        Duration::from_secs(60),
+    let ecs = || Ecs {
+        complete_after: Some(Duration::from_secs(100)),
+        ..Ecs::default()
+    };
+    let (e, c) = events_coord(ecs(), Duration::from_secs(60));
+    let ((v, took), ()) = tokio::join!(
+        wait_one(&c, "lost", Duration::from_secs(600)),
+        started(&c, "lost")
     );
-    let (v, took) = wait_one(&c, "lost", Duration::from_secs(600)).await;
     assert_eq!(v, ServiceVerdict::Stable);
     assert_eq!(took, Duration::from_secs(120));
-    assert_eq!(ecs.calls().len(), 2);
+    assert_eq!(e.calls().len(), 2);
+    let (e, c) = events_coord(ecs(), Duration::from_secs(60));
+    let (v, took) = wait_one(&c, "unheard", Duration::from_secs(600)).await;
+    assert_eq!(
+        (v, took),
+        (ServiceVerdict::Stable, Duration::from_secs(105))
+    );
+    assert_eq!(e.calls().len(), 7);
 }
 
 /// While events cannot be received, rollouts are followed on the waiter's schedule.
@@ -383,4 +400,138 @@ async fn without_live_events_the_waiter_schedule_applies() {
     let (v, took) = wait_one(&c, "a", Duration::from_secs(600)).await;
     assert_eq!(v, ServiceVerdict::Stable);
     assert_eq!(took, Duration::from_secs(30));
+}
+
+// ---- review 2 (adversarial): the scenarios it found ----
+
+/// R2-A. Event mode, the COMPLETED event lost (a replica sharing the queue took it, a
+/// `rotate` run on a laptop deleted it, the rule is in another region, EventBridge late):
+/// a rollout completing at 545 s of a 600 s timeout is stable by polling (the waiter's
+/// call at 555 s sees it) but `stalled` in event mode: the safety polls at 60..540 s miss
+/// it and no poll runs at or near the deadline. "Late by up to that poll's interval,
+/// never wrong" (deploy/eventbridge/README.md) does not hold at the deadline.
+#[tokio::test(start_paused = true)]
+async fn r2_a_lost_event_near_the_deadline_is_not_a_stall() {
+    let ecs = || Ecs {
+        complete_after: Some(Duration::from_secs(545)),
+        ..Ecs::default()
+    };
+    let (_e, polling) = events_coord(ecs(), Duration::from_secs(60));
+    polling.set_events_live(false);
+    let (v, took) = wait_one(&polling, "a", Duration::from_secs(600)).await;
+    assert_eq!(
+        (v, took),
+        (ServiceVerdict::Stable, Duration::from_secs(555))
+    );
+    let (_e, events) = events_coord(ecs(), Duration::from_secs(60));
+    let ((v, took), ()) = tokio::join!(
+        wait_one(&events, "a", Duration::from_secs(600)),
+        started(&events, "a")
+    );
+    assert_eq!(
+        (v, took),
+        (ServiceVerdict::Stable, Duration::from_secs(555)),
+        "event mode"
+    );
+}
+
+/// R2-B. Event mode, a deployment that completes at once (desiredCount 0, a scaled-down
+/// worker) forced in a batch with a service whose UpdateService answers 1.9 s later: its
+/// COMPLETED event (1 s) arrives before its watch exists (the batch's watches start
+/// together at 1.9 s) and is dropped; the verdict waits for the safety poll (61.9 s),
+/// where polling mode gives it at 16.9 s.
+#[tokio::test(start_paused = true)]
+async fn r2_b_an_event_before_the_batch_starts_is_not_lost() {
+    let (_ecs, c) = events_coord(
+        Ecs {
+            force_delay: [("slow".to_string(), Duration::from_millis(1900))].into(),
+            complete_after: Some(Duration::ZERO),
+            ..Ecs::default()
+        },
+        Duration::from_secs(60),
+    );
+    let t0 = Instant::now();
+    let (tx_a, mut rx_a) = mpsc::unbounded_channel::<Update>();
+    let (tx_s, _rx_s) = mpsc::unbounded_channel::<Update>();
+    let acct = Account::default();
+    let (sa, ss) = (svc("prod", "zero"), svc("prod", "slow"));
+    let forces = async {
+        tokio::join!(
+            c.force(&acct, &sa, Duration::from_secs(600), &tx_a),
+            c.force(&acct, &ss, Duration::from_secs(600), &tx_s)
+        )
+    };
+    let ev = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        c.on_event(&event("zero", DeployEventKind::Completed))
+    };
+    let ((ra, rs), matched) = tokio::join!(forces, ev);
+    assert!(ra.is_ok() && rs.is_ok());
+    let took = loop {
+        match rx_a.recv().await {
+            Some(Update::Verdict { verdict, .. }) => {
+                assert_eq!(verdict, ServiceVerdict::Stable);
+                break t0.elapsed();
+            }
+            Some(_) => continue,
+            None => panic!("no verdict"),
+        }
+    };
+    assert!(
+        took <= Duration::from_secs(17),
+        "verdict at {took:?}; the event matched a watch: {matched}"
+    );
+}
+
+/// R2-C. Polling mode, one rotation forcing three services, the third UpdateService
+/// answered 2.5 s after the first (a throttled call retried by the SDK): it gets its own
+/// schedule (joining the others' would see its completion up to 15 s later than its own
+/// waiter), so two calls per 15 s: more than one waiter for all three (11 in 150 s),
+/// never more than one waiter per service (33). Kept as the price of never being later.
+#[tokio::test(start_paused = true)]
+async fn r2_c_a_straggling_answer_costs_one_more_schedule_not_more() {
+    let (ecs, c) = coord(Ecs {
+        force_delay: [("s2".to_string(), Duration::from_millis(2500))].into(),
+        ..Ecs::default()
+    });
+    let services: Vec<ServiceRef> = ["s0", "s1", "s2"].iter().map(|n| svc("prod", n)).collect();
+    let v = c
+        .redeploy_and_wait(
+            &Account::default(),
+            &services,
+            Duration::from_secs(150),
+            &Quiet,
+        )
+        .await;
+    assert!(v.values().all(|v| v.label() == "stalled"), "{v:?}");
+    let calls = ecs.calls();
+    assert!(
+        calls.len() <= 22,
+        "{} DescribeServices calls; two waiters make 22: {:?}",
+        calls.len(),
+        calls
+            .iter()
+            .map(|(t, _)| t.duration_since(calls[0].0))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// R2-D. Polling mode, rotation R1 forces `a` at 0 s; R2 (another secret) forces `a` at
+/// 14 s, superseding R1's deployment. R1's waiters move to the new watch and its grid
+/// (29, 44, ...): a completion at 29.5 s that R1's waiter (15, 30, ...) sees at 30 s
+/// reaches R1 at 44 s.
+#[tokio::test(start_paused = true)]
+async fn r2_d_a_superseding_force_does_not_delay_the_first_rotation() {
+    let (_ecs, c) = coord(Ecs {
+        complete_after: Some(Duration::from_millis(15_500)),
+        ..Ecs::default()
+    });
+    let r1 = wait_one(&c, "a", Duration::from_secs(600));
+    let r2 = async {
+        tokio::time::sleep(Duration::from_secs(14)).await;
+        wait_one(&c, "a", Duration::from_secs(600)).await
+    };
+    let ((v1, t1), (v2, _)) = tokio::join!(r1, r2);
+    assert_eq!((v1, v2), (ServiceVerdict::Stable, ServiceVerdict::Stable));
+    assert!(t1 <= Duration::from_secs(30), "R1's verdict at {t1:?}");
 }
