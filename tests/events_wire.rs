@@ -262,3 +262,59 @@ async fn a_missing_queue_is_not_found_and_named() {
     let e = events.receive(Duration::ZERO).await.expect_err("no queue");
     assert_eq!(e.class, ErrorClass::NotFound, "{e}");
 }
+
+/// `check` names the `[events]` queue; `check --remote` reads its attributes: a queue that
+/// exists passes, a missing one fails naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_remote_reads_the_events_queue() {
+    let moto = Moto::start();
+    let q = sqs(&moto.url);
+    let queue = create_queue(&q, "rotator-events").await;
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "app/key", "initial-Value-1234", &[]).await;
+    let cfg = |url: &str| {
+        config_dir(&format!(
+            "[events]\nqueue_url = \"{url}\"\nregion = \"us-east-1\"\n\n[[secret]]\nname = \"key\"\nsecret_id = \"app/key\"\nevery = \"30d\"\n"
+        ))
+    };
+    let env = aws_env(Some(&moto.url), None);
+    let good = cfg(&queue);
+    let out = rotator(
+        &[
+            "check",
+            "--remote",
+            "--config",
+            good.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("events: ECS deployment events from {queue}")),
+        "{stdout}"
+    );
+    let missing = queue.replace("rotator-events", "no-such-queue");
+    let bad = cfg(&missing);
+    let out = rotator(
+        &[
+            "check",
+            "--remote",
+            "--config",
+            bad.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("no-such-queue"), "{all}");
+}
