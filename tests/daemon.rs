@@ -669,15 +669,3 @@ fn now() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
-
-fn sqs_client(url: &str) -> aws_sdk_sqs::Client {
-    let conf = aws_sdk_sqs::config::Builder::new()
-        .endpoint_url(url)
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .behavior_version_latest()
-        .build();
-    aws_sdk_sqs::Client::from_conf(conf)
-}

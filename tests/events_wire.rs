@@ -36,15 +36,7 @@ async fn events_for(queue_url: &str) -> SqsEvents {
 
 /// The test's own client, for what the port does not do (create, send, count).
 fn sqs(url: &str) -> aws_sdk_sqs::Client {
-    let conf = aws_sdk_sqs::config::Builder::new()
-        .endpoint_url(url)
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .behavior_version_latest()
-        .build();
-    aws_sdk_sqs::Client::from_conf(conf)
+    sqs_client(url)
 }
 
 async fn create_queue(c: &aws_sdk_sqs::Client, name: &str) -> String {

@@ -268,6 +268,18 @@ pub async fn sm_client(url: &str) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(conf)
 }
 
+pub fn sqs_client(url: &str) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::config::Builder::new()
+        .endpoint_url(url)
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .behavior_version_latest()
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
 /// Creates a secret with an initial value and optional tags; returns its ARN.
 pub async fn create_secret(
     c: &aws_sdk_secretsmanager::Client,

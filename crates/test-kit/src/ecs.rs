@@ -643,3 +643,30 @@ impl Deployer for FakeEcs {
 
 #[cfg(test)]
 mod tests;
+
+/// A deployment as DescribeServices shows it, for tests that script ECS's answers:
+/// `running` of `desired` tasks (the rest pending), created `created_ms` after
+/// 2030-01-01T00:00:00Z (negative: before).
+pub fn deployment(
+    id: &str,
+    status: &str,
+    rollout: &str,
+    running: i32,
+    desired: i32,
+    created_ms: i64,
+) -> DeploymentState {
+    DeploymentState {
+        id: DeploymentId::from(id),
+        status: status.into(),
+        rollout_state: Some(rollout.into()),
+        rollout_state_reason: None,
+        task_definition: None,
+        desired,
+        running,
+        pending: desired - running,
+        failed_tasks: 0,
+        created: Some(
+            crate::at("2030-01-01T00:00:00Z") + chrono::Duration::milliseconds(created_ms),
+        ),
+    }
+}

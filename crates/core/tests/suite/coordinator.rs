@@ -10,6 +10,7 @@ use rotator_core::rotation::events::{DeployEvent, DeployEventKind};
 use rotator_core::rotation::wait::ServiceVerdict;
 use rotator_core::rotation::Quiet;
 use rotator_core::telemetry::NoTelemetry;
+use rotator_test_kit::ecs::deployment;
 use rotator_test_kit::{at, svc, ManualClock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,18 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 fn dep(id: &str, status: &str, rollout: &str, running: i32, created_ms: i64) -> DeploymentState {
-    DeploymentState {
-        id: DeploymentId::from(id),
-        status: status.into(),
-        rollout_state: Some(rollout.into()),
-        rollout_state_reason: None,
-        task_definition: None,
-        desired: 2,
-        running,
-        pending: 2 - running,
-        failed_tasks: 0,
-        created: Some(at("2030-01-01T00:00:00Z") + chrono::Duration::milliseconds(created_ms)),
-    }
+    deployment(id, status, rollout, running, 2, created_ms)
 }
 
 /// ECS with real-world timing: each UpdateService takes its own time; a rollout

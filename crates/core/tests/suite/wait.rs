@@ -7,11 +7,12 @@ use rotator_core::error::AwsError;
 use rotator_core::ids::{Account, ClusterName, DeploymentId, ServiceName, ServiceRef};
 use rotator_core::rotation::coordinator::Coordinator;
 use rotator_core::rotation::deploy::{
-    judge, names_deployment, Deployer, DeploymentState, Described, Forced, Judgement, ServiceState,
+    judge, names_deployment, Deployer, Described, Forced, Judgement, ServiceState,
 };
 use rotator_core::rotation::wait::{ServiceVerdict, WAITER_PERIOD};
 use rotator_core::rotation::Quiet;
 use rotator_core::telemetry::NoTelemetry;
+use rotator_test_kit::ecs::deployment;
 use rotator_test_kit::{at, svc, Behaviour, FakeEcs, ManualClock, Sequence};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -39,28 +40,6 @@ struct Rollout {
 
 fn base() -> chrono::DateTime<chrono::Utc> {
     at("2030-01-01T00:00:00Z")
-}
-
-fn deployment(
-    id: &str,
-    status: &str,
-    rollout: &str,
-    running: i32,
-    desired: i32,
-    created_ms: i64,
-) -> DeploymentState {
-    DeploymentState {
-        id: DeploymentId::from(id),
-        status: status.into(),
-        rollout_state: Some(rollout.into()),
-        rollout_state_reason: None,
-        task_definition: None,
-        desired,
-        running,
-        pending: desired - running,
-        failed_tasks: 0,
-        created: Some(base() + chrono::Duration::milliseconds(created_ms)),
-    }
 }
 
 impl Rollout {
@@ -287,7 +266,7 @@ fn waiter_calls(t: u64, stop: Option<u64>) -> u64 {
 const TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// On every rollout: the same verdict as the waiter's schedule, seen no later than it
     /// would see it, and never more DescribeServices calls than it by the same moment.
@@ -329,7 +308,7 @@ proptest! {
 proptest! {
     // Each case runs up to 14 rollouts of up to 40 minutes (paused time, but every poll
     // is real work): fewer cases keep the suite fast.
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Several services of one cluster forced at different moments: each rollout is seen
     /// no later than its own waiter would, with no more calls in all than their waiters
