@@ -218,7 +218,7 @@ impl Watch {
             let _ = w.updates.send(Update::Verdict {
                 svc: svc.clone(),
                 verdict: verdict.clone(),
-                polls: self.pace.calls() - w.calls_before,
+                polls: self.pace.calls().saturating_sub(w.calls_before),
             });
         }
     }
@@ -467,7 +467,7 @@ fn tidy(cluster: &ClusterName, services: &mut BTreeMap<ServiceName, Entry>, now:
                 let _ = x.updates.send(Update::Verdict {
                     svc: svc.clone(),
                     verdict: w.last.stalled(),
-                    polls: w.pace.calls() - x.calls_before,
+                    polls: w.pace.calls().saturating_sub(x.calls_before),
                 });
             }
             w.waiters = left;
