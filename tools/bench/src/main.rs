@@ -24,6 +24,11 @@ async fn main() {
     let cmd = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let out: Value = match cmd.as_str() {
         "stable" => stable::run().await,
+        "stable-side" => {
+            let a: Vec<String> = std::env::args().skip(2).collect();
+            let t0 = a.get(4).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            stable::side(&a[0], &a[1], &a[2], &a[3], t0).await
+        }
         "shared" => shared::run(arg(2, 50) as usize, arg(3, 5)).await,
         "calls" => calls::run().await,
         "scale-ours" => scale::ours_idle(arg(2, 100_000) as usize, arg(3, 60)).await,

@@ -161,13 +161,14 @@ fn verdict_text(v: Option<&ServiceVerdict>) -> String {
     v.map_or("none", ServiceVerdict::label).to_owned()
 }
 
+/// `start`: wall-clock epoch seconds, shared with the other sides' processes.
 async fn ours(
     coordinator: Coordinator<secret_rotator::aws::ecs::AwsEcs>,
     cluster: String,
     timeout: u64,
-    start: tokio::time::Instant,
+    start: f64,
 ) -> Seen {
-    tokio::time::sleep_until(start).await;
+    tokio::time::sleep(Duration::from_secs_f64((start - now()).max(0.0))).await;
     let svc = ServiceRef {
         cluster: ClusterName::from(cluster.as_str()),
         service: ServiceName::new("app".to_owned()),
@@ -197,8 +198,8 @@ fn log_time(line: &str) -> Option<f64> {
     Some(t.and_utc().timestamp_millis() as f64 / 1000.0)
 }
 
-async fn waiter(url: String, cluster: String, timeout: u64, start: tokio::time::Instant) -> Seen {
-    tokio::time::sleep_until(start).await;
+async fn waiter(url: String, cluster: String, timeout: u64, start: f64) -> Seen {
+    tokio::time::sleep(Duration::from_secs_f64((start - now()).max(0.0))).await;
     ecs_client(&url)
         .update_service()
         .cluster(&cluster)
@@ -286,10 +287,72 @@ async fn create_queue(moto_url: &str, name: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// An SDK context whose ECS endpoint is `url` (read from the environment at load time).
-async fn ecs_context(url: &str) -> AwsContext {
-    std::env::set_var("AWS_ENDPOINT_URL_ECS", url);
-    AwsContext::load(&Default::default()).await
+/// When rollout `k` of the run is forced, on every side.
+fn start_of(t0: f64, shape: usize, i: usize) -> f64 {
+    t0 + STAGGER.as_secs_f64() * (shape * PER_SHAPE + i) as f64
+}
+
+/// One of our sides for one shape, in its own process (`bench stable-side`): the SDK
+/// reads the ECS endpoint from the environment when a client is built, so one process
+/// can only reach one ecs-sim. Prints each rollout's force time, verdict and its time.
+pub async fn side(mode: &str, shape: &str, ecs_url: &str, moto_url: &str, t0: f64) -> Value {
+    set_aws_env(None, Some(ecs_url));
+    std::env::set_var("AWS_ENDPOINT_URL_SQS", moto_url);
+    let s = SHAPES.iter().position(|x| x.key == shape).expect("shape");
+    let step_timeout = Duration::from_secs(30);
+    let telemetry = Arc::new(secret_rotator::telemetry::NoTelemetry);
+    let ecs = Arc::new(secret_rotator::aws::ecs::AwsEcs::new(
+        AwsContext::load(&Default::default()).await,
+    ));
+    let mut listener = None;
+    let coordinator = if mode == "events" {
+        let c = Coordinator::with_events(
+            ecs,
+            Duration::ZERO,
+            step_timeout,
+            telemetry,
+            Some(DEFAULT_SAFETY_POLL),
+            Arc::new(secret_rotator::clock::SystemClock),
+        );
+        let source = SqsEvents::new(
+            AwsContext::load(&Default::default()).await,
+            Account::default(),
+            queue_url(moto_url, shape),
+        );
+        listener = Some(tokio::spawn(listen(
+            source,
+            c.clone(),
+            std::future::pending::<()>(),
+        )));
+        c
+    } else {
+        Coordinator::new(ecs, Duration::ZERO, step_timeout, telemetry)
+    };
+    let tasks: Vec<_> = (0..PER_SHAPE)
+        .map(|i| {
+            let (_, timeout) = service(shape, i);
+            tokio::spawn(ours(
+                coordinator.clone(),
+                cluster(shape, i),
+                timeout,
+                start_of(t0, s, i),
+            ))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        let r = t.await.expect("rollout task");
+        out.push(json!({"forced": r.forced, "verdict": r.verdict, "at": r.at}));
+    }
+    if let Some(l) = listener {
+        l.abort();
+    }
+    Value::Array(out)
+}
+
+/// moto's URL of a shape's event queue (moto names its queues under its own origin).
+fn queue_url(moto_url: &str, shape: &str) -> String {
+    format!("{moto_url}/123456789012/ecs-events-{shape}")
 }
 
 pub async fn run() -> Value {
@@ -297,17 +360,16 @@ pub async fn run() -> Value {
     let (_moto, moto_url) = moto();
     std::env::set_var("AWS_ENDPOINT_URL_SQS", &moto_url);
     let began = now();
-    let step_timeout = Duration::from_secs(30);
-    let telemetry = Arc::new(secret_rotator::telemetry::NoTelemetry);
-
     let mut sims: Vec<(Proc, String)> = Vec::new(); // kept alive until the end
-    let mut tasks = Vec::new();
-    let mut listeners = Vec::new();
+    let mut waiters = Vec::new();
+    let mut sides = Vec::new();
     let mut urls = serde_json::Map::new();
-    let t0 = tokio::time::Instant::now() + Duration::from_secs(5);
+    // Room for every process to start before the first force.
+    let t0 = now() + 10.0;
     for (s, shape) in SHAPES.iter().enumerate() {
         let seed = seed(shape.key);
         let queue = create_queue(&moto_url, &format!("ecs-events-{}", shape.key)).await;
+        assert_eq!(queue, queue_url(&moto_url, shape.key), "moto's queue URL");
         for mode in MODES {
             let (proc_, url) = if mode == "events" {
                 ecs_sim(
@@ -325,50 +387,30 @@ pub async fn run() -> Value {
                 ecs_sim(&seed, &["--time-scale", "1"])
             };
             urls.insert(format!("{}/{mode}", shape.key), json!(url));
-            let coordinator = match mode {
-                "polling" => Some(Coordinator::new(
-                    Arc::new(secret_rotator::aws::ecs::AwsEcs::new(
-                        ecs_context(&url).await,
-                    )),
-                    Duration::ZERO,
-                    step_timeout,
-                    telemetry.clone(),
-                )),
-                "events" => {
-                    let c = Coordinator::with_events(
-                        Arc::new(secret_rotator::aws::ecs::AwsEcs::new(
-                            ecs_context(&url).await,
-                        )),
-                        Duration::ZERO,
-                        step_timeout,
-                        telemetry.clone(),
-                        Some(DEFAULT_SAFETY_POLL),
-                        Arc::new(secret_rotator::clock::SystemClock),
-                    );
-                    let source = SqsEvents::new(
-                        AwsContext::load(&Default::default()).await,
-                        Account::default(),
-                        queue.clone(),
-                    );
-                    listeners.push(tokio::spawn(listen(
-                        source,
-                        c.clone(),
-                        std::future::pending::<()>(),
-                    )));
-                    Some(c)
+            if mode == "waiter" {
+                for i in 0..PER_SHAPE {
+                    let (_, timeout) = service(shape.key, i);
+                    let start = start_of(t0, s, i);
+                    let task =
+                        tokio::spawn(waiter(url.clone(), cluster(shape.key, i), timeout, start));
+                    waiters.push((shape.key, mode, i, url.clone(), task));
                 }
-                _ => None,
-            };
-            for i in 0..PER_SHAPE {
-                let (_, timeout) = service(shape.key, i);
-                // The same moment for every side: rollout k of the run at t0 + k × STAGGER.
-                let start = t0 + STAGGER * (s * PER_SHAPE + i) as u32;
-                let cl = cluster(shape.key, i);
-                let task = match &coordinator {
-                    Some(c) => tokio::spawn(ours(c.clone(), cl, timeout, start)),
-                    None => tokio::spawn(waiter(url.clone(), cl, timeout, start)),
-                };
-                tasks.push((shape.key, mode, i, url.clone(), task));
+            } else {
+                let child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
+                    .args([
+                        "stable-side",
+                        mode,
+                        shape.key,
+                        &url,
+                        &moto_url,
+                        &t0.to_string(),
+                    ])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::inherit())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .expect("bench stable-side");
+                sides.push((shape.key, mode, url.clone(), child));
             }
             sims.push((proc_, url));
         }
@@ -376,11 +418,30 @@ pub async fn run() -> Value {
     let base: Vec<u64> = sims.iter().map(|(_, u)| describe_calls(u)).collect();
 
     let mut seen = Vec::new();
-    for (shape, mode, i, url, task) in tasks {
-        seen.push((shape, mode, i, url, task.await.expect("rollout task")));
+    for (shape, mode, url, child) in sides {
+        let out = child.wait_with_output().await.expect("stable-side");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let list: Value =
+            serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
+        for i in 0..PER_SHAPE {
+            let r = &list[i];
+            seen.push((
+                shape,
+                mode,
+                i,
+                url.clone(),
+                Seen {
+                    forced: r["forced"].as_f64().unwrap_or(f64::NAN),
+                    verdict: r["verdict"].as_str().unwrap_or("none").to_owned(),
+                    at: r["at"].as_f64().unwrap_or(f64::NAN),
+                    calls: None,
+                    first_call_lag: None,
+                },
+            ));
+        }
     }
-    for l in listeners {
-        l.abort();
+    for (shape, mode, i, url, task) in waiters {
+        seen.push((shape, mode, i, url, task.await.expect("waiter task")));
     }
     let mut calls = serde_json::Map::new();
     for ((_, url), b) in sims.iter().zip(base) {
