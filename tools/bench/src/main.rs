@@ -7,6 +7,7 @@ mod planscale;
 mod report;
 mod scale;
 mod servers;
+mod shared;
 mod stable;
 
 use serde_json::Value;
@@ -22,7 +23,13 @@ fn arg(i: usize, default: u64) -> u64 {
 async fn main() {
     let cmd = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let out: Value = match cmd.as_str() {
-        "stable" => stable::run(arg(2, 120)).await,
+        "stable" => stable::run().await,
+        "stable-side" => {
+            let a: Vec<String> = std::env::args().skip(2).collect();
+            let t0 = a.get(4).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            stable::side(&a[0], &a[1], &a[2], &a[3], t0).await
+        }
+        "shared" => shared::run(arg(2, 50) as usize, arg(3, 5)).await,
         "calls" => calls::run().await,
         "scale-ours" => scale::ours_idle(arg(2, 100_000) as usize, arg(3, 60)).await,
         "scale-tcs" => scale::tcs_idle(arg(2, 100_000) as usize, arg(3, 60)).await,
@@ -37,7 +44,7 @@ async fn main() {
             return;
         }
         other => {
-            eprintln!("unknown scenario {other}; use all, stable, calls, scale-ours, scale-tcs, burst-ours, burst-tcs, plan, footprint");
+            eprintln!("unknown scenario {other}; use all, stable, shared, calls, scale-ours, scale-tcs, burst-ours, burst-tcs, plan, footprint");
             std::process::exit(64);
         }
     };

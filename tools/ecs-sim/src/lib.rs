@@ -43,6 +43,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         behavior: model::Behavior::Healthy,
         start_secs: args.start_secs,
         drain_secs: args.drain_secs,
+        ..model::SimSettings::default()
     };
     let mut sim = sim::Sim::new(clock::SimClock::new(args.time_scale), defaults, seed);
     if let Some(path) = &args.seed {

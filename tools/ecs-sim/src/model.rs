@@ -91,6 +91,13 @@ pub struct SimSettings {
     pub behavior: Behavior,
     pub start_secs: f64,
     pub drain_secs: f64,
+    /// Replace tasks one at a time (start one new, stop one old, repeat), as ECS does
+    /// with minimumHealthyPercent 100 and maximumPercent allowing one extra task;
+    /// otherwise every new task starts at once, before any old one drains.
+    pub gradual: bool,
+    /// How long an old task stays RUNNING after ECS decided to stop it (the target
+    /// group's deregistration delay) before it starts draining.
+    pub deregistration_secs: f64,
 }
 
 impl Default for SimSettings {
@@ -99,6 +106,8 @@ impl Default for SimSettings {
             behavior: Behavior::Healthy,
             start_secs: 20.0,
             drain_secs: 10.0,
+            gradual: false,
+            deregistration_secs: 0.0,
         }
     }
 }
@@ -196,8 +205,12 @@ pub enum Phase {
     Settled,
     /// New tasks are starting; `None` means they never will (`stall`).
     Starting { due: Option<f64> },
-    /// New tasks run; older deployments drain until `due`.
+    /// New tasks run; older deployments keep their tasks until `since` (deregistration
+    /// delay), then drain linearly until `due`.
     Draining { since: f64, due: f64 },
+    /// Gradual replacement: a new task runs and one old task stops at `due`, after
+    /// which the next new task starts.
+    Replacing { due: f64 },
 }
 
 /// Everything needed to create a service, from the API or the seed file.

@@ -48,6 +48,7 @@ enum Step {
     TasksRunning,
     TaskFailed,
     DrainDone,
+    OldTaskStopped,
 }
 
 impl Service {
@@ -136,7 +137,7 @@ impl Service {
                 status: DeploymentStatus::Primary,
                 task_definition: task_definition.clone(),
                 desired_count: desired,
-                pending_count: desired,
+                pending_count: self.launch_batch(desired),
                 running_count: 0,
                 failed_tasks: 0,
                 created_at: now,
@@ -196,7 +197,29 @@ impl Service {
                     due: now + self.settings.drain_secs,
                 };
             }
+            Phase::Replacing { .. } => {
+                self.phase = Phase::Replacing {
+                    due: now + self.settings.deregistration_secs + self.settings.drain_secs,
+                };
+            }
         }
+    }
+
+    /// How many of `desired` new tasks are launched at a time: all of them, or one
+    /// when replacing gradually.
+    fn launch_batch(&self, desired: u32) -> u32 {
+        if self.settings.gradual {
+            desired.min(1)
+        } else {
+            desired
+        }
+    }
+
+    fn old_running(&self) -> u32 {
+        self.deployments
+            .iter()
+            .skip(1)
+            .fold(0, |n, d| n.saturating_add(d.running_count))
     }
 
     /// Changes the desired count without a new deployment. Scaling is
@@ -213,7 +236,11 @@ impl Service {
             return;
         }
         if starting {
-            primary.pending_count = desired;
+            primary.pending_count = if self.settings.gradual {
+                desired.saturating_sub(primary.running_count).min(1)
+            } else {
+                desired
+            };
         } else {
             primary.running_count = desired;
             primary.pending_count = 0;
@@ -257,6 +284,7 @@ impl Service {
                 ))
             }
             Phase::Draining { due, .. } => Some((due, Step::DrainDone)),
+            Phase::Replacing { due } => Some((due, Step::OldTaskStopped)),
         }
     }
 
@@ -265,24 +293,71 @@ impl Service {
             Step::TasksRunning => self.tasks_running(at),
             Step::TaskFailed => self.task_failed(at, rng, outcomes),
             Step::DrainDone => self.drain_done(at, rng, outcomes),
+            Step::OldTaskStopped => self.old_task_stopped(at),
         }
     }
 
     fn tasks_running(&mut self, at: f64) {
+        let gradual = self.settings.gradual;
+        let old_running = self.old_running();
         let Some(primary) = self.deployments.first_mut() else {
             self.phase = Phase::Settled;
             return;
         };
-        primary.running_count = primary.desired_count;
+        primary.running_count = if gradual {
+            primary
+                .running_count
+                .saturating_add(1)
+                .min(primary.desired_count)
+        } else {
+            primary.desired_count
+        };
         primary.pending_count = 0;
         primary.updated_at = at;
+        if primary.running_count < primary.desired_count {
+            // Gradual, more to start: one old task makes room first, if any is left.
+            if old_running > 0 {
+                self.phase = Phase::Replacing {
+                    due: at + self.settings.deregistration_secs + self.settings.drain_secs,
+                };
+            } else {
+                primary.pending_count = 1;
+                self.phase = Phase::Starting {
+                    due: self.start_due(at),
+                };
+            }
+            return;
+        }
         for old in self.deployments.iter_mut().skip(1) {
             old.drain_from = old.running_count;
             old.updated_at = at;
         }
+        let since = at + self.settings.deregistration_secs;
         self.phase = Phase::Draining {
-            since: at,
-            due: at + self.settings.drain_secs,
+            since,
+            due: since + self.settings.drain_secs,
+        };
+    }
+
+    /// Gradual replacement: the oldest deployment still running loses one task, and
+    /// the next new task starts.
+    fn old_task_stopped(&mut self, at: f64) {
+        if let Some(old) = self
+            .deployments
+            .iter_mut()
+            .skip(1)
+            .rev()
+            .find(|d| d.running_count > 0)
+        {
+            old.running_count -= 1;
+            old.updated_at = at;
+        }
+        if let Some(primary) = self.deployments.first_mut() {
+            primary.pending_count = 1;
+            primary.updated_at = at;
+        }
+        self.phase = Phase::Starting {
+            due: self.start_due(at),
         };
     }
 
@@ -396,7 +471,10 @@ impl Service {
         let Phase::Draining { since, due } = self.phase else {
             return;
         };
-        let left = if due > since {
+        // Before `since` (deregistration delay) old tasks all still run.
+        let left = if now < since {
+            1.0
+        } else if due > since {
             ((due - now) / (due - since)).clamp(0.0, 1.0)
         } else {
             0.0
@@ -434,6 +512,7 @@ mod tests {
                 behavior,
                 start_secs: 20.0,
                 drain_secs: 10.0,
+                ..SimSettings::default()
             },
             tags: vec![],
         };
@@ -592,6 +671,75 @@ mod tests {
             all[2].reason,
             format!("ECS deployment circuit breaker: rolling back to deploymentId {good}.")
         );
+    }
+
+    /// (new pending, new running, old running) of a two-deployment service.
+    fn counts(s: &Service) -> (u32, u32, u32) {
+        let old = s.deployments.iter().skip(1).map(|d| d.running_count).sum();
+        (
+            s.deployments[0].pending_count,
+            s.deployments[0].running_count,
+            old,
+        )
+    }
+
+    #[test]
+    fn gradual_replaces_one_task_at_a_time() {
+        let (mut s, mut rng) = service(Behavior::Healthy);
+        s.settings.gradual = true;
+        s.deploy("td:2".into(), 0.0, &mut rng);
+        let mut seen = Vec::new();
+        for t in [0.0, 19.0, 20.0, 29.0, 30.0, 49.0, 50.0, 59.0] {
+            assert!(s.advance(t, &mut rng).is_empty(), "at {t}");
+            seen.push((t, counts(&s)));
+        }
+        assert_eq!(
+            seen,
+            [
+                (0.0, (1, 0, 2)),
+                (19.0, (1, 0, 2)),
+                (20.0, (0, 1, 2)),
+                (29.0, (0, 1, 2)),
+                (30.0, (1, 1, 1)),
+                (49.0, (1, 1, 1)),
+                (50.0, (0, 2, 1)),
+                (59.0, (0, 2, 1)),
+            ]
+        );
+        let out = s.advance(1000.0, &mut rng);
+        assert_eq!(out[0].at, 60.0, "2 × start + 2 × drain");
+        assert_eq!(s.deployments.len(), 1);
+    }
+
+    #[test]
+    fn deregistration_delay_keeps_old_tasks_running() {
+        let (mut s, mut rng) = service(Behavior::Healthy);
+        s.settings.deregistration_secs = 100.0;
+        s.deploy("td:2".into(), 0.0, &mut rng);
+        s.advance(20.0, &mut rng);
+        assert_eq!(counts(&s), (0, 2, 2));
+        s.advance(119.0, &mut rng);
+        assert_eq!(counts(&s), (0, 2, 2), "still deregistering");
+        s.advance(125.0, &mut rng);
+        assert_eq!(counts(&s), (0, 2, 1), "half drained");
+        assert_eq!(s.advance(1000.0, &mut rng)[0].at, 130.0);
+    }
+
+    #[test]
+    fn gradual_with_deregistration_delay_and_rollback() {
+        let (mut s, mut rng) = service(Behavior::Failing);
+        s.settings.gradual = true;
+        s.settings.deregistration_secs = 100.0;
+        s.deploy("td:2".into(), 0.0, &mut rng);
+        assert_eq!(counts(&s), (1, 0, 2));
+        let out = s.advance(30.0, &mut rng);
+        assert_eq!(out[0].kind, OutcomeKind::Failed);
+        assert!(s.deployments[0].is_rollback);
+        assert_eq!(counts(&s), (1, 0, 2), "the rollback is gradual too");
+        // Start 20, old task stops 110 later, start 20, then 100 + 10 for the last one.
+        let out = s.advance(1000.0, &mut rng);
+        assert_eq!(out[0].kind, OutcomeKind::RolledBack);
+        assert_eq!(out[0].at, 30.0 + 20.0 + 110.0 + 20.0 + 110.0);
     }
 
     #[test]

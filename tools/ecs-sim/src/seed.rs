@@ -37,6 +37,8 @@ pub struct SeedService {
     pub deployment_controller: Option<String>,
     pub start_secs: Option<f64>,
     pub drain_secs: Option<f64>,
+    pub gradual: Option<bool>,
+    pub deregistration_secs: Option<f64>,
 }
 
 pub fn load(path: &Path) -> Result<SeedFile, String> {
@@ -72,6 +74,12 @@ fn spec(s: SeedService, defaults: SimSettings) -> Result<ServiceSpec, crate::err
         behavior: s.behavior.unwrap_or(defaults.behavior),
         start_secs: validate_secs("startSecs", s.start_secs.unwrap_or(defaults.start_secs))?,
         drain_secs: validate_secs("drainSecs", s.drain_secs.unwrap_or(defaults.drain_secs))?,
+        gradual: s.gradual.unwrap_or(defaults.gradual),
+        deregistration_secs: validate_secs(
+            "deregistrationSecs",
+            s.deregistration_secs
+                .unwrap_or(defaults.deregistration_secs),
+        )?,
     };
     Ok(ServiceSpec {
         name: s.name,
@@ -95,7 +103,8 @@ mod tests {
             r#"{"clusters":[{"name":"prod","services":[
                 {"name":"front","desiredCount":2,"taskDefinition":"front:1","behavior":"healthy",
                  "deploymentController":"ECS","startSecs":20,"drainSecs":10},
-                {"name":"pdf","behavior":"failing"}]}]}"#,
+                {"name":"pdf","behavior":"failing"},
+                {"name":"api","gradual":true,"deregistrationSecs":300}]}]}"#,
         )
         .unwrap();
         let mut sim = Sim::new(SimClock::new(1.0), SimSettings::default(), 1);
@@ -103,6 +112,10 @@ mod tests {
         let prod = sim.cluster("prod").unwrap();
         assert_eq!(prod.services["front"].running_count(), 2);
         assert_eq!(prod.services["pdf"].settings.behavior, Behavior::Failing);
+        assert!(!prod.services["front"].settings.gradual);
+        assert_eq!(prod.services["front"].settings.deregistration_secs, 0.0);
+        assert!(prod.services["api"].settings.gradual);
+        assert_eq!(prod.services["api"].settings.deregistration_secs, 300.0);
     }
 
     #[test]

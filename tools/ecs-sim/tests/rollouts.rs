@@ -303,3 +303,157 @@ async fn code_deploy_services_refuse_forced_deployments() {
         &DeploymentControllerType::CodeDeploy
     );
 }
+
+/// (PRIMARY pending, PRIMARY running, running of the older deployments, deployments).
+type Counts = (i32, i32, i32, usize);
+
+fn counts(s: &Service) -> Counts {
+    let d = s.deployments();
+    let old = d.iter().skip(1).map(|d| d.running_count()).sum();
+    (d[0].pending_count(), d[0].running_count(), old, d.len())
+}
+
+/// Forces a deployment of `service` and returns each distinct state DescribeServices
+/// showed until the rollout completed, in order. Polled far faster than states change
+/// (every state lasts at least 0.5 s real at the scales used), so none is missed.
+async fn force_and_watch(sim: &SimProcess, service: &str) -> Vec<Counts> {
+    let ecs = sim.client();
+    let out = ecs
+        .update_service()
+        .service(service)
+        .force_new_deployment(true)
+        .send()
+        .await
+        .unwrap();
+    let mut seen = vec![counts(out.service().unwrap())];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = describe(&ecs, "default", service).await;
+        let c = counts(&s);
+        if seen.last() != Some(&c) {
+            seen.push(c);
+        }
+        if primary_state(&s) == Some(DeploymentRolloutState::Completed) {
+            return seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rollout not completed: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn create(sim: &SimProcess, name: &str, desired: i32, tags: &[(&str, &str)]) {
+    let mut req = sim
+        .client()
+        .create_service()
+        .service_name(name)
+        .desired_count(desired);
+    for (k, v) in tags {
+        req = req.tags(tag(k, v));
+    }
+    req.send().await.unwrap();
+}
+
+#[tokio::test]
+async fn default_rollout_starts_every_new_task_before_old_ones_drain() {
+    // 10 simulated seconds per real one: start 10 s and drain 10 s are 1 s each.
+    let sim = SimProcess::start(&["--time-scale", "10"]);
+    create(
+        &sim,
+        "front",
+        2,
+        &[("ecs-sim:start-secs", "10"), ("ecs-sim:drain-secs", "10")],
+    )
+    .await;
+    assert_eq!(
+        force_and_watch(&sim, "front").await,
+        [(2, 0, 2, 2), (0, 2, 2, 2), (0, 2, 1, 2), (0, 2, 0, 1)]
+    );
+}
+
+#[tokio::test]
+async fn gradual_rollout_replaces_one_task_at_a_time() {
+    let sim = SimProcess::start(&["--time-scale", "10"]);
+    create(
+        &sim,
+        "front",
+        3,
+        &[
+            ("ecs-sim:gradual", "true"),
+            ("ecs-sim:start-secs", "5"),
+            ("ecs-sim:drain-secs", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        force_and_watch(&sim, "front").await,
+        [
+            (1, 0, 3, 2), // one new task starting
+            (0, 1, 3, 2), // it runs: one old task is being stopped
+            (1, 1, 2, 2), // that one stopped; the next new task starts
+            (0, 2, 2, 2),
+            (1, 2, 1, 2),
+            (0, 3, 1, 2), // all new tasks run; the last old one drains
+            (0, 3, 0, 1),
+        ]
+    );
+    let c = sim.completions("front").await;
+    assert_eq!(c.len(), 1);
+    // Three starts and three stops of 5 s each.
+    assert!(c[0]["simTime"].as_f64().unwrap() >= 30.0, "{c:?}");
+}
+
+#[tokio::test]
+async fn deregistration_delay_keeps_old_tasks_running_after_new_ones_are_up() {
+    let sim = SimProcess::start(&["--time-scale", "10"]);
+    create(
+        &sim,
+        "front",
+        2,
+        &[
+            ("ecs-sim:start-secs", "5"),
+            ("ecs-sim:drain-secs", "10"),
+            ("ecs-sim:deregistration-secs", "20"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        force_and_watch(&sim, "front").await,
+        [(2, 0, 2, 2), (0, 2, 2, 2), (0, 2, 1, 2), (0, 2, 0, 1)]
+    );
+    let c = sim.completions("front").await;
+    // Start 5 s, deregistration 20 s, drain 10 s.
+    assert!(c[0]["simTime"].as_f64().unwrap() >= 35.0, "{c:?}");
+}
+
+#[tokio::test]
+async fn seeded_gradual_rollback_with_deregistration_delay() {
+    let seed = common::seed_file(
+        r#"{"clusters":[{"name":"default","services":[{"name":"pdf","desiredCount":2,
+            "behavior":"failing","gradual":true,"deregistrationSecs":10,
+            "startSecs":4,"drainSecs":2}]}]}"#,
+    );
+    let sim = SimProcess::start(&["--time-scale", "10", "--seed", seed.to_str().unwrap()]);
+    let seen = force_and_watch(&sim, "pdf").await;
+    // Three failures of the one task launched, then the rollback replaces gradually:
+    // the failed deployment is gone, so the states repeat from the start.
+    assert_eq!(
+        seen,
+        [
+            (1, 0, 2, 2),
+            (0, 1, 2, 2),
+            (1, 1, 1, 2),
+            (0, 2, 1, 2),
+            (0, 2, 0, 1)
+        ]
+    );
+    let kinds: Vec<_> = sim
+        .completions("pdf")
+        .await
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["failed", "rolled_back"]);
+}

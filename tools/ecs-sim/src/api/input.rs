@@ -143,6 +143,8 @@ pub struct TagOverrides {
     pub behavior: Option<Behavior>,
     pub start_secs: Option<f64>,
     pub drain_secs: Option<f64>,
+    pub gradual: Option<bool>,
+    pub deregistration_secs: Option<f64>,
 }
 
 pub fn tag_overrides(tags: &[Tag]) -> Result<TagOverrides, EcsError> {
@@ -152,6 +154,14 @@ pub fn tag_overrides(tags: &[Tag]) -> Result<TagOverrides, EcsError> {
             "ecs-sim:behavior" => out.behavior = Some(tag.value.parse()?),
             "ecs-sim:start-secs" => out.start_secs = Some(secs(&tag.key, &tag.value)?),
             "ecs-sim:drain-secs" => out.drain_secs = Some(secs(&tag.key, &tag.value)?),
+            "ecs-sim:gradual" => {
+                out.gradual = Some(tag.value.trim().parse().map_err(|_| {
+                    EcsError::invalid_parameter(format!("Tag {} must be true or false.", tag.key))
+                })?);
+            }
+            "ecs-sim:deregistration-secs" => {
+                out.deregistration_secs = Some(secs(&tag.key, &tag.value)?);
+            }
             _ => {}
         }
     }
@@ -191,6 +201,14 @@ mod tests {
         assert!(tag_overrides(&[tag("ecs-sim:behavior", "bogus")]).is_err());
         assert!(tag_overrides(&[tag("ecs-sim:start-secs", "-1")]).is_err());
         assert!(tag_overrides(&[tag("ecs-sim:drain-secs", "NaN")]).is_err());
+        let o = tag_overrides(&[
+            tag("ecs-sim:gradual", "true"),
+            tag("ecs-sim:deregistration-secs", "300"),
+        ])
+        .unwrap();
+        assert_eq!(o.gradual, Some(true));
+        assert_eq!(o.deregistration_secs, Some(300.0));
+        assert!(tag_overrides(&[tag("ecs-sim:gradual", "yes")]).is_err());
     }
 
     #[test]

@@ -124,6 +124,10 @@ fn create_service(sim: &mut Sim, input: input::CreateService) -> Result<Value, E
         behavior: overrides.behavior.unwrap_or(defaults.behavior),
         start_secs: overrides.start_secs.unwrap_or(defaults.start_secs),
         drain_secs: overrides.drain_secs.unwrap_or(defaults.drain_secs),
+        gradual: overrides.gradual.unwrap_or(defaults.gradual),
+        deregistration_secs: overrides
+            .deregistration_secs
+            .unwrap_or(defaults.deregistration_secs),
     };
     let spec = ServiceSpec {
         name,
