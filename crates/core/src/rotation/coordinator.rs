@@ -170,8 +170,6 @@ struct Watch {
 struct Waiter {
     updates: Updates,
     deadline: Instant,
-    /// The pace's calls when this waiter joined.
-    calls_before: u64,
 }
 
 impl Watch {
@@ -218,7 +216,7 @@ impl Watch {
             let _ = w.updates.send(Update::Verdict {
                 svc: svc.clone(),
                 verdict: verdict.clone(),
-                polls: self.pace.calls().saturating_sub(w.calls_before),
+                polls: self.pace.calls(),
             });
         }
     }
@@ -467,7 +465,7 @@ fn tidy(cluster: &ClusterName, services: &mut BTreeMap<ServiceName, Entry>, now:
                 let _ = x.updates.send(Update::Verdict {
                     svc: svc.clone(),
                     verdict: w.last.stalled(),
-                    polls: w.pace.calls().saturating_sub(x.calls_before),
+                    polls: w.pace.calls(),
                 });
             }
             w.waiters = left;
@@ -645,7 +643,6 @@ fn start<D>(inner: &Inner<D>, cluster: &Cluster, answers: Vec<Option<Started>>) 
             .map(|(updates, timeout)| Waiter {
                 updates,
                 deadline: origin + timeout,
-                calls_before: 0,
             })
             .collect();
         match entry.watch.as_mut() {

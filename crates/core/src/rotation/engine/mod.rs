@@ -130,11 +130,13 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
         let telemetry: Arc<dyn Telemetry> = Arc::new(NoTelemetry);
         Self {
             store,
-            coordinator: Coordinator::new(
+            coordinator: Coordinator::with_events(
                 deployer.clone(),
                 DEFAULT_COALESCE,
                 DEFAULT_STEP_TIMEOUT,
                 telemetry.clone(),
+                None,
+                clock.clone(),
             ),
             deployer,
             redeploy_coalesce: DEFAULT_COALESCE,
