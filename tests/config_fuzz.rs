@@ -495,7 +495,7 @@ fn check_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(), TestCaseErr
         );
     }
     for e in &errors.0 {
-        let Some((_, bytes)) = files.iter().find(|(p, _)| *p == e.location.file) else {
+        let Some((_, bytes)) = files.iter().find(|(p, _)| p.as_path() == &*e.location.file) else {
             return Err(TestCaseError::fail(format!(
                 "error for a file not in the directory: {e}"
             )));

@@ -43,8 +43,7 @@ use rotator_test_kit::{Behaviour, FakeEcs, FakeIam, FakeStore, Sequence};
 use secrecy::SecretString;
 use secret_rotator::clock::{Clock, ManualClock};
 use secret_rotator::config::{
-    AwsConfig, Config, DaemonConfig, GeneratePolicy, HaConfig, Location, SecretConfig, Target,
-    Window,
+    AwsConfig, Config, DaemonConfig, HaConfig, Location, SecretConfig, Target, Window,
 };
 use secret_rotator::daemon::scheduler::Health;
 use secret_rotator::daemon::{run, Ports};
@@ -70,7 +69,6 @@ use secret_rotator::targets::iam::{IamTarget, WithIam};
 use secret_rotator::telemetry::{SecretState, Telemetry};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -420,7 +418,7 @@ impl Scenario {
                 every: k.every,
                 window: k.window.map(WindowSpec::config),
                 jitter: k.jitter,
-                generate: GeneratePolicy::default(),
+                generate: Default::default(),
                 json_key: None,
                 json_key_create: false,
                 target: match &s.iam {
@@ -430,10 +428,11 @@ impl Scenario {
                 redeploy: s.consumers.clone(),
                 stable_timeout: k.stable_timeout,
                 origin: Location {
-                    file: PathBuf::from("tests/simulation.toml"),
+                    file: std::path::Path::new("tests/simulation.toml").into(),
                     line_col: None,
                 },
             })
+            .map(Arc::new)
             .collect();
         Config {
             daemon: v.daemon.clone(),

@@ -426,7 +426,7 @@ async fn the_new_password_of_a_json_secret_is_masked_in_errors() {
         s.versions[0].value = r#"{"username":"app","password":"old"}"#.into()
     });
     w.cfg.json_key = Some("password".into());
-    w.cfg.generate.exclude_punctuation = true;
+    std::sync::Arc::make_mut(&mut w.cfg.generate).exclude_punctuation = true;
     // A typical script: extracts the password and complains about it on stderr.
     w.cfg.target = command_target(&["/bin/sh", "-c", "pw=$(sed 's/.*\"password\":\"\\([^\"]*\\)\".*/\\1/'); echo \"cannot set password $pw\" >&2; exit 1"]);
     let e = w.rotate().await.expect_err("set fails");

@@ -50,7 +50,7 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     for w in cfg
         .secrets
         .iter()
-        .flat_map(crate::rotation::target::config_warnings)
+        .flat_map(|s| crate::rotation::target::config_warnings(s))
     {
         eprintln!("warning: {w}");
     }
@@ -79,7 +79,8 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     // A check that could not reach AWS for part of it is not a verdict: exit 69, not 1.
     let mut unreachable = false;
 
-    let secrets: Vec<_> = cfg.secrets.iter().collect();
+    let secrets: Vec<&crate::config::SecretConfig> =
+        cfg.secrets.iter().map(|s| s.as_ref()).collect();
     let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
     let metas = store.describe_many(&refs).await;
     let errors: Vec<_> = metas.iter().filter_map(|m| m.as_ref().err()).collect();

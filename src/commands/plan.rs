@@ -173,7 +173,8 @@ pub async fn run(cfg: &Config, json: bool, wide: bool, clock: &dyn Clock) -> i32
     };
     let (store, _) = super::clients(ctx);
     let now = clock.now();
-    let secrets: Vec<_> = cfg.secrets.iter().collect();
+    let secrets: Vec<&crate::config::SecretConfig> =
+        cfg.secrets.iter().map(|s| s.as_ref()).collect();
     let dues = due_times(&store, &secrets, now).await;
 
     let errors: Vec<_> = dues.iter().filter_map(|d| d.as_ref().err()).collect();

@@ -456,10 +456,12 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
     match result {
         Ok(report) => {
             if report.outcome != Outcome::DryRun {
-                m.rotations.with_label_values(&[name, "success"]).inc();
-                m.rotation_duration
-                    .with_label_values(&["success"])
-                    .observe(started.elapsed().as_secs_f64());
+                rotator_core::telemetry::Telemetry::rotation_finished(
+                    m,
+                    &name.into(),
+                    "success",
+                    started.elapsed().as_secs_f64(),
+                );
             }
             if json {
                 println!(

@@ -1,17 +1,26 @@
 //! Typed identifiers, so a cluster name is never passed where a service name belongs.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Shared, immutable text: a clone is a reference count, so the scheduler's maps,
+        /// queues and metrics hold the configuration's one copy (100,000 secrets).
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             pub fn new(s: impl Into<String>) -> Self {
-                Self(s.into())
+                Self(Arc::from(s.into()))
+            }
+            /// The same text as a value of `interner`, shared with every other id
+            /// made from it (regions, roles, clusters repeat across secrets).
+            pub fn interned(s: &str, interner: &mut Interner) -> Self {
+                Self(interner.get(s))
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -26,10 +35,31 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(Arc::from(s))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+                z.serialize_str(&self.0)
             }
         }
     };
+}
+
+/// One shared copy of each distinct string (see `interned` on each id).
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Arc<str>>);
+
+impl Interner {
+    pub fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.0.insert(a.clone());
+        a
+    }
 }
 
 string_id!(

@@ -241,7 +241,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             generations: 0,
         };
         for c in &cfg.secrets {
-            s.insert_entry(Arc::new(c.clone()));
+            s.insert_entry(c.clone());
         }
         s.telemetry.secrets_configured(cfg.secrets.len());
         s
@@ -266,7 +266,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         telemetry::update(self.telemetry.as_ref(), &cfg.name, |s| {
             s.every = every;
         });
-        register_metrics(self.telemetry.as_ref(), &cfg);
+        self.telemetry.register_secret(&cfg);
         let generation = self.next_generation();
         self.entries
             .insert(cfg.name.clone(), Entry::new(cfg, generation));
@@ -1051,7 +1051,6 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         for c in cfg.secrets {
             let name = c.name.clone();
             let generation = self.next_generation();
-            let c = Arc::new(c);
             let every = c.every.as_secs_f64();
             match self.entries.get_mut(&name) {
                 // The new config and the failure-count reset apply when the run ends. An
@@ -1065,7 +1064,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         },
                     ..
                 }) => {
-                    register_metrics(self.telemetry.as_ref(), &c);
+                    self.telemetry.register_secret(&c);
                     *next_cfg = Some(c);
                     *removed = false;
                     *reloaded = true;
@@ -1073,7 +1072,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     telemetry::update(self.telemetry.as_ref(), &name, |s| s.every = every);
                 }
                 Some(e) => {
-                    register_metrics(self.telemetry.as_ref(), &c);
+                    self.telemetry.register_secret(&c);
                     // A new schedule (secret, interval, window, jitter) makes what was
                     // read with the old one stale: reads in flight are dropped, and the
                     // due time is read again before the secret starts (its deadline and
@@ -1278,52 +1277,6 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Pre-creates the secret's counters at 0 (see [`Telemetry::register_secret`]).
-fn register_metrics(t: &dyn Telemetry, cfg: &SecretConfig) {
-    let services: Vec<(String, String)> = cfg
-        .redeploy
-        .iter()
-        .map(|s| (s.cluster.as_str().to_owned(), s.service.as_str().to_owned()))
-        .collect();
-    let id = cfg.secret.id.as_str();
-    // An ARN names its region and account; otherwise they come from the configuration.
-    let arn: Vec<&str> = id.split(':').collect();
-    let from_arn = |i: usize| {
-        if id.starts_with("arn:") {
-            arn.get(i).copied().unwrap_or("").to_owned()
-        } else {
-            String::new()
-        }
-    };
-    let region = cfg
-        .secret
-        .account
-        .region
-        .as_ref()
-        .map_or_else(|| from_arn(3), |r| r.as_str().to_owned());
-    let account = match from_arn(4) {
-        a if !a.is_empty() => a,
-        _ => cfg
-            .secret
-            .account
-            .role_arn
-            .as_ref()
-            .map_or(String::new(), |r| {
-                r.as_str().split(':').nth(4).unwrap_or("").to_owned()
-            }),
-    };
-    let info = [
-        id.to_owned(),
-        region,
-        account,
-        crate::config::duration::format(cfg.every),
-        cfg.window
-            .as_ref()
-            .map_or(String::new(), |w| w.expr.clone()),
-    ];
-    t.register_secret(&cfg.name, info, &services);
 }
 
 #[cfg(test)]

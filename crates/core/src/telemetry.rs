@@ -2,22 +2,19 @@
 //! a [`Telemetry`] sink; the binary's Prometheus metrics implement it, tests use
 //! [`NoTelemetry`] or a recorder.
 
+use crate::config::SecretConfig;
 use crate::ids::{SecretName, ServiceRef};
+use std::sync::Arc;
 
 /// Receives the core's measurements. Every method has a no-op default so that a sink
 /// implements only what it shows.
 pub trait Telemetry: Send + Sync {
     /// Changes the per-secret state shown by the gauges.
     fn update_secret(&self, _secret: &SecretName, _f: &mut dyn FnMut(&mut SecretState)) {}
-    /// A secret entered the configuration: pre-create its series. `info`: secret id,
-    /// region, account, interval, window; `services`: (cluster, service) it redeploys.
-    fn register_secret(
-        &self,
-        _secret: &SecretName,
-        _info: [String; 5],
-        _services: &[(String, String)],
-    ) {
-    }
+    /// A secret entered the configuration (or its configuration changed): pre-create its
+    /// series, with its `secret_info` labels ([`info_labels`]) and one redeploy counter set
+    /// per consumer. The sink may keep `cfg` (shared, not copied).
+    fn register_secret(&self, _cfg: &Arc<SecretConfig>) {}
     /// A secret left the configuration: drop its series.
     fn forget_secret(&self, _secret: &SecretName) {}
     fn secrets_configured(&self, _n: usize) {}
@@ -67,6 +64,46 @@ pub fn update(t: &dyn Telemetry, secret: &SecretName, f: impl FnOnce(&mut Secret
             f(s)
         }
     });
+}
+
+/// The `secret_info` labels of a secret: secret id, region, account, interval, window.
+/// An ARN names its region and account; otherwise they come from the configuration
+/// (empty: the daemon's default).
+pub fn info_labels(cfg: &SecretConfig) -> [String; 5] {
+    let id = cfg.secret.id.as_str();
+    let from_arn = |i: usize| {
+        if id.starts_with("arn:") {
+            id.split(':').nth(i).unwrap_or("").to_owned()
+        } else {
+            String::new()
+        }
+    };
+    let region = cfg
+        .secret
+        .account
+        .region
+        .as_ref()
+        .map_or_else(|| from_arn(3), |r| r.as_str().to_owned());
+    let account = match from_arn(4) {
+        a if !a.is_empty() => a,
+        _ => cfg
+            .secret
+            .account
+            .role_arn
+            .as_ref()
+            .map_or(String::new(), |r| {
+                r.as_str().split(':').nth(4).unwrap_or("").to_owned()
+            }),
+    };
+    [
+        id.to_owned(),
+        region,
+        account,
+        crate::config::duration::format(cfg.every),
+        cfg.window
+            .as_ref()
+            .map_or(String::new(), |w| w.expr.clone()),
+    ]
 }
 
 /// What the per-secret gauges show for one secret.

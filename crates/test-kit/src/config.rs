@@ -6,14 +6,13 @@
 //!   with the daemon's own loader — what the CLI and the daemon read.
 
 use rotator_core::config::{
-    load_dir_with, Config, ConfigErrors, GeneratePolicy, Location, Registry, SecretConfig, Target,
-    Window,
+    load_dir_with, Config, ConfigErrors, Location, Registry, SecretConfig, Target, Window,
 };
 use rotator_core::ids::{
     Account, ClusterName, SecretId, SecretName, SecretRef, ServiceName, ServiceRef,
 };
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// `cluster/service` as a consumer reference.
@@ -50,14 +49,14 @@ impl SecretBuilder {
                 every: Duration::from_secs(30 * 86_400),
                 window: None,
                 jitter: Duration::ZERO,
-                generate: GeneratePolicy::default(),
+                generate: Default::default(),
                 json_key: None,
                 json_key_create: false,
                 target: Target::None,
                 redeploy: vec![],
                 stable_timeout: Duration::from_secs(600),
                 origin: Location {
-                    file: PathBuf::from("tests/test-kit.toml"),
+                    file: Path::new("tests/test-kit.toml").into(),
                     line_col: Some((1, 1)),
                 },
             },
@@ -105,7 +104,7 @@ impl SecretBuilder {
 
     /// The file the configuration claims to come from (shown in errors).
     pub fn origin(mut self, file: &str) -> Self {
-        self.cfg.origin.file = PathBuf::from(file);
+        self.cfg.origin.file = Path::new(file).into();
         self
     }
 

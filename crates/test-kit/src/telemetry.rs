@@ -4,8 +4,9 @@
 //! (whose rendering the root crate's tests check).
 
 use crate::lock;
+use rotator_core::config::SecretConfig;
 use rotator_core::ids::{SecretName, ServiceRef};
-use rotator_core::telemetry::{SecretState, Telemetry};
+use rotator_core::telemetry::{info_labels, SecretState, Telemetry};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -155,15 +156,15 @@ impl Telemetry for Recorder {
             .or_default());
     }
 
-    fn register_secret(
-        &self,
-        secret: &SecretName,
-        info: [String; 5],
-        services: &[(String, String)],
-    ) {
+    fn register_secret(&self, cfg: &Arc<SecretConfig>) {
+        let services = cfg
+            .redeploy
+            .iter()
+            .map(|s| (s.cluster.as_str().to_owned(), s.service.as_str().to_owned()))
+            .collect();
         lock(&self.0)
             .registered
-            .insert(secret.as_str().to_owned(), (info, services.to_vec()));
+            .insert(cfg.name.as_str().to_owned(), (info_labels(cfg), services));
     }
 
     fn forget_secret(&self, secret: &SecretName) {
@@ -263,7 +264,11 @@ mod tests {
             "30d".into(),
             String::new(),
         ];
-        t.register_secret(&name("a"), info.clone(), &[("prod".into(), "api".into())]);
+        let cfg = crate::SecretBuilder::new("a", "app/a")
+            .every(std::time::Duration::from_secs(30 * 86_400))
+            .redeploy("prod", &["api"])
+            .build();
+        t.register_secret(&Arc::new(cfg));
         assert!(rec.registered("a"));
         assert_eq!(
             rec.registration("a"),

@@ -256,7 +256,7 @@ mod tests {
     const NOW: &str = "2030-01-10T00:00:00Z";
 
     use crate::clock::ManualClock;
-    use crate::config::{GeneratePolicy, Location, SecretConfig, Target};
+    use crate::config::{Location, SecretConfig, Target};
     use crate::ids::{SecretArn, SecretId, SecretName, SecretRef, VersionId};
     use crate::rotation::store::{SecretMeta, VersionInfo};
     use crate::rotation::target::TargetClients;
@@ -461,14 +461,14 @@ mod tests {
             every: 30 * DAY,
             window: None,
             jitter: Duration::ZERO,
-            generate: GeneratePolicy::default(),
+            generate: Default::default(),
             json_key: None,
             json_key_create: false,
             target: Target::new(t.clone()),
             redeploy: Vec::new(),
             stable_timeout: Duration::from_secs(60),
             origin: Location {
-                file: "t.toml".into(),
+                file: std::path::Path::new("t.toml").into(),
                 line_col: None,
             },
         };

@@ -1,11 +1,13 @@
 //! Configuration errors: each names the file, line, column and key, and says what is allowed.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
-    pub file: PathBuf,
+    /// Shared by every location in one file (each secret keeps its origin).
+    pub file: Arc<Path>,
     /// 1-based line and column; `None` for problems with the file as a whole.
     pub line_col: Option<(usize, usize)>,
 }
@@ -81,7 +83,7 @@ impl fmt::Display for ConfigErrors {
 
 /// Turns byte offsets into line:col for one file's text.
 pub struct SourceMap<'a> {
-    pub file: &'a std::path::Path,
+    pub file: Arc<Path>,
     text: &'a str,
     /// Byte offset of the start of each line, so a lookup is a binary search rather than
     /// a scan from the top (a file may hold 100,000 secrets).
@@ -89,11 +91,11 @@ pub struct SourceMap<'a> {
 }
 
 impl<'a> SourceMap<'a> {
-    pub fn new(file: &'a std::path::Path, text: &'a str) -> Self {
+    pub fn new(file: &Path, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Self {
-            file,
+            file: Arc::from(file),
             text,
             line_starts,
         }
@@ -118,7 +120,7 @@ impl<'a> SourceMap<'a> {
             col -= 1;
         }
         Location {
-            file: self.file.to_path_buf(),
+            file: self.file.clone(),
             line_col: Some((line, col)),
         }
     }

@@ -6,6 +6,7 @@ use super::validate::Validator;
 use super::Config;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
@@ -17,7 +18,7 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 fn file_error(file: &Path, message: impl Into<String>) -> ConfigError {
     ConfigError {
         location: Location {
-            file: file.to_path_buf(),
+            file: Arc::from(file),
             line_col: None,
         },
         key: "-".into(),

@@ -18,6 +18,7 @@ pub use target::{Registry, Target, TargetKind, TargetTable};
 use crate::ids::{Account, Region, RoleArn, SecretName, SecretRef, ServiceRef};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The characters AWS tools refuse in database passwords; excluded unless told otherwise.
@@ -29,14 +30,18 @@ pub struct Config {
     pub aws: AwsConfig,
     pub ha: HaConfig,
     pub events: EventsConfig,
-    pub secrets: Vec<SecretConfig>,
+    /// Shared with the scheduler and the metrics: one copy per secret.
+    pub secrets: Vec<Arc<SecretConfig>>,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
 }
 
 impl Config {
     pub fn secret(&self, name: &str) -> Option<&SecretConfig> {
-        self.secrets.iter().find(|s| s.name.as_str() == name)
+        self.secrets
+            .iter()
+            .find(|s| s.name.as_str() == name)
+            .map(|s| s.as_ref())
     }
 }
 
@@ -148,7 +153,8 @@ pub struct SecretConfig {
     /// Boxed: most secrets have none, and a parsed cron is large.
     pub window: Option<Box<Window>>,
     pub jitter: Duration,
-    pub generate: GeneratePolicy,
+    /// Shared: most secrets use the default policy (one copy for all of them).
+    pub generate: Arc<GeneratePolicy>,
     pub json_key: Option<String>,
     /// `json_key` may name a key the secret does not have yet (else that is refused).
     pub json_key_create: bool,
@@ -225,14 +231,14 @@ pub(crate) fn test_secret(name: &str, id: &str) -> SecretConfig {
         every: Duration::from_secs(86_400),
         window: None,
         jitter: Duration::ZERO,
-        generate: GeneratePolicy::default(),
+        generate: Default::default(),
         json_key: None,
         json_key_create: false,
         target: Target::None,
         redeploy: Vec::new(),
         stable_timeout: Duration::from_secs(600),
         origin: Location {
-            file: "t.toml".into(),
+            file: std::path::Path::new("t.toml").into(),
             line_col: None,
         },
     }

@@ -6,7 +6,7 @@ use super::error::{ConfigError, ConfigErrors, Location, SourceMap};
 use super::raw::{RawAws, RawDaemon, RawEvents, RawGenerate, RawHa, RawSecret, RawWindow, S};
 use super::target::{self, Registry};
 use super::*;
-use crate::ids::{ClusterName, SecretId, ServiceName};
+use crate::ids::{ClusterName, Interner, SecretId, ServiceName};
 use std::collections::HashMap;
 use std::ops::Range;
 use toml::de::DeValue;
@@ -33,6 +33,10 @@ pub struct Validator<'r> {
     /// `replicas` was set (to point at it when `lock_table` is missing).
     ha_account: (Option<Region>, Option<RoleArn>),
     ha_replicas_at: Option<Location>,
+    /// One copy of each region, role, cluster and service name for all secrets.
+    interner: Interner,
+    /// Shared by every secret without a `generate` table.
+    default_generate: Arc<GeneratePolicy>,
 }
 
 impl<'r> Validator<'r> {
@@ -47,6 +51,8 @@ impl<'r> Validator<'r> {
             names: HashMap::new(),
             ha: HaConfig::default(),
             events: EventsConfig::default(),
+            interner: Interner::default(),
+            default_generate: Arc::default(),
             ha_account: (None, None),
             ha_replicas_at: None,
         }
@@ -288,7 +294,7 @@ impl<'r> Validator<'r> {
 
     fn region(&mut self, src: &SourceMap<'_>, key: &str, r: &S<String>) -> Option<Region> {
         if valid_region(r.get_ref()) {
-            Some(Region::new(r.get_ref().clone()))
+            Some(Region::interned(r.get_ref(), &mut self.interner))
         } else {
             self.err(
                 src,
@@ -305,7 +311,7 @@ impl<'r> Validator<'r> {
 
     fn role_arn(&mut self, src: &SourceMap<'_>, key: &str, r: &S<String>) -> Option<RoleArn> {
         if valid_role_arn(r.get_ref()) {
-            Some(RoleArn::new(r.get_ref().clone()))
+            Some(RoleArn::interned(r.get_ref(), &mut self.interner))
         } else {
             self.err(
                 src,
@@ -503,8 +509,10 @@ impl<'r> Validator<'r> {
         };
 
         let generate = match &raw.generate {
-            None => Some(GeneratePolicy::default()),
-            Some(g) => self.generate(src, &k("generate"), g.get_ref(), g.span()),
+            None => Some(self.default_generate.clone()),
+            Some(g) => self
+                .generate(src, &k("generate"), g.get_ref(), g.span())
+                .map(Arc::new),
         };
 
         let target = match target {
@@ -782,8 +790,8 @@ impl<'r> Validator<'r> {
                     continue;
                 }
                 let svc = ServiceRef {
-                    cluster: ClusterName::new(cluster.clone()),
-                    service: ServiceName::new(s.get_ref().clone()),
+                    cluster: ClusterName::interned(cluster, &mut self.interner),
+                    service: ServiceName::interned(s.get_ref(), &mut self.interner),
                 };
                 if out.contains(&svc) {
                     self.err(
@@ -808,12 +816,12 @@ impl<'r> Validator<'r> {
                 region: region.or_else(|| self.aws.region.clone()),
                 role_arn: role.or_else(|| self.aws.role_arn.clone()),
             };
-            secrets.push(s);
+            secrets.push(Arc::new(s));
         }
         // One secret, one schedule: its last-rotated / deployed-version tags and its lease
         // are per secret, so two entries on it (say, two json_keys) would keep moving each
         // other's due time and one key would never rotate.
-        let mut by_id: HashMap<(&str, &Account), &SecretConfig> = HashMap::new();
+        let mut by_id: HashMap<(&str, &Account), &Arc<SecretConfig>> = HashMap::new();
         for s in &secrets {
             let key = (s.secret.id.as_str(), &s.secret.account);
             if let Some(first) = by_id.get(&key) {
@@ -852,7 +860,7 @@ impl<'r> Validator<'r> {
             let rank = |e: &ConfigError| {
                 files
                     .iter()
-                    .position(|f| *f == e.location.file)
+                    .position(|f| f.as_path() == &*e.location.file)
                     .unwrap_or(usize::MAX)
             };
             self.errors.sort_by_key(|e| (rank(e), e.location.line_col));

@@ -124,7 +124,7 @@ fn every_key_is_read_into_the_setting_it_names() {
     assert_eq!(w.to_string(), "0 2 * * TUE-THU for 3h (Europe/London)");
     assert_eq!(s.jitter, Duration::from_secs(2 * 3600));
     assert_eq!(
-        s.generate,
+        *s.generate,
         GeneratePolicy {
             length: 48,
             exclude_characters: "xyz".into(),

@@ -156,12 +156,12 @@ async fn describe_services_never_more_than_the_cli_waiter() {
 #[tokio::test(start_paused = true)]
 async fn new_value_follows_the_generate_policy_and_differs_from_the_old() {
     let mut w = World::new();
-    w.cfg.generate = GeneratePolicy {
+    w.cfg.generate = Arc::new(GeneratePolicy {
         length: 48,
         exclude_characters: "0O1lI".into(),
         exclude_punctuation: true,
         ..GeneratePolicy::default()
-    };
+    });
     let mut seen = vec![ORIGINAL_VALUE.to_owned()];
     for round in 0..3 {
         w.rotate()
@@ -192,7 +192,7 @@ async fn json_key_replaces_only_that_key_and_keeps_the_others_in_order() {
     w.store
         .edit(SECRET, |s| s.versions[0].value = old.to_owned());
     w.cfg.json_key = Some("password".into());
-    w.cfg.generate.length = 20;
+    Arc::make_mut(&mut w.cfg.generate).length = 20;
     w.rotate().await.expect("rotation succeeds");
 
     let new = w.value(&w.current());

@@ -63,7 +63,10 @@ async fn a_secret_whose_lease_is_busy_is_rotated_once_the_other_replica_lets_go(
         aws: AwsConfig::default(),
         ha: Default::default(),
         events: Default::default(),
-        secrets: vec![SecretBuilder::new("db", "app/db").every(30 * DAY).build()],
+        secrets: vec![SecretBuilder::new("db", "app/db")
+            .every(30 * DAY)
+            .build()
+            .into()],
         files: vec![],
     };
     let sched = Scheduler::new(

@@ -55,7 +55,7 @@ fn schedule<S: SecretStore>(
         aws: AwsConfig::default(),
         ha: Default::default(),
         events: Default::default(),
-        secrets: vec![secret],
+        secrets: vec![secret.into()],
         files: vec![],
     };
     let sched = Scheduler::new(
@@ -362,7 +362,7 @@ async fn a_shutdown_lets_the_rotation_in_flight_finish_within_the_grace() {
         aws: AwsConfig::default(),
         ha: Default::default(),
         events: Default::default(),
-        secrets: vec![cfg],
+        secrets: vec![cfg.into()],
         files: vec![],
     };
     let (_reloads_tx, reloads) = mpsc::channel(1);

@@ -87,7 +87,8 @@ async fn a_resume_another_replica_finished_first_does_not_rotate_again() {
         secrets: vec![SecretBuilder::new("raced", "app/raced")
             .every(30 * DAY)
             .redeploy("prod", &["api"])
-            .build()],
+            .build()
+            .into()],
         files: vec![],
     };
     let (_reload_tx, reloads) = tokio::sync::mpsc::channel(1);

@@ -113,7 +113,7 @@ impl World {
             aws: AwsConfig::default(),
             ha: Default::default(),
             events: Default::default(),
-            secrets,
+            secrets: secrets.into_iter().map(Arc::new).collect(),
             files: vec![],
         };
         let mut sched = Scheduler::new(
@@ -830,7 +830,10 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
             secret("overdue", 30 * DAY),
             secret("later", 30 * DAY),
             secret("untagged", 30 * DAY),
-        ],
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect(),
         files: vec![],
     };
     let mut sched = Scheduler::new(engine, Arc::new(w.clock.clone()), &cfg, w.health.clone());
@@ -1044,7 +1047,7 @@ impl World {
             aws: AwsConfig::default(),
             ha: Default::default(),
             events: Default::default(),
-            secrets,
+            secrets: secrets.into_iter().map(Arc::new).collect(),
             files: vec![],
         };
         let tx = self.tx.as_ref().expect("started");

@@ -1,0 +1,405 @@
+//! The per-secret series: one compact record per secret, written as Prometheus text at
+//! scrape time, a chunk of secrets at a time.
+//!
+//! A labelled child of the `prometheus` crate keeps its own copy of every label string
+//! (~0.4 KiB each); with ~17 series per secret that was most of the daemon's memory at
+//! 100,000 secrets (heap profile in BENCHMARKS.md). Here a secret costs its record: the
+//! shared configuration, the gauges' state and small counters.
+
+use super::{REDEPLOY_OUTCOMES, ROTATION_OUTCOMES};
+use rotator_core::config::SecretConfig;
+use rotator_core::ids::{SecretName, ServiceRef};
+use rotator_core::telemetry::{info_labels, SecretState};
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Secrets written per chunk of a scrape (the lock is held for one chunk at a time).
+const CHUNK: usize = 1000;
+
+#[derive(Debug, Default)]
+struct Record {
+    /// Set once the secret is registered (its info labels and consumers come from it).
+    cfg: Option<Arc<SecretConfig>>,
+    state: SecretState,
+    /// By [`ROTATION_OUTCOMES`].
+    rotations: [u32; 4],
+    /// future, unparseable.
+    invalid_tags: [u32; 2],
+    lease_contended: u32,
+    lease_lost: u32,
+    /// Per consumer, by [`REDEPLOY_OUTCOMES`]: the configured ones from 0, a consumer
+    /// dropped by a reload while its rotation ran once it is counted.
+    redeploys: Vec<(ServiceRef, [u32; 6])>,
+}
+
+/// Every per-secret series of the daemon.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    map: Mutex<HashMap<SecretName, Record>>,
+}
+
+fn bump(n: &mut u32) {
+    *n = n.saturating_add(1);
+}
+
+impl Secrets {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SecretName, Record>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with(&self, secret: &SecretName, f: impl FnOnce(&mut Record)) {
+        let mut m = self.lock();
+        match m.get_mut(secret) {
+            Some(r) => f(r),
+            None => f(m.entry(secret.clone()).or_default()),
+        }
+    }
+
+    pub fn update(&self, secret: &SecretName, f: impl FnOnce(&mut SecretState)) {
+        self.with(secret, |r| f(&mut r.state));
+    }
+
+    /// Keeps `cfg` for the info labels; consumers no longer listed are dropped, new ones
+    /// start at 0 (so that `increase()` sees their first verdict).
+    pub fn register(&self, cfg: &Arc<SecretConfig>) {
+        self.with(&cfg.name, |r| {
+            let old = std::mem::take(&mut r.redeploys);
+            r.redeploys = cfg
+                .redeploy
+                .iter()
+                .map(|svc| {
+                    let counts = old
+                        .iter()
+                        .find(|(s, _)| s == svc)
+                        .map_or([0; 6], |(_, c)| *c);
+                    (svc.clone(), counts)
+                })
+                .collect();
+            r.cfg = Some(cfg.clone());
+        });
+    }
+
+    pub fn forget(&self, secret: &SecretName) {
+        self.lock().remove(secret);
+    }
+
+    pub fn rotation_finished(&self, secret: &SecretName, outcome: &str) {
+        if let Some(i) = ROTATION_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.with(secret, |r| bump(&mut r.rotations[i]));
+        }
+    }
+
+    pub fn redeploy_finished(&self, secret: &SecretName, svc: &ServiceRef, verdict: &str) {
+        let Some(i) = REDEPLOY_OUTCOMES.iter().position(|o| *o == verdict) else {
+            return;
+        };
+        self.with(secret, |r| {
+            match r.redeploys.iter_mut().find(|(s, _)| s == svc) {
+                Some((_, c)) => bump(&mut c[i]),
+                None => {
+                    let mut c = [0; 6];
+                    c[i] = 1;
+                    r.redeploys.push((svc.clone(), c));
+                }
+            }
+        });
+    }
+
+    pub fn invalid_tag(&self, secret: &SecretName, problem: &str) {
+        let i = usize::from(problem != "future");
+        self.with(secret, |r| bump(&mut r.invalid_tags[i]));
+    }
+
+    pub fn lease_contended(&self, secret: &SecretName) {
+        self.with(secret, |r| bump(&mut r.lease_contended));
+    }
+
+    pub fn lease_lost(&self, secret: &SecretName) {
+        self.with(secret, |r| bump(&mut r.lease_lost));
+    }
+
+    /// The text exposition of every per-secret family, in chunks (see [`Scrape`]).
+    pub fn scrape(&'static self, prefix: &'static str) -> Scrape {
+        let mut names: Vec<SecretName> = self.lock().keys().cloned().collect();
+        names.sort_unstable();
+        Scrape {
+            secrets: self,
+            prefix,
+            names,
+            family: 0,
+            next: 0,
+            started: false,
+        }
+    }
+}
+
+/// One per-secret family: how to write its series for one secret.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: &'static str,
+    write: fn(&mut Lines<'_>, &SecretName, &Record),
+}
+
+/// Writes samples of one family, its HELP/TYPE header before the first.
+struct Lines<'a> {
+    out: &'a mut String,
+    prefix: &'a str,
+    family: &'a Family,
+    header: &'a mut bool,
+}
+
+impl Lines<'_> {
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        if !*self.header {
+            *self.header = true;
+            let name = self.family.name;
+            let _ = writeln!(
+                self.out,
+                "# HELP {}{name} {}",
+                self.prefix,
+                escape_help(self.family.help)
+            );
+            let _ = writeln!(
+                self.out,
+                "# TYPE {}{name} {}",
+                self.prefix, self.family.kind
+            );
+        }
+        let _ = write!(self.out, "{}{}", self.prefix, self.family.name);
+        // Labels in name order, as the registry prints them (and tests read them).
+        for (i, (k, v)) in labels.iter().enumerate() {
+            let sep = if i == 0 { '{' } else { ',' };
+            let _ = write!(self.out, "{sep}{k}=\"");
+            escape_value(self.out, v);
+            self.out.push('"');
+        }
+        if !labels.is_empty() {
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    fn gauge(&mut self, secret: &SecretName, v: f64) {
+        self.sample(&[("secret", secret.as_str())], v);
+    }
+}
+
+fn escape_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn escape_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    f64::from(u8::from(b))
+}
+
+const FAMILIES: &[Family] = &[
+    Family { name: "next_due_timestamp_seconds", kind: "gauge", help: "When the secret is due (Unix time). Does not move while rotations fail, so now > next_due means overdue.",
+        write: |l, n, r| if r.state.next_due > 0.0 { l.gauge(n, r.state.next_due) } },
+    Family { name: "last_success_timestamp_seconds", kind: "gauge", help: "When the secret last rotated successfully (Unix time; absent while unknown).",
+        write: |l, n, r| if r.state.last_success > 0.0 { l.gauge(n, r.state.last_success) } },
+    Family { name: "rotation_failing", kind: "gauge", help: "1 when the last rotation attempt of the secret failed.",
+        write: |l, n, r| l.gauge(n, flag(r.state.failing)) },
+    Family { name: "consecutive_failures", kind: "gauge", help: "Failed attempts in a row since the last success (only secrets with failures).",
+        write: |l, n, r| if r.state.failures > 0 { l.gauge(n, f64::from(r.state.failures)) } },
+    Family { name: "rotation_in_progress", kind: "gauge", help: "1 while the secret is being rotated (only secrets being rotated).",
+        write: |l, n, r| if r.state.in_progress { l.gauge(n, 1.0) } },
+    Family { name: "rotation_started_timestamp_seconds", kind: "gauge", help: "When the rotation in progress started (Unix time; only secrets being rotated).",
+        write: |l, n, r| if r.state.in_progress { l.gauge(n, r.state.started) } },
+    Family { name: "secret_readable", kind: "gauge", help: "1 if the secret could be read at the last attempt, 0 if not (the reason is logged; reads are retried with backoff).",
+        write: |l, n, r| if let Some(ok) = r.state.readable { l.gauge(n, flag(ok)) } },
+    Family { name: "last_verified_rotation_timestamp_seconds", kind: "gauge", help: "The last rotation observed by this daemon or confirmed by a valid secret-rotator:last-rotated tag (Unix time; absent if none).",
+        write: |l, n, r| if r.state.verified > 0.0 { l.gauge(n, r.state.verified) } },
+    Family { name: "rotation_interval_seconds", kind: "gauge", help: "The configured interval (every) of the secret.",
+        write: |l, n, r| l.gauge(n, r.state.every) },
+    Family { name: "secret_status", kind: "gauge", help: "1 for the secret's current status: loading, ok, due, overdue, unfinished, redeploy_pending, failing, unreadable, outside_window.",
+        write: |l, n, r| l.sample(&[("secret", n.as_str()), ("status", r.state.status.label())], 1) },
+    Family { name: "rotation_deadline_timestamp_seconds", kind: "gauge", help: "The latest acceptable rotation time (Unix time): last verified rotation + every + 1d grace, or next due + 1d grace when no rotation is verified; absent until known. time() past it means not rotated in time.",
+        write: |l, n, r| { let d = r.state.deadline(); if d > 0.0 { l.gauge(n, d) } } },
+    Family { name: "retries_exhausted", kind: "gauge", help: "1 when the scheduler gave up on the secret after max_attempts failed attempts (until a reload or a manual rotate).",
+        write: |l, n, r| l.gauge(n, flag(r.state.gave_up)) },
+    Family { name: "rotations_total", kind: "counter", help: "Rotations finished, by secret and outcome (success, failed, rolled_back, stalled).",
+        write: |l, n, r| for (o, c) in ROTATION_OUTCOMES.iter().zip(r.rotations) {
+            // Registered secrets have every outcome from 0 (alerts use increase()).
+            if r.cfg.is_some() || c > 0 { l.sample(&[("outcome", o), ("secret", n.as_str())], c) }
+        } },
+    Family { name: "secret_info", kind: "gauge", help: "Configuration of a secret; always 1 (join on secret). Empty region/account: the daemon's default.",
+        write: |l, n, r| if let Some(cfg) = &r.cfg {
+            let [id, region, account, every, window] = info_labels(cfg);
+            l.sample(&[("account", &account), ("every", &every), ("region", &region), ("secret", n.as_str()), ("secret_id", &id), ("store", "aws-secretsmanager"), ("window", &window)], 1)
+        } },
+    Family { name: "ecs_redeploys_total", kind: "counter", help: "Forced ECS redeployments by verdict (stable, rolled_back, stalled, missing, not_forceable, failed).",
+        write: |l, n, r| for (svc, counts) in &r.redeploys {
+            for (o, c) in REDEPLOY_OUTCOMES.iter().zip(counts) {
+                l.sample(&[("cluster", svc.cluster.as_str()), ("outcome", o), ("secret", n.as_str()), ("service", svc.service.as_str())], c);
+            }
+        } },
+    Family { name: "invalid_tags_total", kind: "counter", help: "Reads of a secret whose secret-rotator:last-rotated tag was not used: in the future (the secret is then due now) or unparseable (treated as absent).",
+        write: |l, n, r| for (reason, c) in ["future", "unparseable"].iter().zip(r.invalid_tags) {
+            if c > 0 { l.sample(&[("reason", reason), ("secret", n.as_str())], c) }
+        } },
+    Family { name: "lease_contended_total", kind: "counter", help: "Rotation launches skipped because another replica held the secret's lease ([ha]); retried shortly.",
+        write: |l, n, r| if r.lease_contended > 0 { l.sample(&[("secret", n.as_str())], r.lease_contended) } },
+    Family { name: "lease_lost_total", kind: "counter", help: "Rotations stopped because their lease expired or was taken over by another replica ([ha]); counted as failed.",
+        write: |l, n, r| if r.lease_lost > 0 { l.sample(&[("secret", n.as_str())], r.lease_lost) } },
+];
+
+/// The per-secret families as text, [`CHUNK`] secrets of one family per item: a scrape
+/// at 100,000 secrets is ~100 MB of text, streamed rather than held, and the lock the
+/// scheduler updates through is never held for a whole scrape. Secrets added after the
+/// scrape started are left for the next; removed ones are skipped.
+pub struct Scrape {
+    secrets: &'static Secrets,
+    prefix: &'static str,
+    names: Vec<SecretName>,
+    family: usize,
+    next: usize,
+    /// The current family's header was written.
+    started: bool,
+}
+
+impl Iterator for Scrape {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let mut out = String::new();
+        while out.is_empty() {
+            let family = FAMILIES.get(self.family)?;
+            let end = (self.next + CHUNK).min(self.names.len());
+            {
+                let map = self.secrets.lock();
+                let mut lines = Lines {
+                    out: &mut out,
+                    prefix: self.prefix,
+                    family,
+                    header: &mut self.started,
+                };
+                for name in &self.names[self.next..end] {
+                    if let Some(r) = map.get(name) {
+                        (family.write)(&mut lines, name, r);
+                    }
+                }
+            }
+            self.next = end;
+            if self.next >= self.names.len() {
+                self.family += 1;
+                self.next = 0;
+                self.started = false;
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rotator_test_kit::{svc, SecretBuilder};
+
+    fn secrets() -> &'static Secrets {
+        Box::leak(Box::default())
+    }
+
+    fn name(s: &str) -> SecretName {
+        SecretName::from(s)
+    }
+
+    /// Every family is one block (the text format requires it) however many chunks the
+    /// secrets take, and each secret's series appear once, in name order.
+    #[test]
+    fn a_scrape_in_chunks_keeps_each_family_in_one_block() {
+        let s = secrets();
+        for i in 0..(2 * CHUNK + 7) {
+            let cfg = SecretBuilder::new(&format!("s{i:05}"), "app/x").build();
+            s.register(&Arc::new(cfg));
+        }
+        let chunks: Vec<String> = s.scrape("p_").collect();
+        let text = chunks.concat();
+        let families = text.matches("# TYPE ").count();
+        assert!(chunks.len() > families, "{} chunks", chunks.len());
+        for f in ["rotation_failing", "rotations_total", "secret_info"] {
+            let headers = text.matches(&format!("# TYPE p_{f} ")).count();
+            assert_eq!(headers, 1, "{f}");
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("p_{f}{{")))
+                .collect();
+            let first = text.find(lines[0]).unwrap();
+            let last = text.find(lines[lines.len() - 1]).unwrap();
+            let block = &text[first..last];
+            assert!(!block.contains("# TYPE"), "{f} is split");
+        }
+        let failing: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("p_rotation_failing{"))
+            .collect();
+        assert_eq!(failing.len(), 2 * CHUNK + 7);
+        assert!(failing.windows(2).all(|w| w[0] < w[1]), "name order");
+    }
+
+    #[test]
+    fn consumers_count_per_verdict_and_a_reload_keeps_only_the_listed_ones() {
+        let s = secrets();
+        let cfg = SecretBuilder::new(
+            "db",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db",
+        )
+        .redeploy("prod", &["api", "worker"])
+        .build();
+        s.register(&Arc::new(cfg));
+        s.redeploy_finished(&name("db"), &svc("prod", "api"), "rolled_back");
+        s.redeploy_finished(&name("db"), &svc("prod", "api"), "rolled_back");
+        s.rotation_finished(&name("db"), "rolled_back");
+        let text: String = s.scrape("p_").collect();
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        };
+        assert_eq!(line("p_ecs_redeploys_total{cluster=\"prod\",outcome=\"rolled_back\",secret=\"db\",service=\"api\"}").as_deref(), Some("2"));
+        assert_eq!(line("p_ecs_redeploys_total{cluster=\"prod\",outcome=\"stable\",secret=\"db\",service=\"worker\"}").as_deref(), Some("0"));
+        assert_eq!(
+            line("p_rotations_total{outcome=\"rolled_back\",secret=\"db\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            line("p_rotations_total{outcome=\"success\",secret=\"db\"}").as_deref(),
+            Some("0")
+        );
+        assert!(text.contains("p_secret_info{account=\"123456789012\",every=\"30d\",region=\"eu-west-1\",secret=\"db\",secret_id=\"arn:aws:secretsmanager:eu-west-1:123456789012:secret:db\",store=\"aws-secretsmanager\",window=\"\"} 1"), "{text}");
+        // A reload without worker: its series go; api keeps its counts.
+        let cfg = SecretBuilder::new("db", "app/db")
+            .redeploy("prod", &["api"])
+            .build();
+        s.register(&Arc::new(cfg));
+        let text: String = s.scrape("p_").collect();
+        assert!(!text.contains("service=\"worker\""), "{text}");
+        assert!(text.contains("p_ecs_redeploys_total{cluster=\"prod\",outcome=\"rolled_back\",secret=\"db\",service=\"api\"} 2"));
+        assert_eq!(text.matches("p_secret_info{").count(), 1);
+        s.forget(&name("db"));
+        assert_eq!(s.scrape("p_").collect::<String>(), "");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let s = secrets();
+        s.lease_lost(&name("a\"b\\c\nd"));
+        let text: String = s.scrape("p_").collect();
+        assert!(
+            text.contains("p_lease_lost_total{secret=\"a\\\"b\\\\c\\nd\"} 1"),
+            "{text}"
+        );
+    }
+}
