@@ -21,6 +21,9 @@ const CHUNK: usize = 1000;
 struct Record {
     /// Set once the secret is registered (its info labels and consumers come from it).
     cfg: Option<Arc<SecretConfig>>,
+    /// The scheduler reported a state (a counter alone, e.g. from a rotation that ended
+    /// after its secret was removed, shows no state gauges).
+    has_state: bool,
     state: SecretState,
     /// By [`ROTATION_OUTCOMES`].
     rotations: [u32; 4],
@@ -57,7 +60,10 @@ impl Secrets {
     }
 
     pub fn update(&self, secret: &SecretName, f: impl FnOnce(&mut SecretState)) {
-        self.with(secret, |r| f(&mut r.state));
+        self.with(secret, |r| {
+            r.has_state = true;
+            f(&mut r.state)
+        });
     }
 
     /// Keeps `cfg` for the info labels; consumers no longer listed are dropped, new ones
@@ -205,6 +211,9 @@ fn flag(b: bool) -> f64 {
     f64::from(u8::from(b))
 }
 
+/// The first families of [`FAMILIES`]: the gauges of [`SecretState`].
+const STATE_FAMILIES: usize = 12;
+
 const FAMILIES: &[Family] = &[
     Family { name: "next_due_timestamp_seconds", kind: "gauge", help: "When the secret is due (Unix time). Does not move while rotations fail, so now > next_due means overdue.",
         write: |l, n, r| if r.state.next_due > 0.0 { l.gauge(n, r.state.next_due) } },
@@ -286,8 +295,10 @@ impl Iterator for Scrape {
                     family,
                     header: &mut self.started,
                 };
+                // The first families are the state gauges (see FAMILIES).
+                let state = self.family < STATE_FAMILIES;
                 for name in &self.names[self.next..end] {
-                    if let Some(r) = map.get(name) {
+                    if let Some(r) = map.get(name).filter(|r| r.has_state || !state) {
                         (family.write)(&mut lines, name, r);
                     }
                 }
@@ -323,6 +334,7 @@ mod tests {
         let s = secrets();
         for i in 0..(2 * CHUNK + 7) {
             let cfg = SecretBuilder::new(&format!("s{i:05}"), "app/x").build();
+            s.update(&cfg.name, |st| st.every = 1.0);
             s.register(&Arc::new(cfg));
         }
         let chunks: Vec<String> = s.scrape("p_").collect();
@@ -390,6 +402,21 @@ mod tests {
         assert_eq!(text.matches("p_secret_info{").count(), 1);
         s.forget(&name("db"));
         assert_eq!(s.scrape("p_").collect::<String>(), "");
+    }
+
+    #[test]
+    fn a_counter_alone_shows_no_state_gauges() {
+        let s = secrets();
+        s.rotation_finished(&name("gone"), "failed");
+        let text: String = s.scrape("p_").collect();
+        assert!(text.contains("p_rotations_total{outcome=\"failed\",secret=\"gone\"} 1"));
+        assert!(!text.contains("rotation_failing"), "{text}");
+        s.update(&name("gone"), |st| st.failing = true);
+        let text: String = s.scrape("p_").collect();
+        assert!(
+            text.contains("p_rotation_failing{secret=\"gone\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]
