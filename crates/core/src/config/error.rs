@@ -82,12 +82,16 @@ impl fmt::Display for ConfigErrors {
 }
 
 /// Turns byte offsets into line:col for one file's text.
+#[derive(Clone)]
 pub struct SourceMap<'a> {
     pub file: Arc<Path>,
     text: &'a str,
     /// Byte offset of the start of each line, so a lookup is a binary search rather than
-    /// a scan from the top (a file may hold 100,000 secrets).
-    line_starts: Vec<usize>,
+    /// a scan from the top (a file may hold 100,000 secrets). Shared by [`Self::at`].
+    line_starts: Arc<[usize]>,
+    /// Where the text the offsets are relative to starts in the file (a part of the file
+    /// parsed on its own).
+    base: usize,
 }
 
 impl<'a> SourceMap<'a> {
@@ -97,12 +101,21 @@ impl<'a> SourceMap<'a> {
         Self {
             file: Arc::from(file),
             text,
-            line_starts,
+            line_starts: line_starts.into(),
+            base: 0,
+        }
+    }
+
+    /// The same file, for offsets relative to byte `base` of it.
+    pub fn at(&self, base: usize) -> Self {
+        Self {
+            base,
+            ..self.clone()
         }
     }
 
     pub fn location(&self, offset: usize) -> Location {
-        let offset = offset.min(self.text.len());
+        let offset = offset.saturating_add(self.base).min(self.text.len());
         // Snap to a char boundary so a span inside a multi-byte char can't panic.
         let mut offset = offset;
         while !self.text.is_char_boundary(offset) {

@@ -98,9 +98,25 @@ fn read_text(file: &Path) -> Result<String, ConfigError> {
     })
 }
 
-/// Parses one file's text and hands its tables to the validator.
+/// Parses one file's text and hands its tables to the validator: part by part when the
+/// file splits ([`super::split`]), so only one table's tree exists at a time.
 pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
     let src = SourceMap::new(file, text);
+    // Unnamed secrets are labelled by their place in the file.
+    let mut index = 0;
+    match super::split::parts(text) {
+        Some(parts) => {
+            for part in parts {
+                load_part(v, &src.at(part.start), &text[part], &mut index);
+            }
+        }
+        None => load_part(v, &src, text, &mut index),
+    }
+}
+
+/// Parses a part of a file (`src` maps its offsets into the file) into the validator.
+fn load_part(v: &mut Validator, src: &SourceMap<'_>, text: &str, index: &mut usize) {
+    let src = src.clone();
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         for e in syntax {
@@ -150,7 +166,9 @@ pub(super) fn load_text(v: &mut Validator, file: &Path, text: &str) {
                     ));
                     continue;
                 };
-                for (i, mut item) in items.into_iter().enumerate() {
+                for mut item in items {
+                    let i = *index;
+                    *index += 1;
                     let span = item.span();
                     reject_arrays_of_tables(v, &src, &secret_label(&item, i), &mut item);
                     let label = secret_label(&item, i);
@@ -538,5 +556,81 @@ mod tests {
         );
         assert!(m.starts_with("expected a duration in quotes"), "{m}");
         assert!(m.ends_with("found the number 30"), "{m}");
+    }
+
+    /// Loads one file's text, split into parts or whole.
+    fn load(text: &str, split: bool) -> Result<String, Vec<String>> {
+        let registry = Registry::new();
+        let mut v = Validator::new(&registry);
+        let file = Path::new("s.toml");
+        if split {
+            load_text(&mut v, file, text);
+        } else {
+            let src = SourceMap::new(file, text);
+            load_part(&mut v, &src, text, &mut 0);
+        }
+        v.finish(vec![file.to_path_buf()])
+            .map(|c| format!("{:?}", c.secrets))
+            .map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
+    }
+
+    /// Pieces of configuration files: tables, sub-tables, keys, lookalikes of headers
+    /// inside strings and comments, TOML errors.
+    const PIECES: &[&str] = &[
+        "[daemon]\nmax_concurrent_rotations = 4\n",
+        "[daemon]\nretry_max = \"2h\"\n",
+        "[aws]\nregion = \"eu-west-1\"\n",
+        "[[secret]]\nname = \"s{n}\"\nsecret_id = \"app/{n}\"\nevery = \"30d\"\n",
+        "[[secret]]\nsecret_id = \"app/u{n}\"\nevery = \"1d\"\n",
+        "[[secret]]\nsecret_id = 5\n",
+        "[[secret]]\nname = \"s{n}\"\nsecret_id = \"app/{n}\"\nevery = \"often\"\n",
+        "[secret.target]\nkind = \"none\"\n",
+        "[secret.generate]\nlength = 40\n",
+        "[[secret.redeploy]]\ncluster = \"c\"\nservices = [\"a\"]\n",
+        "every = \"7d\"\n",
+        "name = \"dup\"\n",
+        "x = [\n\"[[secret]]\",\n]\n",
+        "# [[secret]]\n",
+        "s = \"\"\"\n[aws]\n\"\"\"\n",
+        "[events]\nsafety_poll = \"1m\"\n",
+        "[secret]\n",
+        "[ha]\nreplicas = 2\n",
+        "bad = \n",
+        "[\"aws\"]\nregion = \"us-east-1\"\n",
+        "window = { cron = \"0 2 * * *\", duration = \"2h\" }\n",
+        "jitter = \"bad\"\n",
+        "[daemon.x]\n",
+        "\n  # comment\n\n",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Split or whole, a file means the same: the same secrets, or the same errors
+        /// (a TOML error in one part also lets the other parts' problems be reported).
+        #[test]
+        fn a_split_file_loads_as_the_whole_file_does(
+            picks in proptest::collection::vec(0..PIECES.len(), 0..14)
+        ) {
+            let text: String = picks
+                .iter()
+                .enumerate()
+                .map(|(n, &i)| PIECES[i].replace("{n}", &n.to_string()))
+                .collect();
+            let whole = load(&text, false);
+            let split = load(&text, true);
+            match (&whole, &split) {
+                (Err(w), Err(s)) if w.iter().any(|e| e.contains("TOML syntax")) => {
+                    for e in w {
+                        proptest::prop_assert!(s.contains(e), "{text}\nwhole: {w:#?}\nsplit: {s:#?}");
+                    }
+                }
+                _ => proptest::prop_assert_eq!(&whole, &split, "{}", text),
+            }
+        }
     }
 }

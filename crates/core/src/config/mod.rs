@@ -8,6 +8,7 @@ pub mod duration;
 mod error;
 mod load;
 mod raw;
+mod split;
 pub mod target;
 mod validate;
 
