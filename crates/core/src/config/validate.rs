@@ -25,7 +25,7 @@ pub struct Validator<'r> {
     /// Where each `[daemon]`/`[aws]` key was first set, to catch one set in two files.
     seen_keys: HashMap<String, Location>,
     /// Secrets validated so far, and raw region/role to resolve against `[aws]` at the end.
-    secrets: Vec<(SecretConfig, Option<Region>, Option<RoleArn>)>,
+    secrets: Vec<(Arc<SecretConfig>, Option<Region>, Option<RoleArn>)>,
     names: HashMap<String, Location>,
     ha: HaConfig,
     events: EventsConfig,
@@ -629,7 +629,7 @@ impl<'r> Validator<'r> {
                 stable_timeout,
                 origin,
             };
-            self.secrets.push((cfg, region, role_arn));
+            self.secrets.push((Arc::new(cfg), region, role_arn));
         }
     }
 
@@ -810,13 +810,15 @@ impl<'r> Validator<'r> {
 
     pub fn finish(mut self, files: Vec<PathBuf>) -> Result<Config, ConfigErrors> {
         // A per-secret region/role wins over [aws]; resolved last since [aws] may come later.
+        // In place: each secret is already in its final allocation (no second copy).
         let mut secrets = Vec::with_capacity(self.secrets.len());
         for (mut s, region, role) in std::mem::take(&mut self.secrets) {
-            s.secret.account = Account {
+            // Not shared yet, so this does not clone.
+            Arc::make_mut(&mut s).secret.account = Account {
                 region: region.or_else(|| self.aws.region.clone()),
                 role_arn: role.or_else(|| self.aws.role_arn.clone()),
             };
-            secrets.push(Arc::new(s));
+            secrets.push(s);
         }
         // One secret, one schedule: its last-rotated / deployed-version tags and its lease
         // are per secret, so two entries on it (say, two json_keys) would keep moving each
