@@ -43,7 +43,12 @@ async fn one(n: usize, idle: Option<u64>, page_ms: u64) -> serde_json::Value {
         .write();
     let sock_path = dir.path().join("notify.sock");
     let sock = tokio::net::UnixDatagram::bind(&sock_path).expect("notify socket");
-    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+    // BENCH_DAEMON_LOG=<file>: the daemon logs at debug level there (what it calls).
+    let debug_log = std::env::var_os("BENCH_DAEMON_LOG").map(std::path::PathBuf::from);
+    let log_path = debug_log
+        .clone()
+        .unwrap_or_else(|| dir.path().join("daemon.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
     let t0 = Instant::now();
     let mut child = tokio::process::Command::new(release_bin("secret-rotator"))
         .args(["run", "--config", dir.arg()])
@@ -59,7 +64,10 @@ async fn one(n: usize, idle: Option<u64>, page_ms: u64) -> serde_json::Value {
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", fake.url.as_str()),
             // Nothing here redeploys; a stray ECS call fails fast.
             ("AWS_ENDPOINT_URL_ECS", "http://127.0.0.1:9"),
-            ("RUST_LOG", "warn"),
+            (
+                "RUST_LOG",
+                if debug_log.is_some() { "debug" } else { "warn" },
+            ),
         ])
         .env("NOTIFY_SOCKET", &sock_path)
         .stdout(Stdio::null())
@@ -117,7 +125,7 @@ async fn one(n: usize, idle: Option<u64>, page_ms: u64) -> serde_json::Value {
     let peak_end_kib = kib(&pid, "VmHWM:");
     let _ = child.start_kill();
     let _ = child.wait().await;
-    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let mib = |k: u64| k as f64 / 1024.0;
     let (first_page, last_page, first_due, pages_served, calls) = fake.seen(|s| {
         (
