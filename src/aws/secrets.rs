@@ -307,3 +307,139 @@ impl SecretStore for AwsSecrets {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use serde_json::{json, Value};
+    use std::sync::{Arc, Mutex};
+
+    fn arn(name: &str) -> String {
+        format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf")
+    }
+
+    fn meta(name: &str, stages_key: &str) -> Value {
+        json!({"ARN": arn(name), "Name": name, "Tags": [], stages_key: {"v1": ["AWSCURRENT"]}})
+    }
+
+    fn reply(status: StatusCode, body: Value) -> axum::response::Response {
+        let mut headers = vec![("content-type", "application/x-amz-json-1.1".to_owned())];
+        if let Some(code) = body["__type"].as_str() {
+            headers.push(("x-amzn-errortype", code.to_owned()));
+        }
+        let mut r = (status, body.to_string()).into_response();
+        for (k, v) in headers {
+            r.headers_mut().insert(k, v.parse().unwrap());
+        }
+        r
+    }
+
+    /// Secrets Manager over local HTTP: the first ListSecrets page lists `a`, `b` and a
+    /// secret nobody asked for; the second page fails (a non-retryable error); every
+    /// DescribeSecret answers, but for `gone`. `log` records the calls.
+    async fn server(log: Arc<Mutex<Vec<String>>>) -> String {
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |h: HeaderMap, body: Bytes| {
+                let log = log.clone();
+                async move {
+                    let op = h
+                        .get("x-amz-target")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .trim_start_matches("secretsmanager.")
+                        .to_owned();
+                    let req: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let id = req["SecretId"].as_str().unwrap_or("").to_owned();
+                    let entry = match op.as_str() {
+                        "ListSecrets" if req["NextToken"].is_null() => "page 1".to_owned(),
+                        "ListSecrets" => "page 2".to_owned(),
+                        _ => format!("{op} {id}"),
+                    };
+                    log.lock().unwrap().push(entry.clone());
+                    match (op.as_str(), entry.as_str()) {
+                        (_, "page 1") => reply(
+                            StatusCode::OK,
+                            json!({"SecretList": [meta("a", "SecretVersionsToStages"), meta("b", "SecretVersionsToStages"), meta("other", "SecretVersionsToStages")], "NextToken": "2"}),
+                        ),
+                        (_, "page 2") => reply(
+                            StatusCode::BAD_REQUEST,
+                            json!({"__type": "InvalidRequestException", "message": "no"}),
+                        ),
+                        ("DescribeSecret", _) if id != "gone" => {
+                            reply(StatusCode::OK, meta(&id, "VersionIdsToStages"))
+                        }
+                        _ => reply(
+                            StatusCode::BAD_REQUEST,
+                            json!({"__type": "ResourceNotFoundException", "message": "no such secret"}),
+                        ),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// The first page's secrets are answered before the second page is asked for (by
+    /// name or by ARN, a ref listed twice in the config both times, a secret nobody
+    /// configured not at all); after the failed page the rest are described one by one;
+    /// every ref is answered exactly once.
+    #[tokio::test]
+    async fn answers_come_per_page_and_a_failed_page_falls_back_to_describe() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let url = server(log.clone()).await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let store = AwsSecrets::new(AwsContext::from_sdk(sdk));
+        let r = |id: &str| SecretRef {
+            id: crate::ids::SecretId::new(id.to_owned()),
+            account: Account::default(),
+        };
+        let mut refs = vec![r("a"), r(&arn("b")), r("a"), r("gone")];
+        refs.extend((0..7).map(|i| r(&format!("c{i}"))));
+        assert!(refs.len() >= LIST_THRESHOLD);
+        let mut answers: Vec<Vec<Result<SecretMeta, AwsError>>> = vec![Vec::new(); refs.len()];
+        store
+            .describe_many(&refs, &mut |i, m| {
+                log.lock().unwrap().push(format!("found {i}"));
+                answers[i].push(m);
+            })
+            .await;
+        assert!(answers.iter().all(|a| a.len() == 1), "{answers:?}");
+        let name = |i: usize| answers[i][0].as_ref().map(|m| m.name.clone());
+        assert_eq!(name(0).unwrap(), "a");
+        assert_eq!(name(1).unwrap(), "b");
+        assert_eq!(name(2).unwrap(), "a");
+        let gone = answers[3][0].as_ref().unwrap_err();
+        assert_eq!(gone.code(), Some("ResourceNotFoundException"));
+        assert_eq!(name(4).unwrap(), "c0");
+
+        let log = log.lock().unwrap().clone();
+        let at = |e: &str| log.iter().position(|l| l == e).unwrap_or(usize::MAX);
+        assert!(at("page 1") < at("found 0"), "{log:?}");
+        for i in 0..3 {
+            assert!(at(&format!("found {i}")) < at("page 2"), "{log:?}");
+        }
+        assert!(at("page 2") < at("DescribeSecret c0"), "{log:?}");
+        // Listed secrets are not described again; `a` and `b` came from the page.
+        assert_eq!(
+            log.iter()
+                .filter(|l| l.starts_with("DescribeSecret"))
+                .count(),
+            8,
+            "{log:?}"
+        );
+    }
+}
