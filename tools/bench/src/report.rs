@@ -656,6 +656,12 @@ fn startup_section(md: &mut String, big: &Value, base: &Value, prov: &str) {
     );
     let _ = writeln!(
         md,
+        "| RSS at READY=1 (configuration parsed, metrics registered) | {:.1} MiB | {:.1} MiB |",
+        f(&q["rss_at_ready_mib"]),
+        f(&base["quiet"]["rss_at_ready_mib"])
+    );
+    let _ = writeln!(
+        md,
         "| peak RSS while loading (VmHWM once the last page is read) | {peak:.1} MiB | {:.1} MiB |",
         f(&base["quiet"]["peak_rss_load_mib"])
     );

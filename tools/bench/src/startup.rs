@@ -82,6 +82,8 @@ async fn one(n: usize, idle: Option<u64>, page_ms: u64) -> serde_json::Value {
         .await
         .ok()
         .map(|()| t0.elapsed().as_secs_f64());
+    // Configuration parsed and metrics registered, before the first page is in.
+    let rss_ready_kib = kib(&pid, "VmRSS:");
 
     // Loading: until the fake served its last page (a page is at least `page`).
     let pages = n.div_ceil(100).max(1) as u32;
@@ -147,6 +149,7 @@ async fn one(n: usize, idle: Option<u64>, page_ms: u64) -> serde_json::Value {
         "first_due_call_secs": first_due.as_ref().map(|d| d.0),
         "first_due_call_op": first_due.map(|d| d.1),
         "due_known_secs": known,
+        "rss_at_ready_mib": mib(rss_ready_kib),
         "peak_rss_load_mib": mib(peak_load_kib),
         "max_rss_sampled_load_mib": mib(rss_samples_max),
         "peak_rss_end_mib": mib(peak_end_kib),
