@@ -656,7 +656,7 @@ fn startup_section(md: &mut String, big: &Value, base: &Value, prov: &str) {
     );
     let _ = writeln!(
         md,
-        "| RSS at READY=1 (configuration parsed, metrics registered) | {:.1} MiB | {:.1} MiB |",
+        "| RSS at READY=1 (configuration parsed; the scheduler and its per-secret metrics are built after) | {:.1} MiB | {:.1} MiB |",
         f(&q["rss_at_ready_mib"]),
         f(&base["quiet"]["rss_at_ready_mib"])
     );

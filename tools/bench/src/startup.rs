@@ -82,7 +82,8 @@ async fn one(n: usize, idle: Option<u64>, page_ms: u64) -> serde_json::Value {
         .await
         .ok()
         .map(|()| t0.elapsed().as_secs_f64());
-    // Configuration parsed and metrics registered, before the first page is in.
+    // The configuration is parsed; the scheduler (and its per-secret metrics) may still
+    // be in construction: READY does not wait for it.
     let rss_ready_kib = kib(&pid, "VmRSS:");
 
     // Loading: until the fake served its last page (a page is at least `page`).
