@@ -30,7 +30,7 @@ use secret_rotator::rotation::deploy::{
     judge, names_deployment, stable_since, Deployer, Described, Judgement, ServiceState,
 };
 use secret_rotator::rotation::store::{
-    SecretMeta, SecretStore, Select, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+    describe_all, SecretMeta, SecretStore, Select, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
 };
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -511,7 +511,7 @@ async fn secrets_scenario<S: SecretStore, B: Setup>(
     let mut refs = vec![secret_ref(APP)];
     refs.extend((0..10).map(|i| secret_ref(&format!("conformance/list-{i}"))));
     refs.push(secret_ref("conformance/missing"));
-    let many = st.describe_many(&refs).await;
+    let many = describe_all(st, &refs).await;
     let shown: Vec<String> = many
         .iter()
         .map(|m| match m {

@@ -60,8 +60,8 @@ use secret_rotator::rotation::lease::{
     AcquireOutcome, AcquireRequest, LeaseError, LeaseRecord, LeaseStore, Leases,
 };
 use secret_rotator::rotation::store::{
-    SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING, TAG_DEPLOYED_VERSION,
-    TAG_LAST_ROTATED,
+    describe_all, Found, SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING,
+    TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
 };
 use secret_rotator::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
 use secret_rotator::rotation::Engine;
@@ -1299,7 +1299,7 @@ impl SecretStore for ChaosStore {
             .await
     }
 
-    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
+    async fn describe_many(&self, refs: &[SecretRef], found: Found<'_>) {
         // One batch (ListSecrets pages): one latency, one fault for all.
         let r = self
             .0
@@ -1307,13 +1307,13 @@ impl SecretStore for ChaosStore {
                 "store:batch",
                 "ListSecrets",
                 false,
-                async { Ok(self.0.world.store.describe_many(refs).await) },
+                async { Ok(describe_all(&self.0.world.store, refs).await) },
                 |_| {},
             )
             .await;
         match r {
-            Ok(v) => v,
-            Err(e) => refs.iter().map(|_| Err(e.clone())).collect(),
+            Ok(v) => v.into_iter().enumerate().for_each(|(i, m)| found(i, m)),
+            Err(e) => (0..refs.len()).for_each(|i| found(i, Err(e.clone()))),
         }
     }
 

@@ -65,6 +65,15 @@ impl AwsContext {
         }
     }
 
+    /// A context on a given SDK configuration (tests: a local endpoint, fixed credentials).
+    #[cfg(test)]
+    pub(crate) fn from_sdk(base: SdkConfig) -> Self {
+        Self {
+            base,
+            per_account: Arc::default(),
+        }
+    }
+
     /// Resolves the base credentials once, before any call: a machine without any fails
     /// with one line naming what was tried, instead of one SDK error per call (the last of
     /// which, "failed to load IMDS session token", points the wrong way).

@@ -3,7 +3,7 @@
 use super::{map_sdk_error, to_chrono, AwsContext, CallCounter, Clients};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, SecretArn, SecretRef, VersionId};
-use crate::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
+use crate::rotation::store::{Found, SecretMeta, SecretStore, Select, VersionInfo};
 use aws_sdk_secretsmanager::types::{SecretListEntry, Tag};
 use aws_sdk_secretsmanager::Client;
 use futures::StreamExt;
@@ -42,39 +42,66 @@ impl AwsSecrets {
             .await
     }
 
-    /// All secrets of one account via paginated ListSecrets (100 per page, tags and stages
-    /// included), keyed by both name and ARN.
-    async fn list_all(&self, account: &Account) -> Result<HashMap<String, SecretMeta>, AwsError> {
+    /// Answers the `wanted` refs (indices into `refs`, all of `account`) from ListSecrets
+    /// pages (100 per page, tags and stages included) as each page arrives, and returns
+    /// those no page answered: not listed (e.g. scheduled for deletion), or after a
+    /// failed page. Only the wanted entries are kept: a listed secret is looked up by
+    /// name and by ARN among the wanted refs, sorted by id, so the account's other
+    /// secrets cost nothing beyond their page.
+    async fn list_wanted(
+        &self,
+        account: &Account,
+        refs: &[SecretRef],
+        mut wanted: Vec<usize>,
+        found: Found<'_>,
+    ) -> Vec<usize> {
+        let id = |i: usize| refs.get(i).map_or("", |r| r.id.as_str());
+        wanted.sort_unstable_by(|a, b| id(*a).cmp(id(*b)));
+        let mut answered = vec![false; wanted.len()];
         let client = self.client(account).await;
         let mut pages = client
             .list_secrets()
             .max_results(100)
             .into_paginator()
             .send();
-        let mut out = HashMap::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_sdk_error("ListSecrets", e))?;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    let e = map_sdk_error("ListSecrets", e);
+                    let left = answered.iter().filter(|a| !**a).count();
+                    tracing::warn!(%account, error = %e, left, "ListSecrets failed; describing the secrets not listed yet one by one");
+                    break;
+                }
+            };
             for entry in page.secret_list() {
-                if let Some(meta) = meta_from_list(entry) {
-                    out.insert(meta.name.clone(), meta.clone());
-                    out.insert(meta.arn.as_str().to_owned(), meta);
+                let (Some(name), Some(arn)) = (entry.name(), entry.arn()) else {
+                    continue;
+                };
+                let mut meta: Option<SecretMeta> = None;
+                for key in [name, arn] {
+                    let from = wanted.partition_point(|&i| id(i) < key);
+                    for pos in from..wanted.len() {
+                        let i = wanted[pos];
+                        if id(i) != key {
+                            break;
+                        }
+                        // Listed twice (the account changed between pages): answered once.
+                        if std::mem::replace(&mut answered[pos], true) {
+                            continue;
+                        }
+                        let m = meta.get_or_insert_with(|| meta_from_list(entry, arn, name));
+                        found(i, Ok(m.clone()));
+                    }
                 }
             }
         }
-        Ok(out)
-    }
-}
-
-impl AwsSecrets {
-    async fn describe_unless_listed(
-        &self,
-        r: SecretRef,
-        hit: Option<SecretMeta>,
-    ) -> Result<SecretMeta, AwsError> {
-        match hit {
-            Some(m) => Ok(m),
-            None => self.describe(&r).await,
-        }
+        wanted
+            .into_iter()
+            .zip(answered)
+            .filter(|(_, a)| !a)
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
@@ -93,16 +120,16 @@ fn stages_map(m: Option<&HashMap<String, Vec<String>>>) -> BTreeMap<VersionId, V
     .unwrap_or_default()
 }
 
-fn meta_from_list(e: &SecretListEntry) -> Option<SecretMeta> {
-    Some(SecretMeta {
-        arn: SecretArn::new(e.arn()?.to_owned()),
-        name: e.name()?.to_owned(),
+fn meta_from_list(e: &SecretListEntry, arn: &str, name: &str) -> SecretMeta {
+    SecretMeta {
+        arn: SecretArn::new(arn.to_owned()),
+        name: name.to_owned(),
         versions: stages_map(e.secret_versions_to_stages()),
         tags: tags_map(e.tags()),
         rotation_enabled: e.rotation_enabled().unwrap_or(false),
         deleted: e.deleted_date().is_some(),
         last_changed: e.last_changed_date().and_then(to_chrono),
-    })
+    }
 }
 
 fn malformed(operation: &'static str, what: &str) -> AwsError {
@@ -138,40 +165,31 @@ impl SecretStore for AwsSecrets {
         })
     }
 
-    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
-        let mut per_account: HashMap<&Account, usize> = HashMap::new();
-        for r in refs {
-            *per_account.entry(&r.account).or_default() += 1;
+    async fn describe_many(&self, refs: &[SecretRef], found: Found<'_>) {
+        let mut per_account: HashMap<&Account, Vec<usize>> = HashMap::new();
+        for (i, r) in refs.iter().enumerate() {
+            per_account.entry(&r.account).or_default().push(i);
         }
-        let mut listed: HashMap<&Account, HashMap<String, SecretMeta>> = HashMap::new();
-        for (account, n) in per_account {
-            if n >= LIST_THRESHOLD {
-                // If listing is not allowed (or fails), fall back to one call per secret.
-                match self.list_all(account).await {
-                    Ok(m) => {
-                        listed.insert(account, m);
-                    }
-                    Err(e) => {
-                        tracing::warn!(%account, error = %e, "ListSecrets failed; describing secrets one by one")
-                    }
-                }
+        let mut rest = Vec::new();
+        for (account, wanted) in per_account {
+            if wanted.len() >= LIST_THRESHOLD {
+                rest.extend(self.list_wanted(account, refs, wanted, &mut *found).await);
+            } else {
+                rest.extend(wanted);
             }
         }
-        let jobs: Vec<(SecretRef, Option<SecretMeta>)> = refs
-            .iter()
-            .map(|r| {
-                let hit = listed
-                    .get(&r.account)
-                    .and_then(|m| m.get(r.id.as_str()))
-                    .cloned();
-                (r.clone(), hit)
-            })
+        // What no listing answered: one DescribeSecret each, in input order.
+        rest.sort_unstable();
+        // Futures collected first: a stream holding the closure would not be Send.
+        let jobs: Vec<_> = rest
+            .into_iter()
+            .filter_map(|i| Some((i, refs.get(i)?)))
+            .map(|(i, r)| async move { (i, self.describe(r).await) })
             .collect();
-        futures::stream::iter(jobs)
-            .map(|(r, hit)| self.describe_unless_listed(r, hit))
-            .buffered(DESCRIBE_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
+        let mut described = futures::stream::iter(jobs).buffer_unordered(DESCRIBE_CONCURRENCY);
+        while let Some((i, r)) = described.next().await {
+            found(i, r);
+        }
     }
 
     async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
@@ -287,5 +305,141 @@ impl SecretStore for AwsSecrets {
             .await
             .map_err(|e| map_sdk_error("TagResource", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use serde_json::{json, Value};
+    use std::sync::{Arc, Mutex};
+
+    fn arn(name: &str) -> String {
+        format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf")
+    }
+
+    fn meta(name: &str, stages_key: &str) -> Value {
+        json!({"ARN": arn(name), "Name": name, "Tags": [], stages_key: {"v1": ["AWSCURRENT"]}})
+    }
+
+    fn reply(status: StatusCode, body: Value) -> axum::response::Response {
+        let mut headers = vec![("content-type", "application/x-amz-json-1.1".to_owned())];
+        if let Some(code) = body["__type"].as_str() {
+            headers.push(("x-amzn-errortype", code.to_owned()));
+        }
+        let mut r = (status, body.to_string()).into_response();
+        for (k, v) in headers {
+            r.headers_mut().insert(k, v.parse().unwrap());
+        }
+        r
+    }
+
+    /// Secrets Manager over local HTTP: the first ListSecrets page lists `a`, `b` and a
+    /// secret nobody asked for; the second page fails (a non-retryable error); every
+    /// DescribeSecret answers, but for `gone`. `log` records the calls.
+    async fn server(log: Arc<Mutex<Vec<String>>>) -> String {
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |h: HeaderMap, body: Bytes| {
+                let log = log.clone();
+                async move {
+                    let op = h
+                        .get("x-amz-target")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .trim_start_matches("secretsmanager.")
+                        .to_owned();
+                    let req: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let id = req["SecretId"].as_str().unwrap_or("").to_owned();
+                    let entry = match op.as_str() {
+                        "ListSecrets" if req["NextToken"].is_null() => "page 1".to_owned(),
+                        "ListSecrets" => "page 2".to_owned(),
+                        _ => format!("{op} {id}"),
+                    };
+                    log.lock().unwrap().push(entry.clone());
+                    match (op.as_str(), entry.as_str()) {
+                        (_, "page 1") => reply(
+                            StatusCode::OK,
+                            json!({"SecretList": [meta("a", "SecretVersionsToStages"), meta("b", "SecretVersionsToStages"), meta("other", "SecretVersionsToStages")], "NextToken": "2"}),
+                        ),
+                        (_, "page 2") => reply(
+                            StatusCode::BAD_REQUEST,
+                            json!({"__type": "InvalidRequestException", "message": "no"}),
+                        ),
+                        ("DescribeSecret", _) if id != "gone" => {
+                            reply(StatusCode::OK, meta(&id, "VersionIdsToStages"))
+                        }
+                        _ => reply(
+                            StatusCode::BAD_REQUEST,
+                            json!({"__type": "ResourceNotFoundException", "message": "no such secret"}),
+                        ),
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// The first page's secrets are answered before the second page is asked for (by
+    /// name or by ARN, a ref listed twice in the config both times, a secret nobody
+    /// configured not at all); after the failed page the rest are described one by one;
+    /// every ref is answered exactly once.
+    #[tokio::test]
+    async fn answers_come_per_page_and_a_failed_page_falls_back_to_describe() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let url = server(log.clone()).await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let store = AwsSecrets::new(AwsContext::from_sdk(sdk));
+        let r = |id: &str| SecretRef {
+            id: crate::ids::SecretId::new(id.to_owned()),
+            account: Account::default(),
+        };
+        let mut refs = vec![r("a"), r(&arn("b")), r("a"), r("gone")];
+        refs.extend((0..7).map(|i| r(&format!("c{i}"))));
+        assert!(refs.len() >= LIST_THRESHOLD);
+        let mut answers: Vec<Vec<Result<SecretMeta, AwsError>>> = vec![Vec::new(); refs.len()];
+        store
+            .describe_many(&refs, &mut |i, m| {
+                log.lock().unwrap().push(format!("found {i}"));
+                answers[i].push(m);
+            })
+            .await;
+        assert!(answers.iter().all(|a| a.len() == 1), "{answers:?}");
+        let name = |i: usize| answers[i][0].as_ref().map(|m| m.name.clone());
+        assert_eq!(name(0).unwrap(), "a");
+        assert_eq!(name(1).unwrap(), "b");
+        assert_eq!(name(2).unwrap(), "a");
+        let gone = answers[3][0].as_ref().unwrap_err();
+        assert_eq!(gone.code(), Some("ResourceNotFoundException"));
+        assert_eq!(name(4).unwrap(), "c0");
+
+        let log = log.lock().unwrap().clone();
+        let at = |e: &str| log.iter().position(|l| l == e).unwrap_or(usize::MAX);
+        assert!(at("page 1") < at("found 0"), "{log:?}");
+        for i in 0..3 {
+            assert!(at(&format!("found {i}")) < at("page 2"), "{log:?}");
+        }
+        assert!(at("page 2") < at("DescribeSecret c0"), "{log:?}");
+        // Listed secrets are not described again; `a` and `b` came from the page.
+        assert_eq!(
+            log.iter()
+                .filter(|l| l.starts_with("DescribeSecret"))
+                .count(),
+            8,
+            "{log:?}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::config::{duration, Config};
 use crate::rotation::deploy::{Deployer, Described, DESCRIBE_BATCH};
-use crate::rotation::store::{SecretStore, AWSCURRENT};
+use crate::rotation::store::{describe_all, SecretStore, AWSCURRENT};
 use std::collections::BTreeMap;
 
 /// One line per secret: what the schedule means in plain words, so "1m" (a minute) or
@@ -82,7 +82,7 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     let secrets: Vec<&crate::config::SecretConfig> =
         cfg.secrets.iter().map(|s| s.as_ref()).collect();
     let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
-    let metas = store.describe_many(&refs).await;
+    let metas = describe_all(&store, &refs).await;
     let errors: Vec<_> = metas.iter().filter_map(|m| m.as_ref().err()).collect();
     if !secrets.is_empty() && errors.len() == secrets.len() {
         if let Some(e) = super::common_setup_error(errors.iter().copied()) {

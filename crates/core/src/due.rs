@@ -10,13 +10,16 @@
 use crate::config::SecretConfig;
 use crate::error::AwsError;
 use crate::rotation::store::{
-    SecretMeta, SecretStore, TagRead, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+    no_answer, SecretMeta, SecretStore, TagRead, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
 };
 use crate::rotation::token::attempt_of;
 use crate::schedule::{next_due, Schedule};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
+use std::collections::VecDeque;
+use std::task::Poll;
 
 /// Concurrent ListSecretVersionIds calls for secrets without our tag.
 const FALLBACK_CONCURRENCY: usize = 16;
@@ -131,22 +134,14 @@ pub async fn due_times<S: SecretStore>(
     let mut out: Vec<Option<Result<DueInfo, AwsError>>> = vec![None; secrets.len()];
     due_times_each(store, secrets, now, |i, r| out[i] = Some(r)).await;
     out.into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(AwsError::new(
-                    crate::error::ErrorClass::Other,
-                    "DescribeSecret",
-                    "NoResult",
-                    "no result",
-                ))
-            })
-        })
+        .map(|r| r.unwrap_or_else(|| Err(no_answer())))
         .collect()
 }
 
 /// Like [`due_times`], but hands each result to `sink(index, result)` as soon as it is
-/// known: secrets with our tag right after the metadata pass, the rest as their
-/// ListSecretVersionIds calls return (so one slow secret does not hold back the others).
+/// known: secrets with our tag as their metadata arrives (page by page when the store
+/// lists), the rest as their ListSecretVersionIds calls return (so one slow secret does
+/// not hold back the others, and the first page's secrets not the last page).
 pub async fn due_times_each<S: SecretStore>(
     store: &S,
     secrets: &[&SecretConfig],
@@ -154,30 +149,74 @@ pub async fn due_times_each<S: SecretStore>(
     mut sink: impl FnMut(usize, Result<DueInfo, AwsError>) + Send,
 ) {
     let refs: Vec<_> = secrets.iter().map(|s| s.secret.clone()).collect();
-    let metas = store.describe_many(&refs).await;
-    drop(refs);
+    // The store's answers cross a channel to the loop below, which runs beside the
+    // listing in this task: a page's secrets are answered while the next page is read.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let list = async move {
+        store
+            .describe_many(&refs, &mut |i, r| {
+                let _ = tx.send((i, r));
+            })
+            .await;
+        // `tx` is dropped here: the loop sees the end of the answers.
+    };
     // Most secrets carry our tag: their due time needs no further call, so only the rest
-    // become futures (boxed so the future stays Send for every lifetime when spawned).
-    let mut slow: Vec<BoxFuture<'_, (usize, Result<DueInfo, AwsError>)>> = Vec::new();
-    for (i, (cfg, meta)) in secrets.iter().zip(metas).enumerate() {
-        match meta {
-            Ok(m) => {
-                let tag = m.last_rotated_tag_at(now);
-                // A future tag is not used: the value's creation date (AWS's clock) needs
-                // the slower read, like a secret without our tag.
-                if matches!(tag, TagRead::Valid(_)) {
-                    sink(i, Ok(from_meta(cfg, &m, None, tag, now)));
-                } else {
-                    slow.push(Box::pin(one(i, store, cfg, m, tag, now)));
+    // become futures (boxed so the future stays Send for every lifetime when spawned),
+    // at most FALLBACK_CONCURRENCY at a time.
+    let mut waiting: VecDeque<(usize, SecretMeta, TagRead)> = VecDeque::new();
+    let mut slow: FuturesUnordered<BoxFuture<'_, (usize, Result<DueInfo, AwsError>)>> =
+        FuturesUnordered::new();
+    let mut listing = true;
+    let answer = futures::future::poll_fn(|cx| loop {
+        let mut moved = false;
+        if listing {
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some((i, meta))) => {
+                    moved = true;
+                    match (secrets.get(i), meta) {
+                        (Some(cfg), Ok(m)) => {
+                            let tag = m.last_rotated_tag_at(now);
+                            // A future tag is not used: the value's creation date (AWS's
+                            // clock) needs the slower read, like a secret without our tag.
+                            if matches!(tag, TagRead::Valid(_)) {
+                                sink(i, Ok(from_meta(cfg, &m, None, tag, now)));
+                            } else {
+                                waiting.push_back((i, m, tag));
+                            }
+                        }
+                        (Some(_), Err(e)) => sink(i, Err(e)),
+                        // An index the store made up: nobody to answer.
+                        (None, _) => {}
+                    }
                 }
+                Poll::Ready(None) => {
+                    moved = true;
+                    listing = false;
+                }
+                Poll::Pending => {}
             }
-            Err(e) => sink(i, Err(e)),
         }
-    }
-    let mut done = futures::stream::iter(slow).buffer_unordered(FALLBACK_CONCURRENCY);
-    while let Some((i, r)) = done.next().await {
-        sink(i, r);
-    }
+        while slow.len() < FALLBACK_CONCURRENCY {
+            let Some((i, m, tag)) = waiting.pop_front() else {
+                break;
+            };
+            // `i` was checked when it was queued.
+            if let Some(cfg) = secrets.get(i) {
+                slow.push(Box::pin(one(i, store, cfg, m, tag, now)));
+            }
+        }
+        if let Poll::Ready(Some((i, r))) = slow.poll_next_unpin(cx) {
+            moved = true;
+            sink(i, r);
+        }
+        if !listing && slow.is_empty() && waiting.is_empty() {
+            return Poll::Ready(());
+        }
+        if !moved {
+            return Poll::Pending;
+        }
+    });
+    futures::future::join(list, answer).await;
 }
 
 fn from_meta(

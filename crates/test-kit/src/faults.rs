@@ -28,7 +28,7 @@ use rotator_core::rotation::deploy::{Deployer, Described, Forced};
 use rotator_core::rotation::lease::{
     AcquireOutcome, AcquireRequest, LeaseError, LeaseRecord, LeaseStore,
 };
-use rotator_core::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
+use rotator_core::rotation::store::{Found, SecretMeta, SecretStore, Select, VersionInfo};
 use rotator_core::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
 use secrecy::SecretString;
 use std::collections::{HashMap, VecDeque};
@@ -301,12 +301,10 @@ impl<S: SecretStore> SecretStore for Faulty<S> {
     }
 
     /// One DescribeSecret per ref, each meeting the plan (a fault hits one entry).
-    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
-        let mut out = Vec::with_capacity(refs.len());
-        for r in refs {
-            out.push(self.describe(r).await);
+    async fn describe_many(&self, refs: &[SecretRef], found: Found<'_>) {
+        for (i, r) in refs.iter().enumerate() {
+            found(i, self.describe(r).await);
         }
-        out
     }
 
     async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {

@@ -7,7 +7,7 @@
 use rotator_core::error::AwsError;
 use rotator_core::ids::{Account, ClusterName, SecretRef, ServiceName, ServiceRef, VersionId};
 use rotator_core::rotation::deploy::{Deployer, Described, Forced};
-use rotator_core::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
+use rotator_core::rotation::store::{Found, SecretMeta, SecretStore, Select, VersionInfo};
 use secrecy::SecretString;
 use std::sync::Arc;
 
@@ -39,9 +39,9 @@ impl<S: SecretStore> SecretStore for Hook<S> {
         self.inner.describe(s).await
     }
 
-    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
+    async fn describe_many(&self, refs: &[SecretRef], found: Found<'_>) {
         (self.before)("ListSecrets");
-        self.inner.describe_many(refs).await
+        self.inner.describe_many(refs, found).await
     }
 
     async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {

@@ -14,7 +14,7 @@ use rotator_core::rotation::deploy::{Deployer, Described, Forced};
 use rotator_core::rotation::lease::{
     AcquireOutcome, AcquireRequest, LeaseError, LeaseRecord, LeaseStore,
 };
-use rotator_core::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
+use rotator_core::rotation::store::{Found, SecretMeta, SecretStore, Select, VersionInfo};
 use rotator_core::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -96,19 +96,26 @@ impl<S: SecretStore> SecretStore for Latency<S> {
         self.timed("DescribeSecret", self.inner.describe(s)).await
     }
 
-    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
-        let pages = || async {
-            for _ in 0..refs.len().div_ceil(LIST_PAGE) {
+    /// Page by page: each page of [`LIST_PAGE`] refs takes one `ListSecrets` delay, and
+    /// its answers are handed on when its delay is over (before the next page's).
+    async fn describe_many(&self, refs: &[SecretRef], found: Found<'_>) {
+        for (page, chunk) in refs.chunks(LIST_PAGE).enumerate() {
+            let base = page * LIST_PAGE;
+            if self.late {
+                let mut answers = Vec::with_capacity(chunk.len());
+                self.inner
+                    .describe_many(chunk, &mut |i, r| answers.push((base + i, r)))
+                    .await;
                 self.pause("ListSecrets").await;
+                for (i, r) in answers {
+                    found(i, r);
+                }
+            } else {
+                self.pause("ListSecrets").await;
+                self.inner
+                    .describe_many(chunk, &mut |i, r| found(base + i, r))
+                    .await;
             }
-        };
-        if self.late {
-            let answer = self.inner.describe_many(refs).await;
-            pages().await;
-            answer
-        } else {
-            pages().await;
-            self.inner.describe_many(refs).await
         }
     }
 
@@ -283,7 +290,7 @@ mod tests {
     use crate::clock::{at, ManualClock, Sequence};
     use crate::FakeStore;
     use rotator_core::ids::SecretId;
-    use rotator_core::rotation::store::AWSCURRENT;
+    use rotator_core::rotation::store::{describe_all, AWSCURRENT};
     use tokio::time::Instant;
 
     fn r(name: &str) -> SecretRef {
@@ -337,8 +344,39 @@ mod tests {
             .collect();
         let l = Latency::new(store).with("*", Duration::from_millis(5));
         let t = Instant::now();
-        let metas = l.describe_many(&refs).await;
+        let metas = describe_all(&l, &refs).await;
         assert_eq!(t.elapsed(), Duration::from_millis(15), "three pages of 100");
         assert!(metas.iter().all(Result::is_ok));
+    }
+
+    /// Each page's answers are handed on when that page's delay is over, not after the
+    /// last page (so a caller schedules the first page's secrets while the rest load).
+    #[tokio::test(start_paused = true)]
+    async fn describe_many_answers_each_page_when_it_arrives() {
+        let clock = ManualClock::new(at("2026-03-03T02:00:00Z"));
+        let store = FakeStore::new(&clock, &Sequence::default());
+        let refs: Vec<SecretRef> = (0..250)
+            .map(|i| {
+                store.create_secret(&format!("s{i}"), "v");
+                r(&format!("s{i}"))
+            })
+            .collect();
+        for late in [false, true] {
+            let mut l = Latency::new(store.clone()).with("ListSecrets", Duration::from_secs(10));
+            if late {
+                l = l.answering_late();
+            }
+            let t = Instant::now();
+            let mut when = vec![Duration::MAX; refs.len()];
+            l.describe_many(&refs, &mut |i, m| {
+                assert!(m.is_ok());
+                when[i] = t.elapsed();
+            })
+            .await;
+            let secs = |i: usize| when[i].as_secs();
+            assert_eq!((secs(0), secs(99)), (10, 10), "first page (late: {late})");
+            assert_eq!((secs(100), secs(199)), (20, 20), "second page");
+            assert_eq!((secs(200), secs(249)), (30, 30), "last page");
+        }
     }
 }

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use rotator_core::error::{AwsError, ErrorClass};
 use rotator_core::ids::{SecretArn, SecretId, SecretRef, VersionId};
 use rotator_core::rotation::store::{
-    SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
+    Found, SecretMeta, SecretStore, Select, VersionInfo, AWSCURRENT, AWSPENDING, AWSPREVIOUS,
 };
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, HashMap};
@@ -632,14 +632,12 @@ impl SecretStore for FakeStore {
         self.call(OP, String::new, |db, _| Ok(db.find(&s.id, OP)?.meta()))
     }
 
-    /// One DescribeSecret per ref, in order, errors in place (the adapter's path below
-    /// ten secrets per account).
-    async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
-        let mut out = Vec::with_capacity(refs.len());
-        for r in refs {
-            out.push(self.describe(r).await);
+    /// One DescribeSecret per ref, in order, each answered as it is made, errors in place
+    /// (the adapter's path below ten secrets per account).
+    async fn describe_many(&self, refs: &[SecretRef], found: Found<'_>) {
+        for (i, r) in refs.iter().enumerate() {
+            found(i, self.describe(r).await);
         }
-        out
     }
 
     async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {

@@ -286,8 +286,11 @@ mod tests {
                 last_changed: None,
             })
         }
-        async fn describe_many(&self, _r: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
-            Vec::new()
+        async fn describe_many(
+            &self,
+            _r: &[SecretRef],
+            _found: rotator_core::rotation::store::Found<'_>,
+        ) {
         }
         async fn versions(&self, _s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
             Err(unused("ListSecretVersionIds"))

@@ -2,6 +2,7 @@
 //! memory and CPU figures are not mixed) and writes BENCHMARKS.md.
 
 mod calls;
+mod fakesm;
 mod footprint;
 mod planscale;
 mod report;
@@ -9,6 +10,7 @@ mod scale;
 mod servers;
 mod shared;
 mod stable;
+mod startup;
 
 use serde_json::Value;
 
@@ -39,12 +41,13 @@ async fn main() {
         "burst-tcs" => scale::tcs_burst(arg(2, 1000) as usize, arg(3, 5)).await,
         "plan" => planscale::run(arg(2, 10_000) as usize).await,
         "footprint" => footprint::run().await,
+        "startup" => startup::run(arg(2, 100_000) as usize, arg(3, 20), arg(4, 100)).await,
         "all" => {
             report::all().await;
             return;
         }
         other => {
-            eprintln!("unknown scenario {other}; use all, stable, shared, calls, scale-ours, scale-tcs, burst-ours, burst-tcs, plan, footprint");
+            eprintln!("unknown scenario {other}; use all, stable, shared, calls, scale-ours, scale-tcs, burst-ours, burst-tcs, plan, footprint, startup");
             std::process::exit(64);
         }
     };

@@ -62,7 +62,7 @@ pub async fn run(n: usize) -> serde_json::Value {
 
     let before = calls("ListSecrets") + calls("DescribeSecret");
     let t0 = Instant::now();
-    let listed = store.describe_many(&refs).await;
+    let listed = secret_rotator::rotation::store::describe_all(&store, &refs).await;
     let list_secs = t0.elapsed().as_secs_f64();
     let list_calls = calls("ListSecrets") + calls("DescribeSecret") - before;
     let list_ok = listed.iter().filter(|r| r.is_ok()).count();

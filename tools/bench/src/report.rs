@@ -49,14 +49,16 @@ fn sh(cmd: &str) -> String {
 }
 
 /// The scenarios `BENCH_ONLY` can name, and the raw-result keys each fills.
-const SCENARIOS: [(&str, &[&str]); 7] = [
+const SCENARIOS: [(&str, &[&str]); 8] = [
     ("footprint", &["footprint"]),
     ("calls", &["calls"]),
     ("stable", &["stable"]),
-    ("scale", &["scale_ours", "scale_tcs"]),
+    // Our side of section 3 is the daemon process of "startup".
+    ("scale", &["scale_tcs"]),
     ("burst", &["burst8", "burst64", "burst_tcs"]),
     ("plan", &["plan"]),
     ("shared", &["shared"]),
+    ("startup", &["startup_base", "startup"]),
 ];
 
 /// The raw results and their provenance ("DATE — commit `C`" per key) of the committed
@@ -128,16 +130,17 @@ pub async fn all() {
                 "footprint" => vec![run(&["footprint"])],
                 "calls" => vec![run(&["calls"])],
                 "stable" => vec![run(&["stable"])],
-                "scale" => vec![
-                    run(&["scale-ours", big, idle]),
-                    run(&["scale-tcs", big, idle]),
-                ],
+                "scale" => vec![run(&["scale-tcs", big, idle])],
                 "burst" => vec![
                     run(&["burst-ours", "1000", "8", "5"]),
                     run(&["burst-ours", "1000", "64", "5"]),
                     run(&["burst-tcs", "1000", "5"]),
                 ],
                 "plan" => vec![run(&["plan", plan_n])],
+                "startup" => vec![
+                    run(&["startup", "10", STARTUP_IDLE, STARTUP_PAGE_MS]),
+                    run(&["startup", big, STARTUP_IDLE, STARTUP_PAGE_MS]),
+                ],
                 _ => vec![run(&["shared", "50", "5"])],
             };
             for (k, v) in keys.iter().zip(runs) {
@@ -157,13 +160,13 @@ pub async fn all() {
         }
     }
     let get = |k: &str| raw.get(k).cloned().unwrap_or(Value::Null);
-    let (footprint, calls, stable, scale_ours, scale_tcs) = (
+    let (footprint, calls, stable, scale_tcs) = (
         get("footprint"),
         get("calls"),
         get("stable"),
-        get("scale_ours"),
         get("scale_tcs"),
     );
+    let (startup, startup_base) = (get("startup"), get("startup_base"));
     let (burst8, burst64, burst_tcs, plan, shared) = (
         get("burst8"),
         get("burst64"),
@@ -234,50 +237,15 @@ pub async fn all() {
     let _ = writeln!(md, "| **ECS total** | **{ecs}** (runbook: 4 UpdateService + 4 × (1 + ⌈60/15⌉) = 24 waiter polls with one waiter per service, or 4 + 5 with one waiter for all four) |\n");
 
     // 3. Scale
-    let _ = writeln!(
-        md,
-        "## 3. {big} schedules held by the daemon vs tokio-cron-scheduler 0.15\n"
-    );
-    let _ = writeln!(md, "In-memory store, every secret due in ~30 days; each in its own process. tokio-cron-scheduler cannot express \"every 30 days\", so each secret is a one-shot job at its due time. Ours includes parsing a {big}-secret TOML file, reading every due time from the store and keeping the per-secret metrics; tokio-cron-scheduler only holds timers (a ratio below 1× is a loss for us).\n");
-    let _ = writeln!(
-        md,
-        "| | secret-rotator | tokio-cron-scheduler | ratio |\n|---|---|---|---|"
-    );
-    let row = |md: &mut String, label: &str, key: &str, unit: &str| {
-        let a = f(&scale_ours[key]);
-        let b = f(&scale_tcs[key]);
-        let _ = writeln!(
-            md,
-            "| {label} | {a:.2}{unit} | {b:.2}{unit} | {:.1}× |",
-            if a > 0.0 { b / a } else { f64::NAN }
-        );
-    };
-    row(
+    scale_section(
         &mut md,
-        "time to ready (load config + due times / register)",
-        "ready_secs",
-        " s",
+        big,
+        &startup,
+        &startup_base,
+        &scale_tcs,
+        &prov("startup"),
+        &prov("scale_tcs"),
     );
-    {
-        // The in-memory store (the stand-in for AWS) lives in our process: subtract what
-        // the process held before the scheduler started, on both sides.
-        let a = f(&scale_ours["rss_mib"]) - f(&scale_ours["rss_base_mib"]);
-        let b = f(&scale_tcs["rss_mib"]) - f(&scale_tcs["rss_base_mib"]);
-        let _ = writeln!(md, "| memory added by the schedules (RSS after idle − RSS before) | {a:.1} MiB | {b:.1} MiB | {:.1}× |", b / a);
-    }
-    row(
-        &mut md,
-        &format!("CPU over {idle} s idle"),
-        "idle_cpu_secs",
-        " s",
-    );
-    row(
-        &mut md,
-        &format!("context switches over {idle} s idle"),
-        "idle_wakeups",
-        "",
-    );
-    let _ = writeln!(md);
 
     // 4. Burst
     let _ = writeln!(md, "## 4. Burst: 1,000 secrets due at the same instant\n");
@@ -350,6 +318,8 @@ pub async fn all() {
     );
     // 7. Shared service
     shared_section(&mut md, &shared, &prov("shared"));
+    // 8. Start-up against a paged Secrets Manager
+    startup_section(&mut md, &startup, &startup_base, &prov("startup"));
 
     raw.insert("provenance".into(), Value::Object(provenance.clone()));
     let _ = writeln!(
@@ -566,5 +536,164 @@ fn shared_section(md: &mut String, shared: &Value, prov: &str) {
         f(&c["all_verdicts_secs"]),
         f(&p["first_verdict_secs"]),
         f(&p["all_verdicts_secs"])
+    );
+}
+
+/// Idle window and ListSecrets latency per page of the start-up scenario.
+const STARTUP_IDLE: &str = "20";
+const STARTUP_PAGE_MS: &str = "100";
+
+/// A per-minute rate from a count over `secs`.
+fn per_minute(count: &Value, secs: &Value) -> f64 {
+    f(count) * 60.0 / f(secs)
+}
+
+fn scale_section(
+    md: &mut String,
+    big: &str,
+    ours: &Value,
+    base: &Value,
+    tcs: &Value,
+    prov_ours: &str,
+    prov_tcs: &str,
+) {
+    let (q, b) = (&ours["quiet"]["idle"], &base["quiet"]["idle"]);
+    let _ = writeln!(
+        md,
+        "## 3. {big} schedules held by the daemon vs tokio-cron-scheduler 0.15\n"
+    );
+    let _ = writeln!(md, "Ours: the daemon process of section 8 (run on {prov_ours}): `secret-rotator run` with {} secrets against the paged fake Secrets Manager, every secret due in ~30 days but four; memory added is its steady RSS minus that of the same daemon with {} secrets, both after all due times are known and {} s idle. tokio-cron-scheduler (run on {prov_tcs}): in its own process, one one-shot job per secret at its due time (it cannot express \"every 30 days\"), holding only timers; RSS after {} s idle minus RSS before the jobs. Ours also holds the parsed configuration, the due times and the per-secret metrics. Idle CPU and context switches per minute (the two windows differ in length). A ratio below 1× is a loss for us.\n",
+        ours["secrets"], base["secrets"], q["secs"], tcs_idle_secs(tcs));
+    let _ = writeln!(
+        md,
+        "| | secret-rotator | tokio-cron-scheduler | ratio |\n|---|---|---|---|"
+    );
+    let row = |md: &mut String, label: &str, a: f64, b: f64, unit: &str, digits: usize| {
+        let _ = writeln!(
+            md,
+            "| {label} | {a:.digits$}{unit} | {b:.digits$}{unit} | {:.1}× |",
+            if a > 0.0 { b / a } else { f64::NAN }
+        );
+    };
+    row(
+        md,
+        "memory added by the schedules",
+        f(&q["steady_rss_mib"]) - f(&b["steady_rss_mib"]),
+        f(&tcs["rss_mib"]) - f(&tcs["rss_base_mib"]),
+        " MiB",
+        1,
+    );
+    row(
+        md,
+        "time to ready (READY=1 / jobs registered)",
+        f(&ours["quiet"]["ready_secs"]),
+        f(&tcs["ready_secs"]),
+        " s",
+        2,
+    );
+    let tcs_secs = Value::from(tcs_idle_secs(tcs));
+    row(
+        md,
+        "idle CPU per minute",
+        per_minute(&q["cpu_secs"], &q["secs"]),
+        per_minute(&tcs["idle_cpu_secs"], &tcs_secs),
+        " s",
+        2,
+    );
+    row(
+        md,
+        "idle context switches per minute",
+        per_minute(&q["ctx_switches"], &q["secs"]),
+        per_minute(&tcs["idle_wakeups"], &tcs_secs),
+        "",
+        0,
+    );
+    let _ = writeln!(md);
+}
+
+/// tokio-cron-scheduler's idle window: the run's own, else the full run's 60 s.
+fn tcs_idle_secs(tcs: &Value) -> f64 {
+    tcs["idle_secs"].as_f64().unwrap_or(60.0)
+}
+
+fn startup_section(md: &mut String, big: &Value, base: &Value, prov: &str) {
+    let (q, t) = (&big["quiet"], &big["timed"]);
+    let _ = writeln!(
+        md,
+        "## 8. Start-up at {} secrets against a paged Secrets Manager\n",
+        big["secrets"]
+    );
+    let _ = writeln!(md, "Run on {prov}. `secret-rotator run` (release build) against the bench's fake Secrets Manager (AWS JSON 1.1 over local HTTP): ListSecrets pages of 100 taking {} ms each, {} pages; four secrets are due (the first of the first page, the first three of the last page), the others carry a `last-rotated` tag a day old. Times from the daemon's spawn. Two processes one after the other: **quiet** (never scraped) gives the memory and idle figures; **timed** is scraped once a second from the last page on until `secret_rotator_due_times_pending` reads 0 (a scrape at this size renders ~{:.0} MB, which would pollute the memory figures; the gauge is refreshed every 5 s, so that time can be up to ~10 s late). A due secret's rotation starts with DescribeSecret; the fake answers the rotation's next call with an error.\n",
+        big["page_ms"], q["pages"], f(&t["scrape"]["bytes"]) / 1e6);
+    let _ = writeln!(md, "| | quiet | timed |\n|---|---|---|");
+    let secs = |md: &mut String, label: &str, key: &str| {
+        let _ = writeln!(
+            md,
+            "| {label} | {:.2} s | {:.2} s |",
+            f(&q[key]),
+            f(&t[key])
+        );
+    };
+    secs(md, "READY=1", "ready_secs");
+    secs(md, "first ListSecrets page answered", "first_page_secs");
+    secs(
+        md,
+        "first due launch (first call naming a due secret)",
+        "first_due_call_secs",
+    );
+    secs(md, "last ListSecrets page answered", "last_page_secs");
+    let _ = writeln!(
+        md,
+        "| every due time known (gauge at 0) | – | {:.1} s |",
+        f(&t["due_known_secs"])
+    );
+    let (peak, steady) = (f(&q["peak_rss_load_mib"]), f(&q["idle"]["steady_rss_mib"]));
+    let base_steady = f(&base["quiet"]["idle"]["steady_rss_mib"]);
+    let _ = writeln!(
+        md,
+        "\n| quiet process | {} secrets | {} secrets |\n|---|---|---|",
+        big["secrets"], base["secrets"]
+    );
+    let _ = writeln!(
+        md,
+        "| RSS at READY=1 (configuration parsed; the scheduler and its per-secret metrics are built after) | {:.1} MiB | {:.1} MiB |",
+        f(&q["rss_at_ready_mib"]),
+        f(&base["quiet"]["rss_at_ready_mib"])
+    );
+    let _ = writeln!(
+        md,
+        "| peak RSS while loading (VmHWM once the last page is read) | {peak:.1} MiB | {:.1} MiB |",
+        f(&base["quiet"]["peak_rss_load_mib"])
+    );
+    let _ = writeln!(
+        md,
+        "| steady RSS after {} s idle | {steady:.1} MiB | {base_steady:.1} MiB |",
+        q["idle"]["secs"]
+    );
+    let _ = writeln!(
+        md,
+        "| RSS added by the schedules (steady − steady at {}) | {:.1} MiB | |",
+        base["secrets"],
+        steady - base_steady
+    );
+    let _ = writeln!(
+        md,
+        "| peak while loading ÷ steady | {:.2}× | {:.2}× |",
+        peak / steady,
+        f(&base["quiet"]["peak_rss_load_mib"]) / base_steady
+    );
+    let _ = writeln!(
+        md,
+        "| idle CPU / context switches over {} s | {:.2} s / {} | {:.2} s / {} |",
+        q["idle"]["secs"],
+        f(&q["idle"]["cpu_secs"]),
+        q["idle"]["ctx_switches"],
+        f(&base["quiet"]["idle"]["cpu_secs"]),
+        base["quiet"]["idle"]["ctx_switches"]
+    );
+    let _ = writeln!(
+        md,
+        "| calls the fake served (quiet) | {} | {} |\n",
+        q["calls"], base["quiet"]["calls"]
     );
 }

@@ -107,6 +107,7 @@ pub async fn tcs_idle(n: usize, idle: u64) -> serde_json::Value {
         "ready_secs": ready.as_secs_f64(),
         "rss_mib": after.rss_kib as f64 / 1024.0,
         "rss_base_mib": before.rss_kib as f64 / 1024.0,
+        "idle_secs": idle,
         "idle_cpu_secs": after.cpu_secs - at_ready.cpu_secs,
         "idle_wakeups": after.ctx_switches - at_ready.ctx_switches,
     })

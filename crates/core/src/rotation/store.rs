@@ -105,16 +105,23 @@ pub enum Select<'a> {
     Version(&'a VersionId, &'a str),
 }
 
+/// Where [`SecretStore::describe_many`] hands each answer: the input's index, and the
+/// secret's metadata or the error for it.
+pub type Found<'a> = &'a mut (dyn FnMut(usize, Result<SecretMeta, AwsError>) + Send);
+
 pub trait SecretStore: Send + Sync + 'static {
     /// DescribeSecret.
     fn describe(&self, s: &SecretRef) -> impl Future<Output = Result<SecretMeta, AwsError>> + Send;
 
-    /// Metadata for many secrets at once (ListSecrets pages where possible). The result
-    /// has one entry per input, in order.
+    /// Metadata for many secrets at once (ListSecrets pages where possible), handed to
+    /// `found(index into refs, answer)` as it arrives: once per input, in any order, so a
+    /// caller acts on the first page's secrets before the last page is read. Collect with
+    /// [`describe_all`].
     fn describe_many(
         &self,
         refs: &[SecretRef],
-    ) -> impl Future<Output = Vec<Result<SecretMeta, AwsError>>> + Send;
+        found: Found<'_>,
+    ) -> impl Future<Output = ()> + Send;
 
     /// ListSecretVersionIds: versions with creation dates.
     fn versions(
@@ -162,8 +169,9 @@ impl<T: SecretStore> SecretStore for std::sync::Arc<T> {
     fn describe_many(
         &self,
         refs: &[SecretRef],
-    ) -> impl Future<Output = Vec<Result<SecretMeta, AwsError>>> + Send {
-        (**self).describe_many(refs)
+        found: Found<'_>,
+    ) -> impl Future<Output = ()> + Send {
+        (**self).describe_many(refs, found)
     }
     fn versions(
         &self,
@@ -202,6 +210,35 @@ impl<T: SecretStore> SecretStore for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<(), AwsError>> + Send {
         (**self).tag(s, tags)
     }
+}
+
+/// [`SecretStore::describe_many`] collected: one answer per input, in order (an input
+/// the store left unanswered, a bug of the store, gets an error rather than a panic).
+pub async fn describe_all<S: SecretStore>(
+    store: &S,
+    refs: &[SecretRef],
+) -> Vec<Result<SecretMeta, AwsError>> {
+    let mut out: Vec<Option<Result<SecretMeta, AwsError>>> = vec![None; refs.len()];
+    store
+        .describe_many(refs, &mut |i, r| {
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(r);
+            }
+        })
+        .await;
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(no_answer())))
+        .collect()
+}
+
+/// The answer for a secret the store did not answer for.
+pub fn no_answer() -> AwsError {
+    AwsError::new(
+        crate::error::ErrorClass::Other,
+        "DescribeSecret",
+        "NoResult",
+        "no result",
+    )
 }
 
 /// The creation date of the AWSCURRENT version (ListSecretVersionIds), if the store has one.

@@ -885,6 +885,38 @@ fn put_times(w: &World, since: tokio::time::Instant) -> Vec<f64> {
         .collect()
 }
 
+/// Start-up at scale: due times arrive page by page (ListSecrets, 100 secrets a page, a
+/// minute each here), so a secret due on the first page starts before the last page is
+/// read.
+#[tokio::test(start_paused = true)]
+async fn a_secret_due_on_the_first_list_page_starts_before_the_last_page() {
+    let mut w = World::new();
+    let began = tokio::time::Instant::now();
+    let every = 30 * DAY;
+    // The start-up read goes in name order: p000 is on the first page.
+    let names: Vec<String> = (0..300).map(|i| format!("p{i:03}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        w.create(n, Some(if i == 0 { every + DAY } else { DAY }));
+    }
+    let page = Duration::from_secs(60);
+    let slow = Latency::new(w.store.clone()).with("ListSecrets", page);
+    w.random = Some(0.0);
+    w.start(
+        slow,
+        daemon(),
+        names.iter().map(|n| secret(n, every)).collect(),
+    );
+    sleep(3 * page + Duration::from_secs(30)).await;
+    let t = put_times(&w, began);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(
+        t[0] < page.as_secs_f64() + 10.0,
+        "the first page's due secret started at {} s; pages arrive at 60, 120, 180 s",
+        t[0]
+    );
+    assert_eq!(w.rec.due_times_pending(), 0, "every page was read");
+}
+
 /// A deadline fires when it is due plus this replica's skew (0 to 5 s), not at the loop's
 /// next periodic wake-up (every 5 s) and never before it is due.
 #[tokio::test(start_paused = true)]

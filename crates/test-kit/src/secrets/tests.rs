@@ -5,6 +5,7 @@ use super::*;
 use crate::clock::{at, ManualClock};
 use crate::config::secret_ref;
 use rotator_core::ids::Account;
+use rotator_core::rotation::store::describe_all;
 use std::time::Duration;
 
 fn store() -> (FakeStore, VersionId) {
@@ -231,9 +232,7 @@ async fn secrets_are_found_by_name_or_arn_and_described_many_at_once() {
         id: SecretId::from("nope"),
         account: Account::default(),
     };
-    let many = st
-        .describe_many(&[secret_ref("s"), missing, secret_ref("other")])
-        .await;
+    let many = describe_all(&st, &[secret_ref("s"), missing, secret_ref("other")]).await;
     assert_eq!(many[0].as_ref().unwrap().name, "s");
     assert_eq!(
         many[1].as_ref().unwrap_err().code(),

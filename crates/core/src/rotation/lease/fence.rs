@@ -10,7 +10,7 @@ use super::Fence;
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{Account, ClusterName, SecretRef, ServiceName, ServiceRef, VersionId};
 use crate::rotation::deploy::{Deployer, Described, Forced};
-use crate::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo};
+use crate::rotation::store::{Found, SecretMeta, SecretStore, Select, VersionInfo};
 use secrecy::SecretString;
 use std::future::Future;
 
@@ -118,8 +118,9 @@ impl<S: SecretStore> SecretStore for Fenced<S> {
     fn describe_many(
         &self,
         refs: &[SecretRef],
-    ) -> impl Future<Output = Vec<Result<SecretMeta, AwsError>>> + Send {
-        self.inner.describe_many(refs)
+        found: Found<'_>,
+    ) -> impl Future<Output = ()> + Send {
+        self.inner.describe_many(refs, found)
     }
 
     fn versions(
