@@ -18,6 +18,7 @@ use rotator_core::rotation::store::{SecretMeta, SecretStore, Select, VersionInfo
 use rotator_core::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
 use secrecy::SecretString;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,17 @@ pub struct Latency<P> {
     /// The delay comes after the wrapped call: the request took effect (or was answered)
     /// at once and the answer is slow to come back, so it tells the state of then.
     late: bool,
+    /// Delays paid, shared by clones: a bench computes its ideal time from them.
+    paid: Arc<Paid>,
+}
+
+/// How many delays a [`Latency`] (and its clones) paid.
+#[derive(Debug, Default)]
+struct Paid {
+    /// Calls of one resource (everything but `describe_many`).
+    calls: AtomicU64,
+    /// ListSecrets pages of `describe_many`.
+    pages: AtomicU64,
 }
 
 impl<P> Latency<P> {
@@ -41,6 +53,7 @@ impl<P> Latency<P> {
             inner,
             delays: Arc::default(),
             late: false,
+            paid: Arc::default(),
         }
     }
 
@@ -63,6 +76,17 @@ impl<P> Latency<P> {
         &self.inner
     }
 
+    /// Calls of one resource made through this wrapper and its clones so far (each
+    /// waited its delay; `describe_many` is counted in [`Self::pages`] instead).
+    pub fn calls(&self) -> u64 {
+        self.paid.calls.load(Ordering::Relaxed)
+    }
+
+    /// ListSecrets pages `describe_many` waited for, through this wrapper and its clones.
+    pub fn pages(&self) -> u64 {
+        self.paid.pages.load(Ordering::Relaxed)
+    }
+
     fn delay(&self, op: &str) -> Duration {
         self.delays
             .get(op)
@@ -80,6 +104,7 @@ impl<P> Latency<P> {
 
     /// `call` with the delay of `op`, before it or (answering late) after it.
     async fn timed<T>(&self, op: &str, call: impl std::future::Future<Output = T>) -> T {
+        self.paid.calls.fetch_add(1, Ordering::Relaxed);
         if self.late {
             let answer = call.await;
             self.pause(op).await;
@@ -99,6 +124,7 @@ impl<S: SecretStore> SecretStore for Latency<S> {
     async fn describe_many(&self, refs: &[SecretRef]) -> Vec<Result<SecretMeta, AwsError>> {
         let pages = || async {
             for _ in 0..refs.len().div_ceil(LIST_PAGE) {
+                self.paid.pages.fetch_add(1, Ordering::Relaxed);
                 self.pause("ListSecrets").await;
             }
         };
@@ -321,8 +347,9 @@ mod tests {
         let t = Instant::now();
         slow.describe(&r("s")).await.unwrap();
         assert_eq!(t.elapsed(), Duration::from_millis(20));
-        // Both handles reached the same store.
+        // Both handles reached the same store, and count into the same counters.
         assert_eq!(store.op_count("GetSecretValue"), 2);
+        assert_eq!((fast.calls(), slow.pages()), (4, 0));
     }
 
     #[tokio::test(start_paused = true)]
@@ -340,5 +367,6 @@ mod tests {
         let metas = l.describe_many(&refs).await;
         assert_eq!(t.elapsed(), Duration::from_millis(15), "three pages of 100");
         assert!(metas.iter().all(Result::is_ok));
+        assert_eq!((l.calls(), l.pages()), (0, 3));
     }
 }
