@@ -5,11 +5,11 @@ use crate::servers::proc_stats;
 use rotator_test_kit::clock::Sequence;
 use rotator_test_kit::{ConfigDir, ConfigToml, FakeEcs, FakeStore, Latency, SecretToml};
 use secret_rotator::clock::SystemClock;
-use secret_rotator::ids::SecretName;
-use secret_rotator::telemetry::Telemetry;
 use secret_rotator::daemon::scheduler::{Control, Health, Scheduler};
+use secret_rotator::ids::SecretName;
 use secret_rotator::rotation::store::TAG_LAST_ROTATED;
 use secret_rotator::rotation::Engine;
+use secret_rotator::telemetry::Telemetry;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -148,13 +148,15 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
         .daemon("max_concurrent_rotations", &concurrency.to_string())
         .daemon("max_starts_per_minute", "10000")
         .daemon("listen", "\"127.0.0.1:0\"")
-        .secrets(n, |i| SecretToml::new(&format!("b{i}"), &format!("bench/{i}")))
+        .secrets(n, |i| {
+            SecretToml::new(&format!("b{i}"), &format!("bench/{i}"))
+        })
         .write();
     // Tags have whole seconds: the due instant is a whole second 3 to 4 s from now.
     let due = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 4, 0)
         .expect("a time of now");
-    let initial = (due - chrono::Duration::days(30))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let initial =
+        (due - chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let initial = initial.as_str();
     let store = store(n, initial);
     let latency = Duration::from_millis(latency_ms);
@@ -191,6 +193,7 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
     let _ = tx.send(Control::Shutdown).await;
     let _ = task.await;
     let ideal = (calls as f64 * latency.as_secs_f64()) / concurrency as f64;
+    let floor = sleeps_floor(calls, concurrency, latency).await;
     json!({
         "secrets": n,
         "concurrency": concurrency,
@@ -204,7 +207,32 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
         "drain_secs": drained.as_secs_f64(),
         "ideal_secs": ideal,
         "ratio": drained.as_secs_f64() / ideal,
+        "floor_secs": floor.as_secs_f64(),
+        "ratio_floor": drained.as_secs_f64() / floor.as_secs_f64(),
     })
+}
+
+/// The same `calls` as bare tokio sleeps of `latency`, `concurrency` chains at once: what
+/// the bench's simulated latency allows at best. tokio's timer has 1 ms ticks and rounds
+/// a sleep up to the next one (and the wait for it again), so a 5 ms sleep takes about
+/// 6 ms: the ideal no tokio program reaches with this `Latency` wrapper.
+async fn sleeps_floor(calls: u64, concurrency: usize, latency: Duration) -> Duration {
+    let c = concurrency as u64;
+    let t0 = Instant::now();
+    let chains: Vec<_> = (0..c)
+        .map(|i| {
+            let mine = calls / c + u64::from(i < calls % c);
+            tokio::spawn(async move {
+                for _ in 0..mine {
+                    tokio::time::sleep(latency).await;
+                }
+            })
+        })
+        .collect();
+    for chain in chains {
+        let _ = chain.await;
+    }
+    t0.elapsed()
 }
 
 /// The same burst on tokio-cron-scheduler: `n` one-shot jobs at the same instant, each
