@@ -143,7 +143,12 @@ impl Telemetry for Finished {
 /// over minutes on purpose, and this measures how rotations share the concurrency slots.
 /// Ideal drain: the store calls the rotations made (due-time reads take no slot) ×
 /// latency ÷ concurrency.
-pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_json::Value {
+pub async fn ours_burst(
+    n: usize,
+    concurrency: usize,
+    latency_ms: u64,
+    precise: bool,
+) -> serde_json::Value {
     let dir = ConfigToml::new()
         .daemon("max_concurrent_rotations", &concurrency.to_string())
         .daemon("max_starts_per_minute", "10000")
@@ -162,6 +167,8 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
     let latency = Duration::from_millis(latency_ms);
     // Every call takes `latency` (describe_many: per ListSecrets page of 100).
     let slow = Latency::new(store.clone()).with("*", latency);
+    // The OS's sleep, not tokio's 1 ms timer ticks (~6 ms per 5 ms sleep), unless told.
+    let slow = if precise { slow.precise() } else { slow };
     let cfg = dir.load().expect("bench config");
     let finished = Arc::new(Finished {
         n,
@@ -193,7 +200,7 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
     let _ = tx.send(Control::Shutdown).await;
     let _ = task.await;
     let ideal = (calls as f64 * latency.as_secs_f64()) / concurrency as f64;
-    let floor = sleeps_floor(calls, concurrency, latency).await;
+    let floor = waits_floor(&slow, calls, concurrency).await;
     json!({
         "secrets": n,
         "concurrency": concurrency,
@@ -203,6 +210,7 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
         "puts": store.op_count("PutSecretValue"),
         // Secrets holding more than the initial value and one new one: rotated twice.
         "twice": store.count_secrets(|s| s.versions.len() > 2),
+        "precise": precise,
         "calls_per_rotation": calls as f64 / n as f64,
         "drain_secs": drained.as_secs_f64(),
         "ideal_secs": ideal,
@@ -212,19 +220,22 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
     })
 }
 
-/// The same `calls` as bare tokio sleeps of `latency`, `concurrency` chains at once: what
-/// the bench's simulated latency allows at best. tokio's timer has 1 ms ticks and rounds
-/// a sleep up to the next one (and the wait for it again), so a 5 ms sleep takes about
-/// 6 ms: the ideal no tokio program reaches with this `Latency` wrapper.
-async fn sleeps_floor(calls: u64, concurrency: usize, latency: Duration) -> Duration {
+/// The same `calls` as bare waits of `slow`'s delay, `concurrency` chains at once, no
+/// scheduler around them: what the simulated latency allows at best.
+async fn waits_floor<S: Clone + Send + Sync + 'static>(
+    slow: &Latency<S>,
+    calls: u64,
+    concurrency: usize,
+) -> Duration {
     let c = concurrency as u64;
     let t0 = Instant::now();
     let chains: Vec<_> = (0..c)
         .map(|i| {
             let mine = calls / c + u64::from(i < calls % c);
+            let slow = slow.clone();
             tokio::spawn(async move {
                 for _ in 0..mine {
-                    tokio::time::sleep(latency).await;
+                    slow.pause("*").await;
                 }
             })
         })
