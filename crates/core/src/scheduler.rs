@@ -190,6 +190,11 @@ pub struct Scheduler<S, D> {
     telemetry: Arc<dyn Telemetry>,
     /// Where the replica skew comes from (the OS; a seeded source in the simulation).
     random: Arc<dyn Random>,
+    /// Due times get the replica skew: only when several replicas run this configuration
+    /// (`[ha] replicas`, applied on restart). One daemon has no one to stagger against,
+    /// and the skew spread every secret due at one instant over 5 s: a burst of 1,000 took
+    /// 5 s to drain at any concurrency (BENCHMARKS.md, section 4).
+    skew: bool,
     /// The last generation given to an entry (see [`Entry::generation`]).
     generations: u64,
 }
@@ -239,6 +244,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             sweep_at: None,
             random: Arc::new(OsRandom),
             generations: 0,
+            skew: cfg.ha.replicas > 1,
         };
         for c in &cfg.secrets {
             s.insert_entry(c.clone());
@@ -481,7 +487,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     // The backoff has passed; the state is fresh: retry now.
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, now);
                 } else if !matches!(e.state, State::GaveUp) && e.failures == 0 {
-                    let skew = replica_skew(self.random.as_ref(), name, e.cfg.every);
+                    let skew = if self.skew {
+                        replica_skew(self.random.as_ref(), name, e.cfg.every)
+                    } else {
+                        Duration::ZERO
+                    };
                     let skew = chrono::Duration::from_std(skew).unwrap_or_default();
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, d.due + skew);
                 }
@@ -1257,7 +1267,9 @@ fn instant_for(base: (DateTime<Utc>, Instant), at: DateTime<Utc>) -> Instant {
 
 /// A small random delay per process, so replicas that computed the same due time do not
 /// start the same rotation at the same instant (the later one then finds it done, or joins
-/// it). At most 5 s, and at most 1/20 of the interval.
+/// it). At most 5 s, and at most 1/20 of the interval. Drawn per secret, so that replicas
+/// share a burst of secrets due together; it also spreads the burst over those 5 s, which
+/// is why a single daemon (`[ha] replicas = 1`) draws none.
 fn replica_skew(random: &dyn Random, name: &SecretName, every: Duration) -> Duration {
     let cap = Duration::from_secs(5).min(every / 20);
     match random.fraction(&format!("replica-skew:{name}")) {

@@ -18,6 +18,7 @@ use rotator_core::rotation::store::{Found, SecretMeta, SecretStore, Select, Vers
 use rotator_core::rotation::target::{AccessKeyInfo, IamApi, NewAccessKey};
 use secrecy::SecretString;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,19 @@ pub struct Latency<P> {
     /// The delay comes after the wrapped call: the request took effect (or was answered)
     /// at once and the answer is slow to come back, so it tells the state of then.
     late: bool,
+    /// Delays paid, shared by clones: a bench computes its ideal time from them.
+    paid: Arc<Paid>,
+    /// Waits with the OS's sleep (see [`Self::precise`]) instead of a tokio timer.
+    precise: bool,
+}
+
+/// How many delays a [`Latency`] (and its clones) paid.
+#[derive(Debug, Default)]
+struct Paid {
+    /// Calls of one resource (everything but `describe_many`).
+    calls: AtomicU64,
+    /// ListSecrets pages of `describe_many`.
+    pages: AtomicU64,
 }
 
 impl<P> Latency<P> {
@@ -41,7 +55,19 @@ impl<P> Latency<P> {
             inner,
             delays: Arc::default(),
             late: false,
+            paid: Arc::default(),
+            precise: false,
         }
+    }
+
+    /// Waits in real time with the OS's sleep on tokio's blocking pool instead of a tokio
+    /// timer, for benches that compare against `calls x delay`: tokio's timer has 1 ms
+    /// ticks and rounds every sleep up (twice), so a 5 ms `tokio::time::sleep` lasts about
+    /// 6 ms, 20 % more than the delay stands for (a network round trip is not rounded to
+    /// ticks). Ignores paused time: not for tests on paused time.
+    pub fn precise(mut self) -> Self {
+        self.precise = true;
+        self
     }
 
     /// Delays answers instead of requests: each call reaches the wrapped port at once, and
@@ -63,6 +89,17 @@ impl<P> Latency<P> {
         &self.inner
     }
 
+    /// Calls of one resource made through this wrapper and its clones so far (each
+    /// waited its delay; `describe_many` is counted in [`Self::pages`] instead).
+    pub fn calls(&self) -> u64 {
+        self.paid.calls.load(Ordering::Relaxed)
+    }
+
+    /// ListSecrets pages `describe_many` waited for, through this wrapper and its clones.
+    pub fn pages(&self) -> u64 {
+        self.paid.pages.load(Ordering::Relaxed)
+    }
+
     fn delay(&self, op: &str) -> Duration {
         self.delays
             .get(op)
@@ -71,15 +108,24 @@ impl<P> Latency<P> {
             .unwrap_or_default()
     }
 
-    async fn pause(&self, op: &str) {
+    /// The delay of `op` alone, without a call (a bench's floor: the same waits with no
+    /// scheduler around them).
+    pub async fn pause(&self, op: &str) {
         let d = self.delay(op);
-        if !d.is_zero() {
+        if d.is_zero() {
+            return;
+        }
+        if self.precise {
+            // A panic of the sleeping thread cannot happen; the wait is over either way.
+            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
+        } else {
             tokio::time::sleep(d).await;
         }
     }
 
     /// `call` with the delay of `op`, before it or (answering late) after it.
     async fn timed<T>(&self, op: &str, call: impl std::future::Future<Output = T>) -> T {
+        self.paid.calls.fetch_add(1, Ordering::Relaxed);
         if self.late {
             let answer = call.await;
             self.pause(op).await;
@@ -101,6 +147,7 @@ impl<S: SecretStore> SecretStore for Latency<S> {
     async fn describe_many(&self, refs: &[SecretRef], found: Found<'_>) {
         for (page, chunk) in refs.chunks(LIST_PAGE).enumerate() {
             let base = page * LIST_PAGE;
+            self.paid.pages.fetch_add(1, Ordering::Relaxed);
             if self.late {
                 let mut answers = Vec::with_capacity(chunk.len());
                 self.inner
@@ -328,8 +375,28 @@ mod tests {
         let t = Instant::now();
         slow.describe(&r("s")).await.unwrap();
         assert_eq!(t.elapsed(), Duration::from_millis(20));
-        // Both handles reached the same store.
+        // Both handles reached the same store, and count into the same counters.
         assert_eq!(store.op_count("GetSecretValue"), 2);
+        assert_eq!((fast.calls(), slow.pages()), (4, 0));
+    }
+
+    /// Real time: the OS's sleep, not tokio's timer (which paused time would skip).
+    #[tokio::test(start_paused = true)]
+    async fn a_precise_wait_lasts_its_delay_in_real_time() {
+        let store = FakeStore::new(
+            &ManualClock::new(at("2026-03-03T02:00:00Z")),
+            &Sequence::default(),
+        );
+        let l = Latency::new(store)
+            .with("*", Duration::from_millis(20))
+            .precise();
+        let t = std::time::Instant::now();
+        l.pause("GetSecretValue").await;
+        assert!(
+            t.elapsed() >= Duration::from_millis(20),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -347,6 +414,7 @@ mod tests {
         let metas = describe_all(&l, &refs).await;
         assert_eq!(t.elapsed(), Duration::from_millis(15), "three pages of 100");
         assert!(metas.iter().all(Result::is_ok));
+        assert_eq!((l.calls(), l.pages()), (0, 3));
     }
 
     /// Each page's answers are handed on when that page's delay is over, not after the

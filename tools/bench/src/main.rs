@@ -36,7 +36,15 @@ async fn main() {
         "scale-ours" => scale::ours_idle(arg(2, 100_000) as usize, arg(3, 60)).await,
         "scale-tcs" => scale::tcs_idle(arg(2, 100_000) as usize, arg(3, 60)).await,
         "burst-ours" => {
-            scale::ours_burst(arg(2, 1000) as usize, arg(3, 8) as usize, arg(4, 5)).await
+            // A fifth argument `timer`: the simulated latency on tokio's timer instead.
+            let precise = std::env::args().nth(5).as_deref() != Some("timer");
+            scale::ours_burst(
+                arg(2, 1000) as usize,
+                arg(3, 8) as usize,
+                arg(4, 5),
+                precise,
+            )
+            .await
         }
         "burst-tcs" => scale::tcs_burst(arg(2, 1000) as usize, arg(3, 5)).await,
         "plan" => planscale::run(arg(2, 10_000) as usize).await,

@@ -6,10 +6,12 @@ use rotator_test_kit::clock::Sequence;
 use rotator_test_kit::{ConfigDir, ConfigToml, FakeEcs, FakeStore, Latency, SecretToml};
 use secret_rotator::clock::SystemClock;
 use secret_rotator::daemon::scheduler::{Control, Health, Scheduler};
+use secret_rotator::ids::SecretName;
 use secret_rotator::rotation::store::TAG_LAST_ROTATED;
 use secret_rotator::rotation::Engine;
+use secret_rotator::telemetry::Telemetry;
 use serde_json::json;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,15 +115,71 @@ pub async fn tcs_idle(n: usize, idle: u64) -> serde_json::Value {
     })
 }
 
-/// `n` secrets due at the same instant, each rotation making its ~6 store calls with
-/// `latency` each: all must be rotated, none lost.
-pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_json::Value {
-    let dir = config(n, "30d", concurrency);
-    let store = store(n, "2026-01-01T00:00:00Z");
+/// Counts finished rotations by outcome, and wakes the bench when `n` have finished: the
+/// drain is timed without scanning the store (a scan under the fake's lock every few ms
+/// would contend with the rotations it times).
+struct Finished {
+    n: usize,
+    done: AtomicUsize,
+    success: AtomicUsize,
+    all: tokio::sync::Notify,
+}
+
+impl Telemetry for Finished {
+    fn rotation_finished(&self, _secret: &SecretName, outcome: &'static str, _seconds: f64) {
+        if outcome == "success" {
+            self.success.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.done.fetch_add(1, Ordering::Relaxed) + 1 == self.n {
+            // Stores a permit if the bench is not waiting yet.
+            self.all.notify_one();
+        }
+    }
+}
+
+/// `n` secrets due at the same instant (3 s ahead: after the due times are loaded), each
+/// rotation making its store calls with `latency` each: all must be rotated, none lost,
+/// none twice. Drain: from the due instant to the last rotation's end. The start rate limit is
+/// lifted to its maximum (10,000 a minute): its default (10) spreads an overdue backlog
+/// over minutes on purpose, and this measures how rotations share the concurrency slots.
+/// Ideal drain: the store calls the rotations made (due-time reads take no slot) ×
+/// latency ÷ concurrency.
+pub async fn ours_burst(
+    n: usize,
+    concurrency: usize,
+    latency_ms: u64,
+    precise: bool,
+) -> serde_json::Value {
+    let dir = ConfigToml::new()
+        .daemon("max_concurrent_rotations", &concurrency.to_string())
+        .daemon("max_starts_per_minute", "10000")
+        .daemon("listen", "\"127.0.0.1:0\"")
+        .secrets(n, |i| {
+            SecretToml::new(&format!("b{i}"), &format!("bench/{i}"))
+        })
+        .write();
+    // Tags have whole seconds: the due instant is a whole second 3 to 4 s from now.
+    let due = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 4, 0)
+        .expect("a time of now");
+    let initial =
+        (due - chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let initial = initial.as_str();
+    let store = store(n, initial);
+    let latency = Duration::from_millis(latency_ms);
     // Every call takes `latency` (describe_many: per ListSecrets page of 100).
-    let slow = Latency::new(store.clone()).with("*", Duration::from_millis(latency_ms));
+    let slow = Latency::new(store.clone()).with("*", latency);
+    // The OS's sleep, not tokio's 1 ms timer ticks (~6 ms per 5 ms sleep), unless told.
+    let slow = if precise { slow.precise() } else { slow };
     let cfg = dir.load().expect("bench config");
-    let engine = Arc::new(Engine::new(slow, no_ecs(), Arc::new(SystemClock)));
+    let finished = Arc::new(Finished {
+        n,
+        done: AtomicUsize::new(0),
+        success: AtomicUsize::new(0),
+        all: tokio::sync::Notify::new(),
+    });
+    let engine = Arc::new(
+        Engine::new(slow.clone(), no_ecs(), Arc::new(SystemClock)).with_telemetry(finished.clone()),
+    );
     let mut sched = Scheduler::new(
         engine,
         Arc::new(SystemClock),
@@ -129,18 +187,64 @@ pub async fn ours_burst(n: usize, concurrency: usize, latency_ms: u64) -> serde_
         Arc::new(Health::default()),
     );
     sched.load_due_times().await;
+    let calls_before = slow.calls();
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let t0 = Instant::now();
     let task = tokio::spawn(sched.run(rx));
+    let t0 = Instant::now() + (due - chrono::Utc::now()).to_std().unwrap_or_default();
     let limit = Duration::from_secs(600);
-    while tagged_after(&store, "2026-01-01T00:00:00Z") < n && t0.elapsed() < limit {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let _ = tokio::time::timeout(limit, finished.all.notified()).await;
     let drained = t0.elapsed();
-    let rotated = tagged_after(&store, "2026-01-01T00:00:00Z");
+    let calls = slow.calls() - calls_before;
+    // Long enough for every post-rotation due-time read to land: a secret rotated twice
+    // would show here.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = tx.send(Control::Shutdown).await;
     let _ = task.await;
-    json!({"rotated": rotated, "drain_secs": drained.as_secs_f64(), "puts": store.op_count("PutSecretValue")})
+    let ideal = (calls as f64 * latency.as_secs_f64()) / concurrency as f64;
+    let floor = waits_floor(&slow, calls, concurrency).await;
+    json!({
+        "secrets": n,
+        "concurrency": concurrency,
+        "rotated": tagged_after(&store, initial),
+        "finished": finished.done.load(Ordering::Relaxed),
+        "succeeded": finished.success.load(Ordering::Relaxed),
+        "puts": store.op_count("PutSecretValue"),
+        // Secrets holding more than the initial value and one new one: rotated twice.
+        "twice": store.count_secrets(|s| s.versions.len() > 2),
+        "precise": precise,
+        "calls_per_rotation": calls as f64 / n as f64,
+        "drain_secs": drained.as_secs_f64(),
+        "ideal_secs": ideal,
+        "ratio": drained.as_secs_f64() / ideal,
+        "floor_secs": floor.as_secs_f64(),
+        "ratio_floor": drained.as_secs_f64() / floor.as_secs_f64(),
+    })
+}
+
+/// The same `calls` as bare waits of `slow`'s delay, `concurrency` chains at once, no
+/// scheduler around them: what the simulated latency allows at best.
+async fn waits_floor<S: Clone + Send + Sync + 'static>(
+    slow: &Latency<S>,
+    calls: u64,
+    concurrency: usize,
+) -> Duration {
+    let c = concurrency as u64;
+    let t0 = Instant::now();
+    let chains: Vec<_> = (0..c)
+        .map(|i| {
+            let mine = calls / c + u64::from(i < calls % c);
+            let slow = slow.clone();
+            tokio::spawn(async move {
+                for _ in 0..mine {
+                    slow.pause("*").await;
+                }
+            })
+        })
+        .collect();
+    for chain in chains {
+        let _ = chain.await;
+    }
+    t0.elapsed()
 }
 
 /// The same burst on tokio-cron-scheduler: `n` one-shot jobs at the same instant, each
