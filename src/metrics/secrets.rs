@@ -14,8 +14,11 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Secrets written per chunk of a scrape (the lock is held for one chunk at a time).
+/// Secrets written per chunk of a scrape at most (the lock is held for one chunk).
 const CHUNK: usize = 1000;
+/// A chunk ends once its text is this long, however many consumers its secrets have
+/// (`ecs_redeploys_total` writes six lines per consumer).
+const CHUNK_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
 struct Record {
@@ -265,10 +268,12 @@ const FAMILIES: &[Family] = &[
         write: |l, n, r| if r.lease_lost > 0 { l.sample(&[("secret", n.as_str())], r.lease_lost) } },
 ];
 
-/// The per-secret families as text, [`CHUNK`] secrets of one family per item: a scrape
-/// at 100,000 secrets is ~100 MB of text, streamed rather than held, and the lock the
-/// scheduler updates through is never held for a whole scrape. Secrets added after the
-/// scrape started are left for the next; removed ones are skipped.
+/// The per-secret families as text, [`CHUNK`] secrets (or [`CHUNK_BYTES`]) of one family
+/// per item: a scrape at 100,000 secrets is ~100 MB of text, streamed rather than held,
+/// and the lock the scheduler updates through is never held for a whole scrape. So one
+/// scrape is not one instant: a secret's families may come from moments apart (each
+/// alert reads one family, or two that change together only while a rotation runs).
+/// Secrets added after the scrape started are left for the next; removed ones skipped.
 pub struct Scrape {
     secrets: &'static Secrets,
     prefix: &'static str,
@@ -297,13 +302,14 @@ impl Iterator for Scrape {
                 };
                 // The first families are the state gauges (see FAMILIES).
                 let state = self.family < STATE_FAMILIES;
-                for name in &self.names[self.next..end] {
+                while self.next < end && lines.out.len() < CHUNK_BYTES {
+                    let name = &self.names[self.next];
                     if let Some(r) = map.get(name).filter(|r| r.has_state || !state) {
                         (family.write)(&mut lines, name, r);
                     }
+                    self.next += 1;
                 }
             }
-            self.next = end;
             if self.next >= self.names.len() {
                 self.family += 1;
                 self.next = 0;
@@ -402,6 +408,26 @@ mod tests {
         assert_eq!(text.matches("p_secret_info{").count(), 1);
         s.forget(&name("db"));
         assert_eq!(s.scrape("p_").collect::<String>(), "");
+    }
+
+    /// Many consumers per secret: a chunk still stays near CHUNK_BYTES.
+    #[test]
+    fn a_chunk_is_bounded_in_bytes_too() {
+        let s = secrets();
+        let services: Vec<String> = (0..20).map(|i| format!("service-{i}")).collect();
+        let services: Vec<&str> = services.iter().map(String::as_str).collect();
+        for i in 0..300 {
+            let cfg = SecretBuilder::new(&format!("s{i:03}"), "app/x")
+                .redeploy("cluster", &services)
+                .build();
+            s.register(&Arc::new(cfg));
+        }
+        let chunks: Vec<String> = s.scrape("p_").collect();
+        let redeploys = chunks.concat().matches("p_ecs_redeploys_total{").count();
+        assert_eq!(redeploys, 300 * 20 * 6);
+        // One secret's lines may go past the bound, never more.
+        let most = chunks.iter().map(String::len).max().unwrap_or(0);
+        assert!(most < CHUNK_BYTES + 20 * 6 * 200, "{most} bytes");
     }
 
     #[test]

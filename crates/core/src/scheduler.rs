@@ -190,8 +190,10 @@ pub struct Scheduler<S, D> {
     telemetry: Arc<dyn Telemetry>,
     /// Where the replica skew comes from (the OS; a seeded source in the simulation).
     random: Arc<dyn Random>,
-    /// Due times get the replica skew: only when several replicas run this configuration
-    /// (`[ha] replicas`, applied on restart). One daemon has no one to stagger against,
+    /// Due times get the replica skew: only when several replicas may run this
+    /// configuration (`[ha] lock_table` set, or `replicas` > 1; applied on restart: a
+    /// setup with a lock table and `replicas` left at 1 runs several too). One daemon has
+    /// no one to stagger against,
     /// and the skew spread every secret due at one instant over 5 s: a burst of 1,000 took
     /// 5 s to drain at any concurrency (BENCHMARKS.md, section 4).
     skew: bool,
@@ -244,7 +246,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             sweep_at: None,
             random: Arc::new(OsRandom),
             generations: 0,
-            skew: cfg.ha.replicas > 1,
+            skew: cfg.ha.enabled() || cfg.ha.replicas > 1,
         };
         for c in &cfg.secrets {
             s.insert_entry(c.clone());

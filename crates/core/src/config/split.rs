@@ -26,8 +26,17 @@ struct Header {
     quoted: bool,
 }
 
-/// The parts of `text` (in order, covering every table), or None to parse it whole.
-pub fn parts(text: &str) -> Option<Vec<Range<usize>>> {
+/// One part of a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub range: Range<usize>,
+    /// Starts with `[[secret]]`: holds exactly one secret (counted even when the part
+    /// does not parse, so that later unnamed secrets keep their `secret[#N]`).
+    pub secret: bool,
+}
+
+/// The parts of `text` (in order, covering all of it), or None to parse it whole.
+pub fn parts(text: &str) -> Option<Vec<Part>> {
     let tokens = Source::new(text).lex().into_vec();
     let mut headers: Vec<Header> = Vec::new();
     let mut open: Option<Header> = None;
@@ -69,7 +78,7 @@ pub fn parts(text: &str) -> Option<Vec<Range<usize>>> {
     }
     drop(tokens);
 
-    let mut starts = Vec::new();
+    let mut starts: Vec<(usize, bool)> = Vec::new();
     let mut tables: HashSet<&str> = HashSet::new();
     // The part being built is a `[[secret]]` one.
     let mut in_secret = false;
@@ -80,7 +89,7 @@ pub fn parts(text: &str) -> Option<Vec<Range<usize>>> {
         let first = &text[h.first.clone()?];
         match (h.array, h.keys, first == "secret") {
             (true, 1, true) => {
-                starts.push(h.start);
+                starts.push((h.start, true));
                 in_secret = true;
             }
             (false, 1, false) => {
@@ -88,7 +97,7 @@ pub fn parts(text: &str) -> Option<Vec<Range<usize>>> {
                 if !tables.insert(first) {
                     return None;
                 }
-                starts.push(h.start);
+                starts.push((h.start, false));
                 in_secret = false;
             }
             // `[secret.target]`, `[[secret.redeploy]]`: part of the secret above.
@@ -96,11 +105,27 @@ pub fn parts(text: &str) -> Option<Vec<Range<usize>>> {
             _ => return None,
         }
     }
-    let mut parts: Vec<Range<usize>> = starts.windows(2).map(|w| w[0]..w[1]).collect();
-    if let Some(&last) = starts.last() {
-        parts.push(last..text.len());
+    // Nothing to split (and nothing large): parsed whole, comments checked.
+    if starts.is_empty() {
+        return None;
     }
-    Some(parts)
+    // The comments before the first header go with the first part: the event parser
+    // checks the order of events, not their content (a control character in a comment
+    // is the decoder's to refuse), so every byte must be in a part that is parsed.
+    if let Some(first) = starts.first_mut() {
+        first.0 = 0;
+    }
+    let ends = starts.iter().skip(1).map(|s| s.0).chain([text.len()]);
+    Some(
+        starts
+            .iter()
+            .zip(ends)
+            .map(|(&(start, secret), end)| Part {
+                range: start..end,
+                secret,
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -108,7 +133,7 @@ mod tests {
     use super::*;
 
     fn texts(text: &str) -> Option<Vec<&str>> {
-        parts(text).map(|p| p.into_iter().map(|r| &text[r]).collect())
+        parts(text).map(|p| p.into_iter().map(|p| &text[p.range]).collect())
     }
 
     #[test]
@@ -117,13 +142,13 @@ mod tests {
         assert_eq!(
             texts(text).unwrap(),
             vec![
-                "[daemon]\nlisten = \"x\"\n\n",
+                "# head\n[daemon]\nlisten = \"x\"\n\n",
                 "[[secret]]\nname = \"a\"\n[secret.target]\nkind = \"none\"\n",
                 "[[secret]]\nname = \"b\" # [[secret]]\ns = \"\"\"\n[[secret]]\n\"\"\"\n",
                 "[aws]\nregion = \"eu-west-1\"\n",
             ]
         );
-        assert_eq!(texts("# nothing\n").unwrap(), Vec::<&str>::new());
+        assert_eq!(texts("# nothing\n"), None);
     }
 
     #[test]

@@ -59,6 +59,8 @@ struct World {
     random: Option<f64>,
     /// `[ha] replicas` (default 1: no replica skew).
     replicas: u32,
+    /// `[ha] lock_table` set (leases: several replicas may run, whatever `replicas` says).
+    leases: bool,
 }
 
 impl World {
@@ -74,6 +76,7 @@ impl World {
             tx: None,
             random: None,
             replicas: 1,
+            leases: false,
         }
     }
 
@@ -116,6 +119,7 @@ impl World {
             aws: AwsConfig::default(),
             ha: HaConfig {
                 replicas: self.replicas,
+                lock_table: self.leases.then(|| "leases".to_owned()),
                 ..HaConfig::default()
             },
             events: Default::default(),
@@ -924,12 +928,20 @@ async fn a_secret_due_on_the_first_list_page_starts_before_the_last_page() {
 }
 
 /// A deadline fires when it is due plus this replica's skew (0 to 5 s) when several
-/// replicas run the configuration, at the due time when one does; not at the loop's next
-/// periodic wake-up (every 5 s) and never before it is due.
+/// replicas may run the configuration (leases on, or `replicas` > 1), at the due time when
+/// one does; not at the loop's next periodic wake-up (every 5 s) and never before it is due.
 #[tokio::test(start_paused = true)]
 async fn a_rotation_starts_at_its_deadline() {
-    for (replicas, fraction, at) in [(3, 0.0, 13.0), (3, 1.0, 18.0), (1, 1.0, 13.0)] {
+    for (replicas, leases, fraction, at) in [
+        (3, true, 0.0, 13.0),
+        (3, true, 1.0, 18.0),
+        // Leases with `replicas` left at its default: README's HA setup before `replicas`
+        // existed; still several replicas.
+        (1, true, 1.0, 18.0),
+        (1, false, 1.0, 13.0),
+    ] {
         let mut w = World::new();
+        w.leases = leases;
         let began = tokio::time::Instant::now();
         let every = 30 * DAY;
         w.create("soon", Some(every - Duration::from_secs(13)));
@@ -942,7 +954,7 @@ async fn a_rotation_starts_at_its_deadline() {
         assert_eq!(t.len(), 1, "{t:?}");
         assert!(
             (at..at + 1.0).contains(&t[0]),
-            "{replicas} replicas: due at 13 s with a skew of {fraction} x 5 s, written at {t:?}"
+            "{replicas} replicas, leases {leases}: due at 13 s with a skew of {fraction} x 5 s, written at {t:?}"
         );
         let status = w.health.status.lock().unwrap().clone();
         assert!(!status.contains("loading"), "{status}");
