@@ -399,8 +399,8 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn describe_many_waits_once_per_list_page() {
+    /// A store holding `s0`..`s249` (three ListSecrets pages), and refs to them.
+    fn three_pages() -> (FakeStore, Vec<SecretRef>) {
         let clock = ManualClock::new(at("2026-03-03T02:00:00Z"));
         let store = FakeStore::new(&clock, &Sequence::default());
         let refs: Vec<SecretRef> = (0..250)
@@ -409,6 +409,12 @@ mod tests {
                 r(&format!("s{i}"))
             })
             .collect();
+        (store, refs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn describe_many_waits_once_per_list_page() {
+        let (store, refs) = three_pages();
         let l = Latency::new(store).with("*", Duration::from_millis(5));
         let t = Instant::now();
         let metas = describe_all(&l, &refs).await;
@@ -421,14 +427,7 @@ mod tests {
     /// last page (so a caller schedules the first page's secrets while the rest load).
     #[tokio::test(start_paused = true)]
     async fn describe_many_answers_each_page_when_it_arrives() {
-        let clock = ManualClock::new(at("2026-03-03T02:00:00Z"));
-        let store = FakeStore::new(&clock, &Sequence::default());
-        let refs: Vec<SecretRef> = (0..250)
-            .map(|i| {
-                store.create_secret(&format!("s{i}"), "v");
-                r(&format!("s{i}"))
-            })
-            .collect();
+        let (store, refs) = three_pages();
         for late in [false, true] {
             let mut l = Latency::new(store.clone()).with("ListSecrets", Duration::from_secs(10));
             if late {
