@@ -608,6 +608,15 @@ mod tests {
         "[[secret]]\nsecret_id = \"b\\q\"\nevery = \"1d\"\n",
         "# note \u{7f}\n",
         "[events]\nsafety_poll = 1__2\n",
+        "ports = [\n  [1, 2],\n  [3],\n]\n",
+        "t = { a = [1], b = { c = 2 } }\n",
+        "  [[secret]]\n  name = \"i{n}\"\n  secret_id = \"app/i{n}\"\n  every = \"1d\"\n",
+        "[[secret]]\r\nname = \"c{n}\"\r\nsecret_id = \"app/c{n}\"\r\nevery = \"1d\"\r\n",
+        "[ secret . target ]\nkind = \"none\"\n",
+        "[[secret]] # c\nname = \"h{n}\"\nsecret_id = \"app/h{n}\"\nevery = \"1d\"\n",
+        "x = 1 [aws]\n",
+        "[aws]]\n",
+        "[[secret]\n",
         "\n  # comment\n\n",
     ];
 

@@ -5,18 +5,18 @@
 //!
 //! A part starts at a top-level table header — `[daemon]`, `[aws]`, each `[[secret]]` —
 //! and holds the sub-tables of a secret that follow it (`[secret.target]`,
-//! `[[secret.redeploy]]`). Only the headers are looked at (with `toml_parser`'s events, so
-//! brackets inside strings, arrays and comments are not mistaken for headers). When the
+//! `[[secret.redeploy]]`). Only the headers are looked at (from `toml_parser`'s tokens, one
+//! at a time: no token list of the whole file, which at 100,000 secrets took 92 MB). When the
 //! file has any other shape — keys before the first header, quoted header keys, one table
 //! in two places, sub-tables of another table, a syntax error — there is no split: the
 //! file is parsed whole, and TOML's own rules and messages apply as before.
 
 use std::collections::HashSet;
 use std::ops::Range;
-use toml_parser::parser::{parse_document, Event, EventKind};
-use toml_parser::{ParseError, Source};
+use toml_parser::lexer::TokenKind;
+use toml_parser::Source;
 
-/// A table header as the parser saw it.
+/// A table header as the scan saw it.
 struct Header {
     start: usize,
     array: bool,
@@ -35,49 +35,96 @@ pub struct Part {
     pub secret: bool,
 }
 
-/// The parts of `text` (in order, covering all of it), or None to parse it whole.
-pub fn parts(text: &str) -> Option<Vec<Part>> {
-    let tokens = Source::new(text).lex().into_vec();
-    let mut headers: Vec<Header> = Vec::new();
-    let mut open: Option<Header> = None;
-    let mut plain = true;
-    let mut on_event = |e: Event| match e.kind() {
-        EventKind::StdTableOpen | EventKind::ArrayTableOpen => {
-            open = Some(Header {
-                start: e.span().start(),
-                array: e.kind() == EventKind::ArrayTableOpen,
-                first: None,
-                keys: 0,
-                quoted: false,
-            });
-        }
-        EventKind::SimpleKey => match open.as_mut() {
-            Some(h) => {
-                h.keys += 1;
-                h.quoted |= e.encoding().is_some();
-                if h.first.is_none() {
-                    h.first = Some(e.span().start()..e.span().end());
+/// The table headers of `text`, read from its tokens one at a time (strings, comments and
+/// brackets inside values are their own tokens, so nothing in them looks like a header);
+/// None for anything but plain TOML structure: a key before the first header, a bracket
+/// out of place, a header that is not `[a.b]` or `[[a.b]]`. The parts themselves are
+/// parsed by `toml`, which checks everything else.
+fn headers(text: &str) -> Option<Vec<Header>> {
+    let mut tokens = Source::new(text).lex();
+    let mut headers = Vec::new();
+    // Brackets and braces open in the current value; `=` seen on this line; nothing but
+    // whitespace and comments since the last newline outside a value.
+    let (mut depth, mut in_value, mut line_start) = (0usize, false, true);
+    while let Some(t) = tokens.next() {
+        match t.kind() {
+            TokenKind::Eof => break,
+            TokenKind::Whitespace | TokenKind::Comment => {}
+            TokenKind::Newline => {
+                if depth == 0 {
+                    (in_value, line_start) = (false, true);
                 }
             }
-            // A key before the first header: a root key/value.
-            None if headers.is_empty() => plain = false,
-            None => {}
-        },
-        EventKind::StdTableClose | EventKind::ArrayTableClose => {
-            if let Some(h) = open.take() {
+            TokenKind::LeftSquareBracket if depth == 0 && !in_value => {
+                if !line_start {
+                    return None;
+                }
+                let start = t.span().start();
+                let mut next = tokens.next()?;
+                let array = next.kind() == TokenKind::LeftSquareBracket;
+                if array {
+                    next = tokens.next()?;
+                }
+                let mut h = Header {
+                    start,
+                    array,
+                    first: None,
+                    keys: 0,
+                    quoted: false,
+                };
+                loop {
+                    match next.kind() {
+                        TokenKind::Whitespace | TokenKind::Dot => {}
+                        k @ (TokenKind::Atom
+                        | TokenKind::BasicString
+                        | TokenKind::LiteralString) => {
+                            h.keys += 1;
+                            h.quoted |= k != TokenKind::Atom;
+                            if h.first.is_none() {
+                                h.first = Some(next.span().start()..next.span().end());
+                            }
+                        }
+                        TokenKind::RightSquareBracket => break,
+                        _ => return None,
+                    }
+                    next = tokens.next()?;
+                }
+                if array && tokens.next()?.kind() != TokenKind::RightSquareBracket {
+                    return None;
+                }
                 headers.push(h);
+                line_start = false;
+            }
+            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => {
+                if depth == 0 && !in_value {
+                    return None;
+                }
+                depth += 1;
+            }
+            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => {
+                depth = depth.checked_sub(1)?;
+            }
+            TokenKind::Equals => {
+                if depth == 0 {
+                    in_value = true;
+                }
+                line_start = false;
+            }
+            _ => {
+                // A key before the first header: a root key/value.
+                if depth == 0 && !in_value && headers.is_empty() {
+                    return None;
+                }
+                line_start = false;
             }
         }
-        EventKind::Error => plain = false,
-        _ => {}
-    };
-    let mut error: Option<ParseError> = None;
-    parse_document(&tokens, &mut on_event, &mut error);
-    if !plain || error.is_some() || open.is_some() {
-        return None;
     }
-    drop(tokens);
+    Some(headers)
+}
 
+/// The parts of `text` (in order, covering all of it), or None to parse it whole.
+pub fn parts(text: &str) -> Option<Vec<Part>> {
+    let headers = headers(text)?;
     let mut starts: Vec<(usize, bool)> = Vec::new();
     let mut tables: HashSet<&str> = HashSet::new();
     // The part being built is a `[[secret]]` one.
