@@ -43,19 +43,40 @@ pub struct Part {
 fn headers(text: &str) -> Option<Vec<Header>> {
     let mut tokens = Source::new(text).lex();
     let mut headers = Vec::new();
-    // Brackets and braces open in the current value; `=` seen on this line; nothing but
-    // whitespace and comments since the last newline outside a value.
-    let (mut depth, mut in_value, mut line_start) = (0usize, false, true);
+    // The brackets and braces open in the current value, innermost last.
+    let mut open: Vec<TokenKind> = Vec::new();
+    // Outside a value: `=` seen on this line; nothing but whitespace and comments since
+    // the last newline; a value may start here (just after `=`); the line is complete
+    // (after a header or a bracketed value: only a comment may follow).
+    let (mut in_value, mut line_start, mut expect_value, mut line_done) =
+        (false, true, false, false);
     while let Some(t) = tokens.next() {
-        match t.kind() {
+        let kind = t.kind();
+        if open.is_empty()
+            && line_done
+            && !matches!(
+                kind,
+                TokenKind::Whitespace | TokenKind::Comment | TokenKind::Newline | TokenKind::Eof
+            )
+        {
+            // Something after a complete line: TOML's error recovery would read it
+            // differently from this scan.
+            return None;
+        }
+        if !matches!(kind, TokenKind::Whitespace | TokenKind::Comment) {
+            expect_value &= kind == TokenKind::LeftSquareBracket
+                || kind == TokenKind::LeftCurlyBracket
+                || !open.is_empty();
+        }
+        match kind {
             TokenKind::Eof => break,
             TokenKind::Whitespace | TokenKind::Comment => {}
             TokenKind::Newline => {
-                if depth == 0 {
-                    (in_value, line_start) = (false, true);
+                if open.is_empty() {
+                    (in_value, line_start, line_done) = (false, true, false);
                 }
             }
-            TokenKind::LeftSquareBracket if depth == 0 && !in_value => {
+            TokenKind::LeftSquareBracket if open.is_empty() && !in_value => {
                 if !line_start {
                     return None;
                 }
@@ -93,26 +114,39 @@ fn headers(text: &str) -> Option<Vec<Header>> {
                     return None;
                 }
                 headers.push(h);
-                line_start = false;
+                (line_start, line_done) = (false, true);
             }
             TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => {
-                if depth == 0 && !in_value {
+                // Outside a value, a bracket opens one only right after `=`.
+                if open.is_empty() && !expect_value {
                     return None;
                 }
-                depth += 1;
+                open.push(kind);
+                expect_value = false;
             }
             TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => {
-                depth = depth.checked_sub(1)?;
+                let opener = match kind {
+                    TokenKind::RightSquareBracket => TokenKind::LeftSquareBracket,
+                    _ => TokenKind::LeftCurlyBracket,
+                };
+                // A closing bracket of the other kind: TOML recovers in its own way.
+                if open.pop()? != opener {
+                    return None;
+                }
+                if open.is_empty() {
+                    line_done = true;
+                }
             }
             TokenKind::Equals => {
-                if depth == 0 {
+                if open.is_empty() {
                     in_value = true;
+                    expect_value = true;
                 }
                 line_start = false;
             }
             _ => {
                 // A key before the first header: a root key/value.
-                if depth == 0 && !in_value && headers.is_empty() {
+                if open.is_empty() && !in_value && headers.is_empty() {
                     return None;
                 }
                 line_start = false;
@@ -210,6 +244,11 @@ mod tests {
             "[[daemon]]\n",
             "[secret]\n",
             "[[secret]\n",
+            // Brackets TOML's error recovery reads differently (review): parsed whole.
+            "[daemon]\nx = [1}\n[aws]\nr = 1\nr = 2\n",
+            "[daemon]\nx = {a = 1]\n[aws]\nregion = \"x\"\n",
+            "[aws]\nx = 1 [\n[daemon]\n]\n[daemon]\n",
+            "[aws] x = [\n[daemon]\n]\n[daemon]\n",
         ] {
             assert_eq!(texts(text), None, "{text:?}");
         }
