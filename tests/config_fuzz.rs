@@ -503,7 +503,7 @@ fn check_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(), TestCaseErr
         if let Some((line, col)) = e.location.line_col {
             let text = String::from_utf8_lossy(bytes);
             prop_assert!(
-                within(&text, line, col),
+                within(&text, line as usize, col as usize),
                 "{line}:{col} is outside the file ({} lines): {e}",
                 text.split('\n').count()
             );

@@ -425,7 +425,7 @@ impl Scenario {
                     Some(t) => Target::new(t.clone()),
                     None => Target::None,
                 },
-                redeploy: s.consumers.clone(),
+                redeploy: s.consumers.clone().into(),
                 stable_timeout: k.stable_timeout,
                 origin: Location {
                     file: std::path::Path::new("tests/simulation.toml").into(),

@@ -405,7 +405,7 @@ fn command_target(set: &[&str]) -> Target {
 #[tokio::test]
 async fn target_command_output_is_masked_in_errors() {
     let mut w = World::new();
-    w.cfg.redeploy.clear();
+    w.cfg.redeploy = Box::default();
     // Echoes the value it was given on stderr, then fails.
     w.cfg.target = command_target(&[
         "/bin/sh",
@@ -421,7 +421,7 @@ async fn target_command_output_is_masked_in_errors() {
 #[tokio::test]
 async fn the_new_password_of_a_json_secret_is_masked_in_errors() {
     let mut w = World::new();
-    w.cfg.redeploy.clear();
+    w.cfg.redeploy = Box::default();
     w.store.edit(SECRET, |s| {
         s.versions[0].value = r#"{"username":"app","password":"old"}"#.into()
     });

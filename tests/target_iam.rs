@@ -397,7 +397,7 @@ async fn a_failed_read_of_the_previous_value_fails_the_revoke_and_the_retry_revo
 #[tokio::test(start_paused = true)]
 async fn a_not_found_read_of_an_existing_previous_version_fails_the_revoke() {
     let (mut w, iam) = iam_world();
-    w.cfg.redeploy.clear();
+    w.cfg.redeploy = Box::default();
     let engine = w.engine().with_iam(Arc::new(iam.clone()));
     w.assert_a_not_found_previous_read_fails_the_revoke(&engine)
         .await;

@@ -123,6 +123,8 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     if let Some(limit) = s.stale_after {
         let beat = s.health.heartbeat.load(Ordering::Relaxed);
         let now = s.clock.now().timestamp().max(0) as u64;
+        // The beat is as fresh as the watchdog's last poke; poke for the next check too.
+        s.health.poke.notify_one();
         if now.saturating_sub(beat) > limit {
             return (StatusCode::SERVICE_UNAVAILABLE, "scheduler loop stalled\n");
         }

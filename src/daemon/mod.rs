@@ -1,6 +1,7 @@
 //! The long-running service: `secret-rotator run`.
 
 pub mod http;
+pub mod memory;
 pub mod notify;
 pub use rotator_core::daemon::{run, Ports};
 pub use rotator_core::scheduler;
@@ -93,6 +94,7 @@ pub async fn main(dir: PathBuf) -> i32 {
 
     let mut dog = watchdog.map(|w| tokio::time::interval(w / 2));
     let mut status_tick = tokio::time::interval(Duration::from_secs(60));
+    let mut trim = memory::AfterLoad::default();
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -101,6 +103,7 @@ pub async fn main(dir: PathBuf) -> i32 {
                 match load_dir(&dir) {
                     Ok(new) => {
                         reload_ok(true, clock.as_ref());
+                        trim.loaded();
                         // `run` warns about what only a restart applies, then applies it.
                         let _ = reload_tx.send(new).await;
                     }
@@ -122,8 +125,13 @@ pub async fn main(dir: PathBuf) -> i32 {
                 if (clock.now().timestamp().max(0) as u64).saturating_sub(beat) <= limit {
                     notify::watchdog();
                 }
+                // A turn before the next tick: an idle loop wakes only when asked.
+                health.poke.notify_one();
             }
-            _ = status_tick.tick() => notify::status(&status()),
+            _ = status_tick.tick() => {
+                notify::status(&status());
+                trim.tick(metrics::get().due_times_pending.get());
+            }
         }
     }
     notify::stopping();

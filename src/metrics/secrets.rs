@@ -28,6 +28,13 @@ struct Record {
     /// after its secret was removed, shows no state gauges).
     has_state: bool,
     state: SecretState,
+    /// None while every counter is 0 and no consumer is configured: most secrets, most of
+    /// the time (a pointer instead of ~60 bytes each).
+    counts: Option<Box<Counts>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
     /// By [`ROTATION_OUTCOMES`].
     rotations: [u32; 4],
     /// future, unparseable.
@@ -37,6 +44,25 @@ struct Record {
     /// Per consumer, by [`REDEPLOY_OUTCOMES`]: the configured ones from 0, a consumer
     /// dropped by a reload while its rotation ran once it is counted.
     redeploys: Vec<(ServiceRef, [u32; 6])>,
+}
+
+/// What a record without counts reads as.
+static ZERO: Counts = Counts {
+    rotations: [0; 4],
+    invalid_tags: [0; 2],
+    lease_contended: 0,
+    lease_lost: 0,
+    redeploys: Vec::new(),
+};
+
+impl Record {
+    fn counts(&self) -> &Counts {
+        self.counts.as_deref().unwrap_or(&ZERO)
+    }
+
+    fn counts_mut(&mut self) -> &mut Counts {
+        self.counts.get_or_insert_with(Box::default)
+    }
 }
 
 /// Every per-secret series of the daemon.
@@ -73,8 +99,13 @@ impl Secrets {
     /// start at 0 (so that `increase()` sees their first verdict).
     pub fn register(&self, cfg: &Arc<SecretConfig>) {
         self.with(&cfg.name, |r| {
-            let old = std::mem::take(&mut r.redeploys);
-            r.redeploys = cfg
+            if cfg.redeploy.is_empty() && r.counts().redeploys.is_empty() {
+                r.cfg = Some(cfg.clone());
+                return;
+            }
+            let counts = r.counts_mut();
+            let old = std::mem::take(&mut counts.redeploys);
+            counts.redeploys = cfg
                 .redeploy
                 .iter()
                 .map(|svc| {
@@ -95,7 +126,7 @@ impl Secrets {
 
     pub fn rotation_finished(&self, secret: &SecretName, outcome: &str) {
         if let Some(i) = ROTATION_OUTCOMES.iter().position(|o| *o == outcome) {
-            self.with(secret, |r| bump(&mut r.rotations[i]));
+            self.with(secret, |r| bump(&mut r.counts_mut().rotations[i]));
         }
     }
 
@@ -104,12 +135,13 @@ impl Secrets {
             return;
         };
         self.with(secret, |r| {
-            match r.redeploys.iter_mut().find(|(s, _)| s == svc) {
+            let redeploys = &mut r.counts_mut().redeploys;
+            match redeploys.iter_mut().find(|(s, _)| s == svc) {
                 Some((_, c)) => bump(&mut c[i]),
                 None => {
                     let mut c = [0; 6];
                     c[i] = 1;
-                    r.redeploys.push((svc.clone(), c));
+                    redeploys.push((svc.clone(), c));
                 }
             }
         });
@@ -117,15 +149,15 @@ impl Secrets {
 
     pub fn invalid_tag(&self, secret: &SecretName, problem: &str) {
         let i = usize::from(problem != "future");
-        self.with(secret, |r| bump(&mut r.invalid_tags[i]));
+        self.with(secret, |r| bump(&mut r.counts_mut().invalid_tags[i]));
     }
 
     pub fn lease_contended(&self, secret: &SecretName) {
-        self.with(secret, |r| bump(&mut r.lease_contended));
+        self.with(secret, |r| bump(&mut r.counts_mut().lease_contended));
     }
 
     pub fn lease_lost(&self, secret: &SecretName) {
-        self.with(secret, |r| bump(&mut r.lease_lost));
+        self.with(secret, |r| bump(&mut r.counts_mut().lease_lost));
     }
 
     /// The text exposition of every per-secret family, in chunks (see [`Scrape`]).
@@ -243,7 +275,7 @@ const FAMILIES: &[Family] = &[
     Family { name: "retries_exhausted", kind: "gauge", help: "1 when the scheduler gave up on the secret after max_attempts failed attempts (until a reload or a manual rotate).",
         write: |l, n, r| l.gauge(n, flag(r.state.gave_up)) },
     Family { name: "rotations_total", kind: "counter", help: "Rotations finished, by secret and outcome (success, failed, rolled_back, stalled).",
-        write: |l, n, r| for (o, c) in ROTATION_OUTCOMES.iter().zip(r.rotations) {
+        write: |l, n, r| for (o, c) in ROTATION_OUTCOMES.iter().zip(r.counts().rotations) {
             // Registered secrets have every outcome from 0 (alerts use increase()).
             if r.cfg.is_some() || c > 0 { l.sample(&[("outcome", o), ("secret", n.as_str())], c) }
         } },
@@ -253,19 +285,19 @@ const FAMILIES: &[Family] = &[
             l.sample(&[("account", &account), ("every", &every), ("region", &region), ("secret", n.as_str()), ("secret_id", &id), ("store", "aws-secretsmanager"), ("window", &window)], 1)
         } },
     Family { name: "ecs_redeploys_total", kind: "counter", help: "Forced ECS redeployments by verdict (stable, rolled_back, stalled, missing, not_forceable, failed).",
-        write: |l, n, r| for (svc, counts) in &r.redeploys {
+        write: |l, n, r| for (svc, counts) in &r.counts().redeploys {
             for (o, c) in REDEPLOY_OUTCOMES.iter().zip(counts) {
                 l.sample(&[("cluster", svc.cluster.as_str()), ("outcome", o), ("secret", n.as_str()), ("service", svc.service.as_str())], c);
             }
         } },
     Family { name: "invalid_tags_total", kind: "counter", help: "Reads of a secret whose secret-rotator:last-rotated tag was not used: in the future (the secret is then due now) or unparseable (treated as absent).",
-        write: |l, n, r| for (reason, c) in ["future", "unparseable"].iter().zip(r.invalid_tags) {
+        write: |l, n, r| for (reason, c) in ["future", "unparseable"].iter().zip(r.counts().invalid_tags) {
             if c > 0 { l.sample(&[("reason", reason), ("secret", n.as_str())], c) }
         } },
     Family { name: "lease_contended_total", kind: "counter", help: "Rotation launches skipped because another replica held the secret's lease ([ha]); retried shortly.",
-        write: |l, n, r| if r.lease_contended > 0 { l.sample(&[("secret", n.as_str())], r.lease_contended) } },
+        write: |l, n, r| { let c = r.counts().lease_contended; if c > 0 { l.sample(&[("secret", n.as_str())], c) } } },
     Family { name: "lease_lost_total", kind: "counter", help: "Rotations stopped because their lease expired or was taken over by another replica ([ha]); counted as failed.",
-        write: |l, n, r| if r.lease_lost > 0 { l.sample(&[("secret", n.as_str())], r.lease_lost) } },
+        write: |l, n, r| { let c = r.counts().lease_lost; if c > 0 { l.sample(&[("secret", n.as_str())], c) } } },
 ];
 
 /// The per-secret families as text, [`CHUNK`] secrets (or [`CHUNK_BYTES`]) of one family

@@ -3,8 +3,8 @@
 //! two of one secret, a rotation starts only inside its window, retries with exponential
 //! backoff, reloads that take effect at once, and a graceful drain.
 //!
-//! A sorted set of (deadline, name) and one `sleep_until` on the earliest, plus a cheap
-//! wake-up every few seconds (heartbeat, wall-clock check): O(log n) per change
+//! A sorted set of (deadline, name) and one `sleep_until` on the earliest, plus a wake-up
+//! once a minute (status sweep, wall-clock check): O(log n) per change
 //! (docs/architecture.md says why, BENCHMARKS.md has the measurements). The loop itself
 //! never waits on AWS: due times are read by spawned
 //! tasks that send their results back over a channel, so a slow ListSecrets pass delays
@@ -43,6 +43,9 @@ pub struct Health {
     pub store_ok: AtomicBool,
     /// Unix seconds of the scheduler loop's last turn.
     pub heartbeat: AtomicU64,
+    /// Wakes the loop for a turn (and a fresh `heartbeat`): the watchdog pokes it at each
+    /// ping, so an idle loop need not wake on its own every few seconds.
+    pub poke: tokio::sync::Notify,
     pub status: std::sync::Mutex<String>,
 }
 
@@ -76,13 +79,14 @@ struct Entry {
     cfg: Arc<SecretConfig>,
     state: State,
     due: Option<DateTime<Utc>>,
-    replaces: Option<VersionId>,
+    replaces: Option<KeptVersion>,
     status: DueStatus,
     /// The due time is unknown or stale (never read, after a rotation, before a retry):
     /// read it before rotating.
     needs_due: bool,
-    /// The generation at which the read of this secret alone in flight was started.
-    reading: Option<u64>,
+    /// The generation at which the read of this secret alone in flight was started; 0:
+    /// none (generations start at 1; no `Option`, 8 bytes less per secret).
+    reading: u64,
     /// Failed reads in a row (the secret cannot be read).
     read_failures: u32,
     failures: u32,
@@ -93,10 +97,45 @@ struct Entry {
     refused: Option<Step>,
     /// Due, but its window is closed: requeued at the next opening.
     outside_window: bool,
+    /// The status last published (the sweep publishes only changes).
+    shown: Option<Status>,
     /// A new value, unique in this scheduler, whenever the entry is made, a rotation
     /// starts or the config changes, so that the result of a read started before is not
     /// applied over newer knowledge (nor a removed entry's read to its re-added successor).
     generation: u64,
+}
+
+/// The AWSCURRENT version an entry's due time refers to, as every entry keeps it:
+/// Secrets Manager's version ids and our tokens are lowercase UUIDs, kept as 16 bytes
+/// inline instead of 36 characters on the heap (~64 bytes a secret at 100,000 secrets);
+/// any other id as its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeptVersion {
+    Uuid(uuid::Bytes),
+    Text(VersionId),
+}
+
+impl KeptVersion {
+    fn new(v: &VersionId) -> Self {
+        match uuid::Uuid::try_parse(v.as_str()) {
+            // Only when the id reads back exactly (an upper-case or braced form does not).
+            Ok(u)
+                if u.hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer())
+                    == v.as_str() =>
+            {
+                KeptVersion::Uuid(*u.as_bytes())
+            }
+            _ => KeptVersion::Text(v.clone()),
+        }
+    }
+
+    fn id(&self) -> VersionId {
+        match self {
+            KeptVersion::Uuid(b) => VersionId::new(uuid::Uuid::from_bytes(*b).to_string()),
+            KeptVersion::Text(v) => v.clone(),
+        }
+    }
 }
 
 /// Where a secret is in the scheduler: in exactly one place at a time.
@@ -183,6 +222,8 @@ pub struct Scheduler<S, D> {
     clock_base: (DateTime<Utc>, Instant),
     health: Arc<Health>,
     status_at: Option<Instant>,
+    /// A status line was held back by [`STATUS_EVERY`]: the loop wakes to write it.
+    status_stale: bool,
     /// `[ha]`: rotations take the secret's lease first.
     ha: Option<Arc<crate::ha::Ha>>,
     sweep_at: Option<Instant>,
@@ -202,11 +243,11 @@ pub struct Scheduler<S, D> {
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
-/// The loop wakes at least this often: heartbeat (the watchdog accepts a beat up to
-/// max(WatchdogSec, 10 s) old), clock check, rate limit. Cheap.
-const WAKE_EVERY: Duration = Duration::from_secs(5);
-/// How often every secret's status gauge is recomputed (due -> overdue and the like).
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How often every secret's status is recomputed (due -> overdue and the like) and the
+/// wall clock checked: the loop wakes at least this often. Overdue means an hour late, so
+/// a minute of delay is invisible; idle, the daemon wakes about once a minute (and at the
+/// watchdog's pokes).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Wall clock and monotonic clock disagreeing by more than this: a suspend or a step.
 const CLOCK_JUMP: chrono::Duration = chrono::Duration::seconds(5);
 /// A secret due longer ago than this and still not rotated is "overdue", not just "due".
@@ -242,6 +283,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             clock_base,
             health,
             status_at: None,
+            status_stale: false,
             ha: None,
             sweep_at: None,
             random: Arc::new(OsRandom),
@@ -359,10 +401,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
-        if e.reading == Some(e.generation) {
+        if e.reading == e.generation {
             return;
         }
-        e.reading = Some(e.generation);
+        e.reading = e.generation;
         let cfg = e.cfg.clone();
         let generation = e.generation;
         let engine = self.engine.clone();
@@ -412,8 +454,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 let Some(e) = self.entries.get_mut(&name) else {
                     return;
                 };
-                if single && e.reading == Some(generation) {
-                    e.reading = None;
+                if single && e.reading == generation {
+                    e.reading = 0;
                 }
                 // (A removed secret is still running.)
                 if e.is_running() || e.generation != generation {
@@ -462,7 +504,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 e.needs_due = false;
                 e.read_failures = 0;
                 e.due = Some(d.due);
-                e.replaces = d.current.clone();
+                e.replaces = d.current.as_ref().map(KeptVersion::new);
                 e.status = d.status;
                 if let Some(p) = d.tag_problem {
                     tracing::warn!(secret = %name, problem = p.label(), "the secret-rotator:last-rotated tag is not used ({}); {}", if p == crate::due::TagProblem::Future { "it is in the future" } else { "it is not an RFC 3339 time" }, if p == crate::due::TagProblem::Future { "the secret is due now" } else { "treated as absent" });
@@ -556,12 +598,13 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// Runs until `Control::Shutdown` (or the control channel closes), then drains.
     ///
     /// At start, the due times not known yet are read by a batch task. Each turn of the
-    /// loop then checks the wall clock (re-deriving deadlines after a jump), beats the
-    /// heartbeat, and waits for the first of: the earliest deadline (or a start slot
-    /// freeing up), the periodic wake-up, a rotation task ending, a due-time result, a
-    /// control message, or the periodic refresh (one batch read of the idle secrets at a
-    /// time). After each event it moves every passed deadline to the waiting line (`fire`)
-    /// and starts what slots, the start rate and the windows allow (`launch`). The loop
+    /// loop then beats the heartbeat and waits for the first of: the earliest deadline (or
+    /// a start slot freeing up, or a held-back status line), the minute's wake-up, a poke
+    /// (the watchdog's), a rotation task ending, a due-time result, a control message, or
+    /// the periodic refresh (one batch read of the idle secrets at a time). After each
+    /// event it checks the wall clock (re-deriving deadlines after a jump), moves every
+    /// passed deadline to the waiting line (`fire`) and starts what slots, the start rate
+    /// and the windows allow (`launch`). The loop
     /// itself never awaits the store; only the drain awaits the tasks in flight, for at
     /// most `shutdown_grace`.
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
@@ -583,10 +626,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             self.settings.refresh,
         );
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut wake = tokio::time::interval(WAKE_EVERY);
+        let mut wake = tokio::time::interval(SWEEP_EVERY);
         wake.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let health = self.health.clone();
         loop {
-            self.check_clock();
             self.beat();
             let next = self.next_wake();
             // Biased: events ready at the same moment are taken in this order, not in one
@@ -596,6 +639,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 biased;
                 _ = sleep_until_opt(next) => {}
                 _ = wake.tick() => {}
+                _ = health.poke.notified() => {}
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     match done {
                         Ok(d) => self.finished(d),
@@ -620,6 +664,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     }
                 }
             }
+            // Before firing: a deadline reached after a clock step is re-derived first
+            // (idle, the loop may not have turned since the step).
+            self.check_clock();
             self.fire();
             self.launch();
         }
@@ -638,10 +685,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         } else {
             None
         };
-        match (first, rate) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // A status line held back by its rate limit is written when the limit allows.
+        let status = self
+            .status_at
+            .filter(|_| self.status_stale)
+            .map(|t| t + STATUS_EVERY);
+        [first, rate, status].into_iter().flatten().min()
     }
 
     fn max_starts(&self) -> usize {
@@ -683,16 +732,15 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         self.health.heartbeat.store(now, Ordering::Relaxed);
         if self.sweep_at.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
             self.sweep_at = Some(Instant::now());
-            let names: Vec<SecretName> = self.entries.keys().cloned().collect();
-            for n in &names {
-                self.publish(n);
-            }
+            self.sweep();
         }
         // The status line scans every entry: at most every few seconds, not per event.
         if self.status_at.is_some_and(|t| t.elapsed() < STATUS_EVERY) {
+            self.status_stale = true;
             return;
         }
         self.status_at = Some(Instant::now());
+        self.status_stale = false;
         let failing = self
             .entries
             .values()
@@ -730,15 +778,34 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     }
 
     /// Sets the secret's status gauge from what the scheduler knows.
-    fn publish(&self, name: &SecretName) {
-        let Some(e) = self.entries.get(name) else {
+    fn publish(&mut self, name: &SecretName) {
+        let now = self.clock.now();
+        let Some(e) = self.entries.get_mut(name) else {
             return;
         };
         if e.is_removed() {
             return;
         }
-        let status = status_of(e, self.clock.now());
+        let status = status_of(e, now);
+        e.shown = Some(status);
         telemetry::update(self.telemetry.as_ref(), name, |s| s.status = status);
+    }
+
+    /// Publishes the statuses that the passing of time changed (due -> overdue and the
+    /// like). Computing 100,000 statuses takes about a millisecond; telling the telemetry
+    /// of each took a tenth of a second of CPU, every sweep (BENCHMARKS.md, section 3).
+    fn sweep(&mut self) {
+        let now = self.clock.now();
+        for (name, e) in &mut self.entries {
+            if e.is_removed() {
+                continue;
+            }
+            let status = status_of(e, now);
+            if e.shown != Some(status) {
+                e.shown = Some(status);
+                telemetry::update(self.telemetry.as_ref(), name, |s| s.status = status);
+            }
+        }
     }
 
     /// Moves every entry whose deadline has passed to the waiting line (once).
@@ -826,7 +893,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let opts = RotateOptions {
                 fresh: e.refused.is_some(),
                 dry_run: false,
-                replaces: e.replaces.clone(),
+                replaces: e.replaces.as_ref().map(KeptVersion::id),
                 resume_only: e.status.resume_only(),
             };
             let m = self.telemetry.clone();
@@ -838,6 +905,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             m.rotations_running(1);
             tracing::info!(secret = %name, attempt = e.failures + 1, "rotation due; starting");
             let status = status_of(e, wall);
+            e.shown = Some(status);
             telemetry::update(m.as_ref(), &name, |s| s.status = status);
             let ha = self.ha.clone();
             self.tasks.spawn(async move {
@@ -1156,11 +1224,12 @@ impl Entry {
             replaces: None,
             status: DueStatus::Scheduled,
             needs_due: true,
-            reading: None,
+            reading: 0,
             read_failures: 0,
             failures: 0,
             refused: None,
             outside_window: false,
+            shown: None,
             generation,
         }
     }
@@ -1299,6 +1368,47 @@ mod tests {
 
     fn entry() -> Entry {
         Entry::new(Arc::new(crate::config::test_secret("db", "app/db")), 1)
+    }
+
+    /// The version a rotation is told it replaces is the one read, whatever its shape.
+    #[test]
+    fn a_kept_version_reads_back_as_read() {
+        let uuid = "3f2b8c1e-7d4a-4b6e-9c2d-1a2b3c4d5e6f";
+        for v in [
+            uuid,
+            "3F2B8C1E-7D4A-4B6E-9C2D-1A2B3C4D5E6F",
+            "3f2b8c1e7d4a4b6e9c2d1a2b3c4d5e6f",
+            "{3f2b8c1e-7d4a-4b6e-9c2d-1a2b3c4d5e6f}",
+            "urn:uuid:3f2b8c1e-7d4a-4b6e-9c2d-1a2b3c4d5e6f",
+            "v1",
+            "",
+        ] {
+            let id = VersionId::from(v);
+            assert_eq!(KeptVersion::new(&id).id(), id, "{v}");
+        }
+        assert!(matches!(
+            KeptVersion::new(&VersionId::from(uuid)),
+            KeptVersion::Uuid(_)
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_version_id_reads_back(v in "[0-9a-fA-F{}:urn-]{0,45}") {
+            let id = VersionId::from(v.as_str());
+            proptest::prop_assert_eq!(KeptVersion::new(&id).id(), id);
+        }
+
+        #[test]
+        fn any_uuid_reads_back(b in proptest::prelude::any::<[u8; 16]>(), upper: bool, simple: bool) {
+            let u = uuid::Uuid::from_bytes(b);
+            let mut v = if simple { u.simple().to_string() } else { u.to_string() };
+            if upper {
+                v = v.to_uppercase();
+            }
+            let id = VersionId::from(v.as_str());
+            proptest::prop_assert_eq!(KeptVersion::new(&id).id(), id);
+        }
     }
 
     /// The `secret_status` gauge: what an operator's dashboard shows for each state.

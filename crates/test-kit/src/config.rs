@@ -53,7 +53,7 @@ impl SecretBuilder {
                 json_key: None,
                 json_key_create: false,
                 target: Target::None,
-                redeploy: vec![],
+                redeploy: Box::default(),
                 stable_timeout: Duration::from_secs(600),
                 origin: Location {
                     file: Path::new("tests/test-kit.toml").into(),
@@ -81,9 +81,9 @@ impl SecretBuilder {
 
     /// Consumers `services` on `cluster` (added to any already named).
     pub fn redeploy(mut self, cluster: &str, services: &[&str]) -> Self {
-        self.cfg
-            .redeploy
-            .extend(services.iter().map(|s| svc(cluster, s)));
+        let mut all = std::mem::take(&mut self.cfg.redeploy).into_vec();
+        all.extend(services.iter().map(|s| svc(cluster, s)));
+        self.cfg.redeploy = all.into();
         self
     }
 
@@ -93,7 +93,7 @@ impl SecretBuilder {
     }
 
     pub fn json_key(mut self, key: &str) -> Self {
-        self.cfg.json_key = Some(key.to_owned());
+        self.cfg.json_key = Some(key.into());
         self
     }
 
@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(c.name.as_str(), "db");
         assert_eq!(c.secret.id.as_str(), "app/db");
         assert_eq!(c.every, Duration::from_secs(30 * 86_400));
-        assert_eq!(c.redeploy, [svc("prod", "front"), svc("prod", "api")]);
+        assert_eq!(*c.redeploy, [svc("prod", "front"), svc("prod", "api")]);
         assert_eq!(c.stable_timeout, Duration::from_secs(60));
         assert_eq!(c.target.kind(), "none");
         assert_eq!(c.window.unwrap().duration, Duration::from_secs(3600));
@@ -309,7 +309,7 @@ mod tests {
         let s7 = cfg.secret("s7").unwrap();
         assert_eq!(s7.secret.id.as_str(), "app/7");
         assert_eq!(s7.every, Duration::from_secs(12 * 3600));
-        assert_eq!(cfg.secret("db").unwrap().redeploy, [svc("prod", "front")]);
+        assert_eq!(*cfg.secret("db").unwrap().redeploy, [svc("prod", "front")]);
     }
 
     #[test]

@@ -468,7 +468,7 @@ mod tests {
             json_key: None,
             json_key_create: false,
             target: Target::new(t.clone()),
-            redeploy: Vec::new(),
+            redeploy: Box::default(),
             stable_timeout: Duration::from_secs(60),
             origin: Location {
                 file: std::path::Path::new("t.toml").into(),

@@ -9,7 +9,9 @@ pub struct Location {
     /// Shared by every location in one file (each secret keeps its origin).
     pub file: Arc<Path>,
     /// 1-based line and column; `None` for problems with the file as a whole.
-    pub line_col: Option<(usize, usize)>,
+    /// `u32`: 8 bytes less in every secret's origin (a line past 4 billion reads as the
+    /// largest).
+    pub line_col: Option<(u32, u32)>,
 }
 
 impl fmt::Display for Location {
@@ -134,7 +136,10 @@ impl<'a> SourceMap<'a> {
         }
         Location {
             file: self.file.clone(),
-            line_col: Some((line, col)),
+            line_col: Some((
+                u32::try_from(line).unwrap_or(u32::MAX),
+                u32::try_from(col).unwrap_or(u32::MAX),
+            )),
         }
     }
 

@@ -156,11 +156,13 @@ pub struct SecretConfig {
     pub jitter: Duration,
     /// Shared: most secrets use the default policy (one copy for all of them).
     pub generate: Arc<GeneratePolicy>,
-    pub json_key: Option<String>,
+    /// Boxed text: 8 bytes less than a `String` in every secret's record.
+    pub json_key: Option<Box<str>>,
     /// `json_key` may name a key the secret does not have yet (else that is refused).
     pub json_key_create: bool,
     pub target: Target,
-    pub redeploy: Vec<ServiceRef>,
+    /// A boxed slice: 8 bytes less than a `Vec` in every secret's record.
+    pub redeploy: Box<[ServiceRef]>,
     pub stable_timeout: Duration,
     /// Where the `[[secret]]` table starts.
     pub origin: Location,
@@ -236,7 +238,7 @@ pub(crate) fn test_secret(name: &str, id: &str) -> SecretConfig {
         json_key: None,
         json_key_create: false,
         target: Target::None,
-        redeploy: Vec::new(),
+        redeploy: Box::default(),
         stable_timeout: Duration::from_secs(600),
         origin: Location {
             file: std::path::Path::new("t.toml").into(),

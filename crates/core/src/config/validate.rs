@@ -622,10 +622,10 @@ impl<'r> Validator<'r> {
                 window: window.map(Box::new),
                 jitter,
                 generate,
-                json_key,
+                json_key: json_key.map(Into::into),
                 json_key_create,
                 target,
-                redeploy,
+                redeploy: redeploy.into(),
                 stable_timeout,
                 origin,
             };

@@ -306,6 +306,6 @@ fn problems_are_listed_in_file_order() {
         ["10-a.toml", "10-a.toml", "20-b.toml", "20-b.toml"],
         "{e}"
     );
-    let lines: Vec<usize> = e.0.iter().map(|e| e.location.line_col.unwrap().0).collect();
+    let lines: Vec<u32> = e.0.iter().map(|e| e.location.line_col.unwrap().0).collect();
     assert!(lines[0] < lines[1] && lines[2] < lines[3], "{e}");
 }

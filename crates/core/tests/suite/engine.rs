@@ -1022,7 +1022,7 @@ async fn a_dry_run_makes_no_write_call() {
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_without_consumers_plans_no_redeploy() {
     let mut w = World::new();
-    w.cfg.redeploy.clear();
+    w.cfg.redeploy = Box::default();
     let opts = RotateOptions {
         dry_run: true,
         ..opts()
@@ -1151,7 +1151,7 @@ async fn a_failed_read_of_the_previous_value_fails_the_revoke_and_the_retry_revo
 #[tokio::test(start_paused = true)]
 async fn a_not_found_read_of_an_existing_previous_version_fails_the_revoke() {
     let (mut w, target) = revoking_target();
-    w.cfg.redeploy.clear();
+    w.cfg.redeploy = Box::default();
     w.assert_a_not_found_previous_read_fails_the_revoke(&w.engine())
         .await;
     assert_eq!(target.count(Step::Revoke), 0, "{:?}", target.calls());
@@ -1162,7 +1162,7 @@ async fn a_not_found_read_of_an_existing_previous_version_fails_the_revoke() {
 #[tokio::test(start_paused = true)]
 async fn a_secret_without_a_previous_version_has_nothing_to_revoke() {
     let (mut w, target) = revoking_target();
-    w.cfg.redeploy.clear();
+    w.cfg.redeploy = Box::default();
     let (store, original) = (w.store.clone(), w.original.clone());
     let id = w.cfg.secret.id.as_str().to_owned();
     // Once AWSCURRENT moved, AWSPREVIOUS is taken off the old version before each read.

@@ -132,16 +132,16 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         let mut doc = json_object(cfg, key, &current)?;
         let Some(obj) = doc.as_object_mut() else {
             return Err(RotationError::Json {
-                key: key.clone(),
+                key: key.to_string(),
                 why: "the current value is not a JSON object".into(),
             });
         };
         obj.insert(
-            key.clone(),
+            key.to_string(),
             serde_json::Value::String(generated.expose_secret().to_owned()),
         );
         let out = serde_json::to_string(&doc).map_err(|_| RotationError::Json {
-            key: key.clone(),
+            key: key.to_string(),
             why: "cannot serialize".into(),
         })?;
         Ok(SecretString::from(out))
