@@ -103,6 +103,25 @@ impl AwsSecrets {
             .map(|(i, _)| i)
             .collect()
     }
+
+    /// DescribeSecret for each of `which` (indices into `refs`), a few at a time.
+    async fn describe_each(
+        &self,
+        refs: &[SecretRef],
+        which: Vec<usize>,
+        report: &(dyn Fn(usize, Result<SecretMeta, AwsError>) + Sync),
+    ) {
+        // Futures collected first: a stream holding the closure would not be Send.
+        let jobs: Vec<_> = which
+            .into_iter()
+            .filter_map(|i| Some((i, refs.get(i)?)))
+            .map(|(i, r)| async move { (i, self.describe(r).await) })
+            .collect();
+        let mut described = futures::stream::iter(jobs).buffer_unordered(DESCRIBE_CONCURRENCY);
+        while let Some((i, r)) = described.next().await {
+            report(i, r);
+        }
+    }
 }
 
 fn tags_map(tags: &[Tag]) -> BTreeMap<String, String> {
@@ -170,26 +189,33 @@ impl SecretStore for AwsSecrets {
         for (i, r) in refs.iter().enumerate() {
             per_account.entry(&r.account).or_default().push(i);
         }
-        let mut rest = Vec::new();
-        for (account, wanted) in per_account {
-            if wanted.len() >= LIST_THRESHOLD {
-                rest.extend(self.list_wanted(account, refs, wanted, &mut *found).await);
-            } else {
-                rest.extend(wanted);
-            }
-        }
-        // What no listing answered: one DescribeSecret each, in input order.
-        rest.sort_unstable();
-        // Futures collected first: a stream holding the closure would not be Send.
-        let jobs: Vec<_> = rest
+        let (lists, small): (Vec<_>, Vec<_>) = per_account
             .into_iter()
-            .filter_map(|i| Some((i, refs.get(i)?)))
-            .map(|(i, r)| async move { (i, self.describe(r).await) })
-            .collect();
-        let mut described = futures::stream::iter(jobs).buffer_unordered(DESCRIBE_CONCURRENCY);
-        while let Some((i, r)) = described.next().await {
-            found(i, r);
-        }
+            .partition(|(_, wanted)| wanted.len() >= LIST_THRESHOLD);
+        let mut small: Vec<usize> = small.into_iter().flat_map(|(_, w)| w).collect();
+        small.sort_unstable();
+        // The listings (one per large account) and the small accounts' DescribeSecret calls
+        // run side by side: a secret alone in its account must not wait for another
+        // account's thousand pages. The answers meet in `found`, locked only while it runs.
+        let found = std::sync::Mutex::new(found);
+        let report = |i: usize, r: Result<SecretMeta, AwsError>| {
+            let mut f = found
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (*f)(i, r)
+        };
+        let listings = futures::future::join_all(lists.into_iter().map(|(account, wanted)| {
+            let report = &report;
+            async move {
+                self.list_wanted(account, refs, wanted, &mut |i, r| report(i, r))
+                    .await
+            }
+        }));
+        let (left, ()) = futures::join!(listings, self.describe_each(refs, small, &report));
+        // What no listing answered: one DescribeSecret each, in input order.
+        let mut rest: Vec<usize> = left.into_iter().flatten().collect();
+        rest.sort_unstable();
+        self.describe_each(refs, rest, &report).await;
     }
 
     async fn versions(&self, s: &SecretRef) -> Result<Vec<VersionInfo>, AwsError> {
@@ -341,6 +367,11 @@ mod tests {
     /// secret nobody asked for; the second page fails (a non-retryable error); every
     /// DescribeSecret answers, but for `gone`. `log` records the calls.
     async fn server(log: Arc<Mutex<Vec<String>>>) -> String {
+        server_with(log, std::time::Duration::ZERO).await
+    }
+
+    /// [`server`] whose first ListSecrets page takes `first_page`.
+    async fn server_with(log: Arc<Mutex<Vec<String>>>, first_page: std::time::Duration) -> String {
         let app = axum::Router::new().route(
             "/",
             axum::routing::post(move |h: HeaderMap, body: Bytes| {
@@ -360,6 +391,9 @@ mod tests {
                         _ => format!("{op} {id}"),
                     };
                     log.lock().unwrap().push(entry.clone());
+                    if entry == "page 1" {
+                        tokio::time::sleep(first_page).await;
+                    }
                     match (op.as_str(), entry.as_str()) {
                         (_, "page 1") => reply(
                             StatusCode::OK,
@@ -441,5 +475,46 @@ mod tests {
             8,
             "{log:?}"
         );
+    }
+
+    /// A secret alone in its account (described, not listed) is answered while another
+    /// account's listing is still on its first page.
+    #[tokio::test]
+    async fn a_small_account_does_not_wait_for_a_large_accounts_listing() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let url = server_with(log.clone(), std::time::Duration::from_millis(800)).await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        let store = AwsSecrets::new(AwsContext::from_sdk(sdk));
+        let r = |id: &str, region: Option<&str>| SecretRef {
+            id: crate::ids::SecretId::new(id.to_owned()),
+            account: Account {
+                region: region.map(crate::ids::Region::from),
+                role_arn: None,
+            },
+        };
+        let mut refs: Vec<SecretRef> = (0..LIST_THRESHOLD)
+            .map(|i| r(&format!("c{i}"), None))
+            .collect();
+        refs.push(r("x0", Some("eu-west-1")));
+        let mut answers = vec![0; refs.len()];
+        store
+            .describe_many(&refs, &mut |i, m| {
+                assert!(m.is_ok(), "{i}: {m:?}");
+                log.lock().unwrap().push(format!("found {i}"));
+                answers[i] += 1;
+            })
+            .await;
+        assert!(answers.iter().all(|a| *a == 1), "{answers:?}");
+        let log = log.lock().unwrap().clone();
+        let at = |e: &str| log.iter().position(|l| l == e).unwrap_or(usize::MAX);
+        let small = format!("found {LIST_THRESHOLD}");
+        assert!(at(&small) < at("page 2"), "{log:?}");
     }
 }

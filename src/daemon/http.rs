@@ -7,7 +7,7 @@
 //! (more are closed on accept, so file descriptors stay bounded); request bodies are
 //! refused beyond [`Limits::body_bytes`]. Only GET endpoints, nothing secret.
 
-use super::scheduler::Health;
+use super::scheduler::{Health, Liveness};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -26,7 +26,7 @@ struct AppState {
     health: Arc<Health>,
     /// When the watchdog is on, /healthz fails once the loop has not turned for this long.
     stale_after: Option<u64>,
-    clock: Arc<dyn crate::clock::Clock>,
+    live: Arc<std::sync::Mutex<Liveness>>,
 }
 
 /// Bounds on what one client of the admin port can hold.
@@ -89,11 +89,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) {
     }
 }
 
-pub fn router(
-    health: Arc<Health>,
-    stale_after: Option<u64>,
-    clock: Arc<dyn crate::clock::Clock>,
-) -> Router {
+pub fn router(health: Arc<Health>, stale_after: Option<u64>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -101,7 +97,7 @@ pub fn router(
         .with_state(AppState {
             health,
             stale_after,
-            clock,
+            live: Arc::default(),
         })
 }
 
@@ -121,11 +117,12 @@ async fn metrics() -> impl IntoResponse {
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     if let Some(limit) = s.stale_after {
-        let beat = s.health.heartbeat.load(Ordering::Relaxed);
-        let now = s.clock.now().timestamp().max(0) as u64;
-        // The beat is as fresh as the watchdog's last poke; poke for the next check too.
-        s.health.poke.notify_one();
-        if now.saturating_sub(beat) > limit {
+        let alive = s
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .check(&s.health, std::time::Duration::from_secs(limit));
+        if !alive {
             return (StatusCode::SERVICE_UNAVAILABLE, "scheduler loop stalled\n");
         }
     }

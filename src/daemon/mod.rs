@@ -61,7 +61,7 @@ pub async fn main(dir: PathBuf) -> i32 {
         Err(e) => return fatal(&format!("cannot listen on {}: {e}", cfg.daemon.listen)),
     };
     let stale_after = watchdog.map(|w| w.as_secs().max(10));
-    let app = http::router(health.clone(), stale_after, clock.clone());
+    let app = http::router(health.clone(), stale_after);
     tracing::info!(listen = %cfg.daemon.listen, "serving /metrics, /healthz, /readyz");
     tokio::spawn(http::serve(listener, app, http::Limits::default()));
 
@@ -94,7 +94,9 @@ pub async fn main(dir: PathBuf) -> i32 {
 
     let mut dog = watchdog.map(|w| tokio::time::interval(w / 2));
     let mut status_tick = tokio::time::interval(Duration::from_secs(60));
-    let mut trim = memory::AfterLoad::default();
+    let mut live = scheduler::Liveness::new();
+    // The configuration's parse is garbage now.
+    memory::release_free_heap();
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -103,7 +105,6 @@ pub async fn main(dir: PathBuf) -> i32 {
                 match load_dir(&dir) {
                     Ok(new) => {
                         reload_ok(true, clock.as_ref());
-                        trim.loaded();
                         // `run` warns about what only a restart applies, then applies it.
                         let _ = reload_tx.send(new).await;
                     }
@@ -119,19 +120,16 @@ pub async fn main(dir: PathBuf) -> i32 {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = tick_opt(&mut dog) => {
-                // Ping only while the scheduler loop is alive.
-                let beat = health.heartbeat.load(Ordering::Relaxed);
-                let limit = stale_after.unwrap_or(u64::MAX);
-                if (clock.now().timestamp().max(0) as u64).saturating_sub(beat) <= limit {
+                // Ping only while the scheduler loop turns (the check pokes it).
+                if live.check(&health, Duration::from_secs(stale_after.unwrap_or(u64::MAX))) {
                     notify::watchdog();
                 }
-                // A turn before the next tick: an idle loop wakes only when asked.
-                health.poke.notify_one();
             }
-            _ = status_tick.tick() => {
-                notify::status(&status());
-                trim.tick(metrics::get().due_times_pending.get());
+            // A due-time pass ended: its pages and buffers are garbage now.
+            _ = health.pass_done.notified() => {
+                memory::release_free_heap();
             }
+            _ = status_tick.tick() => notify::status(&status()),
         }
     }
     notify::stopping();

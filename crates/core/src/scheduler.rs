@@ -41,12 +41,55 @@ use tokio::time::Instant;
 pub struct Health {
     pub ready: AtomicBool,
     pub store_ok: AtomicBool,
-    /// Unix seconds of the scheduler loop's last turn.
+    /// Unix seconds of the scheduler loop's last turn (for people: the watchdog and
+    /// /healthz go by `turns`, which a wall-clock step does not move).
     pub heartbeat: AtomicU64,
-    /// Wakes the loop for a turn (and a fresh `heartbeat`): the watchdog pokes it at each
-    /// ping, so an idle loop need not wake on its own every few seconds.
+    /// The scheduler loop's turns so far.
+    pub turns: AtomicU64,
+    /// Wakes the loop for a turn: each [`Liveness::check`] pokes it, so an idle loop need
+    /// not wake on its own every few seconds to prove it is alive.
     pub poke: tokio::sync::Notify,
+    /// A pass of due-time reads ended (start, reload, periodic refresh): what it
+    /// allocated is garbage now (the daemon returns it to the system).
+    pub pass_done: tokio::sync::Notify,
     pub status: std::sync::Mutex<String>,
+}
+
+/// Whether the scheduler loop still turns, for the systemd watchdog and /healthz: its
+/// turn counter must have moved within the limit, on the monotonic clock (a wall-clock
+/// step or a suspend says nothing about the loop). Each check pokes the loop, so a live
+/// one has turned by the next check however idle it is.
+#[derive(Debug)]
+pub struct Liveness {
+    seen: u64,
+    moved: Instant,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Liveness {
+    pub fn new() -> Self {
+        Self {
+            seen: 0,
+            moved: Instant::now(),
+        }
+    }
+
+    /// True while the loop turned within `limit` of now (or since this was made).
+    pub fn check(&mut self, health: &Health, limit: Duration) -> bool {
+        let turns = health.turns.load(Ordering::Relaxed);
+        let now = Instant::now();
+        if turns != self.seen {
+            self.seen = turns;
+            self.moved = now;
+        }
+        health.poke.notify_one();
+        now.duration_since(self.moved) <= limit
+    }
 }
 
 /// What the daemon tells a running [`Scheduler`].
@@ -226,7 +269,8 @@ pub struct Scheduler<S, D> {
     status_stale: bool,
     /// `[ha]`: rotations take the secret's lease first.
     ha: Option<Arc<crate::ha::Ha>>,
-    sweep_at: Option<Instant>,
+    /// The minute's tick came: the next turn sweeps the statuses (the first turn too).
+    sweep_due: bool,
     /// The engine's sink: the scheduler reports through the same one.
     telemetry: Arc<dyn Telemetry>,
     /// Where the replica skew comes from (the OS; a seeded source in the simulation).
@@ -285,7 +329,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             status_at: None,
             status_stale: false,
             ha: None,
-            sweep_at: None,
+            sweep_due: true,
             random: Arc::new(OsRandom),
             generations: 0,
             skew: cfg.ha.enabled() || cfg.ha.replicas > 1,
@@ -441,6 +485,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
             DueMsg::BatchDone { reached, total } => {
                 self.batches = self.batches.saturating_sub(1);
+                self.health.pass_done.notify_one();
                 self.health
                     .store_ok
                     .store(reached > 0 || total == 0, Ordering::Relaxed);
@@ -638,7 +683,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             tokio::select! {
                 biased;
                 _ = sleep_until_opt(next) => {}
-                _ = wake.tick() => {}
+                // The sweep runs on the tick itself: timed by elapsed time, a tick a hair
+                // early would skip it and double its period.
+                _ = wake.tick() => self.sweep_due = true,
                 _ = health.poke.notified() => {}
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     match done {
@@ -730,8 +777,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let now_wall = self.clock.now();
         let now = now_wall.timestamp().max(0) as u64;
         self.health.heartbeat.store(now, Ordering::Relaxed);
-        if self.sweep_at.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
-            self.sweep_at = Some(Instant::now());
+        self.health.turns.fetch_add(1, Ordering::Relaxed);
+        if std::mem::take(&mut self.sweep_due) {
             self.sweep();
         }
         // The status line scans every entry: at most every few seconds, not per event.
