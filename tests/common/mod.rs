@@ -6,6 +6,7 @@
 
 pub mod mariadb;
 pub mod postgres;
+pub mod redis;
 
 // Each test binary uses a different subset.
 #[allow(unused_imports)]
