@@ -667,3 +667,101 @@ async fn no_password_or_hash_in_trace_output() {
     }
     assert!(captured.contains("app-db"), "{captured}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_verified_by_default_and_never_falls_back_to_plain_text() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, crt, key) = make_test_certs(certs.path(), "IP:127.0.0.1");
+    let Some(db) = MariaDb::start_with(&[
+        format!("--ssl-cert={}", crt.display()),
+        format!("--ssl-key={}", key.display()),
+    ]) else {
+        return;
+    };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let env = aws_env(Some(&moto.url), None);
+    let tls_target = |extra: &str| {
+        format!(
+            r#"{{ kind = "mysql", host = "127.0.0.1", port = {}, user = "{USER}", admin_secret_id = "db/admin"{extra} }}"#,
+            db.port
+        )
+    };
+
+    // Default (verify-full), the test CA unknown to the system: refused, nothing changed.
+    let dir = config_dir(&secret_config("app", "db/app", &tls_target(""), false));
+    let (ok, out) = rotate(dir.path(), "app", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("cannot log in as \"admin\"") && out.contains("UnknownIssuer"),
+        "{out}"
+    );
+    assert!(db.can_login(USER, INITIAL_PW).await);
+
+    // With the CA: verified, rotated.
+    let dir = config_dir(&secret_config(
+        "app",
+        "db/app",
+        &tls_target(&format!(r#", ca_file = "{}""#, ca.display())),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "app", &env);
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await));
+    assert!(db.can_login(USER, &now).await);
+
+    // A server without TLS: sslmode = "require" fails, never falls back.
+    let Some(plain) = MariaDb::start() else {
+        return;
+    };
+    create_user(&plain, USER, INITIAL_PW).await;
+    create_secret(&c, "db/plain", &plain.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "plain",
+        "db/plain",
+        &format!(
+            r#"{{ kind = "mysql", host = "127.0.0.1", port = {}, user = "{USER}", sslmode = "require" }}"#,
+            plain.port
+        ),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "plain", &env);
+    assert!(!ok, "{out}");
+    assert!(plain.can_login(USER, INITIAL_PW).await);
+    assert!(out.contains("SSL") || out.contains("TLS"), "{out}");
+    assert!(
+        !plain.logs().contains("SET PASSWORD"),
+        "no statement reached the plain server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
+    let moto = Moto::start();
+    let port = silent_server();
+    let c = sm_client(&moto.url).await;
+    let secret = serde_json::json!({"host": "127.0.0.1", "port": port, "username": USER, "password": INITIAL_PW});
+    create_secret(&c, "db/app", &secret.to_string(), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app",
+        "db/app",
+        &target(port, USER, r#"timeout = "2s""#),
+        false,
+    ));
+    let t0 = std::time::Instant::now();
+    let (ok, out) = rotate(dir.path(), "app", &aws_env(Some(&moto.url), None));
+    assert!(!ok, "{out}");
+    assert!(out.contains("no answer within 2s"), "{out}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await)),
+        INITIAL_PW
+    );
+}

@@ -387,3 +387,83 @@ async fn check_remote_dry_run_and_no_password_at_trace_level() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_verified_by_default() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, crt, key) = make_test_certs(certs.path(), "IP:127.0.0.1");
+    let tls_port = free_port();
+    let Some(r) = Redis::start_with(&format!(
+        "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no",
+        crt.display(),
+        key.display(),
+        ca.display()
+    )) else {
+        return;
+    };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    create_user(&r, USER, INITIAL_PW);
+    let secret = |port: u16| {
+        serde_json::json!({"host": "127.0.0.1", "port": port, "username": USER, "password": INITIAL_PW}).to_string()
+    };
+    create_secret(&c, "redis/app", &secret(tls_port), &[]).await;
+    let mut admin = json(&r.secret_json(ADMIN_USER, ADMIN_PASSWORD));
+    admin["port"] = tls_port.into();
+    create_secret(&c, "redis/admin", &admin.to_string(), &[]).await;
+    let env = aws_env(Some(&moto.url), None);
+    let tls_target = |extra: &str| {
+        format!(
+            r#"{{ kind = "redis", host = "127.0.0.1", port = {tls_port}, username = "{USER}", admin_secret_id = "redis/admin"{extra} }}"#
+        )
+    };
+    // Default verify-full, the CA unknown: refused before any command.
+    let dir = config_dir(&secret_config("cache", "redis/app", &tls_target(""), false));
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("TLS") && out.contains("UnknownIssuer"),
+        "{out}"
+    );
+    assert!(r.can_login(USER, INITIAL_PW));
+    // With the CA: rotated over TLS.
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &tls_target(&format!(r#", ca_file = "{}""#, ca.display())),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    assert!(r.can_login(USER, &now));
+    assert!(!r.can_login(USER, INITIAL_PW));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
+    let moto = Moto::start();
+    let port = silent_server();
+    let c = sm_client(&moto.url).await;
+    let secret = |user: &str| {
+        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
+            .to_string()
+    };
+    create_secret(&c, "redis/app", &secret(USER), &[]).await;
+    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(port, USER, r#", timeout = "2s""#),
+        false,
+    ));
+    let t0 = std::time::Instant::now();
+    let (ok, out) = rotate(dir.path(), "cache", &aws_env(Some(&moto.url), None));
+    assert!(!ok, "{out}");
+    assert!(out.contains("no answer within 2s"), "{out}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t0.elapsed()
+    );
+}
