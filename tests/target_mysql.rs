@@ -596,6 +596,20 @@ async fn check_remote_and_dry_run() {
     assert!(!stdout.contains(INITIAL_PW));
     assert_eq!(version_count(&c, "db/app").await, 1);
     assert!(db.can_login(USER, INITIAL_PW).await);
+
+    // plan shows the target: a JSON field and a --wide column.
+    let d = dir.path().to_str().unwrap();
+    let out = rotator(&["plan", "--json", "--config", d], &env);
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+    assert_eq!(rows[0]["target"], "mysql", "{rows}");
+    let out = rotator(&["plan", "--wide", "--config", d], &env);
+    let wide = String::from_utf8_lossy(&out.stdout);
+    let header = wide.lines().next().unwrap_or_default();
+    assert!(header.contains("TARGET"), "{wide}");
+    assert!(
+        wide.lines().nth(1).unwrap_or_default().contains(" mysql "),
+        "{wide}"
+    );
 }
 
 /// Runs `rotate NAME` at `RUST_LOG=trace`, in JSON and in text; everything printed.

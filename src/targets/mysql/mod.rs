@@ -117,9 +117,13 @@ impl ConfiguredTarget for MySqlTarget {
         let account = format!("'{}'@'{}'", self.user, self.user_host);
         Some(match self.mode {
             MySqlMode::SingleUser => format!(
-                "make the new value: AWSCURRENT's JSON with a new {}-character password, written as AWSPENDING; set: {} ALTER USER {account} IDENTIFIED BY PASSWORD <hash> (MariaDB) or BY <password> (MySQL); test: a fresh login + SELECT 1",
+                "make the new value: AWSCURRENT's JSON with a new {}-character password, written as AWSPENDING; set: {}; test: a fresh login + SELECT 1",
                 cfg.generate.length,
-                if self.admin_secret_id.is_some() { "the admin runs" } else { "the user itself sets its password:" },
+                if self.admin_secret_id.is_some() {
+                    format!("the admin runs ALTER USER {account} IDENTIFIED BY PASSWORD <hash> (MariaDB) or BY <password> (MySQL)")
+                } else {
+                    format!("{account} logs in with AWSCURRENT's password and runs SET PASSWORD = <hash> (MariaDB) or ALTER USER USER() IDENTIFIED BY <password> (MySQL)")
+                },
             ),
             MySqlMode::AlternatingUsers => format!(
                 "make the new value: AWSCURRENT's JSON with a new {}-character password for the other account of the pair ({account} or '{}{}'@'{}'), written as AWSPENDING; set: the admin runs CREATE USER (first time) + the original's SHOW GRANTS copied to the clone, then ALTER USER <that account> IDENTIFIED BY PASSWORD <hash>; test: a fresh login + SELECT 1",

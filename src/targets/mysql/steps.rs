@@ -290,9 +290,11 @@ pub(super) async fn check_remote(
         let mine = query_strings(&mut c, "SHOW GRANTS", "SHOW GRANTS", t)
             .await
             .map_err(|(_, e)| e)?;
+        // CREATE USER is a global privilege: only a grant ON *.* can hold it.
         let can = mine.iter().any(|g| {
             let head = g.split(" ON ").next().unwrap_or_default();
-            head.contains("ALL PRIVILEGES") || head.contains("CREATE USER")
+            g.contains(" ON *.* TO ")
+                && (head.contains("ALL PRIVILEGES") || head.contains("CREATE USER"))
         });
         if !can {
             problems.push(format!(
