@@ -256,6 +256,46 @@ async fn a_crash_at_each_step_resumes_to_a_working_password() {
             "{point}: the old one does not"
         );
         assert!(!stages(&c, &id).await.contains_key("AWSPENDING"), "{point}");
+
+        // alternating-users: the clone is made (or finished) by the rerun, with the
+        // original's grants, and the original keeps its login.
+        let user = format!("alt{i}");
+        let id = format!("db/alt{i}");
+        create_user(&db, &user, INITIAL_PW).await;
+        db.sql(&format!("GRANT SELECT ON mysql.* TO `{user}`@`%`"))
+            .await;
+        create_secret(&c, &id, &db.secret_json(&user, INITIAL_PW), &[]).await;
+        let dir = config_dir(&secret_config(
+            "app-db",
+            &id,
+            &target(
+                db.port,
+                &user,
+                r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+            ),
+            false,
+        ));
+        crash_rotate(dir.path(), "app-db", &env, point);
+        let (ok, out) = rotate(dir.path(), "app-db", &env);
+        assert!(ok, "alternating, {point}: {out}");
+        let now = json(&value_at(&c, &id, "AWSCURRENT").await);
+        let clone = format!("{user}_clone");
+        assert_eq!(now["username"], clone.as_str(), "{point}");
+        assert!(
+            db.can_login(&clone, &pw(&now)).await,
+            "{point}: the clone logs in"
+        );
+        assert!(
+            db.can_login(&user, INITIAL_PW).await,
+            "{point}: the original too"
+        );
+        let theirs = db.grants(&format!("`{user}`@`%`")).await.unwrap();
+        let mine = db.grants(&format!("`{clone}`@`%`")).await.unwrap();
+        assert_eq!(
+            normalized(&mine, &clone, &user),
+            normalized(&theirs, &user, &user),
+            "{point}"
+        );
     }
 }
 
