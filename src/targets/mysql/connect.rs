@@ -137,8 +137,16 @@ pub(super) async fn query_strings(
     what: &str,
     t: &MySqlTarget,
 ) -> Result<Vec<String>, (Option<u16>, TargetError)> {
-    match bounded(t.timeout, c.query::<String, _>(sql)).await {
-        Ok(v) => Ok(v),
+    // Rows as `Row`, converted with `from_row_opt`: the typed `query::<String>` panics on
+    // a value it cannot convert (a NULL, a hostile server).
+    match bounded(t.timeout, c.query::<mysql_async::Row, _>(sql)).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|r| {
+                mysql_async::from_row_opt::<String>(r)
+                    .map_err(|_| (None, my(format!("{what}: a row that is not one text column"))))
+            })
+            .collect(),
         Err(Some(e)) => Err((
             server_code(&e),
             my(format!("{what} failed: {}", describe(&e))),
@@ -151,11 +159,12 @@ pub(super) async fn query_strings(
 pub(super) async fn server(c: &mut Conn, t: &MySqlTarget) -> Result<Server, TargetError> {
     let row = bounded(
         t.timeout,
-        c.query_first::<(String, String), _>("SELECT VERSION(), @@SESSION.sql_mode"),
+        c.query_first::<mysql_async::Row, _>("SELECT VERSION(), @@SESSION.sql_mode"),
     )
     .await;
-    match row {
-        Ok(Some((version, mode))) => Ok(Server {
+    match row.map(|r| r.map(mysql_async::from_row_opt::<(String, String)>)) {
+        Ok(Some(Err(_))) => Err(my("SELECT VERSION(), @@SESSION.sql_mode: unexpected values")),
+        Ok(Some(Ok((version, mode)))) => Ok(Server {
             mariadb: version.contains("MariaDB"),
             no_backslash_escapes: mode
                 .split(',')

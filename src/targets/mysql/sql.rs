@@ -177,8 +177,11 @@ fn grantee_positions(line: &str, grantee: &str) -> Vec<usize> {
                 i += 1;
             }
             None => {
-                if line[i..].starts_with(grantee)
-                    && (line[..i].ends_with(" TO ") || line[..i].ends_with(" FOR "))
+                // Bytes, not str slices: `i` may sit inside a multi-byte character of an
+                // object name (a match starts with a backtick, so it is a boundary).
+                if !grantee.is_empty()
+                    && bytes[i..].starts_with(grantee.as_bytes())
+                    && (bytes[..i].ends_with(b" TO ") || bytes[..i].ends_with(b" FOR "))
                 {
                     out.push(i);
                     i += grantee.len();
@@ -275,6 +278,12 @@ mod tests {
             regrant("GRANT SELECT ON ` TO ``app``@``%```.* TO `app`@`%`", a, c).unwrap(),
             "GRANT SELECT ON ` TO ``app``@``%```.* TO `app_clone`@`%`"
         );
+        // Non-ASCII object names: no slicing inside a character.
+        assert_eq!(
+            regrant("GRANT SELECT ON `café`.`tàble` TO `app`@`%`", a, c).unwrap(),
+            "GRANT SELECT ON `café`.`tàble` TO `app_clone`@`%`"
+        );
+        assert!(regrant("GRANT SELECT ON `é TO ` TO `other`@`%` é", a, c).is_err());
         assert!(regrant("REVOKE ALL ON *.* FROM `app`@`%`", a, c).is_err());
         assert!(regrant("GRANT SELECT ON *.* TO `other`@`%`", a, c).is_err());
         assert!(regrant("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 'x'", a, c).is_err());
