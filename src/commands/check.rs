@@ -123,6 +123,29 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         }
     }
 
+    // Each target that can check itself on the live system (its user exists, the admin
+    // may alter it), with the secrets that were readable.
+    let clients = crate::rotation::target::TargetClients::default();
+    for (s, meta) in secrets.iter().zip(&metas) {
+        if s.target.is_none() || !matches!(meta, Ok(m) if !m.deleted) {
+            continue;
+        }
+        let env = crate::rotation::target::TargetEnv {
+            cfg: s,
+            store: &store,
+            clients: &clients,
+            clock: &crate::clock::SystemClock,
+        };
+        match crate::rotation::target::check_remote(&env).await {
+            Ok(found) => problems.extend(
+                found
+                    .into_iter()
+                    .map(|p| format!("{}: target {}: {p}", s.name, s.target.kind())),
+            ),
+            Err(e) => problems.push(format!("{}: target {}: {e}", s.name, s.target.kind())),
+        }
+    }
+
     if let Some(source) = super::events(cfg, &crate::aws::AwsContext::load(&cfg.aws).await) {
         match source.check().await {
             Ok(_) => {}

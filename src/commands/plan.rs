@@ -125,6 +125,8 @@ struct Row {
     /// The window opening that matters now: the one the next rotation starts in.
     window_opens: Option<WindowOpening>,
     consumers: Vec<String>,
+    /// The target kind (`none`, `postgres`, `mysql`, ...): who learns the value first.
+    target: &'static str,
     error: Option<String>,
     #[serde(skip)]
     state: Status,
@@ -201,6 +203,7 @@ pub async fn run(cfg: &Config, json: bool, wide: bool, clock: &dyn Clock) -> i32
                 window: s.window.as_ref().map(|w| w.to_string()),
                 window_opens: None,
                 consumers: s.redeploy.iter().map(|c| c.to_string()).collect(),
+                target: s.target.kind(),
                 error: None,
                 state,
                 sort: None,
@@ -341,6 +344,7 @@ fn table(rows: &[Row], wide: bool) -> String {
                 r.every.clone(),
                 r.window.clone().unwrap_or_else(|| "-".into()),
                 r.secret_id.clone(),
+                r.target.to_owned(),
                 if r.consumers.is_empty() {
                     "-".into()
                 } else {
@@ -362,6 +366,7 @@ fn table(rows: &[Row], wide: bool) -> String {
             "EVERY",
             "WINDOW",
             "SECRET ID",
+            "TARGET",
             "CONSUMERS",
         ]
     } else {

@@ -279,10 +279,10 @@ const FAMILIES: &[Family] = &[
             // Registered secrets have every outcome from 0 (alerts use increase()).
             if r.cfg.is_some() || c > 0 { l.sample(&[("outcome", o), ("secret", n.as_str())], c) }
         } },
-    Family { name: "secret_info", kind: "gauge", help: "Configuration of a secret; always 1 (join on secret). Empty region/account: the daemon's default.",
+    Family { name: "secret_info", kind: "gauge", help: "Configuration of a secret; always 1 (join on secret). Empty region/account: the daemon's default. target: the target kind (none, postgres, mysql, redis, ...).",
         write: |l, n, r| if let Some(cfg) = &r.cfg {
             let [id, region, account, every, window] = info_labels(cfg);
-            l.sample(&[("account", &account), ("every", &every), ("region", &region), ("secret", n.as_str()), ("secret_id", &id), ("store", "aws-secretsmanager"), ("window", &window)], 1)
+            l.sample(&[("account", &account), ("every", &every), ("region", &region), ("secret", n.as_str()), ("secret_id", &id), ("store", "aws-secretsmanager"), ("target", cfg.target.kind()), ("window", &window)], 1)
         } },
     Family { name: "ecs_redeploys_total", kind: "counter", help: "Forced ECS redeployments by verdict (stable, rolled_back, stalled, missing, not_forceable, failed).",
         write: |l, n, r| for (svc, counts) in &r.counts().redeploys {
@@ -428,7 +428,7 @@ mod tests {
             line("p_rotations_total{outcome=\"success\",secret=\"db\"}").as_deref(),
             Some("0")
         );
-        assert!(text.contains("p_secret_info{account=\"123456789012\",every=\"30d\",region=\"eu-west-1\",secret=\"db\",secret_id=\"arn:aws:secretsmanager:eu-west-1:123456789012:secret:db\",store=\"aws-secretsmanager\",window=\"\"} 1"), "{text}");
+        assert!(text.contains("p_secret_info{account=\"123456789012\",every=\"30d\",region=\"eu-west-1\",secret=\"db\",secret_id=\"arn:aws:secretsmanager:eu-west-1:123456789012:secret:db\",store=\"aws-secretsmanager\",target=\"none\",window=\"\"} 1"), "{text}");
         // A reload without worker: its series go; api keeps its counts.
         let cfg = SecretBuilder::new("db", "app/db")
             .redeploy("prod", &["api"])

@@ -7,6 +7,8 @@
 //! | `command`        | the engine                       | operator program       | operator program         | operator program (old value)    |
 //! | `postgres`       | the kind (JSON, new password)    | `ALTER`/`CREATE ROLE`  | fresh login + `SELECT 1` | - (see [`postgres`])            |
 //! | `iam-access-key` | the kind (`CreateAccessKey`)     | -                      | STS `GetCallerIdentity`  | deactivate the old key          |
+//! | `mysql`          | the kind (JSON, new password)    | `ALTER`/`CREATE USER` + copied grants | fresh login + `SELECT 1` | - (see [`mysql`]) |
+//! | `redis`          | the kind (JSON, new password)    | `ACL SETUSER u #sha256` (both log in) | fresh `AUTH` + `PING` | `ACL SETUSER u !sha256` (old) |
 //!
 //! `none` is the core's; the others live here. The seam is two traits of the core:
 //! [`TargetKind`](crate::config::TargetKind) reads a kind's `target` table (its keys are
@@ -43,10 +45,15 @@ macro_rules! kinds {
     };
 }
 
+/// What the server-login kinds share (pinned server keys, JSON secrets, TLS roots).
+mod shared;
+
 kinds! {
     command::Command,
     postgres::Postgres,
     iam::IamAccessKey,
+    mysql::MySql,
+    redis::Redis,
 }
 
 #[cfg(test)]
@@ -56,7 +63,14 @@ mod tests {
         let r = super::registry();
         assert_eq!(
             r.names().collect::<Vec<_>>(),
-            ["none", "command", "postgres", "iam-access-key"]
+            [
+                "none",
+                "command",
+                "postgres",
+                "iam-access-key",
+                "mysql",
+                "redis"
+            ]
         );
         assert_eq!(
             r.keys("command"),
@@ -65,6 +79,37 @@ mod tests {
         assert_eq!(
             r.keys("iam-access-key"),
             Some(&["user", "delete_after"][..])
+        );
+        assert_eq!(
+            r.keys("redis"),
+            Some(
+                &[
+                    "host",
+                    "port",
+                    "username",
+                    "admin_secret_id",
+                    "sslmode",
+                    "ca_file",
+                    "timeout"
+                ][..]
+            )
+        );
+        assert_eq!(
+            r.keys("mysql"),
+            Some(
+                &[
+                    "mode",
+                    "admin_secret_id",
+                    "sslmode",
+                    "clone_suffix",
+                    "host",
+                    "port",
+                    "user",
+                    "user_host",
+                    "ca_file",
+                    "timeout"
+                ][..]
+            )
         );
     }
 }

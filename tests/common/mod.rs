@@ -4,7 +4,9 @@
 //! Prometheus text) come from the test kit and are re-exported here.
 #![allow(dead_code)]
 
+pub mod mariadb;
 pub mod postgres;
+pub mod redis;
 
 // Each test binary uses a different subset.
 #[allow(unused_imports)]
@@ -345,4 +347,93 @@ pub async fn version_count(c: &aws_sdk_secretsmanager::Client, id: &str) -> usiz
         .expect("versions")
         .versions()
         .len()
+}
+
+/// A test CA and a server certificate for `san` (e.g. `IP:127.0.0.1`) signed by it, made
+/// with openssl in `dir`: returns (ca.crt, server.crt, server.key), all world-readable so
+/// a server running as another OS user can read them.
+pub fn make_test_certs(dir: &Path, san: &str) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("cert dir");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/install-tools installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=server",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("ext"), format!("subjectAltName={san}\n")).expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        "-out",
+        "server.crt",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["ca.crt", "server.crt", "server.key"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+    (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+/// A TCP server that accepts connections and never answers (a hung or hostile server);
+/// the connections are held until the process ends.
+pub fn silent_server() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
 }

@@ -108,6 +108,17 @@ pub trait ConfiguredTarget: AsAny + Debug + Send + Sync + 'static {
         "revoke the previous value".into()
     }
 
+    /// `check --remote`: what the kind can verify on the live system with the configured
+    /// credentials (say, the user exists and the admin may alter it), one line per
+    /// problem; `Err` when the check could not run. Nothing is changed.
+    fn check_remote<'a>(
+        &'a self,
+        env: &'a TargetEnv<'a>,
+    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+        let _ = env;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Weaker-than-default settings worth a warning at `check` (allowed, because
     /// written), each naming the secret.
     fn warnings(&self, cfg: &SecretConfig) -> Vec<String> {

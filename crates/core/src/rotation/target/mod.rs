@@ -97,6 +97,11 @@ pub async fn revoke(
     target.revoke(env, current, previous).await
 }
 
+/// `check --remote`: the target's own problems on the live system (read-only).
+pub async fn check_remote(env: &TargetEnv<'_>) -> Result<Vec<String>, TargetError> {
+    env.cfg.target.ops().check_remote(env).await
+}
+
 /// Weaker-than-default settings worth a warning at `check` (allowed, because written).
 pub fn config_warnings(cfg: &SecretConfig) -> Vec<String> {
     cfg.target.ops().warnings(cfg)

@@ -1,0 +1,313 @@
+//! Statements and quoting: accounts quoted as identifiers, passwords sent as hashes
+//! (MariaDB) or as literals quoted for the session's `sql_mode` (MySQL), grants copied
+//! line by line from `SHOW GRANTS`.
+
+use super::my;
+use crate::rotation::target::TargetError;
+use secrecy::{ExposeSecret, SecretString};
+use sha1::{Digest, Sha1};
+
+/// `` `user`@`host` ``: both parts as backtick-quoted identifiers (a backtick doubled).
+/// Backtick quoting reads the same whatever `sql_mode` says (no backslash escapes,
+/// `ANSI_QUOTES` or not), and it is how `SHOW GRANTS` prints an account.
+pub(super) fn quote_account(user: &str, host: &str) -> Result<String, TargetError> {
+    if user.is_empty() || user.contains('\0') || host.contains('\0') {
+        return Err(my("a user name must be non-empty and contain no NUL"));
+    }
+    if user.len() > super::config::MAX_USER {
+        return Err(my(format!(
+            "user name \"{user}\" is longer than {} bytes",
+            super::config::MAX_USER
+        )));
+    }
+    Ok(format!(
+        "`{}`@`{}`",
+        user.replace('`', "``"),
+        host.replace('`', "``")
+    ))
+}
+
+/// A string literal for a session whose `sql_mode` has (or has not)
+/// `NO_BACKSLASH_ESCAPES`: with it a backslash is an ordinary character, without it a
+/// backslash escapes the next one, so it is doubled. A quote is doubled either way.
+pub(super) fn quote_literal(s: &str, no_backslash_escapes: bool) -> Result<String, TargetError> {
+    if s.contains('\0') {
+        return Err(my("a string literal cannot contain NUL"));
+    }
+    let body = s.replace('\'', "''");
+    Ok(if no_backslash_escapes {
+        format!("'{body}'")
+    } else {
+        format!("'{}'", body.replace('\\', "\\\\"))
+    })
+}
+
+/// The `mysql_native_password` hash the server stores: `*` and the upper-case hex of
+/// SHA1(SHA1(password)). Sent instead of the password (`IDENTIFIED BY PASSWORD '*...'`),
+/// so the statement that reaches the general and slow logs holds no password: MariaDB
+/// logs `ALTER USER ... IDENTIFIED BY 'password'` as written.
+pub(super) fn native_password_hash(password: &SecretString) -> SecretString {
+    let inner = Sha1::digest(password.expose_secret().as_bytes());
+    let outer = Sha1::digest(inner);
+    let mut s = String::with_capacity(41);
+    s.push('*');
+    for b in outer {
+        s.push_str(&format!("{b:02X}"));
+    }
+    SecretString::from(s)
+}
+
+/// The statement that sets an account's password.
+///
+/// MariaDB: `ALTER USER acct IDENTIFIED BY PASSWORD '*hash'` (the hash is 41 characters
+/// of `*0-9A-F`, nothing to escape). MySQL (which rewrites the password out of its logs
+/// itself, and whose 8.4+ may not have mysql_native_password at all): `ALTER USER acct
+/// IDENTIFIED BY 'password'`, quoted for the session's `sql_mode`.
+pub(super) fn alter_password_sql(
+    account: &str,
+    password: &SecretString,
+    server: &Server,
+) -> Result<SecretString, TargetError> {
+    Ok(SecretString::from(if server.mariadb {
+        format!(
+            "ALTER USER {account} IDENTIFIED BY PASSWORD '{}'",
+            native_password_hash(password).expose_secret()
+        )
+    } else {
+        format!(
+            "ALTER USER {account} IDENTIFIED BY {}",
+            quote_literal(password.expose_secret(), server.no_backslash_escapes)?
+        )
+    }))
+}
+
+/// A user changing its own password (single-user mode without an admin): any account may
+/// (MariaDB `SET PASSWORD = '*hash'`, MySQL `ALTER USER USER() IDENTIFIED BY ...`).
+pub(super) fn own_password_sql(
+    password: &SecretString,
+    server: &Server,
+) -> Result<SecretString, TargetError> {
+    Ok(SecretString::from(if server.mariadb {
+        format!(
+            "SET PASSWORD = '{}'",
+            native_password_hash(password).expose_secret()
+        )
+    } else {
+        format!(
+            "ALTER USER USER() IDENTIFIED BY {}",
+            quote_literal(password.expose_secret(), server.no_backslash_escapes)?
+        )
+    }))
+}
+
+/// `CREATE USER clone IDENTIFIED BY ...`: the clone starts with no privilege at all.
+pub(super) fn create_user_sql(
+    account: &str,
+    password: &SecretString,
+    server: &Server,
+) -> Result<SecretString, TargetError> {
+    let alter = alter_password_sql(account, password, server)?;
+    Ok(SecretString::from(alter.expose_secret().replacen(
+        "ALTER USER",
+        "CREATE USER",
+        1,
+    )))
+}
+
+/// What the admin connection found out about the server.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Server {
+    pub(super) mariadb: bool,
+    pub(super) no_backslash_escapes: bool,
+}
+
+/// One `SHOW GRANTS` line of `from`, made into the same grant for `to`: the grantee
+/// replaced and the password clause MariaDB prints (`IDENTIFIED BY PASSWORD '*...'`)
+/// dropped. Only `GRANT ...` and `SET DEFAULT ROLE ...` lines are accepted, and the
+/// grantee must appear exactly once, after `TO` or `FOR` and outside quotes.
+pub(super) fn regrant(line: &str, from: &str, to: &str) -> Result<String, String> {
+    if !(line.starts_with("GRANT ") || line.starts_with("SET DEFAULT ROLE ")) {
+        return Err(format!("unexpected SHOW GRANTS line: {line}"));
+    }
+    let at = grantee_positions(line, from);
+    let [pos] = at[..] else {
+        return Err(format!(
+            "cannot find the grantee {from} exactly once in: {line}"
+        ));
+    };
+    let mut rest = &line[pos + from.len()..];
+    const PW: &str = " IDENTIFIED BY PASSWORD '";
+    if let Some(after) = rest.strip_prefix(PW) {
+        match after.find('\'') {
+            Some(end) => rest = &after[end + 1..],
+            None => return Err("unterminated IDENTIFIED BY PASSWORD clause".into()),
+        }
+    }
+    if rest.trim_start().starts_with("IDENTIFIED") {
+        // Another authentication plugin (ed25519, unix_socket, ...): the clone would need
+        // it too; refused rather than guessed.
+        return Err(format!(
+            "{from} authenticates with a plugin other than mysql_native_password; alternating-users supports only password accounts"
+        ));
+    }
+    Ok(format!("{}{to}{rest}", &line[..pos]))
+}
+
+/// Where `grantee` stands in `line` outside quoted text, right after `TO ` or `FOR `.
+fn grantee_positions(line: &str, grantee: &str) -> Vec<usize> {
+    let bytes = line.as_bytes();
+    let mut out = Vec::new();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) => {
+                if c == b'\\' && q == b'\'' {
+                    i += 2;
+                    continue;
+                }
+                if c == q {
+                    if bytes.get(i + 1) == Some(&q) {
+                        i += 2;
+                        continue;
+                    }
+                    quote = None;
+                }
+                i += 1;
+            }
+            None => {
+                // Bytes, not str slices: `i` may sit inside a multi-byte character of an
+                // object name (a match starts with a backtick, so it is a boundary).
+                if !grantee.is_empty()
+                    && bytes[i..].starts_with(grantee.as_bytes())
+                    && (bytes[..i].ends_with(b" TO ") || bytes[..i].ends_with(b" FOR "))
+                {
+                    out.push(i);
+                    i += grantee.len();
+                    continue;
+                }
+                if c == b'`' || c == b'\'' || c == b'"' {
+                    quote = Some(c);
+                }
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The grants of `clone` that `base` lacks, each written as for `base`: an empty list
+/// means the clone holds nothing more than the original.
+pub(super) fn extra_grants(
+    base_lines: &[String],
+    clone_lines: &[String],
+    base: &str,
+    clone: &str,
+) -> Result<Vec<String>, String> {
+    let theirs: Vec<String> = base_lines
+        .iter()
+        .map(|l| regrant(l, base, base))
+        .collect::<Result<_, _>>()?;
+    let mut extra = Vec::new();
+    for l in clone_lines {
+        let as_base = regrant(l, clone, base)?;
+        if !theirs.contains(&as_base) && !is_bare_usage(&as_base, base) {
+            extra.push(as_base);
+        }
+    }
+    Ok(extra)
+}
+
+/// `GRANT USAGE ON *.* TO acct` alone: "may log in", which every account has.
+fn is_bare_usage(line: &str, account: &str) -> bool {
+    line == format!("GRANT USAGE ON *.* TO {account}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_and_literals_are_quoted() {
+        assert_eq!(quote_account("app", "%").unwrap(), "`app`@`%`");
+        assert_eq!(quote_account("we`ird", "h'").unwrap(), "`we``ird`@`h'`");
+        assert!(quote_account("", "%").is_err());
+        assert!(quote_account("a\0", "%").is_err());
+        assert!(quote_account(&"a".repeat(81), "%").is_err());
+        assert_eq!(quote_literal("it's", false).unwrap(), "'it''s'");
+        assert_eq!(quote_literal("a\\'b", false).unwrap(), "'a\\\\''b'");
+        assert_eq!(quote_literal("a\\'b", true).unwrap(), "'a\\''b'");
+        assert!(quote_literal("a\0", true).is_err());
+    }
+
+    #[test]
+    fn native_hash_matches_the_server() {
+        assert_eq!(
+            native_password_hash(&SecretString::from("OtherSecretPw2")).expose_secret(),
+            // SHOW GRANTS after SET PASSWORD ... = PASSWORD('OtherSecretPw2') on MariaDB 10.11
+            "*8EC2877335E028F37F38F4D8DFE70C9D1F9CCA17"
+        );
+        let s = Server {
+            mariadb: true,
+            no_backslash_escapes: false,
+        };
+        let sql = alter_password_sql("`a`@`%`", &SecretString::from("x'\\"), &s).unwrap();
+        assert!(sql.expose_secret().starts_with("ALTER USER `a`@`%` IDENTIFIED BY PASSWORD '*"));
+        let sql = create_user_sql("`a`@`%`", &SecretString::from("x"), &s).unwrap();
+        assert!(sql.expose_secret().starts_with("CREATE USER `a`@`%` IDENTIFIED BY PASSWORD '*"));
+    }
+
+    #[test]
+    fn grants_are_rewritten_for_the_clone_only_at_the_grantee() {
+        let (a, c) = ("`app`@`%`", "`app_clone`@`%`");
+        assert_eq!(
+            regrant("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*8EC2877335E028F37F38F4D8DFE70C9D1F9CCA17'", a, c).unwrap(),
+            "GRANT USAGE ON *.* TO `app_clone`@`%`"
+        );
+        assert_eq!(
+            regrant("GRANT SELECT, INSERT ON `shop`.* TO `app`@`%` WITH GRANT OPTION", a, c).unwrap(),
+            "GRANT SELECT, INSERT ON `shop`.* TO `app_clone`@`%` WITH GRANT OPTION"
+        );
+        assert_eq!(
+            regrant("SET DEFAULT ROLE `r` FOR `app`@`%`", a, c).unwrap(),
+            "SET DEFAULT ROLE `r` FOR `app_clone`@`%`"
+        );
+        // A quoted object name that spells the grantee is not the grantee.
+        assert_eq!(
+            regrant("GRANT SELECT ON ` TO ``app``@``%```.* TO `app`@`%`", a, c).unwrap(),
+            "GRANT SELECT ON ` TO ``app``@``%```.* TO `app_clone`@`%`"
+        );
+        // Non-ASCII object names: no slicing inside a character.
+        assert_eq!(
+            regrant("GRANT SELECT ON `café`.`tàble` TO `app`@`%`", a, c).unwrap(),
+            "GRANT SELECT ON `café`.`tàble` TO `app_clone`@`%`"
+        );
+        assert!(regrant("GRANT SELECT ON `é TO ` TO `other`@`%` é", a, c).is_err());
+        assert!(regrant("REVOKE ALL ON *.* FROM `app`@`%`", a, c).is_err());
+        assert!(regrant("GRANT SELECT ON *.* TO `other`@`%`", a, c).is_err());
+        assert!(regrant("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED VIA ed25519 USING 'x'", a, c).is_err());
+    }
+
+    #[test]
+    fn a_clone_may_hold_no_more_than_the_original() {
+        let (a, c) = ("`app`@`%`", "`app_clone`@`%`");
+        let base = vec![
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AA'".to_owned(),
+            "GRANT SELECT ON `shop`.* TO `app`@`%`".to_owned(),
+        ];
+        let same = vec![
+            "GRANT USAGE ON *.* TO `app_clone`@`%` IDENTIFIED BY PASSWORD '*BB'".to_owned(),
+            "GRANT SELECT ON `shop`.* TO `app_clone`@`%`".to_owned(),
+        ];
+        assert!(extra_grants(&base, &same, a, c).unwrap().is_empty());
+        // Fewer is fine (a half-made clone gets the rest).
+        assert!(extra_grants(&base, &same[..1], a, c).unwrap().is_empty());
+        let more = vec![
+            "GRANT USAGE ON *.* TO `app_clone`@`%`".to_owned(),
+            "GRANT SELECT, DELETE ON `shop`.* TO `app_clone`@`%`".to_owned(),
+            "GRANT ALL PRIVILEGES ON *.* TO `app_clone`@`%` WITH GRANT OPTION".to_owned(),
+        ];
+        assert_eq!(extra_grants(&base, &more, a, c).unwrap().len(), 2);
+    }
+}

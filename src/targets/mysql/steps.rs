@@ -1,0 +1,309 @@
+//! The steps: make the value, set it (as the admin or the user itself), test it, and the
+//! remote check.
+
+use super::config::{MySql, MySqlMode, MySqlTarget};
+use super::connect::{close, connect, connect_raw, exec, query_strings, server};
+use super::my;
+use super::secret::{clone_of, parse, Login};
+use super::sql::{
+    alter_password_sql, create_user_sql, extra_grants, native_password_hash, own_password_sql,
+    quote_account, regrant,
+};
+use crate::config::TargetKind;
+use crate::rotation::generate::generate;
+use crate::rotation::store::{Select, AWSCURRENT};
+use crate::rotation::target::{Masker, TargetEnv, TargetError};
+use crate::targets::shared::{masked, read_secret_current, JsonSecret};
+use mysql_async::Conn;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+/// ER_NONEXISTING_GRANT: `SHOW GRANTS FOR` an account that does not exist.
+const NO_SUCH_GRANT: u16 = 1141;
+/// ER_CANNOT_USER: `CREATE USER` of an account that exists.
+const CANNOT_USER: u16 = 1396;
+
+pub(super) async fn create_value(
+    env: &TargetEnv<'_>,
+    t: &MySqlTarget,
+) -> Result<SecretString, TargetError> {
+    let (_, current) = env
+        .store
+        .get_value(&env.cfg.secret, Select::Stage(AWSCURRENT))
+        .await?;
+    let mut doc = parse(&current, "AWSCURRENT")?;
+    // Fail now, before anything is written, if the document cannot be used later (or
+    // names a server or user this target may not touch).
+    let user = Login::of(&doc, t)?.user;
+    let new_user = match t.mode {
+        MySqlMode::SingleUser => user,
+        MySqlMode::AlternatingUsers if user == t.user => clone_of(t),
+        MySqlMode::AlternatingUsers => t.user.clone(),
+    };
+    quote_account(&new_user, &t.user_host)?;
+    let password = generate(&env.cfg.generate).map_err(|e| my(e.to_string()))?;
+    doc.doc.insert("username".into(), Value::String(new_user));
+    doc.doc.insert(
+        "password".into(),
+        Value::String(password.expose_secret().to_owned()),
+    );
+    doc.which = "pending";
+    doc.to_secret()
+}
+
+async fn read_admin(env: &TargetEnv<'_>, t: &MySqlTarget) -> Result<Option<JsonSecret>, TargetError> {
+    match &t.admin_secret_id {
+        None => Ok(None),
+        Some(id) => {
+            let v = read_secret_current(env, id, MySql::NAME).await?;
+            parse(&v, "admin secret's").map(Some)
+        }
+    }
+}
+
+/// A masker for everything a failure might echo: every password in play and the
+/// pending password's hash.
+fn masker_for(value: &SecretString, others: &[&JsonSecret]) -> Masker {
+    let mut masker = Masker::of(value);
+    for s in others {
+        if let Ok(p) = s.password() {
+            masker.add(&p);
+            masker.add_str(native_password_hash(&p).expose_secret());
+        }
+    }
+    masker
+}
+
+pub(super) async fn set(
+    env: &TargetEnv<'_>,
+    t: &MySqlTarget,
+    value: &SecretString,
+) -> Result<(), TargetError> {
+    let pending = parse(value, "pending")?;
+    let (_, current) = env
+        .store
+        .get_value(&env.cfg.secret, Select::Stage(AWSCURRENT))
+        .await?;
+    let current = parse(&current, "AWSCURRENT")?;
+    let admin = read_admin(env, t).await?;
+    let mut all = vec![&pending, &current];
+    all.extend(admin.as_ref());
+    let masker = masker_for(value, &all);
+    let result = async {
+        let login = Login::of(&pending, t)?;
+        let current_login = Login::of(&current, t)?;
+        match (t.mode, admin.as_ref()) {
+            (MySqlMode::SingleUser, Some(admin)) => {
+                let mut c = connect(&Login::admin(admin, t)?, t).await?;
+                let r = alter(&mut c, &login, t).await;
+                close(c, t).await;
+                r
+            }
+            (MySqlMode::SingleUser, None) => set_own(env, t, &login, current_login).await,
+            (MySqlMode::AlternatingUsers, None) => {
+                Err(my("alternating-users mode needs admin_secret_id"))
+            }
+            (MySqlMode::AlternatingUsers, Some(admin)) => {
+                if login.user == current_login.user {
+                    return Err(my(format!(
+                        "alternating-users mode: the pending value names the same user as AWSCURRENT (\"{}\")",
+                        login.user
+                    )));
+                }
+                let mut c = connect(&Login::admin(admin, t)?, t).await?;
+                let r = if login.user == t.user {
+                    alter(&mut c, &login, t).await
+                } else {
+                    set_clone(env, &mut c, &login, t).await
+                };
+                close(c, t).await;
+                r
+            }
+        }
+    }
+    .await;
+    result.map_err(|e| masked(&masker, e))
+}
+
+/// `ALTER USER` of the login's account, as the admin.
+async fn alter(c: &mut Conn, login: &Login, t: &MySqlTarget) -> Result<(), TargetError> {
+    let srv = server(c, t).await?;
+    let account = quote_account(&login.user, &t.user_host)?;
+    let sql = alter_password_sql(&account, &login.password, &srv)?;
+    exec(c, sql.expose_secret(), &format!("ALTER USER {account}"), t)
+        .await
+        .map_err(|(_, e)| e)
+}
+
+/// single-user without an admin: the user sets its own password, logged in with
+/// AWSCURRENT's. If that login is refused, set may have run already (a crash after set):
+/// when the pending password logs in, set is done.
+async fn set_own(
+    env: &TargetEnv<'_>,
+    t: &MySqlTarget,
+    login: &Login,
+    current: Login,
+) -> Result<(), TargetError> {
+    let user = &login.user;
+    let as_current = login.with_password(current.password);
+    match connect_raw(&as_current, t).await {
+        Ok(mut c) => {
+            let r = async {
+                let srv = server(&mut c, t).await?;
+                let sql = own_password_sql(&login.password, &srv)?;
+                exec(&mut c, sql.expose_secret(), &format!("setting the password of \"{user}\""), t)
+                    .await
+                    .map_err(|(_, e)| e)
+            }
+            .await;
+            close(c, t).await;
+            r
+        }
+        Err(first) if first.auth => match connect_raw(login, t).await {
+            Ok(c) => {
+                close(c, t).await;
+                tracing::info!(secret = %env.cfg.name, user = %user, "the user already logs in with the pending password: set was done by an earlier run");
+                Ok(())
+            }
+            Err(second) => Err(my(format!(
+                "cannot log in as \"{user}\" with AWSCURRENT's password ({}) nor with the pending one ({}); the password was changed outside this rotation: configure admin_secret_id or reset it",
+                first.text, second.text
+            ))),
+        },
+        Err(e) => Err(my(format!(
+            "cannot log in as \"{user}\" at {}:{}: {}",
+            t.host, t.port, e.text
+        ))),
+    }
+}
+
+/// `SHOW GRANTS FOR account`, or `None` when the account does not exist.
+async fn grants(c: &mut Conn, account: &str, t: &MySqlTarget) -> Result<Option<Vec<String>>, TargetError> {
+    match query_strings(c, &format!("SHOW GRANTS FOR {account}"), &format!("SHOW GRANTS FOR {account}"), t).await {
+        Ok(v) => Ok(Some(v)),
+        Err((Some(NO_SUCH_GRANT), _)) => Ok(None),
+        Err((_, e)) => Err(e),
+    }
+}
+
+/// alternating-users, the clone: created with no privilege, then given exactly the
+/// original's grants (`SHOW GRANTS FOR` the original, the grantee rewritten). An existing
+/// clone holding any grant the original lacks gets no password; one holding fewer (a
+/// run that stopped half-way, or grants added to the original since) gets the rest.
+async fn set_clone(
+    env: &TargetEnv<'_>,
+    c: &mut Conn,
+    login: &Login,
+    t: &MySqlTarget,
+) -> Result<(), TargetError> {
+    let srv = server(c, t).await?;
+    let base = quote_account(&t.user, &t.user_host)?;
+    let clone = quote_account(&login.user, &t.user_host)?;
+    let Some(base_grants) = grants(c, &base, t).await? else {
+        return Err(my(format!("the original user {base} does not exist")));
+    };
+    let copied: Vec<String> = base_grants
+        .iter()
+        .map(|l| regrant(l, &base, &clone))
+        .collect::<Result<_, _>>()
+        .map_err(my)?;
+    let existing = match grants(c, &clone, t).await? {
+        Some(g) => Some(g),
+        None => {
+            tracing::info!(secret = %env.cfg.name, user = %login.user, like = %t.user, "creating the alternate user with the original's grants");
+            let sql = create_user_sql(&clone, &login.password, &srv)?;
+            match exec(c, sql.expose_secret(), &format!("CREATE USER {clone}"), t).await {
+                Ok(()) => None,
+                // Created meanwhile by another rotator: checked like any existing clone.
+                Err((Some(CANNOT_USER), _)) => grants(c, &clone, t).await?,
+                Err((_, e)) => return Err(e),
+            }
+        }
+    };
+    if let Some(clone_grants) = existing {
+        let extra = extra_grants(&base_grants, &clone_grants, &base, &clone).map_err(my)?;
+        if !extra.is_empty() {
+            return Err(my(format!(
+                "user {clone} holds grants that {base} lacks ({}); refusing to set its password (fix the user by hand)",
+                extra.join("; ")
+            )));
+        }
+    }
+    for g in &copied {
+        exec(c, g, &format!("copying a grant to {clone} ({g})"), t)
+            .await
+            .map_err(|(_, e)| e)?;
+    }
+    let sql = alter_password_sql(&clone, &login.password, &srv)?;
+    exec(c, sql.expose_secret(), &format!("ALTER USER {clone}"), t)
+        .await
+        .map_err(|(_, e)| e)
+}
+
+pub(super) async fn test(t: &MySqlTarget, value: &SecretString) -> Result<(), TargetError> {
+    let pending = parse(value, "pending")?;
+    let masker = masker_for(value, &[&pending]);
+    let run = async {
+        let login = Login::of(&pending, t)?;
+        let mut c = connect(&login, t).await?;
+        let r = query_strings(&mut c, "SELECT '1'", &format!("SELECT 1 as \"{}\"", login.user), t)
+            .await
+            .map_err(|(_, e)| e);
+        close(c, t).await;
+        r.map(|_| ())
+    };
+    run.await.map_err(|e| masked(&masker, e))
+}
+
+/// `check --remote`: the admin (or, without one, the user itself) logs in, the user
+/// exists, and the admin may see its grants and alter it. Each problem is one line.
+pub(super) async fn check_remote(
+    env: &TargetEnv<'_>,
+    t: &MySqlTarget,
+) -> Result<Vec<String>, TargetError> {
+    let (_, current) = env
+        .store
+        .get_value(&env.cfg.secret, Select::Stage(AWSCURRENT))
+        .await?;
+    let current_doc = parse(&current, "AWSCURRENT")?;
+    let admin = read_admin(env, t).await?;
+    let mut all = vec![&current_doc];
+    all.extend(admin.as_ref());
+    let masker = masker_for(&current, &all);
+    let run = async {
+        let app = Login::of(&current_doc, t)?;
+        let Some(admin) = admin.as_ref() else {
+            // The user changes its own password: its own login is the whole check.
+            let c = connect(&app, t).await?;
+            close(c, t).await;
+            return Ok(Vec::new());
+        };
+        let mut c = connect(&Login::admin(admin, t)?, t).await?;
+        let mut problems = Vec::new();
+        let base = quote_account(&t.user, &t.user_host)?;
+        match grants(&mut c, &base, t).await {
+            Ok(Some(_)) => {}
+            Ok(None) => problems.push(format!("user {base} does not exist")),
+            Err(e) => problems.push(e.to_string()),
+        }
+        // The privilege ALTER USER and CREATE USER need (MariaDB and MySQL alike).
+        let mine = query_strings(&mut c, "SHOW GRANTS", "SHOW GRANTS", t)
+            .await
+            .map_err(|(_, e)| e)?;
+        // CREATE USER is a global privilege: only a grant ON *.* can hold it.
+        let can = mine.iter().any(|g| {
+            let head = g.split(" ON ").next().unwrap_or_default();
+            g.contains(" ON *.* TO ")
+                && (head.contains("ALL PRIVILEGES") || head.contains("CREATE USER"))
+        });
+        if !can {
+            problems.push(format!(
+                "the admin secret's user \"{}\" lacks the CREATE USER privilege (needed to ALTER USER {base})",
+                admin.username()?
+            ));
+        }
+        close(c, t).await;
+        Ok(problems)
+    };
+    run.await.map_err(|e| masked(&masker, e))
+}

@@ -1,0 +1,164 @@
+//! A real Redis server per test (Debian's `redis-server`) on 127.0.0.1 and a free port,
+//! no persistence, every command in the slow log (`slowlog-log-slower-than 0`), an ACL
+//! admin `admin` with a known password and the default user off. Driven with
+//! `redis-cli`. Killed on drop. Missing binaries: skipped locally, a failure under CI
+//! (see [`super::mariadb::missing`]).
+
+use rotator_test_kit::net::free_port;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-Pa55:/@'\"\\word";
+
+pub struct Redis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn cli() -> PathBuf {
+    PathBuf::from("/usr/bin/redis-cli")
+}
+
+impl Redis {
+    /// A new server; `extra` lines are added to its config file (e.g. TLS settings).
+    pub fn start_with(extra: &str) -> Option<Self> {
+        let server = PathBuf::from("/usr/bin/redis-server");
+        if !server.exists() || !cli().exists() {
+            super::mariadb::missing("Redis server (Debian package redis-server)");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("redis-test-")
+            .tempdir()
+            .expect("temp dir");
+        for _attempt in 0..3 {
+            let port = free_port();
+            let conf = dir.path().join("redis.conf");
+            // The admin's password as a SHA-256 hash: no password in the file.
+            std::fs::write(
+                &conf,
+                format!(
+                    "bind 127.0.0.1\nport {port}\nsave \"\"\nappendonly no\ndir {}\nslowlog-log-slower-than 0\nslowlog-max-len 10000\nuser default off\nuser {ADMIN_USER} on #{} ~* &* +@all\n{extra}\n",
+                    dir.path().display(),
+                    sha256_hex(ADMIN_PASSWORD)
+                ),
+            )
+            .expect("redis.conf");
+            let t0 = Instant::now();
+            let mut child = Command::new(&server)
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server");
+            while t0.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    eprintln!("redis on 127.0.0.1:{port} started in {:?}", t0.elapsed());
+                    return Some(Self { port, dir, child });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start");
+    }
+
+    pub fn start() -> Option<Self> {
+        Self::start_with("")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `redis-cli` as `user` (`None`: the admin); stdout, or the error text.
+    pub fn cli_as(&self, user: &str, password: &str, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(cli())
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["--user", user, "--pass", password, "--no-auth-warning"])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success()
+            || text.contains("WRONGPASS")
+            || text.starts_with("ERR")
+            || text.starts_with("NOAUTH")
+        {
+            Err(format!("{text}{}", String::from_utf8_lossy(&out.stderr)))
+        } else {
+            Ok(text)
+        }
+    }
+
+    pub fn admin(&self, args: &[&str]) -> String {
+        self.cli_as(ADMIN_USER, ADMIN_PASSWORD, args)
+            .unwrap_or_else(|e| panic!("redis-cli {args:?}: {e}"))
+    }
+
+    /// Whether `AUTH user password` + `PING` works.
+    pub fn can_login(&self, user: &str, password: &str) -> bool {
+        self.cli_as(user, password, &["PING"]).as_deref() == Ok("PONG")
+    }
+
+    /// `MONITOR` as the admin, until the returned child is killed; output in `file`.
+    pub fn monitor(&self, file: &std::path::Path) -> Child {
+        let out = std::fs::File::create(file).expect("monitor file");
+        let child = Command::new(cli())
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "--user",
+                ADMIN_USER,
+                "--pass",
+                ADMIN_PASSWORD,
+                "--no-auth-warning",
+            ])
+            .arg("MONITOR")
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli monitor");
+        // MONITOR answers OK once it is on.
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if std::fs::read_to_string(file).is_ok_and(|s| s.contains("OK")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// The JSON secret shape of the redis target.
+    pub fn secret_json(&self, user: &str, password: &str) -> String {
+        serde_json::json!({
+            "host": "127.0.0.1",
+            "port": self.port,
+            "username": user,
+            "password": password,
+        })
+        .to_string()
+    }
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,821 @@
+//! The `mysql` target end to end: `rotate` against moto (Secrets Manager), ecs-sim (ECS)
+//! and a real MariaDB started per test (Debian's mariadb-server; see common::mariadb).
+
+mod common;
+
+use common::mariadb::{native_hash, MariaDb, ADMIN_PASSWORD, ADMIN_USER};
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+const SEED: &str = r#"{"clusters":[{"name":"prod","services":[
+  {"name":"api","desiredCount":1}]}]}"#;
+/// Needs quoting in SQL.
+const USER: &str = "app-user";
+/// Every kind of punctuation, quotes and backslash included.
+const INITIAL_PW: &str = "init P@ss'w\"o\\rd:/;$1`";
+/// Passwords with every printable ASCII character, space included.
+const GENERATE: &str =
+    r#"generate = { length = 40, exclude_characters = "", include_space = true }"#;
+
+fn target(port: u16, user: &str, extra: &str) -> String {
+    let sep = if extra.trim().is_empty() { "" } else { ", " };
+    format!(
+        r#"{{ kind = "mysql", host = "127.0.0.1", port = {port}, user = "{user}", sslmode = "disable"{sep}{extra} }}"#
+    )
+}
+
+fn secret_config(name: &str, id: &str, target: &str, redeploy: bool) -> String {
+    format!(
+        r#"
+[[secret]]
+name = "{name}"
+secret_id = "{id}"
+every = "30d"
+{GENERATE}
+target = {target}
+{}
+stable_timeout = "1m"
+"#,
+        if redeploy {
+            r#"redeploy = [{ cluster = "prod", services = ["api"] }]"#
+        } else {
+            ""
+        }
+    )
+}
+
+async fn create_user(db: &MariaDb, user: &str, password: &str) {
+    db.sql(&format!(
+        "CREATE USER `{user}`@`%` IDENTIFIED BY PASSWORD '{}'",
+        native_hash(password)
+    ))
+    .await;
+}
+
+async fn admin_secret(c: &aws_sdk_secretsmanager::Client, db: &MariaDb) {
+    create_secret(
+        c,
+        "db/admin",
+        &db.secret_json(ADMIN_USER, ADMIN_PASSWORD),
+        &[],
+    )
+    .await;
+}
+
+fn rotate(dir: &Path, name: &str, env: &[(String, String)]) -> (bool, String) {
+    let out = rotator(&["rotate", name, "--config", dir.to_str().unwrap()], env);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn crash_rotate(dir: &Path, name: &str, env: &[(String, String)], point: &str) {
+    let crash_bin = repo_root().join("target/failpoints/secret-rotator");
+    assert!(
+        crash_bin.exists(),
+        "{} missing: scripts/test builds it (cargo build --features failpoints)",
+        crash_bin.display()
+    );
+    let mut cmd = std::process::Command::new(&crash_bin);
+    cmd.args(["rotate", name, "--config", dir.to_str().unwrap()])
+        .env("SECRET_ROTATOR_CRASH_AT", point);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "the crash build must abort at {point}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).expect("JSON secret")
+}
+
+fn pw(v: &Value) -> String {
+    v["password"].as_str().expect("password").to_owned()
+}
+
+/// Neither the password nor its hash's secret part appears in the server's logs; the
+/// stored hash may (it is what the server keeps anyway).
+fn assert_not_in_logs(db: &MariaDb, passwords: &[&str]) {
+    let logs = db.logs();
+    assert!(
+        logs.contains("ALTER USER")
+            || logs.contains("SET PASSWORD")
+            || logs.contains("CREATE USER"),
+        "the logs are on"
+    );
+    for p in passwords {
+        assert!(!logs.contains(p), "a password reached the general/slow log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_user_rotation_changes_the_password_and_the_old_one_stops_working() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    let sim = EcsSim::start(&["--time-scale", "20"], SEED);
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    // Unknown keys are kept, in place.
+    let mut initial = json(&db.secret_json(USER, INITIAL_PW));
+    initial["proxy"] = serde_json::json!({"pool": 5});
+    let initial = initial.to_string();
+    create_secret(&c, "db/app", &initial, &[]).await;
+    let cfg = secret_config(
+        "app-db",
+        "db/app",
+        &target(db.port, USER, r#"admin_secret_id = "db/admin""#),
+        true,
+    );
+    let dir = config_dir(&cfg);
+    let (ok, out) = rotate(
+        dir.path(),
+        "app-db",
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
+    assert!(ok, "{out}");
+
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    let before = json(&initial);
+    let new_pw = pw(&now);
+    assert_ne!(new_pw, INITIAL_PW);
+    assert_eq!(new_pw.len(), 40);
+    let keys: Vec<_> = now.as_object().unwrap().keys().cloned().collect();
+    let keys_before: Vec<_> = before.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, keys_before, "same keys in the same order");
+    for k in ["engine", "host", "port", "dbname", "username", "proxy"] {
+        assert_eq!(now[k], before[k], "{k} kept");
+    }
+    assert!(db.can_login(USER, &new_pw).await, "the new password works");
+    assert!(
+        !db.can_login(USER, INITIAL_PW).await,
+        "the old one no longer does"
+    );
+    assert!(!out.contains(&new_pw), "the password was printed");
+    // The server logged the hash, never the password.
+    let logs = db.logs();
+    assert!(
+        logs.contains(&format!(
+            "ALTER USER `{USER}`@`%` IDENTIFIED BY PASSWORD '{}'",
+            native_hash(&new_pw)
+        )),
+        "{logs}"
+    );
+    assert_not_in_logs(&db, &[&new_pw, INITIAL_PW]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_user_without_admin_sets_its_own_password_and_resumes_after_a_crash() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &target(db.port, USER, ""),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+
+    crash_rotate(dir.path(), "app-db", &env, "after-set");
+    // The user now has the pending password; AWSCURRENT still holds the old one.
+    let pending_pw = pw(&json(&value_at(&c, "db/app", "AWSPENDING").await));
+    assert!(db.can_login(USER, &pending_pw).await);
+    assert!(!db.can_login(USER, INITIAL_PW).await);
+    assert_eq!(
+        pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await)),
+        INITIAL_PW
+    );
+
+    // The rerun cannot log in with AWSCURRENT's password, finds that the pending one
+    // works (set already happened), and finishes the same version.
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    assert_eq!(
+        pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await)),
+        pending_pw
+    );
+    assert_eq!(version_count(&c, "db/app").await, 2);
+    assert!(db.can_login(USER, &pending_pw).await);
+    assert!(
+        db.logs().contains("SET PASSWORD = '*"),
+        "the user sets its own hash"
+    );
+    assert_not_in_logs(&db, &[&pending_pw, INITIAL_PW]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_each_step_resumes_to_a_working_password() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    let env = aws_env(Some(&moto.url), None);
+    for (i, point) in [
+        "after-create",
+        "after-set",
+        "after-test",
+        "after-move-current",
+        "after-remove-pending",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let user = format!("app{i}");
+        let id = format!("db/app{i}");
+        create_user(&db, &user, INITIAL_PW).await;
+        create_secret(&c, &id, &db.secret_json(&user, INITIAL_PW), &[]).await;
+        let dir = config_dir(&secret_config(
+            "app-db",
+            &id,
+            &target(db.port, &user, r#"admin_secret_id = "db/admin""#),
+            false,
+        ));
+        crash_rotate(dir.path(), "app-db", &env, point);
+        let (ok, out) = rotate(dir.path(), "app-db", &env);
+        assert!(ok, "{point}: {out}");
+        let now = pw(&json(&value_at(&c, &id, "AWSCURRENT").await));
+        assert_ne!(now, INITIAL_PW, "{point}");
+        assert!(
+            db.can_login(&user, &now).await,
+            "{point}: AWSCURRENT logs in"
+        );
+        assert!(
+            !db.can_login(&user, INITIAL_PW).await,
+            "{point}: the old one does not"
+        );
+        assert!(!stages(&c, &id).await.contains_key("AWSPENDING"), "{point}");
+
+        // alternating-users: the clone is made (or finished) by the rerun, with the
+        // original's grants, and the original keeps its login.
+        let user = format!("alt{i}");
+        let id = format!("db/alt{i}");
+        create_user(&db, &user, INITIAL_PW).await;
+        db.sql(&format!("GRANT SELECT ON mysql.* TO `{user}`@`%`"))
+            .await;
+        create_secret(&c, &id, &db.secret_json(&user, INITIAL_PW), &[]).await;
+        let dir = config_dir(&secret_config(
+            "app-db",
+            &id,
+            &target(
+                db.port,
+                &user,
+                r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+            ),
+            false,
+        ));
+        crash_rotate(dir.path(), "app-db", &env, point);
+        let (ok, out) = rotate(dir.path(), "app-db", &env);
+        assert!(ok, "alternating, {point}: {out}");
+        let now = json(&value_at(&c, &id, "AWSCURRENT").await);
+        let clone = format!("{user}_clone");
+        assert_eq!(now["username"], clone.as_str(), "{point}");
+        assert!(
+            db.can_login(&clone, &pw(&now)).await,
+            "{point}: the clone logs in"
+        );
+        assert!(
+            db.can_login(&user, INITIAL_PW).await,
+            "{point}: the original too"
+        );
+        let theirs = db.grants(&format!("`{user}`@`%`")).await.unwrap();
+        let mine = db.grants(&format!("`{clone}`@`%`")).await.unwrap();
+        assert_eq!(
+            normalized(&mine, &clone, &user),
+            normalized(&theirs, &user, &user),
+            "{point}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_alter_user_leaves_awscurrent_untouched_and_the_next_run_recovers() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    // An admin that may log in but not alter users.
+    create_user(&db, "rotator", "rotator-pw").await;
+    let c = sm_client(&moto.url).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    create_secret(
+        &c,
+        "db/rotator",
+        r#"{"username":"rotator","password":"rotator-pw"}"#,
+        &[],
+    )
+    .await;
+    let before = stages(&c, "db/app").await["AWSCURRENT"][0].clone();
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &target(db.port, USER, r#"admin_secret_id = "db/rotator""#),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.lines().any(|l| l
+            .contains("step set (failed): mysql: ALTER USER `app-user`@`%` failed: ERROR 1227")),
+        "{out}"
+    );
+    let mid = stages(&c, "db/app").await;
+    assert_eq!(mid["AWSCURRENT"], vec![before.clone()]);
+    let pending_pw = pw(&json(&value_at(&c, "db/app", "AWSPENDING").await));
+    assert!(!out.contains(&pending_pw));
+    assert!(
+        db.can_login(USER, INITIAL_PW).await,
+        "the old password still works"
+    );
+
+    db.sql("GRANT CREATE USER ON *.* TO `rotator`@`%`").await;
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let end = stages(&c, "db/app").await;
+    assert_eq!(end["AWSPREVIOUS"], vec![before]);
+    let now = pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await));
+    assert!(db.can_login(USER, &now).await);
+    assert!(!db.can_login(USER, INITIAL_PW).await);
+}
+
+/// The original's grants, with the grantee replaced by `as_user` and no password clause:
+/// what the clone must hold, exactly.
+fn normalized(lines: &[String], from: &str, as_user: &str) -> Vec<String> {
+    let mut v: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let l = l.replace(&format!("`{from}`@`%`"), &format!("`{as_user}`@`%`"));
+            match l.find(" IDENTIFIED BY PASSWORD") {
+                Some(i) => l[..i].to_owned(),
+                None => l,
+            }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_working() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql("CREATE DATABASE shop").await;
+    db.sql("CREATE TABLE shop.orders (id INT)").await;
+    db.sql("CREATE ROLE reader").await;
+    db.sql("GRANT SELECT ON shop.* TO reader").await;
+    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
+        .await;
+    db.sql(&format!(
+        "GRANT UPDATE (id) ON shop.orders TO `{USER}`@`%` WITH GRANT OPTION"
+    ))
+    .await;
+    db.sql(&format!("GRANT reader TO `{USER}`@`%`")).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &target(
+            db.port,
+            USER,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+        ),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let clone = format!("{USER}_clone");
+
+    // First rotation: the clone is made, with exactly the original's grants.
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    assert_eq!(now["username"], clone.as_str());
+    let clone_pw = pw(&now);
+    assert!(db.can_login(&clone, &clone_pw).await, "the clone logs in");
+    assert!(
+        db.can_login(USER, INITIAL_PW).await,
+        "the old login keeps working"
+    );
+    let theirs = db.grants(&format!("`{USER}`@`%`")).await.unwrap();
+    let mine = db.grants(&format!("`{clone}`@`%`")).await.unwrap();
+    assert_eq!(
+        normalized(&mine, &clone, USER),
+        normalized(&theirs, USER, USER),
+        "{mine:?} vs {theirs:?}"
+    );
+    // And they work: the clone reads and writes what the original may.
+    let mut cc = db.login(&clone, &clone_pw).await.unwrap();
+    use mysql_async::prelude::Queryable;
+    cc.query_drop("INSERT INTO shop.orders VALUES (1)")
+        .await
+        .unwrap();
+    assert!(
+        cc.query_drop("DELETE FROM shop.orders").await.is_err(),
+        "no more than the original"
+    );
+    let _ = cc.disconnect().await;
+
+    // Second rotation: back to the original with a new password; the clone still works.
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    assert_eq!(now["username"], USER);
+    let user_pw = pw(&now);
+    assert!(db.can_login(USER, &user_pw).await);
+    assert!(!db.can_login(USER, INITIAL_PW).await);
+    assert!(
+        db.can_login(&clone, &clone_pw).await,
+        "the previous login keeps working"
+    );
+
+    // Third: the clone again, with its existing grants checked, not widened.
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let mine = db.grants(&format!("`{clone}`@`%`")).await.unwrap();
+    assert_eq!(
+        normalized(&mine, &clone, USER),
+        normalized(&theirs, USER, USER)
+    );
+    assert_not_in_logs(&db, &[&clone_pw, &user_pw, INITIAL_PW, ADMIN_PASSWORD]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_clone_with_more_grants_than_the_original_gets_no_password() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let clone = format!("{USER}_clone");
+    create_user(&db, &clone, "clone-pw").await;
+    db.sql(&format!("GRANT ALL PRIVILEGES ON *.* TO `{clone}`@`%`"))
+        .await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &target(
+            db.port,
+            USER,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+        ),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("holds grants that `app-user`@`%` lacks"),
+        "{out}"
+    );
+    assert!(
+        db.can_login(&clone, "clone-pw").await,
+        "its password was not changed"
+    );
+    assert_eq!(
+        pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await)),
+        INITIAL_PW
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_naming_another_server_or_a_rotated_admin_are_refused_before_connecting() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    let env = aws_env(Some(&moto.url), None);
+    // An application secret naming another host.
+    let mut evil = json(&db.secret_json(USER, INITIAL_PW));
+    evil["host"] = "evil.example".into();
+    create_secret(&c, "db/evil", &evil.to_string(), &[]).await;
+    let dir = config_dir(&secret_config(
+        "evil",
+        "db/evil",
+        &target(db.port, USER, ""),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "evil", &env);
+    assert!(!ok);
+    assert!(
+        out.contains(
+            "names host \"evil.example\" but this target may only connect to host \"127.0.0.1\""
+        ),
+        "{out}"
+    );
+    // An admin secret whose user is the rotated user.
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    create_secret(&c, "db/self", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app",
+        "db/app",
+        &target(db.port, USER, r#"admin_secret_id = "db/self""#),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "app", &env);
+    assert!(!ok);
+    assert!(
+        out.contains("is a user this target rotates; refused"),
+        "{out}"
+    );
+    assert!(db.can_login(USER, INITIAL_PW).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_remote_and_dry_run() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    create_user(&db, "weak", "weak-pw").await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(
+        &c,
+        "db/weak",
+        r#"{"username":"weak","password":"weak-pw"}"#,
+        &[],
+    )
+    .await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    create_secret(&c, "db/ghost", &db.secret_json("ghost", "x"), &[]).await;
+    let env = aws_env(Some(&moto.url), None);
+    let good = secret_config(
+        "app",
+        "db/app",
+        &target(db.port, USER, r#"admin_secret_id = "db/admin""#),
+        false,
+    );
+    let dir = config_dir(&good);
+    let out = rotator(
+        &[
+            "check",
+            "--remote",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = format!(
+        "{}{}",
+        secret_config(
+            "ghost",
+            "db/ghost",
+            &target(db.port, "ghost", r#"admin_secret_id = "db/admin""#),
+            false
+        ),
+        secret_config(
+            "app",
+            "db/app",
+            &target(db.port, USER, r#"admin_secret_id = "db/weak""#),
+            false
+        )
+    );
+    let dir = config_dir(&bad);
+    let out = rotator(
+        &[
+            "check",
+            "--remote",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ghost: target mysql: user `ghost`@`%` does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "app: target mysql: the admin secret's user \"weak\" lacks the CREATE USER privilege"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("weak-pw") && !err.contains(INITIAL_PW));
+
+    let dir = config_dir(&good);
+    let out = rotator(
+        &[
+            "rotate",
+            "app",
+            "--dry-run",
+            "--config",
+            dir.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ALTER USER 'app-user'@'%' IDENTIFIED BY PASSWORD <hash>"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(INITIAL_PW));
+    assert_eq!(version_count(&c, "db/app").await, 1);
+    assert!(db.can_login(USER, INITIAL_PW).await);
+
+    // plan shows the target: a JSON field and a --wide column.
+    let d = dir.path().to_str().unwrap();
+    let out = rotator(&["plan", "--json", "--config", d], &env);
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
+    assert_eq!(rows[0]["target"], "mysql", "{rows}");
+    let out = rotator(&["plan", "--wide", "--config", d], &env);
+    let wide = String::from_utf8_lossy(&out.stdout);
+    let header = wide.lines().next().unwrap_or_default();
+    assert!(header.contains("TARGET"), "{wide}");
+    assert!(
+        wide.lines().nth(1).unwrap_or_default().contains(" mysql "),
+        "{wide}"
+    );
+}
+
+/// Runs `rotate NAME` at `RUST_LOG=trace`, in JSON and in text; everything printed.
+fn rotate_at_trace(dir: &Path, name: &str, env: &[(String, String)]) -> String {
+    let mut captured = String::new();
+    for format in ["json", "text"] {
+        let mut cmd = std::process::Command::new(rotator_bin());
+        cmd.args(["rotate", name, "--config", dir.to_str().unwrap()])
+            .args(["--log-format", format])
+            .env("RUST_LOG", "trace");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        captured.push_str(&String::from_utf8_lossy(&out.stdout));
+        captured.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    captured
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_password_or_hash_in_trace_output() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &target(
+            db.port,
+            USER,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+        ),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let captured = rotate_at_trace(dir.path(), "app-db", &env);
+    let versions = c
+        .list_secret_version_ids()
+        .secret_id("db/app")
+        .send()
+        .await
+        .unwrap();
+    let mut secrets: Vec<String> = vec![INITIAL_PW.into(), ADMIN_PASSWORD.into()];
+    for v in versions.versions() {
+        let doc = json(
+            c.get_secret_value()
+                .secret_id("db/app")
+                .version_id(v.version_id().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .secret_string()
+                .unwrap(),
+        );
+        secrets.push(pw(&doc));
+    }
+    assert!(secrets.len() >= 4, "two rotations ran: {captured}");
+    let hashes: Vec<String> = secrets.iter().map(|s| native_hash(s)).collect();
+    for s in secrets.iter().chain(&hashes) {
+        let escaped = serde_json::to_string(s).unwrap();
+        assert!(
+            !captured.contains(s.as_str()) && !captured.contains(escaped.trim_matches('"')),
+            "a password or its hash leaked at RUST_LOG=trace"
+        );
+    }
+    assert!(captured.contains("app-db"), "{captured}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_verified_by_default_and_never_falls_back_to_plain_text() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, crt, key) = make_test_certs(certs.path(), "IP:127.0.0.1");
+    let Some(db) = MariaDb::start_with(&[
+        format!("--ssl-cert={}", crt.display()),
+        format!("--ssl-key={}", key.display()),
+    ]) else {
+        return;
+    };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let env = aws_env(Some(&moto.url), None);
+    let tls_target = |extra: &str| {
+        format!(
+            r#"{{ kind = "mysql", host = "127.0.0.1", port = {}, user = "{USER}", admin_secret_id = "db/admin"{extra} }}"#,
+            db.port
+        )
+    };
+
+    // Default (verify-full), the test CA unknown to the system: refused, nothing changed.
+    let dir = config_dir(&secret_config("app", "db/app", &tls_target(""), false));
+    let (ok, out) = rotate(dir.path(), "app", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("cannot log in as \"admin\"") && out.contains("UnknownIssuer"),
+        "{out}"
+    );
+    assert!(db.can_login(USER, INITIAL_PW).await);
+
+    // With the CA: verified, rotated.
+    let dir = config_dir(&secret_config(
+        "app",
+        "db/app",
+        &tls_target(&format!(r#", ca_file = "{}""#, ca.display())),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "app", &env);
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await));
+    assert!(db.can_login(USER, &now).await);
+
+    // A server without TLS: sslmode = "require" fails, never falls back.
+    let Some(plain) = MariaDb::start() else {
+        return;
+    };
+    create_user(&plain, USER, INITIAL_PW).await;
+    create_secret(&c, "db/plain", &plain.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "plain",
+        "db/plain",
+        &format!(
+            r#"{{ kind = "mysql", host = "127.0.0.1", port = {}, user = "{USER}", sslmode = "require" }}"#,
+            plain.port
+        ),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "plain", &env);
+    assert!(!ok, "{out}");
+    assert!(plain.can_login(USER, INITIAL_PW).await);
+    assert!(out.contains("SSL") || out.contains("TLS"), "{out}");
+    assert!(
+        !plain.logs().contains("SET PASSWORD"),
+        "no statement reached the plain server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
+    let moto = Moto::start();
+    let port = silent_server();
+    let c = sm_client(&moto.url).await;
+    let secret = serde_json::json!({"host": "127.0.0.1", "port": port, "username": USER, "password": INITIAL_PW});
+    create_secret(&c, "db/app", &secret.to_string(), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app",
+        "db/app",
+        &target(port, USER, r#"timeout = "2s""#),
+        false,
+    ));
+    let t0 = std::time::Instant::now();
+    let (ok, out) = rotate(dir.path(), "app", &aws_env(Some(&moto.url), None));
+    assert!(!ok, "{out}");
+    assert!(out.contains("no answer within 2s"), "{out}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await)),
+        INITIAL_PW
+    );
+}

@@ -1,0 +1,469 @@
+//! The `redis` target end to end: `rotate` against moto (Secrets Manager), ecs-sim (ECS)
+//! and a real Redis started per test (Debian's redis-server; see common::redis).
+
+mod common;
+
+use common::redis::{sha256_hex, Redis, ADMIN_PASSWORD, ADMIN_USER};
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+const SEED: &str = r#"{"clusters":[{"name":"prod","services":[
+  {"name":"api","desiredCount":1}]}]}"#;
+const USER: &str = "app";
+const INITIAL_PW: &str = "init P@ss'w\"o\\rd:/;$1";
+const GENERATE: &str =
+    r#"generate = { length = 40, exclude_characters = "", include_space = true }"#;
+
+fn target(port: u16, user: &str, extra: &str) -> String {
+    format!(
+        r#"{{ kind = "redis", host = "127.0.0.1", port = {port}, username = "{user}", admin_secret_id = "redis/admin", sslmode = "disable"{extra} }}"#
+    )
+}
+
+fn secret_config(name: &str, id: &str, target: &str, redeploy: bool) -> String {
+    format!(
+        r#"
+[[secret]]
+name = "{name}"
+secret_id = "{id}"
+every = "30d"
+{GENERATE}
+target = {target}
+{}
+stable_timeout = "1m"
+"#,
+        if redeploy {
+            r#"redeploy = [{ cluster = "prod", services = ["api"] }]"#
+        } else {
+            ""
+        }
+    )
+}
+
+fn create_user(r: &Redis, user: &str, password: &str) {
+    let rule = format!(">{password}");
+    assert_eq!(
+        r.admin(&["ACL", "SETUSER", user, "on", &rule, "~*", "+@all"]),
+        "OK"
+    );
+}
+
+async fn setup(r: &Redis, c: &aws_sdk_secretsmanager::Client, user: &str, id: &str) {
+    create_user(r, user, INITIAL_PW);
+    create_secret(c, id, &r.secret_json(user, INITIAL_PW), &[]).await;
+}
+
+async fn admin_secret(c: &aws_sdk_secretsmanager::Client, r: &Redis) {
+    create_secret(
+        c,
+        "redis/admin",
+        &r.secret_json(ADMIN_USER, ADMIN_PASSWORD),
+        &[],
+    )
+    .await;
+}
+
+fn rotate(dir: &Path, name: &str, env: &[(String, String)]) -> (bool, String) {
+    let out = rotator(&["rotate", name, "--config", dir.to_str().unwrap()], env);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn crash_rotate(dir: &Path, name: &str, env: &[(String, String)], point: &str) {
+    let crash_bin = repo_root().join("target/failpoints/secret-rotator");
+    assert!(
+        crash_bin.exists(),
+        "{} missing: scripts/test builds it (cargo build --features failpoints)",
+        crash_bin.display()
+    );
+    let mut cmd = std::process::Command::new(&crash_bin);
+    cmd.args(["rotate", name, "--config", dir.to_str().unwrap()])
+        .env("SECRET_ROTATOR_CRASH_AT", point);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "the crash build must abort at {point}"
+    );
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).expect("JSON secret")
+}
+
+fn pw(v: &Value) -> String {
+    v["password"].as_str().expect("password").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_passwords_work_until_revoke_then_only_the_new_one_and_none_reaches_monitor_or_slowlog(
+) {
+    let Some(r) = Redis::start() else { return };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    setup(&r, &c, USER, "redis/app").await;
+    let monitor_file = r.path("monitor.txt");
+    let mut monitor = r.monitor(&monitor_file);
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+
+    // Stopped after AWSCURRENT moved, before the consumers are confirmed and revoke runs.
+    crash_rotate(dir.path(), "cache", &env, "after-remove-pending");
+    let new_pw = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    assert_ne!(new_pw, INITIAL_PW);
+    assert!(r.can_login(USER, &new_pw), "the new password works");
+    assert!(
+        r.can_login(USER, INITIAL_PW),
+        "the old one too, until revoke"
+    );
+
+    // The rerun resumes, finds every consumer stable, and revokes the old password.
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    assert!(r.can_login(USER, &new_pw));
+    assert!(!r.can_login(USER, INITIAL_PW), "revoked");
+    let getuser = r.admin(&["ACL", "GETUSER", USER]);
+    assert!(
+        getuser.contains(&sha256_hex(&new_pw)) && !getuser.contains(&sha256_hex(INITIAL_PW)),
+        "{getuser}"
+    );
+    assert!(!out.contains(&new_pw));
+
+    let _ = monitor.kill();
+    let _ = monitor.wait();
+    let monitored = std::fs::read_to_string(&monitor_file).unwrap();
+    assert!(
+        monitored.contains("\"AUTH\""),
+        "MONITOR saw the rotation: {monitored}"
+    );
+    let slowlog = r.admin(&["SLOWLOG", "GET", "10000"]);
+    assert!(
+        slowlog.contains("ACL") || slowlog.contains("(redacted)"),
+        "{slowlog}"
+    );
+    for (what, text) in [("MONITOR", &monitored), ("SLOWLOG", &slowlog)] {
+        for p in [new_pw.as_str(), INITIAL_PW, ADMIN_PASSWORD] {
+            assert!(!text.contains(p), "a password reached {what}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_with_a_redeploy_revokes_the_old_password_once_stable() {
+    let Some(r) = Redis::start() else { return };
+    let moto = Moto::start();
+    let sim = EcsSim::start(&["--time-scale", "20"], SEED);
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    // Unknown keys are kept.
+    create_user(&r, USER, INITIAL_PW);
+    let mut initial = json(&r.secret_json(USER, INITIAL_PW));
+    initial["db"] = 3.into();
+    create_secret(&c, "redis/app", &initial.to_string(), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        true,
+    ));
+    let (ok, out) = rotate(
+        dir.path(),
+        "cache",
+        &aws_env(Some(&moto.url), Some(&sim.url)),
+    );
+    assert!(ok, "{out}");
+    let now = json(&value_at(&c, "redis/app", "AWSCURRENT").await);
+    assert_eq!(now["db"], 3);
+    assert_eq!(now["username"], USER);
+    let keys: Vec<_> = now.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["host", "port", "username", "password", "db"]);
+    assert!(r.can_login(USER, &pw(&now)));
+    assert!(!r.can_login(USER, INITIAL_PW));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_at_each_step_resumes_to_a_working_password() {
+    let Some(r) = Redis::start() else { return };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    let env = aws_env(Some(&moto.url), None);
+    for (i, point) in [
+        "after-create",
+        "after-set",
+        "after-test",
+        "after-move-current",
+        "after-remove-pending",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let user = format!("app{i}");
+        let id = format!("redis/app{i}");
+        setup(&r, &c, &user, &id).await;
+        let dir = config_dir(&secret_config(
+            "cache",
+            &id,
+            &target(r.port, &user, ""),
+            false,
+        ));
+        crash_rotate(dir.path(), "cache", &env, point);
+        let (ok, out) = rotate(dir.path(), "cache", &env);
+        assert!(ok, "{point}: {out}");
+        let now = pw(&json(&value_at(&c, &id, "AWSCURRENT").await));
+        assert!(r.can_login(&user, &now), "{point}: AWSCURRENT logs in");
+        assert!(
+            !r.can_login(&user, INITIAL_PW),
+            "{point}: the old one was revoked"
+        );
+        let getuser = r.admin(&["ACL", "GETUSER", &user]);
+        assert!(getuser.contains(&sha256_hex(&now)), "{point}: {getuser}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_acl_setuser_leaves_awscurrent_untouched_and_refusals_happen_before_connecting() {
+    let Some(r) = Redis::start() else { return };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    setup(&r, &c, USER, "redis/app").await;
+    // An admin that may not run ACL commands.
+    assert_eq!(
+        r.admin(&["ACL", "SETUSER", "weak", "on", ">weak-pw", "~*", "+@all", "-@admin"]),
+        "OK"
+    );
+    create_secret(&c, "redis/admin", &r.secret_json("weak", "weak-pw"), &[]).await;
+    let before = stages(&c, "redis/app").await["AWSCURRENT"][0].clone();
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("step set (failed): redis: ACL GETUSER app failed: NOPERM"),
+        "{out}"
+    );
+    assert_eq!(stages(&c, "redis/app").await["AWSCURRENT"], vec![before]);
+    assert!(r.can_login(USER, INITIAL_PW));
+    assert!(!out.contains("weak-pw"));
+
+    // The admin gets its rights back: the next run finishes.
+    assert_eq!(r.admin(&["ACL", "SETUSER", "weak", "+@admin"]), "OK");
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+
+    // A secret naming another user is refused before anything is sent.
+    create_user(&r, "other", "other-pw");
+    create_secret(&c, "redis/other", &r.secret_json("other", "other-pw"), &[]).await;
+    let dir = config_dir(&secret_config(
+        "other",
+        "redis/other",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "other", &env);
+    assert!(!ok);
+    assert!(
+        out.contains("names user \"other\" but this target may only touch \"app\""),
+        "{out}"
+    );
+    assert!(r.can_login("other", "other-pw"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_remote_dry_run_and_no_password_at_trace_level() {
+    let Some(r) = Redis::start() else { return };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    setup(&r, &c, USER, "redis/app").await;
+    create_secret(&c, "redis/ghost", &r.secret_json("ghost", "x"), &[]).await;
+    let env = aws_env(Some(&moto.url), None);
+    let good = secret_config("cache", "redis/app", &target(r.port, USER, ""), false);
+    let dir = config_dir(&good);
+    let d = dir.path().to_str().unwrap();
+    let out = rotator(&["check", "--remote", "--config", d], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir2 = config_dir(&secret_config(
+        "ghost",
+        "redis/ghost",
+        &target(r.port, "ghost", ""),
+        false,
+    ));
+    let out = rotator(
+        &[
+            "check",
+            "--remote",
+            "--config",
+            dir2.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ghost: target redis: ACL user \"ghost\" does not exist"),
+        "{err}"
+    );
+
+    let out = rotator(&["rotate", "cache", "--dry-run", "--config", d], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("ACL SETUSER app #<sha256 of the new password>"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ACL SETUSER app !<sha256 of the previous password>"),
+        "{stdout}"
+    );
+    assert_eq!(version_count(&c, "redis/app").await, 1);
+
+    // Two rotations at RUST_LOG=trace, JSON and text: no password, no hash.
+    let mut captured = String::new();
+    for format in ["json", "text"] {
+        let mut cmd = std::process::Command::new(rotator_bin());
+        cmd.args(["rotate", "cache", "--config", d, "--log-format", format])
+            .env("RUST_LOG", "trace");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        captured.push_str(&String::from_utf8_lossy(&out.stdout));
+        captured.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let mut secrets = vec![INITIAL_PW.to_owned(), ADMIN_PASSWORD.to_owned()];
+    for v in c
+        .list_secret_version_ids()
+        .secret_id("redis/app")
+        .send()
+        .await
+        .unwrap()
+        .versions()
+    {
+        let s = c
+            .get_secret_value()
+            .secret_id("redis/app")
+            .version_id(v.version_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        secrets.push(pw(&json(s.secret_string().unwrap())));
+    }
+    assert!(secrets.len() >= 4, "{captured}");
+    let hashes: Vec<String> = secrets.iter().map(|s| sha256_hex(s)).collect();
+    for s in secrets.iter().chain(&hashes) {
+        let escaped = serde_json::to_string(s).unwrap();
+        assert!(
+            !captured.contains(s.as_str()) && !captured.contains(escaped.trim_matches('"')),
+            "a password or its hash leaked at RUST_LOG=trace"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_verified_by_default() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, crt, key) = make_test_certs(certs.path(), "IP:127.0.0.1");
+    let tls_port = free_port();
+    let Some(r) = Redis::start_with(&format!(
+        "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no",
+        crt.display(),
+        key.display(),
+        ca.display()
+    )) else {
+        return;
+    };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    create_user(&r, USER, INITIAL_PW);
+    let secret = |port: u16| {
+        serde_json::json!({"host": "127.0.0.1", "port": port, "username": USER, "password": INITIAL_PW}).to_string()
+    };
+    create_secret(&c, "redis/app", &secret(tls_port), &[]).await;
+    let mut admin = json(&r.secret_json(ADMIN_USER, ADMIN_PASSWORD));
+    admin["port"] = tls_port.into();
+    create_secret(&c, "redis/admin", &admin.to_string(), &[]).await;
+    let env = aws_env(Some(&moto.url), None);
+    let tls_target = |extra: &str| {
+        format!(
+            r#"{{ kind = "redis", host = "127.0.0.1", port = {tls_port}, username = "{USER}", admin_secret_id = "redis/admin"{extra} }}"#
+        )
+    };
+    // Default verify-full, the CA unknown: refused before any command.
+    let dir = config_dir(&secret_config("cache", "redis/app", &tls_target(""), false));
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("TLS") && out.contains("UnknownIssuer"),
+        "{out}"
+    );
+    assert!(r.can_login(USER, INITIAL_PW));
+    // With the CA: rotated over TLS.
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &tls_target(&format!(r#", ca_file = "{}""#, ca.display())),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    assert!(r.can_login(USER, &now));
+    assert!(!r.can_login(USER, INITIAL_PW));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
+    let moto = Moto::start();
+    let port = silent_server();
+    let c = sm_client(&moto.url).await;
+    let secret = |user: &str| {
+        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
+            .to_string()
+    };
+    create_secret(&c, "redis/app", &secret(USER), &[]).await;
+    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(port, USER, r#", timeout = "2s""#),
+        false,
+    ));
+    let t0 = std::time::Instant::now();
+    let (ok, out) = rotate(dir.path(), "cache", &aws_env(Some(&moto.url), None));
+    assert!(!ok, "{out}");
+    assert!(out.contains("no answer within 2s"), "{out}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t0.elapsed()
+    );
+}
