@@ -328,7 +328,7 @@ pub async fn all() {
     );
     let _ = writeln!(
         md,
-        "| CPU / context switches over 10 s idle | {:.2} s / {} |",
+        "| CPU / wake-ups over 10 s idle | {:.2} s / {} |",
         f(&footprint["idle_cpu_secs_10s"]),
         footprint["idle_wakeups_10s"]
     );
@@ -578,7 +578,7 @@ fn scale_section(
         md,
         "## 3. {big} schedules held by the daemon vs tokio-cron-scheduler 0.15\n"
     );
-    let _ = writeln!(md, "Ours: the daemon process of section 8 (run on {prov_ours}): `secret-rotator run` with {} secrets against the paged fake Secrets Manager, every secret due in ~30 days but four; memory added is its steady RSS minus that of the same daemon with {} secrets, both after all due times are known and {} s idle. tokio-cron-scheduler (run on {prov_tcs}): in its own process, one one-shot job per secret at its due time (it cannot express \"every 30 days\"), holding only timers; RSS after {} s idle minus RSS before the jobs. Ours also holds the parsed configuration, the due times and the per-secret metrics. Idle CPU and context switches per minute (the two windows differ in length). A ratio below 1× is a loss for us.\n",
+    let _ = writeln!(md, "Ours: the daemon process of section 8 (run on {prov_ours}): `secret-rotator run` with {} secrets against the paged fake Secrets Manager, every secret due in ~30 days but four; memory added is its steady RSS minus that of the same daemon with {} secrets, both after all due times are known and {} s idle. tokio-cron-scheduler (run on {prov_tcs}): in its own process, one one-shot job per secret at its due time (it cannot express \"every 30 days\"), holding only timers; RSS after {} s idle minus RSS before the jobs. Ours also holds the parsed configuration, the due times and the per-secret metrics. Idle CPU and wake-ups (voluntary context switches, all threads) per minute (the two windows differ in length). A ratio below 1× is a loss for us.\n",
         ours["secrets"], base["secrets"], q["secs"], tcs_idle_secs(tcs));
     let _ = writeln!(
         md,
@@ -618,7 +618,7 @@ fn scale_section(
     );
     row(
         md,
-        "idle context switches per minute",
+        "idle wake-ups per minute",
         per_minute(&q["ctx_switches"], &q["secs"]),
         per_minute(&tcs["idle_wakeups"], &tcs_secs),
         "",
@@ -630,7 +630,7 @@ fn scale_section(
 
 /// Where the bytes went at 100,000 secrets (issue 16), from heap profiles (`heaptrack`,
 /// debug build, the daemon and `check` on one file of 100,000 `[[secret]]` tables).
-const HEAP_PROFILE: &str = "**Where the memory went (heaptrack, 100,000 secrets, commit `271402e` → now).** Before: the daemon's heap peaked at 409 MB. About 290 MB were `prometheus` label children created when each secret was registered (`rotations_total` × 4 outcomes, `secret_info` with 7 labels, `ecs_redeploys_total` × 6 verdicts per consumer), each child holding its own copy of every label string; 33 MB were a second copy of every secret's configuration made by the scheduler; loading the file peaked at ~200 MB for the `toml` crate's document tree (107 MB of map nodes, 92 MB for the array of tables). Now: one record per secret (the shared configuration, the gauges' state and `u32` counters) written as text at scrape time, a chunk at a time (a scrape at this size is ~100 MB of text, streamed, never held); the configuration is shared by `Arc` between the loader, the scheduler and the metrics; ids are shared strings with regions, roles, clusters and services interned; the file is parsed one top-level table at a time (split at its headers, found from the tokens one at a time: a token list of the whole file took 92 MB). `check` on the file now peaks at 58 MB of heap (the configuration itself and the loader's name index), 77 MB max RSS (was 275 MB of heap). What is left per secret (~1 KB of RSS at steady state): the configuration record (~260 B plus its name and id), the scheduler's entry and the metrics record in hash maps (~150 B each plus table slack), the timer queue's entry, and allocator overhead; further cuts (narrower durations and locations, one table instead of two per-secret maps) are issue 16's open work.\n";
+const HEAP_PROFILE: &str = "**Where the memory went (heaptrack, 100,000 secrets, commit `271402e` → now).** Before: the daemon's heap peaked at 409 MB. About 290 MB were `prometheus` label children created when each secret was registered (`rotations_total` × 4 outcomes, `secret_info` with 7 labels, `ecs_redeploys_total` × 6 verdicts per consumer), each child holding its own copy of every label string; 33 MB were a second copy of every secret's configuration made by the scheduler; loading the file peaked at ~200 MB for the `toml` crate's document tree (107 MB of map nodes, 92 MB for the array of tables). Now: one record per secret (the shared configuration, the gauges' state and `u32` counters) written as text at scrape time, a chunk at a time (a scrape at this size is ~100 MB of text, streamed, never held); the configuration is shared by `Arc` between the loader, the scheduler and the metrics; ids are shared strings with regions, roles, clusters and services interned; the file is parsed one top-level table at a time (split at its headers, found from the tokens one at a time: a token list of the whole file took 92 MB). `check` on the file now peaks at 58 MB of heap (the configuration itself and the loader's name index), 77 MB max RSS (was 275 MB of heap). **Second pass (heaptrack on a symbolised release build, `cargo build --profile profiling`, commit `b12323d`).** The steady heap at 100,000 secrets was 86 MB: the configuration records 25.6 MB (256 B each with the `Arc`), the metrics' hash map 19.0 MB (a 128 B record per secret in 131,072 buckets), the scheduler's hash map 15.9 MB, AWSCURRENT's version id per secret 5.6 MB (a 36-character string in a 64 B heap chunk), the timer queue's B-tree 4.9 MB, names and ids ~6 MB. Cut since: version ids kept as 16 inline bytes when they are lowercase UUIDs (every AWS id and every token of ours), the metrics counters boxed and allocated only once one moves or a consumer is configured (record 128 → 80 B), the configuration record 240 → 216 B (boxed `json_key` and consumer list, `u32` line/column). **What the allocator keeps after the load:** the file's text, each table's parse and the ListSecrets pages are freed, but glibc keeps the freed pages that lie between live chunks, in the main arena and in each worker thread's arena: on a running 100k daemon, `malloc_trim(0)` (called from gdb) took RSS from 116 to 99 MiB. Returning them is worth it: the daemon now calls `malloc_trim(0)` after loading the configuration and after each pass of due-time reads (milliseconds each). What is left per secret (~0.6 KB): the configuration record, its name and id, the scheduler's entry and the metrics record in hash maps (each ~30 % table slack), the timer queue's entry, and allocator overhead.\n";
 
 /// tokio-cron-scheduler's idle window: the run's own, else the full run's 60 s.
 fn tcs_idle_secs(tcs: &Value) -> f64 {
@@ -705,7 +705,7 @@ fn startup_section(md: &mut String, big: &Value, base: &Value, prov: &str) {
     );
     let _ = writeln!(
         md,
-        "| idle CPU / context switches over {} s | {:.2} s / {} | {:.2} s / {} |",
+        "| idle CPU / wake-ups over {} s | {:.2} s / {} | {:.2} s / {} |",
         q["idle"]["secs"],
         f(&q["idle"]["cpu_secs"]),
         q["idle"]["ctx_switches"],

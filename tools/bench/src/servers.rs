@@ -169,9 +169,9 @@ pub fn proc_stats(pid: &str) -> ProcStats {
         for t in tasks.flatten() {
             let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
             for l in s.lines() {
-                if l.starts_with("voluntary_ctxt_switches:")
-                    || l.starts_with("nonvoluntary_ctxt_switches:")
-                {
+                // Wake-ups: a thread that slept and was woken. Involuntary switches are
+                // preemptions, which another process on the machine causes (a build).
+                if l.starts_with("voluntary_ctxt_switches:") {
                     ctx_switches += l
                         .split_whitespace()
                         .nth(1)
