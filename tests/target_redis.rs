@@ -467,3 +467,65 @@ async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
         t0.elapsed()
     );
 }
+
+/// A password an earlier attempt added (its test step failed, or a revoke was skipped
+/// after a rollback) stops working at the next revoke: afterwards only AWSCURRENT's
+/// password logs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_left_by_an_earlier_attempt_stops_working_at_revoke() {
+    let Some(r) = Redis::start() else { return };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    setup(&r, &c, USER, "redis/app").await;
+    let orphan = "left by a failed attempt";
+    assert_eq!(
+        r.admin(&["ACL", "SETUSER", USER, &format!(">{orphan}")]),
+        "OK"
+    );
+    assert!(r.can_login(USER, orphan));
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "cache", &aws_env(Some(&moto.url), None));
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    assert!(r.can_login(USER, &now));
+    assert!(!r.can_login(USER, INITIAL_PW));
+    assert!(
+        !r.can_login(USER, orphan),
+        "an old attempt's password still works"
+    );
+}
+
+/// An application user that may not run PING (no `@connection`) still rotates: a
+/// successful AUTH already proves the new password.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_not_allowed_to_ping_still_rotates() {
+    let Some(r) = Redis::start() else { return };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    let rule = format!(">{INITIAL_PW}");
+    assert_eq!(
+        r.admin(&["ACL", "SETUSER", USER, "on", &rule, "~app:*", "-@all", "+get", "+set"]),
+        "OK"
+    );
+    create_secret(&c, "redis/app", &r.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let (ok, out) = rotate(dir.path(), "cache", &aws_env(Some(&moto.url), None));
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    // The user may SET under app:*, not PING.
+    let set = |p: &str| r.cli_as(USER, p, &["SET", "app:k", "v"]);
+    assert_eq!(set(&now).as_deref(), Ok("OK"));
+    assert_ne!(set(INITIAL_PW).as_deref(), Ok("OK"), "revoked");
+}

@@ -153,7 +153,8 @@ pub(super) async fn set(
     r.map_err(|e| masked(&masker, e))
 }
 
-/// test: a fresh connection, `AUTH user pending`, `PING`.
+/// test: a fresh connection, `AUTH user pending`, `PING`. A user without `@connection`
+/// gets `NOPERM` for the PING: its AUTH already proved the password.
 pub(super) async fn test(t: &RedisTarget, value: &SecretString) -> Result<(), TargetError> {
     let masker = Masker::of(value);
     let run = async {
@@ -162,6 +163,7 @@ pub(super) async fn test(t: &RedisTarget, value: &SecretString) -> Result<(), Ta
         let mut c = login(t, &t.username, &new).await?;
         match c.call(&[b"PING"]).await {
             Ok(Reply::Status(s)) if s == "PONG" => Ok(()),
+            Ok(Reply::Error(e)) if e.starts_with("NOPERM") => Ok(()),
             Ok(other) => Err(rd(format!("PING as \"{}\": unexpected reply {other:?}", t.username))),
             Err(e) => Err(rd(format!("PING as \"{}\": {e}", t.username))),
         }
@@ -169,8 +171,10 @@ pub(super) async fn test(t: &RedisTarget, value: &SecretString) -> Result<(), Ta
     run.await.map_err(|e| masked(&masker, e))
 }
 
-/// revoke (every consumer is stable on the current value): the previous password is
-/// removed (`!hash`) when the user still has it; never the current one.
+/// revoke (every consumer is stable on the current value): every password but the
+/// current one is removed (`!hash`): the previous one, and any an earlier attempt added
+/// whose rotation failed or whose revoke was skipped. The ACL user's passwords are the
+/// daemon's alone. Never the current one, and nothing when the user lacks it.
 pub(super) async fn revoke(
     env: &TargetEnv<'_>,
     t: &RedisTarget,
@@ -192,21 +196,35 @@ pub(super) async fn revoke(
         let (now_hash, old_hash) = (password_hash(&now), password_hash(&old));
         masker.add_str(&now_hash);
         masker.add_str(&old_hash);
-        if now_hash == old_hash {
-            return Ok(());
-        }
         let mut c = admin(env, t, &mut masker).await?;
         match password_hashes(&mut c, t).await? {
             None => Err(rd(format!("ACL user \"{}\" does not exist", t.username))),
-            Some(h) if !h.contains(&old_hash) => {
-                tracing::info!(secret = %env.cfg.name, user = %t.username, "the previous password was already removed");
-                Ok(())
-            }
             Some(h) if !h.contains(&now_hash) => Err(rd(format!(
-                "ACL user \"{}\" does not have the current password; not removing the previous one (it may be the only one that works)",
+                "ACL user \"{}\" does not have the current password; not removing the others (one may be the only one that works)",
                 t.username
             ))),
-            Some(_) => setuser(&mut c, t, &format!("!{old_hash}"), "remove the previous password").await,
+            Some(h) => {
+                let others: Vec<&String> = h.iter().filter(|x| **x != now_hash).collect();
+                if others.is_empty() {
+                    tracing::info!(secret = %env.cfg.name, user = %t.username, "only the current password is left");
+                }
+                // A rule is only ever made of a SHA-256 in hex (no rule injection).
+                if others.iter().any(|o| o.len() != 64 || !o.bytes().all(|b| b.is_ascii_hexdigit())) {
+                    return Err(rd(format!(
+                        "ACL user \"{}\" has a password entry that is not a SHA-256 hash",
+                        t.username
+                    )));
+                }
+                for o in others {
+                    let what = if *o == old_hash {
+                        "remove the previous password"
+                    } else {
+                        "remove a password left by an earlier attempt"
+                    };
+                    setuser(&mut c, t, &format!("!{o}"), what).await?;
+                }
+                Ok(())
+            }
         }
     };
     run.await.map_err(|e| masked(&masker, e))
