@@ -833,9 +833,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         if e.is_removed() {
             return;
         }
-        let status = status_of(e, now);
-        e.shown = Some(status);
-        telemetry::update(self.telemetry.as_ref(), name, |s| s.status = status);
+        show(self.telemetry.as_ref(), name, e, now);
     }
 
     /// Publishes the statuses that the passing of time changed (due -> overdue and the
@@ -847,10 +845,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             if e.is_removed() {
                 continue;
             }
-            let status = status_of(e, now);
-            if e.shown != Some(status) {
-                e.shown = Some(status);
-                telemetry::update(self.telemetry.as_ref(), name, |s| s.status = status);
+            if e.shown != Some(status_of(e, now)) {
+                show(self.telemetry.as_ref(), name, e, now);
             }
         }
     }
@@ -951,9 +947,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             });
             m.rotations_running(1);
             tracing::info!(secret = %name, attempt = e.failures + 1, "rotation due; starting");
-            let status = status_of(e, wall);
-            e.shown = Some(status);
-            telemetry::update(m.as_ref(), &name, |s| s.status = status);
+            show(m.as_ref(), &name, e, wall);
             let ha = self.ha.clone();
             self.tasks.spawn(async move {
                 let started = Instant::now();
@@ -1314,6 +1308,13 @@ fn reset_failures(t: &dyn Telemetry, name: &SecretName, e: &mut Entry) {
 }
 
 /// Where a secret stands, for the `secret_status` gauge.
+/// Publishes the entry's status as of `now` and remembers it (the sweep skips unchanged).
+fn show(telemetry: &dyn Telemetry, name: &SecretName, e: &mut Entry, now: DateTime<Utc>) {
+    let status = status_of(e, now);
+    e.shown = Some(status);
+    telemetry::update(telemetry, name, |s| s.status = status);
+}
+
 fn status_of(e: &Entry, now: DateTime<Utc>) -> Status {
     if e.read_failures > 0 {
         return Status::Unreadable;
