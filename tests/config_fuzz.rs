@@ -500,7 +500,7 @@ fn check_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> Result<(), TestCaseErr
                 "error for a file not in the directory: {e}"
             )));
         };
-        if let Some((line, col)) = e.location.line_col {
+        if let Some((line, col)) = e.location.line_col() {
             let text = String::from_utf8_lossy(bytes);
             prop_assert!(
                 within(&text, line as usize, col as usize),

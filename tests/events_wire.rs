@@ -19,10 +19,7 @@ use std::time::Duration;
 const SERVICE: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/api";
 
 fn account() -> Account {
-    Account {
-        region: Some(Region::from("us-east-1")),
-        role_arn: None,
-    }
+    Account::new(Some(Region::from("us-east-1")), None)
 }
 
 async fn events_for(queue_url: &str) -> SqsEvents {

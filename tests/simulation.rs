@@ -415,9 +415,9 @@ impl Scenario {
                     id: SecretId::from(s.name.as_str()),
                     account: Account::default(),
                 },
-                every: k.every,
+                every: k.every.into(),
                 window: k.window.map(WindowSpec::config),
-                jitter: k.jitter,
+                jitter: k.jitter.into(),
                 generate: Default::default(),
                 json_key: None,
                 json_key_create: false,
@@ -426,11 +426,8 @@ impl Scenario {
                     None => Target::None,
                 },
                 redeploy: s.consumers.clone().into(),
-                stable_timeout: k.stable_timeout,
-                origin: Location {
-                    file: std::path::Path::new("tests/simulation.toml").into(),
-                    line_col: None,
-                },
+                stable_timeout: k.stable_timeout.into(),
+                origin: Location::whole(std::path::Path::new("tests/simulation.toml").into()),
             })
             .map(Arc::new)
             .collect();

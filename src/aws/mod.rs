@@ -108,14 +108,14 @@ impl AwsContext {
             return c.clone();
         }
         let mut b = self.base.to_builder();
-        if let Some(r) = &account.region {
+        if let Some(r) = account.region() {
             b.set_region(Some(Region::new(r.as_str().to_owned())));
         }
-        if let Some(role) = &account.role_arn {
+        if let Some(role) = account.role_arn() {
             let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.as_str())
                 .session_name("secret-rotator")
                 .configure(&self.base);
-            if let Some(r) = &account.region {
+            if let Some(r) = account.region() {
                 provider = provider.region(Region::new(r.as_str().to_owned()));
             }
             b.set_credentials_provider(Some(

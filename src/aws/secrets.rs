@@ -494,10 +494,7 @@ mod tests {
         let store = AwsSecrets::new(AwsContext::from_sdk(sdk));
         let r = |id: &str, region: Option<&str>| SecretRef {
             id: crate::ids::SecretId::new(id.to_owned()),
-            account: Account {
-                region: region.map(crate::ids::Region::from),
-                role_arn: None,
-            },
+            account: Account::new(region.map(crate::ids::Region::from), None),
         };
         let mut refs: Vec<SecretRef> = (0..LIST_THRESHOLD)
             .map(|i| r(&format!("c{i}"), None))

@@ -12,8 +12,8 @@ pub fn describe_secret(s: &crate::config::SecretConfig) -> String {
     let mut line = format!(
         "  {}: every {} ({})",
         s.name,
-        duration::format(s.every),
-        duration::describe(s.every)
+        duration::format(s.every.get()),
+        duration::describe(s.every.get())
     );
     if let Some(w) = &s.window {
         line.push_str(&format!(
@@ -23,8 +23,11 @@ pub fn describe_secret(s: &crate::config::SecretConfig) -> String {
             w.timezone
         ));
     }
-    if !s.jitter.is_zero() {
-        line.push_str(&format!(", jitter up to {}", duration::format(s.jitter)));
+    if !s.jitter.get().is_zero() {
+        line.push_str(&format!(
+            ", jitter up to {}",
+            duration::format(s.jitter.get())
+        ));
     }
     if !s.target.is_none() {
         line.push_str(&format!(", target {}", s.target.kind()));

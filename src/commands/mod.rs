@@ -104,15 +104,14 @@ pub fn engine(
 /// The `[events]` queue's reader, if one is configured.
 pub fn events(cfg: &Config, ctx: &AwsContext) -> Option<crate::aws::events::SqsEvents> {
     let url = cfg.events.queue_url.as_ref()?;
-    let account = crate::ids::Account {
-        region: cfg
-            .events
+    let account = crate::ids::Account::new(
+        cfg.events
             .region
             .clone()
             .or_else(|| region_of_queue(url))
             .or_else(|| cfg.aws.region.clone()),
-        role_arn: cfg.aws.role_arn.clone(),
-    };
+        cfg.aws.role_arn.clone(),
+    );
     Some(crate::aws::events::SqsEvents::new(
         ctx.clone(),
         account,

@@ -68,7 +68,7 @@ impl Ha {
 /// The lease key of a secret: its region (when configured) and `secret_id` as written,
 /// so every replica running the same configuration names it the same way.
 pub fn lease_key(cfg: &SecretConfig) -> String {
-    match &cfg.secret.account.region {
+    match cfg.secret.account.region() {
         Some(r) => format!("{}:{}", r.as_str(), cfg.secret.id.as_str()),
         None => cfg.secret.id.as_str().to_owned(),
     }
@@ -251,10 +251,7 @@ mod tests {
         assert_eq!(lease_key(&cfg), "app/db");
         cfg.secret = SecretRef {
             id: SecretId::from("app/db"),
-            account: crate::ids::Account {
-                region: Some(Region::from("eu-west-1")),
-                ..Default::default()
-            },
+            account: crate::ids::Account::new(Some(Region::from("eu-west-1")), None),
         };
         assert_eq!(lease_key(&cfg), "eu-west-1:app/db");
     }

@@ -113,19 +113,84 @@ impl fmt::Display for ServiceRef {
 }
 
 /// Which credentials and region reach a secret or service: one client per distinct value.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct Account {
-    pub region: Option<Region>,
-    pub role_arn: Option<RoleArn>,
+///
+/// A shared handle, equal and ordered by value: every secret's record holds one (8 bytes
+/// instead of 32), and the configuration makes one per distinct value
+/// ([`Account::interned`]). The daemon's default (no region, no role) allocates nothing.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Account(Option<Arc<AccountParts>>);
+
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+struct AccountParts {
+    region: Option<Region>,
+    role_arn: Option<RoleArn>,
+}
+
+impl Account {
+    pub fn new(region: Option<Region>, role_arn: Option<RoleArn>) -> Self {
+        if region.is_none() && role_arn.is_none() {
+            return Account(None);
+        }
+        Account(Some(Arc::new(AccountParts { region, role_arn })))
+    }
+
+    /// The same value as a handle of `seen`, shared with every equal account made through
+    /// it (most secrets of a fleet share a few accounts).
+    pub fn interned(
+        region: Option<Region>,
+        role_arn: Option<RoleArn>,
+        seen: &mut HashSet<Account>,
+    ) -> Self {
+        let a = Account::new(region, role_arn);
+        if let Some(shared) = seen.get(&a) {
+            return shared.clone();
+        }
+        seen.insert(a.clone());
+        a
+    }
+
+    pub fn region(&self) -> Option<&Region> {
+        self.0.as_ref().and_then(|p| p.region.as_ref())
+    }
+
+    pub fn role_arn(&self) -> Option<&RoleArn> {
+        self.0.as_ref().and_then(|p| p.role_arn.as_ref())
+    }
+
+    /// This account with another region (the role kept).
+    pub fn with_region(&self, region: Option<Region>) -> Self {
+        Account::new(region, self.role_arn().cloned())
+    }
+
+    /// This account with another role (the region kept).
+    pub fn with_role_arn(&self, role_arn: Option<RoleArn>) -> Self {
+        Account::new(self.region().cloned(), role_arn)
+    }
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("region", &self.region())
+            .field("role_arn", &self.role_arn())
+            .finish()
+    }
+}
+
+impl serde::Serialize for Account {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = z.serialize_struct("Account", 2)?;
+        s.serialize_field("region", &self.region())?;
+        s.serialize_field("role_arn", &self.role_arn())?;
+        s.end()
+    }
 }
 
 impl fmt::Display for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let region = self
-            .region
-            .as_ref()
-            .map_or("default region", |r| r.as_str());
-        match &self.role_arn {
+        let region = self.region().map_or("default region", |r| r.as_str());
+        match self.role_arn() {
             Some(role) => write!(f, "{region} as {role}"),
             None => write!(f, "{region}"),
         }
@@ -143,14 +208,34 @@ pub struct SecretRef {
 mod tests {
     use super::*;
 
+    /// Equal accounts are one client's key however they were made; the configuration's
+    /// copies share one allocation.
+    #[test]
+    fn accounts_compare_by_value_and_intern_to_one_copy() {
+        let eu = || Some(Region::from("eu-west-1"));
+        assert_eq!(Account::new(None, None), Account::default());
+        assert_eq!(Account::new(eu(), None), Account::new(eu(), None));
+        assert_ne!(Account::new(eu(), None), Account::default());
+        let mut seen = HashSet::new();
+        let a = Account::interned(eu(), None, &mut seen);
+        let b = Account::interned(eu(), None, &mut seen);
+        assert!(matches!((&a.0, &b.0), (Some(x), Some(y)) if Arc::ptr_eq(x, y)));
+        assert_eq!(a.region().map(Region::as_str), Some("eu-west-1"));
+        assert_eq!(a.with_region(None), Account::default());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"region":"eu-west-1","role_arn":null}"#
+        );
+    }
+
     /// How logs and `plan` name the account a client is for.
     #[test]
     fn an_account_names_its_region_and_role() {
         assert_eq!(Account::default().to_string(), "default region");
-        let a = Account {
-            region: Some(Region::from("eu-west-1")),
-            role_arn: Some(RoleArn::from("arn:aws:iam::123456789012:role/r")),
-        };
+        let a = Account::new(
+            Some(Region::from("eu-west-1")),
+            Some(RoleArn::from("arn:aws:iam::123456789012:role/r")),
+        );
         assert_eq!(
             a.to_string(),
             "eu-west-1 as arn:aws:iam::123456789012:role/r"

@@ -23,9 +23,9 @@ impl<'a> Schedule<'a> {
     pub fn of(s: &'a crate::config::SecretConfig) -> Self {
         Self {
             name: &s.name,
-            every: s.every,
+            every: s.every.get(),
             window: s.window.as_deref(),
-            jitter: s.jitter,
+            jitter: s.jitter.get(),
         }
     }
 }

@@ -128,10 +128,10 @@ struct Entry {
     /// read it before rotating.
     needs_due: bool,
     /// The generation at which the read of this secret alone in flight was started; 0:
-    /// none (generations start at 1; no `Option`, 8 bytes less per secret).
-    reading: u64,
-    /// Failed reads in a row (the secret cannot be read).
-    read_failures: u32,
+    /// none (generations are never 0; no `Option`, 4 bytes less per secret).
+    reading: u32,
+    /// Failed reads in a row (the secret cannot be read); saturates, like the backoff.
+    read_failures: u16,
     failures: u32,
     /// The last failure was the target refusing the value, at this step (set or test): the
     /// retry makes a new value. A refusal at `set` itself (the target's own error, not a
@@ -145,8 +145,12 @@ struct Entry {
     /// A new value, unique in this scheduler, whenever the entry is made, a rotation
     /// starts or the config changes, so that the result of a read started before is not
     /// applied over newer knowledge (nor a removed entry's read to its re-added successor).
-    generation: u64,
+    generation: u32,
 }
+
+// One per secret, in a hash map at 100,000 secrets: 96 bytes (+ its 16-byte key).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Entry>() <= 96);
 
 /// The AWSCURRENT version an entry's due time refers to, as every entry keeps it:
 /// Secrets Manager's version ids and our tokens are lowercase UUIDs, kept as 16 bytes
@@ -229,12 +233,12 @@ enum Done {
 enum DueMsg {
     One {
         name: SecretName,
-        generation: u64,
+        generation: u32,
         single: bool,
         result: Result<DueInfo, AwsError>,
     },
     /// A batch read panicked before it answered for this secret.
-    Unanswered { name: SecretName, generation: u64 },
+    Unanswered { name: SecretName, generation: u32 },
     /// A batch read finished: how many secrets it reached the store for, of how many.
     BatchDone { reached: usize, total: usize },
 }
@@ -283,7 +287,7 @@ pub struct Scheduler<S, D> {
     /// 5 s to drain at any concurrency (BENCHMARKS.md, section 4).
     skew: bool,
     /// The last generation given to an entry (see [`Entry::generation`]).
-    generations: u64,
+    generations: u32,
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -356,7 +360,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// A new entry, with its series exported at once (status "loading") so that a secret
     /// that is never readable still shows up in monitoring.
     fn insert_entry(&mut self, cfg: Arc<SecretConfig>) {
-        let every = cfg.every.as_secs_f64();
+        let every = cfg.every.get().as_secs_f64();
         telemetry::update(self.telemetry.as_ref(), &cfg.name, |s| {
             s.every = every;
         });
@@ -366,8 +370,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             .insert(cfg.name.clone(), Entry::new(cfg, generation));
     }
 
-    fn next_generation(&mut self) -> u64 {
-        self.generations += 1;
+    /// Wraps after 4 billion, skipping 0 (`Entry::reading`'s none): a read result is
+    /// mistaken for a newer one only if it stayed in flight that long (4 bytes less in
+    /// every entry than a `u64`).
+    fn next_generation(&mut self) -> u32 {
+        self.generations = following(self.generations);
         self.generations
     }
 
@@ -394,7 +401,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
 
     /// Starts a read of these secrets' due times in a task; results arrive on `due_rx`.
     fn start_batch(&mut self, names: Vec<SecretName>) {
-        let items: Vec<(Arc<SecretConfig>, u64)> = names
+        let items: Vec<(Arc<SecretConfig>, u32)> = names
             .iter()
             .filter_map(|n| self.entries.get(n))
             .map(|e| (e.cfg.clone(), e.generation))
@@ -577,7 +584,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, now);
                 } else if !matches!(e.state, State::GaveUp) && e.failures == 0 {
                     let skew = if self.skew {
-                        replica_skew(self.random.as_ref(), name, e.cfg.every)
+                        replica_skew(self.random.as_ref(), name, e.cfg.every.get())
                     } else {
                         Duration::ZERO
                     };
@@ -589,7 +596,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             Err(err) => {
                 e.needs_due = true;
                 e.read_failures = e.read_failures.saturating_add(1);
-                let delay = backoff(&self.settings, e.read_failures);
+                let delay = backoff(&self.settings, u32::from(e.read_failures));
                 tracing::warn!(secret = %name, secret_id = %e.cfg.secret.id, failures = e.read_failures, retry_in = %crate::config::duration::format(delay), error = %err, "cannot read the secret; it cannot be rotated until it can (will retry)");
                 telemetry::update(m.as_ref(), name, |s| {
                     s.readable = Some(false);
@@ -905,7 +912,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             if let Some(w) = e.cfg.window.as_deref() {
                 if !owed && opening_containing(w, wall).is_none() {
                     let offset =
-                        chrono::Duration::from_std(jitter_offset(&e.cfg.name, e.cfg.jitter))
+                        chrono::Duration::from_std(jitter_offset(&e.cfg.name, e.cfg.jitter.get()))
                             .unwrap_or_default();
                     let at = next_opening(w, wall).map_or(DateTime::<Utc>::MAX_UTC, |o| o + offset);
                     if !e.outside_window {
@@ -1172,7 +1179,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         for c in cfg.secrets {
             let name = c.name.clone();
             let generation = self.next_generation();
-            let every = c.every.as_secs_f64();
+            let every = c.every.get().as_secs_f64();
             match self.entries.get_mut(&name) {
                 // The new config and the failure-count reset apply when the run ends. An
                 // earlier reload's removal during this run is undone: it is configured.
@@ -1257,7 +1264,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
 }
 
 impl Entry {
-    fn new(cfg: Arc<SecretConfig>, generation: u64) -> Self {
+    fn new(cfg: Arc<SecretConfig>, generation: u32) -> Self {
         Self {
             cfg,
             state: State::Idle,
@@ -1372,6 +1379,11 @@ fn reached_store(r: &Result<DueInfo, AwsError>) -> bool {
         Ok(_) => true,
         Err(e) => matches!(e.class, ErrorClass::NotFound | ErrorClass::Invalid),
     }
+}
+
+/// The generation after `g` (see [`Scheduler::next_generation`]).
+fn following(g: u32) -> u32 {
+    g.checked_add(1).unwrap_or(1)
 }
 
 /// The monotonic instant for wall-clock time `at`, given a (wall, monotonic) pair taken
@@ -1538,6 +1550,13 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(replica_skew(&Fixed(None), &name, day), Duration::ZERO);
+    }
+
+    #[test]
+    fn generations_wrap_around_without_zero() {
+        assert_eq!(following(0), 1);
+        assert_eq!(following(7), 8);
+        assert_eq!(following(u32::MAX), 1);
     }
 
     #[test]

@@ -81,25 +81,19 @@ pub fn info_labels(cfg: &SecretConfig) -> [String; 5] {
     let region = cfg
         .secret
         .account
-        .region
-        .as_ref()
+        .region()
         .map_or_else(|| from_arn(3), |r| r.as_str().to_owned());
     let account = match from_arn(4) {
         a if !a.is_empty() => a,
-        _ => cfg
-            .secret
-            .account
-            .role_arn
-            .as_ref()
-            .map_or(String::new(), |r| {
-                r.as_str().split(':').nth(4).unwrap_or("").to_owned()
-            }),
+        _ => cfg.secret.account.role_arn().map_or(String::new(), |r| {
+            r.as_str().split(':').nth(4).unwrap_or("").to_owned()
+        }),
     };
     [
         id.to_owned(),
         region,
         account,
-        crate::config::duration::format(cfg.every),
+        crate::config::duration::format(cfg.every.get()),
         cfg.window
             .as_ref()
             .map_or(String::new(), |w| w.expr.clone()),

@@ -46,25 +46,22 @@ impl SecretBuilder {
             cfg: SecretConfig {
                 name: SecretName::from(name),
                 secret: secret_ref(secret_id),
-                every: Duration::from_secs(30 * 86_400),
+                every: Duration::from_secs(30 * 86_400).into(),
                 window: None,
-                jitter: Duration::ZERO,
+                jitter: Duration::ZERO.into(),
                 generate: Default::default(),
                 json_key: None,
                 json_key_create: false,
                 target: Target::None,
                 redeploy: Box::default(),
-                stable_timeout: Duration::from_secs(600),
-                origin: Location {
-                    file: Path::new("tests/test-kit.toml").into(),
-                    line_col: Some((1, 1)),
-                },
+                stable_timeout: Duration::from_secs(600).into(),
+                origin: Location::at(Path::new("tests/test-kit.toml").into(), 1, 1),
             },
         }
     }
 
     pub fn every(mut self, d: Duration) -> Self {
-        self.cfg.every = d;
+        self.cfg.every = d.into();
         self
     }
 
@@ -75,7 +72,7 @@ impl SecretBuilder {
     }
 
     pub fn jitter(mut self, d: Duration) -> Self {
-        self.cfg.jitter = d;
+        self.cfg.jitter = d.into();
         self
     }
 
@@ -98,7 +95,7 @@ impl SecretBuilder {
     }
 
     pub fn stable_timeout(mut self, d: Duration) -> Self {
-        self.cfg.stable_timeout = d;
+        self.cfg.stable_timeout = d.into();
         self
     }
 
@@ -283,9 +280,9 @@ mod tests {
             .build();
         assert_eq!(c.name.as_str(), "db");
         assert_eq!(c.secret.id.as_str(), "app/db");
-        assert_eq!(c.every, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.every.get(), Duration::from_secs(30 * 86_400));
         assert_eq!(*c.redeploy, [svc("prod", "front"), svc("prod", "api")]);
-        assert_eq!(c.stable_timeout, Duration::from_secs(60));
+        assert_eq!(c.stable_timeout.get(), Duration::from_secs(60));
         assert_eq!(c.target.kind(), "none");
         assert_eq!(c.window.unwrap().duration, Duration::from_secs(3600));
     }
@@ -308,7 +305,7 @@ mod tests {
         assert_eq!(cfg.daemon.max_concurrent_rotations, 3);
         let s7 = cfg.secret("s7").unwrap();
         assert_eq!(s7.secret.id.as_str(), "app/7");
-        assert_eq!(s7.every, Duration::from_secs(12 * 3600));
+        assert_eq!(s7.every.get(), Duration::from_secs(12 * 3600));
         assert_eq!(*cfg.secret("db").unwrap().redeploy, [svc("prod", "front")]);
     }
 

@@ -461,19 +461,16 @@ mod tests {
                 id: SecretId::from("svc/key"),
                 account: Account::default(),
             },
-            every: 30 * DAY,
+            every: (30 * DAY).into(),
             window: None,
-            jitter: Duration::ZERO,
+            jitter: Duration::ZERO.into(),
             generate: Default::default(),
             json_key: None,
             json_key_create: false,
             target: Target::new(t.clone()),
             redeploy: Box::default(),
-            stable_timeout: Duration::from_secs(60),
-            origin: Location {
-                file: std::path::Path::new("t.toml").into(),
-                line_col: None,
-            },
+            stable_timeout: Duration::from_secs(60).into(),
+            origin: Location::whole(std::path::Path::new("t.toml").into()),
         };
         (cfg, t)
     }

@@ -1,6 +1,7 @@
 //! Configuration errors: each names the file, line, column and key, and says what is allowed.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,15 +9,37 @@ use std::sync::Arc;
 pub struct Location {
     /// Shared by every location in one file (each secret keeps its origin).
     pub file: Arc<Path>,
-    /// 1-based line and column; `None` for problems with the file as a whole.
-    /// `u32`: 8 bytes less in every secret's origin (a line past 4 billion reads as the
-    /// largest).
-    pub line_col: Option<(u32, u32)>,
+    /// 1-based line and column; `None` for problems with the file as a whole. 8 bytes in
+    /// every secret's origin: `u32`s (a line past 4 billion reads as the largest), and the
+    /// line never 0 so that `None` needs no tag.
+    line_col: Option<(NonZeroU32, u32)>,
+}
+
+impl Location {
+    /// The file as a whole.
+    pub fn whole(file: Arc<Path>) -> Self {
+        Location {
+            file,
+            line_col: None,
+        }
+    }
+
+    /// A 1-based line and column of `file` (line 0 reads as 1).
+    pub fn at(file: Arc<Path>, line: u32, col: u32) -> Self {
+        Location {
+            file,
+            line_col: Some((NonZeroU32::new(line).unwrap_or(NonZeroU32::MIN), col)),
+        }
+    }
+
+    pub fn line_col(&self) -> Option<(u32, u32)> {
+        self.line_col.map(|(l, c)| (l.get(), c))
+    }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line_col {
+        match self.line_col() {
             Some((l, c)) => write!(f, "{}:{l}:{c}", self.file.display()),
             None => write!(f, "{}", self.file.display()),
         }
@@ -134,13 +157,11 @@ impl<'a> SourceMap<'a> {
         if line == 1 && self.text.starts_with('\u{feff}') && offset > 0 {
             col -= 1;
         }
-        Location {
-            file: self.file.clone(),
-            line_col: Some((
-                u32::try_from(line).unwrap_or(u32::MAX),
-                u32::try_from(col).unwrap_or(u32::MAX),
-            )),
-        }
+        Location::at(
+            self.file.clone(),
+            u32::try_from(line).unwrap_or(u32::MAX),
+            u32::try_from(col).unwrap_or(u32::MAX),
+        )
     }
 
     pub fn error(
@@ -173,15 +194,15 @@ mod tests {
     fn locations_count_lines_and_characters_from_one() {
         let text = "a = 1\n\u{e9}t\u{e9} = \"x\"\nz = 3\n";
         let m = SourceMap::new(Path::new("s.toml"), text);
-        assert_eq!(m.location(0).line_col, Some((1, 1)));
-        assert_eq!(m.location(4).line_col, Some((1, 5)));
+        assert_eq!(m.location(0).line_col(), Some((1, 1)));
+        assert_eq!(m.location(4).line_col(), Some((1, 5)));
         // Line 2 starts at byte 6; "\u{e9}t\u{e9}" is 5 bytes but 3 characters.
         let eq = text.find(" = \"x").unwrap();
-        assert_eq!(m.location(eq).line_col, Some((2, 4)));
+        assert_eq!(m.location(eq).line_col(), Some((2, 4)));
         // Inside a multi-byte character: the character's column, no panic.
-        assert_eq!(m.location(7).line_col, Some((2, 1)));
-        assert_eq!(m.location(text.find('z').unwrap()).line_col, Some((3, 1)));
-        assert_eq!(m.location(10_000).line_col, Some((4, 1)));
+        assert_eq!(m.location(7).line_col(), Some((2, 1)));
+        assert_eq!(m.location(text.find('z').unwrap()).line_col(), Some((3, 1)));
+        assert_eq!(m.location(10_000).line_col(), Some((4, 1)));
     }
 
     #[test]
@@ -189,16 +210,16 @@ mod tests {
         let text = "\u{feff}every = 3";
         let m = SourceMap::new(Path::new("s.toml"), text);
         assert_eq!(
-            m.location(text.find("every").unwrap()).line_col,
+            m.location(text.find("every").unwrap()).line_col(),
             Some((1, 1))
         );
-        assert_eq!(m.location(text.find('=').unwrap()).line_col, Some((1, 7)));
+        assert_eq!(m.location(text.find('=').unwrap()).line_col(), Some((1, 7)));
         // A problem at the mark itself (the file's start) is at column 1, not 0.
-        assert_eq!(m.location(0).line_col, Some((1, 1)));
+        assert_eq!(m.location(0).line_col(), Some((1, 1)));
         // Only on the first line.
         let text = "a = 1\nb = 2";
         let m = SourceMap::new(Path::new("s.toml"), text);
-        assert_eq!(m.location(text.find('b').unwrap()).line_col, Some((2, 1)));
+        assert_eq!(m.location(text.find('b').unwrap()).line_col(), Some((2, 1)));
     }
 
     #[test]

@@ -17,10 +17,7 @@ const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 fn file_error(file: &Path, message: impl Into<String>) -> ConfigError {
     ConfigError {
-        location: Location {
-            file: Arc::from(file),
-            line_col: None,
-        },
+        location: Location::whole(Arc::from(file)),
         key: "-".into(),
         message: message.into(),
     }

@@ -7,7 +7,7 @@ use super::raw::{RawAws, RawDaemon, RawEvents, RawGenerate, RawHa, RawSecret, Ra
 use super::target::{self, Registry};
 use super::*;
 use crate::ids::{ClusterName, Interner, SecretId, ServiceName};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use toml::de::DeValue;
 use toml::Spanned;
@@ -618,15 +618,15 @@ impl<'r> Validator<'r> {
                     id,
                     account: Account::default(),
                 },
-                every,
+                every: every.into(),
                 window: window.map(Box::new),
-                jitter,
+                jitter: jitter.into(),
                 generate,
                 json_key: json_key.map(Into::into),
                 json_key_create,
                 target,
                 redeploy: redeploy.into(),
-                stable_timeout,
+                stable_timeout: stable_timeout.into(),
                 origin,
             };
             self.secrets.push((Arc::new(cfg), region, role_arn));
@@ -812,12 +812,14 @@ impl<'r> Validator<'r> {
         // A per-secret region/role wins over [aws]; resolved last since [aws] may come later.
         // In place: each secret is already in its final allocation (no second copy).
         let mut secrets = Vec::with_capacity(self.secrets.len());
+        let mut accounts = HashSet::new();
         for (mut s, region, role) in std::mem::take(&mut self.secrets) {
             // Not shared yet, so this does not clone.
-            Arc::make_mut(&mut s).secret.account = Account {
-                region: region.or_else(|| self.aws.region.clone()),
-                role_arn: role.or_else(|| self.aws.role_arn.clone()),
-            };
+            Arc::make_mut(&mut s).secret.account = Account::interned(
+                region.or_else(|| self.aws.region.clone()),
+                role.or_else(|| self.aws.role_arn.clone()),
+                &mut accounts,
+            );
             secrets.push(s);
         }
         // One secret, one schedule: its last-rotated / deployed-version tags and its lease
@@ -840,10 +842,10 @@ impl<'r> Validator<'r> {
             }
         }
         let (region, role) = std::mem::take(&mut self.ha_account);
-        self.ha.account = Account {
-            region: region.or_else(|| self.aws.region.clone()),
-            role_arn: role.or_else(|| self.aws.role_arn.clone()),
-        };
+        self.ha.account = Account::new(
+            region.or_else(|| self.aws.region.clone()),
+            role.or_else(|| self.aws.role_arn.clone()),
+        );
         if self.ha.replicas > 1 && self.ha.lock_table.is_none() {
             // Checked once every file is read: the table may be named in another file.
             if let Some(location) = self.ha_replicas_at.take() {
@@ -865,7 +867,8 @@ impl<'r> Validator<'r> {
                     .position(|f| f.as_path() == &*e.location.file)
                     .unwrap_or(usize::MAX)
             };
-            self.errors.sort_by_key(|e| (rank(e), e.location.line_col));
+            self.errors
+                .sort_by_key(|e| (rank(e), e.location.line_col()));
             return Err(ConfigErrors(self.errors));
         }
         Ok(Config {

@@ -102,12 +102,9 @@ fn every_key_is_read_into_the_setting_it_names() {
     assert!(c.ha.enabled());
     assert_eq!(c.ha.lock_table.as_deref(), Some("rotator-leases"));
     assert_eq!(c.ha.replicas, 3);
+    assert_eq!(c.ha.account.region().unwrap().as_str(), "eu-central-1");
     assert_eq!(
-        c.ha.account.region.as_ref().unwrap().as_str(),
-        "eu-central-1"
-    );
-    assert_eq!(
-        c.ha.account.role_arn.as_ref().unwrap().as_str(),
+        c.ha.account.role_arn().unwrap().as_str(),
         "arn:aws:iam::123456789012:role/leases"
     );
     assert_eq!(c.ha.lease_ttl, Duration::from_secs(30));
@@ -115,14 +112,14 @@ fn every_key_is_read_into_the_setting_it_names() {
     assert_eq!(c.secrets.len(), 2);
     let s = c.secret("api-db").unwrap();
     assert_eq!(s.secret.id.as_str(), "prod/api/db");
-    assert_eq!(s.every, 45 * DAY);
+    assert_eq!(s.every.get(), 45 * DAY);
     let w = s.window.as_ref().unwrap();
     assert_eq!(w.expr, "0 2 * * TUE-THU");
     assert_eq!(w.duration, Duration::from_secs(3 * 3600));
     assert_eq!(w.timezone, chrono_tz::Europe::London);
     // How plan and the logs show it.
     assert_eq!(w.to_string(), "0 2 * * TUE-THU for 3h (Europe/London)");
-    assert_eq!(s.jitter, Duration::from_secs(2 * 3600));
+    assert_eq!(s.jitter.get(), Duration::from_secs(2 * 3600));
     assert_eq!(
         *s.generate,
         GeneratePolicy {
@@ -142,18 +139,18 @@ fn every_key_is_read_into_the_setting_it_names() {
     assert!(s.target.is_none());
     let services: Vec<String> = s.redeploy.iter().map(|r| r.to_string()).collect();
     assert_eq!(services, ["prod/front", "prod/api", "jobs/worker"]);
-    assert_eq!(s.stable_timeout, Duration::from_secs(35 * 60));
+    assert_eq!(s.stable_timeout.get(), Duration::from_secs(35 * 60));
     // Per-secret account over [aws].
-    assert_eq!(s.account().region.as_ref().unwrap().as_str(), "us-east-1");
+    assert_eq!(s.account().region().unwrap().as_str(), "us-east-1");
     assert_eq!(
-        s.account().role_arn.as_ref().unwrap().as_str(),
+        s.account().role_arn().unwrap().as_str(),
         "arn:aws:iam::222222222222:role/billing"
     );
-    assert_eq!(s.origin.line_col, Some((31, 1)));
+    assert_eq!(s.origin.line_col(), Some((31, 1)));
 
     let short = c.secret("short").unwrap();
-    assert_eq!(short.every, Duration::from_secs(300));
-    assert_eq!(short.jitter, Duration::ZERO);
+    assert_eq!(short.every.get(), Duration::from_secs(300));
+    assert_eq!(short.jitter.get(), Duration::ZERO);
     assert_eq!(short.generate.length, 8);
     assert!(short.generate.exclude_uppercase && short.generate.exclude_punctuation);
     assert!(short.generate.require_each_included_type);
@@ -164,12 +161,9 @@ fn every_key_is_read_into_the_setting_it_names() {
     assert_eq!(short.json_key, None);
     assert!(!short.json_key_create);
     assert!(short.redeploy.is_empty());
-    assert_eq!(short.stable_timeout, Duration::from_secs(20 * 60));
+    assert_eq!(short.stable_timeout.get(), Duration::from_secs(20 * 60));
     // No per-secret account: [aws]'s.
-    assert_eq!(
-        short.account().region.as_ref().unwrap().as_str(),
-        "eu-west-1"
-    );
+    assert_eq!(short.account().region().unwrap().as_str(), "eu-west-1");
 }
 
 #[test]
@@ -208,11 +202,14 @@ allow_short_interval = true
     assert_eq!(c.daemon.retry_max, 7 * DAY);
     assert_eq!(c.daemon.step_timeout, Duration::from_secs(10));
     assert_eq!(c.ha.replicas, 100);
-    assert_eq!(c.secret("a").unwrap().every, Duration::from_secs(3600));
+    assert_eq!(
+        c.secret("a").unwrap().every.get(),
+        Duration::from_secs(3600)
+    );
     assert_eq!(c.secret("a").unwrap().generate.length, 4096);
-    assert_eq!(c.secret("b").unwrap().every, 3650 * DAY);
+    assert_eq!(c.secret("b").unwrap().every.get(), 3650 * DAY);
     assert_eq!(c.secret("b").unwrap().generate.length, 8);
-    assert_eq!(c.secret("c").unwrap().every, Duration::from_secs(60));
+    assert_eq!(c.secret("c").unwrap().every.get(), Duration::from_secs(60));
 }
 
 /// `[daemon]` and `[aws]` keys may come from different files; secrets from any file, in
@@ -306,6 +303,9 @@ fn problems_are_listed_in_file_order() {
         ["10-a.toml", "10-a.toml", "20-b.toml", "20-b.toml"],
         "{e}"
     );
-    let lines: Vec<u32> = e.0.iter().map(|e| e.location.line_col.unwrap().0).collect();
+    let lines: Vec<u32> =
+        e.0.iter()
+            .map(|e| e.location.line_col().unwrap().0)
+            .collect();
     assert!(lines[0] < lines[1] && lines[2] < lines[3], "{e}");
 }

@@ -1047,9 +1047,9 @@ fn the_overall_deadline_adds_the_step_budgets_and_the_stable_timeout() {
     let w = World::new();
     assert_eq!(
         w.engine().rotation_deadline(&w.cfg),
-        Duration::from_secs(9 * 300 + 3) + w.cfg.stable_timeout
+        Duration::from_secs(9 * 300 + 3) + w.cfg.stable_timeout.get()
     );
-    assert_eq!(w.cfg.stable_timeout, Duration::from_secs(600));
+    assert_eq!(w.cfg.stable_timeout.get(), Duration::from_secs(600));
 }
 
 #[tokio::test(start_paused = true)]
@@ -1212,7 +1212,7 @@ async fn a_target_step_that_never_answers_fails_that_step_after_the_step_timeout
 async fn a_long_stable_timeout_polls_at_most_40_times_and_never_after_the_deadline() {
     for timeout in [600u64, 1200, 3600] {
         let mut w = World::with(&[("pdf", Behaviour::Stall)]);
-        w.cfg.stable_timeout = Duration::from_secs(timeout);
+        w.cfg.stable_timeout = Duration::from_secs(timeout).into();
         let e = w.rotate().await.expect_err("pdf never settles");
         assert_eq!(e.outcome(), Outcome::Stalled);
         let forces = w.ecs.force_calls();
@@ -1503,7 +1503,7 @@ async fn a_rollout_longer_than_the_waiters_ten_minutes_is_stable_within_a_longer
             drain: Duration::from_secs(300),
         },
     )]);
-    w.cfg.stable_timeout = Duration::from_secs(1800);
+    w.cfg.stable_timeout = Duration::from_secs(1800).into();
     let report = w.rotate().await.expect("the rollout completes at 11 m");
     assert_eq!(report.outcome, Outcome::Success);
     let force = w.ecs.force_calls().first().unwrap().clone();

@@ -849,9 +849,12 @@ async fn secret_info_names_the_region_and_account_of_an_arn() {
 async fn secret_info_takes_the_account_of_the_role_for_a_plain_name() {
     let mut w = World::new();
     let mut cfg = secret("db", 30 * DAY);
-    cfg.secret.account.role_arn = Some(rotator_core::ids::RoleArn::from(
-        "arn:aws:iam::210987654321:role/rotator",
-    ));
+    cfg.secret.account = cfg
+        .secret
+        .account
+        .with_role_arn(Some(rotator_core::ids::RoleArn::from(
+            "arn:aws:iam::210987654321:role/rotator",
+        )));
     w.start(w.store.clone(), daemon(), vec![cfg]);
     sleep(Duration::from_secs(1)).await;
     let (info, _) = w.rec.registration("db").expect("registered");
@@ -1110,8 +1113,8 @@ async fn a_due_secret_starts_at_the_window_opening_plus_its_jitter() {
     let mut cfg = secret("jit", 30 * DAY);
     // Daily 02:00-03:00 UTC; it is 10:00 now; jitter up to 30 minutes.
     cfg.window = Some(Box::new(window("0 2 * * *", Duration::from_secs(3600))));
-    cfg.jitter = Duration::from_secs(1800);
-    let offset = rotator_core::schedule::jitter_offset(&cfg.name, cfg.jitter);
+    cfg.jitter = Duration::from_secs(1800).into();
+    let offset = rotator_core::schedule::jitter_offset(&cfg.name, cfg.jitter.get());
     w.random = Some(0.0);
     let store = w.store.clone();
     // No refresh meanwhile: a refresh inside the open window would start the overdue

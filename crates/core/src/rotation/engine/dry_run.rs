@@ -52,7 +52,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
             ));
             plan.push(format!(
                 "wait until stable (timeout {})",
-                crate::config::duration::format(cfg.stable_timeout)
+                crate::config::duration::format(cfg.stable_timeout.get())
             ));
         }
         if target::has_revoke(&cfg.target) {

@@ -209,7 +209,7 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
     pub fn rotation_deadline(&self, cfg: &SecretConfig) -> Duration {
         self.step_timeout * STORE_STEPS
             + self.target_budget(cfg) * TARGET_STEPS
-            + cfg.stable_timeout
+            + cfg.stable_timeout.get()
             + self.redeploy_coalesce
     }
 

@@ -158,10 +158,10 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
     ) -> (ServiceRef, Result<Forced, AwsError>) {
         // The coordinator times the call itself; this bounds the wait for the window too.
         let step_timeout = self.step_timeout() + self.engine.redeploy_coalesce;
-        let forced = self
-            .engine
-            .coordinator
-            .force(account, svc, self.cfg.stable_timeout, updates);
+        let forced =
+            self.engine
+                .coordinator
+                .force(account, svc, self.cfg.stable_timeout.get(), updates);
         let r = match tokio::time::timeout(step_timeout, forced).await {
             Ok(r) => r,
             Err(_) => Err(AwsError::new(

@@ -34,7 +34,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         );
         let t0 = tokio::time::Instant::now();
         // The coordinator answers by each deadline; this guard only outlasts it.
-        let guard = t0 + cfg.stable_timeout + self.step_timeout();
+        let guard = t0 + cfg.stable_timeout.get() + self.step_timeout();
         let waiting = started.into_iter().map(|(s, _)| s).collect();
         let waited = boxed(|| collect(updates, waiting, guard, self.progress)).await;
         let secs = t0.elapsed().as_secs_f64();
