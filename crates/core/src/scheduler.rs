@@ -361,10 +361,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// that is never readable still shows up in monitoring.
     fn insert_entry(&mut self, cfg: Arc<SecretConfig>) {
         let every = cfg.every.get().as_secs_f64();
+        // Registered first: a sink may take the interval from the configuration (the
+        // Prometheus one does), and a scrape between the two calls then sees it.
+        self.telemetry.register_secret(&cfg);
         telemetry::update(self.telemetry.as_ref(), &cfg.name, |s| {
             s.every = every;
         });
-        self.telemetry.register_secret(&cfg);
         let generation = self.next_generation();
         self.entries
             .insert(cfg.name.clone(), Entry::new(cfg, generation));

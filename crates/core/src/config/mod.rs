@@ -180,12 +180,17 @@ impl SecretConfig {
     }
 }
 
-/// Text behind a thin pointer, for a setting every secret's record has room for and few
-/// use: 8 bytes where a `Box<str>` takes 16.
-#[derive(Clone, PartialEq, Eq)]
-// A `Box<str>` is a fat pointer; the thin one is the point.
-#[allow(clippy::box_collection)]
-pub struct ThinText(Box<String>);
+/// Shared text behind a thin pointer, for a setting every secret's record has room for:
+/// 8 bytes where an `Arc<str>` takes 16. The configuration makes one copy per distinct
+/// text (most JSON secrets name the same key).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ThinText(Arc<String>);
+
+impl std::borrow::Borrow<str> for ThinText {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 impl ThinText {
     pub fn as_str(&self) -> &str {
@@ -202,13 +207,13 @@ impl std::ops::Deref for ThinText {
 
 impl From<&str> for ThinText {
     fn from(s: &str) -> Self {
-        ThinText(Box::new(s.to_owned()))
+        ThinText(Arc::new(s.to_owned()))
     }
 }
 
 impl From<String> for ThinText {
     fn from(s: String) -> Self {
-        ThinText(Box::new(s))
+        ThinText(Arc::new(s))
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Validator<'r> {
     ha_replicas_at: Option<Location>,
     /// One copy of each region, role, cluster and service name for all secrets.
     interner: Interner,
+    /// One copy of each `json_key`.
+    json_keys: HashSet<ThinText>,
     /// Shared by every secret without a `generate` table.
     default_generate: Arc<GeneratePolicy>,
 }
@@ -52,6 +54,7 @@ impl<'r> Validator<'r> {
             ha: HaConfig::default(),
             events: EventsConfig::default(),
             interner: Interner::default(),
+            json_keys: HashSet::new(),
             default_generate: Arc::default(),
             ha_account: (None, None),
             ha_replicas_at: None,
@@ -552,7 +555,15 @@ impl<'r> Validator<'r> {
                         "cannot be used with this target kind (it writes its own JSON shape)",
                     );
                 }
-                Some(j.get_ref().clone())
+                let key = j.get_ref().as_str();
+                Some(match self.json_keys.get(key) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        let t = ThinText::from(key);
+                        self.json_keys.insert(t.clone());
+                        t
+                    }
+                })
             }
         };
 
@@ -622,7 +633,7 @@ impl<'r> Validator<'r> {
                 window: window.map(Box::new),
                 jitter: jitter.into(),
                 generate,
-                json_key: json_key.map(Into::into),
+                json_key,
                 json_key_create,
                 target,
                 redeploy: redeploy.into(),

@@ -60,8 +60,13 @@ impl Rollout {
         let old_running = self.drains.iter().filter(|d| **d > t).count() as i32;
         let last_drain = self.drains.iter().copied().max().unwrap_or(0);
         let old_listed = t < last_drain.saturating_add(self.list_lag);
+        let last_start = self.starts.iter().copied().max().unwrap_or(0);
+        let settled = last_start.max(last_drain.saturating_add(self.list_lag));
+        let completed_at = settled.saturating_add(self.complete_lag);
         let mut deployments = Vec::new();
-        if let Some(r) = self.rollback_at.filter(|r| *r <= t) {
+        // The circuit breaker (or an alarm in the bake time) fails a deployment in progress;
+        // ECS never turns a COMPLETED one into FAILED, so a later rollback_at is none.
+        if let Some(r) = self.rollback_at.filter(|r| *r <= t && *r < completed_at) {
             // Ours FAILED, the earlier deployment back as PRIMARY.
             let _ = r;
             deployments.push(deployment(
@@ -81,11 +86,7 @@ impl Rollout {
                 created,
             ));
         } else {
-            let last_start = self.starts.iter().copied().max().unwrap_or(0);
-            let settled = last_start.max(last_drain.saturating_add(self.list_lag));
-            let completed = new_running == desired
-                && !old_listed
-                && t >= settled.saturating_add(self.complete_lag);
+            let completed = new_running == desired && !old_listed && t >= completed_at;
             let state = if completed {
                 "COMPLETED"
             } else {
