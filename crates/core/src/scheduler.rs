@@ -148,9 +148,9 @@ struct Entry {
     generation: u32,
 }
 
-// One per secret, in a hash map at 100,000 secrets: 96 bytes (+ its 16-byte key).
+// One per secret, in a hash map at 100,000 secrets: 88 bytes (+ its 16-byte key).
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Entry>() <= 96);
+const _: () = assert!(std::mem::size_of::<Entry>() <= 88);
 
 /// The AWSCURRENT version an entry's due time refers to, as every entry keeps it:
 /// Secrets Manager's version ids and our tokens are lowercase UUIDs, kept as 16 bytes
@@ -192,10 +192,7 @@ enum State {
     Idle,
     /// In the timer queue at `deadline`, the monotonic instant for the wall-clock `wall`
     /// (re-derived from it after a clock jump).
-    Timed {
-        deadline: Instant,
-        wall: DateTime<Utc>,
-    },
+    Timed { deadline: Tick, wall: DateTime<Utc> },
     /// Due: in the waiting line for a rotation slot. (The line may hold stale names of
     /// secrets rescheduled since; this state is the truth.)
     Queued,
@@ -256,7 +253,7 @@ pub struct Scheduler<S, D> {
     clock: Arc<dyn Clock>,
     settings: DaemonConfig,
     entries: HashMap<SecretName, Entry>,
-    queue: BTreeSet<(Instant, SecretName)>,
+    queue: Timers,
     waiting: VecDeque<SecretName>,
     tasks: JoinSet<Done>,
     due_tx: mpsc::UnboundedSender<DueMsg>,
@@ -321,7 +318,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             clock,
             settings: cfg.daemon.clone(),
             entries: HashMap::new(),
-            queue: BTreeSet::new(),
+            queue: Timers::new(Instant::now()),
             waiting: VecDeque::new(),
             tasks: JoinSet::new(),
             due_tx,
@@ -621,27 +618,23 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// Schedules `e` at wall-clock time `at` (now if past). Cancels a place in the
     /// waiting line: one secret is in at most one of the two.
     fn schedule_wall(
-        queue: &mut BTreeSet<(Instant, SecretName)>,
+        queue: &mut Timers,
         base: (DateTime<Utc>, Instant),
         name: &SecretName,
         e: &mut Entry,
         at: DateTime<Utc>,
     ) {
         Self::unschedule(queue, name, e);
-        let inst = instant_for(base, at);
-        e.state = State::Timed {
-            deadline: inst,
-            wall: at,
-        };
-        queue.insert((inst, name.clone()));
+        let deadline = queue.insert(instant_for(base, at), name);
+        e.state = State::Timed { deadline, wall: at };
     }
 
     /// Takes `e` out of the timer queue or the waiting line; a running or given-up secret
     /// stays as it is.
-    fn unschedule(queue: &mut BTreeSet<(Instant, SecretName)>, name: &SecretName, e: &mut Entry) {
+    fn unschedule(queue: &mut Timers, name: &SecretName, e: &mut Entry) {
         match e.state {
             State::Timed { deadline, .. } => {
-                queue.remove(&(deadline, name.clone()));
+                queue.remove(deadline, name);
                 e.state = State::Idle;
             }
             State::Queued => e.state = State::Idle,
@@ -732,7 +725,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// The earliest of: the first deadline, and (when work waits only for the start rate
     /// limit) the moment a start slot frees up.
     fn next_wake(&self) -> Option<Instant> {
-        let first = self.queue.first().map(|(at, _)| *at);
+        let first = self.queue.first();
         let limited = !self.waiting.is_empty()
             && self.starts.len() >= self.max_starts()
             && self.tasks.len() < self.settings.max_concurrent_rotations;
@@ -771,12 +764,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             "the wall clock jumped (suspend or clock step); re-deriving deadlines"
         );
         let base = self.clock_base;
-        let mut queue = BTreeSet::new();
+        let mut queue = Timers::new(self.queue.origin);
         for (name, e) in &mut self.entries {
             if let State::Timed { deadline, wall } = &mut e.state {
-                let inst = instant_for(base, *wall);
-                *deadline = inst;
-                queue.insert((inst, name.clone()));
+                *deadline = queue.insert(instant_for(base, *wall), name);
             }
         }
         self.queue = queue;
@@ -804,7 +795,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             .count();
         let pending = self.entries.values().filter(|e| e.due.is_none()).count();
         self.telemetry.due_times_pending(pending);
-        let next = self.queue.iter().find_map(|(_, n)| {
+        let next = self.queue.names().find_map(|n| {
             self.entries
                 .get(n)
                 .filter(|e| !e.needs_due)
@@ -863,11 +854,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// Moves every entry whose deadline has passed to the waiting line (once).
     fn fire(&mut self) {
         let now = Instant::now();
-        while let Some((at, name)) = self.queue.first().cloned() {
-            if at > now {
-                break;
-            }
-            self.queue.remove(&(at, name.clone()));
+        while let Some(name) = self.queue.pop_passed(now) {
             if let Some(e) = self.entries.get_mut(&name) {
                 if matches!(e.state, State::Timed { .. }) {
                     e.state = State::Queued;
@@ -1383,6 +1370,69 @@ fn reached_store(r: &Result<DueInfo, AwsError>) -> bool {
     }
 }
 
+/// A deadline in the timer queue: nanoseconds after the queue's origin, 8 bytes where an
+/// `Instant` takes 16 (every timed entry and every key of the queue hold one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Tick(u64);
+
+/// The timer queue: (deadline, name) in deadline order.
+struct Timers {
+    /// Deadlines before it are passed anyway: they read as it (tick 0).
+    origin: Instant,
+    set: BTreeSet<(Tick, SecretName)>,
+}
+
+impl Timers {
+    fn new(origin: Instant) -> Self {
+        Timers {
+            origin,
+            set: BTreeSet::new(),
+        }
+    }
+
+    fn tick(&self, at: Instant) -> Tick {
+        let nanos = at.saturating_duration_since(self.origin).as_nanos();
+        // 584 years ahead at most; later saturates (a window that never opens).
+        Tick(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    fn instant(&self, t: Tick) -> Instant {
+        let ahead = Duration::from_nanos(t.0);
+        self.origin
+            .checked_add(ahead)
+            .unwrap_or_else(|| self.origin + Duration::from_secs(100 * 365 * 86_400))
+    }
+
+    fn insert(&mut self, at: Instant, name: &SecretName) -> Tick {
+        let t = self.tick(at);
+        self.set.insert((t, name.clone()));
+        t
+    }
+
+    fn remove(&mut self, t: Tick, name: &SecretName) {
+        self.set.remove(&(t, name.clone()));
+    }
+
+    fn first(&self) -> Option<Instant> {
+        self.set.first().map(|(t, _)| self.instant(*t))
+    }
+
+    /// The first name whose deadline is at or before `now`, taken out of the queue.
+    fn pop_passed(&mut self, now: Instant) -> Option<SecretName> {
+        let now = self.tick(now);
+        if self.set.first().is_some_and(|(t, _)| *t <= now) {
+            self.set.pop_first().map(|(_, n)| n)
+        } else {
+            None
+        }
+    }
+
+    /// The names in deadline order.
+    fn names(&self) -> impl Iterator<Item = &SecretName> {
+        self.set.iter().map(|(_, n)| n)
+    }
+}
+
 /// The generation after `g` (see [`Scheduler::next_generation`]).
 fn following(g: u32) -> u32 {
     g.checked_add(1).unwrap_or(1)
@@ -1552,6 +1602,35 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(replica_skew(&Fixed(None), &name, day), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_timer_queue_keeps_instants_exactly_in_order() {
+        let origin = Instant::now();
+        let mut q = Timers::new(origin);
+        let (a, b, c) = (
+            SecretName::from("a"),
+            SecretName::from("b"),
+            SecretName::from("c"),
+        );
+        let later = origin + Duration::new(86_400 * 30, 123_456_789);
+        let t = q.insert(later, &a);
+        assert_eq!(q.instant(t), later, "read back to the nanosecond");
+        // Before the origin: passed, reads as the origin.
+        let early = q.insert(
+            origin.checked_sub(Duration::from_secs(5)).unwrap_or(origin),
+            &b,
+        );
+        assert_eq!(q.instant(early), origin);
+        // Far beyond what 64 bits of nanoseconds hold: saturates, never panics or wraps.
+        let never = q.insert(origin + Duration::from_secs(900 * 365 * 86_400), &c);
+        assert!(q.instant(never) > later);
+        assert_eq!(q.first(), Some(origin));
+        assert_eq!(q.pop_passed(origin), Some(b.clone()));
+        assert_eq!(q.pop_passed(later - Duration::from_nanos(1)), None);
+        assert_eq!(q.pop_passed(later), Some(a.clone()));
+        q.remove(never, &c);
+        assert_eq!(q.first(), None);
     }
 
     #[test]
