@@ -27,7 +27,8 @@ use crate::schedule::{jitter_offset, next_opening, opening_containing};
 use crate::telemetry::{self, Status, Telemetry};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+use std::hash::BuildHasher;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -152,6 +153,67 @@ struct Entry {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<Entry>() <= 88);
 
+/// The entries, each under its configuration's name: a `HashMap<SecretName, Entry>` held
+/// every name a second time as its key (16 bytes a secret in 1.3 buckets a secret).
+#[derive(Default)]
+struct Entries {
+    table: hashbrown::HashTable<Entry>,
+    hasher: std::hash::RandomState,
+}
+
+impl Entries {
+    fn hash(&self, name: &SecretName) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    fn get(&self, name: &SecretName) -> Option<&Entry> {
+        self.table.find(self.hash(name), |e| &e.cfg.name == name)
+    }
+
+    fn get_mut(&mut self, name: &SecretName) -> Option<&mut Entry> {
+        let h = self.hash(name);
+        self.table.find_mut(h, |e| &e.cfg.name == name)
+    }
+
+    fn contains_key(&self, name: &SecretName) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Inserts `e` under its name, in place of an entry of that name.
+    fn insert(&mut self, e: Entry) {
+        let h = self.hash(&e.cfg.name);
+        let Entries { table, hasher } = self;
+        match table.entry(
+            h,
+            |x| x.cfg.name == e.cfg.name,
+            |x| hasher.hash_one(&x.cfg.name),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => *o.get_mut() = e,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(e);
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &SecretName) -> Option<Entry> {
+        let h = self.hash(name);
+        let found = self.table.find_entry(h, |e| &e.cfg.name == name).ok()?;
+        Some(found.remove().0)
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.table.iter_mut()
+    }
+}
+
 /// The AWSCURRENT version an entry's due time refers to, as every entry keeps it:
 /// Secrets Manager's version ids and our tokens are lowercase UUIDs, kept as 16 bytes
 /// inline instead of 36 characters on the heap (~64 bytes a secret at 100,000 secrets);
@@ -252,7 +314,7 @@ pub struct Scheduler<S, D> {
     engine: Arc<Engine<S, D>>,
     clock: Arc<dyn Clock>,
     settings: DaemonConfig,
-    entries: HashMap<SecretName, Entry>,
+    entries: Entries,
     queue: Timers,
     waiting: VecDeque<SecretName>,
     tasks: JoinSet<Done>,
@@ -317,7 +379,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             engine,
             clock,
             settings: cfg.daemon.clone(),
-            entries: HashMap::new(),
+            entries: Entries::default(),
             queue: Timers::new(Instant::now()),
             waiting: VecDeque::new(),
             tasks: JoinSet::new(),
@@ -365,8 +427,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             s.every = every;
         });
         let generation = self.next_generation();
-        self.entries
-            .insert(cfg.name.clone(), Entry::new(cfg, generation));
+        self.entries.insert(Entry::new(cfg, generation));
     }
 
     /// Wraps after 4 billion, skipping 0 (`Entry::reading`'s none): a read result is
@@ -660,11 +721,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         // moment then start in the same order on every run (a simulation replays).
         let mut unknown: Vec<SecretName> = self
             .entries
-            .iter()
-            .filter(|(_, e)| {
+            .values()
+            .filter(|e| {
                 e.needs_due && !matches!(e.state, State::Running { .. } | State::Timed { .. })
             })
-            .map(|(n, _)| n.clone())
+            .map(|e| e.cfg.name.clone())
             .collect();
         unknown.sort_unstable();
         self.start_batch(unknown);
@@ -705,9 +766,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     // One periodic refresh at a time: at 100,000 secrets a pass takes a while.
                     if self.batches == 0 {
                         // Given-up secrets too: a manual rotate may have finished them.
-                        let mut idle: Vec<SecretName> = self.entries.iter()
-                            .filter(|(_, e)| matches!(e.state, State::GaveUp) || (!matches!(e.state, State::Running { .. } | State::Queued) && e.failures == 0 && !e.needs_due))
-                            .map(|(n, _)| n.clone()).collect();
+                        let mut idle: Vec<SecretName> = self.entries.values()
+                            .filter(|e| matches!(e.state, State::GaveUp) || (!matches!(e.state, State::Running { .. } | State::Queued) && e.failures == 0 && !e.needs_due))
+                            .map(|e| e.cfg.name.clone()).collect();
                         idle.sort_unstable();
                         self.start_batch(idle);
                     }
@@ -765,9 +826,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         );
         let base = self.clock_base;
         let mut queue = Timers::new(self.queue.origin);
-        for (name, e) in &mut self.entries {
+        for e in self.entries.values_mut() {
             if let State::Timed { deadline, wall } = &mut e.state {
-                *deadline = queue.insert(instant_for(base, *wall), name);
+                *deadline = queue.insert(instant_for(base, *wall), &e.cfg.name);
             }
         }
         self.queue = queue;
@@ -841,12 +902,13 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// of each took a tenth of a second of CPU, every sweep (BENCHMARKS.md, section 3).
     fn sweep(&mut self) {
         let now = self.clock.now();
-        for (name, e) in &mut self.entries {
+        for e in self.entries.values_mut() {
             if e.is_removed() {
                 continue;
             }
             if e.shown != Some(status_of(e, now)) {
-                show(self.telemetry.as_ref(), name, e, now);
+                let name = e.cfg.name.clone();
+                show(self.telemetry.as_ref(), &name, e, now);
             }
         }
     }
@@ -1150,14 +1212,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let mut recompute = Vec::new();
         let mut named = Vec::new();
         let new_names: BTreeSet<&SecretName> = cfg.secrets.iter().map(|s| &s.name).collect();
-        let old: Vec<SecretName> = self.entries.keys().cloned().collect();
+        let old: Vec<SecretName> = self.entries.values().map(|e| e.cfg.name.clone()).collect();
         for name in old {
             if !new_names.contains(&name) {
                 if let Some(mut e) = self.entries.remove(&name) {
                     Self::unschedule(&mut self.queue, &name, &mut e);
                     if let State::Running { removed, .. } = &mut e.state {
                         *removed = true;
-                        self.entries.insert(name, e);
+                        self.entries.insert(e);
                     } else {
                         self.telemetry.forget_secret(&name);
                     }
