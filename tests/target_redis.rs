@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::redis::{sha256_hex, Redis, ADMIN_PASSWORD, ADMIN_USER};
+use common::redis::{sha256_hex, Redis, Setup, ADMIN_PASSWORD, ADMIN_USER};
 use common::*;
 use serde_json::Value;
 use std::path::Path;
@@ -528,4 +528,208 @@ async fn a_user_not_allowed_to_ping_still_rotates() {
     let set = |p: &str| r.cli_as(USER, p, &["SET", "app:k", "v"]);
     assert_eq!(set(&now).as_deref(), Ok("OK"));
     assert_ne!(set(INITIAL_PW).as_deref(), Ok("OK"), "revoked");
+}
+
+/// `user app ...` as a config or aclfile line: the application user defined in a file,
+/// with the initial password's hash.
+fn app_user_line() -> String {
+    format!("user {USER} on #{} ~* &* +@all", sha256_hex(INITIAL_PW))
+}
+
+fn check_remote(dir: &Path, env: &[(String, String)]) -> (Option<i32>, String, String) {
+    let out = rotator(
+        &["check", "--remote", "--config", dir.to_str().unwrap()],
+        env,
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// R3: with an aclfile, every ACL change is saved (`ACL SAVE`): after a restart the new
+/// password logs in and the old one does not. An admin that may not save fails set
+/// before AWSCURRENT moves; once it may, the rerun saves.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_aclfile_the_new_password_survives_a_restart() {
+    let users = app_user_line();
+    let Some(mut r) = Redis::start_setup(Setup::AclFile(&users)) else {
+        return;
+    };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    create_secret(&c, "redis/app", &r.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("cache: target redis: ACL user \"app\" is saved to the aclfile"),
+        "{stdout}{stderr}"
+    );
+
+    // An admin that may change ACLs but not save them: set fails, nothing moves.
+    assert_eq!(r.admin(&["ACL", "SETUSER", ADMIN_USER, "-acl|save"]), "OK");
+    let before = stages(&c, "redis/app").await["AWSCURRENT"][0].clone();
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("step set (failed): redis: ACL SAVE") && out.contains("NOPERM"),
+        "{out}"
+    );
+    assert_eq!(stages(&c, "redis/app").await["AWSCURRENT"], vec![before]);
+    assert!(r.can_login(USER, INITIAL_PW));
+
+    assert_eq!(r.admin(&["ACL", "SETUSER", ADMIN_USER, "+acl|save"]), "OK");
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    r.restart();
+    assert!(
+        r.can_login(USER, &now),
+        "the new password survives a restart"
+    );
+    assert!(!r.can_login(USER, INITIAL_PW), "the old one stays revoked");
+    let saved = std::fs::read_to_string(r.path("users.acl")).unwrap();
+    assert!(
+        saved.contains(&sha256_hex(&now)) && !saved.contains(&now),
+        "{saved}"
+    );
+}
+
+/// R3: a user defined in redis.conf (no aclfile): every ACL change is written back with
+/// `CONFIG REWRITE`; after a restart the new password logs in and the old one does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_redis_conf_the_new_password_survives_a_restart() {
+    let users = app_user_line();
+    let Some(mut r) = Redis::start_setup(Setup::ConfFile(&users)) else {
+        return;
+    };
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    create_secret(&c, "redis/app", &r.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("cache: target redis: ACL user \"app\" is saved to redis.conf"),
+        "{stdout}{stderr}"
+    );
+    // Crashed after AWSCURRENT moved: both passwords must already survive a restart.
+    crash_rotate(dir.path(), "cache", &env, "after-move-current");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    r.restart();
+    assert!(r.can_login(USER, &now), "set was saved");
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    r.restart();
+    assert!(
+        r.can_login(USER, &now),
+        "the new password survives a restart"
+    );
+    assert!(!r.can_login(USER, INITIAL_PW), "the old one stays revoked");
+    let conf = std::fs::read_to_string(r.path("redis.conf")).unwrap();
+    assert!(!conf.contains(&now), "no password in redis.conf");
+}
+
+/// R3: a server started without a config file or an aclfile cannot keep an ACL change:
+/// `check --remote` says so (a restart loses the password), and warns about replicas
+/// (ACLs are not replicated), from the primary and from the replica. A rotation still
+/// runs, with a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_remote_warns_when_nothing_saves_the_password_and_about_replicas() {
+    let Some(r) = Redis::start_setup(Setup::NoConfig(&[])) else {
+        return;
+    };
+    let port = r.port.to_string();
+    let Some(replica) = Redis::start_setup(Setup::NoConfig(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--masteruser",
+        ADMIN_USER,
+        "--masterauth",
+        ADMIN_PASSWORD,
+    ])) else {
+        return;
+    };
+    let t0 = std::time::Instant::now();
+    while !r
+        .admin(&["INFO", "replication"])
+        .contains("connected_slaves:1")
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "no replica"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    setup(&r, &c, USER, "redis/app").await;
+    // The replica: its own users (ACLs are per server).
+    create_user(&replica, USER, INITIAL_PW);
+    create_secret(
+        &c,
+        "redis/replica",
+        &replica.secret_json(USER, INITIAL_PW),
+        &[],
+    )
+    .await;
+    let replica_target = format!(
+        r#"{{ kind = "redis", host = "127.0.0.1", port = {}, username = "{USER}", admin_secret_id = "redis/admin-replica", sslmode = "disable" }}"#,
+        replica.port
+    );
+    create_secret(
+        &c,
+        "redis/admin-replica",
+        &replica.secret_json(ADMIN_USER, ADMIN_PASSWORD),
+        &[],
+    )
+    .await;
+    let dir = config_dir(&format!(
+        "{}{}",
+        secret_config("cache", "redis/app", &target(r.port, USER, ""), false),
+        secret_config("replica", "redis/replica", &replica_target, false)
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(0), "warnings only: {stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: cache: target redis: ACL user \"app\" is NOT saved (no aclfile, no config file): a restart loses the new password"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "warning: cache: target redis: this server is a primary with 1 connected replica(s)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: replica: target redis: this server is a replica"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Sentinel"), "{stderr}");
+
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    assert!(out.contains("not saved"), "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    assert!(r.can_login(USER, &now));
+    assert!(!out.contains(&now));
 }

@@ -55,7 +55,7 @@ mod steps;
 pub use config::{MySql, MySqlMode, MySqlTarget, RawMySql};
 
 use crate::config::{SecretConfig, TargetKind};
-use crate::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
+use crate::rotation::target::{ConfiguredTarget, RemoteFinding, TargetEnv, TargetError};
 use futures::future::BoxFuture;
 use secrecy::SecretString;
 
@@ -109,7 +109,7 @@ impl ConfiguredTarget for MySqlTarget {
     fn check_remote<'a>(
         &'a self,
         env: &'a TargetEnv<'a>,
-    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+    ) -> BoxFuture<'a, Result<Vec<RemoteFinding>, TargetError>> {
         Box::pin(steps::check_remote(env, self))
     }
 

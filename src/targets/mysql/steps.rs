@@ -12,7 +12,7 @@ use super::sql::{
 use crate::config::TargetKind;
 use crate::rotation::generate::generate;
 use crate::rotation::store::{Select, AWSCURRENT};
-use crate::rotation::target::{Masker, TargetEnv, TargetError};
+use crate::rotation::target::{Masker, RemoteFinding, TargetEnv, TargetError};
 use crate::targets::shared::{masked, read_secret_current, JsonSecret};
 use mysql_async::Conn;
 use secrecy::{ExposeSecret, SecretString};
@@ -260,7 +260,7 @@ pub(super) async fn test(t: &MySqlTarget, value: &SecretString) -> Result<(), Ta
 pub(super) async fn check_remote(
     env: &TargetEnv<'_>,
     t: &MySqlTarget,
-) -> Result<Vec<String>, TargetError> {
+) -> Result<Vec<RemoteFinding>, TargetError> {
     let (_, current) = env
         .store
         .get_value(&env.cfg.secret, Select::Stage(AWSCURRENT))
@@ -303,7 +303,7 @@ pub(super) async fn check_remote(
             ));
         }
         close(c, t).await;
-        Ok(problems)
+        Ok(problems.into_iter().map(RemoteFinding::Problem).collect())
     };
     run.await.map_err(|e| masked(&masker, e))
 }
