@@ -733,3 +733,75 @@ async fn check_remote_warns_when_nothing_saves_the_password_and_about_replicas()
     assert!(r.can_login(USER, &now));
     assert!(!out.contains(&now));
 }
+/// A fake Redis on 127.0.0.1: each command (an array of bulk strings) gets the bytes
+/// `answer` returns for it.
+fn fake_redis(answer: fn(&[String]) -> Vec<u8>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().expect("clone");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let n: usize = line.trim()[1..].parse().unwrap_or(0);
+                    let mut args = Vec::new();
+                    for _ in 0..n {
+                        line.clear();
+                        r.read_line(&mut line).unwrap_or(0);
+                        line.clear();
+                        r.read_line(&mut line).unwrap_or(0);
+                        args.push(line.trim_end().to_owned());
+                    }
+                    if w.write_all(&answer(&args)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// R4: Redis 6 has no `ACL DRYRUN` and says `ERR Unknown subcommand` (capital U): that is
+/// not a missing permission, and `check --remote` passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_remote_on_redis_6_does_not_read_unknown_subcommand_as_no_permission() {
+    let port = fake_redis(|args| {
+        let bulk = |s: &str| format!("${}\r\n{s}\r\n", s.len());
+        let cmd: Vec<&str> = args.iter().map(String::as_str).collect();
+        match cmd[..] {
+            ["AUTH", ..] => "+OK\r\n".into(),
+            ["ACL", "GETUSER", _] => format!("*4\r\n{}*1\r\n{}{}*0\r\n", bulk("flags"), bulk("on"), bulk("passwords")),
+            ["ACL", "DRYRUN", ..] => "-ERR Unknown subcommand or wrong number of arguments for 'DRYRUN'. Try ACL HELP.\r\n".into(),
+            ["CONFIG", "GET", "aclfile"] => format!("*2\r\n{}{}", bulk("aclfile"), bulk("/etc/redis/users.acl")),
+            ["INFO", "replication"] => bulk("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+            ["INFO", ..] => bulk("# Server\r\nredis_version:6.2.14\r\nconfig_file:/etc/redis/redis.conf\r\n"),
+            _ => "-ERR unknown command\r\n".into(),
+        }
+        .into_bytes()
+    });
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    let secret = |user: &str| {
+        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
+            .to_string()
+    };
+    create_secret(&c, "redis/app", &secret(USER), &[]).await;
+    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(port, USER, ""),
+        false,
+    ));
+    let (code, stdout, stderr) = check_remote(dir.path(), &aws_env(Some(&moto.url), None));
+    assert!(!stderr.contains("may not run ACL SETUSER"), "{stderr}");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}

@@ -317,15 +317,17 @@ pub(super) async fn revoke(
 }
 
 /// `ACL DRYRUN admin <command>` (Redis 7+): `None` when the admin may run it, else why
-/// not. Before Redis 7 there is no DRYRUN (`ERR unknown subcommand`): not a verdict,
-/// `None`; ACL GETUSER worked, which the usual admin grants (+@admin) come with.
+/// not. Before Redis 7 there is no DRYRUN (`ERR unknown subcommand`, or `Unknown` in
+/// Redis 6): not a verdict, `None`; ACL GETUSER worked, which the usual admin grants
+/// (+@admin) come with.
 async fn refused(c: &mut Conn, admin: &str, cmd: &[&[u8]]) -> Result<Option<String>, TargetError> {
     let mut args: Vec<&[u8]> = vec![b"ACL", b"DRYRUN", admin.as_bytes()];
     args.extend_from_slice(cmd);
     let probe = c.call(&args).await.map_err(|e| rd(format!("ACL DRYRUN: {e}")))?;
     Ok(match probe {
         Reply::Status(s) if s == "OK" => None,
-        Reply::Error(e) if e.contains("unknown subcommand") => None,
+        // Redis 7 says "unknown subcommand", 6 "Unknown subcommand".
+        Reply::Error(e) if e.to_ascii_lowercase().contains("unknown subcommand") => None,
         Reply::Error(e) | Reply::Status(e) => Some(e),
         Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
         other => Some(format!("unexpected reply {other:?}")),
