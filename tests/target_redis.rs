@@ -805,3 +805,59 @@ async fn check_remote_on_redis_6_does_not_read_unknown_subcommand_as_no_permissi
     assert!(!stderr.contains("may not run ACL SETUSER"), "{stderr}");
     assert_eq!(code, Some(0), "{stdout}{stderr}");
 }
+/// R5: a server that answers with an endless reply (an array of 10,000 one-MiB strings,
+/// each within the per-item bound) is cut off once the reply passes the total bound: the
+/// step fails at once, having read a few MiB, not gigabytes until the timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_reply_is_cut_off_at_a_total_bound() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in l.incoming().flatten() {
+            let mut first = [0u8; 1];
+            let _ = s.read(&mut first);
+            let item = format!("${}\r\n{}\r\n", 1 << 20, "x".repeat(1 << 20));
+            let _ = s.write_all(b"*10000\r\n");
+            // At most 256 MiB, then silence: a client without a total bound reads it all
+            // and waits for the rest until its timeout.
+            for _ in 0..256 {
+                if s.write_all(item.as_bytes()).is_err() {
+                    break;
+                }
+                counter.fetch_add(item.len(), Ordering::SeqCst);
+            }
+            held.push(s);
+        }
+    });
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    let secret = |user: &str| {
+        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
+            .to_string()
+    };
+    create_secret(&c, "redis/app", &secret(USER), &[]).await;
+    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(port, USER, r#", timeout = "10s""#),
+        false,
+    ));
+    let t0 = std::time::Instant::now();
+    let (ok, out) = rotate(dir.path(), "cache", &aws_env(Some(&moto.url), None));
+    assert!(!ok, "{out}");
+    assert!(out.contains("reply too large"), "{out}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t0.elapsed()
+    );
+    let read = sent.load(Ordering::SeqCst);
+    assert!(read < 64 << 20, "the client took {} MiB", read >> 20);
+}
