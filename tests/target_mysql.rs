@@ -819,3 +819,110 @@ async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
         INITIAL_PW
     );
 }
+
+/// M1: a multibyte client character set (gbk here; big5, sjis, cp932 alike) can turn the
+/// byte before a quoted literal's escaping backslash into one character with it, so a
+/// planted password could end the literal. Such a session is refused before any
+/// statement, naming the character set; no password changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multibyte_client_character_set_is_refused_before_any_statement() {
+    let Some(db) = MariaDb::start_with(&[
+        "--character-set-server=gbk".into(),
+        "--collation-server=gbk_chinese_ci".into(),
+        "--skip-character-set-client-handshake".into(),
+    ]) else {
+        return;
+    };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    for id in ["db/app", "db/alt", "db/own"] {
+        create_secret(&c, id, &db.secret_json(USER, INITIAL_PW), &[]).await;
+    }
+    let env = aws_env(Some(&moto.url), None);
+    for (name, id, extra) in [
+        ("admin", "db/app", r#"admin_secret_id = "db/admin""#),
+        (
+            "alternating",
+            "db/alt",
+            r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+        ),
+        ("own", "db/own", ""),
+    ] {
+        let before = stages(&c, id).await["AWSCURRENT"][0].clone();
+        let dir = config_dir(&secret_config(
+            name,
+            id,
+            &target(db.port, USER, extra),
+            false,
+        ));
+        let (ok, out) = rotate(dir.path(), name, &env);
+        assert!(!ok, "{name}: {out}");
+        assert!(out.contains("character_set_client is gbk"), "{name}: {out}");
+        assert_eq!(stages(&c, id).await["AWSCURRENT"], vec![before], "{name}");
+        assert!(db.can_login(USER, INITIAL_PW).await, "{name}");
+        let logs = db.logs();
+        for statement in ["ALTER USER", "SET PASSWORD", "`app-user_clone`"] {
+            assert!(!logs.contains(statement), "{name}: {statement} was sent");
+        }
+        // check --remote says so too.
+        let out = rotator(
+            &[
+                "check",
+                "--remote",
+                "--config",
+                dir.path().to_str().unwrap(),
+            ],
+            &env,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains("character_set_client is gbk"), "{name}: {err}");
+    }
+}
+
+/// The literal quoting used for MySQL (`IDENTIFIED BY '...'`), against a real server:
+/// MariaDB reporting a MySQL version takes that path. Passwords made only of quotes and
+/// backslashes log in afterwards, with and without NO_BACKSLASH_ESCAPES.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_of_quotes_and_backslashes_are_quoted_right_in_every_sql_mode() {
+    let Some(db) = MariaDb::start_with(&["--version=8.0.36".into()]) else {
+        return;
+    };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let cfg = format!(
+        r##"
+[[secret]]
+name = "app"
+secret_id = "db/app"
+every = "30d"
+generate = {{ length = 40, exclude_lowercase = true, exclude_uppercase = true, exclude_numbers = true, exclude_characters = "!\"#$%&()*+,-./:;<=>?@[]^_`{{|}}~" }}
+target = {}
+"##,
+        target(
+            db.port,
+            USER,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin""#
+        )
+    );
+    let dir = config_dir(&cfg);
+    let env = aws_env(Some(&moto.url), None);
+    for (i, mode) in ["", "NO_BACKSLASH_ESCAPES", "NO_BACKSLASH_ESCAPES", ""]
+        .into_iter()
+        .enumerate()
+    {
+        db.sql(&format!("SET GLOBAL sql_mode = '{mode}'")).await;
+        let (ok, out) = rotate(dir.path(), "app", &env);
+        assert!(ok, "{i} {mode}: {out}");
+        let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+        let p = pw(&now);
+        assert!(p.contains('\'') && p.contains('\\'), "{p:?}");
+        let user = now["username"].as_str().unwrap();
+        assert!(db.can_login(user, &p).await, "{i} {mode}: {user}");
+    }
+}

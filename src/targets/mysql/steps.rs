@@ -13,7 +13,7 @@ use crate::config::TargetKind;
 use crate::rotation::generate::generate;
 use crate::rotation::store::{Select, AWSCURRENT};
 use crate::rotation::target::{Masker, RemoteFinding, TargetEnv, TargetError};
-use crate::targets::shared::{masked, read_secret_current, JsonSecret};
+use crate::targets::shared::{masked, message, read_secret_current, JsonSecret};
 use mysql_async::Conn;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -273,13 +273,22 @@ pub(super) async fn check_remote(
     let run = async {
         let app = Login::of(&current_doc, t)?;
         let Some(admin) = admin.as_ref() else {
-            // The user changes its own password: its own login is the whole check.
-            let c = connect(&app, t).await?;
+            // The user changes its own password: its own login (in a session our
+            // quoting is safe in) is the whole check.
+            let mut c = connect(&app, t).await?;
+            let r = server(&mut c, t).await;
             close(c, t).await;
-            return Ok(Vec::new());
+            return Ok(r
+                .err()
+                .map(|e| RemoteFinding::Problem(message(e)))
+                .into_iter()
+                .collect());
         };
         let mut c = connect(&Login::admin(admin, t)?, t).await?;
         let mut problems = Vec::new();
+        if let Err(e) = server(&mut c, t).await {
+            problems.push(message(e));
+        }
         let base = quote_account(&t.user, &t.user_host)?;
         match grants(&mut c, &base, t).await {
             Ok(Some(_)) => {}
