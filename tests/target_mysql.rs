@@ -452,15 +452,20 @@ async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_workin
     assert_not_in_logs(&db, &[&clone_pw, &user_pw, INITIAL_PW, ADMIN_PASSWORD]);
 }
 
+/// A clone made beforehand with more than the original (here every privilege) loses
+/// what the original lacks before it gets a password: it ends with exactly the
+/// original's grants.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_existing_clone_with_more_grants_than_the_original_gets_no_password() {
+async fn an_existing_clone_with_more_grants_loses_them_before_it_gets_a_password() {
     let Some(db) = MariaDb::start() else { return };
     let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
     let clone = format!("{USER}_clone");
     create_user(&db, &clone, "clone-pw").await;
-    db.sql(&format!("GRANT ALL PRIVILEGES ON *.* TO `{clone}`@`%`"))
-        .await;
+    db.sql(&format!(
+        "GRANT ALL PRIVILEGES ON *.* TO `{clone}`@`%` WITH GRANT OPTION"
+    ))
+    .await;
     let c = sm_client(&moto.url).await;
     admin_secret(&c, &db).await;
     create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
@@ -475,19 +480,22 @@ async fn an_existing_clone_with_more_grants_than_the_original_gets_no_password()
         false,
     ));
     let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
-    assert!(!ok, "{out}");
-    assert!(
-        out.contains("holds grants that `app-user`@`%` lacks"),
-        "{out}"
-    );
-    assert!(
-        db.can_login(&clone, "clone-pw").await,
-        "its password was not changed"
-    );
+    assert!(ok, "{out}");
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    assert_eq!(now["username"], clone.as_str());
+    let theirs = db.grants(&format!("`{USER}`@`%`")).await.unwrap();
+    let mine = db.grants(&format!("`{clone}`@`%`")).await.unwrap();
     assert_eq!(
-        pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await)),
-        INITIAL_PW
+        normalized(&mine, &clone, USER),
+        normalized(&theirs, USER, USER)
     );
+    let mut cc = db.login(&clone, &pw(&now)).await.unwrap();
+    use mysql_async::prelude::Queryable;
+    assert!(
+        cc.query_drop("CREATE DATABASE nope").await.is_err(),
+        "no privilege left beyond the original's"
+    );
+    let _ = cc.disconnect().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -925,4 +933,89 @@ target = {}
         let user = now["username"].as_str().unwrap();
         assert!(db.can_login(user, &p).await, "{i} {mode}: {user}");
     }
+}
+
+fn alternating(port: u16) -> String {
+    target(
+        port,
+        USER,
+        r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+    )
+}
+
+/// M2: the clone ends every set with exactly the original's grants: a privilege granted
+/// to the original after the clone was made reaches the clone (it no longer blocks the
+/// rotation), one taken from the original is taken from the clone, and one given to the
+/// clone alone is removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clone_follows_the_originals_grants_and_loses_its_own() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql("CREATE DATABASE shop").await;
+    db.sql("CREATE TABLE shop.orders (id INT)").await;
+    db.sql(&format!("GRANT SELECT ON shop.* TO `{USER}`@`%`"))
+        .await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &alternating(db.port),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let clone = format!("{USER}_clone");
+    let rotate_to = |who: &'static str| {
+        let (ok, out) = rotate(dir.path(), "app-db", &env);
+        assert!(ok, "to {who}: {out}");
+    };
+    rotate_to("the clone");
+    rotate_to("the original");
+
+    db.sql(&format!("GRANT INSERT ON shop.* TO `{USER}`@`%`"))
+        .await;
+    db.sql(&format!("GRANT UPDATE (id) ON shop.orders TO `{USER}`@`%`"))
+        .await;
+    db.sql(&format!("GRANT DELETE ON shop.* TO `{clone}`@`%`"))
+        .await;
+    db.sql(&format!(
+        "GRANT SELECT ON mysql.* TO `{clone}`@`%` WITH GRANT OPTION"
+    ))
+    .await;
+    rotate_to("the clone");
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    assert_eq!(now["username"], clone.as_str());
+    let same = |theirs: Vec<String>, mine: Vec<String>| {
+        assert_eq!(
+            normalized(&mine, &clone, USER),
+            normalized(&theirs, USER, USER),
+            "{mine:?} vs {theirs:?}"
+        )
+    };
+    same(
+        db.grants(&format!("`{USER}`@`%`")).await.unwrap(),
+        db.grants(&format!("`{clone}`@`%`")).await.unwrap(),
+    );
+    let mut cc = db.login(&clone, &pw(&now)).await.unwrap();
+    use mysql_async::prelude::Queryable;
+    cc.query_drop("INSERT INTO shop.orders VALUES (1)")
+        .await
+        .expect("granted to the original since: the clone has it");
+    assert!(
+        cc.query_drop("DELETE FROM shop.orders").await.is_err(),
+        "the clone's own grant was removed"
+    );
+    let _ = cc.disconnect().await;
+
+    // Taken from the original: taken from the clone at its next set.
+    db.sql(&format!("REVOKE INSERT ON shop.* FROM `{USER}`@`%`"))
+        .await;
+    rotate_to("the original");
+    rotate_to("the clone");
+    same(
+        db.grants(&format!("`{USER}`@`%`")).await.unwrap(),
+        db.grants(&format!("`{clone}`@`%`")).await.unwrap(),
+    );
 }

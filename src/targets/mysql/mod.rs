@@ -27,9 +27,11 @@
 //! **alternating-users**: two accounts, `user` and `user<clone_suffix>` (same
 //! `user_host`). The pending value names the one AWSCURRENT does not, with a new
 //! password; the admin sets it. The first time, the admin creates the clone with no
-//! privilege and copies the original's grants onto it, line by line from `SHOW GRANTS`
-//! (grantee rewritten, MariaDB's password clause dropped): exactly the original's,
-//! never more. An existing clone holding a grant the original lacks gets no password.
+//! privilege. Each time, before its password, the clone is brought to exactly the
+//! original's grants, line by line from `SHOW GRANTS` (grantee rewritten, MariaDB's
+//! password clause dropped): what it lacks is granted (a privilege given to the original
+//! since), what it has beyond is revoked (one given to the clone alone, or taken from the
+//! original). Its grants are read again: a clone that still differs gets no password.
 //! The previous account keeps working, as in AWS's alternating-users Lambda.
 //!
 //! **test**: a fresh login with the pending value and `SELECT 1`.

@@ -197,26 +197,97 @@ fn grantee_positions(line: &str, grantee: &str) -> Vec<usize> {
     out
 }
 
-/// The grants of `clone` that `base` lacks, each written as for `base`: an empty list
-/// means the clone holds nothing more than the original.
-pub(super) fn extra_grants(
+/// What makes `clone` hold exactly `base`'s grants (`SHOW GRANTS` lines of each): the
+/// statements that take away what the clone has beyond them, then the grant lines it
+/// lacks. Lines are compared as written for the clone (grantee rewritten, password
+/// clause dropped); the bare `GRANT USAGE` line every account has is no grant. Both lists
+/// empty: the clone holds exactly the original's grants.
+pub(super) fn reconcile(
     base_lines: &[String],
     clone_lines: &[String],
     base: &str,
     clone: &str,
-) -> Result<Vec<String>, String> {
-    let theirs: Vec<String> = base_lines
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let want: Vec<String> = base_lines
         .iter()
-        .map(|l| regrant(l, base, base))
+        .map(|l| regrant(l, base, clone))
         .collect::<Result<_, _>>()?;
-    let mut extra = Vec::new();
-    for l in clone_lines {
-        let as_base = regrant(l, clone, base)?;
-        if !theirs.contains(&as_base) && !is_bare_usage(&as_base, base) {
-            extra.push(as_base);
-        }
+    let have: Vec<String> = clone_lines
+        .iter()
+        .map(|l| regrant(l, clone, clone))
+        .collect::<Result<_, _>>()?;
+    let mut take = Vec::new();
+    for l in have.iter().filter(|l| !want.contains(l)) {
+        take.extend(revoke_of(l, clone)?);
     }
-    Ok(extra)
+    let give = want
+        .iter()
+        .filter(|l| !have.contains(l) && !is_bare_usage(l, clone))
+        .cloned()
+        .collect();
+    Ok((take, give))
+}
+
+/// The statements that undo one `SHOW GRANTS` line of `account`: `REVOKE privileges ON
+/// object` (and its GRANT OPTION), `REVOKE role`, `SET DEFAULT ROLE NONE`. A `USAGE` line
+/// takes nothing away but its GRANT OPTION (its REQUIRE and limits are account
+/// attributes).
+fn revoke_of(line: &str, account: &str) -> Result<Vec<String>, String> {
+    if line.starts_with("SET DEFAULT ROLE ") {
+        return Ok(vec![format!("SET DEFAULT ROLE NONE FOR {account}")]);
+    }
+    let [pos] = grantee_positions(line, account)[..] else {
+        return Err(format!("cannot find the grantee {account} exactly once in: {line}"));
+    };
+    let what = line[..pos]
+        .strip_prefix("GRANT ")
+        .and_then(|w| w.strip_suffix(" TO "))
+        .ok_or_else(|| format!("unexpected SHOW GRANTS line: {line}"))?;
+    let grant_option = line[pos + account.len()..].contains(" WITH GRANT OPTION");
+    // A role line has no ON outside quotes: `GRANT `role` TO account`.
+    let on = find_outside_quotes(what, " ON ");
+    let mut out = Vec::new();
+    if !what.starts_with("USAGE ON ") {
+        out.push(format!("REVOKE {what} FROM {account}"));
+    }
+    if let (true, Some(on)) = (grant_option, on) {
+        out.push(format!(
+            "REVOKE GRANT OPTION ON {} FROM {account}",
+            &what[on + " ON ".len()..]
+        ));
+    }
+    Ok(out)
+}
+
+/// Where `pat` first stands in `s` outside backtick-, single- or double-quoted text.
+fn find_outside_quotes(s: &str, pat: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) => {
+                if c == b'\\' && q == b'\'' {
+                    i += 2;
+                    continue;
+                }
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => {
+                if bytes[i..].starts_with(pat.as_bytes()) {
+                    return Some(i);
+                }
+                if c == b'`' || c == b'\'' || c == b'"' {
+                    quote = Some(c);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 /// `GRANT USAGE ON *.* TO acct` alone: "may log in", which every account has.
@@ -290,24 +361,48 @@ mod tests {
     }
 
     #[test]
-    fn a_clone_may_hold_no_more_than_the_original() {
+    fn a_clone_is_brought_to_exactly_the_originals_grants() {
         let (a, c) = ("`app`@`%`", "`app_clone`@`%`");
         let base = vec![
             "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AA'".to_owned(),
-            "GRANT SELECT ON `shop`.* TO `app`@`%`".to_owned(),
+            "GRANT SELECT, INSERT ON `shop`.* TO `app`@`%`".to_owned(),
+            "GRANT `reader` TO `app`@`%`".to_owned(),
         ];
         let same = vec![
             "GRANT USAGE ON *.* TO `app_clone`@`%` IDENTIFIED BY PASSWORD '*BB'".to_owned(),
-            "GRANT SELECT ON `shop`.* TO `app_clone`@`%`".to_owned(),
+            "GRANT SELECT, INSERT ON `shop`.* TO `app_clone`@`%`".to_owned(),
+            "GRANT `reader` TO `app_clone`@`%`".to_owned(),
         ];
-        assert!(extra_grants(&base, &same, a, c).unwrap().is_empty());
-        // Fewer is fine (a half-made clone gets the rest).
-        assert!(extra_grants(&base, &same[..1], a, c).unwrap().is_empty());
-        let more = vec![
-            "GRANT USAGE ON *.* TO `app_clone`@`%`".to_owned(),
+        let (take, give) = reconcile(&base, &same, a, c).unwrap();
+        assert!(take.is_empty() && give.is_empty(), "{take:?} {give:?}");
+        // Granted to the original since: given; the clone's own: taken.
+        let older = vec![
+            "GRANT USAGE ON *.* TO `app_clone`@`%` WITH GRANT OPTION".to_owned(),
             "GRANT SELECT, DELETE ON `shop`.* TO `app_clone`@`%`".to_owned(),
-            "GRANT ALL PRIVILEGES ON *.* TO `app_clone`@`%` WITH GRANT OPTION".to_owned(),
+            "GRANT UPDATE (`a ON b`) ON `t`.`x` TO `app_clone`@`%` WITH GRANT OPTION".to_owned(),
+            "GRANT `admin` TO `app_clone`@`%` WITH ADMIN OPTION".to_owned(),
+            "SET DEFAULT ROLE `admin` FOR `app_clone`@`%`".to_owned(),
         ];
-        assert_eq!(extra_grants(&base, &more, a, c).unwrap().len(), 2);
+        let (take, give) = reconcile(&base, &older, a, c).unwrap();
+        assert_eq!(
+            take,
+            [
+                "REVOKE GRANT OPTION ON *.* FROM `app_clone`@`%`",
+                "REVOKE SELECT, DELETE ON `shop`.* FROM `app_clone`@`%`",
+                "REVOKE UPDATE (`a ON b`) ON `t`.`x` FROM `app_clone`@`%`",
+                "REVOKE GRANT OPTION ON `t`.`x` FROM `app_clone`@`%`",
+                "REVOKE `admin` FROM `app_clone`@`%`",
+                "SET DEFAULT ROLE NONE FOR `app_clone`@`%`",
+            ]
+        );
+        assert_eq!(
+            give,
+            [
+                "GRANT SELECT, INSERT ON `shop`.* TO `app_clone`@`%`",
+                "GRANT `reader` TO `app_clone`@`%`",
+            ]
+        );
+        let other = vec!["GRANT SELECT ON *.* TO `x`@`%`".to_owned()];
+        assert!(reconcile(&base, &other, a, c).is_err());
     }
 }
