@@ -1019,3 +1019,70 @@ async fn the_clone_follows_the_originals_grants_and_loses_its_own() {
         db.grants(&format!("`{clone}`@`%`")).await.unwrap(),
     );
 }
+/// M3: the clone gets the original's account attributes that are not privileges
+/// (`REQUIRE SSL`, `MAX_QUERIES_PER_HOUR` and the other limits), and follows them when
+/// they change: none kept that the original lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clone_gets_the_originals_require_ssl_and_limits() {
+    let certs = tempfile::tempdir().unwrap();
+    let (_ca, crt, key) = make_test_certs(certs.path(), "IP:127.0.0.1");
+    let Some(db) = MariaDb::start_with(&[
+        format!("--ssl-cert={}", crt.display()),
+        format!("--ssl-key={}", key.display()),
+    ]) else {
+        return;
+    };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql(&format!(
+        "ALTER USER `{USER}`@`%` REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 1000"
+    ))
+    .await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let tls = format!(
+        r#"{{ kind = "mysql", host = "127.0.0.1", port = {}, user = "{USER}", mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "require" }}"#,
+        db.port
+    );
+    let dir = config_dir(&secret_config("app-db", "db/app", &tls, false));
+    let env = aws_env(Some(&moto.url), None);
+    let clone = format!("`{USER}_clone`@`%`");
+    let create_user_of = |account: String| {
+        let db = &db;
+        async move {
+            let mut c = db.login(ADMIN_USER, ADMIN_PASSWORD).await.unwrap();
+            use mysql_async::prelude::Queryable;
+            let s: String = c
+                .query_first(format!("SHOW CREATE USER {account}"))
+                .await
+                .unwrap()
+                .unwrap();
+            let _ = c.disconnect().await;
+            s
+        }
+    };
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let shown = create_user_of(clone.clone()).await;
+    assert!(
+        shown.contains(" REQUIRE SSL") && shown.contains("MAX_QUERIES_PER_HOUR 1000"),
+        "{shown}"
+    );
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+
+    // The original loses REQUIRE SSL and gets other limits: so does the clone.
+    db.sql(&format!(
+        "ALTER USER `{USER}`@`%` REQUIRE NONE WITH MAX_QUERIES_PER_HOUR 2000 MAX_USER_CONNECTIONS 50"
+    ))
+    .await;
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let shown = create_user_of(clone.clone()).await;
+    assert!(!shown.contains("REQUIRE"), "{shown}");
+    assert!(
+        shown.contains("MAX_QUERIES_PER_HOUR 2000") && shown.contains("MAX_USER_CONNECTIONS 50"),
+        "{shown}"
+    );
+}

@@ -31,7 +31,9 @@
 //! original's grants, line by line from `SHOW GRANTS` (grantee rewritten, MariaDB's
 //! password clause dropped): what it lacks is granted (a privilege given to the original
 //! since), what it has beyond is revoked (one given to the clone alone, or taken from the
-//! original). Its grants are read again: a clone that still differs gets no password.
+//! original). Its account attributes follow the same way (`SHOW CREATE USER`: REQUIRE
+//! and resource limits; not lock or expiry). Both are read again: a clone that still
+//! differs gets no password.
 //! The previous account keeps working, as in AWS's alternating-users Lambda.
 //!
 //! **test**: a fresh login with the pending value and `SELECT 1`.

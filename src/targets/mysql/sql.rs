@@ -231,7 +231,7 @@ pub(super) fn reconcile(
 /// The statements that undo one `SHOW GRANTS` line of `account`: `REVOKE privileges ON
 /// object` (and its GRANT OPTION), `REVOKE role`, `SET DEFAULT ROLE NONE`. A `USAGE` line
 /// takes nothing away but its GRANT OPTION (its REQUIRE and limits are account
-/// attributes).
+/// attributes, set by [`attributes_sql`]).
 fn revoke_of(line: &str, account: &str) -> Result<Vec<String>, String> {
     if line.starts_with("SET DEFAULT ROLE ") {
         return Ok(vec![format!("SET DEFAULT ROLE NONE FOR {account}")]);
@@ -288,6 +288,172 @@ fn find_outside_quotes(s: &str, pat: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// The resource limits `ALTER USER ... WITH` takes (MAX_STATEMENT_TIME: MariaDB only).
+const LIMITS: [&str; 5] = [
+    "MAX_QUERIES_PER_HOUR",
+    "MAX_UPDATES_PER_HOUR",
+    "MAX_CONNECTIONS_PER_HOUR",
+    "MAX_USER_CONNECTIONS",
+    "MAX_STATEMENT_TIME",
+];
+
+/// An account's attributes that are not privileges, as `SHOW CREATE USER` prints them:
+/// the REQUIRE clause (its words, strings unquoted) and the resource limits (absent: 0).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Attributes {
+    require: Vec<Token>,
+    limits: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Str(String),
+}
+
+/// The words and strings of `s` (quoted identifiers kept whole as words).
+fn tokens(s: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c == ' ' {
+            chars.next();
+        } else if c == '\'' {
+            chars.next();
+            let mut v = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err("unterminated string in SHOW CREATE USER".into()),
+                    Some('\'') if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        v.push('\'');
+                    }
+                    Some('\'') => break,
+                    Some('\\') => v.extend(chars.next()),
+                    Some(x) => v.push(x),
+                }
+            }
+            // A string must end where a word would (MariaDB prints quotes in REQUIRE
+            // strings unescaped: refused rather than misread).
+            if chars.peek().is_some_and(|n| *n != ' ') {
+                return Err("a string in SHOW CREATE USER that cannot be read back".into());
+            }
+            out.push(Token::Str(v));
+        } else {
+            let mut w = String::new();
+            let mut q: Option<char> = None;
+            while let Some(&x) = chars.peek() {
+                match q {
+                    Some(qc) if x == qc => q = None,
+                    Some(_) => {}
+                    None if x == ' ' => break,
+                    None if x == '`' || x == '"' => q = Some(x),
+                    None if x == '\'' => {
+                        return Err("a string in SHOW CREATE USER that cannot be read back".into())
+                    }
+                    None => {}
+                }
+                w.push(x);
+                chars.next();
+            }
+            out.push(Token::Word(w));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a `SHOW CREATE USER` line of `account`. Anything it cannot read is an error
+/// (the clone would otherwise miss a restriction of the original).
+pub(super) fn attributes(line: &str, account: &str) -> Result<Attributes, String> {
+    let rest = line
+        .strip_prefix("CREATE USER ")
+        .and_then(|r| r.strip_prefix(account))
+        .ok_or_else(|| format!("unexpected SHOW CREATE USER line for {account}"))?;
+    let toks = tokens(rest)?;
+    let word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x == w);
+    let mut require = Vec::new();
+    if let Some(at) = toks.iter().position(|t| word(t, "REQUIRE")) {
+        const STOP: [&str; 8] = [
+            "WITH", "PASSWORD", "ACCOUNT", "DEFAULT", "COMMENT", "ATTRIBUTE",
+            "FAILED_LOGIN_ATTEMPTS", "PASSWORD_LOCK_TIME",
+        ];
+        for t in &toks[at + 1..] {
+            match t {
+                Token::Word(w) if STOP.contains(&w.as_str()) => break,
+                Token::Word(w)
+                    if ["NONE", "SSL", "X509", "AND", "ISSUER", "SUBJECT", "CIPHER"]
+                        .contains(&w.as_str()) =>
+                {
+                    if w != "AND" && w != "NONE" {
+                        require.push(t.clone());
+                    }
+                }
+                Token::Str(_) => require.push(t.clone()),
+                Token::Word(w) => return Err(format!("unexpected REQUIRE option {w}")),
+            }
+        }
+    }
+    let mut limits: Vec<(String, String)> =
+        LIMITS.iter().map(|l| (l.to_string(), "0".to_owned())).collect();
+    for pair in toks.windows(2) {
+        if let [Token::Word(name), Token::Word(value)] = pair {
+            if !name.starts_with("MAX_") {
+                continue;
+            }
+            let Some(slot) = limits.iter_mut().find(|(n, _)| n == name) else {
+                return Err(format!("unknown resource limit {name}"));
+            };
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return Err(format!("unexpected value of {name}"));
+            }
+            // 0 and 0.000000 alike: no limit.
+            slot.1 = if value.bytes().all(|b| b == b'0' || b == b'.') {
+                "0".into()
+            } else {
+                value.clone()
+            };
+        }
+    }
+    Ok(Attributes { require, limits })
+}
+
+/// `ALTER USER account REQUIRE ... WITH ...`: every attribute of `a` set on `account`,
+/// those `a` lacks reset (REQUIRE NONE, limits 0). MAX_STATEMENT_TIME only on MariaDB.
+pub(super) fn attributes_sql(
+    a: &Attributes,
+    account: &str,
+    server: &Server,
+) -> Result<String, TargetError> {
+    let mut require: Vec<String> = Vec::new();
+    for t in &a.require {
+        match t {
+            Token::Word(w) if w == "SSL" || w == "X509" => require.push(w.clone()),
+            Token::Word(w) => {
+                if !require.is_empty() {
+                    require.push("AND".into());
+                }
+                require.push(w.clone());
+            }
+            Token::Str(v) => require.push(quote_literal(v, server.no_backslash_escapes)?),
+        }
+    }
+    let require = if require.is_empty() {
+        "NONE".to_owned()
+    } else {
+        require.join(" ")
+    };
+    let limits: Vec<String> = a
+        .limits
+        .iter()
+        .filter(|(n, _)| server.mariadb || n != "MAX_STATEMENT_TIME")
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    Ok(format!(
+        "ALTER USER {account} REQUIRE {require} WITH {}",
+        limits.join(" ")
+    ))
 }
 
 /// `GRANT USAGE ON *.* TO acct` alone: "may log in", which every account has.
@@ -404,5 +570,42 @@ mod tests {
         );
         let other = vec!["GRANT SELECT ON *.* TO `x`@`%`".to_owned()];
         assert!(reconcile(&base, &other, a, c).is_err());
+    }
+
+    #[test]
+    fn account_attributes_are_read_and_set_whole() {
+        let s = Server {
+            mariadb: true,
+            no_backslash_escapes: false,
+        };
+        let a = "`app`@`%`";
+        let shown = "CREATE USER `app`@`%` IDENTIFIED BY PASSWORD '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 10 MAX_USER_CONNECTIONS 3";
+        let attrs = attributes(shown, a).unwrap();
+        assert_eq!(
+            attributes_sql(&attrs, "`c`@`%`", &s).unwrap(),
+            "ALTER USER `c`@`%` REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 10 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 3 MAX_STATEMENT_TIME 0"
+        );
+        let plain = attributes("CREATE USER `app`@`%` IDENTIFIED BY PASSWORD '*B6'", a).unwrap();
+        let mysql = Server {
+            mariadb: false,
+            no_backslash_escapes: false,
+        };
+        assert_eq!(
+            attributes_sql(&plain, "`c`@`%`", &mysql).unwrap(),
+            "ALTER USER `c`@`%` REQUIRE NONE WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 0"
+        );
+        // MySQL 8's shape: the plugin's WITH, a DEFAULT ROLE, strings in REQUIRE.
+        let m8 = "CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' AS '$A$005$x' REQUIRE ISSUER '/CN=i' SUBJECT '/CN=it''s' PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK";
+        assert_eq!(
+            attributes_sql(&attributes(m8, a).unwrap(), "`c`@`%`", &mysql).unwrap(),
+            "ALTER USER `c`@`%` REQUIRE ISSUER '/CN=i' AND SUBJECT '/CN=it''s' WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 0"
+        );
+        // MariaDB prints a quote inside a REQUIRE string as is: refused, not misread.
+        assert!(attributes("CREATE USER `app`@`%` REQUIRE ISSUER '/CN=x'y' SUBJECT 's'", a).is_err());
+        assert!(attributes("CREATE USER `app`@`%` WITH MAX_FOO 3", a).is_err());
+        assert!(attributes("CREATE USER `other`@`%`", a).is_err());
+        // The same attributes read from the clone compare equal.
+        let back = attributes(&shown.replace("`app`", "`c`"), "`c`@`%`").unwrap();
+        assert_eq!(back, attrs);
     }
 }

@@ -6,8 +6,8 @@ use super::connect::{close, connect, connect_raw, exec, query_strings, server};
 use super::my;
 use super::secret::{clone_of, parse, Login};
 use super::sql::{
-    alter_password_sql, create_user_sql, native_password_hash, own_password_sql, quote_account,
-    reconcile,
+    alter_password_sql, attributes, attributes_sql, create_user_sql, native_password_hash,
+    own_password_sql, quote_account, reconcile,
 };
 use crate::config::TargetKind;
 use crate::rotation::generate::generate;
@@ -186,9 +186,19 @@ async fn grants(c: &mut Conn, account: &str, t: &MySqlTarget) -> Result<Option<V
     }
 }
 
+/// `SHOW CREATE USER account`: the one line.
+async fn create_user_line(c: &mut Conn, account: &str, t: &MySqlTarget) -> Result<String, TargetError> {
+    let q = format!("SHOW CREATE USER {account}");
+    match query_strings(c, &q, &q, t).await.map_err(|(_, e)| e)?.pop() {
+        Some(l) => Ok(l),
+        None => Err(my(format!("{q} returned nothing"))),
+    }
+}
+
 /// alternating-users, the clone: created with no privilege, then brought to exactly the
 /// original's grants (`SHOW GRANTS FOR` each: what it lacks granted, what it has beyond
-/// revoked), checked again, and only then given the password. A clone made earlier follows what
+/// revoked) and account attributes (`SHOW CREATE USER`: REQUIRE and resource limits),
+/// checked again, and only then given the password. A clone made earlier follows what
 /// changed on the original since; one that still differs afterwards gets no password.
 async fn set_clone(
     env: &TargetEnv<'_>,
@@ -202,6 +212,7 @@ async fn set_clone(
     let Some(base_grants) = grants(c, &base, t).await? else {
         return Err(my(format!("the original user {base} does not exist")));
     };
+    let base_attrs = attributes(&create_user_line(c, &base, t).await?, &base).map_err(my)?;
     let existing = match grants(c, &clone, t).await? {
         Some(g) => g,
         None => {
@@ -223,12 +234,17 @@ async fn set_clone(
             .await
             .map_err(|(_, e)| e)?;
     }
+    let sql = attributes_sql(&base_attrs, &clone, &srv)?;
+    exec(c, &sql, &format!("copying the account attributes of {base} ({sql})"), t)
+        .await
+        .map_err(|(_, e)| e)?;
     // Never a password for a clone that holds more (or other) than the original.
     let now = grants(c, &clone, t).await?.unwrap_or_default();
     let (take, give) = reconcile(&base_grants, &now, &base, &clone).map_err(my)?;
-    if !take.is_empty() || !give.is_empty() {
+    let attrs = attributes(&create_user_line(c, &clone, t).await?, &clone).map_err(my)?;
+    if !take.is_empty() || !give.is_empty() || attrs != base_attrs {
         return Err(my(format!(
-            "user {clone} still differs from {base} after copying its grants ({}); refusing to set its password (fix the user by hand)",
+            "user {clone} still differs from {base} after copying its grants and attributes ({}); refusing to set its password (fix the user by hand)",
             take.iter().chain(&give).cloned().collect::<Vec<_>>().join("; ")
         )));
     }
