@@ -155,7 +155,31 @@ pub(super) fn regrant(line: &str, from: &str, to: &str) -> Result<String, String
 
 /// Where `grantee` stands in `line` outside quoted text, right after `TO ` or `FOR `.
 fn grantee_positions(line: &str, grantee: &str) -> Vec<usize> {
+    // Bytes, not str slices: a position may sit inside a multi-byte character of an
+    // object name (a match starts with a backtick, so it is a boundary).
     let bytes = line.as_bytes();
+    unquoted(line)
+        .into_iter()
+        .filter(|&i| {
+            !grantee.is_empty()
+                && bytes[i..].starts_with(grantee.as_bytes())
+                && (bytes[..i].ends_with(b" TO ") || bytes[..i].ends_with(b" FOR "))
+        })
+        .collect()
+}
+
+/// Where `pat` first stands in `s` outside quoted text.
+fn find_outside_quotes(s: &str, pat: &str) -> Option<usize> {
+    unquoted(s)
+        .into_iter()
+        .find(|&i| s.as_bytes()[i..].starts_with(pat.as_bytes()))
+}
+
+/// The byte positions of `s` outside backtick-, single- or double-quoted text (a
+/// quote's opening character included: a quoted name may start there). Inside quotes a
+/// doubled quote is one character, and so is a backslash and the next inside '...'.
+fn unquoted(s: &str) -> Vec<usize> {
+    let bytes = s.as_bytes();
     let mut out = Vec::new();
     let mut quote: Option<u8> = None;
     let mut i = 0;
@@ -163,36 +187,22 @@ fn grantee_positions(line: &str, grantee: &str) -> Vec<usize> {
         let c = bytes[i];
         match quote {
             Some(q) => {
-                if c == b'\\' && q == b'\'' {
+                if (c == b'\\' && q == b'\'') || (c == q && bytes.get(i + 1) == Some(&q)) {
                     i += 2;
                     continue;
                 }
                 if c == q {
-                    if bytes.get(i + 1) == Some(&q) {
-                        i += 2;
-                        continue;
-                    }
                     quote = None;
                 }
-                i += 1;
             }
             None => {
-                // Bytes, not str slices: `i` may sit inside a multi-byte character of an
-                // object name (a match starts with a backtick, so it is a boundary).
-                if !grantee.is_empty()
-                    && bytes[i..].starts_with(grantee.as_bytes())
-                    && (bytes[..i].ends_with(b" TO ") || bytes[..i].ends_with(b" FOR "))
-                {
-                    out.push(i);
-                    i += grantee.len();
-                    continue;
-                }
+                out.push(i);
                 if c == b'`' || c == b'\'' || c == b'"' {
                     quote = Some(c);
                 }
-                i += 1;
             }
         }
+        i += 1;
     }
     out
 }
@@ -257,37 +267,6 @@ fn revoke_of(line: &str, account: &str) -> Result<Vec<String>, String> {
         ));
     }
     Ok(out)
-}
-
-/// Where `pat` first stands in `s` outside backtick-, single- or double-quoted text.
-fn find_outside_quotes(s: &str, pat: &str) -> Option<usize> {
-    let bytes = s.as_bytes();
-    let mut quote: Option<u8> = None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match quote {
-            Some(q) => {
-                if c == b'\\' && q == b'\'' {
-                    i += 2;
-                    continue;
-                }
-                if c == q {
-                    quote = None;
-                }
-            }
-            None => {
-                if bytes[i..].starts_with(pat.as_bytes()) {
-                    return Some(i);
-                }
-                if c == b'`' || c == b'\'' || c == b'"' {
-                    quote = Some(c);
-                }
-            }
-        }
-        i += 1;
-    }
-    None
 }
 
 /// The resource limits `ALTER USER ... WITH` takes (MAX_STATEMENT_TIME: MariaDB only).
