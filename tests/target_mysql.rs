@@ -733,11 +733,7 @@ async fn no_password_or_hash_in_trace_output() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_is_verified_by_default_and_never_falls_back_to_plain_text() {
     let certs = tempfile::tempdir().unwrap();
-    let (ca, crt, key) = make_test_certs(certs.path(), "IP:127.0.0.1");
-    let Some(db) = MariaDb::start_with(&[
-        format!("--ssl-cert={}", crt.display()),
-        format!("--ssl-key={}", key.display()),
-    ]) else {
+    let Some((db, ca)) = MariaDb::start_tls(certs.path()) else {
         return;
     };
     let moto = Moto::start();
@@ -1019,17 +1015,14 @@ async fn the_clone_follows_the_originals_grants_and_loses_its_own() {
         db.grants(&format!("`{clone}`@`%`")).await.unwrap(),
     );
 }
+
 /// M3: the clone gets the original's account attributes that are not privileges
 /// (`REQUIRE SSL`, `MAX_QUERIES_PER_HOUR` and the other limits), and follows them when
 /// they change: none kept that the original lost.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_clone_gets_the_originals_require_ssl_and_limits() {
     let certs = tempfile::tempdir().unwrap();
-    let (_ca, crt, key) = make_test_certs(certs.path(), "IP:127.0.0.1");
-    let Some(db) = MariaDb::start_with(&[
-        format!("--ssl-cert={}", crt.display()),
-        format!("--ssl-key={}", key.display()),
-    ]) else {
+    let Some((db, _ca)) = MariaDb::start_tls(certs.path()) else {
         return;
     };
     let moto = Moto::start();

@@ -442,23 +442,10 @@ async fn tls_is_verified_by_default() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
-    let moto = Moto::start();
     let port = silent_server();
-    let c = sm_client(&moto.url).await;
-    let secret = |user: &str| {
-        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
-            .to_string()
-    };
-    create_secret(&c, "redis/app", &secret(USER), &[]).await;
-    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
-    let dir = config_dir(&secret_config(
-        "cache",
-        "redis/app",
-        &target(port, USER, r#", timeout = "2s""#),
-        false,
-    ));
+    let (_moto, dir, env) = with_fake_server_secrets(port, r#", timeout = "2s""#).await;
     let t0 = std::time::Instant::now();
-    let (ok, out) = rotate(dir.path(), "cache", &aws_env(Some(&moto.url), None));
+    let (ok, out) = rotate(dir.path(), "cache", &env);
     assert!(!ok, "{out}");
     assert!(out.contains("no answer within 2s"), "{out}");
     assert!(
@@ -536,6 +523,54 @@ fn app_user_line() -> String {
     format!("user {USER} on #{} ~* &* +@all", sha256_hex(INITIAL_PW))
 }
 
+/// moto holding the admin's secret for `r` and the application's (user `app` at the
+/// initial password), and a configuration rotating it as "cache".
+async fn with_secrets(
+    r: &Redis,
+) -> (
+    Moto,
+    aws_sdk_secretsmanager::Client,
+    ConfigDir,
+    Vec<(String, String)>,
+) {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, r).await;
+    create_secret(&c, "redis/app", &r.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    (moto, c, dir, env)
+}
+
+/// moto holding an application and an admin secret that name a fake server on `port`,
+/// and a configuration rotating it as "cache" (`extra` added to its target).
+async fn with_fake_server_secrets(
+    port: u16,
+    extra: &str,
+) -> (Moto, ConfigDir, Vec<(String, String)>) {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    let secret = |user: &str| {
+        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
+            .to_string()
+    };
+    create_secret(&c, "redis/app", &secret(USER), &[]).await;
+    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(port, USER, extra),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    (moto, dir, env)
+}
+
 fn check_remote(dir: &Path, env: &[(String, String)]) -> (Option<i32>, String, String) {
     let out = rotator(
         &["check", "--remote", "--config", dir.to_str().unwrap()],
@@ -557,17 +592,7 @@ async fn with_an_aclfile_the_new_password_survives_a_restart() {
     let Some(mut r) = Redis::start_setup(Setup::AclFile(&users)) else {
         return;
     };
-    let moto = Moto::start();
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &r).await;
-    create_secret(&c, "redis/app", &r.secret_json(USER, INITIAL_PW), &[]).await;
-    let dir = config_dir(&secret_config(
-        "cache",
-        "redis/app",
-        &target(r.port, USER, ""),
-        false,
-    ));
-    let env = aws_env(Some(&moto.url), None);
+    let (_moto, c, dir, env) = with_secrets(&r).await;
     let (code, stdout, stderr) = check_remote(dir.path(), &env);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
@@ -612,17 +637,7 @@ async fn with_a_redis_conf_the_new_password_survives_a_restart() {
     let Some(mut r) = Redis::start_setup(Setup::ConfFile(&users)) else {
         return;
     };
-    let moto = Moto::start();
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &r).await;
-    create_secret(&c, "redis/app", &r.secret_json(USER, INITIAL_PW), &[]).await;
-    let dir = config_dir(&secret_config(
-        "cache",
-        "redis/app",
-        &target(r.port, USER, ""),
-        false,
-    ));
-    let env = aws_env(Some(&moto.url), None);
+    let (_moto, c, dir, env) = with_secrets(&r).await;
     let (code, stdout, stderr) = check_remote(dir.path(), &env);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
@@ -787,21 +802,8 @@ async fn check_remote_on_redis_6_does_not_read_unknown_subcommand_as_no_permissi
         }
         .into_bytes()
     });
-    let moto = Moto::start();
-    let c = sm_client(&moto.url).await;
-    let secret = |user: &str| {
-        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
-            .to_string()
-    };
-    create_secret(&c, "redis/app", &secret(USER), &[]).await;
-    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
-    let dir = config_dir(&secret_config(
-        "cache",
-        "redis/app",
-        &target(port, USER, ""),
-        false,
-    ));
-    let (code, stdout, stderr) = check_remote(dir.path(), &aws_env(Some(&moto.url), None));
+    let (_moto, dir, env) = with_fake_server_secrets(port, "").await;
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
     assert!(!stderr.contains("may not run ACL SETUSER"), "{stderr}");
     assert_eq!(code, Some(0), "{stdout}{stderr}");
 }
@@ -835,22 +837,9 @@ async fn a_huge_reply_is_cut_off_at_a_total_bound() {
             held.push(s);
         }
     });
-    let moto = Moto::start();
-    let c = sm_client(&moto.url).await;
-    let secret = |user: &str| {
-        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
-            .to_string()
-    };
-    create_secret(&c, "redis/app", &secret(USER), &[]).await;
-    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
-    let dir = config_dir(&secret_config(
-        "cache",
-        "redis/app",
-        &target(port, USER, r#", timeout = "10s""#),
-        false,
-    ));
+    let (_moto, dir, env) = with_fake_server_secrets(port, r#", timeout = "10s""#).await;
     let t0 = std::time::Instant::now();
-    let (ok, out) = rotate(dir.path(), "cache", &aws_env(Some(&moto.url), None));
+    let (ok, out) = rotate(dir.path(), "cache", &env);
     assert!(!ok, "{out}");
     assert!(out.contains("reply too large"), "{out}");
     assert!(

@@ -7,6 +7,7 @@
 pub mod mariadb;
 pub mod postgres;
 pub mod redis;
+pub mod server;
 
 // Each test binary uses a different subset.
 #[allow(unused_imports)]

@@ -4,12 +4,15 @@
 //! the test's choice ([`Setup`]): in redis.conf (the default), in an aclfile, or on the
 //! command line only (nothing can save an ACL change). Driven with `redis-cli`. Killed
 //! on drop. Missing binaries: skipped locally, a failure under CI (see
-//! [`super::mariadb::missing`]).
+//! [`super::server::missing`]).
 
-use rotator_test_kit::net::free_port;
+use super::server::{missing, spawn_listening, start_on_free_port};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a server may take to accept connections.
+const START: Duration = Duration::from_secs(20);
 
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-Pa55:/@'\"\\word";
@@ -55,7 +58,7 @@ impl Redis {
     /// A new server whose users are defined as `setup` says.
     pub fn start_setup(setup: Setup<'_>) -> Option<Self> {
         if !server().exists() || !cli().exists() {
-            super::mariadb::missing("Redis server (Debian package redis-server)");
+            missing("Redis server (Debian package redis-server)");
             return None;
         }
         let dir = tempfile::Builder::new()
@@ -63,8 +66,7 @@ impl Redis {
             .tempdir()
             .expect("temp dir");
         let d = dir.path().display().to_string();
-        for _attempt in 0..3 {
-            let port = free_port();
+        let started = start_on_free_port("redis", START, |port| {
             let common = format!(
                 "bind 127.0.0.1\nport {port}\nsave \"\"\nappendonly no\ndir {d}\nslowlog-log-slower-than 0\nslowlog-max-len 10000\n"
             );
@@ -112,16 +114,17 @@ impl Redis {
                     a
                 }
             };
-            if let Some(child) = spawn_listening(&args, port) {
-                return Some(Self {
-                    port,
-                    dir,
-                    child,
-                    args,
-                });
-            }
+            (server_command(&args), args)
+        });
+        match started {
+            Some((port, child, args)) => Some(Self {
+                port,
+                dir,
+                child,
+                args,
+            }),
+            None => panic!("redis-server did not start"),
         }
-        panic!("redis-server did not start");
     }
 
     /// A new server; `extra` lines are added to its config file (e.g. TLS settings).
@@ -138,7 +141,7 @@ impl Redis {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_listening(&self.args, self.port)
+        self.child = spawn_listening(server_command(&self.args), self.port, START, "redis")
             .unwrap_or_else(|| panic!("redis-server did not restart on port {}", self.port));
     }
 
@@ -216,28 +219,10 @@ impl Redis {
     }
 }
 
-/// Starts redis-server with `args`; the child once it accepts connections on `port`.
-fn spawn_listening(args: &[String], port: u16) -> Option<Child> {
-    let t0 = Instant::now();
-    let mut child = Command::new(server())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    while t0.elapsed() < Duration::from_secs(20) {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            eprintln!("redis on 127.0.0.1:{port} started in {:?}", t0.elapsed());
-            return Some(child);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
+fn server_command(args: &[String]) -> Command {
+    let mut cmd = Command::new(server());
+    cmd.args(args);
+    cmd
 }
 
 pub fn sha256_hex(s: &str) -> String {
