@@ -15,7 +15,10 @@
 //! is). On MySQL (which rewrites passwords out of its logs, and whose 8.4+ may have no
 //! mysql_native_password) it sends `IDENTIFIED BY '...'` quoted for the session's
 //! `sql_mode`. Accounts are backtick-quoted identifiers, which read the same in every
-//! `sql_mode`. Logins never offer the password in clear (no mysql_clear_password).
+//! `sql_mode`. A session whose `character_set_client` is not one in which this quoting
+//! holds (utf8mb4, utf8mb3, utf8, latin1, ascii, binary) is refused before any statement:
+//! in gbk, big5, sjis or cp932 a multibyte character can take an escaping backslash.
+//! Logins never offer the password in clear (no mysql_clear_password).
 //!
 //! **single-user**: the pending value is AWSCURRENT's document with a new password. set
 //! logs in as the admin (`admin_secret_id`, read at AWSCURRENT) and runs `ALTER USER`, or
