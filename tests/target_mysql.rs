@@ -597,17 +597,8 @@ async fn check_remote_and_dry_run() {
         )
     );
     let dir = config_dir(&bad);
-    let out = rotator(
-        &[
-            "check",
-            "--remote",
-            "--config",
-            dir.path().to_str().unwrap(),
-        ],
-        &env,
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, _, err) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("ghost: target mysql: user `ghost`@`%` does not exist"),
         "{err}"
@@ -871,17 +862,8 @@ async fn a_multibyte_client_character_set_is_refused_before_any_statement() {
             assert!(!logs.contains(statement), "{name}: {statement} was sent");
         }
         // check --remote says so too.
-        let out = rotator(
-            &[
-                "check",
-                "--remote",
-                "--config",
-                dir.path().to_str().unwrap(),
-            ],
-            &env,
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        let (code, _, err) = check_remote(dir.path(), &env);
+        assert_eq!(code, Some(1), "{name}: {err}");
         assert!(err.contains("character_set_client is gbk"), "{name}: {err}");
     }
 }

@@ -571,18 +571,6 @@ async fn with_fake_server_secrets(
     (moto, dir, env)
 }
 
-fn check_remote(dir: &Path, env: &[(String, String)]) -> (Option<i32>, String, String) {
-    let out = rotator(
-        &["check", "--remote", "--config", dir.to_str().unwrap()],
-        env,
-    );
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// R3: with an aclfile, every ACL change is saved (`ACL SAVE`): after a restart the new
 /// password logs in and the old one does not. An admin that may not save fails set
 /// before AWSCURRENT moves; once it may, the rerun saves.

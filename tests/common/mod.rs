@@ -244,6 +244,19 @@ pub fn rotator(args: &[&str], env: &[(String, String)]) -> Output {
     cmd.output().expect("run secret-rotator")
 }
 
+/// `check --remote --config DIR`: its exit code, stdout and stderr.
+pub fn check_remote(dir: &Path, env: &[(String, String)]) -> (Option<i32>, String, String) {
+    let out = rotator(
+        &["check", "--remote", "--config", dir.to_str().unwrap()],
+        env,
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A temporary config directory holding `test.toml` with this text.
 pub fn config_dir(toml: &str) -> ConfigDir {
     ConfigDir::with_toml(toml)

@@ -194,7 +194,7 @@ async fn save(c: &mut Conn, env: &TargetEnv<'_>, t: &RedisTarget, warn: bool) ->
                 tracing::warn!(
                     secret = %env.cfg.name,
                     user = %t.username,
-                    "the ACL change is not saved: the server has no aclfile and was started without a config file, so a restart loses the new password and brings back none"
+                    "the ACL change is not saved: the server has no aclfile and was started without a config file, so a restart undoes it (the new password stops working)"
                 );
             }
             return Ok(());
