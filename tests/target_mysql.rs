@@ -452,15 +452,20 @@ async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_workin
     assert_not_in_logs(&db, &[&clone_pw, &user_pw, INITIAL_PW, ADMIN_PASSWORD]);
 }
 
+/// A clone made beforehand with more than the original (here every privilege) loses
+/// what the original lacks before it gets a password: it ends with exactly the
+/// original's grants.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_existing_clone_with_more_grants_than_the_original_gets_no_password() {
+async fn an_existing_clone_with_more_grants_loses_them_before_it_gets_a_password() {
     let Some(db) = MariaDb::start() else { return };
     let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
     let clone = format!("{USER}_clone");
     create_user(&db, &clone, "clone-pw").await;
-    db.sql(&format!("GRANT ALL PRIVILEGES ON *.* TO `{clone}`@`%`"))
-        .await;
+    db.sql(&format!(
+        "GRANT ALL PRIVILEGES ON *.* TO `{clone}`@`%` WITH GRANT OPTION"
+    ))
+    .await;
     let c = sm_client(&moto.url).await;
     admin_secret(&c, &db).await;
     create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
@@ -475,19 +480,22 @@ async fn an_existing_clone_with_more_grants_than_the_original_gets_no_password()
         false,
     ));
     let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
-    assert!(!ok, "{out}");
-    assert!(
-        out.contains("holds grants that `app-user`@`%` lacks"),
-        "{out}"
-    );
-    assert!(
-        db.can_login(&clone, "clone-pw").await,
-        "its password was not changed"
-    );
+    assert!(ok, "{out}");
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    assert_eq!(now["username"], clone.as_str());
+    let theirs = db.grants(&format!("`{USER}`@`%`")).await.unwrap();
+    let mine = db.grants(&format!("`{clone}`@`%`")).await.unwrap();
     assert_eq!(
-        pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await)),
-        INITIAL_PW
+        normalized(&mine, &clone, USER),
+        normalized(&theirs, USER, USER)
     );
+    let mut cc = db.login(&clone, &pw(&now)).await.unwrap();
+    use mysql_async::prelude::Queryable;
+    assert!(
+        cc.query_drop("CREATE DATABASE nope").await.is_err(),
+        "no privilege left beyond the original's"
+    );
+    let _ = cc.disconnect().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -589,17 +597,8 @@ async fn check_remote_and_dry_run() {
         )
     );
     let dir = config_dir(&bad);
-    let out = rotator(
-        &[
-            "check",
-            "--remote",
-            "--config",
-            dir.path().to_str().unwrap(),
-        ],
-        &env,
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let (code, _, err) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("ghost: target mysql: user `ghost`@`%` does not exist"),
         "{err}"
@@ -725,11 +724,7 @@ async fn no_password_or_hash_in_trace_output() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_is_verified_by_default_and_never_falls_back_to_plain_text() {
     let certs = tempfile::tempdir().unwrap();
-    let (ca, crt, key) = make_test_certs(certs.path(), "IP:127.0.0.1");
-    let Some(db) = MariaDb::start_with(&[
-        format!("--ssl-cert={}", crt.display()),
-        format!("--ssl-key={}", key.display()),
-    ]) else {
+    let Some((db, ca)) = MariaDb::start_tls(certs.path()) else {
         return;
     };
     let moto = Moto::start();
@@ -817,5 +812,252 @@ async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
     assert_eq!(
         pw(&json(&value_at(&c, "db/app", "AWSCURRENT").await)),
         INITIAL_PW
+    );
+}
+
+/// M1: a multibyte client character set (gbk here; big5, sjis, cp932 alike) can turn the
+/// byte before a quoted literal's escaping backslash into one character with it, so a
+/// planted password could end the literal. Such a session is refused before any
+/// statement, naming the character set; no password changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multibyte_client_character_set_is_refused_before_any_statement() {
+    let Some(db) = MariaDb::start_with(&[
+        "--character-set-server=gbk".into(),
+        "--collation-server=gbk_chinese_ci".into(),
+        "--skip-character-set-client-handshake".into(),
+    ]) else {
+        return;
+    };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    for id in ["db/app", "db/alt", "db/own"] {
+        create_secret(&c, id, &db.secret_json(USER, INITIAL_PW), &[]).await;
+    }
+    let env = aws_env(Some(&moto.url), None);
+    for (name, id, extra) in [
+        ("admin", "db/app", r#"admin_secret_id = "db/admin""#),
+        (
+            "alternating",
+            "db/alt",
+            r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+        ),
+        ("own", "db/own", ""),
+    ] {
+        let before = stages(&c, id).await["AWSCURRENT"][0].clone();
+        let dir = config_dir(&secret_config(
+            name,
+            id,
+            &target(db.port, USER, extra),
+            false,
+        ));
+        let (ok, out) = rotate(dir.path(), name, &env);
+        assert!(!ok, "{name}: {out}");
+        assert!(out.contains("character_set_client is gbk"), "{name}: {out}");
+        assert_eq!(stages(&c, id).await["AWSCURRENT"], vec![before], "{name}");
+        assert!(db.can_login(USER, INITIAL_PW).await, "{name}");
+        let logs = db.logs();
+        for statement in ["ALTER USER", "SET PASSWORD", "`app-user_clone`"] {
+            assert!(!logs.contains(statement), "{name}: {statement} was sent");
+        }
+        // check --remote says so too.
+        let (code, _, err) = check_remote(dir.path(), &env);
+        assert_eq!(code, Some(1), "{name}: {err}");
+        assert!(err.contains("character_set_client is gbk"), "{name}: {err}");
+    }
+}
+
+/// The literal quoting used for MySQL (`IDENTIFIED BY '...'`), against a real server:
+/// MariaDB reporting a MySQL version takes that path. Passwords made only of quotes and
+/// backslashes log in afterwards, with and without NO_BACKSLASH_ESCAPES.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_of_quotes_and_backslashes_are_quoted_right_in_every_sql_mode() {
+    let Some(db) = MariaDb::start_with(&["--version=8.0.36".into()]) else {
+        return;
+    };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let cfg = format!(
+        r##"
+[[secret]]
+name = "app"
+secret_id = "db/app"
+every = "30d"
+generate = {{ length = 40, exclude_lowercase = true, exclude_uppercase = true, exclude_numbers = true, exclude_characters = "!\"#$%&()*+,-./:;<=>?@[]^_`{{|}}~" }}
+target = {}
+"##,
+        target(
+            db.port,
+            USER,
+            r#"mode = "alternating-users", admin_secret_id = "db/admin""#
+        )
+    );
+    let dir = config_dir(&cfg);
+    let env = aws_env(Some(&moto.url), None);
+    for (i, mode) in ["", "NO_BACKSLASH_ESCAPES", "NO_BACKSLASH_ESCAPES", ""]
+        .into_iter()
+        .enumerate()
+    {
+        db.sql(&format!("SET GLOBAL sql_mode = '{mode}'")).await;
+        let (ok, out) = rotate(dir.path(), "app", &env);
+        assert!(ok, "{i} {mode}: {out}");
+        let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+        let p = pw(&now);
+        assert!(p.contains('\'') && p.contains('\\'), "{p:?}");
+        let user = now["username"].as_str().unwrap();
+        assert!(db.can_login(user, &p).await, "{i} {mode}: {user}");
+    }
+}
+
+fn alternating(port: u16) -> String {
+    target(
+        port,
+        USER,
+        r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
+    )
+}
+
+/// M2: the clone ends every set with exactly the original's grants: a privilege granted
+/// to the original after the clone was made reaches the clone (it no longer blocks the
+/// rotation), one taken from the original is taken from the clone, and one given to the
+/// clone alone is removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clone_follows_the_originals_grants_and_loses_its_own() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql("CREATE DATABASE shop").await;
+    db.sql("CREATE TABLE shop.orders (id INT)").await;
+    db.sql(&format!("GRANT SELECT ON shop.* TO `{USER}`@`%`"))
+        .await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &alternating(db.port),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let clone = format!("{USER}_clone");
+    let rotate_to = |who: &'static str| {
+        let (ok, out) = rotate(dir.path(), "app-db", &env);
+        assert!(ok, "to {who}: {out}");
+    };
+    rotate_to("the clone");
+    rotate_to("the original");
+
+    db.sql(&format!("GRANT INSERT ON shop.* TO `{USER}`@`%`"))
+        .await;
+    db.sql(&format!("GRANT UPDATE (id) ON shop.orders TO `{USER}`@`%`"))
+        .await;
+    db.sql(&format!("GRANT DELETE ON shop.* TO `{clone}`@`%`"))
+        .await;
+    db.sql(&format!(
+        "GRANT SELECT ON mysql.* TO `{clone}`@`%` WITH GRANT OPTION"
+    ))
+    .await;
+    rotate_to("the clone");
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    assert_eq!(now["username"], clone.as_str());
+    let same = |theirs: Vec<String>, mine: Vec<String>| {
+        assert_eq!(
+            normalized(&mine, &clone, USER),
+            normalized(&theirs, USER, USER),
+            "{mine:?} vs {theirs:?}"
+        )
+    };
+    same(
+        db.grants(&format!("`{USER}`@`%`")).await.unwrap(),
+        db.grants(&format!("`{clone}`@`%`")).await.unwrap(),
+    );
+    let mut cc = db.login(&clone, &pw(&now)).await.unwrap();
+    use mysql_async::prelude::Queryable;
+    cc.query_drop("INSERT INTO shop.orders VALUES (1)")
+        .await
+        .expect("granted to the original since: the clone has it");
+    assert!(
+        cc.query_drop("DELETE FROM shop.orders").await.is_err(),
+        "the clone's own grant was removed"
+    );
+    let _ = cc.disconnect().await;
+
+    // Taken from the original: taken from the clone at its next set.
+    db.sql(&format!("REVOKE INSERT ON shop.* FROM `{USER}`@`%`"))
+        .await;
+    rotate_to("the original");
+    rotate_to("the clone");
+    same(
+        db.grants(&format!("`{USER}`@`%`")).await.unwrap(),
+        db.grants(&format!("`{clone}`@`%`")).await.unwrap(),
+    );
+}
+
+/// M3: the clone gets the original's account attributes that are not privileges
+/// (`REQUIRE SSL`, `MAX_QUERIES_PER_HOUR` and the other limits), and follows them when
+/// they change: none kept that the original lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clone_gets_the_originals_require_ssl_and_limits() {
+    let certs = tempfile::tempdir().unwrap();
+    let Some((db, _ca)) = MariaDb::start_tls(certs.path()) else {
+        return;
+    };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql(&format!(
+        "ALTER USER `{USER}`@`%` REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 1000"
+    ))
+    .await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let tls = format!(
+        r#"{{ kind = "mysql", host = "127.0.0.1", port = {}, user = "{USER}", mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "require" }}"#,
+        db.port
+    );
+    let dir = config_dir(&secret_config("app-db", "db/app", &tls, false));
+    let env = aws_env(Some(&moto.url), None);
+    let clone = format!("`{USER}_clone`@`%`");
+    let create_user_of = |account: String| {
+        let db = &db;
+        async move {
+            let mut c = db.login(ADMIN_USER, ADMIN_PASSWORD).await.unwrap();
+            use mysql_async::prelude::Queryable;
+            let s: String = c
+                .query_first(format!("SHOW CREATE USER {account}"))
+                .await
+                .unwrap()
+                .unwrap();
+            let _ = c.disconnect().await;
+            s
+        }
+    };
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let shown = create_user_of(clone.clone()).await;
+    assert!(
+        shown.contains(" REQUIRE SSL") && shown.contains("MAX_QUERIES_PER_HOUR 1000"),
+        "{shown}"
+    );
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+
+    // The original loses REQUIRE SSL and gets other limits: so does the clone.
+    db.sql(&format!(
+        "ALTER USER `{USER}`@`%` REQUIRE NONE WITH MAX_QUERIES_PER_HOUR 2000 MAX_USER_CONNECTIONS 50"
+    ))
+    .await;
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let shown = create_user_of(clone.clone()).await;
+    assert!(!shown.contains("REQUIRE"), "{shown}");
+    assert!(
+        shown.contains("MAX_QUERIES_PER_HOUR 2000") && shown.contains("MAX_USER_CONNECTIONS 50"),
+        "{shown}"
     );
 }

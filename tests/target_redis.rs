@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::redis::{sha256_hex, Redis, ADMIN_PASSWORD, ADMIN_USER};
+use common::redis::{sha256_hex, Redis, Setup, ADMIN_PASSWORD, ADMIN_USER};
 use common::*;
 use serde_json::Value;
 use std::path::Path;
@@ -442,23 +442,10 @@ async fn tls_is_verified_by_default() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_never_answers_fails_the_step_within_the_timeout() {
-    let moto = Moto::start();
     let port = silent_server();
-    let c = sm_client(&moto.url).await;
-    let secret = |user: &str| {
-        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
-            .to_string()
-    };
-    create_secret(&c, "redis/app", &secret(USER), &[]).await;
-    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
-    let dir = config_dir(&secret_config(
-        "cache",
-        "redis/app",
-        &target(port, USER, r#", timeout = "2s""#),
-        false,
-    ));
+    let (_moto, dir, env) = with_fake_server_secrets(port, r#", timeout = "2s""#).await;
     let t0 = std::time::Instant::now();
-    let (ok, out) = rotate(dir.path(), "cache", &aws_env(Some(&moto.url), None));
+    let (ok, out) = rotate(dir.path(), "cache", &env);
     assert!(!ok, "{out}");
     assert!(out.contains("no answer within 2s"), "{out}");
     assert!(
@@ -528,4 +515,326 @@ async fn a_user_not_allowed_to_ping_still_rotates() {
     let set = |p: &str| r.cli_as(USER, p, &["SET", "app:k", "v"]);
     assert_eq!(set(&now).as_deref(), Ok("OK"));
     assert_ne!(set(INITIAL_PW).as_deref(), Ok("OK"), "revoked");
+}
+
+/// `user app ...` as a config or aclfile line: the application user defined in a file,
+/// with the initial password's hash.
+fn app_user_line() -> String {
+    format!("user {USER} on #{} ~* &* +@all", sha256_hex(INITIAL_PW))
+}
+
+/// moto holding the admin's secret for `r` and the application's (user `app` at the
+/// initial password), and a configuration rotating it as "cache".
+async fn with_secrets(
+    r: &Redis,
+) -> (
+    Moto,
+    aws_sdk_secretsmanager::Client,
+    ConfigDir,
+    Vec<(String, String)>,
+) {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, r).await;
+    create_secret(&c, "redis/app", &r.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ""),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    (moto, c, dir, env)
+}
+
+/// moto holding an application and an admin secret that name a fake server on `port`,
+/// and a configuration rotating it as "cache" (`extra` added to its target).
+async fn with_fake_server_secrets(
+    port: u16,
+    extra: &str,
+) -> (Moto, ConfigDir, Vec<(String, String)>) {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    let secret = |user: &str| {
+        serde_json::json!({"host": "127.0.0.1", "port": port, "username": user, "password": "pw-x"})
+            .to_string()
+    };
+    create_secret(&c, "redis/app", &secret(USER), &[]).await;
+    create_secret(&c, "redis/admin", &secret(ADMIN_USER), &[]).await;
+    let dir = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(port, USER, extra),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    (moto, dir, env)
+}
+
+/// R3: with an aclfile, every ACL change is saved (`ACL SAVE`): after a restart the new
+/// password logs in and the old one does not. An admin that may not save fails set
+/// before AWSCURRENT moves; once it may, the rerun saves.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_aclfile_the_new_password_survives_a_restart() {
+    let users = app_user_line();
+    let Some(mut r) = Redis::start_setup(Setup::AclFile(&users)) else {
+        return;
+    };
+    let (_moto, c, dir, env) = with_secrets(&r).await;
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("cache: target redis: ACL user \"app\" is saved to the aclfile"),
+        "{stdout}{stderr}"
+    );
+
+    // An admin that may change ACLs but not save them: set fails, nothing moves.
+    assert_eq!(r.admin(&["ACL", "SETUSER", ADMIN_USER, "-acl|save"]), "OK");
+    let before = stages(&c, "redis/app").await["AWSCURRENT"][0].clone();
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("step set (failed): redis: ACL SAVE") && out.contains("NOPERM"),
+        "{out}"
+    );
+    assert_eq!(stages(&c, "redis/app").await["AWSCURRENT"], vec![before]);
+    assert!(r.can_login(USER, INITIAL_PW));
+
+    assert_eq!(r.admin(&["ACL", "SETUSER", ADMIN_USER, "+acl|save"]), "OK");
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    r.restart();
+    assert!(
+        r.can_login(USER, &now),
+        "the new password survives a restart"
+    );
+    assert!(!r.can_login(USER, INITIAL_PW), "the old one stays revoked");
+    let saved = std::fs::read_to_string(r.path("users.acl")).unwrap();
+    assert!(
+        saved.contains(&sha256_hex(&now)) && !saved.contains(&now),
+        "{saved}"
+    );
+}
+
+/// R3: a user defined in redis.conf (no aclfile): every ACL change is written back with
+/// `CONFIG REWRITE`; after a restart the new password logs in and the old one does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_redis_conf_the_new_password_survives_a_restart() {
+    let users = app_user_line();
+    let Some(mut r) = Redis::start_setup(Setup::ConfFile(&users)) else {
+        return;
+    };
+    let (_moto, c, dir, env) = with_secrets(&r).await;
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("cache: target redis: ACL user \"app\" is saved to redis.conf"),
+        "{stdout}{stderr}"
+    );
+    // Crashed after AWSCURRENT moved: both passwords must already survive a restart.
+    crash_rotate(dir.path(), "cache", &env, "after-move-current");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    r.restart();
+    assert!(r.can_login(USER, &now), "set was saved");
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    r.restart();
+    assert!(
+        r.can_login(USER, &now),
+        "the new password survives a restart"
+    );
+    assert!(!r.can_login(USER, INITIAL_PW), "the old one stays revoked");
+    let conf = std::fs::read_to_string(r.path("redis.conf")).unwrap();
+    assert!(!conf.contains(&now), "no password in redis.conf");
+}
+
+/// R3: a server started without a config file or an aclfile cannot keep an ACL change:
+/// `check --remote` says so (a restart loses the password), and warns about replicas
+/// (ACLs are not replicated), from the primary and from the replica. A rotation still
+/// runs, with a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_remote_warns_when_nothing_saves_the_password_and_about_replicas() {
+    let Some(r) = Redis::start_setup(Setup::NoConfig(&[])) else {
+        return;
+    };
+    let port = r.port.to_string();
+    let Some(replica) = Redis::start_setup(Setup::NoConfig(&[
+        "--replicaof",
+        "127.0.0.1",
+        &port,
+        "--masteruser",
+        ADMIN_USER,
+        "--masterauth",
+        ADMIN_PASSWORD,
+    ])) else {
+        return;
+    };
+    let t0 = std::time::Instant::now();
+    while !r
+        .admin(&["INFO", "replication"])
+        .contains("connected_slaves:1")
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "no replica"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &r).await;
+    setup(&r, &c, USER, "redis/app").await;
+    // The replica: its own users (ACLs are per server).
+    create_user(&replica, USER, INITIAL_PW);
+    create_secret(
+        &c,
+        "redis/replica",
+        &replica.secret_json(USER, INITIAL_PW),
+        &[],
+    )
+    .await;
+    let replica_target = format!(
+        r#"{{ kind = "redis", host = "127.0.0.1", port = {}, username = "{USER}", admin_secret_id = "redis/admin-replica", sslmode = "disable" }}"#,
+        replica.port
+    );
+    create_secret(
+        &c,
+        "redis/admin-replica",
+        &replica.secret_json(ADMIN_USER, ADMIN_PASSWORD),
+        &[],
+    )
+    .await;
+    let dir = config_dir(&format!(
+        "{}{}",
+        secret_config("cache", "redis/app", &target(r.port, USER, ""), false),
+        secret_config("replica", "redis/replica", &replica_target, false)
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(0), "warnings only: {stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: cache: target redis: ACL user \"app\" is NOT saved (no aclfile, no config file): a restart loses the new password"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "warning: cache: target redis: this server is a primary with 1 connected replica(s)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: replica: target redis: this server is a replica"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Sentinel"), "{stderr}");
+
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    assert!(out.contains("not saved"), "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    assert!(r.can_login(USER, &now));
+    assert!(!out.contains(&now));
+}
+/// A fake Redis on 127.0.0.1: each command (an array of bulk strings) gets the bytes
+/// `answer` returns for it.
+fn fake_redis(answer: fn(&[String]) -> Vec<u8>) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = s.try_clone().expect("clone");
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let n: usize = line.trim()[1..].parse().unwrap_or(0);
+                    let mut args = Vec::new();
+                    for _ in 0..n {
+                        line.clear();
+                        r.read_line(&mut line).unwrap_or(0);
+                        line.clear();
+                        r.read_line(&mut line).unwrap_or(0);
+                        args.push(line.trim_end().to_owned());
+                    }
+                    if w.write_all(&answer(&args)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// R4: Redis 6 has no `ACL DRYRUN` and says `ERR Unknown subcommand` (capital U): that is
+/// not a missing permission, and `check --remote` passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_remote_on_redis_6_does_not_read_unknown_subcommand_as_no_permission() {
+    let port = fake_redis(|args| {
+        let bulk = |s: &str| format!("${}\r\n{s}\r\n", s.len());
+        let cmd: Vec<&str> = args.iter().map(String::as_str).collect();
+        match cmd[..] {
+            ["AUTH", ..] => "+OK\r\n".into(),
+            ["ACL", "GETUSER", _] => format!("*4\r\n{}*1\r\n{}{}*0\r\n", bulk("flags"), bulk("on"), bulk("passwords")),
+            ["ACL", "DRYRUN", ..] => "-ERR Unknown subcommand or wrong number of arguments for 'DRYRUN'. Try ACL HELP.\r\n".into(),
+            ["CONFIG", "GET", "aclfile"] => format!("*2\r\n{}{}", bulk("aclfile"), bulk("/etc/redis/users.acl")),
+            ["INFO", "replication"] => bulk("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+            ["INFO", ..] => bulk("# Server\r\nredis_version:6.2.14\r\nconfig_file:/etc/redis/redis.conf\r\n"),
+            _ => "-ERR unknown command\r\n".into(),
+        }
+        .into_bytes()
+    });
+    let (_moto, dir, env) = with_fake_server_secrets(port, "").await;
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert!(!stderr.contains("may not run ACL SETUSER"), "{stderr}");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+}
+/// R5: a server that answers with an endless reply (an array of 10,000 one-MiB strings,
+/// each within the per-item bound) is cut off once the reply passes the total bound: the
+/// step fails at once, having read a few MiB, not gigabytes until the timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_reply_is_cut_off_at_a_total_bound() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in l.incoming().flatten() {
+            let mut first = [0u8; 1];
+            let _ = s.read(&mut first);
+            let item = format!("${}\r\n{}\r\n", 1 << 20, "x".repeat(1 << 20));
+            let _ = s.write_all(b"*10000\r\n");
+            // At most 256 MiB, then silence: a client without a total bound reads it all
+            // and waits for the rest until its timeout.
+            for _ in 0..256 {
+                if s.write_all(item.as_bytes()).is_err() {
+                    break;
+                }
+                counter.fetch_add(item.len(), Ordering::SeqCst);
+            }
+            held.push(s);
+        }
+    });
+    let (_moto, dir, env) = with_fake_server_secrets(port, r#", timeout = "10s""#).await;
+    let t0 = std::time::Instant::now();
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(!ok, "{out}");
+    assert!(out.contains("reply too large"), "{out}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t0.elapsed()
+    );
+    let read = sent.load(Ordering::SeqCst);
+    assert!(read < 64 << 20, "the client took {} MiB", read >> 20);
 }

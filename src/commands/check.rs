@@ -140,11 +140,17 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
             clock: &crate::clock::SystemClock,
         };
         match crate::rotation::target::check_remote(&env).await {
-            Ok(found) => problems.extend(
-                found
-                    .into_iter()
-                    .map(|p| format!("{}: target {}: {p}", s.name, s.target.kind())),
-            ),
+            Ok(found) => {
+                use crate::rotation::target::RemoteFinding;
+                for f in found {
+                    let at = format!("{}: target {}", s.name, s.target.kind());
+                    match f {
+                        RemoteFinding::Problem(p) => problems.push(format!("{at}: {p}")),
+                        RemoteFinding::Warning(w) => eprintln!("warning: {at}: {w}"),
+                        RemoteFinding::Note(n) => println!("{at}: {n}"),
+                    }
+                }
+            }
             Err(e) => problems.push(format!("{}: target {}: {e}", s.name, s.target.kind())),
         }
     }

@@ -19,6 +19,15 @@ pub(crate) fn kind_error(kind: &'static str, msg: impl Into<String>) -> TargetEr
     }
 }
 
+/// A failure's text without the `KIND: ` in front (a `check --remote` line names the kind
+/// already).
+pub(crate) fn message(e: TargetError) -> String {
+    match e {
+        TargetError::Kind { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
 /// Masks whatever a server or a driver echoed in a failure.
 pub(crate) fn masked(masker: &Masker, e: TargetError) -> TargetError {
     match e {

@@ -5,14 +5,15 @@
 //! test runs as root. Killed and removed on drop.
 //!
 //! Without the server binaries, [`MariaDb::start`] returns `None` after printing why
-//! (a developer's machine); under CI (`CI` set) it panics instead: scripts/install-tools
-//! installs them there, so a missing server is a broken setup, never a silent skip.
+//! (a developer's machine); under CI it panics instead ([`super::server::missing`]).
+//! Each server has its own tmpdir: two `mariadb-install-db` runs sharing /tmp fail now
+//! and then (their temporary tables collide).
 
+use super::server::{is_root, missing, start_on_free_port};
 use mysql_async::prelude::Queryable;
-use rotator_test_kit::net::free_port;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-Pa55:/@'\"\\word";
@@ -35,29 +36,12 @@ fn find(names: &[&str]) -> Option<PathBuf> {
     None
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// `*` + upper-case hex SHA1(SHA1(password)): what `IDENTIFIED BY PASSWORD` takes.
 pub fn native_hash(password: &str) -> String {
     use sha1::{Digest, Sha1};
     let h = Sha1::digest(Sha1::digest(password.as_bytes()));
     let hex: String = h.iter().map(|b| format!("{b:02X}")).collect();
     format!("*{hex}")
-}
-
-/// Says why a test is skipped when `what` is missing; under CI, fails instead.
-pub fn missing(what: &str) {
-    let msg = format!("{what} not installed: run scripts/install-tools");
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg} (CI must run this test)");
-    }
-    eprintln!("SKIPPED: {msg}");
 }
 
 impl MariaDb {
@@ -75,6 +59,8 @@ impl MariaDb {
             .prefix("mariadb-test-")
             .tempdir()
             .expect("temp dir");
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("tmpdir");
         let user_args: Vec<String> = if root {
             let st = Command::new("chown")
                 .args(["-R", "mysql:mysql"])
@@ -90,6 +76,7 @@ impl MariaDb {
         let out = Command::new(&install)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
             .args(&user_args)
             .output()
@@ -117,13 +104,12 @@ impl MariaDb {
                 .arg(dir.path())
                 .status();
         }
-        for _attempt in 0..3 {
-            let port = free_port();
+        let started = start_on_free_port("mariadb", Duration::from_secs(30), |port| {
             let p = |name: &str| dir.path().join(name).display().to_string();
-            let t0 = Instant::now();
-            let mut child = Command::new(&server)
-                .arg("--no-defaults")
+            let mut cmd = Command::new(&server);
+            cmd.arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .args(&user_args)
                 .args([
                     "--bind-address=127.0.0.1".to_owned(),
@@ -144,32 +130,31 @@ impl MariaDb {
                     "--innodb-flush-log-at-trx-commit=0".into(),
                     "--max-connections=40".into(),
                 ])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start mariadbd");
-            while t0.elapsed() < Duration::from_secs(30) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    eprintln!("mariadb on 127.0.0.1:{port} started in {:?}", t0.elapsed());
-                    return Some(Self { port, dir, child });
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+                .args(extra);
+            (cmd, ())
+        });
+        match started {
+            Some((port, child, ())) => Some(Self { port, dir, child }),
+            None => panic!(
+                "mariadbd did not start: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            ),
         }
-        panic!(
-            "mariadbd did not start: {}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
     }
 
     pub fn start() -> Option<Self> {
         Self::start_with(&[])
+    }
+
+    /// A server with TLS: a certificate for 127.0.0.1 signed by a test CA, made in
+    /// `certs`; the CA's file comes back with it.
+    pub fn start_tls(certs: &std::path::Path) -> Option<(Self, PathBuf)> {
+        let (ca, crt, key) = super::make_test_certs(certs, "IP:127.0.0.1");
+        let db = Self::start_with(&[
+            format!("--ssl-cert={}", crt.display()),
+            format!("--ssl-key={}", key.display()),
+        ])?;
+        Some((db, ca))
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -7,6 +7,7 @@
 pub mod mariadb;
 pub mod postgres;
 pub mod redis;
+pub mod server;
 
 // Each test binary uses a different subset.
 #[allow(unused_imports)]
@@ -241,6 +242,19 @@ pub fn rotator(args: &[&str], env: &[(String, String)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run secret-rotator")
+}
+
+/// `check --remote --config DIR`: its exit code, stdout and stderr.
+pub fn check_remote(dir: &Path, env: &[(String, String)]) -> (Option<i32>, String, String) {
+    let out = rotator(
+        &["check", "--remote", "--config", dir.to_str().unwrap()],
+        env,
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A temporary config directory holding `test.toml` with this text.

@@ -31,14 +31,6 @@ fn bindir() -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 impl Postgres {
     /// Starts a new server; panics with the server log if it does not come up.
     pub fn start() -> Self {
@@ -48,7 +40,7 @@ impl Postgres {
     /// A new cluster (`initdb`), not started yet: put files in with [`Self::write_file`],
     /// then [`Self::launch`].
     pub fn init() -> Self {
-        let as_postgres = is_root();
+        let as_postgres = super::server::is_root();
         let dir = tempfile::Builder::new()
             .prefix("pg-test-")
             .tempdir()

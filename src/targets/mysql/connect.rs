@@ -155,21 +155,34 @@ pub(super) async fn query_strings(
     }
 }
 
+/// Client character sets in which every byte below 0x80 is that ASCII character and
+/// never part of a multibyte one: a quote or backslash in a literal is what it looks
+/// like. In gbk, big5, sjis or cp932 a lead byte can take the next backslash as its
+/// second half, and a password could then end the literal.
+const ASCII_SAFE: [&str; 6] = ["utf8mb4", "utf8mb3", "utf8", "latin1", "ascii", "binary"];
+
 /// Which server it is (MariaDB or MySQL) and whether backslashes escape in literals.
+/// Refused (before any statement that changes something) when the session's
+/// `character_set_client` is not one in which our quoting holds.
 pub(super) async fn server(c: &mut Conn, t: &MySqlTarget) -> Result<Server, TargetError> {
-    let row = bounded(
-        t.timeout,
-        c.query_first::<mysql_async::Row, _>("SELECT VERSION(), @@SESSION.sql_mode"),
-    )
-    .await;
-    match row.map(|r| r.map(mysql_async::from_row_opt::<(String, String)>)) {
-        Ok(Some(Err(_))) => Err(my("SELECT VERSION(), @@SESSION.sql_mode: unexpected values")),
-        Ok(Some(Ok((version, mode)))) => Ok(Server {
-            mariadb: version.contains("MariaDB"),
-            no_backslash_escapes: mode
-                .split(',')
-                .any(|m| m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES")),
-        }),
+    const Q: &str = "SELECT VERSION(), @@SESSION.sql_mode, @@SESSION.character_set_client";
+    let row = bounded(t.timeout, c.query_first::<mysql_async::Row, _>(Q)).await;
+    match row.map(|r| r.map(mysql_async::from_row_opt::<(String, String, String)>)) {
+        Ok(Some(Err(_))) => Err(my(format!("{Q}: unexpected values"))),
+        Ok(Some(Ok((version, mode, charset)))) => {
+            if !ASCII_SAFE.iter().any(|s| s.eq_ignore_ascii_case(&charset)) {
+                return Err(my(format!(
+                    "the session's character_set_client is {charset}, in which a quoted value can escape its quotes (a multibyte character may take the escaping backslash); refused before any statement. Accepted: {} (the server imposes its own when started with --skip-character-set-client-handshake)",
+                    ASCII_SAFE.join(", ")
+                )));
+            }
+            Ok(Server {
+                mariadb: version.contains("MariaDB"),
+                no_backslash_escapes: mode
+                    .split(',')
+                    .any(|m| m.eq_ignore_ascii_case("NO_BACKSLASH_ESCAPES")),
+            })
+        }
         Ok(None) => Err(my("SELECT VERSION() returned nothing")),
         Err(Some(e)) => Err(my(format!("SELECT VERSION() failed: {}", describe(&e)))),
         Err(None) => Err(my(format!("SELECT VERSION(): {}", no_answer(t.timeout)))),

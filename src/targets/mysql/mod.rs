@@ -15,7 +15,10 @@
 //! is). On MySQL (which rewrites passwords out of its logs, and whose 8.4+ may have no
 //! mysql_native_password) it sends `IDENTIFIED BY '...'` quoted for the session's
 //! `sql_mode`. Accounts are backtick-quoted identifiers, which read the same in every
-//! `sql_mode`. Logins never offer the password in clear (no mysql_clear_password).
+//! `sql_mode`. A session whose `character_set_client` is not one in which this quoting
+//! holds (utf8mb4, utf8mb3, utf8, latin1, ascii, binary) is refused before any statement:
+//! in gbk, big5, sjis or cp932 a multibyte character can take an escaping backslash.
+//! Logins never offer the password in clear (no mysql_clear_password).
 //!
 //! **single-user**: the pending value is AWSCURRENT's document with a new password. set
 //! logs in as the admin (`admin_secret_id`, read at AWSCURRENT) and runs `ALTER USER`, or
@@ -27,9 +30,13 @@
 //! **alternating-users**: two accounts, `user` and `user<clone_suffix>` (same
 //! `user_host`). The pending value names the one AWSCURRENT does not, with a new
 //! password; the admin sets it. The first time, the admin creates the clone with no
-//! privilege and copies the original's grants onto it, line by line from `SHOW GRANTS`
-//! (grantee rewritten, MariaDB's password clause dropped): exactly the original's,
-//! never more. An existing clone holding a grant the original lacks gets no password.
+//! privilege. Each time, before its password, the clone is brought to exactly the
+//! original's grants, line by line from `SHOW GRANTS` (grantee rewritten, MariaDB's
+//! password clause dropped): what it lacks is granted (a privilege given to the original
+//! since), what it has beyond is revoked (one given to the clone alone, or taken from the
+//! original). Its account attributes follow the same way (`SHOW CREATE USER`: REQUIRE
+//! and resource limits; not lock or expiry). Both are read again: a clone that still
+//! differs gets no password.
 //! The previous account keeps working, as in AWS's alternating-users Lambda.
 //!
 //! **test**: a fresh login with the pending value and `SELECT 1`.
@@ -55,7 +62,7 @@ mod steps;
 pub use config::{MySql, MySqlMode, MySqlTarget, RawMySql};
 
 use crate::config::{SecretConfig, TargetKind};
-use crate::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
+use crate::rotation::target::{ConfiguredTarget, RemoteFinding, TargetEnv, TargetError};
 use futures::future::BoxFuture;
 use secrecy::SecretString;
 
@@ -109,7 +116,7 @@ impl ConfiguredTarget for MySqlTarget {
     fn check_remote<'a>(
         &'a self,
         env: &'a TargetEnv<'a>,
-    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+    ) -> BoxFuture<'a, Result<Vec<RemoteFinding>, TargetError>> {
         Box::pin(steps::check_remote(env, self))
     }
 

@@ -155,7 +155,31 @@ pub(super) fn regrant(line: &str, from: &str, to: &str) -> Result<String, String
 
 /// Where `grantee` stands in `line` outside quoted text, right after `TO ` or `FOR `.
 fn grantee_positions(line: &str, grantee: &str) -> Vec<usize> {
+    // Bytes, not str slices: a position may sit inside a multi-byte character of an
+    // object name (a match starts with a backtick, so it is a boundary).
     let bytes = line.as_bytes();
+    unquoted(line)
+        .into_iter()
+        .filter(|&i| {
+            !grantee.is_empty()
+                && bytes[i..].starts_with(grantee.as_bytes())
+                && (bytes[..i].ends_with(b" TO ") || bytes[..i].ends_with(b" FOR "))
+        })
+        .collect()
+}
+
+/// Where `pat` first stands in `s` outside quoted text.
+fn find_outside_quotes(s: &str, pat: &str) -> Option<usize> {
+    unquoted(s)
+        .into_iter()
+        .find(|&i| s.as_bytes()[i..].starts_with(pat.as_bytes()))
+}
+
+/// The byte positions of `s` outside backtick-, single- or double-quoted text (a
+/// quote's opening character included: a quoted name may start there). Inside quotes a
+/// doubled quote is one character, and so is a backslash and the next inside '...'.
+fn unquoted(s: &str) -> Vec<usize> {
+    let bytes = s.as_bytes();
     let mut out = Vec::new();
     let mut quote: Option<u8> = None;
     let mut i = 0;
@@ -163,60 +187,252 @@ fn grantee_positions(line: &str, grantee: &str) -> Vec<usize> {
         let c = bytes[i];
         match quote {
             Some(q) => {
-                if c == b'\\' && q == b'\'' {
+                if (c == b'\\' && q == b'\'') || (c == q && bytes.get(i + 1) == Some(&q)) {
                     i += 2;
                     continue;
                 }
                 if c == q {
-                    if bytes.get(i + 1) == Some(&q) {
-                        i += 2;
-                        continue;
-                    }
                     quote = None;
                 }
-                i += 1;
             }
             None => {
-                // Bytes, not str slices: `i` may sit inside a multi-byte character of an
-                // object name (a match starts with a backtick, so it is a boundary).
-                if !grantee.is_empty()
-                    && bytes[i..].starts_with(grantee.as_bytes())
-                    && (bytes[..i].ends_with(b" TO ") || bytes[..i].ends_with(b" FOR "))
-                {
-                    out.push(i);
-                    i += grantee.len();
-                    continue;
-                }
+                out.push(i);
                 if c == b'`' || c == b'\'' || c == b'"' {
                     quote = Some(c);
                 }
-                i += 1;
             }
         }
+        i += 1;
     }
     out
 }
 
-/// The grants of `clone` that `base` lacks, each written as for `base`: an empty list
-/// means the clone holds nothing more than the original.
-pub(super) fn extra_grants(
+/// What makes `clone` hold exactly `base`'s grants (`SHOW GRANTS` lines of each): the
+/// statements that take away what the clone has beyond them, then the grant lines it
+/// lacks. Lines are compared as written for the clone (grantee rewritten, password
+/// clause dropped); the bare `GRANT USAGE` line every account has is no grant. Both lists
+/// empty: the clone holds exactly the original's grants.
+pub(super) fn reconcile(
     base_lines: &[String],
     clone_lines: &[String],
     base: &str,
     clone: &str,
-) -> Result<Vec<String>, String> {
-    let theirs: Vec<String> = base_lines
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let want: Vec<String> = base_lines
         .iter()
-        .map(|l| regrant(l, base, base))
+        .map(|l| regrant(l, base, clone))
         .collect::<Result<_, _>>()?;
-    let mut extra = Vec::new();
-    for l in clone_lines {
-        let as_base = regrant(l, clone, base)?;
-        if !theirs.contains(&as_base) && !is_bare_usage(&as_base, base) {
-            extra.push(as_base);
+    let have: Vec<String> = clone_lines
+        .iter()
+        .map(|l| regrant(l, clone, clone))
+        .collect::<Result<_, _>>()?;
+    let mut take = Vec::new();
+    for l in have.iter().filter(|l| !want.contains(l)) {
+        take.extend(revoke_of(l, clone)?);
+    }
+    let give = want
+        .iter()
+        .filter(|l| !have.contains(l) && !is_bare_usage(l, clone))
+        .cloned()
+        .collect();
+    Ok((take, give))
+}
+
+/// The statements that undo one `SHOW GRANTS` line of `account`: `REVOKE privileges ON
+/// object` (and its GRANT OPTION), `REVOKE role`, `SET DEFAULT ROLE NONE`. A `USAGE` line
+/// takes nothing away but its GRANT OPTION (its REQUIRE and limits are account
+/// attributes, set by [`attributes_sql`]).
+fn revoke_of(line: &str, account: &str) -> Result<Vec<String>, String> {
+    if line.starts_with("SET DEFAULT ROLE ") {
+        return Ok(vec![format!("SET DEFAULT ROLE NONE FOR {account}")]);
+    }
+    let [pos] = grantee_positions(line, account)[..] else {
+        return Err(format!("cannot find the grantee {account} exactly once in: {line}"));
+    };
+    let what = line[..pos]
+        .strip_prefix("GRANT ")
+        .and_then(|w| w.strip_suffix(" TO "))
+        .ok_or_else(|| format!("unexpected SHOW GRANTS line: {line}"))?;
+    let grant_option = line[pos + account.len()..].contains(" WITH GRANT OPTION");
+    // A role line has no ON outside quotes: `GRANT `role` TO account`.
+    let on = find_outside_quotes(what, " ON ");
+    let mut out = Vec::new();
+    if !what.starts_with("USAGE ON ") {
+        out.push(format!("REVOKE {what} FROM {account}"));
+    }
+    if let (true, Some(on)) = (grant_option, on) {
+        out.push(format!(
+            "REVOKE GRANT OPTION ON {} FROM {account}",
+            &what[on + " ON ".len()..]
+        ));
+    }
+    Ok(out)
+}
+
+/// The resource limits `ALTER USER ... WITH` takes (MAX_STATEMENT_TIME: MariaDB only).
+const LIMITS: [&str; 5] = [
+    "MAX_QUERIES_PER_HOUR",
+    "MAX_UPDATES_PER_HOUR",
+    "MAX_CONNECTIONS_PER_HOUR",
+    "MAX_USER_CONNECTIONS",
+    "MAX_STATEMENT_TIME",
+];
+
+/// An account's attributes that are not privileges, as `SHOW CREATE USER` prints them:
+/// the REQUIRE clause (its words, strings unquoted) and the resource limits (absent: 0).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Attributes {
+    require: Vec<Token>,
+    limits: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Str(String),
+}
+
+/// The words and strings of `s` (quoted identifiers kept whole as words).
+fn tokens(s: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c == ' ' {
+            chars.next();
+        } else if c == '\'' {
+            chars.next();
+            let mut v = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err("unterminated string in SHOW CREATE USER".into()),
+                    Some('\'') if chars.peek() == Some(&'\'') => {
+                        chars.next();
+                        v.push('\'');
+                    }
+                    Some('\'') => break,
+                    Some('\\') => v.extend(chars.next()),
+                    Some(x) => v.push(x),
+                }
+            }
+            // A string must end where a word would (MariaDB prints quotes in REQUIRE
+            // strings unescaped: refused rather than misread).
+            if chars.peek().is_some_and(|n| *n != ' ') {
+                return Err("a string in SHOW CREATE USER that cannot be read back".into());
+            }
+            out.push(Token::Str(v));
+        } else {
+            let mut w = String::new();
+            let mut q: Option<char> = None;
+            while let Some(&x) = chars.peek() {
+                match q {
+                    Some(qc) if x == qc => q = None,
+                    Some(_) => {}
+                    None if x == ' ' => break,
+                    None if x == '`' || x == '"' => q = Some(x),
+                    None if x == '\'' => {
+                        return Err("a string in SHOW CREATE USER that cannot be read back".into())
+                    }
+                    None => {}
+                }
+                w.push(x);
+                chars.next();
+            }
+            out.push(Token::Word(w));
         }
     }
-    Ok(extra)
+    Ok(out)
+}
+
+/// Reads a `SHOW CREATE USER` line of `account`. Anything it cannot read is an error
+/// (the clone would otherwise miss a restriction of the original).
+pub(super) fn attributes(line: &str, account: &str) -> Result<Attributes, String> {
+    let rest = line
+        .strip_prefix("CREATE USER ")
+        .and_then(|r| r.strip_prefix(account))
+        .ok_or_else(|| format!("unexpected SHOW CREATE USER line for {account}"))?;
+    let toks = tokens(rest)?;
+    let word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x == w);
+    let mut require = Vec::new();
+    if let Some(at) = toks.iter().position(|t| word(t, "REQUIRE")) {
+        const STOP: [&str; 8] = [
+            "WITH", "PASSWORD", "ACCOUNT", "DEFAULT", "COMMENT", "ATTRIBUTE",
+            "FAILED_LOGIN_ATTEMPTS", "PASSWORD_LOCK_TIME",
+        ];
+        for t in &toks[at + 1..] {
+            match t {
+                Token::Word(w) if STOP.contains(&w.as_str()) => break,
+                Token::Word(w)
+                    if ["NONE", "SSL", "X509", "AND", "ISSUER", "SUBJECT", "CIPHER"]
+                        .contains(&w.as_str()) =>
+                {
+                    if w != "AND" && w != "NONE" {
+                        require.push(t.clone());
+                    }
+                }
+                Token::Str(_) => require.push(t.clone()),
+                Token::Word(w) => return Err(format!("unexpected REQUIRE option {w}")),
+            }
+        }
+    }
+    let mut limits: Vec<(String, String)> =
+        LIMITS.iter().map(|l| (l.to_string(), "0".to_owned())).collect();
+    for pair in toks.windows(2) {
+        if let [Token::Word(name), Token::Word(value)] = pair {
+            if !name.starts_with("MAX_") {
+                continue;
+            }
+            let Some(slot) = limits.iter_mut().find(|(n, _)| n == name) else {
+                return Err(format!("unknown resource limit {name}"));
+            };
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return Err(format!("unexpected value of {name}"));
+            }
+            // 0 and 0.000000 alike: no limit.
+            slot.1 = if value.bytes().all(|b| b == b'0' || b == b'.') {
+                "0".into()
+            } else {
+                value.clone()
+            };
+        }
+    }
+    Ok(Attributes { require, limits })
+}
+
+/// `ALTER USER account REQUIRE ... WITH ...`: every attribute of `a` set on `account`,
+/// those `a` lacks reset (REQUIRE NONE, limits 0). MAX_STATEMENT_TIME only on MariaDB.
+pub(super) fn attributes_sql(
+    a: &Attributes,
+    account: &str,
+    server: &Server,
+) -> Result<String, TargetError> {
+    let mut require: Vec<String> = Vec::new();
+    for t in &a.require {
+        match t {
+            Token::Word(w) if w == "SSL" || w == "X509" => require.push(w.clone()),
+            Token::Word(w) => {
+                if !require.is_empty() {
+                    require.push("AND".into());
+                }
+                require.push(w.clone());
+            }
+            Token::Str(v) => require.push(quote_literal(v, server.no_backslash_escapes)?),
+        }
+    }
+    let require = if require.is_empty() {
+        "NONE".to_owned()
+    } else {
+        require.join(" ")
+    };
+    let limits: Vec<String> = a
+        .limits
+        .iter()
+        .filter(|(n, _)| server.mariadb || n != "MAX_STATEMENT_TIME")
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    Ok(format!(
+        "ALTER USER {account} REQUIRE {require} WITH {}",
+        limits.join(" ")
+    ))
 }
 
 /// `GRANT USAGE ON *.* TO acct` alone: "may log in", which every account has.
@@ -290,24 +506,85 @@ mod tests {
     }
 
     #[test]
-    fn a_clone_may_hold_no_more_than_the_original() {
+    fn a_clone_is_brought_to_exactly_the_originals_grants() {
         let (a, c) = ("`app`@`%`", "`app_clone`@`%`");
         let base = vec![
             "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AA'".to_owned(),
-            "GRANT SELECT ON `shop`.* TO `app`@`%`".to_owned(),
+            "GRANT SELECT, INSERT ON `shop`.* TO `app`@`%`".to_owned(),
+            "GRANT `reader` TO `app`@`%`".to_owned(),
         ];
         let same = vec![
             "GRANT USAGE ON *.* TO `app_clone`@`%` IDENTIFIED BY PASSWORD '*BB'".to_owned(),
-            "GRANT SELECT ON `shop`.* TO `app_clone`@`%`".to_owned(),
+            "GRANT SELECT, INSERT ON `shop`.* TO `app_clone`@`%`".to_owned(),
+            "GRANT `reader` TO `app_clone`@`%`".to_owned(),
         ];
-        assert!(extra_grants(&base, &same, a, c).unwrap().is_empty());
-        // Fewer is fine (a half-made clone gets the rest).
-        assert!(extra_grants(&base, &same[..1], a, c).unwrap().is_empty());
-        let more = vec![
-            "GRANT USAGE ON *.* TO `app_clone`@`%`".to_owned(),
+        let (take, give) = reconcile(&base, &same, a, c).unwrap();
+        assert!(take.is_empty() && give.is_empty(), "{take:?} {give:?}");
+        // Granted to the original since: given; the clone's own: taken.
+        let older = vec![
+            "GRANT USAGE ON *.* TO `app_clone`@`%` WITH GRANT OPTION".to_owned(),
             "GRANT SELECT, DELETE ON `shop`.* TO `app_clone`@`%`".to_owned(),
-            "GRANT ALL PRIVILEGES ON *.* TO `app_clone`@`%` WITH GRANT OPTION".to_owned(),
+            "GRANT UPDATE (`a ON b`) ON `t`.`x` TO `app_clone`@`%` WITH GRANT OPTION".to_owned(),
+            "GRANT `admin` TO `app_clone`@`%` WITH ADMIN OPTION".to_owned(),
+            "SET DEFAULT ROLE `admin` FOR `app_clone`@`%`".to_owned(),
         ];
-        assert_eq!(extra_grants(&base, &more, a, c).unwrap().len(), 2);
+        let (take, give) = reconcile(&base, &older, a, c).unwrap();
+        assert_eq!(
+            take,
+            [
+                "REVOKE GRANT OPTION ON *.* FROM `app_clone`@`%`",
+                "REVOKE SELECT, DELETE ON `shop`.* FROM `app_clone`@`%`",
+                "REVOKE UPDATE (`a ON b`) ON `t`.`x` FROM `app_clone`@`%`",
+                "REVOKE GRANT OPTION ON `t`.`x` FROM `app_clone`@`%`",
+                "REVOKE `admin` FROM `app_clone`@`%`",
+                "SET DEFAULT ROLE NONE FOR `app_clone`@`%`",
+            ]
+        );
+        assert_eq!(
+            give,
+            [
+                "GRANT SELECT, INSERT ON `shop`.* TO `app_clone`@`%`",
+                "GRANT `reader` TO `app_clone`@`%`",
+            ]
+        );
+        let other = vec!["GRANT SELECT ON *.* TO `x`@`%`".to_owned()];
+        assert!(reconcile(&base, &other, a, c).is_err());
+    }
+
+    #[test]
+    fn account_attributes_are_read_and_set_whole() {
+        let s = Server {
+            mariadb: true,
+            no_backslash_escapes: false,
+        };
+        let a = "`app`@`%`";
+        let shown = "CREATE USER `app`@`%` IDENTIFIED BY PASSWORD '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 10 MAX_USER_CONNECTIONS 3";
+        let attrs = attributes(shown, a).unwrap();
+        assert_eq!(
+            attributes_sql(&attrs, "`c`@`%`", &s).unwrap(),
+            "ALTER USER `c`@`%` REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 10 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 3 MAX_STATEMENT_TIME 0"
+        );
+        let plain = attributes("CREATE USER `app`@`%` IDENTIFIED BY PASSWORD '*B6'", a).unwrap();
+        let mysql = Server {
+            mariadb: false,
+            no_backslash_escapes: false,
+        };
+        assert_eq!(
+            attributes_sql(&plain, "`c`@`%`", &mysql).unwrap(),
+            "ALTER USER `c`@`%` REQUIRE NONE WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 0"
+        );
+        // MySQL 8's shape: the plugin's WITH, a DEFAULT ROLE, strings in REQUIRE.
+        let m8 = "CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' AS '$A$005$x' REQUIRE ISSUER '/CN=i' SUBJECT '/CN=it''s' PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK";
+        assert_eq!(
+            attributes_sql(&attributes(m8, a).unwrap(), "`c`@`%`", &mysql).unwrap(),
+            "ALTER USER `c`@`%` REQUIRE ISSUER '/CN=i' AND SUBJECT '/CN=it''s' WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 0"
+        );
+        // MariaDB prints a quote inside a REQUIRE string as is: refused, not misread.
+        assert!(attributes("CREATE USER `app`@`%` REQUIRE ISSUER '/CN=x'y' SUBJECT 's'", a).is_err());
+        assert!(attributes("CREATE USER `app`@`%` WITH MAX_FOO 3", a).is_err());
+        assert!(attributes("CREATE USER `other`@`%`", a).is_err());
+        // The same attributes read from the clone compare equal.
+        let back = attributes(&shown.replace("`app`", "`c`"), "`c`@`%`").unwrap();
+        assert_eq!(back, attrs);
     }
 }

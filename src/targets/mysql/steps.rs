@@ -6,14 +6,14 @@ use super::connect::{close, connect, connect_raw, exec, query_strings, server};
 use super::my;
 use super::secret::{clone_of, parse, Login};
 use super::sql::{
-    alter_password_sql, create_user_sql, extra_grants, native_password_hash, own_password_sql,
-    quote_account, regrant,
+    alter_password_sql, attributes, attributes_sql, create_user_sql, native_password_hash,
+    own_password_sql, quote_account, reconcile,
 };
 use crate::config::TargetKind;
 use crate::rotation::generate::generate;
 use crate::rotation::store::{Select, AWSCURRENT};
-use crate::rotation::target::{Masker, TargetEnv, TargetError};
-use crate::targets::shared::{masked, read_secret_current, JsonSecret};
+use crate::rotation::target::{Masker, RemoteFinding, TargetEnv, TargetError};
+use crate::targets::shared::{masked, message, read_secret_current, JsonSecret};
 use mysql_async::Conn;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -186,10 +186,20 @@ async fn grants(c: &mut Conn, account: &str, t: &MySqlTarget) -> Result<Option<V
     }
 }
 
-/// alternating-users, the clone: created with no privilege, then given exactly the
-/// original's grants (`SHOW GRANTS FOR` the original, the grantee rewritten). An existing
-/// clone holding any grant the original lacks gets no password; one holding fewer (a
-/// run that stopped half-way, or grants added to the original since) gets the rest.
+/// `SHOW CREATE USER account`: the one line.
+async fn create_user_line(c: &mut Conn, account: &str, t: &MySqlTarget) -> Result<String, TargetError> {
+    let q = format!("SHOW CREATE USER {account}");
+    match query_strings(c, &q, &q, t).await.map_err(|(_, e)| e)?.pop() {
+        Some(l) => Ok(l),
+        None => Err(my(format!("{q} returned nothing"))),
+    }
+}
+
+/// alternating-users, the clone: created with no privilege, then brought to exactly the
+/// original's grants (`SHOW GRANTS FOR` each: what it lacks granted, what it has beyond
+/// revoked) and account attributes (`SHOW CREATE USER`: REQUIRE and resource limits),
+/// checked again, and only then given the password. A clone made earlier follows what
+/// changed on the original since; one that still differs afterwards gets no password.
 async fn set_clone(
     env: &TargetEnv<'_>,
     c: &mut Conn,
@@ -202,37 +212,41 @@ async fn set_clone(
     let Some(base_grants) = grants(c, &base, t).await? else {
         return Err(my(format!("the original user {base} does not exist")));
     };
-    let copied: Vec<String> = base_grants
-        .iter()
-        .map(|l| regrant(l, &base, &clone))
-        .collect::<Result<_, _>>()
-        .map_err(my)?;
+    let base_attrs = attributes(&create_user_line(c, &base, t).await?, &base).map_err(my)?;
     let existing = match grants(c, &clone, t).await? {
-        Some(g) => Some(g),
+        Some(g) => g,
         None => {
             tracing::info!(secret = %env.cfg.name, user = %login.user, like = %t.user, "creating the alternate user with the original's grants");
             let sql = create_user_sql(&clone, &login.password, &srv)?;
             match exec(c, sql.expose_secret(), &format!("CREATE USER {clone}"), t).await {
-                Ok(()) => None,
-                // Created meanwhile by another rotator: checked like any existing clone.
-                Err((Some(CANNOT_USER), _)) => grants(c, &clone, t).await?,
+                // Created meanwhile by another rotator: brought in line like any other.
+                Ok(()) | Err((Some(CANNOT_USER), _)) => {}
                 Err((_, e)) => return Err(e),
             }
+            grants(c, &clone, t)
+                .await?
+                .ok_or_else(|| my(format!("user {clone} vanished after CREATE USER")))?
         }
     };
-    if let Some(clone_grants) = existing {
-        let extra = extra_grants(&base_grants, &clone_grants, &base, &clone).map_err(my)?;
-        if !extra.is_empty() {
-            return Err(my(format!(
-                "user {clone} holds grants that {base} lacks ({}); refusing to set its password (fix the user by hand)",
-                extra.join("; ")
-            )));
-        }
-    }
-    for g in &copied {
-        exec(c, g, &format!("copying a grant to {clone} ({g})"), t)
+    let (take, give) = reconcile(&base_grants, &existing, &base, &clone).map_err(my)?;
+    for s in take.iter().chain(&give) {
+        exec(c, s, &format!("bringing {clone} to the grants of {base} ({s})"), t)
             .await
             .map_err(|(_, e)| e)?;
+    }
+    let sql = attributes_sql(&base_attrs, &clone, &srv)?;
+    exec(c, &sql, &format!("copying the account attributes of {base} ({sql})"), t)
+        .await
+        .map_err(|(_, e)| e)?;
+    // Never a password for a clone that holds more (or other) than the original.
+    let now = grants(c, &clone, t).await?.unwrap_or_default();
+    let (take, give) = reconcile(&base_grants, &now, &base, &clone).map_err(my)?;
+    let attrs = attributes(&create_user_line(c, &clone, t).await?, &clone).map_err(my)?;
+    if !take.is_empty() || !give.is_empty() || attrs != base_attrs {
+        return Err(my(format!(
+            "user {clone} still differs from {base} after copying its grants and attributes ({}); refusing to set its password (fix the user by hand)",
+            take.iter().chain(&give).cloned().collect::<Vec<_>>().join("; ")
+        )));
     }
     let sql = alter_password_sql(&clone, &login.password, &srv)?;
     exec(c, sql.expose_secret(), &format!("ALTER USER {clone}"), t)
@@ -260,7 +274,7 @@ pub(super) async fn test(t: &MySqlTarget, value: &SecretString) -> Result<(), Ta
 pub(super) async fn check_remote(
     env: &TargetEnv<'_>,
     t: &MySqlTarget,
-) -> Result<Vec<String>, TargetError> {
+) -> Result<Vec<RemoteFinding>, TargetError> {
     let (_, current) = env
         .store
         .get_value(&env.cfg.secret, Select::Stage(AWSCURRENT))
@@ -273,13 +287,22 @@ pub(super) async fn check_remote(
     let run = async {
         let app = Login::of(&current_doc, t)?;
         let Some(admin) = admin.as_ref() else {
-            // The user changes its own password: its own login is the whole check.
-            let c = connect(&app, t).await?;
+            // The user changes its own password: its own login (in a session our
+            // quoting is safe in) is the whole check.
+            let mut c = connect(&app, t).await?;
+            let r = server(&mut c, t).await;
             close(c, t).await;
-            return Ok(Vec::new());
+            return Ok(r
+                .err()
+                .map(|e| RemoteFinding::Problem(message(e)))
+                .into_iter()
+                .collect());
         };
         let mut c = connect(&Login::admin(admin, t)?, t).await?;
         let mut problems = Vec::new();
+        if let Err(e) = server(&mut c, t).await {
+            problems.push(message(e));
+        }
         let base = quote_account(&t.user, &t.user_host)?;
         match grants(&mut c, &base, t).await {
             Ok(Some(_)) => {}
@@ -303,7 +326,7 @@ pub(super) async fn check_remote(
             ));
         }
         close(c, t).await;
-        Ok(problems)
+        Ok(problems.into_iter().map(RemoteFinding::Problem).collect())
     };
     run.await.map_err(|e| masked(&masker, e))
 }

@@ -2,6 +2,10 @@
 
 use crate::config::{Target, TargetKind, TargetTable, DURATION_EXPECTED};
 use crate::ids::SecretId;
+use crate::targets::shared::{
+    parse_ca_file, parse_clone_suffix, parse_host, parse_port, parse_sslmode, parse_timeout,
+    SslMode,
+};
 use serde::Deserialize;
 use std::time::Duration;
 use toml::Spanned;
@@ -36,7 +40,7 @@ pub enum PostgresMode {
 pub struct PostgresTarget {
     pub mode: PostgresMode,
     pub admin_secret_id: Option<SecretId>,
-    pub sslmode: String,
+    pub(crate) sslmode: SslMode,
     pub clone_suffix: String,
     /// The only server this target may connect to: a secret naming another host, port
     /// or database is refused before connecting (whoever can write the secret must not
@@ -83,66 +87,9 @@ impl TargetKind for Postgres {
             t.error(t.span(), "admin_secret_id",
                 "alternating-users mode needs admin_secret_id (a secret whose user may ALTER and CREATE roles)");
         }
-        // verify-full unless a weaker mode is written; no "prefer": it falls back to
-        // plain text, so whoever sits on the path decides whether TLS is used.
-        let sslmode = match raw.sslmode.as_ref() {
-            None => "verify-full".to_owned(),
-            Some(s)
-                if ["disable", "require", "verify-ca", "verify-full"]
-                    .contains(&s.get_ref().as_str()) =>
-            {
-                s.get_ref().clone()
-            }
-            Some(s) if s.get_ref() == "prefer" => {
-                t.error(s.span(), "sslmode",
-                    "\"prefer\" is not supported: it falls back to plain text whenever the path refuses TLS (allowed: verify-full, verify-ca, require, disable)");
-                String::new()
-            }
-            Some(s) => {
-                t.error(s.span(), "sslmode", format!(
-                    "unknown sslmode \"{}\" (allowed: verify-full, verify-ca, require, disable)", s.get_ref()
-                ));
-                String::new()
-            }
-        };
-        let host = match &raw.host {
-            Some(h)
-                if !h.get_ref().is_empty()
-                    && h.get_ref().len() <= 253
-                    && h.get_ref()
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c)) =>
-            {
-                h.get_ref().clone()
-            }
-            Some(h) => {
-                t.error(
-                    h.span(),
-                    "host",
-                    format!("\"{}\" is not a host name or IP address", h.get_ref()),
-                );
-                String::new()
-            }
-            None => {
-                t.error(t.span(), "host",
-                    "target kind \"postgres\" needs `host`: the only server it may connect to (a secret naming another is refused)");
-                String::new()
-            }
-        };
-        let port = match &raw.port {
-            None => 5432,
-            Some(p) => match u16::try_from(*p.get_ref()) {
-                Ok(p) if p > 0 => p,
-                _ => {
-                    t.error(
-                        p.span(),
-                        "port",
-                        format!("{} is out of range (allowed 1 to 65535)", p.get_ref()),
-                    );
-                    0
-                }
-            },
-        };
+        let sslmode = parse_sslmode(t, raw.sslmode.as_ref());
+        let host = parse_host(t, raw.host.as_ref(), Self::NAME);
+        let port = parse_port(t, raw.port.as_ref(), 5432);
         let dbname = match &raw.dbname {
             None => "postgres".to_owned(),
             Some(d) if !d.get_ref().is_empty() && !d.get_ref().contains('\0') => {
@@ -171,46 +118,9 @@ impl TargetKind for Postgres {
                 String::new()
             }
         };
-        let ca_file = match &raw.ca_file {
-            None => None,
-            Some(f) if f.get_ref().starts_with('/') => Some(std::path::PathBuf::from(f.get_ref())),
-            Some(f) => {
-                t.error(
-                    f.span(),
-                    "ca_file",
-                    "must be an absolute path to a PEM file",
-                );
-                None
-            }
-        };
-        let timeout = match &raw.timeout {
-            None => Duration::from_secs(30),
-            Some(x) => t.duration(
-                "timeout",
-                x,
-                Duration::from_secs(1),
-                Duration::from_secs(600),
-            )?,
-        };
-        let clone_suffix = match raw.clone_suffix.as_ref() {
-            None => "_clone".to_owned(),
-            Some(s)
-                if !s.get_ref().is_empty()
-                    && s.get_ref()
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                s.get_ref().clone()
-            }
-            Some(s) => {
-                t.error(
-                    s.span(),
-                    "clone_suffix",
-                    "must be non-empty letters, digits or _ (e.g. \"_clone\")",
-                );
-                String::new()
-            }
-        };
+        let ca_file = parse_ca_file(t, raw.ca_file.as_ref());
+        let timeout = parse_timeout(t, raw.timeout.as_ref())?;
+        let clone_suffix = parse_clone_suffix(t, raw.clone_suffix.as_ref());
         Some(Target::new(PostgresTarget {
             mode,
             admin_secret_id,

@@ -1,12 +1,13 @@
-//! Logging in: TCP, TLS (see `tls`) and authentication within the target's timeout,
-//! never answering a request for the password in clear text or as an MD5 hash.
+//! Logging in: TCP, TLS (`shared::tls_client_config`) and authentication within the
+//! target's timeout, never answering a request for the password in clear text or as an
+//! MD5 hash.
 
 use super::config::PostgresTarget;
 use super::pg;
 use super::secret::Login;
 use super::sql::{describe, PgFailure};
-use super::tls::{tls_config, Verify};
 use crate::rotation::target::TargetError;
+use crate::targets::shared::tls_client_config;
 use secrecy::ExposeSecret;
 use std::future::Future;
 use std::pin::Pin;
@@ -37,12 +38,9 @@ pub(super) async fn connect_raw(login: &Login, t: &PostgresTarget) -> Result<Cli
         .user(&login.user)
         .password(login.password.expose_secret().as_bytes())
         .application_name("secret-rotator");
-    let verify = match t.sslmode.as_str() {
-        "disable" => None,
-        "require" => Some(Verify::None),
-        "verify-ca" => Some(Verify::Chain),
-        "verify-full" => Some(Verify::Full),
-        other => return Err(fail(format!("unknown sslmode \"{other}\""))),
+    let verify = match t.sslmode {
+        crate::targets::shared::SslMode::Disable => None,
+        mode => Some(mode),
     };
     let limit = t.timeout;
     let attempt = async {
@@ -68,7 +66,9 @@ pub(super) async fn connect_raw(login: &Login, t: &PostgresTarget) -> Result<Cli
                 // no cleartext or MD5 method either.
                 cfg.ssl_mode(SslMode::Require)
                     .channel_binding(ChannelBinding::Require);
-                let mut tls = tls_config(v, t.ca_file.as_deref()).map_err(fail)?;
+                let mut tls = MakeRustlsConnect::new(std::sync::Arc::unwrap_or_clone(
+                    tls_client_config(v, t.ca_file.as_deref()).map_err(fail)?,
+                ));
                 let connector =
                     <MakeRustlsConnect as MakeTlsConnect<tokio::net::TcpStream>>::make_tls_connect(
                         &mut tls,

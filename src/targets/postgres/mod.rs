@@ -51,7 +51,6 @@ mod connect;
 mod secret;
 mod sql;
 mod steps;
-mod tls;
 
 pub use config::{Postgres, PostgresMode, PostgresTarget, RawPostgres};
 
@@ -141,20 +140,10 @@ impl ConfiguredTarget for PostgresTarget {
     }
 
     fn warnings(&self, cfg: &SecretConfig) -> Vec<String> {
-        if self.sslmode == "verify-full" {
-            return Vec::new();
-        }
-        vec![format!(
-            "{}: target.sslmode = \"{}\" {}; verify-full is the default",
-            cfg.name,
-            self.sslmode,
-            match self.sslmode.as_str() {
-                "disable" => "sends everything, new password verifiers included, in plain text",
-                "require" =>
-                    "encrypts but accepts any server certificate (a middle-man can answer)",
-                _ => "checks the certificate chain but not that it names the host",
-            }
-        )]
+        self.sslmode
+            .warning(&cfg.name.to_string(), "new password verifiers")
+            .into_iter()
+            .collect()
     }
 }
 
@@ -168,7 +157,7 @@ mod tests {
         PostgresTarget {
             mode,
             admin_secret_id: None,
-            sslmode: "disable".into(),
+            sslmode: crate::targets::shared::SslMode::Disable,
             clone_suffix: "_clone".into(),
             host: "db.internal".into(),
             port: 6432,

@@ -188,7 +188,7 @@ mod tests {
         PostgresTarget {
             mode,
             admin_secret_id: None,
-            sslmode: "disable".into(),
+            sslmode: crate::targets::shared::SslMode::Disable,
             clone_suffix: "_clone".into(),
             host: "db.internal".into(),
             port: 6432,

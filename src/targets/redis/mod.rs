@@ -9,6 +9,13 @@
 //! hashes cross the wire for ACL; the password itself only in `AUTH`, which Redis never
 //! shows in `MONITOR` or `SLOWLOG`. The user must exist: it is never created.
 //!
+//! **Saved.** After each `ACL SETUSER` (set, before AWSCURRENT moves; revoke) the change
+//! is saved as Redis documents it: `ACL SAVE` when `aclfile` is set, else `CONFIG
+//! REWRITE` when the server was started from a config file (`INFO server`
+//! `config_file`). A failed save fails the step (the rerun does it again). A server with
+//! neither keeps the change in memory only: a warning at set, and `check --remote` says
+//! so (and warns about replicas: ACLs are not replicated).
+//!
 //! **What the secret may decide.** Nothing beyond the password: `host`, `port` and
 //! `username` are pinned in the configuration, and a secret (application or admin) that
 //! names another server or user is refused before connecting; the admin may not be the
@@ -18,9 +25,10 @@
 //!
 //! **sslmode**: as `postgres` (verify-full by default; verify-ca, require, disable).
 //!
-//! Out of scope: Redis Cluster (ACLs are per node: each node would need the change) and
-//! Sentinel discovery; the target talks to one server. The client is the few lines of
-//! RESP2 in `resp.rs` (no client crate: four commands, with bounded replies).
+//! Out of scope: replicas, Redis Cluster (ACLs are per node: each node would need the
+//! change) and Sentinel discovery; the target talks to one server (each node needs its
+//! own secret and target). The client is the few lines of RESP2 in `resp.rs` (no client
+//! crate: a handful of commands, with bounded replies).
 
 mod config;
 mod resp;
@@ -29,7 +37,7 @@ mod steps;
 pub use config::{RawRedis, Redis, RedisTarget};
 
 use crate::config::{SecretConfig, TargetKind};
-use crate::rotation::target::{ConfiguredTarget, TargetEnv, TargetError};
+use crate::rotation::target::{ConfiguredTarget, RemoteFinding, TargetEnv, TargetError};
 use futures::future::BoxFuture;
 use secrecy::SecretString;
 
@@ -90,7 +98,7 @@ impl ConfiguredTarget for RedisTarget {
     fn check_remote<'a>(
         &'a self,
         env: &'a TargetEnv<'a>,
-    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+    ) -> BoxFuture<'a, Result<Vec<RemoteFinding>, TargetError>> {
         Box::pin(steps::check_remote(env, self))
     }
 

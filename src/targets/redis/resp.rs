@@ -1,6 +1,7 @@
-//! Just enough of the Redis protocol (RESP2) for `AUTH`, `PING` and `ACL`: commands as
-//! arrays of bulk strings, replies read with bounds (a hostile server cannot make it
-//! allocate without limit or recurse deeply), every call within the target's timeout.
+//! Just enough of the Redis protocol (RESP2) for `AUTH`, `PING`, `ACL`, `CONFIG` and
+//! `INFO`: commands as arrays of bulk strings, replies read with bounds (a hostile server
+//! cannot make it allocate without limit or recurse deeply: each item and the whole reply
+//! are bounded), every call within the target's timeout.
 
 use super::config::RedisTarget;
 use crate::targets::shared::{no_answer, tls_client_config, SslMode};
@@ -8,6 +9,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 
 /// Largest bulk string or line accepted (ACL GETUSER answers are small).
 const MAX_BULK: usize = 1 << 20;
+/// Largest whole reply, counting what it makes us allocate (an array's slots included):
+/// `INFO` is a few KiB, `ACL GETUSER` less.
+const MAX_REPLY: usize = 4 << 20;
 const MAX_ITEMS: usize = 10_000;
 const MAX_DEPTH: usize = 4;
 
@@ -80,6 +84,7 @@ impl Conn {
             out.extend_from_slice(b"\r\n");
         }
         let limit = self.limit;
+        let mut budget = MAX_REPLY;
         let run = async {
             self.io
                 .get_mut()
@@ -91,7 +96,7 @@ impl Conn {
                 .flush()
                 .await
                 .map_err(|e| format!("write: {e}"))?;
-            read_reply(&mut self.io, 0).await
+            read_reply(&mut self.io, 0, &mut budget).await
         };
         let r = tokio::time::timeout(limit, run).await;
         // The command may hold a password: zero our copy.
@@ -103,7 +108,18 @@ impl Conn {
     }
 }
 
-async fn read_line<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<String, String> {
+/// Takes `n` bytes from what the rest of the reply may still use.
+fn spend(budget: &mut usize, n: usize) -> Result<(), String> {
+    *budget = budget
+        .checked_sub(n)
+        .ok_or_else(|| format!("reply too large (over {} MiB)", MAX_REPLY >> 20))?;
+    Ok(())
+}
+
+async fn read_line<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+    budget: &mut usize,
+) -> Result<String, String> {
     let mut line = Vec::new();
     let n = (&mut *r)
         .take(MAX_BULK as u64 + 2)
@@ -113,6 +129,7 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<String, Stri
     if n == 0 {
         return Err("the server closed the connection".into());
     }
+    spend(budget, n)?;
     if !line.ends_with(b"\r\n") {
         return Err("malformed reply (line too long or unterminated)".into());
     }
@@ -123,9 +140,10 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<String, Stri
 fn read_reply<'a, R: AsyncBufReadExt + Unpin + Send>(
     r: &'a mut R,
     depth: usize,
+    budget: &'a mut usize,
 ) -> futures::future::BoxFuture<'a, Result<Reply, String>> {
     Box::pin(async move {
-        let line = read_line(r).await?;
+        let line = read_line(r, budget).await?;
         let (kind, rest) = line.split_at(line.chars().next().map_or(0, char::len_utf8));
         let count = |s: &str| -> Result<i64, String> {
             s.parse::<i64>().map_err(|_| "malformed reply (bad length)".to_string())
@@ -143,6 +161,7 @@ fn read_reply<'a, R: AsyncBufReadExt + Unpin + Send>(
                 if n > MAX_BULK {
                     return Err("reply too large".into());
                 }
+                spend(budget, n + 2)?;
                 let mut buf = vec![0u8; n + 2];
                 r.read_exact(&mut buf)
                     .await
@@ -162,9 +181,10 @@ fn read_reply<'a, R: AsyncBufReadExt + Unpin + Send>(
                 if n > MAX_ITEMS || depth >= MAX_DEPTH {
                     return Err("reply too large or too deep".into());
                 }
+                spend(budget, n * std::mem::size_of::<Reply>())?;
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
-                    items.push(read_reply(r, depth + 1).await?);
+                    items.push(read_reply(r, depth + 1, &mut *budget).await?);
                 }
                 Ok(Reply::Array(Some(items)))
             }
@@ -179,7 +199,8 @@ mod tests {
 
     async fn parse(bytes: &[u8]) -> Result<Reply, String> {
         let mut r = BufReader::new(bytes);
-        read_reply(&mut r, 0).await
+        let mut budget = MAX_REPLY;
+        read_reply(&mut r, 0, &mut budget).await
     }
 
     #[tokio::test]
@@ -208,5 +229,11 @@ mod tests {
         ] {
             assert!(parse(bad).await.is_err(), "{bad:?}");
         }
+        // Each item within its bound, the whole over the total one.
+        let item = format!("${}\r\n{}\r\n", MAX_BULK, "x".repeat(MAX_BULK));
+        let huge = format!("*5\r\n{}", item.repeat(5));
+        assert!(parse(huge.as_bytes()).await.is_err());
+        let fine = format!("*3\r\n{}", item.repeat(3));
+        assert!(parse(fine.as_bytes()).await.is_ok());
     }
 }

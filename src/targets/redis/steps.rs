@@ -9,8 +9,8 @@ use super::rd;
 use crate::config::TargetKind;
 use crate::rotation::generate::generate;
 use crate::rotation::store::{Select, AWSCURRENT};
-use crate::rotation::target::{Masker, TargetEnv, TargetError};
-use crate::targets::shared::{masked, read_secret_current, JsonSecret};
+use crate::rotation::target::{Masker, RemoteFinding, TargetEnv, TargetError};
+use crate::targets::shared::{masked, message, read_secret_current, JsonSecret};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -128,6 +128,86 @@ async fn setuser(c: &mut Conn, t: &RedisTarget, rule: &str, what: &str) -> Resul
     }
 }
 
+/// How the server keeps an ACL change across a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Saved {
+    /// `aclfile` is set: `ACL SAVE` writes every user there.
+    AclFile,
+    /// No aclfile, but started from a config file: `CONFIG REWRITE` writes the users
+    /// into it.
+    ConfFile,
+    /// Neither: the change lives in memory only, and a restart loses it.
+    Not,
+}
+
+/// `INFO section`, as text.
+async fn info(c: &mut Conn, section: &str) -> Result<String, TargetError> {
+    match c.call(&[b"INFO", section.as_bytes()]).await {
+        Ok(Reply::Bulk(Some(b))) => Ok(String::from_utf8_lossy(&b).into_owned()),
+        Ok(Reply::Error(e)) => Err(rd(format!("INFO {section} failed: {e}"))),
+        Ok(other) => Err(rd(format!("INFO {section}: unexpected reply {other:?}"))),
+        Err(e) => Err(rd(format!("INFO {section}: {e}"))),
+    }
+}
+
+/// The value of `key:value` in an INFO text.
+fn info_field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// As Redis documents it: an `aclfile` is saved with `ACL SAVE`; otherwise users live in
+/// the config file the server was started from (`INFO server` `config_file`), saved with
+/// `CONFIG REWRITE`; otherwise nowhere.
+async fn saved_by(c: &mut Conn) -> Result<Saved, TargetError> {
+    let why = "needed to know how the ACL change is saved";
+    match c.call(&[b"CONFIG", b"GET", b"aclfile"]).await {
+        Ok(Reply::Array(Some(items))) => {
+            if items
+                .get(1)
+                .and_then(Reply::text)
+                .is_some_and(|f| !f.is_empty())
+            {
+                return Ok(Saved::AclFile);
+            }
+        }
+        Ok(Reply::Error(e)) => return Err(rd(format!("CONFIG GET aclfile failed ({why}): {e}"))),
+        Ok(other) => return Err(rd(format!("CONFIG GET aclfile: unexpected reply {other:?}"))),
+        Err(e) => return Err(rd(format!("CONFIG GET aclfile: {e}"))),
+    }
+    let server = info(c, "server").await.map_err(|e| rd(format!("{} ({why})", message(e))))?;
+    Ok(match info_field(&server, "config_file") {
+        Some(f) if !f.is_empty() => Saved::ConfFile,
+        _ => Saved::Not,
+    })
+}
+
+/// Makes the ACL change survive a restart (`ACL SAVE` or `CONFIG REWRITE`); a failure
+/// fails the step. When nothing can save it, a warning if `warn` (no value in it).
+async fn save(c: &mut Conn, env: &TargetEnv<'_>, t: &RedisTarget, warn: bool) -> Result<(), TargetError> {
+    let (cmd, what): (&[&[u8]], &str) = match saved_by(c).await? {
+        Saved::AclFile => (&[b"ACL", b"SAVE"], "ACL SAVE"),
+        Saved::ConfFile => (&[b"CONFIG", b"REWRITE"], "CONFIG REWRITE"),
+        Saved::Not => {
+            if warn {
+                tracing::warn!(
+                    secret = %env.cfg.name,
+                    user = %t.username,
+                    "the ACL change is not saved: the server has no aclfile and was started without a config file, so a restart undoes it (the new password stops working)"
+                );
+            }
+            return Ok(());
+        }
+    };
+    match c.call(cmd).await {
+        Ok(Reply::Status(s)) if s == "OK" => Ok(()),
+        Ok(Reply::Error(e)) => Err(rd(format!("{what} failed: {e}"))),
+        Ok(other) => Err(rd(format!("{what}: unexpected reply {other:?}"))),
+        Err(e) => Err(rd(format!("{what}: {e}"))),
+    }
+}
+
 /// set: the pending password is added next to the current one (`#hash`), so both log in
 /// until revoke. Adding a hash the user has is a no-op: safe to run again.
 pub(super) async fn set(
@@ -147,7 +227,11 @@ pub(super) async fn set(
                 t.username
             )));
         }
-        setuser(&mut c, t, &format!("#{}", password_hash(&new)), "add the pending password").await
+        setuser(&mut c, t, &format!("#{}", password_hash(&new)), "add the pending password").await?;
+        // Saved before AWSCURRENT moves: a restart must not bring back a server without
+        // the password the application is about to get. The warning, when nothing can
+        // save it, is given here: once per rotation.
+        save(&mut c, env, t, true).await
     };
     let r = run.await;
     r.map_err(|e| masked(&masker, e))
@@ -223,19 +307,41 @@ pub(super) async fn revoke(
                     };
                     setuser(&mut c, t, &format!("!{o}"), what).await?;
                 }
-                Ok(())
+                // Saved even when nothing was left to remove: an earlier revoke may have
+                // stopped between its ACL SETUSER and the save.
+                save(&mut c, env, t, false).await
             }
         }
     };
     run.await.map_err(|e| masked(&masker, e))
 }
 
+/// `ACL DRYRUN admin <command>` (Redis 7+): `None` when the admin may run it, else why
+/// not. Before Redis 7 there is no DRYRUN (`ERR unknown subcommand`, or `Unknown` in
+/// Redis 6): not a verdict, `None`; ACL GETUSER worked, which the usual admin grants
+/// (+@admin) come with.
+async fn refused(c: &mut Conn, admin: &str, cmd: &[&[u8]]) -> Result<Option<String>, TargetError> {
+    let mut args: Vec<&[u8]> = vec![b"ACL", b"DRYRUN", admin.as_bytes()];
+    args.extend_from_slice(cmd);
+    let probe = c.call(&args).await.map_err(|e| rd(format!("ACL DRYRUN: {e}")))?;
+    Ok(match probe {
+        Reply::Status(s) if s == "OK" => None,
+        // Redis 7 says "unknown subcommand", 6 "Unknown subcommand".
+        Reply::Error(e) if e.to_ascii_lowercase().contains("unknown subcommand") => None,
+        Reply::Error(e) | Reply::Status(e) => Some(e),
+        Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+        other => Some(format!("unexpected reply {other:?}")),
+    })
+}
+
 /// `check --remote`: the admin logs in, the user exists, and the admin may run
-/// `ACL SETUSER` on it (`ACL DRYRUN`, Redis 7+).
+/// `ACL SETUSER` on it and save the change (`ACL DRYRUN`, Redis 7+). Also how the change
+/// is saved (a note, or a warning when a restart would lose it) and whether replicas are
+/// involved (ACLs are not replicated).
 pub(super) async fn check_remote(
     env: &TargetEnv<'_>,
     t: &RedisTarget,
-) -> Result<Vec<String>, TargetError> {
+) -> Result<Vec<RemoteFinding>, TargetError> {
     let mut masker = Masker::default();
     let run = async {
         let (_, current) = env
@@ -245,42 +351,64 @@ pub(super) async fn check_remote(
         masker.add(&current);
         app_password(&parse(&current, "AWSCURRENT")?, t)?;
         let mut c = admin(env, t, &mut masker).await?;
-        let mut problems = Vec::new();
+        let mut found = Vec::new();
+        let user = &t.username;
         if password_hashes(&mut c, t).await?.is_none() {
-            problems.push(format!("ACL user \"{}\" does not exist", t.username));
+            found.push(RemoteFinding::Problem(format!("ACL user \"{user}\" does not exist")));
         }
         let admin_user = {
             let v = read_secret_current(env, &t.admin_secret_id, Redis::NAME).await?;
             parse(&v, "admin secret's")?.username()?.to_owned()
         };
-        let probe = c
-            .call(&[
-                b"ACL",
-                b"DRYRUN",
-                admin_user.as_bytes(),
-                b"ACL",
-                b"SETUSER",
-                t.username.as_bytes(),
-            ])
-            .await
-            .map_err(|e| rd(format!("ACL DRYRUN: {e}")))?;
-        match probe {
-            Reply::Status(s) if s == "OK" => {}
-            // Before Redis 7 there is no DRYRUN: ACL GETUSER above worked, which the
-            // usual admin grants (+@admin) come with.
-            Reply::Error(e) if e.contains("unknown subcommand") => {}
-            Reply::Error(e) | Reply::Status(e) => problems.push(format!(
-                "the admin secret's user \"{admin_user}\" may not run ACL SETUSER {}: {e}",
-                t.username
-            )),
-            Reply::Bulk(Some(b)) => problems.push(format!(
-                "the admin secret's user \"{admin_user}\" may not run ACL SETUSER {}: {}",
-                t.username,
-                String::from_utf8_lossy(&b)
-            )),
-            other => problems.push(format!("ACL DRYRUN: unexpected reply {other:?}")),
+        if let Some(why) = refused(&mut c, &admin_user, &[b"ACL", b"SETUSER", user.as_bytes()]).await? {
+            found.push(RemoteFinding::Problem(format!(
+                "the admin secret's user \"{admin_user}\" may not run ACL SETUSER {user}: {why}"
+            )));
         }
-        Ok(problems)
+        let (save, how): (&[&[u8]], _) = match saved_by(&mut c).await {
+            Err(e) => {
+                found.push(RemoteFinding::Problem(message(e)));
+                (&[], None)
+            }
+            Ok(Saved::AclFile) => (&[b"ACL", b"SAVE"], Some(RemoteFinding::Note(format!(
+                "ACL user \"{user}\" is saved to the aclfile (ACL SAVE after each change)"
+            )))),
+            Ok(Saved::ConfFile) => (&[b"CONFIG", b"REWRITE"], Some(RemoteFinding::Note(format!(
+                "ACL user \"{user}\" is saved to redis.conf (CONFIG REWRITE after each change)"
+            )))),
+            Ok(Saved::Not) => (&[], Some(RemoteFinding::Warning(format!(
+                "ACL user \"{user}\" is NOT saved (no aclfile, no config file): a restart loses the new password"
+            )))),
+        };
+        found.extend(how);
+        if !save.is_empty() {
+            if let Some(why) = refused(&mut c, &admin_user, save).await? {
+                found.push(RemoteFinding::Problem(format!(
+                    "the admin secret's user \"{admin_user}\" may not save the change ({}): {why}",
+                    String::from_utf8_lossy(&save.join(&b' '))
+                )));
+            }
+        }
+        let scope = "ACL changes are not replicated: every node needs its own secret and target (Sentinel and Cluster are out of scope)";
+        match info(&mut c, "replication").await {
+            Err(e) => found.push(RemoteFinding::Problem(message(e))),
+            Ok(repl) => match info_field(&repl, "role") {
+                Some("slave" | "replica") => found.push(RemoteFinding::Warning(format!(
+                    "this server is a replica: its users are its own, not its primary's; {scope}"
+                ))),
+                _ => {
+                    let n = info_field(&repl, "connected_slaves")
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    if n > 0 {
+                        found.push(RemoteFinding::Warning(format!(
+                            "this server is a primary with {n} connected replica(s): after a failover the new password is missing and the old one works; {scope}"
+                        )));
+                    }
+                }
+            },
+        }
+        Ok(found)
     };
     let r = run.await;
     r.map_err(|e| masked(&masker, e))

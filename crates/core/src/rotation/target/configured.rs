@@ -109,12 +109,12 @@ pub trait ConfiguredTarget: AsAny + Debug + Send + Sync + 'static {
     }
 
     /// `check --remote`: what the kind can verify on the live system with the configured
-    /// credentials (say, the user exists and the admin may alter it), one line per
-    /// problem; `Err` when the check could not run. Nothing is changed.
+    /// credentials (say, the user exists and the admin may alter it), one finding per
+    /// line; `Err` when the check could not run. Nothing is changed.
     fn check_remote<'a>(
         &'a self,
         env: &'a TargetEnv<'a>,
-    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+    ) -> BoxFuture<'a, Result<Vec<RemoteFinding>, TargetError>> {
         let _ = env;
         Box::pin(async { Ok(Vec::new()) })
     }
@@ -125,6 +125,18 @@ pub trait ConfiguredTarget: AsAny + Debug + Send + Sync + 'static {
         let _ = cfg;
         Vec::new()
     }
+}
+
+/// One line of a target's `check --remote`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteFinding {
+    /// A rotation would fail or do harm: `check --remote` exits 1.
+    Problem(String),
+    /// It works, with a risk worth knowing (printed as a warning; the exit status is
+    /// unchanged).
+    Warning(String),
+    /// How things stand (printed).
+    Note(String),
 }
 
 /// `&dyn Any` of a configured target, for [`crate::config::Target::downcast_ref`]

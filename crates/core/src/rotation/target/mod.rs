@@ -16,7 +16,7 @@ mod env;
 pub mod iam_port;
 mod mask;
 
-pub use configured::{AsAny, ConfiguredTarget};
+pub use configured::{AsAny, ConfiguredTarget, RemoteFinding};
 pub use env::{TargetClients, TargetEnv, TargetStore};
 pub use iam_port::{AccessKeyInfo, IamApi, NewAccessKey};
 pub use mask::{mask_value, Masker};
@@ -98,7 +98,7 @@ pub async fn revoke(
 }
 
 /// `check --remote`: the target's own problems on the live system (read-only).
-pub async fn check_remote(env: &TargetEnv<'_>) -> Result<Vec<String>, TargetError> {
+pub async fn check_remote(env: &TargetEnv<'_>) -> Result<Vec<RemoteFinding>, TargetError> {
     env.cfg.target.ops().check_remote(env).await
 }
 
