@@ -111,14 +111,27 @@ async fn one(n: usize, idle: Option<u64>, page_ms: u64) -> serde_json::Value {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
-    // Idle: the first rotations have failed (retried in an hour), every page is read.
+    // Idle: the first rotations have failed (retried in an hour), every page is read, and
+    // the loading work is over: the due-time pass ends (and its heap trim runs) seconds
+    // after the last page, so the window starts once the daemon used no CPU for 2 s in a
+    // row (at most 60 s after the last page).
     let mut idle_fig = json!(null);
     if let Some(idle) = idle {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        let settle = Instant::now();
+        let mut last = proc_stats(&pid).cpu_secs;
+        let mut quiet_secs = 0;
+        while quiet_secs < 2 && settle.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = proc_stats(&pid).cpu_secs;
+            quiet_secs = if now == last { quiet_secs + 1 } else { 0 };
+            last = now;
+        }
+        let settled_secs = settle.elapsed().as_secs_f64();
         let s0 = proc_stats(&pid);
         tokio::time::sleep(Duration::from_secs(idle)).await;
         let s1 = proc_stats(&pid);
         idle_fig = json!({
+            "settled_after_last_page_secs": settled_secs,
             "secs": idle,
             "steady_rss_mib": s1.rss_kib as f64 / 1024.0,
             "cpu_secs": s1.cpu_secs - s0.cpu_secs,
