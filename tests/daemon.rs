@@ -66,20 +66,30 @@ impl Drop for Daemon {
 
 /// Reads notify messages until one contains `want`, returning everything read.
 fn expect_notify(sock: &UnixDatagram, want: &str, timeout: Duration) -> Vec<String> {
+    expect_notify_line(sock, want, |l| l == want, timeout)
+}
+
+/// Messages until one has a line that `hit` accepts (`what` names it in the failure).
+fn expect_notify_line(
+    sock: &UnixDatagram,
+    what: &str,
+    hit: impl Fn(&str) -> bool,
+    timeout: Duration,
+) -> Vec<String> {
     let start = Instant::now();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while start.elapsed() < timeout {
         if let Ok(n) = sock.recv(&mut buf) {
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let hit = msg.lines().any(|l| l == want);
+            let hit = msg.lines().any(&hit);
             seen.push(msg);
             if hit {
                 return seen;
             }
         }
     }
-    panic!("no {want} within {timeout:?}; got {seen:?}");
+    panic!("no {what} within {timeout:?}; got {seen:?}");
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -269,6 +279,15 @@ stable_timeout = "5m"
     wait_for("the slow rollout to start", Duration::from_secs(20), || {
         (sim.calls()["UpdateService"].as_u64().unwrap_or(0) >= 1).then_some(())
     });
+    // The status line reaches systemd when it changes (the rollout ends within seconds),
+    // not on a minute's timer (which also woke an idle daemon for nothing).
+    while sock.recv(&mut [0u8; 4096]).is_ok() {}
+    expect_notify_line(
+        &sock,
+        "a new STATUS",
+        |l| l.starts_with("STATUS="),
+        Duration::from_secs(20),
+    );
 
     // A broken file: the reload is refused, the old config stays, the metric says so.
     std::fs::write(

@@ -93,7 +93,6 @@ pub async fn main(dir: PathBuf) -> i32 {
     tracing::info!(secrets, files, "ready");
 
     let mut dog = watchdog.map(|w| tokio::time::interval(w / 2));
-    let mut status_tick = tokio::time::interval(Duration::from_secs(60));
     let mut live = scheduler::Liveness::new();
     // The configuration's parse is garbage now.
     memory::release_free_heap();
@@ -129,7 +128,8 @@ pub async fn main(dir: PathBuf) -> i32 {
             _ = health.pass_done.notified() => {
                 memory::release_free_heap();
             }
-            _ = status_tick.tick() => notify::status(&status()),
+            // Only a changed line: a timer repeating it woke the daemon every minute.
+            _ = health.status_changed.notified() => notify::status(&status()),
         }
     }
     notify::stopping();

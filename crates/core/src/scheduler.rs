@@ -54,6 +54,9 @@ pub struct Health {
     /// allocated is garbage now (the daemon returns it to the system).
     pub pass_done: tokio::sync::Notify,
     pub status: std::sync::Mutex<String>,
+    /// The status line changed: the daemon passes it on to systemd then, instead of
+    /// waking on a timer to repeat an unchanged line (idle wake-ups, issue 16).
+    pub status_changed: tokio::sync::Notify,
 }
 
 /// Whether the scheduler loop still turns, for the systemd watchdog and /healthz: its
@@ -881,7 +884,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             ),
         };
         if let Ok(mut s) = self.health.status.lock() {
-            *s = status;
+            if *s != status {
+                *s = status;
+                self.health.status_changed.notify_one();
+            }
         }
     }
 
