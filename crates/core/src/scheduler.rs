@@ -3,8 +3,9 @@
 //! two of one secret, a rotation starts only inside its window, retries with exponential
 //! backoff, reloads that take effect at once, and a graceful drain.
 //!
-//! A sorted set of (deadline, name) and one `sleep_until` on the earliest, plus a wake-up
-//! once a minute (status sweep, wall-clock check): O(log n) per change
+//! A sorted set of (deadline, name) and one `sleep_until` on the earliest, plus a sweep
+//! (statuses, wall-clock check) once a minute while anything is due, rotating or waiting,
+//! every five minutes when calm: O(log n) per change
 //! (docs/architecture.md says why, BENCHMARKS.md has the measurements). The loop itself
 //! never waits on AWS: due times are read by spawned
 //! tasks that send their results back over a channel, so a slow ListSecrets pass delays
@@ -335,8 +336,12 @@ pub struct Scheduler<S, D> {
     status_stale: bool,
     /// `[ha]`: rotations take the secret's lease first.
     ha: Option<Arc<crate::ha::Ha>>,
-    /// The minute's tick came: the next turn sweeps the statuses (the first turn too).
+    /// The sweep's time came: the next turn sweeps the statuses (the first turn too).
     sweep_due: bool,
+    /// When the next sweep is due (see [`SWEEP_EVERY`] and [`CALM_SWEEP_EVERY`]).
+    next_sweep: Instant,
+    /// When the last sweep ran.
+    swept_at: Instant,
     /// The engine's sink: the scheduler reports through the same one.
     telemetry: Arc<dyn Telemetry>,
     /// Where the replica skew comes from (the OS; a seeded source in the simulation).
@@ -354,10 +359,16 @@ pub struct Scheduler<S, D> {
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// How often every secret's status is recomputed (due -> overdue and the like) and the
-/// wall clock checked: the loop wakes at least this often. Overdue means an hour late, so
-/// a minute of delay is invisible; idle, the daemon wakes about once a minute (and at the
-/// watchdog's pokes).
+/// wall clock checked while any secret is due, rotating or waiting: the loop wakes at
+/// least this often then. Overdue means an hour late, so a minute of delay is invisible.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// The same when the daemon is calm (nothing due, rotating or waiting): then no status
+/// changes with the passing of time alone (the next one comes with a deadline, which
+/// wakes the loop), and the sweep only checks the wall clock. Idle, the daemon wakes
+/// this seldom (and at the watchdog's pokes): a minute's sweep cost 3 to 5 wake-ups and
+/// ~50 ms of CPU at 100,000 secrets (issue 16). A clock step or a suspend is noticed
+/// within this period then.
+const CALM_SWEEP_EVERY: Duration = Duration::from_secs(300);
 /// Wall clock and monotonic clock disagreeing by more than this: a suspend or a step.
 const CLOCK_JUMP: chrono::Duration = chrono::Duration::seconds(5);
 /// A secret due longer ago than this and still not rotated is "overdue", not just "due".
@@ -396,6 +407,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             status_stale: false,
             ha: None,
             sweep_due: true,
+            next_sweep: Instant::now(),
+            swept_at: Instant::now(),
             random: Arc::new(OsRandom),
             generations: 0,
             skew: cfg.ha.enabled() || cfg.ha.replicas > 1,
@@ -737,8 +750,6 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             self.settings.refresh,
         );
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut wake = tokio::time::interval(SWEEP_EVERY);
-        wake.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let health = self.health.clone();
         loop {
             self.beat();
@@ -749,9 +760,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             tokio::select! {
                 biased;
                 _ = sleep_until_opt(next) => {}
-                // The sweep runs on the tick itself: timed by elapsed time, a tick a hair
-                // early would skip it and double its period.
-                _ = wake.tick() => self.sweep_due = true,
+                // The sweep runs on its timer itself: timed by elapsed time, a timer a
+                // hair early would skip it and double its period.
+                _ = tokio::time::sleep_until(self.next_sweep) => self.sweep_due = true,
                 _ = health.poke.notified() => {}
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     match done {
@@ -782,6 +793,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             self.check_clock();
             self.fire();
             self.launch();
+            // Work came after a calm sweep: statuses can change with time again.
+            if !self.tasks.is_empty() || !self.waiting.is_empty() {
+                self.next_sweep = self.next_sweep.min(self.swept_at + SWEEP_EVERY);
+            }
         }
         self.drain().await;
     }
@@ -908,15 +923,24 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// of each took a tenth of a second of CPU, every sweep (BENCHMARKS.md, section 3).
     fn sweep(&mut self) {
         let now = self.clock.now();
+        let mut calm = self.tasks.is_empty() && self.waiting.is_empty();
         for e in self.entries.values_mut() {
             if e.is_removed() {
                 continue;
             }
-            if e.shown != Some(status_of(e, now)) {
+            let status = status_of(e, now);
+            // These change with time alone (due -> overdue, a window opening).
+            calm &= !matches!(
+                status,
+                Status::Due | Status::Overdue | Status::OutsideWindow
+            );
+            if e.shown != Some(status) {
                 let name = e.cfg.name.clone();
                 show(self.telemetry.as_ref(), &name, e, now);
             }
         }
+        self.swept_at = Instant::now();
+        self.next_sweep = self.swept_at + if calm { CALM_SWEEP_EVERY } else { SWEEP_EVERY };
     }
 
     /// Moves every entry whose deadline has passed to the waiting line (once).
