@@ -452,50 +452,77 @@ async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_workin
     assert_not_in_logs(&db, &[&clone_pw, &user_pw, INITIAL_PW, ADMIN_PASSWORD]);
 }
 
-/// A clone made beforehand with more than the original (here every privilege) loses
-/// what the original lacks before it gets a password: it ends with exactly the
-/// original's grants.
+/// Second review, item 1: an account that already has the clone's name but that this
+/// secret never rotated to (neither AWSCURRENT nor AWSPREVIOUS names it) may be someone
+/// else's (a reporting account). When its grants differ from the original's, with fewer
+/// or with more, it is refused, and left as it was: no REVOKE, no GRANT, no new
+/// password. One that holds exactly the original's grants is taken, as before.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_existing_clone_with_more_grants_loses_them_before_it_gets_a_password() {
+async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
     let Some(db) = MariaDb::start() else { return };
     let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
+    db.sql("CREATE DATABASE shop").await;
+    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
+        .await;
     let clone = format!("{USER}_clone");
+    let account = format!("`{clone}`@`%`");
     create_user(&db, &clone, "clone-pw").await;
-    db.sql(&format!(
-        "GRANT ALL PRIVILEGES ON *.* TO `{clone}`@`%` WITH GRANT OPTION"
-    ))
-    .await;
+    db.sql(&format!("GRANT SELECT ON shop.* TO {account}"))
+        .await;
     let c = sm_client(&moto.url).await;
     admin_secret(&c, &db).await;
     create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
     let dir = config_dir(&secret_config(
         "app-db",
         "db/app",
-        &target(
-            db.port,
-            USER,
-            r#"mode = "alternating-users", admin_secret_id = "db/admin""#,
-        ),
+        &alternating(db.port),
         false,
     ));
-    let (ok, out) = rotate(dir.path(), "app-db", &aws_env(Some(&moto.url), None));
+    let env = aws_env(Some(&moto.url), None);
+    let before = stages(&c, "db/app").await["AWSCURRENT"].clone();
+    for more in [false, true] {
+        if more {
+            db.sql(&format!(
+                "GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION"
+            ))
+            .await;
+        }
+        let grants = db.grants(&account).await.unwrap();
+        let (ok, out) = rotate(dir.path(), "app-db", &env);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains(&format!(
+                "user {account} already exists and this secret never rotated to it"
+            )),
+            "{out}"
+        );
+        assert_eq!(
+            db.grants(&account).await.unwrap(),
+            grants,
+            "grants untouched"
+        );
+        assert!(db.can_login(&clone, "clone-pw").await, "password untouched");
+        assert_eq!(stages(&c, "db/app").await["AWSCURRENT"], before);
+        let logs = db.logs();
+        assert!(!logs.contains("REVOKE"), "a REVOKE was sent");
+        assert!(
+            !logs.contains(&format!("ALTER USER {account}")),
+            "an ALTER USER of the foreign account was sent"
+        );
+    }
+    // Exactly the original's grants: taken, as before this fix.
+    db.sql(&format!(
+        "REVOKE ALL PRIVILEGES, GRANT OPTION FROM {account}"
+    ))
+    .await;
+    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO {account}"))
+        .await;
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
     assert!(ok, "{out}");
     let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
     assert_eq!(now["username"], clone.as_str());
-    let theirs = db.grants(&format!("`{USER}`@`%`")).await.unwrap();
-    let mine = db.grants(&format!("`{clone}`@`%`")).await.unwrap();
-    assert_eq!(
-        normalized(&mine, &clone, USER),
-        normalized(&theirs, USER, USER)
-    );
-    let mut cc = db.login(&clone, &pw(&now)).await.unwrap();
-    use mysql_async::prelude::Queryable;
-    assert!(
-        cc.query_drop("CREATE DATABASE nope").await.is_err(),
-        "no privilege left beyond the original's"
-    );
-    let _ = cc.disconnect().await;
+    assert!(db.can_login(&clone, &pw(&now)).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1060,4 +1087,74 @@ async fn the_clone_gets_the_originals_require_ssl_and_limits() {
         shown.contains("MAX_QUERIES_PER_HOUR 2000") && shown.contains("MAX_USER_CONNECTIONS 50"),
         "{shown}"
     );
+}
+
+/// Second review, item 6: an account the daemon's own test login cannot use (REQUIRE
+/// X509: the daemon has no client certificate; REQUIRE SSL with `sslmode = "disable"`)
+/// is refused before any change, in single-user (its password would change and the
+/// test then fail) and in alternating-users (no clone is made); `check --remote` reports
+/// both.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_the_test_login_cannot_use_is_refused_before_any_change() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql(&format!("ALTER USER `{USER}`@`%` REQUIRE X509"))
+        .await;
+    create_user(&db, "alt", INITIAL_PW).await;
+    db.sql("ALTER USER `alt`@`%` REQUIRE SSL").await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    create_secret(&c, "db/alt", &db.secret_json("alt", INITIAL_PW), &[]).await;
+    let dir = config_dir(&format!(
+        "{}{}",
+        secret_config(
+            "app",
+            "db/app",
+            &target(db.port, USER, r#"admin_secret_id = "db/admin""#),
+            false
+        ),
+        secret_config(
+            "alt",
+            "db/alt",
+            &target(
+                db.port,
+                "alt",
+                r#"mode = "alternating-users", admin_secret_id = "db/admin""#
+            ),
+            false
+        )
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("app: target mysql: user `app-user`@`%` requires a client certificate"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("alt: target mysql: user `alt`@`%` requires TLS (REQUIRE SSL or CIPHER) and the target's sslmode is \"disable\""),
+        "{stderr}"
+    );
+
+    let app_before = db.grants(&format!("`{USER}`@`%`")).await.unwrap();
+    let (ok, out) = rotate(dir.path(), "app", &env);
+    assert!(!ok, "{out}");
+    assert!(out.contains("requires a client certificate"), "{out}");
+    assert!(out.contains("refused before any change"), "{out}");
+    assert_eq!(
+        db.grants(&format!("`{USER}`@`%`")).await.unwrap(),
+        app_before,
+        "the password is unchanged"
+    );
+
+    let (ok, out) = rotate(dir.path(), "alt", &env);
+    assert!(!ok, "{out}");
+    assert!(out.contains("requires TLS"), "{out}");
+    assert!(
+        db.grants("`alt_clone`@`%`").await.is_err(),
+        "no clone was created"
+    );
+    assert!(!db.logs().contains("CREATE USER `alt_clone`"));
 }

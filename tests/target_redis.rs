@@ -594,11 +594,12 @@ async fn with_an_aclfile_the_new_password_survives_a_restart() {
     let (ok, out) = rotate(dir.path(), "cache", &env);
     assert!(!ok, "{out}");
     assert!(
-        out.contains("step set (failed): redis: ACL SAVE") && out.contains("NOPERM"),
+        out.contains("step set (failed): redis: the new password of ACL user \"app\" could not survive a restart (an aclfile is set but ACL SAVE failed: NOPERM"),
         "{out}"
     );
     assert_eq!(stages(&c, "redis/app").await["AWSCURRENT"], vec![before]);
     assert!(r.can_login(USER, INITIAL_PW));
+    assert_eq!(password_count(&r, USER), 1, "refused before ACL SETUSER");
 
     assert_eq!(r.admin(&["ACL", "SETUSER", ADMIN_USER, "+acl|save"]), "OK");
     let (ok, out) = rotate(dir.path(), "cache", &env);
@@ -628,8 +629,11 @@ async fn with_a_redis_conf_the_new_password_survives_a_restart() {
     let (_moto, c, dir, env) = with_secrets(&r).await;
     let (code, stdout, stderr) = check_remote(dir.path(), &env);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
+    // Second review, item 4: CONFIG REWRITE keeps only what the file alone defines.
     assert!(
-        stdout.contains("cache: target redis: ACL user \"app\" is saved to redis.conf"),
+        stderr.contains("warning: cache: target redis: ACL user \"app\" is saved with CONFIG REWRITE into the config file")
+            && stderr.contains("command line")
+            && stderr.contains("regenerated at every start"),
         "{stdout}{stderr}"
     );
     // Crashed after AWSCURRENT moved: both passwords must already survive a restart.
@@ -650,9 +654,9 @@ async fn with_a_redis_conf_the_new_password_survives_a_restart() {
 }
 
 /// R3: a server started without a config file or an aclfile cannot keep an ACL change:
-/// `check --remote` says so (a restart loses the password), and warns about replicas
-/// (ACLs are not replicated), from the primary and from the replica. A rotation still
-/// runs, with a warning.
+/// with `allow_unsaved = true`, `check --remote` warns (a restart loses the password),
+/// and warns about replicas (ACLs are not replicated), from the primary and from the
+/// replica. A rotation runs, with a warning.
 #[tokio::test(flavor = "multi_thread")]
 async fn check_remote_warns_when_nothing_saves_the_password_and_about_replicas() {
     let Some(r) = Redis::start_setup(Setup::NoConfig(&[])) else {
@@ -695,7 +699,7 @@ async fn check_remote_warns_when_nothing_saves_the_password_and_about_replicas()
     )
     .await;
     let replica_target = format!(
-        r#"{{ kind = "redis", host = "127.0.0.1", port = {}, username = "{USER}", admin_secret_id = "redis/admin-replica", sslmode = "disable" }}"#,
+        r#"{{ kind = "redis", host = "127.0.0.1", port = {}, username = "{USER}", admin_secret_id = "redis/admin-replica", sslmode = "disable", allow_unsaved = true }}"#,
         replica.port
     );
     create_secret(
@@ -707,14 +711,19 @@ async fn check_remote_warns_when_nothing_saves_the_password_and_about_replicas()
     .await;
     let dir = config_dir(&format!(
         "{}{}",
-        secret_config("cache", "redis/app", &target(r.port, USER, ""), false),
+        secret_config(
+            "cache",
+            "redis/app",
+            &target(r.port, USER, ", allow_unsaved = true"),
+            false
+        ),
         secret_config("replica", "redis/replica", &replica_target, false)
     ));
     let env = aws_env(Some(&moto.url), None);
     let (code, stdout, stderr) = check_remote(dir.path(), &env);
     assert_eq!(code, Some(0), "warnings only: {stdout}{stderr}");
     assert!(
-        stderr.contains("warning: cache: target redis: ACL user \"app\" is NOT saved (no aclfile, no config file): a restart loses the new password"),
+        stderr.contains("warning: cache: target redis: ACL user \"app\" is NOT saved (no aclfile is set; the server was started without a config file): a restart loses the new password (allowed by allow_unsaved = true)"),
         "{stderr}"
     );
     assert!(
@@ -736,6 +745,112 @@ async fn check_remote_warns_when_nothing_saves_the_password_and_about_replicas()
     assert!(r.can_login(USER, &now));
     assert!(!out.contains(&now));
 }
+/// The number of passwords `user` has (`ACL LIST`: one `#hash` each).
+fn password_count(r: &Redis, user: &str) -> usize {
+    r.admin(&["ACL", "LIST"])
+        .lines()
+        .find(|l| l.starts_with(&format!("user {user} ")))
+        .map(|l| l.split(' ').filter(|w| w.starts_with('#')).count())
+        .unwrap_or(0)
+}
+
+/// Second review, item 2: without an aclfile or a config file the change cannot survive
+/// a restart: set refuses before ACL SETUSER (only the current password logs in,
+/// AWSCURRENT stays), saying how to allow it, and `check --remote` reports a problem.
+/// With `allow_unsaved = true` both let it through, with a warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_file_to_save_to_set_refuses_before_acl_setuser_unless_allowed() {
+    let Some(r) = Redis::start_setup(Setup::NoConfig(&[])) else {
+        return;
+    };
+    let (_moto, c, dir, env) = with_secrets(&r).await;
+    create_user(&r, USER, INITIAL_PW);
+    let (code, stdout, stderr) = check_remote(dir.path(), &env);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("cache: target redis: ACL user \"app\" is NOT saved (no aclfile is set; the server was started without a config file): a restart would lose the new password, so set refuses"),
+        "{stderr}"
+    );
+    let before = stages(&c, "redis/app").await["AWSCURRENT"][0].clone();
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("step set (failed): redis: the new password of ACL user \"app\" could not survive a restart (no aclfile is set; the server was started without a config file); refused before ACL SETUSER")
+            && out.contains("allow_unsaved = true"),
+        "{out}"
+    );
+    assert_eq!(password_count(&r, USER), 1, "no password was added");
+    assert_eq!(stages(&c, "redis/app").await["AWSCURRENT"], vec![before]);
+
+    let allowed = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ", allow_unsaved = true"),
+        false,
+    ));
+    let (code, stdout, stderr) = check_remote(allowed.path(), &env);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("allowed by allow_unsaved = true"),
+        "{stderr}"
+    );
+    let (ok, out) = rotate(allowed.path(), "cache", &env);
+    assert!(ok, "{out}");
+    assert!(out.contains("not saved (allow_unsaved = true)"), "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    assert!(r.can_login(USER, &now));
+}
+
+/// Second review, item 3: how to save is decided before ACL SETUSER. An admin that may
+/// not run CONFIG or INFO still rotates when an aclfile is set (ACL SAVE is tried, and
+/// the change survives a restart); a server whose CONFIG command is disabled and that
+/// has no aclfile cannot save: refused before ACL SETUSER (no password added), and with
+/// `allow_unsaved = true` it rotates.
+#[tokio::test(flavor = "multi_thread")]
+async fn saving_is_decided_before_acl_setuser_without_config_or_info() {
+    let users = app_user_line();
+    let Some(mut r) = Redis::start_setup(Setup::AclFile(&users)) else {
+        return;
+    };
+    let (_moto, c, dir, env) = with_secrets(&r).await;
+    assert_eq!(
+        r.admin(&["ACL", "SETUSER", ADMIN_USER, "-config", "-info"]),
+        "OK"
+    );
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(ok, "{out}");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    r.restart();
+    assert!(r.can_login(USER, &now), "saved with ACL SAVE");
+    assert!(!r.can_login(USER, INITIAL_PW), "the old one stays revoked");
+    drop(r);
+
+    let conf = format!("{}\nrename-command CONFIG \"\"", app_user_line());
+    let Some(r) = Redis::start_setup(Setup::ConfFile(&conf)) else {
+        return;
+    };
+    let (_moto, c, dir, env) = with_secrets(&r).await;
+    let before = stages(&c, "redis/app").await["AWSCURRENT"][0].clone();
+    let (ok, out) = rotate(dir.path(), "cache", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("could not survive a restart (CONFIG GET aclfile failed (ERR unknown command")
+            && out.contains("CONFIG REWRITE failed: ERR unknown command")
+            && out.contains("refused before ACL SETUSER"),
+        "{out}"
+    );
+    assert_eq!(password_count(&r, USER), 1, "no password was added");
+    assert_eq!(stages(&c, "redis/app").await["AWSCURRENT"], vec![before]);
+    let allowed = config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ", allow_unsaved = true"),
+        false,
+    ));
+    let (ok, out) = rotate(allowed.path(), "cache", &env);
+    assert!(ok, "{out}");
+}
+
 /// A fake Redis on 127.0.0.1: each command (an array of bulk strings) gets the bytes
 /// `answer` returns for it.
 fn fake_redis(answer: fn(&[String]) -> Vec<u8>) -> u16 {

@@ -90,7 +90,8 @@ mod tests {
                     "admin_secret_id",
                     "sslmode",
                     "ca_file",
-                    "timeout"
+                    "timeout",
+                    "allow_unsaved"
                 ][..]
             )
         );

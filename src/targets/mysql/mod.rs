@@ -36,8 +36,18 @@
 //! since), what it has beyond is revoked (one given to the clone alone, or taken from the
 //! original). Its account attributes follow the same way (`SHOW CREATE USER`: REQUIRE
 //! and resource limits; not lock or expiry). Both are read again: a clone that still
-//! differs gets no password.
+//! differs gets no password. Only a clone that is ours is changed that way: one created
+//! here, or named by this secret's AWSCURRENT or AWSPREVIOUS. An existing account of
+//! that name that this secret never rotated to may be someone else's: if its grants or
+//! attributes differ from the original's it is refused, and no statement reaches it. An
+//! original with MySQL 8 default roles (`DEFAULT ROLE` in `SHOW CREATE USER`, not
+//! copied) is refused.
 //! The previous account keeps working, as in AWS's alternating-users Lambda.
+//!
+//! **Accounts the test cannot log in as** (both modes, with an admin): an account that
+//! requires a client certificate (`REQUIRE X509`, `ISSUER`, `SUBJECT`: the daemon has
+//! none), or TLS (`REQUIRE SSL`, `CIPHER`) while `sslmode = "disable"`, is refused
+//! before any change; `check --remote` reports it.
 //!
 //! **test**: a fresh login with the pending value and `SELECT 1`.
 //!

@@ -280,11 +280,41 @@ const LIMITS: [&str; 5] = [
 
 /// An account's attributes that are not privileges, as `SHOW CREATE USER` prints them:
 /// the REQUIRE clause (its words, strings unquoted) and the resource limits (absent: 0).
+/// Also MySQL 8's `DEFAULT ROLE` list, which is read but never copied.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Attributes {
     require: Vec<Token>,
     limits: Vec<(String, String)>,
+    default_role: Option<String>,
 }
+
+impl Attributes {
+    /// Why the daemon's own login (the test step's) as an account with these attributes
+    /// must fail: it presents no client certificate, and no TLS at all when `tls` is
+    /// false (`sslmode = "disable"`).
+    pub(super) fn untestable(&self, tls: bool) -> Option<&'static str> {
+        let has = |w: &str| self.require.iter().any(|t| matches!(t, Token::Word(x) if x == w));
+        if has("X509") || has("ISSUER") || has("SUBJECT") {
+            Some("requires a client certificate (REQUIRE X509, ISSUER or SUBJECT) and this daemon logs in with none")
+        } else if !tls && (has("SSL") || has("CIPHER")) {
+            Some("requires TLS (REQUIRE SSL or CIPHER) and the target's sslmode is \"disable\"")
+        } else {
+            None
+        }
+    }
+
+    /// MySQL 8's `DEFAULT ROLE ...` of the account, as printed (MariaDB lists default
+    /// roles in `SHOW GRANTS` instead, as `SET DEFAULT ROLE`).
+    pub(super) fn default_role(&self) -> Option<&str> {
+        self.default_role.as_deref()
+    }
+}
+
+/// The words after which a `SHOW CREATE USER` clause ends.
+const CLAUSES: [&str; 9] = [
+    "WITH", "PASSWORD", "ACCOUNT", "DEFAULT", "COMMENT", "ATTRIBUTE",
+    "FAILED_LOGIN_ATTEMPTS", "PASSWORD_LOCK_TIME", "REQUIRE",
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
@@ -354,13 +384,9 @@ pub(super) fn attributes(line: &str, account: &str) -> Result<Attributes, String
     let word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x == w);
     let mut require = Vec::new();
     if let Some(at) = toks.iter().position(|t| word(t, "REQUIRE")) {
-        const STOP: [&str; 8] = [
-            "WITH", "PASSWORD", "ACCOUNT", "DEFAULT", "COMMENT", "ATTRIBUTE",
-            "FAILED_LOGIN_ATTEMPTS", "PASSWORD_LOCK_TIME",
-        ];
         for t in &toks[at + 1..] {
             match t {
-                Token::Word(w) if STOP.contains(&w.as_str()) => break,
+                Token::Word(w) if CLAUSES.contains(&w.as_str()) => break,
                 Token::Word(w)
                     if ["NONE", "SSL", "X509", "AND", "ISSUER", "SUBJECT", "CIPHER"]
                         .contains(&w.as_str()) =>
@@ -395,7 +421,25 @@ pub(super) fn attributes(line: &str, account: &str) -> Result<Attributes, String
             };
         }
     }
-    Ok(Attributes { require, limits })
+    let mut default_role = None;
+    if let Some(at) = toks
+        .windows(2)
+        .position(|p| word(&p[0], "DEFAULT") && word(&p[1], "ROLE"))
+    {
+        let roles: Vec<String> = toks[at + 2..]
+            .iter()
+            .map_while(|t| match t {
+                Token::Word(w) if !CLAUSES.contains(&w.as_str()) => Some(w.clone()),
+                _ => None,
+            })
+            .collect();
+        default_role = Some(roles.join(" "));
+    }
+    Ok(Attributes {
+        require,
+        limits,
+        default_role,
+    })
 }
 
 /// `ALTER USER account REQUIRE ... WITH ...`: every attribute of `a` set on `account`,
@@ -579,6 +623,21 @@ mod tests {
             attributes_sql(&attributes(m8, a).unwrap(), "`c`@`%`", &mysql).unwrap(),
             "ALTER USER `c`@`%` REQUIRE ISSUER '/CN=i' AND SUBJECT '/CN=it''s' WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 MAX_USER_CONNECTIONS 0"
         );
+        assert_eq!(attributes(m8, a).unwrap().default_role(), None);
+        // Second review, items 5 and 6: a MySQL 8 account with default roles (read, never
+        // copied: alternating refuses it), and the REQUIRE clauses the daemon's own test
+        // login cannot meet.
+        let roles = "CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' AS '$A$005$x' DEFAULT ROLE `reader`@`%`,`writer`@`%` REQUIRE SSL PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK PASSWORD HISTORY DEFAULT PASSWORD REUSE INTERVAL DEFAULT PASSWORD REQUIRE CURRENT DEFAULT";
+        let r = attributes(roles, a).unwrap();
+        assert_eq!(r.default_role(), Some("`reader`@`%`,`writer`@`%`"));
+        assert_eq!(r.untestable(true), None);
+        assert!(r.untestable(false).unwrap().contains("sslmode"));
+        assert!(attributes(m8, a).unwrap().untestable(true).unwrap().contains("client certificate"));
+        let x509 = attributes("CREATE USER `app`@`%` REQUIRE X509", a).unwrap();
+        assert!(x509.untestable(true).is_some());
+        assert_eq!(attrs.untestable(true), None);
+        assert!(attrs.untestable(false).is_some());
+        assert_eq!(plain.untestable(false), None);
         // MariaDB prints a quote inside a REQUIRE string as is: refused, not misread.
         assert!(attributes("CREATE USER `app`@`%` REQUIRE ISSUER '/CN=x'y' SUBJECT 's'", a).is_err());
         assert!(attributes("CREATE USER `app`@`%` WITH MAX_FOO 3", a).is_err());

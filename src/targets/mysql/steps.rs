@@ -7,13 +7,13 @@ use super::my;
 use super::secret::{clone_of, parse, Login};
 use super::sql::{
     alter_password_sql, attributes, attributes_sql, create_user_sql, native_password_hash,
-    own_password_sql, quote_account, reconcile,
+    own_password_sql, quote_account, reconcile, Attributes,
 };
 use crate::config::TargetKind;
 use crate::rotation::generate::generate;
-use crate::rotation::store::{Select, AWSCURRENT};
+use crate::rotation::store::{Select, AWSCURRENT, AWSPREVIOUS};
 use crate::rotation::target::{Masker, RemoteFinding, TargetEnv, TargetError};
-use crate::targets::shared::{masked, message, read_secret_current, JsonSecret};
+use crate::targets::shared::{masked, message, read_secret_current, JsonSecret, SslMode};
 use mysql_async::Conn;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -51,6 +51,20 @@ pub(super) async fn create_value(
     doc.to_secret()
 }
 
+/// AWSPREVIOUS's document, when the secret has one that reads as ours (a value that does
+/// not parse is no evidence of anything: `None`).
+async fn read_previous(env: &TargetEnv<'_>) -> Result<Option<JsonSecret>, TargetError> {
+    let meta = env.store.describe(&env.cfg.secret).await?;
+    if meta.version_with(AWSPREVIOUS).is_none() {
+        return Ok(None);
+    }
+    let (_, v) = env
+        .store
+        .get_value(&env.cfg.secret, Select::Stage(AWSPREVIOUS))
+        .await?;
+    Ok(parse(&v, "AWSPREVIOUS").ok())
+}
+
 async fn read_admin(env: &TargetEnv<'_>, t: &MySqlTarget) -> Result<Option<JsonSecret>, TargetError> {
     match &t.admin_secret_id {
         None => Ok(None),
@@ -86,8 +100,13 @@ pub(super) async fn set(
         .await?;
     let current = parse(&current, "AWSCURRENT")?;
     let admin = read_admin(env, t).await?;
+    let previous = match t.mode {
+        MySqlMode::AlternatingUsers => read_previous(env).await?,
+        MySqlMode::SingleUser => None,
+    };
     let mut all = vec![&pending, &current];
     all.extend(admin.as_ref());
+    all.extend(previous.as_ref());
     let masker = masker_for(value, &all);
     let result = async {
         let login = Login::of(&pending, t)?;
@@ -95,7 +114,17 @@ pub(super) async fn set(
         match (t.mode, admin.as_ref()) {
             (MySqlMode::SingleUser, Some(admin)) => {
                 let mut c = connect(&Login::admin(admin, t)?, t).await?;
-                let r = alter(&mut c, &login, t).await;
+                let r = async {
+                    // An account whose test login must fail is refused before its
+                    // password changes. A SHOW CREATE USER this cannot read (MySQL 5.7's
+                    // quoting, no privilege) is no reason to stop a single-user set.
+                    match original_attributes(&mut c, t).await {
+                        Ok(a) => refuse_untestable(&a, t)?,
+                        Err(e) => tracing::debug!(secret = %env.cfg.name, error = %message(e), "account attributes not checked"),
+                    }
+                    alter(&mut c, &login, t).await
+                }
+                .await;
                 close(c, t).await;
                 r
             }
@@ -111,11 +140,22 @@ pub(super) async fn set(
                     )));
                 }
                 let mut c = connect(&Login::admin(admin, t)?, t).await?;
-                let r = if login.user == t.user {
-                    alter(&mut c, &login, t).await
-                } else {
-                    set_clone(env, &mut c, &login, t).await
-                };
+                let r = async {
+                    // Both accounts have the original's attributes: checked before any
+                    // statement, whichever account is next.
+                    let attrs = alternating_attributes(&mut c, t).await?;
+                    if login.user == t.user {
+                        alter(&mut c, &login, t).await
+                    } else {
+                        // The clone is ours when this secret's own history names it.
+                        let ours = [Some(&current), previous.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .any(|d| d.username().is_ok_and(|u| u == login.user));
+                        set_clone(env, &mut c, &login, t, attrs, ours).await
+                    }
+                }
+                .await;
                 close(c, t).await;
                 r
             }
@@ -195,16 +235,56 @@ async fn create_user_line(c: &mut Conn, account: &str, t: &MySqlTarget) -> Resul
     }
 }
 
+/// The original account's attributes (`SHOW CREATE USER`).
+async fn original_attributes(c: &mut Conn, t: &MySqlTarget) -> Result<Attributes, TargetError> {
+    let base = quote_account(&t.user, &t.user_host)?;
+    attributes(&create_user_line(c, &base, t).await?, &base).map_err(my)
+}
+
+/// Refuses an account whose login by this daemon (the test step) cannot work: one that
+/// needs a client certificate, or TLS when `sslmode` is `disable`.
+fn refuse_untestable(a: &Attributes, t: &MySqlTarget) -> Result<(), TargetError> {
+    match a.untestable(!matches!(t.sslmode, SslMode::Disable)) {
+        None => Ok(()),
+        Some(why) => Err(my(format!(
+            "user {} {why}: the test login with the new password would fail; refused before any change",
+            quote_account(&t.user, &t.user_host)?
+        ))),
+    }
+}
+
+/// alternating-users: the original's attributes, refused when the accounts could not be
+/// tested or when the original has MySQL 8 default roles (not copied: the clone would
+/// log in with no active role).
+async fn alternating_attributes(c: &mut Conn, t: &MySqlTarget) -> Result<Attributes, TargetError> {
+    let a = original_attributes(c, t).await?;
+    refuse_untestable(&a, t)?;
+    if let Some(roles) = a.default_role() {
+        return Err(my(format!(
+            "user {} has default roles (DEFAULT ROLE {roles}), which alternating-users does not copy: the clone would log in with no active role; refused before any change (use single-user mode, or grant the privileges directly)",
+            quote_account(&t.user, &t.user_host)?
+        )));
+    }
+    Ok(a)
+}
+
 /// alternating-users, the clone: created with no privilege, then brought to exactly the
 /// original's grants (`SHOW GRANTS FOR` each: what it lacks granted, what it has beyond
 /// revoked) and account attributes (`SHOW CREATE USER`: REQUIRE and resource limits),
 /// checked again, and only then given the password. A clone made earlier follows what
 /// changed on the original since; one that still differs afterwards gets no password.
+///
+/// Only a clone that is `ours` (created here, or named by this secret's AWSCURRENT or
+/// AWSPREVIOUS) is changed that way. An existing account of that name that this secret
+/// never rotated to may be someone else's (a reporting account `app_ro`): if its grants
+/// or attributes differ from the original's it is refused, and no statement reaches it.
 async fn set_clone(
     env: &TargetEnv<'_>,
     c: &mut Conn,
     login: &Login,
     t: &MySqlTarget,
+    base_attrs: Attributes,
+    mut ours: bool,
 ) -> Result<(), TargetError> {
     let srv = server(c, t).await?;
     let base = quote_account(&t.user, &t.user_host)?;
@@ -212,15 +292,15 @@ async fn set_clone(
     let Some(base_grants) = grants(c, &base, t).await? else {
         return Err(my(format!("the original user {base} does not exist")));
     };
-    let base_attrs = attributes(&create_user_line(c, &base, t).await?, &base).map_err(my)?;
     let existing = match grants(c, &clone, t).await? {
         Some(g) => g,
         None => {
             tracing::info!(secret = %env.cfg.name, user = %login.user, like = %t.user, "creating the alternate user with the original's grants");
             let sql = create_user_sql(&clone, &login.password, &srv)?;
             match exec(c, sql.expose_secret(), &format!("CREATE USER {clone}"), t).await {
-                // Created meanwhile by another rotator: brought in line like any other.
-                Ok(()) | Err((Some(CANNOT_USER), _)) => {}
+                Ok(()) => ours = true,
+                // Created meanwhile by someone else: judged like any existing account.
+                Err((Some(CANNOT_USER), _)) => {}
                 Err((_, e)) => return Err(e),
             }
             grants(c, &clone, t)
@@ -229,15 +309,30 @@ async fn set_clone(
         }
     };
     let (take, give) = reconcile(&base_grants, &existing, &base, &clone).map_err(my)?;
+    if !ours {
+        let attrs = attributes(&create_user_line(c, &clone, t).await?, &clone).map_err(my)?;
+        if !take.is_empty() || !give.is_empty() || attrs != base_attrs {
+            let mut diff: Vec<String> = take.iter().chain(&give).cloned().collect();
+            if attrs != base_attrs {
+                diff.push("account attributes (REQUIRE, resource limits)".into());
+            }
+            return Err(my(format!(
+                "user {clone} already exists and this secret never rotated to it (neither AWSCURRENT nor AWSPREVIOUS names it), and it differs from {base} ({}); refusing to change another account's grants or password. Drop it if it is a leftover of this rotation (e.g. an interrupted first set), give it exactly the grants of {base}, or choose another clone_suffix",
+                diff.join("; ")
+            )));
+        }
+    }
     for s in take.iter().chain(&give) {
         exec(c, s, &format!("bringing {clone} to the grants of {base} ({s})"), t)
             .await
             .map_err(|(_, e)| e)?;
     }
-    let sql = attributes_sql(&base_attrs, &clone, &srv)?;
-    exec(c, &sql, &format!("copying the account attributes of {base} ({sql})"), t)
-        .await
-        .map_err(|(_, e)| e)?;
+    if ours {
+        let sql = attributes_sql(&base_attrs, &clone, &srv)?;
+        exec(c, &sql, &format!("copying the account attributes of {base} ({sql})"), t)
+            .await
+            .map_err(|(_, e)| e)?;
+    }
     // Never a password for a clone that holds more (or other) than the original.
     let now = grants(c, &clone, t).await?.unwrap_or_default();
     let (take, give) = reconcile(&base_grants, &now, &base, &clone).map_err(my)?;
@@ -305,7 +400,20 @@ pub(super) async fn check_remote(
         }
         let base = quote_account(&t.user, &t.user_host)?;
         match grants(&mut c, &base, t).await {
-            Ok(Some(_)) => {}
+            Ok(Some(_)) => {
+                // What set refuses before any change: an account the test login cannot
+                // log in as; in alternating-users, MySQL 8 default roles.
+                let checked = match t.mode {
+                    MySqlMode::AlternatingUsers => alternating_attributes(&mut c, t).await.map(|_| ()),
+                    MySqlMode::SingleUser => match original_attributes(&mut c, t).await {
+                        Ok(a) => refuse_untestable(&a, t),
+                        Err(_) => Ok(()),
+                    },
+                };
+                if let Err(e) = checked {
+                    problems.push(message(e));
+                }
+            }
             Ok(None) => problems.push(format!("user {base} does not exist")),
             Err(e) => problems.push(e.to_string()),
         }

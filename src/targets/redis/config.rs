@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// `target = { kind = "redis", host, port, username, admin_secret_id, sslmode, ca_file,
-/// timeout }`.
+/// timeout, allow_unsaved }`.
 pub struct Redis;
 
 /// The `redis` table as written.
@@ -22,6 +22,7 @@ pub struct RawRedis {
     sslmode: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    allow_unsaved: Option<Spanned<bool>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +37,10 @@ pub struct RedisTarget {
     pub(crate) sslmode: SslMode,
     pub ca_file: Option<std::path::PathBuf>,
     pub timeout: Duration,
+    /// Rotate even when nothing can save the ACL change (no aclfile, no config file, or
+    /// the admin may not save): a restart then brings the old password back. Default
+    /// false: set refuses before ACL SETUSER.
+    pub allow_unsaved: bool,
 }
 
 impl TargetKind for Redis {
@@ -94,6 +99,7 @@ impl TargetKind for Redis {
             sslmode,
             ca_file,
             timeout,
+            allow_unsaved: raw.allow_unsaved.is_some_and(|a| *a.get_ref()),
         }))
     }
 }

@@ -9,12 +9,21 @@
 //! hashes cross the wire for ACL; the password itself only in `AUTH`, which Redis never
 //! shows in `MONITOR` or `SLOWLOG`. The user must exist: it is never created.
 //!
-//! **Saved.** After each `ACL SETUSER` (set, before AWSCURRENT moves; revoke) the change
-//! is saved as Redis documents it: `ACL SAVE` when `aclfile` is set, else `CONFIG
-//! REWRITE` when the server was started from a config file (`INFO server`
-//! `config_file`). A failed save fails the step (the rerun does it again). A server with
-//! neither keeps the change in memory only: a warning at set, and `check --remote` says
-//! so (and warns about replicas: ACLs are not replicated).
+//! **Saved.** Before each `ACL SETUSER` (set, before AWSCURRENT moves; revoke) the
+//! target decides how the change survives a restart, as Redis documents it: `ACL SAVE`
+//! when `aclfile` is set (`CONFIG GET aclfile`), else `CONFIG REWRITE` when the server
+//! was started from a config file (`INFO server` `config_file`). The chosen command is
+//! run once then (it writes the ACLs as they are), so a save that cannot work is known
+//! while only the current password logs in; when `CONFIG GET` or `INFO` is refused
+//! (NOPERM, CONFIG renamed or disabled) the saves themselves are tried in that order.
+//! After `ACL SETUSER` the save runs again; a failure fails the step (the rerun does it
+//! again). When nothing can save the change, set refuses before `ACL SETUSER` unless the
+//! target says `allow_unsaved = true` (then a warning: a restart brings the old password
+//! back); revoke removes the old passwords anyway. `check --remote` says how the user is
+//! saved (a warning for `CONFIG REWRITE`, which keeps only what the config file alone
+//! defines; a problem when nothing saves it, unless allowed) and warns about replicas
+//! (ACLs are not replicated). The admin needs `ACL SETUSER` and `ACL GETUSER`, `ACL SAVE`
+//! or `CONFIG REWRITE`, and preferably `CONFIG GET` and `INFO`.
 //!
 //! **What the secret may decide.** Nothing beyond the password: `host`, `port` and
 //! `username` are pinned in the configuration, and a secret (application or admin) that

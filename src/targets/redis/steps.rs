@@ -10,7 +10,7 @@ use crate::config::TargetKind;
 use crate::rotation::generate::generate;
 use crate::rotation::store::{Select, AWSCURRENT};
 use crate::rotation::target::{Masker, RemoteFinding, TargetEnv, TargetError};
-use crate::targets::shared::{masked, message, read_secret_current, JsonSecret};
+use crate::targets::shared::{masked, read_secret_current, JsonSecret};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -128,23 +128,47 @@ async fn setuser(c: &mut Conn, t: &RedisTarget, rule: &str, what: &str) -> Resul
     }
 }
 
-/// How the server keeps an ACL change across a restart.
+/// A command that writes the server's ACLs to a file a restart reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Saved {
-    /// `aclfile` is set: `ACL SAVE` writes every user there.
-    AclFile,
-    /// No aclfile, but started from a config file: `CONFIG REWRITE` writes the users
-    /// into it.
-    ConfFile,
-    /// Neither: the change lives in memory only, and a restart loses it.
-    Not,
+enum Save {
+    /// `ACL SAVE`: every user to the `aclfile`.
+    AclSave,
+    /// `CONFIG REWRITE`: the users into the config file the server started from.
+    ConfigRewrite,
 }
 
-/// `INFO section`, as text.
-async fn info(c: &mut Conn, section: &str) -> Result<String, TargetError> {
+impl Save {
+    fn cmd(self) -> &'static [&'static [u8]] {
+        match self {
+            Save::AclSave => &[b"ACL", b"SAVE"],
+            Save::ConfigRewrite => &[b"CONFIG", b"REWRITE"],
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Save::AclSave => "ACL SAVE",
+            Save::ConfigRewrite => "CONFIG REWRITE",
+        }
+    }
+}
+
+/// How the server keeps an ACL change across a restart, decided before any ACL SETUSER.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Saving {
+    By(Save),
+    /// Nothing can: why.
+    Not(String),
+    /// `check --remote` (which changes nothing) could not tell: why. set then tries
+    /// `ACL SAVE` and `CONFIG REWRITE` themselves.
+    Unknown(String),
+}
+
+/// `INFO section`: its text, or the server's refusal (an error reply).
+async fn info_reply(c: &mut Conn, section: &str) -> Result<Result<String, String>, TargetError> {
     match c.call(&[b"INFO", section.as_bytes()]).await {
-        Ok(Reply::Bulk(Some(b))) => Ok(String::from_utf8_lossy(&b).into_owned()),
-        Ok(Reply::Error(e)) => Err(rd(format!("INFO {section} failed: {e}"))),
+        Ok(Reply::Bulk(Some(b))) => Ok(Ok(String::from_utf8_lossy(&b).into_owned())),
+        Ok(Reply::Error(e)) => Ok(Err(e)),
         Ok(other) => Err(rd(format!("INFO {section}: unexpected reply {other:?}"))),
         Err(e) => Err(rd(format!("INFO {section}: {e}"))),
     }
@@ -157,54 +181,108 @@ fn info_field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// As Redis documents it: an `aclfile` is saved with `ACL SAVE`; otherwise users live in
-/// the config file the server was started from (`INFO server` `config_file`), saved with
-/// `CONFIG REWRITE`; otherwise nowhere.
-async fn saved_by(c: &mut Conn) -> Result<Saved, TargetError> {
-    let why = "needed to know how the ACL change is saved";
+/// Whether an `aclfile` is set (`CONFIG GET aclfile`), or the server's refusal (CONFIG
+/// renamed or disabled, or the admin may not run it).
+async fn has_aclfile(c: &mut Conn) -> Result<Result<bool, String>, TargetError> {
     match c.call(&[b"CONFIG", b"GET", b"aclfile"]).await {
-        Ok(Reply::Array(Some(items))) => {
-            if items
-                .get(1)
-                .and_then(Reply::text)
-                .is_some_and(|f| !f.is_empty())
-            {
-                return Ok(Saved::AclFile);
-            }
-        }
-        Ok(Reply::Error(e)) => return Err(rd(format!("CONFIG GET aclfile failed ({why}): {e}"))),
-        Ok(other) => return Err(rd(format!("CONFIG GET aclfile: unexpected reply {other:?}"))),
-        Err(e) => return Err(rd(format!("CONFIG GET aclfile: {e}"))),
+        Ok(Reply::Array(Some(items))) => Ok(Ok(items
+            .get(1)
+            .and_then(Reply::text)
+            .is_some_and(|f| !f.is_empty()))),
+        Ok(Reply::Error(e)) => Ok(Err(e)),
+        Ok(other) => Err(rd(format!("CONFIG GET aclfile: unexpected reply {other:?}"))),
+        Err(e) => Err(rd(format!("CONFIG GET aclfile: {e}"))),
     }
-    let server = info(c, "server").await.map_err(|e| rd(format!("{} ({why})", message(e))))?;
-    Ok(match info_field(&server, "config_file") {
-        Some(f) if !f.is_empty() => Saved::ConfFile,
-        _ => Saved::Not,
-    })
 }
 
-/// Makes the ACL change survive a restart (`ACL SAVE` or `CONFIG REWRITE`); a failure
-/// fails the step. When nothing can save it, a warning if `warn` (no value in it).
-async fn save(c: &mut Conn, env: &TargetEnv<'_>, t: &RedisTarget, warn: bool) -> Result<(), TargetError> {
-    let (cmd, what): (&[&[u8]], &str) = match saved_by(c).await? {
-        Saved::AclFile => (&[b"ACL", b"SAVE"], "ACL SAVE"),
-        Saved::ConfFile => (&[b"CONFIG", b"REWRITE"], "CONFIG REWRITE"),
-        Saved::Not => {
-            if warn {
-                tracing::warn!(
-                    secret = %env.cfg.name,
-                    user = %t.username,
-                    "the ACL change is not saved: the server has no aclfile and was started without a config file, so a restart undoes it (the new password stops working)"
-                );
-            }
-            return Ok(());
-        }
-    };
-    match c.call(cmd).await {
-        Ok(Reply::Status(s)) if s == "OK" => Ok(()),
-        Ok(Reply::Error(e)) => Err(rd(format!("{what} failed: {e}"))),
+/// Whether the server was started from a config file (`INFO server` `config_file`), or
+/// the server's refusal.
+async fn has_config_file(c: &mut Conn) -> Result<Result<bool, String>, TargetError> {
+    Ok(info_reply(c, "server")
+        .await?
+        .map(|text| info_field(&text, "config_file").is_some_and(|f| !f.is_empty())))
+}
+
+/// Runs a save: OK, or the server's refusal.
+async fn run_save(c: &mut Conn, save: Save) -> Result<Result<(), String>, TargetError> {
+    let what = save.name();
+    match c.call(save.cmd()).await {
+        Ok(Reply::Status(s)) if s == "OK" => Ok(Ok(())),
+        Ok(Reply::Error(e)) => Ok(Err(e)),
         Ok(other) => Err(rd(format!("{what}: unexpected reply {other:?}"))),
         Err(e) => Err(rd(format!("{what}: {e}"))),
+    }
+}
+
+/// As Redis documents it: an `aclfile` is saved with `ACL SAVE`; otherwise users live in
+/// the config file the server was started from, saved with `CONFIG REWRITE`; otherwise
+/// nowhere.
+///
+/// `probe` (set and revoke, before their ACL SETUSER): the chosen command is run once
+/// (it writes the ACLs as they are, which the save after ACL SETUSER does anyway), so a
+/// save that cannot work (no permission, CONFIG renamed or disabled, a file it cannot
+/// write) is known before the password changes. When `CONFIG GET` or `INFO` is refused,
+/// the save itself is the test: `ACL SAVE` works only with an aclfile, `CONFIG REWRITE`
+/// only with a config file. Without `probe` (`check --remote`) nothing is written: a
+/// refused `CONFIG GET` or `INFO` gives [`Saving::Unknown`].
+async fn saved_by(c: &mut Conn, probe: bool) -> Result<Saving, TargetError> {
+    let mut why = Vec::new();
+    match has_aclfile(c).await? {
+        Ok(true) if !probe => return Ok(Saving::By(Save::AclSave)),
+        Ok(true) => {
+            return Ok(match run_save(c, Save::AclSave).await? {
+                Ok(()) => Saving::By(Save::AclSave),
+                Err(e) => Saving::Not(format!("an aclfile is set but ACL SAVE failed: {e}")),
+            })
+        }
+        Ok(false) => why.push("no aclfile is set".to_owned()),
+        Err(e) if !probe => return Ok(Saving::Unknown(format!("CONFIG GET aclfile failed: {e}"))),
+        Err(e) => match run_save(c, Save::AclSave).await? {
+            Ok(()) => return Ok(Saving::By(Save::AclSave)),
+            Err(e2) => why.push(format!("CONFIG GET aclfile failed ({e}) and so did ACL SAVE ({e2})")),
+        },
+    }
+    match has_config_file(c).await? {
+        Ok(true) if !probe => Ok(Saving::By(Save::ConfigRewrite)),
+        Ok(true) => Ok(match run_save(c, Save::ConfigRewrite).await? {
+            Ok(()) => Saving::By(Save::ConfigRewrite),
+            Err(e) => {
+                why.push(format!("the server was started from a config file but CONFIG REWRITE failed: {e}"));
+                Saving::Not(why.join("; "))
+            }
+        }),
+        Ok(false) => {
+            why.push("the server was started without a config file".into());
+            Ok(Saving::Not(why.join("; ")))
+        }
+        Err(e) if !probe => Ok(Saving::Unknown(format!("{}; INFO server failed: {e}", why.join("; ")))),
+        Err(e) => Ok(match run_save(c, Save::ConfigRewrite).await? {
+            Ok(()) => Saving::By(Save::ConfigRewrite),
+            Err(e2) => {
+                why.push(format!("INFO server failed ({e}) and so did CONFIG REWRITE ({e2})"));
+                Saving::Not(why.join("; "))
+            }
+        }),
+    }
+}
+
+/// What set says when nothing can save the change and `allow_unsaved` is not set.
+fn unsaved_refusal(t: &RedisTarget, why: &str) -> TargetError {
+    rd(format!(
+        "the new password of ACL user \"{}\" could not survive a restart ({why}); refused before ACL SETUSER. Configure an aclfile (ACL SAVE) or a config file (CONFIG REWRITE) and let the admin run it, or set allow_unsaved = true in the target to rotate anyway (a restart then brings the old password back)",
+        t.username
+    ))
+}
+
+/// Makes the ACL change survive a restart, as [`saved_by`] decided; a failure fails the
+/// step (the rerun does it again).
+async fn save(c: &mut Conn, saving: &Saving) -> Result<(), TargetError> {
+    let Saving::By(save) = saving else {
+        return Ok(());
+    };
+    match run_save(c, *save).await? {
+        Ok(()) => Ok(()),
+        Err(e) => Err(rd(format!("{} failed: {e}", save.name()))),
     }
 }
 
@@ -227,11 +305,25 @@ pub(super) async fn set(
                 t.username
             )));
         }
+        // Decided (and the save tried) before the password changes: a change that a
+        // restart would undo is refused unless allowed, and a save that cannot work
+        // fails the step while only the current password logs in.
+        let saving = saved_by(&mut c, true).await?;
+        if let Saving::Not(why) = &saving {
+            if !t.allow_unsaved {
+                return Err(unsaved_refusal(t, why));
+            }
+            tracing::warn!(
+                secret = %env.cfg.name,
+                user = %t.username,
+                why = %why,
+                "the ACL change is not saved (allow_unsaved = true): a restart undoes it (the new password stops working)"
+            );
+        }
         setuser(&mut c, t, &format!("#{}", password_hash(&new)), "add the pending password").await?;
         // Saved before AWSCURRENT moves: a restart must not bring back a server without
-        // the password the application is about to get. The warning, when nothing can
-        // save it, is given here: once per rotation.
-        save(&mut c, env, t, true).await
+        // the password the application is about to get.
+        save(&mut c, &saving).await
     };
     let r = run.await;
     r.map_err(|e| masked(&masker, e))
@@ -289,6 +381,9 @@ pub(super) async fn revoke(
             ))),
             Some(h) => {
                 let others: Vec<&String> = h.iter().filter(|x| **x != now_hash).collect();
+                // Removing the old passwords is worth it even unsaved (they stop working
+                // until a restart): no refusal here; set already refused or warned.
+                let saving = saved_by(&mut c, true).await?;
                 if others.is_empty() {
                     tracing::info!(secret = %env.cfg.name, user = %t.username, "only the current password is left");
                 }
@@ -309,7 +404,7 @@ pub(super) async fn revoke(
                 }
                 // Saved even when nothing was left to remove: an earlier revoke may have
                 // stopped between its ACL SETUSER and the save.
-                save(&mut c, env, t, false).await
+                save(&mut c, &saving).await
             }
         }
     };
@@ -365,33 +460,39 @@ pub(super) async fn check_remote(
                 "the admin secret's user \"{admin_user}\" may not run ACL SETUSER {user}: {why}"
             )));
         }
-        let (save, how): (&[&[u8]], _) = match saved_by(&mut c).await {
-            Err(e) => {
-                found.push(RemoteFinding::Problem(message(e)));
-                (&[], None)
-            }
-            Ok(Saved::AclFile) => (&[b"ACL", b"SAVE"], Some(RemoteFinding::Note(format!(
-                "ACL user \"{user}\" is saved to the aclfile (ACL SAVE after each change)"
-            )))),
-            Ok(Saved::ConfFile) => (&[b"CONFIG", b"REWRITE"], Some(RemoteFinding::Note(format!(
-                "ACL user \"{user}\" is saved to redis.conf (CONFIG REWRITE after each change)"
-            )))),
-            Ok(Saved::Not) => (&[], Some(RemoteFinding::Warning(format!(
-                "ACL user \"{user}\" is NOT saved (no aclfile, no config file): a restart loses the new password"
-            )))),
+        let (save, how) = match saved_by(&mut c, false).await? {
+            Saving::By(Save::AclSave) => (Some(Save::AclSave), RemoteFinding::Note(format!(
+                "ACL user \"{user}\" is saved to the aclfile (ACL SAVE before and after each change)"
+            ))),
+            Saving::By(Save::ConfigRewrite) => (Some(Save::ConfigRewrite), RemoteFinding::Warning(format!(
+                "ACL user \"{user}\" is saved with CONFIG REWRITE into the config file the server started from: a restart keeps the new password only if the user is defined in that file alone. If it is also defined on the command line (--user) or in an included file, or the file is regenerated at every start (containers), a restart brings the old password back or fails; prefer an aclfile"
+            ))),
+            Saving::Not(why) if t.allow_unsaved => (None, RemoteFinding::Warning(format!(
+                "ACL user \"{user}\" is NOT saved ({why}): a restart loses the new password (allowed by allow_unsaved = true)"
+            ))),
+            Saving::Not(why) => (None, RemoteFinding::Problem(format!(
+                "ACL user \"{user}\" is NOT saved ({why}): a restart would lose the new password, so set refuses; configure an aclfile or a config file, or set allow_unsaved = true"
+            ))),
+            Saving::Unknown(why) => (None, RemoteFinding::Warning(format!(
+                "cannot tell how ACL user \"{user}\" is saved ({why}): set tries ACL SAVE, then CONFIG REWRITE, before ACL SETUSER, and if neither works {}",
+                if t.allow_unsaved { "rotates unsaved (allow_unsaved = true)" } else { "refuses" }
+            ))),
         };
-        found.extend(how);
-        if !save.is_empty() {
-            if let Some(why) = refused(&mut c, &admin_user, save).await? {
+        found.push(how);
+        if let Some(save) = save {
+            if let Some(why) = refused(&mut c, &admin_user, save.cmd()).await? {
                 found.push(RemoteFinding::Problem(format!(
                     "the admin secret's user \"{admin_user}\" may not save the change ({}): {why}",
-                    String::from_utf8_lossy(&save.join(&b' '))
+                    save.name()
                 )));
             }
         }
         let scope = "ACL changes are not replicated: every node needs its own secret and target (Sentinel and Cluster are out of scope)";
-        match info(&mut c, "replication").await {
-            Err(e) => found.push(RemoteFinding::Problem(message(e))),
+        match info_reply(&mut c, "replication").await? {
+            // INFO is not needed to rotate: not a problem.
+            Err(e) => found.push(RemoteFinding::Warning(format!(
+                "cannot tell whether replicas are involved (INFO replication failed: {e}); {scope}"
+            ))),
             Ok(repl) => match info_field(&repl, "role") {
                 Some("slave" | "replica") => found.push(RemoteFinding::Warning(format!(
                     "this server is a replica: its users are its own, not its primary's; {scope}"
