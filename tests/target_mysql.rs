@@ -525,6 +525,48 @@ async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
     assert!(db.can_login(&clone, &pw(&now)).await);
 }
 
+/// A first alternating rotation killed between CREATE USER and the grants leaves a clone
+/// that no stage names yet (AWSCURRENT still holds the original): the rerun must know it
+/// as its own (it accepts this rotation's pending password, which CREATE USER gave it)
+/// and finish, not refuse it as someone else's account and wait for an operator.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_clone_interrupted_after_create_user_is_finished_by_the_rerun() {
+    let Some(db) = MariaDb::start() else { return };
+    let moto = Moto::start();
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql("CREATE DATABASE shop").await;
+    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
+        .await;
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, &db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &alternating(db.port),
+        false,
+    ));
+    let env = aws_env(Some(&moto.url), None);
+    let clone = format!("{USER}_clone");
+    let account = format!("`{clone}`@`%`");
+    crash_rotate(dir.path(), "app-db", &env, "mysql-after-create-user");
+    assert!(
+        db.grants(&account).await.is_ok(),
+        "the crash came after CREATE USER"
+    );
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    assert_eq!(now["username"], clone.as_str());
+    assert!(db.can_login(&clone, &pw(&now)).await);
+    let theirs = db.grants(&format!("`{USER}`@`%`")).await.unwrap();
+    let mine = db.grants(&account).await.unwrap();
+    assert_eq!(
+        normalized(&mine, &clone, USER),
+        normalized(&theirs, USER, USER)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_naming_another_server_or_a_rotated_admin_are_refused_before_connecting() {
     let Some(db) = MariaDb::start() else { return };

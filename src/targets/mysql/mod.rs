@@ -37,7 +37,8 @@
 //! original). Its account attributes follow the same way (`SHOW CREATE USER`: REQUIRE
 //! and resource limits; not lock or expiry). Both are read again: a clone that still
 //! differs gets no password. Only a clone that is ours is changed that way: one created
-//! here, or named by this secret's AWSCURRENT or AWSPREVIOUS. An existing account of
+//! here (or by an interrupted run of this rotation: it accepts the pending password), or
+//! named by this secret's AWSCURRENT or AWSPREVIOUS. An existing account of
 //! that name that this secret never rotated to may be someone else's: if its grants or
 //! attributes differ from the original's it is refused, and no statement reaches it. An
 //! original with MySQL 8 default roles (`DEFAULT ROLE` in `SHOW CREATE USER`, not

@@ -298,7 +298,10 @@ async fn set_clone(
             tracing::info!(secret = %env.cfg.name, user = %login.user, like = %t.user, "creating the alternate user with the original's grants");
             let sql = create_user_sql(&clone, &login.password, &srv)?;
             match exec(c, sql.expose_secret(), &format!("CREATE USER {clone}"), t).await {
-                Ok(()) => ours = true,
+                Ok(()) => {
+                    ours = true;
+                    rotator_core::failpoint!("mysql-after-create-user");
+                }
                 // Created meanwhile by someone else: judged like any existing account.
                 Err((Some(CANNOT_USER), _)) => {}
                 Err((_, e)) => return Err(e),
@@ -308,6 +311,15 @@ async fn set_clone(
                 .ok_or_else(|| my(format!("user {clone} vanished after CREATE USER")))?
         }
     };
+    // A clone that accepts this rotation's pending password was made by this rotation:
+    // CREATE USER gives it that password at once, and only this secret knows it (a set
+    // killed before the grants, whose clone no stage names yet).
+    if !ours {
+        if let Ok(probe) = connect_raw(login, t).await {
+            close(probe, t).await;
+            ours = true;
+        }
+    }
     let (take, give) = reconcile(&base_grants, &existing, &base, &clone).map_err(my)?;
     if !ours {
         let attrs = attributes(&create_user_line(c, &clone, t).await?, &clone).map_err(my)?;
@@ -317,7 +329,7 @@ async fn set_clone(
                 diff.push("account attributes (REQUIRE, resource limits)".into());
             }
             return Err(my(format!(
-                "user {clone} already exists and this secret never rotated to it (neither AWSCURRENT nor AWSPREVIOUS names it), and it differs from {base} ({}); refusing to change another account's grants or password. Drop it if it is a leftover of this rotation (e.g. an interrupted first set), give it exactly the grants of {base}, or choose another clone_suffix",
+                "user {clone} already exists and this secret never rotated to it (neither AWSCURRENT nor AWSPREVIOUS names it), and it differs from {base} ({}); refusing to change another account's grants or password. Drop it if it is a leftover of an earlier rotation of this secret, give it exactly the grants of {base}, or choose another clone_suffix",
                 diff.join("; ")
             )));
         }
