@@ -63,6 +63,37 @@ async fn admin_secret(c: &aws_sdk_secretsmanager::Client, db: &MariaDb) {
     .await;
 }
 
+/// Moto holding the admin secret and `db/app` (USER with INITIAL_PW), a client of it, and
+/// the environment that points the daemon at it (moto lives as long as this).
+struct AppSecret {
+    _moto: Moto,
+    c: aws_sdk_secretsmanager::Client,
+    env: Vec<(String, String)>,
+}
+
+async fn app_secret(db: &MariaDb) -> AppSecret {
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    admin_secret(&c, db).await;
+    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let env = aws_env(Some(&moto.url), None);
+    AppSecret {
+        _moto: moto,
+        c,
+        env,
+    }
+}
+
+/// `app-db` on `db/app`, alternating-users with the admin secret, no consumer.
+fn alternating_dir(db: &MariaDb) -> ConfigDir {
+    config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &alternating(db.port),
+        false,
+    ))
+}
+
 fn rotate(dir: &Path, name: &str, env: &[(String, String)]) -> (bool, String) {
     let out = rotator(&["rotate", name, "--config", dir.to_str().unwrap()], env);
     let text = format!(
@@ -369,7 +400,6 @@ fn normalized(lines: &[String], from: &str, as_user: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_working() {
     let Some(db) = MariaDb::start() else { return };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
     db.sql("CREATE DATABASE shop").await;
     db.sql("CREATE TABLE shop.orders (id INT)").await;
@@ -382,9 +412,7 @@ async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_workin
     ))
     .await;
     db.sql(&format!("GRANT reader TO `{USER}`@`%`")).await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
     let dir = config_dir(&secret_config(
         "app-db",
         "db/app",
@@ -395,7 +423,6 @@ async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_workin
         ),
         false,
     ));
-    let env = aws_env(Some(&moto.url), None);
     let clone = format!("{USER}_clone");
 
     // First rotation: the clone is made, with exactly the original's grants.
@@ -460,7 +487,6 @@ async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_workin
 #[tokio::test(flavor = "multi_thread")]
 async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
     let Some(db) = MariaDb::start() else { return };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
     db.sql("CREATE DATABASE shop").await;
     db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
@@ -470,16 +496,17 @@ async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
     create_user(&db, &clone, "clone-pw").await;
     db.sql(&format!("GRANT SELECT ON shop.* TO {account}"))
         .await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
-    let dir = config_dir(&secret_config(
-        "app-db",
-        "db/app",
-        &alternating(db.port),
-        false,
-    ));
-    let env = aws_env(Some(&moto.url), None);
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
+    let dir = alternating_dir(&db);
+    // Third review, item 5: whoever may write the secret names the foreign account in
+    // AWSPREVIOUS (the application never reads it): a name proves nothing.
+    c.put_secret_value()
+        .secret_id("db/app")
+        .secret_string(db.secret_json(&clone, "not its password"))
+        .version_stages("AWSPREVIOUS")
+        .send()
+        .await
+        .unwrap();
     let before = stages(&c, "db/app").await["AWSCURRENT"].clone();
     for more in [false, true] {
         if more {
@@ -493,7 +520,7 @@ async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
         assert!(!ok, "{out}");
         assert!(
             out.contains(&format!(
-                "user {account} already exists and this secret never rotated to it"
+                "user {account} already exists, none of this secret's passwords"
             )),
             "{out}"
         );
@@ -525,6 +552,94 @@ async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
     assert!(db.can_login(&clone, &pw(&now)).await);
 }
 
+/// Third review, item 3: a first alternating set that fails after CREATE USER (here the
+/// admin may not grant one of the original's privileges) drops the clone it made: the
+/// daemon retries with a fresh password, which could not prove the account its own, so
+/// a clone left behind would be refused forever. Once the admin may, the rerun rotates.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_set_failing_after_create_user_drops_the_clone() {
+    let Some(db) = MariaDb::start() else { return };
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql("CREATE DATABASE shop").await;
+    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
+        .await;
+    // An admin that may create users and read grants, and grant SELECT but not INSERT.
+    create_user(&db, "rotator", "rotator-pw").await;
+    db.sql("GRANT CREATE USER, SELECT ON *.* TO `rotator`@`%`")
+        .await;
+    db.sql("GRANT SELECT ON shop.* TO `rotator`@`%` WITH GRANT OPTION")
+        .await;
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
+    create_secret(
+        &c,
+        "db/rotator",
+        &db.secret_json("rotator", "rotator-pw"),
+        &[],
+    )
+    .await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &target(
+            db.port,
+            USER,
+            r#"mode = "alternating-users", admin_secret_id = "db/rotator""#,
+        ),
+        false,
+    ));
+    let account = format!("`{USER}_clone`@`%`");
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(!ok, "{out}");
+    assert!(
+        db.grants(&account).await.is_err(),
+        "the clone this failed set created is left behind"
+    );
+    db.sql("GRANT INSERT ON shop.* TO `rotator`@`%` WITH GRANT OPTION")
+        .await;
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(ok, "{out}");
+    let now = json(&value_at(&c, "db/app", "AWSCURRENT").await);
+    assert!(db.can_login(&format!("{USER}_clone"), &pw(&now)).await);
+}
+
+/// Third review, item 4: single-user with an admin that may not read the account's
+/// `SHOW CREATE USER` (no SELECT on mysql): an account the test login cannot use (REQUIRE
+/// X509) is still refused before its password changes, because neither the current nor
+/// the pending password logs in (a changed password would lock the application out).
+#[tokio::test(flavor = "multi_thread")]
+async fn single_user_without_readable_attributes_refuses_an_untestable_account() {
+    let Some(db) = MariaDb::start() else { return };
+    create_user(&db, USER, INITIAL_PW).await;
+    db.sql(&format!("ALTER USER `{USER}`@`%` REQUIRE X509"))
+        .await;
+    create_user(&db, "rotator", "rotator-pw").await;
+    db.sql("GRANT CREATE USER ON *.* TO `rotator`@`%`").await;
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
+    create_secret(
+        &c,
+        "db/rotator",
+        &db.secret_json("rotator", "rotator-pw"),
+        &[],
+    )
+    .await;
+    let dir = config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &target(db.port, USER, r#"admin_secret_id = "db/rotator""#),
+        false,
+    ));
+    let account = format!("`{USER}`@`%`");
+    let grants = db.grants(&account).await.unwrap();
+    let (ok, out) = rotate(dir.path(), "app-db", &env);
+    assert!(!ok, "{out}");
+    assert!(out.contains("refused before any change"), "{out}");
+    assert_eq!(
+        db.grants(&account).await.unwrap(),
+        grants,
+        "the password (its hash in SHOW GRANTS) changed"
+    );
+}
+
 /// A first alternating rotation killed between CREATE USER and the grants leaves a clone
 /// that no stage names yet (AWSCURRENT still holds the original): the rerun must know it
 /// as its own (it accepts this rotation's pending password, which CREATE USER gave it)
@@ -532,21 +647,12 @@ async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_clone_interrupted_after_create_user_is_finished_by_the_rerun() {
     let Some(db) = MariaDb::start() else { return };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
     db.sql("CREATE DATABASE shop").await;
     db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
         .await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
-    let dir = config_dir(&secret_config(
-        "app-db",
-        "db/app",
-        &alternating(db.port),
-        false,
-    ));
-    let env = aws_env(Some(&moto.url), None);
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
+    let dir = alternating_dir(&db);
     let clone = format!("{USER}_clone");
     let account = format!("`{clone}`@`%`");
     crash_rotate(dir.path(), "app-db", &env, "mysql-after-create-user");
@@ -741,11 +847,8 @@ fn rotate_at_trace(dir: &Path, name: &str, env: &[(String, String)]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_password_or_hash_in_trace_output() {
     let Some(db) = MariaDb::start() else { return };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
     let dir = config_dir(&secret_config(
         "app-db",
         "db/app",
@@ -756,7 +859,6 @@ async fn no_password_or_hash_in_trace_output() {
         ),
         false,
     ));
-    let env = aws_env(Some(&moto.url), None);
     let captured = rotate_at_trace(dir.path(), "app-db", &env);
     let versions = c
         .list_secret_version_ids()
@@ -796,12 +898,8 @@ async fn tls_is_verified_by_default_and_never_falls_back_to_plain_text() {
     let Some((db, ca)) = MariaDb::start_tls(certs.path()) else {
         return;
     };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
-    let env = aws_env(Some(&moto.url), None);
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
     let tls_target = |extra: &str| {
         format!(
             r#"{{ kind = "mysql", host = "127.0.0.1", port = {}, user = "{USER}", admin_secret_id = "db/admin"{extra} }}"#,
@@ -945,11 +1043,8 @@ async fn passwords_of_quotes_and_backslashes_are_quoted_right_in_every_sql_mode(
     let Some(db) = MariaDb::start_with(&["--version=8.0.36".into()]) else {
         return;
     };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
     let cfg = format!(
         r##"
 [[secret]]
@@ -966,7 +1061,6 @@ target = {}
         )
     );
     let dir = config_dir(&cfg);
-    let env = aws_env(Some(&moto.url), None);
     for (i, mode) in ["", "NO_BACKSLASH_ESCAPES", "NO_BACKSLASH_ESCAPES", ""]
         .into_iter()
         .enumerate()
@@ -997,22 +1091,13 @@ fn alternating(port: u16) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_clone_follows_the_originals_grants_and_loses_its_own() {
     let Some(db) = MariaDb::start() else { return };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
     db.sql("CREATE DATABASE shop").await;
     db.sql("CREATE TABLE shop.orders (id INT)").await;
     db.sql(&format!("GRANT SELECT ON shop.* TO `{USER}`@`%`"))
         .await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
-    let dir = config_dir(&secret_config(
-        "app-db",
-        "db/app",
-        &alternating(db.port),
-        false,
-    ));
-    let env = aws_env(Some(&moto.url), None);
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
+    let dir = alternating_dir(&db);
     let clone = format!("{USER}_clone");
     let rotate_to = |who: &'static str| {
         let (ok, out) = rotate(dir.path(), "app-db", &env);
@@ -1076,21 +1161,17 @@ async fn the_clone_gets_the_originals_require_ssl_and_limits() {
     let Some((db, _ca)) = MariaDb::start_tls(certs.path()) else {
         return;
     };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
     db.sql(&format!(
         "ALTER USER `{USER}`@`%` REQUIRE SSL WITH MAX_QUERIES_PER_HOUR 1000"
     ))
     .await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let AppSecret { _moto, env, .. } = app_secret(&db).await;
     let tls = format!(
         r#"{{ kind = "mysql", host = "127.0.0.1", port = {}, user = "{USER}", mode = "alternating-users", admin_secret_id = "db/admin", sslmode = "require" }}"#,
         db.port
     );
     let dir = config_dir(&secret_config("app-db", "db/app", &tls, false));
-    let env = aws_env(Some(&moto.url), None);
     let clone = format!("`{USER}_clone`@`%`");
     let create_user_of = |account: String| {
         let db = &db;
@@ -1139,15 +1220,12 @@ async fn the_clone_gets_the_originals_require_ssl_and_limits() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_the_test_login_cannot_use_is_refused_before_any_change() {
     let Some(db) = MariaDb::start() else { return };
-    let moto = Moto::start();
     create_user(&db, USER, INITIAL_PW).await;
     db.sql(&format!("ALTER USER `{USER}`@`%` REQUIRE X509"))
         .await;
     create_user(&db, "alt", INITIAL_PW).await;
     db.sql("ALTER USER `alt`@`%` REQUIRE SSL").await;
-    let c = sm_client(&moto.url).await;
-    admin_secret(&c, &db).await;
-    create_secret(&c, "db/app", &db.secret_json(USER, INITIAL_PW), &[]).await;
+    let AppSecret { _moto, c, env } = app_secret(&db).await;
     create_secret(&c, "db/alt", &db.secret_json("alt", INITIAL_PW), &[]).await;
     let dir = config_dir(&format!(
         "{}{}",
@@ -1168,7 +1246,6 @@ async fn an_account_the_test_login_cannot_use_is_refused_before_any_change() {
             false
         )
     ));
-    let env = aws_env(Some(&moto.url), None);
     let (code, stdout, stderr) = check_remote(dir.path(), &env);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(

@@ -754,6 +754,32 @@ fn password_count(r: &Redis, user: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// `cache`'s set is refused before ACL SETUSER, its output containing each of `says`:
+/// no password added, AWSCURRENT unchanged. Returns the same secret's configuration with
+/// `allow_unsaved = true`.
+async fn refused_before_setuser(
+    r: &Redis,
+    c: &aws_sdk_secretsmanager::Client,
+    dir: &Path,
+    env: &[(String, String)],
+    says: &[&str],
+) -> ConfigDir {
+    let before = stages(c, "redis/app").await["AWSCURRENT"][0].clone();
+    let (ok, out) = rotate(dir, "cache", env);
+    assert!(!ok, "{out}");
+    for s in says {
+        assert!(out.contains(s), "no {s:?} in {out}");
+    }
+    assert_eq!(password_count(r, USER), 1, "no password was added");
+    assert_eq!(stages(c, "redis/app").await["AWSCURRENT"], vec![before]);
+    config_dir(&secret_config(
+        "cache",
+        "redis/app",
+        &target(r.port, USER, ", allow_unsaved = true"),
+        false,
+    ))
+}
+
 /// Second review, item 2: without an aclfile or a config file the change cannot survive
 /// a restart: set refuses before ACL SETUSER (only the current password logs in,
 /// AWSCURRENT stays), saying how to allow it, and `check --remote` reports a problem.
@@ -771,23 +797,17 @@ async fn without_a_file_to_save_to_set_refuses_before_acl_setuser_unless_allowed
         stderr.contains("cache: target redis: ACL user \"app\" is NOT saved (no aclfile is set; the server was started without a config file): a restart would lose the new password, so set refuses"),
         "{stderr}"
     );
-    let before = stages(&c, "redis/app").await["AWSCURRENT"][0].clone();
-    let (ok, out) = rotate(dir.path(), "cache", &env);
-    assert!(!ok, "{out}");
-    assert!(
-        out.contains("step set (failed): redis: the new password of ACL user \"app\" could not survive a restart (no aclfile is set; the server was started without a config file); refused before ACL SETUSER")
-            && out.contains("allow_unsaved = true"),
-        "{out}"
-    );
-    assert_eq!(password_count(&r, USER), 1, "no password was added");
-    assert_eq!(stages(&c, "redis/app").await["AWSCURRENT"], vec![before]);
-
-    let allowed = config_dir(&secret_config(
-        "cache",
-        "redis/app",
-        &target(r.port, USER, ", allow_unsaved = true"),
-        false,
-    ));
+    let allowed = refused_before_setuser(
+        &r,
+        &c,
+        dir.path(),
+        &env,
+        &[
+            "step set (failed): redis: the new password of ACL user \"app\" could not survive a restart (no aclfile is set; the server was started without a config file); refused before ACL SETUSER",
+            "allow_unsaved = true",
+        ],
+    )
+    .await;
     let (code, stdout, stderr) = check_remote(allowed.path(), &env);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
@@ -830,25 +850,79 @@ async fn saving_is_decided_before_acl_setuser_without_config_or_info() {
         return;
     };
     let (_moto, c, dir, env) = with_secrets(&r).await;
-    let before = stages(&c, "redis/app").await["AWSCURRENT"][0].clone();
+    let allowed = refused_before_setuser(
+        &r,
+        &c,
+        dir.path(),
+        &env,
+        &[
+            "could not survive a restart (CONFIG GET aclfile failed (ERR unknown command",
+            "CONFIG REWRITE failed: ERR unknown command",
+            "refused before ACL SETUSER",
+        ],
+    )
+    .await;
+    let (ok, out) = rotate(allowed.path(), "cache", &env);
+    assert!(ok, "{out}");
+}
+
+/// Third review, item 1: an admin that may neither read `CONFIG GET` nor run `ACL SAVE`
+/// but may `CONFIG REWRITE`, on a server with an aclfile: CONFIG REWRITE answers OK and
+/// writes no user there, so it must not count as the save (a restart would bring the old
+/// password back and lock the application out). Refused before ACL SETUSER.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_acl_save_is_not_taken_for_no_aclfile() {
+    let users = app_user_line();
+    let Some(r) = Redis::start_setup(Setup::AclFile(&users)) else {
+        return;
+    };
+    let (_moto, c, dir, env) = with_secrets(&r).await;
+    assert_eq!(
+        r.admin(&["ACL", "SETUSER", ADMIN_USER, "-config|get", "-acl|save"]),
+        "OK"
+    );
+    refused_before_setuser(
+        &r,
+        &c,
+        dir.path(),
+        &env,
+        &[
+            "CONFIG GET aclfile failed (NOPERM",
+            "so did ACL SAVE (NOPERM",
+            "refused before ACL SETUSER",
+        ],
+    )
+    .await;
+}
+
+/// Third review, item 2: a save that stops working between set and revoke (the admin
+/// lost `acl|save`, a read-only disk): revoke removes the old password in memory, and
+/// fails (retried, alerting) instead of reporting done while a restart would revive it.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoke_fails_while_its_removal_cannot_be_saved() {
+    let users = app_user_line();
+    let Some(mut r) = Redis::start_setup(Setup::AclFile(&users)) else {
+        return;
+    };
+    let (_moto, c, dir, env) = with_secrets(&r).await;
+    crash_rotate(dir.path(), "cache", &env, "after-move-current");
+    let now = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    assert_eq!(r.admin(&["ACL", "SETUSER", ADMIN_USER, "-acl|save"]), "OK");
     let (ok, out) = rotate(dir.path(), "cache", &env);
     assert!(!ok, "{out}");
     assert!(
-        out.contains("could not survive a restart (CONFIG GET aclfile failed (ERR unknown command")
-            && out.contains("CONFIG REWRITE failed: ERR unknown command")
-            && out.contains("refused before ACL SETUSER"),
+        out.contains("are removed but the change could not be saved"),
         "{out}"
     );
-    assert_eq!(password_count(&r, USER), 1, "no password was added");
-    assert_eq!(stages(&c, "redis/app").await["AWSCURRENT"], vec![before]);
-    let allowed = config_dir(&secret_config(
-        "cache",
-        "redis/app",
-        &target(r.port, USER, ", allow_unsaved = true"),
-        false,
-    ));
-    let (ok, out) = rotate(allowed.path(), "cache", &env);
+    assert!(!r.can_login(USER, INITIAL_PW), "removed in memory anyway");
+    assert_eq!(r.admin(&["ACL", "SETUSER", ADMIN_USER, "+acl|save"]), "OK");
+    let (ok, out) = rotate(dir.path(), "cache", &env);
     assert!(ok, "{out}");
+    let latest = pw(&json(&value_at(&c, "redis/app", "AWSCURRENT").await));
+    r.restart();
+    assert!(r.can_login(USER, &latest));
+    assert!(!r.can_login(USER, INITIAL_PW), "the removal was saved");
+    assert!(latest == now || !r.can_login(USER, &now));
 }
 
 /// A fake Redis on 127.0.0.1: each command (an array of bulk strings) gets the bytes

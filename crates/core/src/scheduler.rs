@@ -362,9 +362,11 @@ const STATUS_EVERY: Duration = Duration::from_secs(5);
 /// wall clock checked while any secret is due, rotating or waiting: the loop wakes at
 /// least this often then. Overdue means an hour late, so a minute of delay is invisible.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// The same when the daemon is calm (nothing due, rotating or waiting): then no status
-/// changes with the passing of time alone (the next one comes with a deadline, which
-/// wakes the loop), and the sweep only checks the wall clock. Idle, the daemon wakes
+/// The same when the daemon is calm (no rotation running, none waiting for a slot, no
+/// secret due or overdue; failing secrets waiting for their retry and secrets waiting for
+/// their window are calm): then no status changes with the passing of time alone (the
+/// next one comes with a deadline, which wakes the loop), and the sweep only checks the
+/// wall clock. Idle, the daemon wakes
 /// this seldom (and at the watchdog's pokes): a minute's sweep cost 3 to 5 wake-ups and
 /// ~50 ms of CPU at 100,000 secrets (issue 16). A clock step or a suspend is noticed
 /// within this period then.
@@ -929,11 +931,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 continue;
             }
             let status = status_of(e, now);
-            // These change with time alone (due -> overdue, a window opening).
-            calm &= !matches!(
-                status,
-                Status::Due | Status::Overdue | Status::OutsideWindow
-            );
+            // These change with time alone (due -> overdue). A window's opening comes
+            // with a deadline, which wakes the loop: not these.
+            calm &= !matches!(status, Status::Due | Status::Overdue);
             if e.shown != Some(status) {
                 let name = e.cfg.name.clone();
                 show(self.telemetry.as_ref(), &name, e, now);

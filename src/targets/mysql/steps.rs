@@ -116,11 +116,24 @@ pub(super) async fn set(
                 let mut c = connect(&Login::admin(admin, t)?, t).await?;
                 let r = async {
                     // An account whose test login must fail is refused before its
-                    // password changes. A SHOW CREATE USER this cannot read (MySQL 5.7's
-                    // quoting, no privilege) is no reason to stop a single-user set.
+                    // password changes. When its SHOW CREATE USER cannot be read (no
+                    // SELECT on mysql, MySQL 5.7's quoting), a login like the test's
+                    // with the current password (or the pending one, on a resume) must
+                    // work instead: one that cannot (a client certificate required)
+                    // would lock the application out once the password changed.
                     match original_attributes(&mut c, t).await {
                         Ok(a) => refuse_untestable(&a, t)?,
-                        Err(e) => tracing::debug!(secret = %env.cfg.name, error = %message(e), "account attributes not checked"),
+                        Err(e) => {
+                            let e = message(e);
+                            tracing::debug!(secret = %env.cfg.name, error = %e, "account attributes not readable: trying a login instead");
+                            if !logs_in(&current_login, t).await && !logs_in(&login, t).await {
+                                return Err(my(format!(
+                                    "user {} cannot be tested: its account attributes are not readable ({}) and neither the current nor the pending password logs in as the test step would; refused before any change",
+                                    quote_account(&t.user, &t.user_host)?,
+                                    e
+                                )));
+                            }
+                        }
                     }
                     alter(&mut c, &login, t).await
                 }
@@ -147,12 +160,15 @@ pub(super) async fn set(
                     if login.user == t.user {
                         alter(&mut c, &login, t).await
                     } else {
-                        // The clone is ours when this secret's own history names it.
-                        let ours = [Some(&current), previous.as_ref()]
+                        // The versions of this secret that name the clone: one whose
+                        // password logs in as it proves the clone ours.
+                        let named: Vec<Login> = [Some(&current), previous.as_ref()]
                             .into_iter()
                             .flatten()
-                            .any(|d| d.username().is_ok_and(|u| u == login.user));
-                        set_clone(env, &mut c, &login, t, attrs, ours).await
+                            .filter(|d| d.username().is_ok_and(|u| u == login.user))
+                            .filter_map(|d| Login::of(d, t).ok())
+                            .collect();
+                        set_clone(env, &mut c, &login, t, attrs, &named).await
                     }
                 }
                 .await;
@@ -163,6 +179,60 @@ pub(super) async fn set(
     }
     .await;
     result.map_err(|e| masked(&masker, e))
+}
+
+/// Whether a fresh login like the test step's works.
+async fn logs_in(login: &Login, t: &MySqlTarget) -> bool {
+    match connect_raw(login, t).await {
+        Ok(c) => {
+            close(c, t).await;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// `SHOW GRANTS` of an account with no privilege at all (what CREATE USER leaves).
+fn usage_only(lines: &[String]) -> bool {
+    lines.iter().all(|l| l.starts_with("GRANT USAGE ON *.* TO "))
+}
+
+/// The mysql_native_password hash `SHOW GRANTS` shows for the account (MariaDB:
+/// `... IDENTIFIED BY PASSWORD '*<40 hex>'`).
+fn stored_native_hash(lines: &[String]) -> Option<&str> {
+    lines.iter().find_map(|l| {
+        let at = l.find("IDENTIFIED BY PASSWORD '*")? + "IDENTIFIED BY PASSWORD '".len();
+        let h = l.get(at..at + 41)?;
+        (h[1..].bytes().all(|b| b.is_ascii_hexdigit()) && l[at + 41..].starts_with('\''))
+            .then_some(h)
+    })
+}
+
+/// Whether an existing clone is ours: a password of this secret is its password, one of
+/// a version naming it (AWSCURRENT, AWSPREVIOUS: `named`) or this rotation's pending one
+/// (a set killed right after CREATE USER, which gives it that password). A name alone
+/// proves nothing: anyone who may write the secret can write one.
+///
+/// Where the server shows the account's mysql_native_password hash (MariaDB, where the
+/// daemon sets passwords that way) the hashes are compared: no login at all. Elsewhere a
+/// login like the test step's is tried, with the pending password only on an account
+/// without any privilege, so that someone else's account collects no failed logins
+/// (MariaDB's max_password_errors, MySQL's FAILED_LOGIN_ATTEMPTS) beyond one per set for
+/// an account the secret names.
+async fn proves_ours(existing: &[String], pending: &Login, named: &[Login], t: &MySqlTarget) -> bool {
+    if let Some(stored) = stored_native_hash(existing) {
+        return named
+            .iter()
+            .chain([pending])
+            .any(|l| native_password_hash(&l.password).expose_secret() == stored);
+    }
+    let pending_probe = usage_only(existing).then_some(pending);
+    for l in named.iter().chain(pending_probe) {
+        if logs_in(l, t).await {
+            return true;
+        }
+    }
+    false
 }
 
 /// `ALTER USER` of the login's account, as the admin.
@@ -284,7 +354,7 @@ async fn set_clone(
     login: &Login,
     t: &MySqlTarget,
     base_attrs: Attributes,
-    mut ours: bool,
+    named: &[Login],
 ) -> Result<(), TargetError> {
     let srv = server(c, t).await?;
     let base = quote_account(&t.user, &t.user_host)?;
@@ -292,6 +362,8 @@ async fn set_clone(
     let Some(base_grants) = grants(c, &base, t).await? else {
         return Err(my(format!("the original user {base} does not exist")));
     };
+    // The original's grants must read back before anything is created.
+    reconcile(&base_grants, &[], &base, &clone).map_err(my)?;
     let existing = match grants(c, &clone, t).await? {
         Some(g) => g,
         None => {
@@ -299,8 +371,18 @@ async fn set_clone(
             let sql = create_user_sql(&clone, &login.password, &srv)?;
             match exec(c, sql.expose_secret(), &format!("CREATE USER {clone}"), t).await {
                 Ok(()) => {
-                    ours = true;
                     rotator_core::failpoint!("mysql-after-create-user");
+                    // Made here: a failure before it is complete drops it again, or the
+                    // retry (with a fresh password) would find an account it cannot
+                    // prove its own.
+                    let r = bring_clone(c, login, t, &srv, (&base, &base_grants, &base_attrs), &clone, true).await;
+                    if r.is_err() {
+                        let drop = format!("DROP USER {clone}");
+                        if let Err((_, e)) = exec(c, &drop, &drop, t).await {
+                            tracing::warn!(secret = %env.cfg.name, user = %login.user, error = %message(e), "could not drop the alternate user this failed set created; drop it by hand");
+                        }
+                    }
+                    return r;
                 }
                 // Created meanwhile by someone else: judged like any existing account.
                 Err((Some(CANNOT_USER), _)) => {}
@@ -311,15 +393,7 @@ async fn set_clone(
                 .ok_or_else(|| my(format!("user {clone} vanished after CREATE USER")))?
         }
     };
-    // A clone that accepts this rotation's pending password was made by this rotation:
-    // CREATE USER gives it that password at once, and only this secret knows it (a set
-    // killed before the grants, whose clone no stage names yet).
-    if !ours {
-        if let Ok(probe) = connect_raw(login, t).await {
-            close(probe, t).await;
-            ours = true;
-        }
-    }
+    let ours = proves_ours(&existing, login, named, t).await;
     let (take, give) = reconcile(&base_grants, &existing, &base, &clone).map_err(my)?;
     if !ours {
         let attrs = attributes(&create_user_line(c, &clone, t).await?, &clone).map_err(my)?;
@@ -329,33 +403,54 @@ async fn set_clone(
                 diff.push("account attributes (REQUIRE, resource limits)".into());
             }
             return Err(my(format!(
-                "user {clone} already exists and this secret never rotated to it (neither AWSCURRENT nor AWSPREVIOUS names it), and it differs from {base} ({}); refusing to change another account's grants or password. Drop it if it is a leftover of an earlier rotation of this secret, give it exactly the grants of {base}, or choose another clone_suffix",
+                "user {clone} already exists, none of this secret's passwords (AWSCURRENT's, AWSPREVIOUS's, the pending one) is its password, and it differs from {base} ({}); refusing to change another account's grants or password. Drop it if it is a leftover of an earlier rotation of this secret, give it exactly the grants of {base}, or choose another clone_suffix",
                 diff.join("; ")
             )));
         }
     }
+    bring_clone(c, login, t, &srv, (&base, &base_grants, &base_attrs), &clone, ours).await
+}
+
+/// The clone brought to the original's grants (what it lacks granted, what it has beyond
+/// revoked) and, when `ours`, its attributes; both read again, and only then the
+/// password.
+async fn bring_clone(
+    c: &mut Conn,
+    login: &Login,
+    t: &MySqlTarget,
+    srv: &super::sql::Server,
+    (base, base_grants, base_attrs): (&str, &[String], &Attributes),
+    clone: &str,
+    ours: bool,
+) -> Result<(), TargetError> {
+    let existing = grants(c, clone, t).await?.unwrap_or_default();
+    let (take, give) = reconcile(base_grants, &existing, base, clone).map_err(my)?;
     for s in take.iter().chain(&give) {
         exec(c, s, &format!("bringing {clone} to the grants of {base} ({s})"), t)
             .await
             .map_err(|(_, e)| e)?;
     }
     if ours {
-        let sql = attributes_sql(&base_attrs, &clone, &srv)?;
+        let sql = attributes_sql(base_attrs, clone, srv)?;
         exec(c, &sql, &format!("copying the account attributes of {base} ({sql})"), t)
             .await
             .map_err(|(_, e)| e)?;
     }
     // Never a password for a clone that holds more (or other) than the original.
-    let now = grants(c, &clone, t).await?.unwrap_or_default();
-    let (take, give) = reconcile(&base_grants, &now, &base, &clone).map_err(my)?;
-    let attrs = attributes(&create_user_line(c, &clone, t).await?, &clone).map_err(my)?;
-    if !take.is_empty() || !give.is_empty() || attrs != base_attrs {
+    let now = grants(c, clone, t).await?.unwrap_or_default();
+    let (take, give) = reconcile(base_grants, &now, base, clone).map_err(my)?;
+    let attrs = attributes(&create_user_line(c, clone, t).await?, clone).map_err(my)?;
+    if !take.is_empty() || !give.is_empty() || attrs != *base_attrs {
+        let mut diff: Vec<String> = take.iter().chain(&give).cloned().collect();
+        if attrs != *base_attrs {
+            diff.push("account attributes (REQUIRE, resource limits, default roles)".into());
+        }
         return Err(my(format!(
             "user {clone} still differs from {base} after copying its grants and attributes ({}); refusing to set its password (fix the user by hand)",
-            take.iter().chain(&give).cloned().collect::<Vec<_>>().join("; ")
+            diff.join("; ")
         )));
     }
-    let sql = alter_password_sql(&clone, &login.password, &srv)?;
+    let sql = alter_password_sql(clone, &login.password, srv)?;
     exec(c, sql.expose_secret(), &format!("ALTER USER {clone}"), t)
         .await
         .map_err(|(_, e)| e)

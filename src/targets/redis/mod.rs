@@ -19,7 +19,8 @@
 //! After `ACL SETUSER` the save runs again; a failure fails the step (the rerun does it
 //! again). When nothing can save the change, set refuses before `ACL SETUSER` unless the
 //! target says `allow_unsaved = true` (then a warning: a restart brings the old password
-//! back); revoke removes the old passwords anyway. `check --remote` says how the user is
+//! back); revoke removes the old passwords in memory anyway, then fails (retried, alerting)
+//! unless the removal is saved or allowed unsaved. `check --remote` says how the user is
 //! saved (a warning for `CONFIG REWRITE`, which keeps only what the config file alone
 //! defines; a problem when nothing saves it, unless allowed) and warns about replicas
 //! (ACLs are not replicated). The admin needs `ACL SETUSER` and `ACL GETUSER`, `ACL SAVE`

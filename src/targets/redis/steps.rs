@@ -239,7 +239,17 @@ async fn saved_by(c: &mut Conn, probe: bool) -> Result<Saving, TargetError> {
         Err(e) if !probe => return Ok(Saving::Unknown(format!("CONFIG GET aclfile failed: {e}"))),
         Err(e) => match run_save(c, Save::AclSave).await? {
             Ok(()) => return Ok(Saving::By(Save::AclSave)),
-            Err(e2) => why.push(format!("CONFIG GET aclfile failed ({e}) and so did ACL SAVE ({e2})")),
+            // Only Redis's own "no aclfile" answer says there is none. Any other refusal
+            // (NOPERM, a file it cannot write) may hide an aclfile, and with one set
+            // CONFIG REWRITE answers OK but writes no user: nothing is known to save.
+            Err(e2) if no_aclfile(&e2) => why.push(format!(
+                "CONFIG GET aclfile failed ({e}) and ACL SAVE says no aclfile is set"
+            )),
+            Err(e2) => {
+                return Ok(Saving::Not(format!(
+                    "CONFIG GET aclfile failed ({e}) and so did ACL SAVE ({e2}): an aclfile may be set, and CONFIG REWRITE saves no user then"
+                )))
+            }
         },
     }
     match has_config_file(c).await? {
@@ -264,6 +274,14 @@ async fn saved_by(c: &mut Conn, probe: bool) -> Result<Saving, TargetError> {
             }
         }),
     }
+}
+
+/// Redis's answer to `ACL SAVE` when no aclfile is set ("This Redis instance is not
+/// configured to use an ACL file. ...").
+fn no_aclfile(error: &str) -> bool {
+    error
+        .to_ascii_lowercase()
+        .contains("not configured to use an acl file")
 }
 
 /// What set says when nothing can save the change and `allow_unsaved` is not set.
@@ -382,7 +400,8 @@ pub(super) async fn revoke(
             Some(h) => {
                 let others: Vec<&String> = h.iter().filter(|x| **x != now_hash).collect();
                 // Removing the old passwords is worth it even unsaved (they stop working
-                // until a restart): no refusal here; set already refused or warned.
+                // until a restart): they are removed, then the step fails if that cannot
+                // be saved (unless allowed), so it is retried and alerts.
                 let saving = saved_by(&mut c, true).await?;
                 if others.is_empty() {
                     tracing::info!(secret = %env.cfg.name, user = %t.username, "only the current password is left");
@@ -404,7 +423,17 @@ pub(super) async fn revoke(
                 }
                 // Saved even when nothing was left to remove: an earlier revoke may have
                 // stopped between its ACL SETUSER and the save.
-                save(&mut c, &saving).await
+                match &saving {
+                    Saving::Not(why) if !t.allow_unsaved => Err(rd(format!(
+                        "the old passwords of ACL user \"{}\" are removed but the change could not be saved ({why}): a restart brings them back; the step is retried",
+                        t.username
+                    ))),
+                    Saving::Not(why) => {
+                        tracing::warn!(secret = %env.cfg.name, user = %t.username, why = %why, "the removal of the old passwords is not saved (allow_unsaved = true): a restart brings them back");
+                        Ok(())
+                    }
+                    _ => save(&mut c, &saving).await,
+                }
             }
         }
     };

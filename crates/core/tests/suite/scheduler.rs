@@ -684,6 +684,27 @@ async fn a_calm_loop_without_a_watchdog_wakes_every_five_minutes() {
     );
 }
 
+/// A secret waiting for its window keeps the loop calm: its status changes when the
+/// window opens, at a deadline that wakes the loop anyway (fleets with windows would
+/// otherwise never be calm).
+#[tokio::test(start_paused = true)]
+async fn a_secret_waiting_for_its_window_keeps_the_loop_calm() {
+    let mut w = World::new();
+    w.create("win", Some(60 * DAY));
+    let mut cfg = secret("win", 30 * DAY);
+    // Daily 02:00-03:00 UTC; it is 10:00 now.
+    cfg.window = Some(Box::new(window("0 2 * * *", Duration::from_secs(3600))));
+    w.start(w.store.clone(), daemon(), vec![cfg]);
+    sleep(Duration::from_secs(10)).await;
+    assert_eq!(w.rec.state("win").status, Status::OutsideWindow);
+    let beats = turns_over(&w, 1800).await;
+    assert!(
+        (6..=7).contains(&beats.len()),
+        "{} distinct beats in 1800 s: {beats:?}",
+        beats.len()
+    );
+}
+
 /// While a rotation runs, the loop still sweeps every minute (a rotation or a waiting
 /// secret turns due -> overdue with time alone), then calms down once it ended.
 #[tokio::test(start_paused = true)]
