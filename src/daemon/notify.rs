@@ -26,8 +26,37 @@ pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
+/// STATUS=, sent when the scheduler's line changes. Never blocks: a notify socket whose
+/// queue is full (a supervisor that does not read it) drops the line instead of stopping
+/// the main loop, which also handles the signals (sd_notify's sends block).
 pub fn status(s: &str) {
-    send(&[NotifyState::Status(s)]);
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(e) = send_now(&path, &format!("STATUS={}\n", s.replace('\n', " "))) {
+        tracing::debug!(error = %e, "sd_notify STATUS not sent");
+    }
+}
+
+/// One datagram to the notify socket at `path` (`@name`: an abstract socket), without
+/// waiting for room in its queue.
+fn send_now(path: &std::ffi::OsStr, msg: &str) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::UnixDatagram;
+    let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
+    let bytes = path.as_bytes();
+    if let Some(name) = bytes.strip_prefix(b"@") {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            return sock.send_to_addr(msg.as_bytes(), &addr).map(|_| ());
+        }
+        #[cfg(not(target_os = "linux"))]
+        return Err(std::io::Error::other(format!("abstract socket {name:?}")));
+    }
+    sock.send_to(msg.as_bytes(), path).map(|_| ())
 }
 
 pub fn watchdog() {
@@ -38,4 +67,48 @@ pub fn watchdog() {
 pub fn watchdog_period() -> Option<Duration> {
     let mut usec = 0u64;
     sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Instant;
+
+    /// A supervisor that never reads its notify socket: once the queue is full, a status
+    /// line is dropped at once (it blocked the main loop, signals included, before).
+    #[test]
+    fn a_full_notify_socket_does_not_block_a_status_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let _server = UnixDatagram::bind(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut sent = 0;
+            for i in 0..1000 {
+                if send_now(p.as_os_str(), &format!("STATUS=line {i}\n")).is_ok() {
+                    sent += 1;
+                }
+            }
+            let _ = tx.send((sent, t0.elapsed()));
+        });
+        let (sent, took) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a status send blocked on a full notify socket");
+        assert!(sent >= 1 && sent < 1000, "{sent} of 1000 queued");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[test]
+    fn a_status_line_arrives_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let server = UnixDatagram::bind(&path).unwrap();
+        send_now(path.as_os_str(), "STATUS=3 secrets\n").unwrap();
+        let mut buf = [0u8; 64];
+        let n = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STATUS=3 secrets\n");
+    }
 }

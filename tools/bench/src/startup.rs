@@ -82,6 +82,12 @@ async fn one(n: usize, idle: Option<u64>, page_ms: u64) -> serde_json::Value {
         .await
         .ok()
         .map(|()| t0.elapsed().as_secs_f64());
+    // Read what else the daemon says, as systemd does (a full queue drops its status
+    // lines; it blocked the daemon's main loop before).
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while sock.recv(&mut buf).await.is_ok() {}
+    });
     // The configuration is parsed; the scheduler (and its per-secret metrics) may still
     // be in construction: READY does not wait for it.
     let rss_ready_kib = kib(&pid, "VmRSS:");
