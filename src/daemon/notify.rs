@@ -4,9 +4,31 @@
 use sd_notify::NotifyState;
 use std::time::Duration;
 
+/// How long a state change (READY, RELOADING, STOPPING, WATCHDOG) waits for room in a
+/// full notify queue before it is dropped. sd_notify's own send blocks: a supervisor
+/// that does not read its socket stopped the main loop, which also handles SIGTERM.
+const STATE_WAIT: Duration = Duration::from_secs(1);
+
 fn send(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(false, states) {
-        tracing::debug!(error = %e, "sd_notify failed");
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
+    let deadline = std::time::Instant::now() + STATE_WAIT;
+    loop {
+        match send_now(&path, &msg) {
+            Ok(()) => return,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sd_notify not sent (the notify socket is full or gone)");
+                return;
+            }
+        }
     }
 }
 
@@ -33,7 +55,8 @@ pub fn status(s: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    if let Err(e) = send_now(&path, &format!("STATUS={}\n", s.replace('\n', " "))) {
+    let line = NotifyState::Status(&s.replace('\n', " ")).to_string() + "\n";
+    if let Err(e) = send_now(&path, &line) {
         tracing::debug!(error = %e, "sd_notify STATUS not sent");
     }
 }
@@ -99,6 +122,29 @@ mod tests {
             .expect("a status send blocked on a full notify socket");
         assert!(sent >= 1 && sent < 1000, "{sent} of 1000 queued");
         assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    /// The same for the state changes: STOPPING on a full queue gives up after about a
+    /// second (the daemon then stops anyway), instead of never returning.
+    #[test]
+    fn a_state_change_on_a_full_notify_socket_gives_up_after_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let _server = UnixDatagram::bind(&path).unwrap();
+        while send_now(path.as_os_str(), "STATUS=filler\n").is_ok() {}
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            // The environment is the process's: nextest runs each test in its own, and
+            // no other test here reads the variable.
+            std::env::set_var("NOTIFY_SOCKET", &path);
+            stopping();
+            let _ = tx.send(t0.elapsed());
+        });
+        let took = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("STOPPING blocked on a full notify socket");
+        assert!(took < Duration::from_secs(3), "{took:?}");
     }
 
     #[test]
