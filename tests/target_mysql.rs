@@ -94,6 +94,37 @@ fn alternating_dir(db: &MariaDb) -> ConfigDir {
     ))
 }
 
+/// A limited admin `rotator` with `grants` (statements with `{R}` for its account), its
+/// secret `db/rotator`, and `app-db` on `db/app` with it as admin (`mode` added).
+async fn limited_admin(
+    db: &MariaDb,
+    c: &aws_sdk_secretsmanager::Client,
+    grants: &[&str],
+    mode: &str,
+) -> ConfigDir {
+    create_user(db, "rotator", "rotator-pw").await;
+    for g in grants {
+        db.sql(&g.replace("{R}", "`rotator`@`%`")).await;
+    }
+    create_secret(
+        c,
+        "db/rotator",
+        &db.secret_json("rotator", "rotator-pw"),
+        &[],
+    )
+    .await;
+    config_dir(&secret_config(
+        "app-db",
+        "db/app",
+        &target(
+            db.port,
+            USER,
+            &format!(r#"{mode}admin_secret_id = "db/rotator""#),
+        ),
+        false,
+    ))
+}
+
 fn rotate(dir: &Path, name: &str, env: &[(String, String)]) -> (bool, String) {
     let out = rotator(&["rotate", name, "--config", dir.to_str().unwrap()], env);
     let text = format!(
@@ -563,30 +594,18 @@ async fn a_first_set_failing_after_create_user_drops_the_clone() {
     db.sql("CREATE DATABASE shop").await;
     db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
         .await;
-    // An admin that may create users and read grants, and grant SELECT but not INSERT.
-    create_user(&db, "rotator", "rotator-pw").await;
-    db.sql("GRANT CREATE USER, SELECT ON *.* TO `rotator`@`%`")
-        .await;
-    db.sql("GRANT SELECT ON shop.* TO `rotator`@`%` WITH GRANT OPTION")
-        .await;
     let AppSecret { _moto, c, env } = app_secret(&db).await;
-    create_secret(
+    // An admin that may create users and read grants, and grant SELECT but not INSERT.
+    let dir = limited_admin(
+        &db,
         &c,
-        "db/rotator",
-        &db.secret_json("rotator", "rotator-pw"),
-        &[],
+        &[
+            "GRANT CREATE USER, SELECT ON *.* TO {R}",
+            "GRANT SELECT ON shop.* TO {R} WITH GRANT OPTION",
+        ],
+        r#"mode = "alternating-users", "#,
     )
     .await;
-    let dir = config_dir(&secret_config(
-        "app-db",
-        "db/app",
-        &target(
-            db.port,
-            USER,
-            r#"mode = "alternating-users", admin_secret_id = "db/rotator""#,
-        ),
-        false,
-    ));
     let account = format!("`{USER}_clone`@`%`");
     let (ok, out) = rotate(dir.path(), "app-db", &env);
     assert!(!ok, "{out}");
@@ -604,28 +623,15 @@ async fn a_first_set_failing_after_create_user_drops_the_clone() {
 
 /// Third review, item 4 (fourth review: kept as a warning): single-user with an admin
 /// that may not read the account's `SHOW CREATE USER` (no SELECT on mysql) cannot know
-/// whether the test login can work (REQUIRE X509): `check --remote` says so. (Refusing unless a login worked locked the application out after a failed
-/// test, when the retry's fresh password and AWSCURRENT's were both dead.)
+/// whether the test login can work (REQUIRE X509): `check --remote` says so. (Refusing
+/// unless a login worked locked the application out after a failed test, when the
+/// retry's fresh password and AWSCURRENT's were both dead.)
 #[tokio::test(flavor = "multi_thread")]
 async fn check_remote_warns_when_the_accounts_attributes_are_not_readable() {
     let Some(db) = MariaDb::start() else { return };
     create_user(&db, USER, INITIAL_PW).await;
-    create_user(&db, "rotator", "rotator-pw").await;
-    db.sql("GRANT CREATE USER ON *.* TO `rotator`@`%`").await;
     let AppSecret { _moto, c, env } = app_secret(&db).await;
-    create_secret(
-        &c,
-        "db/rotator",
-        &db.secret_json("rotator", "rotator-pw"),
-        &[],
-    )
-    .await;
-    let dir = config_dir(&secret_config(
-        "app-db",
-        "db/app",
-        &target(db.port, USER, r#"admin_secret_id = "db/rotator""#),
-        false,
-    ));
+    let dir = limited_admin(&db, &c, &["GRANT CREATE USER ON *.* TO {R}"], "").await;
     // MariaDB needs SELECT on mysql for another account's SHOW GRANTS too: `check
     // --remote` reports that as a problem. (An admin that can read the grants but not
     // parse SHOW CREATE USER, MySQL 5.7's quoting, gets a warning instead.)

@@ -665,6 +665,16 @@ async fn turns_over(w: &World, secs: u64) -> std::collections::BTreeSet<u64> {
     beats
 }
 
+/// Over 1800 s a calm loop turns each 300 s (one more if the window straddles a turn).
+async fn assert_calm(w: &World, when: &str) {
+    let beats = turns_over(w, 1800).await;
+    assert!(
+        (6..=7).contains(&beats.len()),
+        "{} distinct beats in 1800 s ({when}): {beats:?}",
+        beats.len()
+    );
+}
+
 /// Calm (nothing due, rotating or waiting) and unpoked (no watchdog), the loop turns
 /// every five minutes: no status changes with time alone then (issue 16: a minute's
 /// sweep cost 3 to 5 wake-ups and ~50 ms of CPU at 100,000 secrets).
@@ -675,13 +685,7 @@ async fn a_calm_loop_without_a_watchdog_wakes_every_five_minutes() {
     let store = w.store.clone();
     w.start(store, daemon(), vec![secret("idle", 365 * DAY)]);
     sleep(Duration::from_secs(10)).await;
-    let beats = turns_over(&w, 1800).await;
-    // 1800 s: a turn each 300 s (one more if the window straddles a turn).
-    assert!(
-        (6..=7).contains(&beats.len()),
-        "{} distinct beats in 1800 s: {beats:?}",
-        beats.len()
-    );
+    assert_calm(&w, "idle").await;
 }
 
 /// A secret waiting for its window keeps the loop calm: its status changes when the
@@ -697,12 +701,7 @@ async fn a_secret_waiting_for_its_window_keeps_the_loop_calm() {
     w.start(w.store.clone(), daemon(), vec![cfg]);
     sleep(Duration::from_secs(10)).await;
     assert_eq!(w.rec.state("win").status, Status::OutsideWindow);
-    let beats = turns_over(&w, 1800).await;
-    assert!(
-        (6..=7).contains(&beats.len()),
-        "{} distinct beats in 1800 s: {beats:?}",
-        beats.len()
-    );
+    assert_calm(&w, "waiting for its window").await;
 }
 
 /// While a rotation runs, the loop still sweeps every minute (a rotation or a waiting
@@ -741,12 +740,7 @@ async fn a_loop_with_a_rotation_running_sweeps_every_minute() {
     );
     sleep(Duration::from_secs(1800)).await;
     assert_eq!(w.rec.running(), 0, "the rollout ended");
-    let beats = turns_over(&w, 1800).await;
-    assert!(
-        (6..=7).contains(&beats.len()),
-        "{} distinct beats in 1800 s after the rotation: {beats:?}",
-        beats.len()
-    );
+    assert_calm(&w, "after the rotation").await;
 }
 
 // ---- operational signals: found untested by cargo mutants ---------------------------
