@@ -53,6 +53,14 @@ async fn create_user(db: &MariaDb, user: &str, password: &str) {
     .await;
 }
 
+/// The application user at the initial password, with SELECT and INSERT on `shop.*`.
+async fn shop_app_user(db: &MariaDb) {
+    create_user(db, USER, INITIAL_PW).await;
+    db.sql("CREATE DATABASE shop").await;
+    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
+        .await;
+}
+
 async fn admin_secret(c: &aws_sdk_secretsmanager::Client, db: &MariaDb) {
     create_secret(
         c,
@@ -518,10 +526,7 @@ async fn alternating_users_copy_exactly_the_grants_and_keep_the_old_login_workin
 #[tokio::test(flavor = "multi_thread")]
 async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
     let Some(db) = MariaDb::start() else { return };
-    create_user(&db, USER, INITIAL_PW).await;
-    db.sql("CREATE DATABASE shop").await;
-    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
-        .await;
+    shop_app_user(&db).await;
     let clone = format!("{USER}_clone");
     let account = format!("`{clone}`@`%`");
     create_user(&db, &clone, "clone-pw").await;
@@ -590,10 +595,7 @@ async fn a_foreign_account_with_the_clone_name_is_refused_and_left_untouched() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_set_failing_after_create_user_drops_the_clone() {
     let Some(db) = MariaDb::start() else { return };
-    create_user(&db, USER, INITIAL_PW).await;
-    db.sql("CREATE DATABASE shop").await;
-    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
-        .await;
+    shop_app_user(&db).await;
     let AppSecret { _moto, c, env } = app_secret(&db).await;
     // An admin that may create users and read grants, and grant SELECT but not INSERT.
     let dir = limited_admin(
@@ -654,10 +656,7 @@ async fn check_remote_warns_when_the_accounts_attributes_are_not_readable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_first_clone_interrupted_after_create_user_is_finished_by_the_rerun() {
     let Some(db) = MariaDb::start() else { return };
-    create_user(&db, USER, INITIAL_PW).await;
-    db.sql("CREATE DATABASE shop").await;
-    db.sql(&format!("GRANT SELECT, INSERT ON shop.* TO `{USER}`@`%`"))
-        .await;
+    shop_app_user(&db).await;
     let AppSecret { _moto, c, env } = app_secret(&db).await;
     let dir = alternating_dir(&db);
     let clone = format!("{USER}_clone");
