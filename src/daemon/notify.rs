@@ -10,24 +10,28 @@ use std::time::Duration;
 const STATE_WAIT: Duration = Duration::from_secs(1);
 
 fn send(states: &[NotifyState<'_>]) {
+    if let Err(e) = deliver(states, STATE_WAIT) {
+        tracing::warn!(error = %e, "sd_notify not sent (the notify socket is full or gone)");
+    }
+}
+
+/// `states` as one datagram to NOTIFY_SOCKET (none set: nothing to do), waiting at most
+/// `wait` for room in a full queue.
+fn deliver(states: &[NotifyState<'_>], wait: Duration) -> std::io::Result<()> {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
+        return Ok(());
     };
     let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
-    let deadline = std::time::Instant::now() + STATE_WAIT;
+    let deadline = std::time::Instant::now() + wait;
     loop {
         match send_now(&path, &msg) {
-            Ok(()) => return,
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "sd_notify not sent (the notify socket is full or gone)");
-                return;
-            }
+            r => return r,
         }
     }
 }
@@ -52,11 +56,8 @@ pub fn stopping() {
 /// queue is full (a supervisor that does not read it) drops the line instead of stopping
 /// the main loop, which also handles the signals (sd_notify's sends block).
 pub fn status(s: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let line = NotifyState::Status(&s.replace('\n', " ")).to_string() + "\n";
-    if let Err(e) = send_now(&path, &line) {
+    let line = s.replace('\n', " ");
+    if let Err(e) = deliver(&[NotifyState::Status(&line)], Duration::ZERO) {
         tracing::debug!(error = %e, "sd_notify STATUS not sent");
     }
 }
@@ -98,13 +99,19 @@ mod tests {
     use std::os::unix::net::UnixDatagram;
     use std::time::Instant;
 
+    /// A notify socket nobody reads unless the test does.
+    fn socket() -> (tempfile::TempDir, std::path::PathBuf, UnixDatagram) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let server = UnixDatagram::bind(&path).unwrap();
+        (dir, path, server)
+    }
+
     /// A supervisor that never reads its notify socket: once the queue is full, a status
     /// line is dropped at once (it blocked the main loop, signals included, before).
     #[test]
     fn a_full_notify_socket_does_not_block_a_status_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify.sock");
-        let _server = UnixDatagram::bind(&path).unwrap();
+        let (_dir, path, _server) = socket();
         let (tx, rx) = std::sync::mpsc::channel();
         let p = path.clone();
         std::thread::spawn(move || {
@@ -128,9 +135,7 @@ mod tests {
     /// second (the daemon then stops anyway), instead of never returning.
     #[test]
     fn a_state_change_on_a_full_notify_socket_gives_up_after_a_second() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify.sock");
-        let _server = UnixDatagram::bind(&path).unwrap();
+        let (_dir, path, _server) = socket();
         while send_now(path.as_os_str(), "STATUS=filler\n").is_ok() {}
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -149,9 +154,7 @@ mod tests {
 
     #[test]
     fn a_status_line_arrives_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify.sock");
-        let server = UnixDatagram::bind(&path).unwrap();
+        let (_dir, path, server) = socket();
         send_now(path.as_os_str(), "STATUS=3 secrets\n").unwrap();
         let mut buf = [0u8; 64];
         let n = server.recv(&mut buf).unwrap();
