@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod ha;
 pub mod logging;
 pub mod metrics;
+pub mod stores;
 pub mod targets;
 
 pub use rotator_core::{clock, due, error, failpoints, ids, random, rotation, schedule, telemetry};

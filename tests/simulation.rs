@@ -414,6 +414,7 @@ impl Scenario {
                 secret: SecretRef {
                     id: SecretId::from(s.name.as_str()),
                     account: Account::default(),
+                    store: Default::default(),
                 },
                 every: k.every.into(),
                 window: k.window.map(WindowSpec::config),

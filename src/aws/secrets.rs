@@ -440,6 +440,7 @@ mod tests {
         let r = |id: &str| SecretRef {
             id: crate::ids::SecretId::new(id.to_owned()),
             account: Account::default(),
+            store: Default::default(),
         };
         let mut refs = vec![r("a"), r(&arn("b")), r("a"), r("gone")];
         refs.extend((0..7).map(|i| r(&format!("c{i}"))));
@@ -495,6 +496,7 @@ mod tests {
         let r = |id: &str, region: Option<&str>| SecretRef {
             id: crate::ids::SecretId::new(id.to_owned()),
             account: Account::new(region.map(crate::ids::Region::from), None),
+            store: Default::default(),
         };
         let mut refs: Vec<SecretRef> = (0..LIST_THRESHOLD)
             .map(|i| r(&format!("c{i}"), None))

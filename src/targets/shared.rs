@@ -344,6 +344,7 @@ pub(crate) async fn read_secret_current(
     let r = crate::ids::SecretRef {
         id: id.clone(),
         account: env.cfg.secret.account.clone(),
+        store: Default::default(),
     };
     env.store
         .get_value(&r, Select::Stage(AWSCURRENT))

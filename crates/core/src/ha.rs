@@ -252,6 +252,7 @@ mod tests {
         cfg.secret = SecretRef {
             id: SecretId::from("app/db"),
             account: crate::ids::Account::new(Some(Region::from("eu-west-1")), None),
+            store: Default::default(),
         };
         assert_eq!(lease_key(&cfg), "eu-west-1:app/db");
     }

@@ -197,11 +197,122 @@ impl fmt::Display for Account {
     }
 }
 
-/// Where a secret lives: its id plus the account/region that reaches it.
+string_id!(
+    /// A store's base URL: an Alibaba Cloud KMS endpoint, an IBM Cloud Secrets Manager
+    /// instance URL.
+    Endpoint
+);
+
+/// Which vendor's secret store holds a secret.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// AWS Secrets Manager, reached through the secret's [`Account`].
+    #[default]
+    Aws,
+    /// Alibaba Cloud KMS Secrets Manager.
+    Alibaba,
+    /// IBM Cloud Secrets Manager (API v2).
+    Ibm,
+}
+
+impl StoreKind {
+    pub const ALL: [StoreKind; 3] = [StoreKind::Aws, StoreKind::Alibaba, StoreKind::Ibm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Aws => "aws",
+            StoreKind::Alibaba => "alibaba",
+            StoreKind::Ibm => "ibm",
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which store holds a secret and what reaches it there. AWS, the default, allocates
+/// nothing (its region and role are the secret's [`Account`], which also reaches its ECS
+/// services); another vendor's store carries its own region, endpoint and role, shared
+/// by every secret with the same values ([`StoreRoute::interned`]).
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreRoute(Option<Arc<StoreParts>>);
+
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct StoreParts {
+    pub kind: StoreKind,
+    /// Alibaba: the region (`cn-hangzhou`), which names the endpoint unless one is set.
+    pub region: Option<Region>,
+    /// Alibaba: an endpoint instead of `kms.<region>.aliyuncs.com`; IBM: the instance URL.
+    pub endpoint: Option<Endpoint>,
+    /// Alibaba: a RAM role assumed through STS.
+    pub role_arn: Option<RoleArn>,
+}
+
+impl StoreRoute {
+    pub fn new(parts: StoreParts) -> Self {
+        if parts.kind == StoreKind::Aws {
+            return StoreRoute(None);
+        }
+        StoreRoute(Some(Arc::new(parts)))
+    }
+
+    /// The same value as a handle of `seen`, shared with every equal route made through it.
+    pub fn interned(parts: StoreParts, seen: &mut HashSet<StoreRoute>) -> Self {
+        let r = StoreRoute::new(parts);
+        if let Some(shared) = seen.get(&r) {
+            return shared.clone();
+        }
+        seen.insert(r.clone());
+        r
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        self.0.as_ref().map_or(StoreKind::Aws, |p| p.kind)
+    }
+
+    /// The vendor's settings; `None` for AWS.
+    pub fn parts(&self) -> Option<&StoreParts> {
+        self.0.as_deref()
+    }
+}
+
+impl fmt::Debug for StoreRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            None => f.write_str("aws"),
+            Some(p) => p.fmt(f),
+        }
+    }
+}
+
+impl serde::Serialize for StoreRoute {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+        match &self.0 {
+            None => StoreKind::Aws.serialize(z),
+            Some(p) => p.serialize(z),
+        }
+    }
+}
+
+/// Where a secret lives: its id, the account/region that reaches it (and its ECS
+/// services), and the store that holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct SecretRef {
     pub id: SecretId,
     pub account: Account,
+    /// AWS Secrets Manager unless the secret says `store = "alibaba" | "ibm"`.
+    #[serde(skip_serializing_if = "is_aws")]
+    pub store: StoreRoute,
+}
+
+fn is_aws(r: &StoreRoute) -> bool {
+    r.kind() == StoreKind::Aws
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub fn secret_ref(id: &str) -> SecretRef {
     SecretRef {
         id: SecretId::from(id),
         account: Account::default(),
+        store: Default::default(),
     }
 }
 

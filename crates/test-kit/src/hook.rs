@@ -125,6 +125,7 @@ mod tests {
         let r = SecretRef {
             id: SecretId::from("s"),
             account: Account::default(),
+            store: Default::default(),
         };
         h.describe(&r).await.unwrap();
         h.tag(&r, &[("k", "v".into())]).await.unwrap();

@@ -344,6 +344,7 @@ mod tests {
         SecretRef {
             id: SecretId::from(name),
             account: Account::default(),
+            store: Default::default(),
         }
     }
 

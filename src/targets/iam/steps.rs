@@ -460,6 +460,7 @@ mod tests {
             secret: SecretRef {
                 id: SecretId::from("svc/key"),
                 account: Account::default(),
+                store: Default::default(),
             },
             every: (30 * DAY).into(),
             window: None,

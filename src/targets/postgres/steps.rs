@@ -48,6 +48,7 @@ async fn read_admin(env: &TargetEnv<'_>, id: &SecretId) -> Result<DbSecret, Targ
     let r = SecretRef {
         id: id.clone(),
         account: env.cfg.secret.account.clone(),
+        store: Default::default(),
     };
     let (_, v) = env
         .store

@@ -55,6 +55,7 @@ pub async fn run(n: usize) -> serde_json::Value {
         .map(|i| SecretRef {
             id: SecretId::new(format!("plan/{i}")),
             account: Account::default(),
+            store: Default::default(),
         })
         .collect();
     let ctx = secret_rotator::aws::AwsContext::load(&Default::default()).await;

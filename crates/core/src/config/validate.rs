@@ -628,6 +628,7 @@ impl<'r> Validator<'r> {
                 secret: SecretRef {
                     id,
                     account: Account::default(),
+                    store: Default::default(),
                 },
                 every: every.into(),
                 window: window.map(Box::new),

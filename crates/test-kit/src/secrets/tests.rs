@@ -231,6 +231,7 @@ async fn secrets_are_found_by_name_or_arn_and_described_many_at_once() {
     let missing = SecretRef {
         id: SecretId::from("nope"),
         account: Account::default(),
+        store: Default::default(),
     };
     let many = describe_all(&st, &[secret_ref("s"), missing, secret_ref("other")]).await;
     assert_eq!(many[0].as_ref().unwrap().name, "s");
