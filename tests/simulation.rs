@@ -435,6 +435,8 @@ impl Scenario {
         Config {
             daemon: v.daemon.clone(),
             aws: AwsConfig::default(),
+            alibaba: Default::default(),
+            ibm: Default::default(),
             events: Default::default(),
             ha: HaConfig {
                 lock_table: self.leased.then(|| "sim-leases".to_owned()),

@@ -108,10 +108,21 @@ pub async fn run<S: SecretStore, D: Deployer>(
     tokio::join!(sched.run(rx), forward);
 }
 
+fn store_clients(cfg: &Config) -> (Option<String>, Option<String>, String) {
+    (
+        cfg.alibaba.sts_endpoint.clone(),
+        cfg.ibm.iam_endpoint.clone(),
+        cfg.ibm.api_key_env.clone(),
+    )
+}
+
 /// What a reload cannot apply, as first loaded: compared with every reload for a warning.
 struct Applied {
     daemon: DaemonConfig,
     aws: AwsConfig,
+    /// The non-AWS stores' clients: `[alibaba] sts_endpoint`, `[ibm] iam_endpoint` and
+    /// `api_key_env` (their other keys are per-secret routes, applied at reload).
+    store_clients: (Option<String>, Option<String>, String),
     ha: HaConfig,
     events: EventsConfig,
 }
@@ -121,6 +132,7 @@ impl Applied {
         Self {
             daemon: cfg.daemon.clone(),
             aws: cfg.aws.clone(),
+            store_clients: store_clients(cfg),
             ha: cfg.ha.clone(),
             events: cfg.events.clone(),
         }
@@ -139,6 +151,12 @@ impl Applied {
             tracing::warn!("[aws] changes apply to new clients on restart only");
             unapplied.push("aws");
         }
+        if store_clients(new) != self.store_clients {
+            tracing::warn!(
+                "[alibaba] sts_endpoint and [ibm] iam_endpoint/api_key_env change on restart only"
+            );
+            unapplied.push("store clients");
+        }
         if new.ha != self.ha {
             tracing::warn!("[ha] changes apply on restart only");
             unapplied.push("ha");
@@ -153,6 +171,7 @@ impl Applied {
         }
         self.daemon = new.daemon.clone();
         self.aws = new.aws.clone();
+        self.store_clients = store_clients(new);
         unapplied
     }
 }
@@ -165,6 +184,8 @@ mod tests {
         Config {
             daemon: DaemonConfig::default(),
             aws: AwsConfig::default(),
+            alibaba: Default::default(),
+            ibm: Default::default(),
             ha: HaConfig::default(),
             events: EventsConfig::default(),
             secrets: Vec::new(),

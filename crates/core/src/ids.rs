@@ -204,9 +204,7 @@ string_id!(
 );
 
 /// Which vendor's secret store holds a secret.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     /// AWS Secrets Manager, reached through the secret's [`Account`].

@@ -130,7 +130,7 @@ fn load_part(v: &mut Validator, src: &SourceMap<'_>, text: &str, index: &mut usi
     for (key, value) in doc.into_inner() {
         let key_span = key.span();
         match key.get_ref().as_ref() {
-            "daemon" | "aws" | "ha" | "events" if !value.get_ref().is_table() => {
+            "daemon" | "aws" | "alibaba" | "ibm" | "ha" | "events" if !value.get_ref().is_table() => {
                 let name = key.get_ref().to_string();
                 v.push(src.error(
                     value.span(),
@@ -146,6 +146,16 @@ fn load_part(v: &mut Validator, src: &SourceMap<'_>, text: &str, index: &mut usi
             "aws" => {
                 if let Some((raw, _)) = typed(v, &src, "aws", value.clone()) {
                     v.aws(&src, table_keys(&value), raw);
+                }
+            }
+            "alibaba" => {
+                if let Some((raw, _)) = typed(v, &src, "alibaba", value.clone()) {
+                    v.alibaba(&src, table_keys(&value), raw);
+                }
+            }
+            "ibm" => {
+                if let Some((raw, _)) = typed(v, &src, "ibm", value.clone()) {
+                    v.ibm(&src, table_keys(&value), raw);
                 }
             }
             "ha" => {
@@ -185,7 +195,7 @@ fn load_part(v: &mut Validator, src: &SourceMap<'_>, text: &str, index: &mut usi
             other => v.push(src.error(
                 key_span,
                 other,
-                "unknown section (allowed: [daemon], [aws], [ha], [events], [[secret]])",
+                "unknown section (allowed: [daemon], [aws], [alibaba], [ibm], [ha], [events], [[secret]])",
             )),
         }
     }

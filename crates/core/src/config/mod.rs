@@ -30,6 +30,8 @@ pub const DEFAULT_EXCLUDED: &str = ":/@\"'\\";
 pub struct Config {
     pub daemon: DaemonConfig,
     pub aws: AwsConfig,
+    pub alibaba: AlibabaConfig,
+    pub ibm: IbmConfig,
     pub ha: HaConfig,
     pub events: EventsConfig,
     /// Shared with the scheduler and the metrics: one copy per secret.
@@ -91,6 +93,40 @@ pub struct AwsConfig {
     pub region: Option<Region>,
     pub profile: Option<String>,
     pub role_arn: Option<RoleArn>,
+}
+
+/// `[alibaba]`: what `store = "alibaba"` secrets use unless they say otherwise. The
+/// credentials are the vendor's environment variables (`ALIBABA_CLOUD_ACCESS_KEY_ID`,
+/// `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, optionally `ALIBABA_CLOUD_SECURITY_TOKEN`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlibabaConfig {
+    pub region: Option<Region>,
+    pub endpoint: Option<crate::ids::Endpoint>,
+    /// A RAM role assumed through STS with the base credentials.
+    pub role_arn: Option<RoleArn>,
+    /// None: `https://sts.aliyuncs.com`.
+    pub sts_endpoint: Option<String>,
+}
+
+/// `[ibm]`: what `store = "ibm"` secrets use unless they say otherwise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IbmConfig {
+    /// The instance URL (`https://<instance-id>.<region>.secrets-manager.appdomain.cloud`).
+    pub endpoint: Option<crate::ids::Endpoint>,
+    /// None: `https://iam.cloud.ibm.com`.
+    pub iam_endpoint: Option<String>,
+    /// The environment variable holding the API key exchanged for IAM tokens.
+    pub api_key_env: String,
+}
+
+impl Default for IbmConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            iam_endpoint: None,
+            api_key_env: Self::DEFAULT_API_KEY_ENV.to_owned(),
+        }
+    }
 }
 
 /// `[events]`: follow rollouts by ECS deployment state change events, read from an SQS

@@ -71,6 +71,29 @@ pub struct RawSecret {
     pub stable_timeout: Option<S<String>>,
     pub region: Option<S<String>>,
     pub role_arn: Option<S<String>>,
+    /// `aws` (default), `alibaba` or `ibm`.
+    pub store: Option<S<String>>,
+    /// Alibaba: a KMS endpoint instead of the region's; IBM: the instance URL.
+    pub endpoint: Option<S<String>>,
+}
+
+/// `[alibaba]`: defaults for `store = "alibaba"` secrets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlibaba {
+    pub region: Option<S<String>>,
+    pub endpoint: Option<S<String>>,
+    pub role_arn: Option<S<String>>,
+    pub sts_endpoint: Option<S<String>>,
+}
+
+/// `[ibm]`: defaults for `store = "ibm"` secrets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIbm {
+    pub endpoint: Option<S<String>>,
+    pub iam_endpoint: Option<S<String>>,
+    pub api_key_env: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

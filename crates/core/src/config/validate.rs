@@ -6,11 +6,13 @@ use super::error::{ConfigError, ConfigErrors, Location, SourceMap};
 use super::raw::{RawAws, RawDaemon, RawEvents, RawGenerate, RawHa, RawSecret, RawWindow, S};
 use super::target::{self, Registry};
 use super::*;
-use crate::ids::{ClusterName, Interner, SecretId, ServiceName};
+use crate::ids::{ClusterName, Interner, SecretId, ServiceName, StoreRoute};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use toml::de::DeValue;
 use toml::Spanned;
+
+mod stores;
 
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -22,10 +24,13 @@ pub struct Validator<'r> {
     errors: Vec<ConfigError>,
     daemon: DaemonConfig,
     aws: AwsConfig,
+    alibaba: AlibabaConfig,
+    ibm: IbmConfig,
     /// Where each `[daemon]`/`[aws]` key was first set, to catch one set in two files.
     seen_keys: HashMap<String, Location>,
-    /// Secrets validated so far, and raw region/role to resolve against `[aws]` at the end.
-    secrets: Vec<(Arc<SecretConfig>, Option<Region>, Option<RoleArn>)>,
+    /// Secrets validated so far, and their store keys as written, to resolve against
+    /// `[aws]`, `[alibaba]`, `[ibm]` at the end.
+    secrets: Vec<(Arc<SecretConfig>, stores::Route)>,
     names: HashMap<String, Location>,
     ha: HaConfig,
     events: EventsConfig,
@@ -48,6 +53,8 @@ impl<'r> Validator<'r> {
             errors: Vec::new(),
             daemon: DaemonConfig::default(),
             aws: AwsConfig::default(),
+            alibaba: AlibabaConfig::default(),
+            ibm: IbmConfig::default(),
             seen_keys: HashMap::new(),
             secrets: Vec::new(),
             names: HashMap::new(),
@@ -411,6 +418,7 @@ impl<'r> Validator<'r> {
             }
         };
 
+        let route = self.secret_route(src, &label, &raw, &origin);
         let secret_id = match &raw.secret_id {
             None if !missing("secret_id") => None,
             None => {
@@ -422,7 +430,7 @@ impl<'r> Validator<'r> {
                 );
                 None
             }
-            Some(s) => match check_secret_id(s.get_ref()) {
+            Some(s) => match stores::check_store_secret_id(route.kind, s.get_ref()) {
                 Ok(()) => Some(SecretId::new(s.get_ref().clone())),
                 Err(m) => {
                     self.err(src, s.span(), &k("secret_id"), m);
@@ -594,15 +602,6 @@ impl<'r> Validator<'r> {
             ),
         };
 
-        let region = raw
-            .region
-            .as_ref()
-            .and_then(|r| self.region(src, &k("region"), r));
-        let role_arn = raw
-            .role_arn
-            .as_ref()
-            .and_then(|r| self.role_arn(src, &k("role_arn"), r));
-
         if self.errors.len() != errors_before {
             return;
         }
@@ -641,7 +640,7 @@ impl<'r> Validator<'r> {
                 stable_timeout: stable_timeout.into(),
                 origin,
             };
-            self.secrets.push((Arc::new(cfg), region, role_arn));
+            self.secrets.push((Arc::new(cfg), route));
         }
     }
 
@@ -821,25 +820,26 @@ impl<'r> Validator<'r> {
     }
 
     pub fn finish(mut self, files: Vec<PathBuf>) -> Result<Config, ConfigErrors> {
-        // A per-secret region/role wins over [aws]; resolved last since [aws] may come later.
-        // In place: each secret is already in its final allocation (no second copy).
+        // A per-secret region/role/endpoint wins over its store's section; resolved last
+        // since the sections may come later. In place: each secret is already in its final
+        // allocation (no second copy).
         let mut secrets = Vec::with_capacity(self.secrets.len());
         let mut accounts = HashSet::new();
-        for (mut s, region, role) in std::mem::take(&mut self.secrets) {
+        let mut routes = HashSet::new();
+        for (mut s, route) in std::mem::take(&mut self.secrets) {
+            let (account, store) = self.resolve_route(route, &mut accounts, &mut routes);
             // Not shared yet, so this does not clone.
-            Arc::make_mut(&mut s).secret.account = Account::interned(
-                region.or_else(|| self.aws.region.clone()),
-                role.or_else(|| self.aws.role_arn.clone()),
-                &mut accounts,
-            );
+            let secret = &mut Arc::make_mut(&mut s).secret;
+            secret.account = account;
+            secret.store = store;
             secrets.push(s);
         }
         // One secret, one schedule: its last-rotated / deployed-version tags and its lease
         // are per secret, so two entries on it (say, two json_keys) would keep moving each
         // other's due time and one key would never rotate.
-        let mut by_id: HashMap<(&str, &Account), &Arc<SecretConfig>> = HashMap::new();
+        let mut by_id: HashMap<(&str, &Account, &StoreRoute), &Arc<SecretConfig>> = HashMap::new();
         for s in &secrets {
-            let key = (s.secret.id.as_str(), &s.secret.account);
+            let key = (s.secret.id.as_str(), &s.secret.account, &s.secret.store);
             if let Some(first) = by_id.get(&key) {
                 self.errors.push(ConfigError {
                     location: s.origin.clone(),
@@ -886,6 +886,8 @@ impl<'r> Validator<'r> {
         Ok(Config {
             daemon: self.daemon,
             aws: self.aws,
+            alibaba: self.alibaba,
+            ibm: self.ibm,
             ha: self.ha,
             events: self.events,
             secrets,

@@ -61,6 +61,8 @@ async fn a_secret_whose_lease_is_busy_is_rotated_once_the_other_replica_lets_go(
     let cfg = Config {
         daemon: DaemonConfig::default(),
         aws: AwsConfig::default(),
+        alibaba: Default::default(),
+        ibm: Default::default(),
         ha: Default::default(),
         events: Default::default(),
         secrets: vec![SecretBuilder::new("db", "app/db")

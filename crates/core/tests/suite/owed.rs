@@ -53,6 +53,8 @@ fn schedule<S: SecretStore>(
     let config = Config {
         daemon,
         aws: AwsConfig::default(),
+        alibaba: Default::default(),
+        ibm: Default::default(),
         ha: Default::default(),
         events: Default::default(),
         secrets: vec![secret.into()],
@@ -360,6 +362,8 @@ async fn a_shutdown_lets_the_rotation_in_flight_finish_within_the_grace() {
             ..DaemonConfig::default()
         },
         aws: AwsConfig::default(),
+        alibaba: Default::default(),
+        ibm: Default::default(),
         ha: Default::default(),
         events: Default::default(),
         secrets: vec![cfg.into()],

@@ -82,6 +82,8 @@ async fn a_resume_another_replica_finished_first_does_not_rotate_again() {
     let cfg = Config {
         daemon: DaemonConfig::default(),
         aws: AwsConfig::default(),
+        alibaba: Default::default(),
+        ibm: Default::default(),
         ha: Default::default(),
         events: Default::default(),
         secrets: vec![SecretBuilder::new("raced", "app/raced")

@@ -117,6 +117,8 @@ impl World {
         let cfg = Config {
             daemon,
             aws: AwsConfig::default(),
+            alibaba: Default::default(),
+            ibm: Default::default(),
             ha: HaConfig {
                 replicas: self.replicas,
                 lock_table: self.leases.then(|| "leases".to_owned()),
@@ -946,6 +948,8 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
     let cfg = Config {
         daemon: daemon(),
         aws: AwsConfig::default(),
+        alibaba: Default::default(),
+        ibm: Default::default(),
         ha: Default::default(),
         events: Default::default(),
         secrets: vec![
@@ -1209,6 +1213,8 @@ impl World {
         let cfg = Config {
             daemon,
             aws: AwsConfig::default(),
+            alibaba: Default::default(),
+            ibm: Default::default(),
             ha: Default::default(),
             events: Default::default(),
             secrets: secrets.into_iter().map(Arc::new).collect(),
