@@ -34,6 +34,7 @@ mod engine;
 pub mod events;
 pub mod generate;
 pub mod lease;
+pub mod router;
 pub mod store;
 pub mod target;
 pub mod token;

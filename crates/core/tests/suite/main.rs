@@ -16,6 +16,7 @@ mod integrity;
 mod lease_busy;
 mod owed;
 mod replicas;
+mod router;
 mod scheduler;
 mod target_kinds;
 mod tokens;
