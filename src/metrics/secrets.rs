@@ -9,7 +9,7 @@
 use super::{REDEPLOY_OUTCOMES, ROTATION_OUTCOMES};
 use rotator_core::config::SecretConfig;
 use rotator_core::ids::{SecretName, ServiceRef};
-use rotator_core::telemetry::{info_labels, SecretState, Status};
+use rotator_core::telemetry::{info_labels, store_label, SecretState, Status};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -348,10 +348,10 @@ const FAMILIES: &[Family] = &[
             // Registered secrets have every outcome from 0 (alerts use increase()).
             if r.cfg.is_some() || c > 0 { l.sample(&[("outcome", o), ("secret", n.as_str())], c) }
         } },
-    Family { name: "secret_info", kind: "gauge", help: "Configuration of a secret; always 1 (join on secret). Empty region/account: the daemon's default. target: the target kind (none, postgres, mysql, redis, ...).",
+    Family { name: "secret_info", kind: "gauge", help: "Configuration of a secret; always 1 (join on secret). Empty region/account: the daemon's default. target: the target kind (none, postgres, mysql, redis, ...). store: aws-secretsmanager, alibaba-kms or ibm-secrets-manager.",
         write: |l, n, r, _| if let Some(cfg) = &r.cfg {
             let [id, region, account, every, window] = info_labels(cfg);
-            l.sample(&[("account", &account), ("every", &every), ("region", &region), ("secret", n.as_str()), ("secret_id", &id), ("store", "aws-secretsmanager"), ("target", cfg.target.kind()), ("window", &window)], 1)
+            l.sample(&[("account", &account), ("every", &every), ("region", &region), ("secret", n.as_str()), ("secret_id", &id), ("store", store_label(cfg)), ("target", cfg.target.kind()), ("window", &window)], 1)
         } },
     Family { name: "ecs_redeploys_total", kind: "counter", help: "Forced ECS redeployments by verdict (stable, rolled_back, stalled, missing, not_forceable, failed).",
         write: |l, n, r, _| for (svc, counts) in &r.counts().redeploys {
@@ -550,6 +550,23 @@ mod tests {
         assert_eq!(text.matches("p_secret_info{").count(), 1);
         s.forget(&name("db"));
         assert_eq!(s.scrape("p_").collect::<String>(), "");
+    }
+
+    /// A secret in another vendor's store says which, with that store's region and the
+    /// RAM role's account (issue 17).
+    #[test]
+    fn secret_info_names_the_store() {
+        let s = secrets();
+        let mut cfg = SecretBuilder::new("cn-db", "prod/api-db").build();
+        cfg.secret.store = crate::ids::StoreRoute::new(crate::ids::StoreParts {
+            kind: crate::ids::StoreKind::Alibaba,
+            region: Some("cn-hangzhou".into()),
+            endpoint: None,
+            role_arn: Some("acs:ram::1234567890123456:role/rotator".into()),
+        });
+        s.register(&Arc::new(cfg));
+        let text: String = s.scrape("p_").collect();
+        assert!(text.contains("p_secret_info{account=\"1234567890123456\",every=\"30d\",region=\"cn-hangzhou\",secret=\"cn-db\",secret_id=\"prod/api-db\",store=\"alibaba-kms\",target=\"none\",window=\"\"} 1"), "{text}");
     }
 
     /// Many consumers per secret: a chunk still stays near CHUNK_BYTES.

@@ -78,6 +78,21 @@ pub fn info_labels(cfg: &SecretConfig) -> [String; 5] {
             String::new()
         }
     };
+    // Another vendor's secret: its store's region and, for Alibaba, the RAM role's
+    // account uid.
+    if let Some(parts) = cfg.secret.store.parts() {
+        let region = parts.region.as_ref().map_or("", |r| r.as_str()).to_owned();
+        let account = parts.role_arn.as_ref().map_or(String::new(), |r| {
+            r.as_str().split(':').nth(3).unwrap_or("").to_owned()
+        });
+        return [
+            id.to_owned(),
+            region,
+            account,
+            crate::config::duration::format(cfg.every.get()),
+            window_label(cfg),
+        ];
+    }
     let region = cfg
         .secret
         .account
@@ -94,10 +109,23 @@ pub fn info_labels(cfg: &SecretConfig) -> [String; 5] {
         region,
         account,
         crate::config::duration::format(cfg.every.get()),
-        cfg.window
-            .as_ref()
-            .map_or(String::new(), |w| w.expr.clone()),
+        window_label(cfg),
     ]
+}
+
+fn window_label(cfg: &SecretConfig) -> String {
+    cfg.window
+        .as_ref()
+        .map_or(String::new(), |w| w.expr.clone())
+}
+
+/// The `store` label of a secret's metrics.
+pub fn store_label(cfg: &SecretConfig) -> &'static str {
+    match cfg.secret.store.kind() {
+        crate::ids::StoreKind::Aws => "aws-secretsmanager",
+        crate::ids::StoreKind::Alibaba => "alibaba-kms",
+        crate::ids::StoreKind::Ibm => "ibm-secrets-manager",
+    }
 }
 
 /// What the per-secret gauges show for one secret.
