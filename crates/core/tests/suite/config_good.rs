@@ -309,3 +309,97 @@ fn problems_are_listed_in_file_order() {
             .collect();
     assert!(lines[0] < lines[1] && lines[2] < lines[3], "{e}");
 }
+
+/// Store keys (issue 17): a secret's own region/role/endpoint win over its store's
+/// section, the sections fill the rest, and the ECS side of another store's secret is
+/// `[aws]`'s.
+#[test]
+fn store_keys_land_in_each_secrets_route() {
+    use rotator_core::ids::StoreKind;
+    let cfg = load(&[(
+        "a.toml",
+        r#"
+[aws]
+region = "eu-west-1"
+
+[alibaba]
+region = "cn-hangzhou"
+role_arn = "acs:ram::1234567890123456:role/rotator"
+sts_endpoint = "https://sts.cn-hangzhou.aliyuncs.com"
+
+[ibm]
+endpoint = "https://x.eu-de.secrets-manager.appdomain.cloud/"
+iam_endpoint = "https://iam.test.cloud.ibm.com"
+api_key_env = "SM_API_KEY"
+
+[[secret]]
+name = "cn-default"
+store = "alibaba"
+secret_id = "prod/db"
+every = "30d"
+
+[[secret]]
+name = "cn-own"
+store = "alibaba"
+secret_id = "prod/db2"
+region = "cn-shanghai"
+endpoint = "http://127.0.0.1:9"
+every = "30d"
+
+[[secret]]
+name = "ibm"
+store = "ibm"
+secret_id = "0b5571f7-21e6-42b7-91c5-3f5ac9793a46"
+every = "30d"
+
+[[secret]]
+name = "aws"
+secret_id = "prod/db"
+every = "30d"
+"#,
+    )]);
+    let route = |n: &str| cfg.secret(n).unwrap().secret.store.clone();
+    let p = route("cn-default");
+    let p = p.parts().unwrap();
+    assert_eq!(p.kind, StoreKind::Alibaba);
+    assert_eq!(p.region.as_ref().unwrap().as_str(), "cn-hangzhou");
+    assert_eq!(
+        p.role_arn.as_ref().unwrap().as_str(),
+        "acs:ram::1234567890123456:role/rotator"
+    );
+    assert!(p.endpoint.is_none());
+    let own = route("cn-own");
+    let own = own.parts().unwrap();
+    assert_eq!(own.region.as_ref().unwrap().as_str(), "cn-shanghai");
+    assert_eq!(
+        own.endpoint.as_ref().unwrap().as_str(),
+        "http://127.0.0.1:9"
+    );
+    let ibm = route("ibm");
+    assert_eq!(ibm.kind(), StoreKind::Ibm);
+    assert_eq!(
+        ibm.parts().unwrap().endpoint.as_ref().unwrap().as_str(),
+        "https://x.eu-de.secrets-manager.appdomain.cloud"
+    );
+    assert_eq!(route("aws").kind(), StoreKind::Aws);
+    // The Alibaba secret's ECS consumers use [aws]; the same secret_id in two stores is
+    // two secrets.
+    assert_eq!(
+        cfg.secret("cn-default")
+            .unwrap()
+            .account()
+            .region()
+            .unwrap()
+            .as_str(),
+        "eu-west-1"
+    );
+    assert_eq!(
+        cfg.alibaba.sts_endpoint.as_deref(),
+        Some("https://sts.cn-hangzhou.aliyuncs.com")
+    );
+    assert_eq!(
+        cfg.ibm.iam_endpoint.as_deref(),
+        Some("https://iam.test.cloud.ibm.com")
+    );
+    assert_eq!(cfg.ibm.api_key_env, "SM_API_KEY");
+}
