@@ -27,6 +27,9 @@ pub fn report_config_errors(e: &ConfigErrors) -> i32 {
 /// AWS fails the same way, before it changes anything.
 pub async fn connect(cfg: &Config) -> Result<AwsContext, i32> {
     let ctx = AwsContext::load(&cfg.aws).await;
+    if !needs_aws(cfg) {
+        return Ok(ctx);
+    }
     match ctx.check_credentials(&cfg.aws).await {
         Ok(()) => Ok(ctx),
         Err(e) => {
@@ -35,6 +38,19 @@ pub async fn connect(cfg: &Config) -> Result<AwsContext, i32> {
             Err(crate::exit::UNAVAILABLE)
         }
     }
+}
+
+/// Whether anything in the configuration calls AWS: a secret in Secrets Manager, an ECS
+/// consumer, an IAM target, the lease table or the events queue. A configuration of
+/// Alibaba/IBM secrets with command consumers runs without AWS credentials.
+pub fn needs_aws(cfg: &Config) -> bool {
+    cfg.ha.lock_table.is_some()
+        || cfg.events.queue_url.is_some()
+        || cfg.secrets.iter().any(|s| {
+            s.secret.store.kind() == crate::ids::StoreKind::Aws
+                || !s.redeploy.is_empty()
+                || s.target.kind() == <crate::targets::iam::IamAccessKey as crate::config::TargetKind>::NAME
+        })
 }
 
 pub async fn aws_clients(cfg: &Config) -> (AwsSecrets, AwsEcs) {
