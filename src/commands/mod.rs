@@ -96,6 +96,7 @@ pub fn engine(
         crate::targets::iam::aws::AwsIam::new(ctx),
         leased,
     )))
+    .with_program_runner(std::sync::Arc::new(crate::process::Processes))
     .with_step_timeout(cfg.daemon.step_timeout)
     .with_redeploy_coalesce(cfg.daemon.redeploy_coalesce)
     .with_telemetry(crate::metrics::telemetry())

@@ -303,7 +303,10 @@ mod tests {
         assert_eq!(c.name.as_str(), "db");
         assert_eq!(c.secret.id.as_str(), "app/db");
         assert_eq!(c.every.get(), Duration::from_secs(30 * 86_400));
-        assert_eq!(*c.redeploy, [svc("prod", "front"), svc("prod", "api")]);
+        assert_eq!(
+            c.services().cloned().collect::<Vec<_>>(),
+            [svc("prod", "front"), svc("prod", "api")]
+        );
         assert_eq!(c.stable_timeout.get(), Duration::from_secs(60));
         assert_eq!(c.target.kind(), "none");
         assert_eq!(c.window.unwrap().duration, Duration::from_secs(3600));
@@ -328,7 +331,8 @@ mod tests {
         let s7 = cfg.secret("s7").unwrap();
         assert_eq!(s7.secret.id.as_str(), "app/7");
         assert_eq!(s7.every.get(), Duration::from_secs(12 * 3600));
-        assert_eq!(*cfg.secret("db").unwrap().redeploy, [svc("prod", "front")]);
+        let db = cfg.secret("db").unwrap();
+        assert_eq!(db.services().cloned().collect::<Vec<_>>(), [svc("prod", "front")]);
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub const ENV_SECRET: &str = "SECRET_ROTATOR_SECRET";
 pub const ENV_SECRET_ID: &str = "SECRET_ROTATOR_SECRET_ID";
 /// The version id that became current.
 pub const ENV_VERSION: &str = "SECRET_ROTATOR_VERSION";
-/// Every secret the run serves, space-separated (names have no spaces).
+/// Every secret the run serves, in name order, space-separated (names have no spaces).
 pub const ENV_SECRETS: &str = "SECRET_ROTATOR_SECRETS";
 /// `redeploy` (the command) or `verify`.
 pub const ENV_STEP: &str = "SECRET_ROTATOR_STEP";
@@ -192,9 +192,9 @@ pub struct Requester<'a> {
     pub secret_id: &'a SecretId,
     /// The version that became current.
     pub version: &'a VersionId,
-    /// The value that became current, to mask it in the programs' output; None when it
-    /// could not be read (the output is then not shown at all).
-    pub mask: Option<SecretString>,
+    /// The values to mask in the programs' output (the new value and the one it
+    /// replaced); None when one could not be read (the output is then not shown at all).
+    pub mask: Option<Arc<[SecretString]>>,
 }
 
 /// Runs consumer commands for the rotations of one engine (see the module docs).
@@ -218,7 +218,7 @@ struct Joiner {
     version: VersionId,
     verify: Option<Vec<String>>,
     timeout: Duration,
-    mask: Option<SecretString>,
+    mask: Option<Arc<[SecretString]>>,
     fence: Option<Fence>,
     reply: oneshot::Sender<CommandVerdict>,
     /// Set when the run starts: start + timeout.
@@ -314,6 +314,14 @@ async fn supervise(inner: Arc<Inner>, key: RunKey) {
     }
 }
 
+/// The secrets a run serves, in name order, space-separated.
+fn secret_names(joiners: &[Joiner]) -> String {
+    let mut names: Vec<&str> = joiners.iter().map(|j| j.secret.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(" ")
+}
+
 /// The environment of a run: the configured `env`, then what the run is for.
 fn run_env(key: &RunKey, joiners: &[Joiner], step: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> =
@@ -323,9 +331,7 @@ fn run_env(key: &RunKey, joiners: &[Joiner], step: &str) -> Vec<(String, String)
         env.push((ENV_SECRET_ID.into(), first.secret_id.to_string()));
         env.push((ENV_VERSION.into(), first.version.to_string()));
     }
-    let mut names: Vec<&str> = joiners.iter().map(|j| j.secret.as_str()).collect();
-    names.dedup();
-    env.push((ENV_SECRETS.into(), names.join(" ")));
+    env.push((ENV_SECRETS.into(), secret_names(joiners)));
     env.push((ENV_STEP.into(), step.into()));
     env
 }
@@ -431,14 +437,10 @@ async fn run_group(inner: Arc<Inner>, key: RunKey, mut joiners: Vec<Joiner>) {
         j.deadline = start + j.timeout;
     }
     let mut masker = Masker::new();
-    for v in joiners.iter().filter_map(|j| j.mask.as_ref()) {
+    for v in joiners.iter().filter_map(|j| j.mask.as_deref()).flatten() {
         masker.add(v);
     }
-    let names = {
-        let mut n: Vec<&str> = joiners.iter().map(|j| j.secret.as_str()).collect();
-        n.dedup();
-        n.join(" ")
-    };
+    let names = secret_names(&joiners);
     let run = Run {
         runner: runner.as_ref(),
         key: &key,

@@ -8,7 +8,9 @@ use crate::config::CommandConsumer;
 use crate::ids::VersionId;
 use crate::rotation::deploy::Deployer;
 use crate::rotation::restart::{CommandVerdict, Program, Requester};
-use crate::rotation::store::{SecretStore, Select, AWSCURRENT};
+use super::RotationError;
+use crate::error::ErrorClass;
+use crate::rotation::store::{SecretStore, Select, AWSCURRENT, AWSPREVIOUS};
 use crate::rotation::Step;
 use secrecy::SecretString;
 use std::collections::BTreeMap;
@@ -54,10 +56,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         if consumers.is_empty() {
             return CommandVerdicts::new();
         }
-        let mask = match value {
-            Some(v) => Some(v),
-            None => self.current_value(version).await,
-        };
+        let mask = self.mask_values(version, value).await;
         self.note(
             Step::Redeploy,
             Some(version),
@@ -88,19 +87,41 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         verdicts
     }
 
-    /// The value of `version` (current), to mask the consumer programs' output; None
-    /// (and their output is not shown) when it cannot be read.
-    async fn current_value(&self, version: &VersionId) -> Option<SecretString> {
+    /// The values masked in the consumer programs' output: the new one (`value`, else
+    /// read back) and the one it replaced (a program may print what it reads itself, say
+    /// a Kubernetes secret not synced yet). None (and their output is not shown) when
+    /// one cannot be read; no AWSPREVIOUS at all is fine.
+    async fn mask_values(
+        &self,
+        version: &VersionId,
+        value: Option<SecretString>,
+    ) -> Option<Arc<[SecretString]>> {
         let s = self.secret();
-        let read = self
+        let current = match value {
+            Some(v) => Ok(v),
+            None => self
+                .call(Step::Redeploy, || {
+                    self.store().get_value(s, Select::Version(version, AWSCURRENT))
+                })
+                .await
+                .map(|(_, v)| v),
+        };
+        let previous = match self
             .call(Step::Redeploy, || {
-                self.store().get_value(s, Select::Version(version, AWSCURRENT))
+                self.store().get_value(s, Select::Stage(AWSPREVIOUS))
             })
-            .await;
-        match read {
-            Ok((_, v)) => Some(v),
-            Err(e) => {
-                tracing::warn!(target: super::LOG_TARGET, secret = %self.cfg.name, error = %e, "cannot read the current value to mask the consumer commands' output; their output is not shown");
+            .await
+        {
+            Ok((_, v)) => Ok(Some(v)),
+            Err(RotationError::Aws { source, .. }) if source.class == ErrorClass::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        };
+        match (current, previous) {
+            (Ok(c), Ok(p)) => Some(std::iter::once(c).chain(p).collect()),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(target: super::LOG_TARGET, secret = %self.cfg.name, error = %e, "cannot read the values to mask the consumer commands' output; their output is not shown");
                 None
             }
         }
