@@ -182,7 +182,11 @@ mod tests {
     #[tokio::test]
     async fn exit_codes_output_and_a_clean_environment() {
         let masker = Masker::of(&SecretString::from("hunter2-long-enough"));
-        let a = argv(&["/bin/sh", "-c", "echo \"$A:${HOME:-none}:hunter2-long-enough\"; echo oops >&2; exit 3"]);
+        let a = argv(&[
+            "/bin/sh",
+            "-c",
+            "echo \"$A:${HOME:-none}:hunter2-long-enough\"; echo oops >&2; exit 3",
+        ]);
         let env = [("A".to_string(), "x".to_string())];
         let e = run(ProgramRun {
             argv: &a,

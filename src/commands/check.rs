@@ -52,7 +52,9 @@ pub fn check_programs(cfg: &Config) -> Vec<String> {
             let programs = std::iter::once(("command", &c.command))
                 .chain(c.verify.as_ref().map(|v| ("verify", v)));
             for (what, argv) in programs {
-                let Some(program) = argv.first() else { continue };
+                let Some(program) = argv.first() else {
+                    continue;
+                };
                 if let Err(why) = crate::process::check(program) {
                     problems.push(format!(
                         "{}: consumer {c}: {what} program {program}: {why}",

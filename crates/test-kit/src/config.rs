@@ -332,7 +332,10 @@ mod tests {
         assert_eq!(s7.secret.id.as_str(), "app/7");
         assert_eq!(s7.every.get(), Duration::from_secs(12 * 3600));
         let db = cfg.secret("db").unwrap();
-        assert_eq!(db.services().cloned().collect::<Vec<_>>(), [svc("prod", "front")]);
+        assert_eq!(
+            db.services().cloned().collect::<Vec<_>>(),
+            [svc("prod", "front")]
+        );
     }
 
     #[test]

@@ -60,12 +60,12 @@ pub mod telemetry;
 
 pub use clock::{at, ManualClock, Sequence};
 pub use config::{command, secret_ref, svc, ConfigDir, ConfigToml, SecretBuilder, SecretToml};
-pub use process::{Answer, FakeRunner};
 pub use ecs::{Behaviour, FakeEcs};
 pub use faults::{Fault, FaultPlan, Faulty};
 pub use hook::Hook;
 pub use iam::FakeIam;
 pub use latency::Latency;
+pub use process::{Answer, FakeRunner};
 pub use secrets::FakeStore;
 pub use target::FakeTarget;
 pub use telemetry::Recorder;

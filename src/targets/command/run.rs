@@ -38,7 +38,8 @@ async fn run(
     cfg: &SecretConfig,
 ) -> Result<(), TargetError> {
     let program = argv.first().cloned().unwrap_or_default();
-    let mut env: Vec<(String, String)> = c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> =
+        c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     env.push(("SECRET_ROTATOR_SECRET".into(), cfg.name.to_string()));
     env.push(("SECRET_ROTATOR_STEP".into(), step.into()));
     let masker = Masker::of(value);

@@ -99,9 +99,8 @@ pub fn argv_text(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             let plain = !a.is_empty()
-                && a.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || "/._-=:,@%+".contains(c)
-                });
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-=:,@%+".contains(c));
             if plain {
                 a.clone()
             } else {
@@ -164,10 +163,16 @@ mod tests {
         let e = "[\"/bin/true\"]";
         assert_eq!(argv_problem(&v(&["/usr/bin/kubectl", "get"]), e), None);
         let m = argv_problem(&[], e).unwrap();
-        assert!(m.contains("non-empty argv array, program first (e.g. [\"/bin/true\"])"), "{m}");
+        assert!(
+            m.contains("non-empty argv array, program first (e.g. [\"/bin/true\"])"),
+            "{m}"
+        );
         assert!(argv_problem(&v(&[" "]), e).unwrap().contains("non-empty"));
         let m = argv_problem(&v(&["bin/kubectl"]), e).unwrap();
-        assert!(m.contains("absolute path (e.g. \"/usr/local/bin/kubectl\")"), "{m}");
+        assert!(
+            m.contains("absolute path (e.g. \"/usr/local/bin/kubectl\")"),
+            "{m}"
+        );
         assert!(argv_problem(&v(&["/bin/x", "a\0b"]), e).is_some());
     }
 
@@ -184,7 +189,12 @@ mod tests {
     #[test]
     fn argv_reads_as_one_line() {
         assert_eq!(
-            argv_text(&v(&["/usr/bin/ssh", "vm-1", "sudo systemctl restart app", ""])),
+            argv_text(&v(&[
+                "/usr/bin/ssh",
+                "vm-1",
+                "sudo systemctl restart app",
+                ""
+            ])),
             "/usr/bin/ssh vm-1 \"sudo systemctl restart app\" \"\""
         );
         let c = CommandConsumer {

@@ -791,9 +791,8 @@ impl<'r> Validator<'r> {
                         ("services", e.services.as_ref().map(|s| s.span())),
                     ] {
                         if let Some(span) = span {
-                            self.err(src, span, &format!("{key}.{name}"), format!(
-                                "cannot be used with `command` in one entry: an entry is either an ECS consumer (cluster, services) or a command consumer (command, verify, timeout, env); write two entries"
-                            ));
+                            self.err(src, span, &format!("{key}.{name}"),
+                                "cannot be used with `command` in one entry: an entry is either an ECS consumer (cluster, services) or a command consumer (command, verify, timeout, env); write two entries");
                         }
                     }
                     let c = self.command_consumer(src, &key, e, command, stable_timeout);
@@ -832,9 +831,8 @@ impl<'r> Validator<'r> {
             ("env", e.env.as_ref().map(|v| v.span())),
         ] {
             if let Some(span) = span {
-                self.err(src, span, &format!("{key}.{name}"), format!(
-                    "belongs to a command consumer (an entry with `command`); an ECS consumer is waited on for the secret's stable_timeout"
-                ));
+                self.err(src, span, &format!("{key}.{name}"),
+                    "belongs to a command consumer (an entry with `command`); an ECS consumer is waited on for the secret's stable_timeout");
             }
         }
         let (Some(cluster), Some(services)) = (&e.cluster, &e.services) else {
@@ -863,9 +861,15 @@ impl<'r> Validator<'r> {
         }
         for s in services.get_ref() {
             if !valid_ecs_name(s.get_ref()) {
-                self.err(src, s.span(), &format!("{key}.services"), format!(
-                    "\"{}\" is not an ECS service name or ARN (1 to 255 of A-Z a-z 0-9 _ -)", s.get_ref()
-                ));
+                self.err(
+                    src,
+                    s.span(),
+                    &format!("{key}.services"),
+                    format!(
+                        "\"{}\" is not an ECS service name or ARN (1 to 255 of A-Z a-z 0-9 _ -)",
+                        s.get_ref()
+                    ),
+                );
                 continue;
             }
             let svc = ServiceRef {

@@ -128,11 +128,7 @@ impl CommandVerdict {
 pub const COMMAND_OUTCOMES: [&str; 3] = ["ok", "failed", "timed_out"];
 
 fn last_line(output: &str) -> Option<&str> {
-    output
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+    output.lines().rev().map(str::trim).find(|l| !l.is_empty())
 }
 
 impl std::fmt::Display for CommandVerdict {
@@ -370,8 +366,11 @@ struct Run<'a> {
 impl Run<'_> {
     fn log(&self, argv: &[String], step: &str, e: &ProgramExit) {
         let command = argv_text(argv);
-        let out = self.maskable.then(|| e.stdout.trim()).unwrap_or("");
-        let err = self.maskable.then(|| e.stderr.trim()).unwrap_or("");
+        let (out, err) = if self.maskable {
+            (e.stdout.trim(), e.stderr.trim())
+        } else {
+            ("", "")
+        };
         if !out.is_empty() {
             tracing::info!(secrets = %self.names, step, command = %command, output = %out, "consumer command stdout");
         }
@@ -663,7 +662,10 @@ mod tests {
     fn a_verdict_keeps_the_end_of_the_output_or_none_of_it_when_unmasked() {
         let long = "x".repeat(VERDICT_OUTPUT) + "é the end";
         let kept = verdict_output(&exit(1, "first", &long), true);
-        assert!(kept.starts_with("...") && kept.ends_with("é the end"), "{kept}");
+        assert!(
+            kept.starts_with("...") && kept.ends_with("é the end"),
+            "{kept}"
+        );
         assert!(kept.len() <= VERDICT_OUTPUT + 3);
         assert_eq!(verdict_output(&exit(1, "out", "err"), true), "out\nerr");
         assert_eq!(verdict_output(&exit(1, "", " err "), true), "err");

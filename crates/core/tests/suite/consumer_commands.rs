@@ -37,8 +37,8 @@ fn world() -> World {
     let store = FakeStore::new(&clock, &seq);
     let ecs = FakeEcs::new(&clock, &seq);
     let runner = FakeRunner::new();
-    let engine = Engine::new(store.clone(), ecs.clone(), Arc::new(clock))
-        .with_program_runner(runner.port());
+    let engine =
+        Engine::new(store.clone(), ecs.clone(), Arc::new(clock)).with_program_runner(runner.port());
     World {
         store,
         ecs,
@@ -321,12 +321,7 @@ async fn verify_is_retried_with_backoff_until_it_succeeds() {
         r.commands.values().next(),
         Some(&CommandVerdict::Ok { verify_attempts: 3 })
     );
-    let starts: Vec<_> = w
-        .runner
-        .runs_of(STATUS)
-        .iter()
-        .map(|r| r.started)
-        .collect();
+    let starts: Vec<_> = w.runner.runs_of(STATUS).iter().map(|r| r.started).collect();
     // 1 s per attempt, then pauses of 2 s and 4 s.
     assert_eq!(starts[1] - starts[0], S(3));
     assert_eq!(starts[2] - starts[1], S(5));
@@ -454,7 +449,8 @@ async fn a_shared_run_answers_each_rotation_by_its_own_timeout() {
 async fn consumers_not_confirmed_are_restarted_again_by_the_next_run_without_a_new_value() {
     let w = world();
     w.store.create_secret("app/db", VALUE);
-    w.runner.script(RESTART, vec![Answer::exit(1, S(1)), Answer::exit(0, S(1))]);
+    w.runner
+        .script(RESTART, vec![Answer::exit(1, S(1)), Answer::exit(0, S(1))]);
     let cfg = secret("db", false, S(60));
     let e = w
         .engine
@@ -498,7 +494,11 @@ async fn a_missing_program_fails_the_precheck_before_anything_changes() {
         .await
         .unwrap_err();
     assert_eq!(e.step(), Step::Start);
-    assert!(e.to_string().contains("verify cannot start /usr/local/bin/kubectl-status"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("verify cannot start /usr/local/bin/kubectl-status"),
+        "{e}"
+    );
     assert_eq!(w.store.holder("app/db", AWSCURRENT), before);
     assert!(w.runner.runs().is_empty());
 }

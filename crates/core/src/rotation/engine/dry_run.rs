@@ -5,13 +5,13 @@ use super::context::Rotation;
 use super::create::json_object;
 use super::phase::{Phase, FOREIGN_PENDING_GRACE};
 use super::{Outcome, Report, RotationError};
+use crate::config::consumer::argv_text;
+use crate::config::CommandConsumer;
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::{
     SecretStore, Select, AWSCURRENT, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
 };
 use crate::rotation::target;
-use crate::config::consumer::argv_text;
-use crate::config::CommandConsumer;
 use crate::rotation::Step;
 
 /// One plan line for a consumer command: "run ...; then verify ... until it exits 0

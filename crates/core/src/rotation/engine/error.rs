@@ -1,10 +1,10 @@
 //! [`RotationError`]: why a rotation failed, and at which step.
 
 use super::phase::FOREIGN_PENDING_GRACE;
+use super::CommandVerdicts;
 use super::Outcome;
 use crate::error::AwsError;
 use crate::ids::{ServiceRef, VersionId};
-use super::CommandVerdicts;
 use crate::rotation::generate::GenerateError;
 use crate::rotation::restart::CommandVerdict;
 use crate::rotation::target::TargetError;

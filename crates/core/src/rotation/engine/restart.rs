@@ -4,12 +4,12 @@
 //! program exists and may be executed, before anything changes.
 
 use super::context::{boxed, Rotation};
+use super::RotationError;
 use crate::config::CommandConsumer;
+use crate::error::ErrorClass;
 use crate::ids::VersionId;
 use crate::rotation::deploy::Deployer;
 use crate::rotation::restart::{CommandVerdict, Program, Requester};
-use super::RotationError;
-use crate::error::ErrorClass;
 use crate::rotation::store::{SecretStore, Select, AWSCURRENT, AWSPREVIOUS};
 use crate::rotation::Step;
 use secrecy::SecretString;
@@ -72,8 +72,10 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
             let restarts = &self.engine.restarts;
             async move { (c.clone(), restarts.restart(c, who).await) }
         });
-        let verdicts: CommandVerdicts =
-            boxed(|| futures::future::join_all(runs)).await.into_iter().collect();
+        let verdicts: CommandVerdicts = boxed(|| futures::future::join_all(runs))
+            .await
+            .into_iter()
+            .collect();
         crate::failpoint!("after-consumer-commands");
         let telemetry = &self.engine.telemetry;
         for (c, v) in &verdicts {
@@ -101,7 +103,8 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
             Some(v) => Ok(v),
             None => self
                 .call(Step::Redeploy, || {
-                    self.store().get_value(s, Select::Version(version, AWSCURRENT))
+                    self.store()
+                        .get_value(s, Select::Version(version, AWSCURRENT))
                 })
                 .await
                 .map(|(_, v)| v),
