@@ -2,7 +2,8 @@
 //! services that read them, and waits until those services really run the new value.
 //!
 //! This crate is the binary's side: the AWS adapters (`aws`), the target kinds
-//! (`targets`, one folder each), the CLI and its commands, the daemon's process wiring
+//! (`targets`, one folder each), the operator programs they and the consumer commands run
+//! (`process`), the CLI and its commands, the daemon's process wiring
 //! (signals, HTTP, systemd), logging and Prometheus metrics. What to do and when lives in
 //! `rotator-core`, re-exported below under the same paths (`config` adds `load_dir` with
 //! every target kind of this binary).
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod ha;
 pub mod logging;
 pub mod metrics;
+pub mod process;
 pub mod stores;
 pub mod targets;
 

@@ -132,6 +132,89 @@ async fn a_crash_at_every_step_is_finished_by_the_next_run() {
     }
 }
 
+/// Consumers restarted by command: a crash after the finish and before they were
+/// confirmed (before they ran, or after they ran but before the rotation was recorded)
+/// is finished by the next run, which runs them again (nothing records that they ran
+/// after the value became current) and makes no second value.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_before_the_consumer_commands_are_confirmed_runs_them_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let points = [
+        "after-move-current",
+        "after-remove-pending",
+        "after-consumer-commands",
+    ];
+    let moto = Moto::start();
+    let c = sm_client(&moto.url).await;
+    let env = aws_env(Some(&moto.url), None);
+    let work = tempfile::tempdir().unwrap();
+    let restart = work.path().join("restart.sh");
+    std::fs::write(
+        &restart,
+        format!(
+            "#!/bin/sh\necho \"$SECRET_ROTATOR_SECRET $SECRET_ROTATOR_VERSION\" >> '{}/runs'\n",
+            work.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&restart, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cfg = String::new();
+    for p in points {
+        create_secret(&c, &format!("crash-cmd/{p}"), "initial", &[]).await;
+        cfg.push_str(&format!("[[secret]]\nname = \"{p}\"\nsecret_id = \"crash-cmd/{p}\"\nevery = \"30d\"\nredeploy = [{{ command = [\"{}\"] }}]\n", restart.display()));
+    }
+    let dir = config_dir(&cfg);
+    let runs = |p: &str| -> Vec<String> {
+        std::fs::read_to_string(work.path().join("runs"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{p} ")))
+            .map(|l| l[p.len() + 1..].to_owned())
+            .collect()
+    };
+    for p in points {
+        let id = format!("crash-cmd/{p}");
+        let old = stages(&c, &id).await["AWSCURRENT"][0].clone();
+        let mut cmd = Command::new(crash_bin());
+        cmd.args(["rotate", p, "--config", dir.path().to_str().unwrap()])
+            .env("SECRET_ROTATOR_CRASH_AT", p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("failpoint {p}")),
+            "{p}: the crash point was not reached: {stderr}"
+        );
+        let before = runs(p).len();
+        assert_eq!(before, usize::from(p == "after-consumer-commands"), "{p}");
+        let mid_current = stages(&c, &id).await["AWSCURRENT"][0].clone();
+        assert_ne!(mid_current, old, "{p}: the crash points are after the move");
+
+        let out = rotator(
+            &["rotate", p, "--config", dir.path().to_str().unwrap()],
+            &env,
+        );
+        assert!(
+            out.status.success(),
+            "{p}: rerun failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let current = assert_rotated_once(&c, &id, &old, p).await;
+        assert_eq!(current, mid_current, "{p}: a second value was made");
+        let after = runs(p);
+        assert_eq!(
+            after.len(),
+            before + 1,
+            "{p}: the command did not run again"
+        );
+        assert_eq!(after.last(), Some(&current), "{p}: run for another version");
+    }
+}
+
 fn daemon(dir: &std::path::Path, env: &[(String, String)], log: Option<&std::path::Path>) -> Bg {
     let mut cmd = Command::new(rotator_bin());
     cmd.args(["run", "--config", dir.to_str().unwrap()])

@@ -161,7 +161,7 @@ async fn a_failing_set_shows_stderr_never_the_value_and_the_next_run_resumes() {
     // The last stderr line is quoted in the error, with the value masked.
     assert!(
         out.lines()
-            .any(|l| l.contains("exit status: 3") && l.contains("backend rejected value ***")),
+            .any(|l| l.contains("exit status 3") && l.contains("backend rejected value ***")),
         "{out}"
     );
     let mid = stages(&c, "app/cmd").await;

@@ -32,20 +32,54 @@ pub fn describe_secret(s: &crate::config::SecretConfig) -> String {
     if !s.target.is_none() {
         line.push_str(&format!(", target {}", s.target.kind()));
     }
-    match s.redeploy.len() {
-        0 => line.push_str(", no consumer to redeploy"),
-        n => line.push_str(&format!(", redeploys {n} service(s)")),
+    match (s.services().count(), s.commands().count()) {
+        (0, 0) => line.push_str(", no consumer to redeploy"),
+        (n, 0) => line.push_str(&format!(", redeploys {n} service(s)")),
+        (0, c) => line.push_str(&format!(", restarts {c} consumer(s) by command")),
+        (n, c) => line.push_str(&format!(
+            ", redeploys {n} service(s), restarts {c} consumer(s) by command"
+        )),
     }
     line
 }
 
+/// `check --remote` for the consumer commands: each program (command and verify) exists
+/// and is executable here (nothing is run). One problem line per program.
+pub fn check_programs(cfg: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for s in &cfg.secrets {
+        for c in s.commands() {
+            let programs = std::iter::once(("command", &c.command))
+                .chain(c.verify.as_ref().map(|v| ("verify", v)));
+            for (what, argv) in programs {
+                let Some(program) = argv.first() else {
+                    continue;
+                };
+                if let Err(why) = crate::process::check(program) {
+                    problems.push(format!(
+                        "{}: consumer {c}: {what} program {program}: {why}",
+                        s.name
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 pub async fn run(cfg: &Config, remote: bool) -> i32 {
-    let services: usize = cfg.secrets.iter().map(|s| s.redeploy.len()).sum();
+    let services: usize = cfg.secrets.iter().map(|s| s.services().count()).sum();
+    let commands: usize = cfg.secrets.iter().map(|s| s.commands().count()).sum();
     println!(
-        "config ok: {} file(s), {} secret(s), {} consumer service(s)",
+        "config ok: {} file(s), {} secret(s), {} consumer service(s){}",
         cfg.files.len(),
         cfg.secrets.len(),
-        services
+        services,
+        if commands > 0 {
+            format!(", {commands} consumer command(s)")
+        } else {
+            String::new()
+        }
     );
     for s in &cfg.secrets {
         println!("{}", describe_secret(s));
@@ -180,7 +214,7 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         Vec<(&str, crate::ids::ServiceName)>,
     > = BTreeMap::new();
     for s in &cfg.secrets {
-        for svc in &s.redeploy {
+        for svc in s.services() {
             groups
                 .entry((s.account().clone(), svc.cluster.clone()))
                 .or_default()
@@ -211,11 +245,17 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
             }
         }
     }
+    problems.extend(check_programs(cfg));
     if problems.is_empty() {
         println!(
-            "remote ok: {} secret(s) readable, {} service(s) can be redeployed{}",
+            "remote ok: {} secret(s) readable, {} service(s) can be redeployed{}{}",
             cfg.secrets.len(),
             services,
+            if commands > 0 {
+                format!(", {commands} consumer command(s) can be run")
+            } else {
+                String::new()
+            },
             if cfg.ha.enabled() {
                 ", lock table usable"
             } else {

@@ -48,8 +48,9 @@ pub fn needs_aws(cfg: &Config) -> bool {
         || cfg.events.queue_url.is_some()
         || cfg.secrets.iter().any(|s| {
             s.secret.store.kind() == crate::ids::StoreKind::Aws
-                || !s.redeploy.is_empty()
-                || s.target.kind() == <crate::targets::iam::IamAccessKey as crate::config::TargetKind>::NAME
+                || s.has_services()
+                || s.target.kind()
+                    == <crate::targets::iam::IamAccessKey as crate::config::TargetKind>::NAME
         })
 }
 
@@ -112,6 +113,7 @@ pub fn engine(
         crate::targets::iam::aws::AwsIam::new(ctx),
         leased,
     )))
+    .with_program_runner(std::sync::Arc::new(crate::process::Processes))
     .with_step_timeout(cfg.daemon.step_timeout)
     .with_redeploy_coalesce(cfg.daemon.redeploy_coalesce)
     .with_telemetry(crate::metrics::telemetry())

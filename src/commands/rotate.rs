@@ -204,6 +204,21 @@ fn verdict_text(v: &ServiceVerdict) -> String {
     }
 }
 
+/// Each consumer command's verdict (exit status, masked output) for `--json`, keyed by
+/// its argv as one line.
+fn consumer_commands(e: &RotationError) -> serde_json::Value {
+    match e {
+        RotationError::Consumers { commands, .. } if !commands.is_empty() => {
+            let m: BTreeMap<String, &crate::rotation::restart::CommandVerdict> = commands
+                .iter()
+                .map(|(c, v)| (crate::config::consumer::argv_text(&c.command), v))
+                .collect();
+            serde_json::to_value(m).unwrap_or_default()
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
 fn cmd(name: &str) -> String {
     format!("`secret-rotator rotate {name}`")
 }
@@ -235,12 +250,23 @@ pub fn explain(cfg: &SecretConfig, e: &RotationError, store: Option<&StoreState>
         revoked: has_revoke.then_some(false),
         next: String::new(),
     };
-    if let RotationError::Consumers { verdicts, .. } = e {
+    if let RotationError::Consumers {
+        verdicts, commands, ..
+    } = e
+    {
         for (svc, v) in verdicts {
             if *v == ServiceVerdict::Stable {
                 x.consumers_new.push(svc.to_string());
             } else {
                 x.consumers_old.insert(svc.to_string(), verdict_text(v));
+            }
+        }
+        // A command consumer "runs the new value" once its command and verify succeeded.
+        for (c, v) in commands {
+            if v.is_ok() {
+                x.consumers_new.push(c.to_string());
+            } else {
+                x.consumers_old.insert(c.to_string(), v.to_string());
             }
         }
     }
@@ -480,10 +506,11 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
                     "{name}: rotated; AWSCURRENT is {} (previous {}){}",
                     report.version.as_ref().map(|v| v.as_str()).unwrap_or("?"),
                     report.previous.as_ref().map(|v| v.as_str()).unwrap_or("-"),
-                    if report.services.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; {} service(s) stable", report.services.len())
+                    match (report.services.len(), report.commands.len()) {
+                        (0, 0) => String::new(),
+                        (n, 0) => format!("; {n} service(s) stable"),
+                        (0, c) => format!("; {c} consumer command(s) ok"),
+                        (n, c) => format!("; {n} service(s) stable, {c} consumer command(s) ok"),
                     }
                 );
             }
@@ -525,6 +552,7 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
                     "state": x.state,
                     "consumers_new": x.consumers_new,
                     "consumers_old": x.consumers_old,
+                    "commands": consumer_commands(&e),
                     "revoked": x.revoked,
                     "next": x.next,
                 });
@@ -580,6 +608,7 @@ mod tests {
         let e = RotationError::Consumers {
             step: Step::Wait,
             verdicts,
+            commands: Default::default(),
         };
         let store = StoreState {
             current: Some(VersionId::new("11111111-aaaa".to_owned())),

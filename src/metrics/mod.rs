@@ -7,7 +7,7 @@ use prometheus::{
 };
 use std::sync::{Arc, OnceLock};
 
-use rotator_core::config::SecretConfig;
+use rotator_core::config::{CommandConsumer, SecretConfig};
 use rotator_core::ids::{SecretName, ServiceRef};
 use rotator_core::telemetry::Telemetry;
 pub use rotator_core::telemetry::{SecretState, Status, DEADLINE_GRACE_SECONDS};
@@ -30,6 +30,9 @@ pub const REDEPLOY_OUTCOMES: [&str; 6] = [
     "not_forceable",
     "failed",
 ];
+
+/// The `outcome` values of `consumer_commands_total` (`CommandVerdict::label`).
+pub use rotator_core::rotation::restart::COMMAND_OUTCOMES;
 
 pub struct Metrics {
     pub registry: Registry,
@@ -163,6 +166,9 @@ impl Telemetry for Metrics {
     fn redeploy_finished(&self, secret: &SecretName, svc: &ServiceRef, verdict: &'static str) {
         self.secrets.redeploy_finished(secret, svc, verdict);
     }
+    fn command_finished(&self, secret: &SecretName, c: &CommandConsumer, verdict: &'static str) {
+        self.secrets.command_finished(secret, c, verdict);
+    }
     fn invalid_tag(&self, secret: &SecretName, problem: &'static str) {
         self.secrets.invalid_tag(secret, problem);
     }
@@ -204,6 +210,9 @@ pub fn telemetry() -> std::sync::Arc<dyn Telemetry> {
         }
         fn redeploy_finished(&self, s: &SecretName, v: &ServiceRef, o: &'static str) {
             get().redeploy_finished(s, v, o)
+        }
+        fn command_finished(&self, s: &SecretName, c: &CommandConsumer, o: &'static str) {
+            Telemetry::command_finished(get(), s, c, o)
         }
         fn deployment_forced(&self, rotations: usize) {
             get().deployment_forced(rotations)

@@ -6,8 +6,8 @@
 //! 100,000 secrets (heap profile in BENCHMARKS.md). Here a secret costs its record: the
 //! shared configuration, the gauges' state and small counters.
 
-use super::{REDEPLOY_OUTCOMES, ROTATION_OUTCOMES};
-use rotator_core::config::SecretConfig;
+use super::{COMMAND_OUTCOMES, REDEPLOY_OUTCOMES, ROTATION_OUTCOMES};
+use rotator_core::config::{CommandConsumer, SecretConfig};
 use rotator_core::ids::{SecretName, ServiceRef};
 use rotator_core::telemetry::{info_labels, store_label, SecretState, Status};
 use std::collections::HashMap;
@@ -68,6 +68,9 @@ struct Counts {
     /// Per consumer, by [`REDEPLOY_OUTCOMES`]: the configured ones from 0, a consumer
     /// dropped by a reload while its rotation ran once it is counted.
     redeploys: Vec<(ServiceRef, [u32; 6])>,
+    /// Per consumer command (its `Display`: `command /usr/bin/kubectl ...`), by
+    /// [`COMMAND_OUTCOMES`], kept like `redeploys`.
+    commands: Vec<(String, [u32; 3])>,
 }
 
 /// What a record without counts reads as.
@@ -77,6 +80,7 @@ static ZERO: Counts = Counts {
     lease_contended: 0,
     lease_lost: 0,
     redeploys: Vec::new(),
+    commands: Vec::new(),
 };
 
 impl Record {
@@ -167,21 +171,33 @@ impl Secrets {
     /// start at 0 (so that `increase()` sees their first verdict).
     pub fn register(&self, cfg: &Arc<SecretConfig>) {
         self.with(&cfg.name, |r| {
-            if cfg.redeploy.is_empty() && r.counts().redeploys.is_empty() {
+            let c = r.counts();
+            if cfg.redeploy.is_empty() && c.redeploys.is_empty() && c.commands.is_empty() {
                 r.cfg = Some(cfg.clone());
                 return;
             }
             let counts = r.counts_mut();
             let old = std::mem::take(&mut counts.redeploys);
             counts.redeploys = cfg
-                .redeploy
-                .iter()
+                .services()
                 .map(|svc| {
                     let counts = old
                         .iter()
                         .find(|(s, _)| s == svc)
                         .map_or([0; 6], |(_, c)| *c);
                     (svc.clone(), counts)
+                })
+                .collect();
+            let old = std::mem::take(&mut counts.commands);
+            counts.commands = cfg
+                .commands()
+                .map(|c| {
+                    let label = c.to_string();
+                    let counts = old
+                        .iter()
+                        .find(|(l, _)| *l == label)
+                        .map_or([0; 3], |(_, c)| *c);
+                    (label, counts)
                 })
                 .collect();
             r.cfg = Some(cfg.clone());
@@ -210,6 +226,24 @@ impl Secrets {
                     let mut c = [0; 6];
                     c[i] = 1;
                     redeploys.push((svc.clone(), c));
+                }
+            }
+        });
+    }
+
+    pub fn command_finished(&self, secret: &SecretName, c: &CommandConsumer, verdict: &str) {
+        let Some(i) = COMMAND_OUTCOMES.iter().position(|o| *o == verdict) else {
+            return;
+        };
+        let label = c.to_string();
+        self.with(secret, |r| {
+            let commands = &mut r.counts_mut().commands;
+            match commands.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, c)) => bump(&mut c[i]),
+                None => {
+                    let mut c = [0; 3];
+                    c[i] = 1;
+                    commands.push((label, c));
                 }
             }
         });
@@ -357,6 +391,12 @@ const FAMILIES: &[Family] = &[
         write: |l, n, r, _| for (svc, counts) in &r.counts().redeploys {
             for (o, c) in REDEPLOY_OUTCOMES.iter().zip(counts) {
                 l.sample(&[("cluster", svc.cluster.as_str()), ("outcome", o), ("secret", n.as_str()), ("service", svc.service.as_str())], c);
+            }
+        } },
+    Family { name: "consumer_commands_total", kind: "counter", help: "Consumers restarted by command (redeploy = [{ command = [...] }]) by verdict (ok, failed, timed_out); consumer is the command line.",
+        write: |l, n, r, _| for (consumer, counts) in &r.counts().commands {
+            for (o, c) in COMMAND_OUTCOMES.iter().zip(counts) {
+                l.sample(&[("consumer", consumer.as_str()), ("outcome", o), ("secret", n.as_str())], c);
             }
         } },
     Family { name: "invalid_tags_total", kind: "counter", help: "Reads of a secret whose secret-rotator:last-rotated tag was not used: in the future (the secret is then due now) or unparseable (treated as absent).",

@@ -209,6 +209,7 @@ fn already_rotated(cfg: &SecretConfig, current: Option<crate::ids::VersionId>) -
         previous: None,
         resumed: None,
         services: BTreeMap::new(),
+        commands: BTreeMap::new(),
         plan: Vec::new(),
     }
 }

@@ -2,7 +2,7 @@
 //! a [`Telemetry`] sink; the binary's Prometheus metrics implement it, tests use
 //! [`NoTelemetry`] or a recorder.
 
-use crate::config::SecretConfig;
+use crate::config::{CommandConsumer, SecretConfig};
 use crate::ids::{SecretName, ServiceRef};
 use std::sync::Arc;
 
@@ -40,6 +40,14 @@ pub trait Telemetry: Send + Sync {
         &self,
         _secret: &SecretName,
         _service: &ServiceRef,
+        _verdict: &'static str,
+    ) {
+    }
+    /// A consumer restarted by command got its verdict (`ok`, `failed`, `timed_out`).
+    fn command_finished(
+        &self,
+        _secret: &SecretName,
+        _consumer: &CommandConsumer,
         _verdict: &'static str,
     ) {
     }

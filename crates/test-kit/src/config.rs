@@ -6,7 +6,8 @@
 //!   with the daemon's own loader — what the CLI and the daemon read.
 
 use rotator_core::config::{
-    load_dir_with, Config, ConfigErrors, Location, Registry, SecretConfig, Target, Window,
+    load_dir_with, CommandConsumer, Config, ConfigErrors, Consumer, Location, Registry,
+    SecretConfig, Target, Window,
 };
 use rotator_core::ids::{
     Account, ClusterName, SecretId, SecretName, SecretRef, ServiceName, ServiceRef,
@@ -20,6 +21,18 @@ pub fn svc(cluster: &str, service: &str) -> ServiceRef {
     ServiceRef {
         cluster: ClusterName::from(cluster),
         service: ServiceName::from(service),
+    }
+}
+
+/// A consumer command `argv` with a `verify` (or none), `timeout` and no extra
+/// environment.
+pub fn command(argv: &[&str], verify: Option<&[&str]>, timeout: Duration) -> CommandConsumer {
+    let own = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    CommandConsumer {
+        command: own(argv),
+        verify: verify.map(own),
+        timeout,
+        env: Default::default(),
     }
 }
 
@@ -80,7 +93,15 @@ impl SecretBuilder {
     /// Consumers `services` on `cluster` (added to any already named).
     pub fn redeploy(mut self, cluster: &str, services: &[&str]) -> Self {
         let mut all = std::mem::take(&mut self.cfg.redeploy).into_vec();
-        all.extend(services.iter().map(|s| svc(cluster, s)));
+        all.extend(services.iter().map(|s| Consumer::from(svc(cluster, s))));
+        self.cfg.redeploy = all.into();
+        self
+    }
+
+    /// A consumer restarted by command (added to any already named).
+    pub fn command(mut self, consumer: CommandConsumer) -> Self {
+        let mut all = std::mem::take(&mut self.cfg.redeploy).into_vec();
+        all.push(consumer.into());
         self.cfg.redeploy = all.into();
         self
     }
@@ -282,7 +303,10 @@ mod tests {
         assert_eq!(c.name.as_str(), "db");
         assert_eq!(c.secret.id.as_str(), "app/db");
         assert_eq!(c.every.get(), Duration::from_secs(30 * 86_400));
-        assert_eq!(*c.redeploy, [svc("prod", "front"), svc("prod", "api")]);
+        assert_eq!(
+            c.services().cloned().collect::<Vec<_>>(),
+            [svc("prod", "front"), svc("prod", "api")]
+        );
         assert_eq!(c.stable_timeout.get(), Duration::from_secs(60));
         assert_eq!(c.target.kind(), "none");
         assert_eq!(c.window.unwrap().duration, Duration::from_secs(3600));
@@ -307,7 +331,11 @@ mod tests {
         let s7 = cfg.secret("s7").unwrap();
         assert_eq!(s7.secret.id.as_str(), "app/7");
         assert_eq!(s7.every.get(), Duration::from_secs(12 * 3600));
-        assert_eq!(*cfg.secret("db").unwrap().redeploy, [svc("prod", "front")]);
+        let db = cfg.secret("db").unwrap();
+        assert_eq!(
+            db.services().cloned().collect::<Vec<_>>(),
+            [svc("prod", "front")]
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //! - [`latency`]: [`Latency`], a wrapper that makes calls of any port take time.
 //! - [`hook`]: [`Hook`], a wrapper that runs a closure before every call (logging,
 //!   freezing a replica, ...).
+//! - [`process`]: [`FakeRunner`], the port that runs operator programs (consumer
+//!   commands), scripted per program: exit codes and delays on tokio time, runs logged.
 //! - [`target`]: [`FakeTarget`], a target kind for tests: set, test and revoke succeed,
 //!   fail with a chosen error, take time or never answer, as scripted; calls are logged.
 //! - [`telemetry`]: [`Recorder`], a `Telemetry` sink that keeps what the core reports
@@ -51,17 +53,19 @@ pub mod latency;
 pub mod leases;
 pub mod metrics;
 pub mod net;
+pub mod process;
 pub mod secrets;
 pub mod target;
 pub mod telemetry;
 
 pub use clock::{at, ManualClock, Sequence};
-pub use config::{secret_ref, svc, ConfigDir, ConfigToml, SecretBuilder, SecretToml};
+pub use config::{command, secret_ref, svc, ConfigDir, ConfigToml, SecretBuilder, SecretToml};
 pub use ecs::{Behaviour, FakeEcs};
 pub use faults::{Fault, FaultPlan, Faulty};
 pub use hook::Hook;
 pub use iam::FakeIam;
 pub use latency::Latency;
+pub use process::{Answer, FakeRunner};
 pub use secrets::FakeStore;
 pub use target::FakeTarget;
 pub use telemetry::Recorder;

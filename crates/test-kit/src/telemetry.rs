@@ -4,7 +4,7 @@
 //! (whose rendering the root crate's tests check).
 
 use crate::lock;
-use rotator_core::config::SecretConfig;
+use rotator_core::config::{CommandConsumer, SecretConfig};
 use rotator_core::ids::{SecretName, ServiceRef};
 use rotator_core::telemetry::{info_labels, SecretState, Telemetry};
 use std::collections::BTreeMap;
@@ -29,6 +29,8 @@ struct Recorded {
     waits: BTreeMap<&'static str, u64>,
     /// (secret, "cluster/service", verdict).
     redeploys: BTreeMap<(String, String, &'static str), u64>,
+    /// (secret, "command ...", verdict).
+    commands: BTreeMap<(String, String, &'static str), u64>,
     /// (secret, problem).
     invalid_tags: BTreeMap<(String, &'static str), u64>,
     lease_contended: BTreeMap<String, u64>,
@@ -124,6 +126,17 @@ impl Recorder {
             .sum()
     }
 
+    /// Consumer command verdicts of `consumer` (its `Display`: `command /bin/x arg`) for
+    /// `secret` that were `verdict`.
+    pub fn commands(&self, secret: &str, consumer: &str, verdict: &str) -> u64 {
+        lock(&self.0)
+            .commands
+            .iter()
+            .filter(|((s, c, v), _)| s == secret && c == consumer && *v == verdict)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Reads of `secret` whose last-rotated tag was not used, for `problem` (`future`,
     /// `unparseable`).
     pub fn invalid_tags(&self, secret: &str, problem: &str) -> u64 {
@@ -158,8 +171,7 @@ impl Telemetry for Recorder {
 
     fn register_secret(&self, cfg: &Arc<SecretConfig>) {
         let services = cfg
-            .redeploy
-            .iter()
+            .services()
             .map(|s| (s.cluster.as_str().to_owned(), s.service.as_str().to_owned()))
             .collect();
         lock(&self.0)
@@ -200,6 +212,18 @@ impl Telemetry for Recorder {
         *lock(&self.0)
             .redeploys
             .entry((secret.as_str().to_owned(), service.to_string(), verdict))
+            .or_default() += 1;
+    }
+
+    fn command_finished(
+        &self,
+        secret: &SecretName,
+        consumer: &CommandConsumer,
+        verdict: &'static str,
+    ) {
+        *lock(&self.0)
+            .commands
+            .entry((secret.as_str().to_owned(), consumer.to_string(), verdict))
             .or_default() += 1;
     }
 

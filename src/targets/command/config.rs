@@ -1,5 +1,6 @@
 //! The `command` table: which programs, how long they may run, their environment.
 
+use crate::config::consumer::{argv_problem, env_ok, env_problem};
 use crate::config::{Target, TargetKind, TargetTable, DURATION_EXPECTED};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -52,21 +53,9 @@ impl TargetKind for Command {
     fn parse(&self, raw: RawCommand, t: &mut TargetTable<'_>) -> Option<Target> {
         let mut argv = |name: &str, v: &Option<Spanned<Vec<String>>>| -> Option<Vec<String>> {
             let v = v.as_ref()?;
-            if v.get_ref().is_empty() || v.get_ref()[0].trim().is_empty() {
-                t.error(v.span(), name,
-                    "must be a non-empty argv array, program first (e.g. [\"/usr/local/bin/set-key\", \"--user\", \"app\"]); no shell is used");
-                return None;
-            }
-            // A relative name would be looked up in PATH or the working directory,
-            // which whoever controls those could fill with a program of their own.
-            if !v.get_ref()[0].starts_with('/') {
-                t.error(
-                    v.span(),
-                    name,
-                    format!(
-                    "the program must be an absolute path (e.g. \"/usr/local/bin/{}\"), not \"{}\"",
-                    v.get_ref()[0].rsplit('/').next().unwrap_or_default(), v.get_ref()[0]),
-                );
+            let example = "[\"/usr/local/bin/set-key\", \"--user\", \"app\"]";
+            if let Some(problem) = argv_problem(v.get_ref(), example) {
+                t.error(v.span(), name, problem);
                 return None;
             }
             Some(v.get_ref().clone())
@@ -88,14 +77,10 @@ impl TargetKind for Command {
         let mut env = BTreeMap::new();
         if let Some(e) = &raw.env {
             for (k, v) in e.get_ref() {
-                let bad_name = k.is_empty()
-                    || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    || k.starts_with(|c: char| c.is_ascii_digit());
-                if bad_name || k.starts_with("SECRET_ROTATOR_") || v.contains('\0') {
-                    t.error(e.span(), "env", format!(
-                        "\"{k}\": environment names are letters, digits and _ (not starting with a digit, not SECRET_ROTATOR_*), values without NUL"));
-                } else {
+                if env_ok(k, v) {
                     env.insert(k.clone(), v.clone());
+                } else {
+                    t.error(e.span(), "env", env_problem(k));
                 }
             }
         }

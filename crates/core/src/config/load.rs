@@ -397,6 +397,7 @@ const DURATION_KEYS: &[&str] = &[
     "refresh",
     "redeploy_coalesce",
     "safety_poll",
+    "timeout",
 ];
 
 /// What a key expects, in the words of the configuration (not of serde). `path` ends in
@@ -410,7 +411,10 @@ fn expected_for(path: &str, serde_expected: &str, hint: Hint<'_>) -> String {
         match key {
             "services" => return "an ECS service name in quotes, e.g. \"front\"".into(),
             "redeploy" => {
-                return "a table, e.g. { cluster = \"prod\", services = [\"front\"] }".into()
+                return "a table, e.g. { cluster = \"prod\", services = [\"front\"] } or { command = [\"/usr/local/bin/kubectl\", \"rollout\", \"restart\", \"deployment/api\"] }".into()
+            }
+            "command" | "verify" => {
+                return "a string (the program and each argument in quotes)".into()
             }
             _ => {}
         }
@@ -422,6 +426,9 @@ fn expected_for(path: &str, serde_expected: &str, hint: Hint<'_>) -> String {
         "redeploy" => {
             return "a list of tables, e.g. redeploy = [{ cluster = \"prod\", services = [\"front\"] }]"
                 .into()
+        }
+        "command" | "verify" => {
+            return format!("a list of strings: the program, then its arguments (no shell is used), e.g. {key} = [\"/usr/local/bin/kubectl\", \"rollout\", \"{}\", \"deployment/api\"]", if key == "command" { "restart" } else { "status" })
         }
         "window" => {
             return "a table, e.g. window = { cron = \"0 2 * * TUE-THU\", duration = \"3h\" }".into()

@@ -4,6 +4,7 @@
 //! key once overall), `[[secret]]` tables anywhere. All problems are collected and
 //! reported together, each with `file:line:col`.
 
+pub mod consumer;
 pub mod duration;
 mod error;
 mod load;
@@ -12,6 +13,7 @@ mod split;
 pub mod target;
 mod validate;
 
+pub use consumer::{CommandConsumer, Consumer};
 pub use duration::CompactDuration;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use load::{load_dir_with, DEFAULT_DIR, DURATION_EXPECTED};
@@ -198,8 +200,10 @@ pub struct SecretConfig {
     /// `json_key` may name a key the secret does not have yet (else that is refused).
     pub json_key_create: bool,
     pub target: Target,
-    /// A boxed slice: 8 bytes less than a `Vec` in every secret's record.
-    pub redeploy: Box<[ServiceRef]>,
+    /// The consumers, ECS services and commands, in configuration order (see
+    /// [`SecretConfig::services`] and [`SecretConfig::commands`]). A boxed slice: 8 bytes
+    /// less than a `Vec` in every secret's record.
+    pub redeploy: Box<[Consumer]>,
     pub stable_timeout: CompactDuration,
     /// Where the `[[secret]]` table starts.
     pub origin: Location,
@@ -213,6 +217,29 @@ const _: () = assert!(std::mem::size_of::<SecretConfig>() <= 160);
 impl SecretConfig {
     pub fn account(&self) -> &Account {
         &self.secret.account
+    }
+
+    /// The ECS services to redeploy.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceRef> + Clone {
+        self.redeploy.iter().filter_map(Consumer::service)
+    }
+
+    /// Whether any ECS service is to be redeployed.
+    pub fn has_services(&self) -> bool {
+        self.services().next().is_some()
+    }
+
+    /// The consumers restarted by a command.
+    pub fn commands(&self) -> impl Iterator<Item = &Arc<CommandConsumer>> + Clone {
+        self.redeploy.iter().filter_map(Consumer::command)
+    }
+
+    /// How long the consumers may take once the value is current: the stable timeout,
+    /// or a command consumer's own timeout when longer.
+    pub fn consumers_timeout(&self) -> Duration {
+        self.commands()
+            .map(|c| c.timeout)
+            .fold(self.stable_timeout.get(), Duration::max)
     }
 }
 

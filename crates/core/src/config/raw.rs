@@ -117,9 +117,16 @@ pub struct RawGenerate {
     pub require_each_included_type: Option<S<bool>>,
 }
 
+/// One consumer: an ECS service list (`cluster`, `services`) or a command consumer
+/// (`command`, `verify`, `timeout`, `env`). Which keys go together is checked by the
+/// validator, with the same wording serde's "missing field" had.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedeploy {
-    pub cluster: S<String>,
-    pub services: S<Vec<S<String>>>,
+    pub cluster: Option<S<String>>,
+    pub services: Option<S<Vec<S<String>>>>,
+    pub command: Option<S<Vec<String>>>,
+    pub verify: Option<S<Vec<String>>>,
+    pub timeout: Option<S<String>>,
+    pub env: Option<S<std::collections::BTreeMap<String, String>>>,
 }

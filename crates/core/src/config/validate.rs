@@ -17,6 +17,10 @@ mod stores;
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
+/// `stable_timeout` by default, and the bounds of it and of a command consumer's timeout.
+const DEFAULT_STABLE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+const MIN_STABLE_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_STABLE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 pub struct Validator<'r> {
     /// The target kinds a `target` table may name.
@@ -589,18 +593,18 @@ impl<'r> Validator<'r> {
             None => false,
         };
 
-        let redeploy = self.redeploy(src, &label, raw.redeploy.as_ref());
-
         let stable_timeout = match &raw.stable_timeout {
-            None => Some(Duration::from_secs(20 * 60)),
+            None => Some(DEFAULT_STABLE_TIMEOUT),
             Some(t) => self.duration(
                 src,
                 &k("stable_timeout"),
                 t,
-                Duration::from_secs(10),
-                6 * HOUR,
+                MIN_STABLE_TIMEOUT,
+                MAX_STABLE_TIMEOUT,
             ),
         };
+
+        let redeploy = self.redeploy(src, &label, raw.redeploy.as_ref(), stable_timeout);
 
         if self.errors.len() != errors_before {
             return;
@@ -772,51 +776,175 @@ impl<'r> Validator<'r> {
         src: &SourceMap<'_>,
         label: &str,
         r: Option<&S<Vec<S<super::raw::RawRedeploy>>>>,
-    ) -> Vec<ServiceRef> {
-        let mut out: Vec<ServiceRef> = Vec::new();
+        stable_timeout: Option<Duration>,
+    ) -> Vec<Consumer> {
+        let mut out: Vec<Consumer> = Vec::new();
         let Some(list) = r else { return out };
         for (i, entry) in list.get_ref().iter().enumerate() {
             let key = format!("{label}.redeploy[{i}]");
             let e = entry.get_ref();
-            let cluster = e.cluster.get_ref();
-            if !valid_ecs_name(cluster) {
-                self.err(
-                    src,
-                    e.cluster.span(),
-                    &format!("{key}.cluster"),
-                    format!(
-                    "\"{cluster}\" is not an ECS cluster name or ARN (1 to 255 of A-Z a-z 0-9 _ -)"
-                ),
-                );
-            }
-            if e.services.get_ref().is_empty() {
-                self.err(src, e.services.span(), &format!("{key}.services"),
-                    "is empty (list the ECS services that read this secret, or remove the redeploy entry)");
-            }
-            for s in e.services.get_ref() {
-                if !valid_ecs_name(s.get_ref()) {
-                    self.err(src, s.span(), &format!("{key}.services"), format!(
-                        "\"{}\" is not an ECS service name or ARN (1 to 255 of A-Z a-z 0-9 _ -)", s.get_ref()
-                    ));
-                    continue;
+            match &e.command {
+                Some(command) => {
+                    for (name, span) in [
+                        ("cluster", e.cluster.as_ref().map(|c| c.span())),
+                        ("services", e.services.as_ref().map(|s| s.span())),
+                    ] {
+                        if let Some(span) = span {
+                            self.err(src, span, &format!("{key}.{name}"),
+                                "cannot be used with `command` in one entry: an entry is either an ECS consumer (cluster, services) or a command consumer (command, verify, timeout, env); write two entries");
+                        }
+                    }
+                    let c = self.command_consumer(src, &key, e, command, stable_timeout);
+                    if let Some(c) = c {
+                        let c = Consumer::from(c);
+                        if out.contains(&c) {
+                            self.err(
+                                src,
+                                command.span(),
+                                &format!("{key}.command"),
+                                format!("{c} is listed twice"),
+                            );
+                        } else {
+                            out.push(c);
+                        }
+                    }
                 }
-                let svc = ServiceRef {
-                    cluster: ClusterName::interned(cluster, &mut self.interner),
-                    service: ServiceName::interned(s.get_ref(), &mut self.interner),
-                };
-                if out.contains(&svc) {
-                    self.err(
-                        src,
-                        s.span(),
-                        &format!("{key}.services"),
-                        format!("service {svc} is listed twice"),
-                    );
-                } else {
-                    out.push(svc);
-                }
+                None => self.ecs_consumers(src, &key, entry, &mut out),
             }
         }
         out
+    }
+
+    /// `{ cluster = "...", services = [...] }`.
+    fn ecs_consumers(
+        &mut self,
+        src: &SourceMap<'_>,
+        key: &str,
+        entry: &S<super::raw::RawRedeploy>,
+        out: &mut Vec<Consumer>,
+    ) {
+        let e = entry.get_ref();
+        for (name, span) in [
+            ("verify", e.verify.as_ref().map(|v| v.span())),
+            ("timeout", e.timeout.as_ref().map(|v| v.span())),
+            ("env", e.env.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(span) = span {
+                self.err(src, span, &format!("{key}.{name}"),
+                    "belongs to a command consumer (an entry with `command`); an ECS consumer is waited on for the secret's stable_timeout");
+            }
+        }
+        let (Some(cluster), Some(services)) = (&e.cluster, &e.services) else {
+            let missing = if e.cluster.is_none() {
+                "missing required key `cluster` (the ECS cluster of the services; or `command` for a consumer restarted by a program)"
+            } else {
+                "missing required key `services` (the ECS services that read this secret)"
+            };
+            self.err(src, entry.span(), key, missing);
+            return;
+        };
+        let cluster_name = cluster.get_ref();
+        if !valid_ecs_name(cluster_name) {
+            self.err(
+                src,
+                cluster.span(),
+                &format!("{key}.cluster"),
+                format!(
+                    "\"{cluster_name}\" is not an ECS cluster name or ARN (1 to 255 of A-Z a-z 0-9 _ -)"
+                ),
+            );
+        }
+        if services.get_ref().is_empty() {
+            self.err(src, services.span(), &format!("{key}.services"),
+                "is empty (list the ECS services that read this secret, or remove the redeploy entry)");
+        }
+        for s in services.get_ref() {
+            if !valid_ecs_name(s.get_ref()) {
+                self.err(
+                    src,
+                    s.span(),
+                    &format!("{key}.services"),
+                    format!(
+                        "\"{}\" is not an ECS service name or ARN (1 to 255 of A-Z a-z 0-9 _ -)",
+                        s.get_ref()
+                    ),
+                );
+                continue;
+            }
+            let svc = ServiceRef {
+                cluster: ClusterName::interned(cluster_name, &mut self.interner),
+                service: ServiceName::interned(s.get_ref(), &mut self.interner),
+            };
+            let svc = Consumer::Service(svc);
+            if out.contains(&svc) {
+                self.err(
+                    src,
+                    s.span(),
+                    &format!("{key}.services"),
+                    format!("service {svc} is listed twice"),
+                );
+            } else {
+                out.push(svc);
+            }
+        }
+    }
+
+    /// `{ command = [...], verify = [...], timeout = "...", env = { ... } }`; the timeout
+    /// defaults to the secret's stable timeout.
+    fn command_consumer(
+        &mut self,
+        src: &SourceMap<'_>,
+        key: &str,
+        e: &super::raw::RawRedeploy,
+        command: &S<Vec<String>>,
+        stable_timeout: Option<Duration>,
+    ) -> Option<CommandConsumer> {
+        let before = self.errors.len();
+        const EXAMPLE: &str =
+            "command = [\"/usr/local/bin/kubectl\", \"rollout\", \"restart\", \"deployment/api\"]";
+        if let Some(p) = consumer::argv_problem(command.get_ref(), EXAMPLE) {
+            self.err(src, command.span(), &format!("{key}.command"), p);
+        }
+        if let Some(v) = &e.verify {
+            const EXAMPLE: &str =
+                "verify = [\"/usr/local/bin/kubectl\", \"rollout\", \"status\", \"deployment/api\"]";
+            if let Some(p) = consumer::argv_problem(v.get_ref(), EXAMPLE) {
+                self.err(src, v.span(), &format!("{key}.verify"), p);
+            }
+        }
+        let timeout = match &e.timeout {
+            None => stable_timeout.unwrap_or(DEFAULT_STABLE_TIMEOUT),
+            Some(t) => self
+                .duration(
+                    src,
+                    &format!("{key}.timeout"),
+                    t,
+                    MIN_STABLE_TIMEOUT,
+                    MAX_STABLE_TIMEOUT,
+                )
+                .unwrap_or_default(),
+        };
+        let mut env = std::collections::BTreeMap::new();
+        if let Some(written) = &e.env {
+            for (k, v) in written.get_ref() {
+                if consumer::env_ok(k, v) {
+                    env.insert(k.clone(), v.clone());
+                } else {
+                    self.err(
+                        src,
+                        written.span(),
+                        &format!("{key}.env"),
+                        consumer::env_problem(k),
+                    );
+                }
+            }
+        }
+        (self.errors.len() == before).then(|| CommandConsumer {
+            command: command.get_ref().clone(),
+            verify: e.verify.as_ref().map(|v| v.get_ref().clone()),
+            timeout,
+            env,
+        })
     }
 
     pub fn finish(mut self, files: Vec<PathBuf>) -> Result<Config, ConfigErrors> {

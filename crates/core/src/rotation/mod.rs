@@ -20,6 +20,8 @@
 //!   - `finish.rs`: step 5, AWSCURRENT moved, AWSPENDING removed.
 //!   - `redeploy.rs`: step 6, forced deployments (and which consumers need none).
 //!   - `wait.rs`: step 7, the verdict of each consumer.
+//!   - `restart.rs`: steps 6 and 7 for the consumers restarted by command, beside the
+//!     ECS ones.
 //!   - `revoke.rs`: step 8, the previous value revoked.
 //!   - `report.rs`: the done tags, [`Outcome`] and [`Report`].
 //!   - `dry_run.rs`: the plan of a dry run; `error.rs`: [`RotationError`].
@@ -27,6 +29,8 @@
 //!   systems that learn the value, per-secret leases) and their shared rules.
 //! - [`wait`]: the rollout judgement and polling; [`generate`]: new values; [`token`]:
 //!   deterministic client request tokens.
+//! - [`process`]: the port that runs operator programs; [`restart`]: the consumers
+//!   restarted by command (coalesced runs, verify with backoff, their verdicts).
 
 pub mod coordinator;
 pub mod deploy;
@@ -34,6 +38,8 @@ mod engine;
 pub mod events;
 pub mod generate;
 pub mod lease;
+pub mod process;
+pub mod restart;
 pub mod router;
 pub mod store;
 pub mod target;

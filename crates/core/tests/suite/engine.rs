@@ -1084,7 +1084,7 @@ async fn a_dozen_consumers_are_described_in_batches_of_ten() {
     for n in &names {
         w.ecs.add_service(CLUSTER, n, 1, healthy());
     }
-    w.cfg.redeploy = names.iter().map(|n| svc(n)).collect();
+    w.cfg.redeploy = names.iter().map(|n| svc(n).into()).collect();
     let report = w.rotate().await.expect("rotation succeeds");
     assert_eq!(report.services.len(), 12);
     assert!(report

@@ -8,6 +8,7 @@ mod world;
 mod coalesce;
 mod config_cases;
 mod config_good;
+mod consumer_commands;
 mod coordinator;
 mod due;
 mod engine;

@@ -163,7 +163,8 @@ fn consuming_slow(mut c: SecretConfig) -> SecretConfig {
     c.redeploy = Box::new([ServiceRef {
         cluster: ClusterName::from(CLUSTER_NAME),
         service: ServiceName::from("slow"),
-    }]);
+    }
+    .into()]);
     c
 }
 
@@ -506,7 +507,8 @@ async fn a_queued_secret_does_not_bypass_backoff_after_refreshes() {
     slow.redeploy = Box::new([ServiceRef {
         cluster: ClusterName::from("prod"),
         service: ServiceName::from("front"),
-    }]);
+    }
+    .into()]);
     // "doomed" is queued behind it and fails at once when it runs.
     // Due two minutes in, while "slowone" runs.
     w.create("doomed", Some(30 * DAY - Duration::from_secs(120)));

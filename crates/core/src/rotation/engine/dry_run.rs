@@ -5,12 +5,31 @@ use super::context::Rotation;
 use super::create::json_object;
 use super::phase::{Phase, FOREIGN_PENDING_GRACE};
 use super::{Outcome, Report, RotationError};
+use crate::config::consumer::argv_text;
+use crate::config::CommandConsumer;
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::{
     SecretStore, Select, AWSCURRENT, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED,
 };
 use crate::rotation::target;
 use crate::rotation::Step;
+
+/// One plan line for a consumer command: "run ...; then verify ... until it exits 0
+/// (timeout ...)".
+pub(crate) fn describe_command(c: &CommandConsumer) -> String {
+    let timeout = crate::config::duration::format(c.timeout);
+    match &c.verify {
+        Some(v) => format!(
+            "run consumer command {}, then {} until it exits 0 (timeout {timeout})",
+            argv_text(&c.command),
+            argv_text(v)
+        ),
+        None => format!(
+            "run consumer command {} (timeout {timeout})",
+            argv_text(&c.command)
+        ),
+    }
+}
 
 impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
     pub(super) async fn dry_run(mut self, phase: Phase) -> Result<Report, RotationError> {
@@ -44,8 +63,8 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
             plan.push(format!("finish: move AWSCURRENT from {current} to the new version (AWSPREVIOUS follows), remove AWSPENDING"));
         }
         self.precheck().await?;
-        if !cfg.redeploy.is_empty() {
-            let names: Vec<String> = cfg.redeploy.iter().map(|s| s.to_string()).collect();
+        if cfg.has_services() {
+            let names: Vec<String> = cfg.services().map(|s| s.to_string()).collect();
             plan.push(format!(
                 "redeploy (force new deployment): {}",
                 names.join(", ")
@@ -54,6 +73,9 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
                 "wait until stable (timeout {})",
                 crate::config::duration::format(cfg.stable_timeout.get())
             ));
+        }
+        for c in cfg.commands() {
+            plan.push(describe_command(c));
         }
         if target::has_revoke(&cfg.target) {
             plan.push(target::describe_revoke(&cfg.target));

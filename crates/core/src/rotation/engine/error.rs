@@ -1,10 +1,12 @@
 //! [`RotationError`]: why a rotation failed, and at which step.
 
 use super::phase::FOREIGN_PENDING_GRACE;
+use super::CommandVerdicts;
 use super::Outcome;
 use crate::error::AwsError;
 use crate::ids::{ServiceRef, VersionId};
 use crate::rotation::generate::GenerateError;
+use crate::rotation::restart::CommandVerdict;
 use crate::rotation::target::TargetError;
 use crate::rotation::token::MAX_ATTEMPTS;
 use crate::rotation::wait::ServiceVerdict;
@@ -42,10 +44,13 @@ pub enum RotationError {
     Mismatch,
     #[error("create: no free client request token: {MAX_ATTEMPTS} in a row were taken (the next run tries the ones after them)")]
     Exhausted,
-    #[error("{step}: {}", summary(.verdicts))]
+    /// A consumer could not be redeployed or did not become stable (ECS), or its command
+    /// failed or timed out. Both maps hold every consumer of its kind, good ones too.
+    #[error("{step}: {}", summary(.verdicts, .commands))]
     Consumers {
         step: Step,
         verdicts: BTreeMap<ServiceRef, ServiceVerdict>,
+        commands: CommandVerdicts,
     },
 }
 
@@ -53,7 +58,9 @@ impl RotationError {
     /// The outcome label for metrics.
     pub fn outcome(&self) -> Outcome {
         match self {
-            RotationError::Consumers { verdicts, .. } => {
+            RotationError::Consumers {
+                verdicts, commands, ..
+            } => {
                 if verdicts
                     .values()
                     .any(|v| matches!(v, ServiceVerdict::RolledBack { .. }))
@@ -62,7 +69,11 @@ impl RotationError {
                 } else if verdicts
                     .values()
                     .any(|v| matches!(v, ServiceVerdict::Stalled { .. }))
+                    || commands
+                        .values()
+                        .any(|v| matches!(v, CommandVerdict::TimedOut { .. }))
                 {
+                    // A consumer not healthy within its timeout, whichever kind.
                     Outcome::Stalled
                 } else {
                     Outcome::Failed
@@ -91,18 +102,29 @@ impl RotationError {
     }
 }
 
-fn summary(v: &BTreeMap<ServiceRef, ServiceVerdict>) -> String {
-    let bad: Vec<String> = v
+fn summary(v: &BTreeMap<ServiceRef, ServiceVerdict>, c: &CommandVerdicts) -> String {
+    let mut bad: Vec<String> = v
         .iter()
         .filter(|(_, v)| **v != ServiceVerdict::Stable)
         .map(|(s, v)| format!("{s} {v}"))
         .collect();
-    format!(
-        "{} of {} services not stable: {}",
-        bad.len(),
-        v.len(),
-        bad.join("; ")
-    )
+    let services = bad.len();
+    bad.extend(
+        c.iter()
+            .filter(|(_, v)| !v.is_ok())
+            .map(|(k, v)| format!("{k} {v}")),
+    );
+    let what = match (v.is_empty(), c.is_empty()) {
+        (false, true) => format!("{} of {} services not stable", bad.len(), v.len()),
+        (true, false) => format!("{} of {} consumer commands failed", bad.len(), c.len()),
+        _ => format!(
+            "{services} of {} services not stable, {} of {} consumer commands failed",
+            v.len(),
+            bad.len() - services,
+            c.len()
+        ),
+    };
+    format!("{what}: {}", bad.join("; "))
 }
 
 /// An AWS error attributed to `step`.

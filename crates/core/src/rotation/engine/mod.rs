@@ -29,6 +29,7 @@ mod finish;
 mod phase;
 mod redeploy;
 mod report;
+mod restart;
 mod revoke;
 mod set_test;
 mod start;
@@ -36,14 +37,19 @@ mod wait;
 
 pub use error::RotationError;
 pub use report::{Outcome, Report};
+pub use restart::CommandVerdicts;
 
 use super::coordinator::{Coordinator, DEFAULT_COALESCE};
 use super::deploy::Deployer;
+use super::process::ProgramRunner;
+use super::restart::CommandVerdict;
+use super::restart::Restarts;
 use super::store::{SecretStore, Select, AWSPENDING, AWSPREVIOUS};
 use super::target::{self, TargetClients, TargetEnv};
 use super::wait::ServiceVerdict;
 use super::{Observer, Step};
 use crate::clock::Clock;
+use crate::config::consumer::argv_text;
 use crate::config::SecretConfig;
 use crate::error::AwsError;
 use crate::ids::{ServiceRef, VersionId};
@@ -106,7 +112,13 @@ pub struct Engine<S, D> {
     /// Every forced deployment and stability poll goes through it (shared deployments,
     /// batched polls); built from the fields here, rebuilt by the builders.
     coordinator: Coordinator<D>,
-    /// Force requests for one service within this share one deployment.
+    /// Runs of each consumer command (shared by rotations asking within the coalescing
+    /// window); rebuilt by the builders like the coordinator.
+    restarts: Restarts,
+    /// Runs the consumer commands (`redeploy = [{ command = [...] }]`); None: they fail.
+    pub runner: Option<Arc<dyn ProgramRunner>>,
+    /// Force requests for one service (and runs of one consumer command) within this
+    /// share one deployment (one run).
     pub redeploy_coalesce: Duration,
     /// Deployment events are received ([`crate::rotation::coordinator::listen`]): the
     /// safety poll beside them. None: rollouts are followed by polling only.
@@ -139,6 +151,8 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
                 clock.clone(),
             ),
             deployer,
+            restarts: Restarts::new(None, DEFAULT_COALESCE),
+            runner: None,
             redeploy_coalesce: DEFAULT_COALESCE,
             event_safety_poll: None,
             clock,
@@ -158,7 +172,14 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
             self.event_safety_poll,
             self.clock.clone(),
         );
+        self.restarts = Restarts::new(self.runner.clone(), self.redeploy_coalesce);
         self
+    }
+
+    /// Runs the consumer commands through `runner` (the binary's runs real processes).
+    pub fn with_program_runner(mut self, runner: Arc<dyn ProgramRunner>) -> Self {
+        self.runner = Some(runner);
+        self.rebuilt()
     }
 
     /// Rollouts are followed by deployment events (fed to [`Engine::coordinator`] by
@@ -204,12 +225,13 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
     }
 
     /// The overall deadline of one rotation: the sum of the per-step budgets plus the
-    /// stable timeout. Each step has its own deadline too; this one also bounds a step
-    /// made of several calls that each answer just in time.
+    /// consumers' timeout (the stable timeout, or a consumer command's when longer).
+    /// Each step has its own deadline too; this one also bounds a step made of several
+    /// calls that each answer just in time.
     pub fn rotation_deadline(&self, cfg: &SecretConfig) -> Duration {
         self.step_timeout * STORE_STEPS
             + self.target_budget(cfg) * TARGET_STEPS
-            + cfg.stable_timeout.get()
+            + cfg.consumers_timeout()
             + self.redeploy_coalesce
     }
 
@@ -346,7 +368,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
                 );
                 self.remove_pending(&version).await?;
                 self.report.version = Some(version.clone());
-                self.deploy_then_done(version, None).await
+                self.deploy_then_done(version, None, None).await
             }
             Phase::Deploy { version } => {
                 self.report.resumed = Some("redeploy".into());
@@ -358,7 +380,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
                 );
                 self.report.version = Some(version.clone());
                 let moved_before = self.meta.last_changed;
-                self.deploy_then_done(version, moved_before).await
+                self.deploy_then_done(version, moved_before, None).await
             }
         }
     }
@@ -386,34 +408,52 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
         self.test(&version, &value).await?;
         self.finish(&version).await?;
         self.report.version = Some(version.clone());
-        self.deploy_then_done(version, None).await
+        self.deploy_then_done(version, None, Some(value)).await
     }
 
     /// Redeploys, waits, revokes and records the rotation as done. `moved_before`, when
-    /// given (a resumed run), is a time no earlier than the AWSCURRENT move: consumers
-    /// already stable on a deployment created after it are not forced again.
+    /// given (a resumed run), is a time no earlier than the AWSCURRENT move: ECS consumers
+    /// already stable on a deployment created after it are not forced again (consumer
+    /// commands always run again: nothing records when they last ran). `value`, when the
+    /// run holds it, masks the consumer commands' output.
     async fn deploy_then_done(
         mut self,
         version: VersionId,
         moved_before: Option<DateTime<Utc>>,
+        value: Option<SecretString>,
     ) -> Result<Report, RotationError> {
         let cfg = self.cfg;
         if !cfg.redeploy.is_empty() {
-            let done: BTreeMap<ServiceRef, ()> = match moved_before {
-                Some(t) => self.stable_after(t).await,
-                None => BTreeMap::new(),
+            // The ECS consumers and the commands side by side, each on its own timeout.
+            let ecs = async {
+                if !cfg.has_services() {
+                    return BTreeMap::new();
+                }
+                let done: BTreeMap<ServiceRef, ()> = match moved_before {
+                    Some(t) => self.stable_after(t).await,
+                    None => BTreeMap::new(),
+                };
+                let forcing = self.redeploy(&version, &done).await;
+                self.wait(&version, forcing, done).await
             };
-            let forcing = self.redeploy(&version, &done).await;
-            let verdicts = self.wait(&version, forcing, done).await;
+            let commands = self.restart_commands(&version, value);
+            let (verdicts, commands) =
+                futures::future::join(Box::pin(ecs), Box::pin(commands)).await;
             self.report.services = verdicts
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect();
-            if verdicts.values().any(|v| *v != ServiceVerdict::Stable) {
+            self.report.commands = commands
+                .iter()
+                .map(|(k, v)| (argv_text(&k.command), v.clone()))
+                .collect();
+            let ecs_ok = verdicts.values().all(|v| *v == ServiceVerdict::Stable);
+            if !ecs_ok || !commands.values().all(CommandVerdict::is_ok) {
                 // No revoke: the old value must keep working for whatever still runs on it.
                 return Err(RotationError::Consumers {
                     step: Step::Wait,
                     verdicts,
+                    commands,
                 });
             }
         }

@@ -45,7 +45,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
     ) -> BTreeMap<ServiceRef, ()> {
         let cfg = self.cfg;
         let mut done = BTreeMap::new();
-        for (cluster, services) in group_by_cluster(&cfg.redeploy) {
+        for (cluster, services) in group_by_cluster(cfg.services()) {
             for chunk in services.chunks(DESCRIBE_BATCH) {
                 let names: Vec<_> = chunk.iter().map(|s| s.service.clone()).collect();
                 let states = match self
@@ -85,11 +85,7 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
     ) -> Forcing {
         let cfg = self.cfg;
         let account = cfg.account();
-        let todo: Vec<&ServiceRef> = cfg
-            .redeploy
-            .iter()
-            .filter(|s| !done.contains_key(*s))
-            .collect();
+        let todo: Vec<&ServiceRef> = cfg.services().filter(|s| !done.contains_key(*s)).collect();
         self.note(
             Step::Redeploy,
             Some(version),
@@ -178,7 +174,9 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
     }
 }
 
-pub(super) fn group_by_cluster(services: &[ServiceRef]) -> BTreeMap<ClusterName, Vec<&ServiceRef>> {
+pub(super) fn group_by_cluster<'a>(
+    services: impl Iterator<Item = &'a ServiceRef>,
+) -> BTreeMap<ClusterName, Vec<&'a ServiceRef>> {
     let mut m: BTreeMap<_, Vec<&ServiceRef>> = BTreeMap::new();
     for s in services {
         m.entry(s.cluster.clone()).or_default().push(s);

@@ -6,6 +6,7 @@ use super::RotationError;
 use crate::config::SecretConfig;
 use crate::ids::{SecretName, VersionId};
 use crate::rotation::deploy::Deployer;
+use crate::rotation::restart::CommandVerdict;
 use crate::rotation::store::{SecretStore, TAG_DEPLOYED_VERSION, TAG_LAST_ROTATED};
 use crate::rotation::wait::ServiceVerdict;
 use crate::rotation::Step;
@@ -30,15 +31,17 @@ pub enum Outcome {
     /// run was asked to replace; this run changed nothing. Not counted as a rotation.
     AlreadyRotated,
     /// A step failed (the error names it): a store, target or ECS error, a timeout, a
-    /// consumer that cannot be redeployed. The secret stays due and is retried; once the
-    /// new value is current, a retry only redeploys. Alerted after the retries run out.
+    /// consumer that cannot be redeployed, a consumer command that exited non-zero. The
+    /// secret stays due and is retried; once the new value is current, a retry only
+    /// redeploys (and runs the consumer commands again). Alerted after the retries run out.
     Failed,
     /// The new value is current but a consumer's deployment rolled back (ECS circuit
     /// breaker, or replaced by another deployment that failed): look at that service. The
     /// old value was not revoked, so whatever still runs on it keeps working; retried.
     RolledBack,
     /// A consumer did not become stable within `stable_timeout` (tasks not starting or
-    /// not healthy). Not revoked; retried.
+    /// not healthy), or a consumer command (or its verify) did not succeed within its
+    /// timeout. Not revoked; retried.
     Stalled,
 }
 
@@ -67,8 +70,11 @@ pub struct Report {
     pub previous: Option<VersionId>,
     /// Where this run picked up an earlier, interrupted rotation.
     pub resumed: Option<String>,
-    /// Each consumer (`cluster/service`) and its verdict.
+    /// Each ECS consumer (`cluster/service`) and its verdict.
     pub services: BTreeMap<String, ServiceVerdict>,
+    /// Each consumer restarted by command (its argv as one line) and its verdict.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub commands: BTreeMap<String, CommandVerdict>,
     /// Dry run: what would be done, in order.
     pub plan: Vec<String>,
 }
@@ -83,6 +89,7 @@ impl Report {
             previous: Some(current.clone()),
             resumed: None,
             services: BTreeMap::new(),
+            commands: BTreeMap::new(),
             plan: Vec::new(),
         }
     }
@@ -100,6 +107,7 @@ impl Report {
             previous,
             resumed: None,
             services: BTreeMap::new(),
+            commands: BTreeMap::new(),
             plan: Vec::new(),
         }
     }

@@ -67,12 +67,13 @@ impl<S: SecretStore, D: Deployer> Engine<S, D> {
 }
 
 impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
-    /// Checks that every consumer exists and can be force-redeployed, before any change.
+    /// Checks that every consumer exists and can be force-redeployed, and that every
+    /// consumer command's programs can be run, before any change.
     pub(super) async fn precheck(&self) -> Result<(), RotationError> {
         let cfg = self.cfg;
         let mut verdicts = BTreeMap::new();
         let mut bad = false;
-        for (cluster, services) in group_by_cluster(&cfg.redeploy) {
+        for (cluster, services) in group_by_cluster(cfg.services()) {
             for chunk in services.chunks(DESCRIBE_BATCH) {
                 let names: Vec<_> = chunk.iter().map(|s| s.service.clone()).collect();
                 let states = self
@@ -100,10 +101,12 @@ impl<S: SecretStore, D: Deployer> Rotation<'_, S, D> {
                 }
             }
         }
-        if bad {
+        let commands = self.precheck_commands();
+        if bad || !commands.is_empty() {
             return Err(RotationError::Consumers {
                 step: Step::Start,
                 verdicts,
+                commands,
             });
         }
         Ok(())
