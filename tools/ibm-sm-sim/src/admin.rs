@@ -22,8 +22,9 @@ pub async fn reset_calls(State(st): State<AppState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// `POST /_sim/faults`: `{"status": 429, "count": 2, "retry_after": 1, "target": "api"}`
-/// queues `count` faults, each answering one matching call.
+/// `POST /_sim/faults`: `{"status": 429, "count": 2, "retry_after": 1, "target": "api",
+/// "operation": "create_secret", "after": false}` queues `count` faults, each answering one
+/// matching call (`after`: the call is done first, then its answer replaced).
 #[derive(Debug, Deserialize)]
 pub struct FaultRequest {
     status: u16,
@@ -33,6 +34,10 @@ pub struct FaultRequest {
     retry_after: Option<u64>,
     #[serde(default)]
     target: FaultTarget,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    after: bool,
 }
 
 fn one() -> usize {
@@ -53,6 +58,8 @@ pub async fn add_faults(State(st): State<AppState>, Json(req): Json<FaultRequest
             status: req.status,
             retry_after: req.retry_after,
             target: req.target,
+            operation: req.operation.clone(),
+            after: req.after,
         });
     }
     (StatusCode::OK, Json(json!({"queued": sim.faults.len()}))).into_response()

@@ -48,7 +48,7 @@ pub async fn dispatch(
         return SmError::not_found("No such resource.").into_response(&trace);
     };
     sim.count(op);
-    if let Some(f) = sim.take_fault(FaultTarget::Api) {
+    let fault = sim.take_fault(FaultTarget::Api, op).map(|f| {
         let e = if f.status == 429 {
             SmError::too_many_requests(f.retry_after.unwrap_or(1))
         } else {
@@ -57,8 +57,13 @@ pub async fn dispatch(
                 ..SmError::server(f.status)
             }
         };
-        return e.into_response(&trace);
-    }
+        (e, f.after)
+    });
+    let fault = match fault {
+        Some((e, false)) => return e.into_response(&trace),
+        Some((e, true)) => Some(e),
+        None => None,
+    };
     let now = Utc::now();
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     let who = match sim.tokens.check(auth, now.timestamp_millis()) {
@@ -101,6 +106,10 @@ pub async fn dispatch(
     } else {
         run(&mut sim, op, &segs, &Value::Null, &ctx)
     };
+    if let Some(e) = fault {
+        // The call was done; its answer is lost.
+        return e.into_response(&trace);
+    }
     match answer {
         Ok((status, Some(body))) => {
             let mut r = (status, Json(body)).into_response();
@@ -262,7 +271,9 @@ fn run(sim: &mut Sim, op: &str, s: &[&str], body: &Value, c: &Ctx<'_>) -> Answer
             inst.delete_secret(id)?;
             Ok((StatusCode::NO_CONTENT, None))
         }
-        ("get_secret_metadata", [_, id, ..]) => ok(render::secret_metadata(inst.secret(id)?, c.crn)),
+        ("get_secret_metadata", [_, id, ..]) => {
+            ok(render::secret_metadata(inst.secret(id)?, c.crn))
+        }
         ("update_secret_metadata", [_, id, ..]) => ok(render::secret_metadata(
             inst.update_metadata(id, body, c.now)?,
             c.crn,
@@ -347,7 +358,7 @@ fn token(
     if method != Method::POST {
         return iam_error(405, "BXNIM0100E", "Method not allowed.", trace);
     }
-    if let Some(f) = sim.take_fault(FaultTarget::Iam) {
+    if let Some(f) = sim.take_fault(FaultTarget::Iam, "iam_token") {
         let mut r = iam_error(
             f.status,
             "BXNIM0999E",

@@ -47,9 +47,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs the simulator until SIGINT or SIGTERM. The first line on stdout is
-/// `ibm-sm-sim listening on http://ADDR`.
-pub async fn run(args: Args) -> Result<(), String> {
+/// Binds `args.listen` and builds the app: the bound address and the server to run.
+async fn bind(args: &Args) -> Result<(TcpListener, std::net::SocketAddr, Router), String> {
     let seed = args.rng_seed.unwrap_or_else(random_seed);
     let sim = Sim::new(
         args.api_keys.clone(),
@@ -67,16 +66,48 @@ pub async fn run(args: Args) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    Ok((listener, addr, router(state)))
+}
+
+/// Runs the simulator until SIGINT or SIGTERM. The first line on stdout is
+/// `ibm-sm-sim listening on http://ADDR`.
+pub async fn run(args: Args) -> Result<(), String> {
+    let (listener, addr, app) = bind(&args).await?;
     // Tests and scripts read the address from this exact line.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "ibm-sm-sim listening on http://{addr}")
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("cannot write to stdout: {e}"))?;
     drop(stdout);
-    axum::serve(listener, router(state))
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+/// A simulator served by a task of the current runtime (tests): stopped when dropped.
+pub struct Running {
+    /// `http://ADDR`, the IAM URL and the instance URL alike.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a simulator in the current runtime.
+pub async fn spawn(args: Args) -> Result<Running, String> {
+    let (listener, addr, app) = bind(&args).await?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Running {
+        url: format!("http://{addr}"),
+        task,
+    })
 }
 
 fn random_seed() -> u64 {

@@ -32,6 +32,12 @@ pub struct Fault {
     pub retry_after: Option<u64>,
     #[serde(default)]
     pub target: FaultTarget,
+    /// Only calls of this SDK operation (`create_secret`, ...); any when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Answer the fault *after* doing the call (the answer is lost, the change is made).
+    #[serde(default)]
+    pub after: bool,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -70,10 +76,11 @@ impl Sim {
         }
     }
 
-    /// Takes the next queued fault if it applies to `target`.
-    pub fn take_fault(&mut self, target: FaultTarget) -> Option<Fault> {
+    /// Takes the next queued fault if it applies to `target` and operation `op`.
+    pub fn take_fault(&mut self, target: FaultTarget, op: &str) -> Option<Fault> {
         let f = self.faults.front()?;
-        if f.target == FaultTarget::Any || f.target == target {
+        let op_matches = f.operation.as_deref().is_none_or(|o| o == op);
+        if (f.target == FaultTarget::Any || f.target == target) && op_matches {
             self.counts.faults_served += 1;
             return self.faults.pop_front();
         }
