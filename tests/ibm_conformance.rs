@@ -258,8 +258,8 @@ async fn rust_scenario(url: &str) -> Vec<String> {
             .await
             .expect("create page secret");
     }
-    let (mut names, mut sizes, mut offset, mut total) = (Vec::new(), Vec::new(), 0, 0);
-    loop {
+    let (mut names, mut sizes, mut offset) = (Vec::new(), Vec::new(), 0);
+    let total = loop {
         let q = ListQuery {
             offset,
             limit: 2,
@@ -270,12 +270,11 @@ async fn rust_scenario(url: &str) -> Vec<String> {
         let page = c.list_secrets(url, &q).await.expect("list page");
         sizes.push(page.secrets.len());
         names.extend(page.secrets.iter().map(|s| s.name.clone()));
-        total = page.total_count;
         match page.next_offset {
             Some(n) => offset = n,
-            None => break,
+            None => break page.total_count,
         }
-    }
+    };
     names.sort();
     t.emit(
         "list_paging",
