@@ -45,11 +45,10 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return false;
         }
-        match (e.class, idem) {
-            (ErrorClass::Throttled, _) => true,
-            (ErrorClass::Transient, Idempotence::Safe) => true,
-            _ => false,
-        }
+        matches!(
+            (e.class, idem),
+            (ErrorClass::Throttled, _) | (ErrorClass::Transient, Idempotence::Safe)
+        )
     }
 
     /// The wait after the failure of `attempt`: `Retry-After` if given (bounded), else

@@ -104,7 +104,7 @@ fn current_previous(versions: &[VersionMeta]) -> (Option<&VersionMeta>, Option<&
         return (alias("current"), alias("previous"));
     }
     let mut by_date: Vec<&VersionMeta> = versions.iter().collect();
-    by_date.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    by_date.sort_by_key(|v| std::cmp::Reverse(v.created_at));
     (by_date.first().copied(), by_date.get(1).copied())
 }
 
