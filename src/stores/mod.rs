@@ -2,3 +2,4 @@
 //! vendor, each an adapter behind the core's `SecretStore` port.
 
 pub mod http;
+pub mod ibm;
