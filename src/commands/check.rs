@@ -111,7 +111,7 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (store, ecs) = super::clients(ctx);
+    let (store, ecs) = super::clients(cfg, ctx);
     let mut problems: Vec<String> = Vec::new();
     // A check that could not reach AWS for part of it is not a verdict: exit 69, not 1.
     let mut unreachable = false;

@@ -4,10 +4,11 @@ pub mod check;
 pub mod plan;
 pub mod rotate;
 
-use crate::aws::{ecs::AwsEcs, secrets::AwsSecrets, AwsContext};
+use crate::aws::{ecs::AwsEcs, AwsContext};
 use crate::config::{Config, ConfigErrors};
 use crate::error::{AwsError, ErrorClass};
 use crate::rotation::lease::fence::Fenced;
+use crate::stores::Stores;
 use crate::targets::iam::WithIam;
 
 /// Prints every configuration error, one per line, and returns the config exit code.
@@ -54,12 +55,14 @@ pub fn needs_aws(cfg: &Config) -> bool {
         })
 }
 
-pub async fn aws_clients(cfg: &Config) -> (AwsSecrets, AwsEcs) {
-    clients(AwsContext::load(&cfg.aws).await)
+pub async fn aws_clients(cfg: &Config) -> (Stores, AwsEcs) {
+    clients(cfg, AwsContext::load(&cfg.aws).await)
 }
 
-pub fn clients(ctx: AwsContext) -> (AwsSecrets, AwsEcs) {
-    (AwsSecrets::new(ctx.clone()), AwsEcs::new(ctx))
+/// The secret stores the configuration uses (AWS, and Alibaba/IBM when a secret names
+/// them) and ECS.
+pub fn clients(cfg: &Config, ctx: AwsContext) -> (Stores, AwsEcs) {
+    (crate::stores::stores(cfg, ctx.clone()), AwsEcs::new(ctx))
 }
 
 /// The daemon's engine: real AWS clients, all from one SDK configuration (`[aws]`
@@ -71,7 +74,7 @@ pub fn clients(ctx: AwsContext) -> (AwsSecrets, AwsEcs) {
 pub async fn aws_engine(
     cfg: &Config,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
-) -> crate::rotation::Engine<Fenced<AwsSecrets>, Fenced<AwsEcs>> {
+) -> crate::rotation::Engine<Fenced<Stores>, Fenced<AwsEcs>> {
     let ctx = AwsContext::load(&cfg.aws).await;
     let engine = engine(cfg, ctx.clone(), clock);
     let Some(source) = events(cfg, &ctx) else {
@@ -102,10 +105,10 @@ pub fn engine(
     cfg: &Config,
     ctx: AwsContext,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
-) -> crate::rotation::Engine<Fenced<AwsSecrets>, Fenced<AwsEcs>> {
+) -> crate::rotation::Engine<Fenced<Stores>, Fenced<AwsEcs>> {
     let leased = cfg.ha.enabled();
     crate::rotation::Engine::new(
-        Fenced::new(AwsSecrets::new(ctx.clone()), leased),
+        Fenced::new(crate::stores::stores(cfg, ctx.clone()), leased),
         Fenced::new(AwsEcs::new(ctx.clone()), leased),
         clock,
     )

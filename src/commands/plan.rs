@@ -173,7 +173,7 @@ pub async fn run(cfg: &Config, json: bool, wide: bool, clock: &dyn Clock) -> i32
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (store, _) = super::clients(ctx);
+    let (store, _) = super::clients(cfg, ctx);
     let now = clock.now();
     let secrets: Vec<&crate::config::SecretConfig> =
         cfg.secrets.iter().map(|s| s.as_ref()).collect();

@@ -527,7 +527,7 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
             let store_state = if code == crate::exit::UNAVAILABLE {
                 None
             } else {
-                let (store, _) = super::clients(ctx);
+                let (store, _) = super::clients(cfg, ctx);
                 store
                     .describe(&secret.secret)
                     .await

@@ -1,0 +1,214 @@
+//! `rotate` of an IBM Cloud Secrets Manager `username_password` secret against ibm-sm-sim
+//! (issue 17): the password rotates, the username stays, a command consumer restarts the
+//! application, and a kill -9 at every step followed by a rerun leaves exactly one new
+//! current value and no pending holder. No test prints a secret value.
+
+mod common;
+mod ibm_common;
+
+use common::rotator_bin;
+use ibm_common::{secret_ref, store, KEY};
+use secrecy::ExposeSecret;
+use secret_rotator::ids::SecretRef;
+use secret_rotator::rotation::store::{SecretStore, Select, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use secret_rotator::stores::ibm::IbmStore;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const INITIAL: &str = "initial-password-0";
+
+fn crash_bin() -> PathBuf {
+    let p = common::repo_root().join("target/failpoints/secret-rotator");
+    assert!(
+        p.exists(),
+        "{} missing: scripts/test builds it (cargo build --features failpoints)",
+        p.display()
+    );
+    p
+}
+
+async fn new_secret(st: &IbmStore, url: &str, name: &str) -> SecretRef {
+    let m = st
+        .client()
+        .create_secret(
+            url,
+            &json!({"secret_type": "username_password", "name": name, "username": "reports_app", "password": INITIAL}),
+        )
+        .await
+        .expect("create secret");
+    secret_ref(url, &m.id)
+}
+
+/// A configuration of one IBM secret whose consumer is a program that records each
+/// restart in `restarts` (one line per run, never the value).
+fn config(dir: &Path, url: &str, id: &str, restarts: &Path) {
+    let restart = dir.join("restart.sh");
+    std::fs::write(
+        &restart,
+        format!(
+            "#!/bin/sh\necho \"$SECRET_ROTATOR_SECRET\" >> {}\n",
+            restarts.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &restart,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let toml = format!(
+        r#"
+[ibm]
+endpoint = "{url}"
+iam_endpoint = "{url}"
+api_key_env = "IBM_ROTATE_TEST_KEY"
+
+[[secret]]
+name = "reports-db"
+store = "ibm"
+secret_id = "{id}"
+every = "30d"
+json_key = "password"
+redeploy = [{{ command = ["{}"], timeout = "30s" }}]
+"#,
+        restart.display()
+    );
+    std::fs::write(dir.join("secrets.toml"), toml).unwrap();
+}
+
+fn rotate(bin: &Path, dir: &Path, crash_at: Option<&str>) -> Output {
+    let mut c = Command::new(bin);
+    c.args(["rotate", "reports-db", "--config"])
+        .arg(dir)
+        .env("IBM_ROTATE_TEST_KEY", KEY)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    if let Some(p) = crash_at {
+        c.env("SECRET_ROTATOR_CRASH_AT", p);
+    }
+    c.output().expect("run secret-rotator")
+}
+
+fn doc(v: &str) -> Value {
+    serde_json::from_str(v).expect("a username_password value is JSON")
+}
+
+/// The end state of one rotation: a new password under the same username is current, the
+/// initial one previous, exactly two versions, no pending holder, nothing leaked.
+async fn assert_rotated_once(st: &IbmStore, url: &str, r: &SecretRef, out: &Output, what: &str) {
+    let (_, current) = st.get_value(r, Select::Stage(AWSCURRENT)).await.unwrap();
+    let (_, previous) = st.get_value(r, Select::Stage(AWSPREVIOUS)).await.unwrap();
+    let (current, previous) = (doc(current.expose_secret()), doc(previous.expose_secret()));
+    assert_eq!(current["username"], "reports_app", "{what}");
+    assert!(
+        previous["password"] == INITIAL,
+        "{what}: the previous version is not the initial password"
+    );
+    assert!(
+        current["password"] != INITIAL,
+        "{what}: the password did not change"
+    );
+    let meta = st.describe(r).await.unwrap();
+    assert_eq!(meta.versions.len(), 2, "{what}: exactly one new version");
+    assert!(
+        meta.version_with(AWSPENDING).is_none(),
+        "{what}: a pending holder is left"
+    );
+    let total = st
+        .client()
+        .get_secret_metadata(url, r.id.as_str())
+        .await
+        .unwrap()
+        .versions_total;
+    assert_eq!(total, 2, "{what}: IBM counts one new version");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let password = current["password"].as_str().unwrap_or_default();
+    assert!(
+        !password.is_empty() && !text.contains(password),
+        "{what}: the new password is in the output"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_an_ibm_username_password_secret() {
+    let sim = ibm_common::sim(3600).await;
+    let st = store(&sim.url, KEY, false);
+    let r = new_secret(&st, &sim.url, "reports-db").await;
+    let dir = tempfile::tempdir().unwrap();
+    let restarts = dir.path().join("restarts.log");
+    config(dir.path(), &sim.url, r.id.as_str(), &restarts);
+
+    let bin = rotator_bin();
+    let out = tokio::task::spawn_blocking({
+        let d = dir.path().to_owned();
+        move || rotate(&bin, &d, None)
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "rotate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_rotated_once(&st, &sim.url, &r, &out, "first rotation").await;
+    let runs = std::fs::read_to_string(&restarts).unwrap_or_default();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "the consumer restarted once: {runs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_at_every_step_then_a_rerun_leaves_one_new_value() {
+    let sim = ibm_common::sim(3600).await;
+    let st = store(&sim.url, KEY, false);
+    for (i, point) in [
+        "after-create",
+        "after-set",
+        "after-test",
+        "after-move-current",
+        "after-remove-pending",
+        "after-consumer-commands",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = new_secret(&st, &sim.url, &format!("reports-db-{i}")).await;
+        let dir = tempfile::tempdir().unwrap();
+        let restarts = dir.path().join("restarts.log");
+        config(dir.path(), &sim.url, r.id.as_str(), &restarts);
+        let d = dir.path().to_owned();
+        let (crashed, rerun) = tokio::task::spawn_blocking(move || {
+            (
+                rotate(&crash_bin(), &d, Some(point)),
+                rotate(&rotator_bin(), &d, None),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(
+            !crashed.status.success()
+                && String::from_utf8_lossy(&crashed.stderr).contains(&format!("failpoint {point}")),
+            "{point}: the run did not stop at the fail point: {}",
+            String::from_utf8_lossy(&crashed.stderr)
+        );
+        assert!(
+            rerun.status.success(),
+            "{point}: the rerun failed: {}",
+            String::from_utf8_lossy(&rerun.stderr)
+        );
+        assert_rotated_once(&st, &sim.url, &r, &rerun, point).await;
+        // The consumer restarted at least once after the value became current.
+        let runs = std::fs::read_to_string(&restarts).unwrap_or_default();
+        assert!(
+            runs.lines().count() >= 1,
+            "{point}: no restart after the crash"
+        );
+    }
+}
