@@ -426,7 +426,7 @@ impl Scenario {
                     Some(t) => Target::new(t.clone()),
                     None => Target::None,
                 },
-                redeploy: s.consumers.clone().into(),
+                redeploy: s.consumers.iter().cloned().map(Into::into).collect(),
                 stable_timeout: k.stable_timeout.into(),
                 origin: Location::whole(std::path::Path::new("tests/simulation.toml").into()),
             })
