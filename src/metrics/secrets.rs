@@ -609,6 +609,47 @@ mod tests {
         assert!(text.contains("p_secret_info{account=\"1234567890123456\",every=\"30d\",region=\"cn-hangzhou\",secret=\"cn-db\",secret_id=\"prod/api-db\",store=\"alibaba-kms\",target=\"none\",window=\"\"} 1"), "{text}");
     }
 
+    #[test]
+    fn consumer_commands_count_per_verdict_beside_the_ecs_ones() {
+        let s = secrets();
+        let restart = rotator_test_kit::command(
+            &[
+                "/usr/local/bin/kubectl",
+                "rollout",
+                "restart",
+                "deployment/api",
+            ],
+            None,
+            std::time::Duration::from_secs(60),
+        );
+        let cfg = SecretBuilder::new("db", "app/db")
+            .redeploy("prod", &["api"])
+            .command(restart.clone())
+            .build();
+        s.register(&Arc::new(cfg));
+        s.command_finished(&name("db"), &restart, "failed");
+        let text: String = s.scrape("p_").collect();
+        let series = "p_consumer_commands_total{consumer=\"command /usr/local/bin/kubectl rollout restart deployment/api\"";
+        assert!(
+            text.contains(&format!("{series},outcome=\"failed\",secret=\"db\"}} 1")),
+            "{text}"
+        );
+        for o in ["ok", "timed_out"] {
+            assert!(
+                text.contains(&format!("{series},outcome=\"{o}\",secret=\"db\"}} 0")),
+                "{text}"
+            );
+        }
+        assert!(text.contains("p_ecs_redeploys_total{cluster=\"prod\",outcome=\"stable\",secret=\"db\",service=\"api\"} 0"));
+        // A reload without the command drops its series.
+        let cfg = SecretBuilder::new("db", "app/db")
+            .redeploy("prod", &["api"])
+            .build();
+        s.register(&Arc::new(cfg));
+        let text: String = s.scrape("p_").collect();
+        assert!(!text.contains("p_consumer_commands_total{"), "{text}");
+    }
+
     /// Many consumers per secret: a chunk still stays near CHUNK_BYTES.
     #[test]
     fn a_chunk_is_bounded_in_bytes_too() {

@@ -88,7 +88,8 @@ pub enum CommandVerdict {
         output: String,
     },
     /// The timeout passed: `command` still running (then killed), or `verify` never
-    /// exited 0. `status` and `output` are the last finished attempt's, if any.
+    /// exited 0. `verify_attempts` counts the attempts started (the last may have been
+    /// running at the timeout); `status` and `output` are the last finished one's.
     TimedOut {
         program: Program,
         after: String,
@@ -171,7 +172,7 @@ impl std::fmt::Display for CommandVerdict {
                     "timed out: verify did not succeed within {after} ({verify_attempts} attempt(s)"
                 )?;
                 if let Some(s) = status {
-                    write!(f, "; last: {s}")?;
+                    write!(f, "; last finished: {s}")?;
                     if let Some(l) = last_line(output) {
                         write!(f, ": {l}")?;
                     }
@@ -524,8 +525,8 @@ async fn verify_until_ok(run: &Run<'_>, argv: Vec<String>, mut joiners: Vec<Join
             timeout: remaining,
             masker: &run.masker,
         });
-        // While an attempt runs, a rotation out of time hears of the previous one.
-        let late = |j: &Joiner| verify_late(j, last.as_ref(), attempts - 1, run.maskable);
+        // A rotation out of time while an attempt runs hears of the one before it.
+        let late = |j: &Joiner| verify_late(j, last.as_ref(), attempts, run.maskable);
         let Some(exit) = drive(attempt, &mut joiners, late).await else {
             return;
         };
@@ -640,7 +641,7 @@ mod tests {
         };
         assert_eq!(
             v.to_string(),
-            "timed out: verify did not succeed within 1m (4 attempt(s); last: exit status 1: waiting for rollout)"
+            "timed out: verify did not succeed within 1m (4 attempt(s); last finished: exit status 1: waiting for rollout)"
         );
         assert_eq!(v.label(), "timed_out");
         assert_eq!(
