@@ -3,7 +3,9 @@
 //! platform's roots), so no second HTTP/TLS stack is compiled into the binary.
 
 use aws_smithy_async::rt::sleep::{SharedAsyncSleep, TokioSleep};
-use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings, SharedHttpConnector};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorSettings, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
@@ -70,8 +72,7 @@ impl HttpClient {
         max_body: usize,
     ) -> Result<Reply, HttpError> {
         let req = req.map(SdkBody::from);
-        let req =
-            HttpRequest::try_from(req).map_err(|e| HttpError::Request(e.to_string()))?;
+        let req = HttpRequest::try_from(req).map_err(|e| HttpError::Request(e.to_string()))?;
         let call = async {
             let resp = self
                 .conn
