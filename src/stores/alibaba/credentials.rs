@@ -90,11 +90,14 @@ impl Credentials {
     }
 }
 
+/// One role's session, locked while it is being renewed.
+type Session = Arc<tokio::sync::Mutex<Option<Credentials>>>;
+
 /// The base credentials and the roles' sessions, one cached session per role.
 pub struct CredentialSource {
     base: Result<Credentials, AwsError>,
     sts: Endpoint,
-    sessions: tokio::sync::Mutex<HashMap<RoleArn, Arc<tokio::sync::Mutex<Option<Credentials>>>>>,
+    sessions: tokio::sync::Mutex<HashMap<RoleArn, Session>>,
 }
 
 impl CredentialSource {
