@@ -4,6 +4,7 @@
 //! Prometheus text) come from the test kit and are re-exported here.
 #![allow(dead_code)]
 
+pub mod alibaba;
 pub mod mariadb;
 pub mod postgres;
 pub mod redis;
