@@ -103,7 +103,8 @@ pub enum Command {
     /// Validate the configuration; with --remote also resolve every secret and service.
     #[command(after_help = CHECK_HELP)]
     Check {
-        /// Also check that every secret and ECS service exists, is readable and can be redeployed.
+        /// Also check that every secret and ECS service exists, is readable and can be redeployed,
+        /// and that every consumer command's programs exist and are executable.
         #[arg(long)]
         remote: bool,
     },

@@ -16,7 +16,9 @@
 //!   replace: someone else rotated it already; nothing is done.
 //!
 //! The last-rotated tag is written only once consumers are stable, so a rotation whose
-//! redeploy failed stays due and is retried (as a redeploy, not a new value).
+//! redeploy failed stays due and is retried (as a redeploy, not a new value). Consumers
+//! restarted by command (`restart.rs`) run beside the ECS redeploy and wait; nothing
+//! records that they ran, so a resumed redeploy runs them again.
 //!
 //! This file holds [`Engine`] and the order of the steps (`Rotation::run`); each step is a
 //! method of the `Rotation` context (`context.rs`) in its own file (see `rotation/mod.rs`).
@@ -97,8 +99,8 @@ pub struct RotateOptions {
 }
 
 /// Rotates secrets: the staging protocol (AWSPENDING -> AWSCURRENT -> AWSPREVIOUS) over a
-/// secret store, the target that must learn the value, and the ECS consumers that must be
-/// redeployed to read it.
+/// secret store, the target that must learn the value, and the consumers that must be
+/// redeployed (ECS) or restarted by command to read it.
 ///
 /// An engine holds no state about rotations: each [`Engine::rotate`] reads where the
 /// secret stands from the store, so a run is safe to crash at any point, to run again,
