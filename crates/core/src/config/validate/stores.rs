@@ -136,9 +136,8 @@ impl Validator<'_> {
             StoreKind::Ibm => {
                 for (key, v) in [("region", &raw.region), ("role_arn", &raw.role_arn)] {
                     if let Some(v) = v {
-                        self.err(src, v.span(), &k(key), format!(
-                            "does not apply to store = \"ibm\" (an IBM instance is named by its endpoint URL; its API key by [ibm] api_key_env)"
-                        ));
+                        self.err(src, v.span(), &k(key),
+                            "does not apply to store = \"ibm\" (an IBM instance is named by its endpoint URL; its API key by [ibm] api_key_env)");
                     }
                 }
                 route.endpoint = raw
