@@ -20,7 +20,7 @@ use secret_rotator::stores::alibaba::{
     AlibabaSettings, AlibabaStore, Credentials, Endpoint as KmsEndpoint, Tuning,
 };
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -60,16 +60,6 @@ fn secret_ref(sim: &AlibabaSim, name: &str) -> SecretRef {
             role_arn: None,
         }),
     }
-}
-
-fn crash_bin() -> PathBuf {
-    let p = common::repo_root().join("target/failpoints/secret-rotator");
-    assert!(
-        p.exists(),
-        "{} missing: scripts/test builds it (cargo build --features failpoints)",
-        p.display()
-    );
-    p
 }
 
 /// A login role with the initial password and an Alibaba secret holding it (RDS shape).
@@ -228,41 +218,17 @@ async fn rotate_an_alibaba_secret_with_a_postgres_target() {
 async fn a_kill_at_every_step_then_a_rerun_leaves_one_new_value() {
     let sim = AlibabaSim::start(&[]);
     let pg = Postgres::start();
-    for (i, point) in [
-        "after-create",
-        "after-set",
-        "after-test",
-        "after-move-current",
-        "after-remove-pending",
-        "after-consumer-commands",
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, point) in common::CRASH_POINTS.into_iter().enumerate() {
         let (name, role) = (format!("prod/orders/db{i}"), format!("orders_app{i}"));
         new_secret(&sim, &pg, &name, &role).await;
         let dir = tempfile::tempdir().unwrap();
         config(dir.path(), &sim, &pg, &name, &role);
         let d = dir.path().to_owned();
-        let (crashed, rerun) = tokio::task::spawn_blocking(move || {
-            (
-                rotate(&crash_bin(), &d, Some(point)),
-                rotate(&rotator_bin(), &d, None),
-            )
+        let rerun = tokio::task::spawn_blocking(move || {
+            common::crash_then_rerun(point, |bin, at| rotate(bin, &d, at))
         })
         .await
         .unwrap();
-        assert!(
-            !crashed.status.success()
-                && String::from_utf8_lossy(&crashed.stderr).contains(&format!("failpoint {point}")),
-            "{point}: the run did not stop at the fail point: {}",
-            String::from_utf8_lossy(&crashed.stderr)
-        );
-        assert!(
-            rerun.status.success(),
-            "{point}: the rerun failed: {}",
-            String::from_utf8_lossy(&rerun.stderr)
-        );
         assert_rotated_once(&sim, &pg, &name, &role, &rerun, point).await;
         let runs = std::fs::read_to_string(dir.path().join("restarts.log")).unwrap_or_default();
         assert!(

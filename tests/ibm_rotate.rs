@@ -13,20 +13,10 @@ use secret_rotator::ids::SecretRef;
 use secret_rotator::rotation::store::{SecretStore, Select, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use secret_rotator::stores::ibm::IbmStore;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const INITIAL: &str = "initial-password-0";
-
-fn crash_bin() -> PathBuf {
-    let p = common::repo_root().join("target/failpoints/secret-rotator");
-    assert!(
-        p.exists(),
-        "{} missing: scripts/test builds it (cargo build --features failpoints)",
-        p.display()
-    );
-    p
-}
 
 async fn new_secret(st: &IbmStore, url: &str, name: &str) -> SecretRef {
     let m = st
@@ -168,41 +158,17 @@ async fn rotate_an_ibm_username_password_secret() {
 async fn a_kill_at_every_step_then_a_rerun_leaves_one_new_value() {
     let sim = ibm_common::sim(3600).await;
     let st = store(&sim.url, KEY, false);
-    for (i, point) in [
-        "after-create",
-        "after-set",
-        "after-test",
-        "after-move-current",
-        "after-remove-pending",
-        "after-consumer-commands",
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, point) in common::CRASH_POINTS.into_iter().enumerate() {
         let r = new_secret(&st, &sim.url, &format!("reports-db-{i}")).await;
         let dir = tempfile::tempdir().unwrap();
         let restarts = dir.path().join("restarts.log");
         config(dir.path(), &sim.url, r.id.as_str(), &restarts);
         let d = dir.path().to_owned();
-        let (crashed, rerun) = tokio::task::spawn_blocking(move || {
-            (
-                rotate(&crash_bin(), &d, Some(point)),
-                rotate(&rotator_bin(), &d, None),
-            )
+        let rerun = tokio::task::spawn_blocking(move || {
+            common::crash_then_rerun(point, |bin, at| rotate(bin, &d, at))
         })
         .await
         .unwrap();
-        assert!(
-            !crashed.status.success()
-                && String::from_utf8_lossy(&crashed.stderr).contains(&format!("failpoint {point}")),
-            "{point}: the run did not stop at the fail point: {}",
-            String::from_utf8_lossy(&crashed.stderr)
-        );
-        assert!(
-            rerun.status.success(),
-            "{point}: the rerun failed: {}",
-            String::from_utf8_lossy(&rerun.stderr)
-        );
         assert_rotated_once(&st, &sim.url, &r, &rerun, point).await;
         // The consumer restarted at least once after the value became current.
         let runs = std::fs::read_to_string(&restarts).unwrap_or_default();
@@ -211,4 +177,37 @@ async fn a_kill_at_every_step_then_a_rerun_leaves_one_new_value() {
             "{point}: no restart after the crash"
         );
     }
+}
+
+/// IBM lets only the Manager role delete a secret. With Writer, the finish cannot delete
+/// the pending holder: the rotation must still finish and restart its consumers (the
+/// holder is emptied of its token instead), or the database would hold a password no
+/// restarted consumer gets (adversarial review of issue 17, finding 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_the_key_may_not_delete_does_not_stop_the_rotation() {
+    let sim = ibm_common::sim(3600).await;
+    let st = store(&sim.url, KEY, false);
+    let r = new_secret(&st, &sim.url, "reports-db").await;
+    let dir = tempfile::tempdir().unwrap();
+    let restarts = dir.path().join("restarts.log");
+    config(dir.path(), &sim.url, r.id.as_str(), &restarts);
+    let (status, _) = ibm_common::admin(
+        &sim.url,
+        "POST",
+        "/_sim/faults",
+        Some(json!({"status": 403, "count": 50, "operation": "delete_secret"})),
+    );
+    assert_eq!(status, 200);
+    let d = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rotate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_rotated_once(&st, &sim.url, &r, &out, "holder not deletable").await;
+    let runs = std::fs::read_to_string(&restarts).unwrap_or_default();
+    assert_eq!(runs.lines().count(), 1, "the consumer restarted once: {runs}");
 }

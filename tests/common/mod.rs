@@ -42,6 +42,46 @@ pub fn rotator_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_secret-rotator"))
 }
 
+/// The binary with fail points (`SECRET_ROTATOR_CRASH_AT`), for the crash tests.
+pub fn crash_bin() -> PathBuf {
+    let p = repo_root().join("target/failpoints/secret-rotator");
+    assert!(
+        p.exists(),
+        "{} missing: scripts/test builds it (cargo build --features failpoints)",
+        p.display()
+    );
+    p
+}
+
+/// Every step a rotation with a target and command consumers can be killed at.
+pub const CRASH_POINTS: [&str; 6] = [
+    "after-create",
+    "after-set",
+    "after-test",
+    "after-move-current",
+    "after-remove-pending",
+    "after-consumer-commands",
+];
+
+/// Runs `rotate` killed at `point` (the fail-point binary), then reruns it normally;
+/// asserts the first stopped there and the rerun succeeded, and returns the rerun.
+pub fn crash_then_rerun(point: &str, run: impl Fn(&Path, Option<&str>) -> Output) -> Output {
+    let crashed = run(&crash_bin(), Some(point));
+    assert!(
+        !crashed.status.success()
+            && String::from_utf8_lossy(&crashed.stderr).contains(&format!("failpoint {point}")),
+        "{point}: the run did not stop at the fail point: {}",
+        String::from_utf8_lossy(&crashed.stderr)
+    );
+    let rerun = run(&rotator_bin(), None);
+    assert!(
+        rerun.status.success(),
+        "{point}: the rerun failed: {}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    rerun
+}
+
 fn wait_http(port: u16, path: &str, timeout: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < timeout {

@@ -265,6 +265,21 @@ impl IbmStore {
         match holder.token.as_deref() {
             Some(t) if t == from.as_str() => {
                 match self.client.delete_secret(base, &holder.meta.id).await {
+                    // Deleting needs IBM's Manager role; Writer (what the rest of the
+                    // protocol needs) may only edit. A holder without a token holds
+                    // nothing pending, so taking the token off ends the pending value as
+                    // well (the holder keeps the now-current value, in the same group).
+                    Err(e) if e.class == ErrorClass::AccessDenied => {
+                        tracing::warn!(secret = %s.id, holder = %holder.meta.name, "the API key may not delete the pending holder (IBM's Manager role); taking its token off instead");
+                        let patch = serde_json::json!({"custom_metadata": {
+                            holder::KEY_FOR: s.id.as_str(),
+                            holder::KEY_TOKEN: serde_json::Value::Null,
+                        }});
+                        self.client
+                            .update_secret_metadata(base, &holder.meta.id, &patch)
+                            .await
+                            .map(|_| ())
+                    }
                     Err(e) if e.class != ErrorClass::NotFound => Err(e),
                     _ => Ok(()),
                 }

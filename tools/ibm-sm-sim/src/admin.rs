@@ -45,10 +45,13 @@ fn one() -> usize {
 }
 
 pub async fn add_faults(State(st): State<AppState>, Json(req): Json<FaultRequest>) -> Response {
-    if !(req.status == 429 || (500..=599).contains(&req.status)) || req.count > 1000 {
+    // 403: a call the API key's service role does not allow (e.g. Writer deleting).
+    if !(req.status == 429 || req.status == 403 || (500..=599).contains(&req.status))
+        || req.count > 1000
+    {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": "status must be 429 or 5xx, count at most 1000"})),
+            Json(json!({"error": "status must be 429, 403 or 5xx, count at most 1000"})),
         )
             .into_response();
     }

@@ -51,6 +51,12 @@ pub async fn dispatch(
     let fault = sim.take_fault(FaultTarget::Api, op).map(|f| {
         let e = if f.status == 429 {
             SmError::too_many_requests(f.retry_after.unwrap_or(1))
+        } else if f.status == 403 {
+            SmError::new(
+                403,
+                "forbidden",
+                "You are not authorized to perform this action.",
+            )
         } else {
             SmError {
                 retry_after: f.retry_after,
