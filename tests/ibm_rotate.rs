@@ -209,5 +209,99 @@ async fn a_holder_the_key_may_not_delete_does_not_stop_the_rotation() {
     );
     assert_rotated_once(&st, &sim.url, &r, &out, "holder not deletable").await;
     let runs = std::fs::read_to_string(&restarts).unwrap_or_default();
-    assert_eq!(runs.lines().count(), 1, "the consumer restarted once: {runs}");
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "the consumer restarted once: {runs}"
+    );
+}
+
+/// One HTTP/1.0 exchange with the simulator: (status, JSON body or Null).
+fn http(url: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).expect("connect to ibm-sm-sim");
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let json = out
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// Locks a version of secret `id` the way an application following IBM's advice does.
+fn lock_version(url: &str, id: &str, version: &str) {
+    let (status, token) = http(
+        url,
+        "POST",
+        "/identity/token",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        &format!("grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey={KEY}"),
+    );
+    assert_eq!(status, 200, "token: {token}");
+    let bearer = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, body) = http(
+        url,
+        "POST",
+        &format!("/api/v2/secrets/{id}/versions/{version}/locks_bulk"),
+        &format!("Authorization: Bearer {bearer}\r\nContent-Type: application/json\r\n"),
+        r#"{"locks":[{"name":"reports-app-in-use"}]}"#,
+    );
+    assert!(status == 200 || status == 201, "lock: {status} {body}");
+}
+
+/// IBM refuses a new version while the previous one is locked. That must be found before
+/// the target gets the new value, not at the finish (where the value would already be
+/// set on the target and could never become current: adversarial review of issue 17,
+/// finding 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_previous_version_is_refused_before_anything_changes() {
+    let sim = ibm_common::sim(3600).await;
+    let st = store(&sim.url, KEY, false);
+    let r = new_secret(&st, &sim.url, "reports-db").await;
+    let dir = tempfile::tempdir().unwrap();
+    let restarts = dir.path().join("restarts.log");
+    config(dir.path(), &sim.url, r.id.as_str(), &restarts);
+    let d = dir.path().to_owned();
+    let first = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
+        .await
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    lock_version(&sim.url, r.id.as_str(), "previous");
+
+    let d = dir.path().to_owned();
+    let second = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr).to_string();
+    assert!(
+        !second.status.success(),
+        "the second rotation cannot finish: {err}"
+    );
+    assert!(err.contains("locked"), "the error says why: {err}");
+    let meta = st.describe(&r).await.unwrap();
+    assert!(
+        meta.version_with(AWSPENDING).is_none(),
+        "no pending value was written: {err}"
+    );
+    assert_eq!(meta.versions.len(), 2, "no version was added");
 }

@@ -303,6 +303,30 @@ impl IbmClient {
             .collect()
     }
 
+    /// How many locks a version holds (`GET /secrets/{id}/versions/{version}/locks`); a
+    /// version that does not exist holds none.
+    pub async fn version_locks_total(
+        &self,
+        base: &str,
+        id: &str,
+        version: &str,
+    ) -> Result<u64, AwsError> {
+        const OP: &str = "list_secret_version_locks";
+        let path = format!(
+            "secrets/{}/versions/{}/locks",
+            segment(id),
+            segment(version)
+        );
+        match self.get(base, OP, &path, &[("limit", "1".into())]).await {
+            Ok(v) => Ok(v["total_count"]
+                .as_u64()
+                .or_else(|| v["locks"].as_array().map(|l| l.len() as u64))
+                .unwrap_or(0)),
+            Err(e) if e.class == ErrorClass::NotFound => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `GET /secrets/{id}/versions/{version}`; `version` may be `current` or `previous`.
     pub async fn get_version(
         &self,

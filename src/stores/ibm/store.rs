@@ -475,6 +475,21 @@ impl SecretStore for IbmStore {
                     };
                 }
             }
+            // IBM refuses a new version while the previous one is locked (it would be
+            // dropped). Found here, before the target learns the value, not at the finish
+            // when the target would already hold a value that cannot become current.
+            let locks = self
+                .client
+                .version_locks_total(base, id, "previous")
+                .await?;
+            if locks > 0 {
+                return Err(AwsError::new(
+                    ErrorClass::Invalid,
+                    OP,
+                    "previous_version_locked",
+                    format!("the previous version of secret {id} is locked ({locks} lock(s)); IBM refuses a new version until it is unlocked, so nothing was changed"),
+                ));
+            }
             let listed = self.client.list_versions(base, id).await?;
             if listed.iter().any(|v| &logical(v) == token) {
                 return Err(conflict(
