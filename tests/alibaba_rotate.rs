@@ -237,3 +237,35 @@ async fn a_kill_at_every_step_then_a_rerun_leaves_one_new_value() {
         );
     }
 }
+
+/// Alibaba documents that PutSecretValue with ACSCurrent moves ACSPrevious; for
+/// UpdateSecretVersionStage it does not say so. Against a KMS that leaves ACSPrevious in
+/// place, the rotation must still leave the replaced value previous (a revoke of
+/// "previous" would otherwise hit an older value and leave the replaced one valid:
+/// adversarial review of issue 17, finding 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acs_previous_is_the_replaced_value_even_if_kms_does_not_move_it() {
+    let sim = AlibabaSim::start(&["--manual-previous"]);
+    let pg = Postgres::start();
+    new_secret(&sim, &pg, "prod/orders/db", "orders_app").await;
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), &sim, &pg, "prod/orders/db", "orders_app");
+    let d = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rotate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_rotated_once(
+        &sim,
+        &pg,
+        "prod/orders/db",
+        "orders_app",
+        &out,
+        "manual previous",
+    )
+    .await;
+}

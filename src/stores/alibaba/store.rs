@@ -411,14 +411,33 @@ impl SecretStore for AlibabaStore {
         from: Option<&VersionId>,
     ) -> Result<(), AwsError> {
         let c = self.conn(s, "UpdateSecretVersionStage").await?;
-        self.kms(&c)
-            .update_secret_version_stage(
-                s.id.as_str(),
-                to_alibaba(stage),
-                to.map(VersionId::as_str),
-                from.map(VersionId::as_str),
-            )
-            .await?;
+        let kms = self.kms(&c);
+        kms.update_secret_version_stage(
+            s.id.as_str(),
+            to_alibaba(stage),
+            to.map(VersionId::as_str),
+            from.map(VersionId::as_str),
+        )
+        .await?;
+        // Alibaba documents that ACSPrevious follows ACSCurrent for PutSecretValue, not for
+        // UpdateSecretVersionStage: the replaced version is made ACSPrevious here unless
+        // KMS already did, so a revoke of "previous" never reaches an older value.
+        if let (AWSCURRENT, Some(_), Some(replaced)) = (stage, to, from) {
+            let all = kms.all_versions(s.id.as_str(), true).await?;
+            let holder = all
+                .iter()
+                .find(|v| v.stages.iter().any(|st| st == PREVIOUS_STAGE))
+                .map(|v| v.id.as_str());
+            if holder != Some(replaced.as_str()) {
+                kms.update_secret_version_stage(
+                    s.id.as_str(),
+                    PREVIOUS_STAGE,
+                    Some(replaced.as_str()),
+                    holder,
+                )
+                .await?;
+            }
+        }
         Ok(())
     }
 

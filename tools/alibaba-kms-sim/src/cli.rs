@@ -39,6 +39,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "throttle")]
     pub fault_kind: FaultKind,
 
+    /// UpdateSecretVersionStage moving ACSCurrent leaves ACSPrevious where it was (Alibaba
+    /// documents the automatic move for PutSecretValue only): clients must not rely on it.
+    #[arg(long)]
+    pub manual_previous: bool,
+
     /// Seed for faults and generated ids; random when omitted.
     #[arg(long)]
     pub rng_seed: Option<u64>,

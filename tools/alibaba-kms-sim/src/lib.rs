@@ -55,7 +55,8 @@ pub async fn run(args: Args) -> Result<(), String> {
         );
     }
     let faults = faults::Faults::new(args.fault_rate, args.fault_kind, seed ^ 0xFA17);
-    let sim = sim::Sim::new(keys, faults, args.roles, args.account_id, args.region, seed);
+    let mut sim = sim::Sim::new(keys, faults, args.roles, args.account_id, args.region, seed);
+    sim.store.manual_previous = args.manual_previous;
     let state = server::AppState {
         sim: Arc::new(Mutex::new(sim)),
     };

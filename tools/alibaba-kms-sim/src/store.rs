@@ -80,6 +80,10 @@ impl Secret {
     /// Gives `stage` to version `to`, taking it from whichever version had it; moving
     /// `ACSCurrent` hands `ACSPrevious` to the version it left.
     fn attach(&mut self, stage: &str, to: usize) {
+        self.attach_moving_previous(stage, to, true)
+    }
+
+    fn attach_moving_previous(&mut self, stage: &str, to: usize, move_previous: bool) {
         let had = self
             .versions
             .iter()
@@ -91,7 +95,7 @@ impl Secret {
             self.versions[from].stages.retain(|s| s != stage);
         }
         self.versions[to].stages.push(stage.to_owned());
-        if stage == CURRENT {
+        if stage == CURRENT && move_previous {
             if let Some(from) = had {
                 self.attach(PREVIOUS, from);
             }
@@ -182,6 +186,9 @@ pub fn check_tag(key: &str, value: &str) -> Result<(), ApiError> {
 pub struct Store {
     /// In creation order.
     secrets: Vec<Secret>,
+    /// `--manual-previous`: moving ACSCurrent with UpdateSecretVersionStage does not move
+    /// ACSPrevious.
+    pub manual_previous: bool,
 }
 
 pub struct NewSecret {
@@ -327,6 +334,7 @@ impl Store {
     ) -> Result<(), ApiError> {
         check_stage(stage)?;
         let reserved = stage == CURRENT || stage == PREVIOUS;
+        let manual_previous = self.manual_previous;
         let secret = self.live_mut(name)?;
         match (to, from) {
             (None, None) => {
@@ -354,7 +362,7 @@ impl Store {
             return Err(error::limit_exceeded("version stage"));
         }
         match (to_at, from_at) {
-            (Some(t), _) => secret.attach(stage, t),
+            (Some(t), _) => secret.attach_moving_previous(stage, t, !manual_previous),
             (None, Some(f)) => secret.detach(stage, f),
             (None, None) => {}
         }
