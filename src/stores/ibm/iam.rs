@@ -200,6 +200,10 @@ fn redact(mut e: AwsError, key: &SecretString) -> AwsError {
     e
 }
 
+/// Longer than any IAM token lives (an hour): an answer claiming more is bounded, so the
+/// arithmetic on `Instant` never overflows.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 fn parse(body: &[u8], sent_at: Instant) -> Result<Cached, AwsError> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| errors::malformed("iam_token", "JSON"))?;
@@ -222,7 +226,7 @@ fn parse(body: &[u8], sent_at: Instant) -> Result<Cached, AwsError> {
         .filter(|left| *left > 0.0);
     let lifetime = by_expiration
         .map_or(expires_in as f64, |left| left.min(expires_in as f64))
-        .max(0.0);
+        .clamp(0.0, MAX_LIFETIME.as_secs_f64());
     let lifetime = Duration::from_secs_f64(lifetime);
     Ok(Cached {
         token: SecretString::from(token.to_owned()),
@@ -248,6 +252,20 @@ pub fn form_encode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// An absurd lifetime from the token endpoint is bounded, not a panic (adversarial
+    /// review of issue 17, finding 10).
+    #[test]
+    fn an_absurd_lifetime_is_bounded_not_a_panic() {
+        let now = Instant::now();
+        for body in [
+            &br#"{"access_token":"t","expires_in":18446744073709551615}"#[..],
+            &br#"{"access_token":"t","expires_in":3600,"expiration":1e300}"#[..],
+        ] {
+            let c = super::parse(body, now).expect("parsed");
+            assert!(c.refresh_at <= now + super::MAX_LIFETIME);
+        }
+    }
+
     use super::*;
 
     #[test]
