@@ -212,6 +212,37 @@ async fn rotate_an_alibaba_secret_with_a_postgres_target() {
     assert_rotated_once(&sim, &pg, "prod/orders/db", "orders_app", &out, "rotation").await;
     let runs = std::fs::read_to_string(dir.path().join("restarts.log")).unwrap_or_default();
     assert_eq!(runs.lines().count(), 1, "the consumer restarted once");
+
+    // `plan` and `check --remote` read the Alibaba store too (no AWS credentials needed).
+    for args in [&["plan"][..], &["check", "--remote"][..]] {
+        let d = dir.path().to_owned();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(rotator_bin())
+                .args(&args)
+                .arg("--config")
+                .arg(&d)
+                .env("ALIBABA_CLOUD_ACCESS_KEY_ID", AK)
+                .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SK)
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_PROFILE")
+                .env("AWS_CONFIG_FILE", "/nonexistent")
+                .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("run secret-rotator")
+        })
+        .await
+        .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("orders-db"), "{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
