@@ -307,37 +307,42 @@ impl<'r> Validator<'r> {
     }
 
     fn region(&mut self, src: &SourceMap<'_>, key: &str, r: &S<String>) -> Option<Region> {
-        if valid_region(r.get_ref()) {
-            Some(Region::interned(r.get_ref(), &mut self.interner))
-        } else {
-            self.err(
-                src,
-                r.span(),
-                key,
-                format!(
-                    "\"{}\" is not an AWS region code (e.g. \"eu-west-1\", \"us-gov-west-1\")",
-                    r.get_ref()
-                ),
-            );
-            None
-        }
+        self.interned(
+            src,
+            key,
+            r,
+            valid_region,
+            Region::interned,
+            "is not an AWS region code (e.g. \"eu-west-1\", \"us-gov-west-1\")",
+        )
     }
 
     fn role_arn(&mut self, src: &SourceMap<'_>, key: &str, r: &S<String>) -> Option<RoleArn> {
-        if valid_role_arn(r.get_ref()) {
-            Some(RoleArn::interned(r.get_ref(), &mut self.interner))
-        } else {
-            self.err(
-                src,
-                r.span(),
-                key,
-                format!(
-                    "\"{}\" is not an IAM role ARN (expected arn:aws:iam::123456789012:role/NAME)",
-                    r.get_ref()
-                ),
-            );
-            None
+        self.interned(
+            src,
+            key,
+            r,
+            valid_role_arn,
+            RoleArn::interned,
+            "is not an IAM role ARN (expected arn:aws:iam::123456789012:role/NAME)",
+        )
+    }
+
+    /// `r` as an interned id if `valid` accepts it; else an error: `"r" <what>`.
+    fn interned<T>(
+        &mut self,
+        src: &SourceMap<'_>,
+        key: &str,
+        r: &S<String>,
+        valid: fn(&str) -> bool,
+        make: fn(&str, &mut Interner) -> T,
+        what: &str,
+    ) -> Option<T> {
+        if valid(r.get_ref()) {
+            return Some(make(r.get_ref(), &mut self.interner));
         }
+        self.err(src, r.span(), key, format!("\"{}\" {what}", r.get_ref()));
+        None
     }
 
     fn duration(

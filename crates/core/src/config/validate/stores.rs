@@ -216,37 +216,25 @@ impl Validator<'_> {
     }
 
     fn alibaba_region(&mut self, src: &SourceMap<'_>, key: &str, r: &S<String>) -> Option<Region> {
-        if valid_alibaba_region(r.get_ref()) {
-            Some(Region::interned(r.get_ref(), &mut self.interner))
-        } else {
-            self.err(
-                src,
-                r.span(),
-                key,
-                format!(
-                    "\"{}\" is not an Alibaba Cloud region id (e.g. \"cn-hangzhou\", \"ap-southeast-1\")",
-                    r.get_ref()
-                ),
-            );
-            None
-        }
+        self.interned(
+            src,
+            key,
+            r,
+            valid_alibaba_region,
+            Region::interned,
+            "is not an Alibaba Cloud region id (e.g. \"cn-hangzhou\", \"ap-southeast-1\")",
+        )
     }
 
     fn ram_role(&mut self, src: &SourceMap<'_>, key: &str, r: &S<String>) -> Option<RoleArn> {
-        if valid_ram_role(r.get_ref()) {
-            Some(RoleArn::interned(r.get_ref(), &mut self.interner))
-        } else {
-            self.err(
-                src,
-                r.span(),
-                key,
-                format!(
-                    "\"{}\" is not a RAM role ARN (expected acs:ram::1234567890123456:role/NAME)",
-                    r.get_ref()
-                ),
-            );
-            None
-        }
+        self.interned(
+            src,
+            key,
+            r,
+            valid_ram_role,
+            RoleArn::interned,
+            "is not a RAM role ARN (expected acs:ram::1234567890123456:role/NAME)",
+        )
     }
 
     fn endpoint(
