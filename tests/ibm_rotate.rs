@@ -305,3 +305,46 @@ async fn a_locked_previous_version_is_refused_before_anything_changes() {
     );
     assert_eq!(meta.versions.len(), 2, "no version was added");
 }
+
+/// A holder emptied because the key could not delete it outlives its secret; a secret
+/// deleted and made again under the same name must still rotate (second review of issue
+/// 17, F2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_holder_of_a_deleted_secret_does_not_block_its_successor() {
+    let sim = ibm_common::sim(3600).await;
+    let st = store(&sim.url, KEY, false);
+    let (status, _) = ibm_common::admin(
+        &sim.url,
+        "POST",
+        "/_sim/faults",
+        Some(json!({"status": 403, "count": 1, "operation": "delete_secret"})),
+    );
+    assert_eq!(status, 200);
+    let first = new_secret(&st, &sim.url, "reports-db").await;
+    let dir = tempfile::tempdir().unwrap();
+    let restarts = dir.path().join("restarts.log");
+    config(dir.path(), &sim.url, first.id.as_str(), &restarts);
+    let d = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Replaced (say by Terraform): same name and group, a new id.
+    st.client()
+        .delete_secret(&sim.url, first.id.as_str())
+        .await
+        .expect("delete");
+    let second = new_secret(&st, &sim.url, "reports-db").await;
+    config(dir.path(), &sim.url, second.id.as_str(), &restarts);
+    let d = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the successor rotates: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_rotated_once(&st, &sim.url, &second, &out, "successor").await;
+}

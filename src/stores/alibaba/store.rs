@@ -429,13 +429,21 @@ impl SecretStore for AlibabaStore {
                 .find(|v| v.stages.iter().any(|st| st == PREVIOUS_STAGE))
                 .map(|v| v.id.as_str());
             if holder != Some(replaced.as_str()) {
-                kms.update_secret_version_stage(
-                    s.id.as_str(),
-                    PREVIOUS_STAGE,
-                    Some(replaced.as_str()),
-                    holder,
-                )
-                .await?;
+                if let Err(e) = kms
+                    .update_secret_version_stage(
+                        s.id.as_str(),
+                        PREVIOUS_STAGE,
+                        Some(replaced.as_str()),
+                        holder,
+                    )
+                    .await
+                {
+                    // ACSCurrent has moved: the engine counts the finish as done, so say
+                    // loudly that ACSPrevious is not the replaced value.
+                    let e = AwsError::from(e);
+                    tracing::warn!(secret = %s.id, replaced = %replaced, error = %e, "ACSPrevious could not be moved to the replaced version; a revoke of the previous value may reach an older one");
+                    return Err(e);
+                }
             }
         }
         Ok(())

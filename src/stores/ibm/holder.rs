@@ -69,7 +69,17 @@ pub(super) async fn find(
     for _ in 0..MAX_PAGES {
         let page = client.list_secrets(base, &q).await?;
         if let Some(m) = page.secrets.into_iter().find(|m| m.name == wanted) {
-            if m.custom(KEY_FOR) != Some(real.id.as_str()) {
+            // An empty token is a spent holder (its token taken off when the key could
+            // not delete it): nothing pending.
+            let token = m
+                .custom(KEY_TOKEN)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            // A spent holder of ours may have served a secret since deleted and made
+            // again under the same name: free to reuse. Anything else named like a
+            // holder is not ours.
+            let spent_of_ours = m.custom(KEY_FOR).is_some() && token.is_none();
+            if m.custom(KEY_FOR) != Some(real.id.as_str()) && !spent_of_ours {
                 return Err(AwsError::new(
                     ErrorClass::Conflict,
                     op,
@@ -80,7 +90,6 @@ pub(super) async fn find(
                     ),
                 ));
             }
-            let token = m.custom(KEY_TOKEN).map(str::to_owned);
             return Ok(Some(Holder { meta: m, token }));
         }
         match page.next_offset {
