@@ -138,6 +138,14 @@ fn rotate(bin: &Path, dir: &Path, crash_at: Option<&str>) -> Output {
     c.output().expect("run secret-rotator")
 }
 
+/// `rotate` with the normal binary, off the runtime's threads.
+async fn rotate_now(dir: &Path) -> Output {
+    let d = dir.to_owned();
+    tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
+        .await
+        .unwrap()
+}
+
 fn doc(v: &SecretString) -> Value {
     serde_json::from_str(v.expose_secret()).expect("the secret is JSON")
 }
@@ -200,10 +208,7 @@ async fn rotate_an_alibaba_secret_with_a_postgres_target() {
     new_secret(&sim, &pg, "prod/orders/db", "orders_app").await;
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), &sim, &pg, "prod/orders/db", "orders_app");
-    let d = dir.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
-        .await
-        .unwrap();
+    let out = rotate_now(dir.path()).await;
     assert!(
         out.status.success(),
         "rotate failed: {}",
@@ -281,10 +286,7 @@ async fn acs_previous_is_the_replaced_value_even_if_kms_does_not_move_it() {
     new_secret(&sim, &pg, "prod/orders/db", "orders_app").await;
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), &sim, &pg, "prod/orders/db", "orders_app");
-    let d = dir.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
-        .await
-        .unwrap();
+    let out = rotate_now(dir.path()).await;
     assert!(
         out.status.success(),
         "rotate failed: {}",

@@ -80,6 +80,14 @@ fn rotate(bin: &Path, dir: &Path, crash_at: Option<&str>) -> Output {
     c.output().expect("run secret-rotator")
 }
 
+/// `rotate` with the normal binary, off the runtime's threads.
+async fn rotate_now(dir: &Path) -> Output {
+    let d = dir.to_owned();
+    tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
+        .await
+        .unwrap()
+}
+
 fn doc(v: &str) -> Value {
     serde_json::from_str(v).expect("a username_password value is JSON")
 }
@@ -198,10 +206,7 @@ async fn a_holder_the_key_may_not_delete_does_not_stop_the_rotation() {
         Some(json!({"status": 403, "count": 50, "operation": "delete_secret"})),
     );
     assert_eq!(status, 200);
-    let d = dir.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
-        .await
-        .unwrap();
+    let out = rotate_now(dir.path()).await;
     assert!(
         out.status.success(),
         "rotate failed: {}",
@@ -277,10 +282,7 @@ async fn a_locked_previous_version_is_refused_before_anything_changes() {
     let dir = tempfile::tempdir().unwrap();
     let restarts = dir.path().join("restarts.log");
     config(dir.path(), &sim.url, r.id.as_str(), &restarts);
-    let d = dir.path().to_owned();
-    let first = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
-        .await
-        .unwrap();
+    let first = rotate_now(dir.path()).await;
     assert!(
         first.status.success(),
         "{}",
@@ -288,10 +290,7 @@ async fn a_locked_previous_version_is_refused_before_anything_changes() {
     );
     lock_version(&sim.url, r.id.as_str(), "previous");
 
-    let d = dir.path().to_owned();
-    let second = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
-        .await
-        .unwrap();
+    let second = rotate_now(dir.path()).await;
     let err = String::from_utf8_lossy(&second.stderr).to_string();
     assert!(
         !second.status.success(),
@@ -324,11 +323,12 @@ async fn a_spent_holder_of_a_deleted_secret_does_not_block_its_successor() {
     let dir = tempfile::tempdir().unwrap();
     let restarts = dir.path().join("restarts.log");
     config(dir.path(), &sim.url, first.id.as_str(), &restarts);
-    let d = dir.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = rotate_now(dir.path()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Replaced (say by Terraform): same name and group, a new id.
     st.client()
@@ -337,10 +337,7 @@ async fn a_spent_holder_of_a_deleted_secret_does_not_block_its_successor() {
         .expect("delete");
     let second = new_secret(&st, &sim.url, "reports-db").await;
     config(dir.path(), &sim.url, second.id.as_str(), &restarts);
-    let d = dir.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || rotate(&rotator_bin(), &d, None))
-        .await
-        .unwrap();
+    let out = rotate_now(dir.path()).await;
     assert!(
         out.status.success(),
         "the successor rotates: {}",
