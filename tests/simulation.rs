@@ -429,6 +429,7 @@ impl Scenario {
                 redeploy: s.consumers.iter().cloned().map(Into::into).collect(),
                 stable_timeout: k.stable_timeout.into(),
                 origin: Location::whole(std::path::Path::new("tests/simulation.toml").into()),
+                group: None,
             })
             .map(Arc::new)
             .collect();
@@ -445,6 +446,7 @@ impl Scenario {
                 ..HaConfig::default()
             },
             secrets,
+            groups: Vec::new(),
             files: vec![],
         }
     }
@@ -1832,6 +1834,7 @@ impl Driver {
             ha,
             health: Arc::new(Health::default()),
             random: random(),
+            notifier: Arc::new(rotator_core::notify::NoNotifier),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (reload_tx, reload_rx) = mpsc::channel(8);

@@ -11,6 +11,7 @@
 
 use crate::config::{AwsConfig, Config, DaemonConfig, EventsConfig, HaConfig};
 use crate::ha::Ha;
+use crate::notify::{NoNotifier, Notifier};
 use crate::random::{OsRandom, Random};
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::SecretStore;
@@ -31,6 +32,8 @@ pub struct Ports<S, D> {
     pub health: Arc<Health>,
     /// The replica skew's source (the lease retry spread is [`Ha::with_random`]'s).
     pub random: Arc<dyn Random>,
+    /// Where rotation events go (`[[notify]]` sinks; nowhere by default).
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl<S, D> Ports<S, D> {
@@ -41,7 +44,14 @@ impl<S, D> Ports<S, D> {
             ha,
             health,
             random: Arc::new(OsRandom),
+            notifier: Arc::new(NoNotifier),
         }
+    }
+
+    /// The same ports, telling rotation events to `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 }
 
@@ -70,6 +80,7 @@ pub async fn run<S: SecretStore, D: Deployer>(
         ha,
         health,
         random,
+        notifier,
     } = ports;
     let clock = engine.clock.clone();
     // Optimistic until the first read pass says otherwise (READY does not wait for due
@@ -79,7 +90,8 @@ pub async fn run<S: SecretStore, D: Deployer>(
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let sched = Scheduler::new(engine, clock, &cfg, health)
         .with_ha(ha)
-        .with_random(random);
+        .with_random(random)
+        .with_notifier(notifier);
     let mut applied = Applied::of(&cfg);
     drop(cfg);
     let (tx, rx) = mpsc::channel(4);
@@ -189,6 +201,7 @@ mod tests {
             ha: HaConfig::default(),
             events: EventsConfig::default(),
             secrets: Vec::new(),
+            groups: Vec::new(),
             files: Vec::new(),
         }
     }

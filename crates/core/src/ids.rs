@@ -67,6 +67,10 @@ string_id!(
     SecretName
 );
 string_id!(
+    /// A `[[group]]`'s name: secrets rotated one after another (dev, staging, prod).
+    GroupName
+);
+string_id!(
     /// A Secrets Manager secret id as configured: a name or an ARN.
     SecretId
 );

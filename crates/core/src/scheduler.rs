@@ -20,6 +20,7 @@ use crate::config::{Config, DaemonConfig, SecretConfig};
 use crate::due::{due_times, due_times_each, DueInfo, DueStatus, Unfinished};
 use crate::error::{AwsError, ErrorClass};
 use crate::ids::{SecretName, VersionId};
+use crate::notify::{Event, EventKind, NoNotifier, Notifier};
 use crate::random::{OsRandom, Random};
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::SecretStore;
@@ -355,6 +356,8 @@ pub struct Scheduler<S, D> {
     skew: bool,
     /// The last generation given to an entry (see [`Entry::generation`]).
     generations: u32,
+    /// Where rotation events go (webhooks, Slack, SNS; nowhere by default).
+    notifier: Arc<dyn Notifier>,
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -413,6 +416,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             swept_at: Instant::now(),
             random: Arc::new(OsRandom),
             generations: 0,
+            notifier: Arc::new(NoNotifier),
             skew: cfg.ha.enabled() || cfg.ha.replicas > 1,
         };
         for c in &cfg.secrets {
@@ -425,6 +429,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// Rotations take the secret's lease from `ha` first (several replicas).
     pub fn with_ha(mut self, ha: Option<Arc<crate::ha::Ha>>) -> Self {
         self.ha = ha;
+        self
+    }
+
+    /// Where rotation events go (default: nowhere).
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
         self
     }
 
@@ -921,7 +931,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         if e.is_removed() {
             return;
         }
-        show(self.telemetry.as_ref(), name, e, now);
+        if show(self.telemetry.as_ref(), name, e, now) {
+            overdue(self.notifier.as_ref(), e, now);
+        }
     }
 
     /// Publishes the statuses that the passing of time changed (due -> overdue and the
@@ -940,7 +952,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             calm &= !matches!(status, Status::Due | Status::Overdue);
             if e.shown != Some(status) {
                 let name = e.cfg.name.clone();
-                show(self.telemetry.as_ref(), &name, e, now);
+                if show(self.telemetry.as_ref(), &name, e, now) {
+                    overdue(self.notifier.as_ref(), e, now);
+                }
             }
         }
         self.swept_at = Instant::now();
@@ -1040,6 +1054,8 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             m.rotations_running(1);
             tracing::info!(secret = %name, attempt = e.failures + 1, "rotation due; starting");
             show(m.as_ref(), &name, e, wall);
+            self.notifier
+                .notify(Event::new(EventKind::Started, &e.cfg, wall, e.failures + 1));
             let ha = self.ha.clone();
             self.tasks.spawn(async move {
                 let started = Instant::now();
@@ -1088,6 +1104,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         if self.take_removed(&name, after.removed) {
             return;
         }
+        self.tell_finished(&name, &r);
         match r {
             Some(Ok(rep)) => {
                 tracing::info!(secret = %name, outcome = outcome.label(), version = rep.version.as_ref().map(|v| v.as_str()).unwrap_or("-"), "rotation finished");
@@ -1134,6 +1151,55 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
         }
         self.publish(&name);
+    }
+
+    /// Tells the notifier how a rotation ended: succeeded, or failed (and, for a group
+    /// stage with stages after it, that the group halted).
+    fn tell_finished(&self, name: &SecretName, r: &Option<Result<Report, RotationError>>) {
+        let Some(e) = self.entries.get(name) else {
+            return;
+        };
+        let now = self.clock.now();
+        let attempt = e.failures + 1;
+        let failure = match r {
+            Some(Ok(rep)) if rep.outcome == Outcome::Success => {
+                let mut ev = Event::new(EventKind::Succeeded, &e.cfg, now, attempt);
+                ev.outcome = Some(rep.outcome.label());
+                ev.version = rep.version.clone();
+                self.notifier.notify(ev);
+                return;
+            }
+            Some(Ok(_)) => return,
+            Some(Err(err)) => Event::new(EventKind::Failed, &e.cfg, now, attempt).with_failure(err),
+            None => {
+                let mut ev = Event::new(EventKind::Failed, &e.cfg, now, attempt);
+                ev.outcome = Some(Outcome::Failed.label());
+                ev.error = Some(
+                    "the rotation task panicked (a bug; the next attempt resumes from the store)"
+                        .into(),
+                );
+                ev
+            }
+        };
+        let mut failed = failure;
+        failed.action = Some(if attempt >= self.settings.max_attempts {
+            format!("gave up after {attempt} attempts in a row: fix the cause, then run `secret-rotator rotate {name}` (or reload the daemon)")
+        } else {
+            "retried automatically with backoff; the retry resumes from the stored state".to_owned()
+        });
+        let halted = failed.group.as_ref().filter(|g| g.next.is_some()).map(|g| {
+            let mut ev = failed.clone();
+            ev.kind = EventKind::GroupHalted;
+            ev.action = Some(format!(
+                "the stages after {name} wait (not rotated) until it succeeds: its retry, or `secret-rotator rotate {name}` once fixed; `secret-rotator group {} hold` stops the group",
+                g.group
+            ));
+            ev
+        });
+        self.notifier.notify(failed);
+        if let Some(h) = halted {
+            self.notifier.notify(h);
+        }
     }
 
     /// Another replica holds the lease: nothing was done here, not a failure; the secret
@@ -1401,10 +1467,22 @@ fn reset_failures(t: &dyn Telemetry, name: &SecretName, e: &mut Entry) {
 
 /// Where a secret stands, for the `secret_status` gauge.
 /// Publishes the entry's status as of `now` and remembers it (the sweep skips unchanged).
-fn show(telemetry: &dyn Telemetry, name: &SecretName, e: &mut Entry, now: DateTime<Utc>) {
+/// Publishes the entry's status; true when it just became overdue.
+fn show(telemetry: &dyn Telemetry, name: &SecretName, e: &mut Entry, now: DateTime<Utc>) -> bool {
     let status = status_of(e, now);
+    let became_overdue = status == Status::Overdue && e.shown != Some(Status::Overdue);
     e.shown = Some(status);
     telemetry::update(telemetry, name, |s| s.status = status);
+    became_overdue
+}
+
+fn overdue(notifier: &dyn Notifier, e: &Entry, now: DateTime<Utc>) {
+    let mut ev = Event::new(EventKind::Overdue, &e.cfg, now, e.failures + 1);
+    ev.action = Some(match e.cfg.group.as_ref() {
+        Some(g) => format!("more than an hour past its due time; see `secret-rotator group {} status` and `secret-rotator plan`", g.name),
+        None => "more than an hour past its due time; see `secret-rotator plan` and the daemon's log".to_owned(),
+    });
+    notifier.notify(ev);
 }
 
 fn status_of(e: &Entry, now: DateTime<Utc>) -> Status {

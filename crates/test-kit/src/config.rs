@@ -70,6 +70,7 @@ impl SecretBuilder {
                 redeploy: Box::default(),
                 stable_timeout: Duration::from_secs(600).into(),
                 origin: Location::at(Path::new("tests/test-kit.toml").into(), 1, 1),
+                group: None,
             },
         }
     }

@@ -472,6 +472,7 @@ mod tests {
             redeploy: Box::default(),
             stable_timeout: Duration::from_secs(60).into(),
             origin: Location::whole(std::path::Path::new("t.toml").into()),
+            group: None,
         };
         (cfg, t)
     }

@@ -19,7 +19,7 @@ pub use error::{ConfigError, ConfigErrors, Location};
 pub use load::{load_dir_with, DEFAULT_DIR, DURATION_EXPECTED};
 pub use target::{Registry, Target, TargetKind, TargetTable};
 
-use crate::ids::{Account, Region, RoleArn, SecretName, SecretRef, ServiceRef};
+use crate::ids::{Account, GroupName, Region, RoleArn, SecretName, SecretRef, ServiceRef};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +38,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Shared with the scheduler and the metrics: one copy per secret.
     pub secrets: Vec<Arc<SecretConfig>>,
+    /// `[[group]]`s, in file order; each member's [`SecretConfig::group`] points here.
+    pub groups: Vec<Arc<GroupConfig>>,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -207,12 +209,36 @@ pub struct SecretConfig {
     pub stable_timeout: CompactDuration,
     /// Where the `[[secret]]` table starts.
     pub origin: Location,
+    /// The `[[group]]` this secret is a stage of (most secrets: none).
+    pub group: Option<Arc<GroupConfig>>,
 }
 
-// 100,000 of these are held: 160 bytes (with the reference counts, a 176-byte chunk of
-// glibc's allocator); a field that grows it says so here.
+/// `[[group]]`: one credential per environment, rotated in the listed order. A member
+/// starts only once the one before it finished (every consumer stable) and soaked; the
+/// group's schedule is its first member's. Progress is read from the members' stored
+/// state (see [`crate::group`]), never from local files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupConfig {
+    pub name: GroupName,
+    /// The members' `[[secret]]` names, first stage first.
+    pub members: Vec<SecretName>,
+    /// How long a stage runs on its new value before the next one starts.
+    pub soak: Duration,
+    /// Where the `[[group]]` table starts.
+    pub origin: Location,
+}
+
+impl GroupConfig {
+    /// `secret`'s stage: its index in `members`.
+    pub fn stage_of(&self, secret: &SecretName) -> Option<usize> {
+        self.members.iter().position(|m| m == secret)
+    }
+}
+
+// 100,000 of these are held: 168 bytes (with the reference counts, a 176-byte chunk of
+// glibc's allocator, the same as at 160 before `group`); a field that grows it says so here.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<SecretConfig>() <= 160);
+const _: () = assert!(std::mem::size_of::<SecretConfig>() <= 168);
 
 impl SecretConfig {
     pub fn account(&self) -> &Account {
@@ -360,6 +386,7 @@ pub(crate) fn test_secret(name: &str, id: &str) -> SecretConfig {
         redeploy: Box::default(),
         stable_timeout: Duration::from_secs(600).into(),
         origin: Location::whole(std::path::Path::new("t.toml").into()),
+        group: None,
     }
 }
 

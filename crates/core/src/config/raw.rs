@@ -77,6 +77,16 @@ pub struct RawSecret {
     pub endpoint: Option<S<String>>,
 }
 
+/// `[[group]]`: secrets rotated in the listed order, each after the previous one
+/// succeeded and soaked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: Option<S<String>>,
+    pub secrets: Option<S<Vec<S<String>>>>,
+    pub soak: Option<S<String>>,
+}
+
 /// `[alibaba]`: defaults for `store = "alibaba"` secrets.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

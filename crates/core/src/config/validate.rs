@@ -12,11 +12,12 @@ use std::ops::Range;
 use toml::de::DeValue;
 use toml::Spanned;
 
+mod groups;
 mod stores;
 
 const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
-const DAY: Duration = Duration::from_secs(86_400);
+pub(super) const DAY: Duration = Duration::from_secs(86_400);
 /// `stable_timeout` by default, and the bounds of it and of a command consumer's timeout.
 const DEFAULT_STABLE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const MIN_STABLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +49,9 @@ pub struct Validator<'r> {
     json_keys: HashSet<ThinText>,
     /// Shared by every secret without a `generate` table.
     default_generate: Arc<GeneratePolicy>,
+    /// `[[group]]`s read so far (members checked at the end) and where each name is.
+    groups: Vec<groups::PendingGroup>,
+    group_names: HashMap<String, Location>,
 }
 
 impl<'r> Validator<'r> {
@@ -69,6 +73,8 @@ impl<'r> Validator<'r> {
             default_generate: Arc::default(),
             ha_account: (None, None),
             ha_replicas_at: None,
+            groups: Vec::new(),
+            group_names: HashMap::new(),
         }
     }
 
@@ -648,6 +654,7 @@ impl<'r> Validator<'r> {
                 redeploy: redeploy.into(),
                 stable_timeout: stable_timeout.into(),
                 origin,
+                group: None,
             };
             self.secrets.push((Arc::new(cfg), route));
         }
@@ -986,6 +993,7 @@ impl<'r> Validator<'r> {
                 by_id.insert(key, s);
             }
         }
+        let groups = self.finish_groups(&mut secrets);
         let (region, role) = std::mem::take(&mut self.ha_account);
         self.ha.account = Account::new(
             region.or_else(|| self.aws.region.clone()),
@@ -1024,6 +1032,7 @@ impl<'r> Validator<'r> {
             ha: self.ha,
             events: self.events,
             secrets,
+            groups,
             files,
         })
     }
@@ -1104,7 +1113,7 @@ fn short_interval_message(written: &str, d: Duration) -> String {
     )
 }
 
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     (1..=128).contains(&s.len())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))

@@ -69,6 +69,7 @@ async fn a_secret_whose_lease_is_busy_is_rotated_once_the_other_replica_lets_go(
             .every(30 * DAY)
             .build()
             .into()],
+        groups: Vec::new(),
         files: vec![],
     };
     let sched = Scheduler::new(

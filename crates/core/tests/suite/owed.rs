@@ -58,6 +58,7 @@ fn schedule<S: SecretStore>(
         ha: Default::default(),
         events: Default::default(),
         secrets: vec![secret.into()],
+        groups: Vec::new(),
         files: vec![],
     };
     let sched = Scheduler::new(
@@ -367,6 +368,7 @@ async fn a_shutdown_lets_the_rotation_in_flight_finish_within_the_grace() {
         ha: Default::default(),
         events: Default::default(),
         secrets: vec![cfg.into()],
+        groups: Vec::new(),
         files: vec![],
     };
     let (_reloads_tx, reloads) = mpsc::channel(1);

@@ -91,6 +91,7 @@ async fn a_resume_another_replica_finished_first_does_not_rotate_again() {
             .redeploy("prod", &["api"])
             .build()
             .into()],
+        groups: Vec::new(),
         files: vec![],
     };
     let (_reload_tx, reloads) = tokio::sync::mpsc::channel(1);

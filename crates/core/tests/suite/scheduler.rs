@@ -126,6 +126,7 @@ impl World {
             },
             events: Default::default(),
             secrets: secrets.into_iter().map(Arc::new).collect(),
+            groups: Vec::new(),
             files: vec![],
         };
         let mut sched = Scheduler::new(
@@ -962,6 +963,7 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
         .into_iter()
         .map(Arc::new)
         .collect(),
+        groups: Vec::new(),
         files: vec![],
     };
     let mut sched = Scheduler::new(engine, Arc::new(w.clock.clone()), &cfg, w.health.clone());
@@ -1220,6 +1222,7 @@ impl World {
             ha: Default::default(),
             events: Default::default(),
             secrets: secrets.into_iter().map(Arc::new).collect(),
+            groups: Vec::new(),
             files: vec![],
         };
         let tx = self.tx.as_ref().expect("started");
