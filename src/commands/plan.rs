@@ -429,6 +429,8 @@ mod tests {
             current: None,
             status: crate::due::DueStatus::Scheduled,
             tag_problem: None,
+            hold: None,
+            group_wait: false,
         }
     }
 

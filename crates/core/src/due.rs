@@ -99,6 +99,11 @@ pub struct DueInfo {
     pub current: Option<crate::ids::VersionId>,
     pub status: DueStatus,
     pub tag_problem: Option<TagProblem>,
+    /// The `secret-rotator:group-hold` tag's value, when it holds the secret's group.
+    pub hold: Option<String>,
+    /// A group stage that may not start yet: `due` is only when to read it again
+    /// ([`crate::group::RECHECK`]), not a start ([`crate::group`] sets it).
+    pub group_wait: bool,
 }
 
 /// The one place that decides whether the stored state shows an unfinished rotation of
@@ -249,6 +254,11 @@ fn from_meta(
         (_, None) => now,
     };
     let current = meta.version_with(AWSCURRENT).cloned();
+    let hold = meta
+        .tags
+        .get(crate::group::TAG_GROUP_HOLD)
+        .filter(|v| crate::group::is_hold(v))
+        .cloned();
     DueInfo {
         last_rotated: last,
         verified,
@@ -256,6 +266,8 @@ fn from_meta(
         current,
         status,
         tag_problem,
+        hold,
+        group_wait: false,
     }
 }
 

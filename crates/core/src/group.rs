@@ -15,9 +15,13 @@
 //! (an unfinished rotation) is still finished, since its target may accept only the new
 //! value by then.
 
-use crate::config::GroupConfig;
+use crate::config::{GroupConfig, SecretConfig};
 use crate::due::{DueInfo, DueStatus, Unfinished};
+use crate::error::AwsError;
+use crate::ids::GroupName;
+use crate::rotation::store::SecretStore;
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Tag on a member secret: a value starting with `held` holds its group (written by
@@ -202,4 +206,110 @@ fn expected_starts(
         out.push(e);
     }
     out
+}
+
+/// One member's due information as its group allows: a stage whose turn it is keeps its
+/// start time (the previous stage's confirmation plus the soak, or its own schedule for
+/// the first stage); an unfinished one resumes now; any other waits, read again after
+/// [`RECHECK`] (`group_wait`).
+pub fn adjust(view: &GroupView, stage: usize, mut d: DueInfo, now: DateTime<Utc>) -> DueInfo {
+    match view.stages.get(stage) {
+        Some(StageState::InProgress { .. }) => {}
+        _ => match view.start_at(stage) {
+            Some(at) => {
+                d.due = at;
+                d.group_wait = false;
+            }
+            None => {
+                d.due = now + chrono::Duration::from_std(RECHECK).unwrap_or_default();
+                d.group_wait = true;
+            }
+        },
+    }
+    d
+}
+
+/// [`crate::due::due_times_each`], with every group member's due time as its group
+/// allows ([`adjust`]). A member is answered once every member of its group in
+/// `secrets` has been read (pass whole groups: a member missing from `secrets` counts as
+/// unreadable, so the stages after it wait). `on_group` gets each group's view as it is
+/// evaluated.
+pub async fn due_times_each<S: SecretStore>(
+    store: &S,
+    secrets: &[&SecretConfig],
+    now: DateTime<Utc>,
+    mut sink: impl FnMut(usize, Result<DueInfo, AwsError>) + Send,
+    mut on_group: impl FnMut(&GroupConfig, &GroupView) + Send,
+) {
+    // Per group: the index in `secrets` of each of its stages, and what was read.
+    let mut groups: HashMap<&GroupName, Pending<'_>> = HashMap::new();
+    for (i, s) in secrets.iter().enumerate() {
+        if let Some(g) = &s.group {
+            if let Some(stage) = g.stage_of(&s.name) {
+                let p = groups.entry(&g.name).or_insert_with(|| Pending {
+                    group: g,
+                    index: vec![None; g.members.len()],
+                    read: HashMap::new(),
+                });
+                p.index[stage] = Some(i);
+            }
+        }
+    }
+    crate::due::due_times_each(store, secrets, now, |i, r| {
+        let Some(g) = secrets.get(i).and_then(|s| s.group.as_ref()) else {
+            return sink(i, r);
+        };
+        let Some(p) = groups.get_mut(&g.name) else {
+            return sink(i, r);
+        };
+        p.read.insert(i, r);
+        let wanted = p.index.iter().flatten().count();
+        if p.read.len() < wanted {
+            return;
+        }
+        if let Some(p) = groups.remove(&g.name) {
+            answer(p, now, &mut sink, &mut on_group);
+        }
+    })
+    .await;
+    // A store that left a member unanswered: the others are answered all the same (the
+    // unanswered one counts as unreadable).
+    for (_, p) in groups.drain() {
+        answer(p, now, &mut sink, &mut on_group);
+    }
+}
+
+fn answer(
+    p: Pending<'_>,
+    now: DateTime<Utc>,
+    sink: &mut impl FnMut(usize, Result<DueInfo, AwsError>),
+    on_group: &mut impl FnMut(&GroupConfig, &GroupView),
+) {
+    let reads: Vec<MemberRead<'_>> = p
+        .index
+        .iter()
+        .map(|i| {
+            i.and_then(|i| p.read.get(&i))
+                .and_then(|r| r.as_ref().ok())
+                .map(|d| (d, d.hold.as_deref()))
+        })
+        .collect();
+    let view = evaluate(p.group, &reads, now);
+    on_group(p.group, &view);
+    let mut read = p.read;
+    for (stage, i) in p.index.iter().enumerate() {
+        let Some(i) = *i else { continue };
+        match read.remove(&i) {
+            Some(Ok(d)) => sink(i, Ok(adjust(&view, stage, d, now))),
+            Some(Err(e)) => sink(i, Err(e)),
+            None => {}
+        }
+    }
+}
+
+struct Pending<'a> {
+    group: &'a GroupConfig,
+    /// `secrets` index of each stage (None: not in this read).
+    index: Vec<Option<usize>>,
+    read: HashMap<usize, Result<DueInfo, AwsError>>,
 }

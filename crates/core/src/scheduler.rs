@@ -16,9 +16,12 @@
 //! re-derived from its wall-clock time.
 
 use crate::clock::Clock;
+use crate::config::GroupConfig;
 use crate::config::{Config, DaemonConfig, SecretConfig};
-use crate::due::{due_times, due_times_each, DueInfo, DueStatus, Unfinished};
+use crate::due::{due_times, DueInfo, DueStatus, Unfinished};
 use crate::error::{AwsError, ErrorClass};
+use crate::group::GroupView;
+use crate::ids::GroupName;
 use crate::ids::{SecretName, VersionId};
 use crate::notify::{Event, EventKind, NoNotifier, Notifier};
 use crate::random::{OsRandom, Random};
@@ -29,7 +32,7 @@ use crate::schedule::{jitter_offset, next_opening, opening_containing};
 use crate::telemetry::{self, Status, Telemetry};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -305,6 +308,17 @@ enum DueMsg {
     Unanswered { name: SecretName, generation: u32 },
     /// A batch read finished: how many secrets it reached the store for, of how many.
     BatchDone { reached: usize, total: usize },
+    /// A group's progress as its members' stored state showed it (read with them).
+    Group {
+        group: Arc<GroupConfig>,
+        view: GroupView,
+    },
+}
+
+/// What the scheduler last read of a group (for its gauges; decisions are re-read).
+struct GroupSeen {
+    cfg: Arc<GroupConfig>,
+    view: GroupView,
 }
 
 /// Decides when each configured secret rotates, and runs the rotations on an [`Engine`].
@@ -358,6 +372,8 @@ pub struct Scheduler<S, D> {
     generations: u32,
     /// Where rotation events go (webhooks, Slack, SNS; nowhere by default).
     notifier: Arc<dyn Notifier>,
+    /// Each `[[group]]`'s last read progress.
+    groups: HashMap<GroupName, GroupSeen>,
 }
 
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -417,6 +433,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             random: Arc::new(OsRandom),
             generations: 0,
             notifier: Arc::new(NoNotifier),
+            groups: HashMap::new(),
             skew: cfg.ha.enabled() || cfg.ha.replicas > 1,
         };
         for c in &cfg.secrets {
@@ -489,11 +506,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
 
     /// Starts a read of these secrets' due times in a task; results arrive on `due_rx`.
     fn start_batch(&mut self, names: Vec<SecretName>) {
-        let items: Vec<(Arc<SecretConfig>, u32)> = names
-            .iter()
-            .filter_map(|n| self.entries.get(n))
-            .map(|e| (e.cfg.clone(), e.generation))
-            .collect();
+        let items = self.with_groups(&names);
         if items.is_empty() {
             return;
         }
@@ -505,17 +518,29 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let refs: Vec<&SecretConfig> = items.iter().map(|(c, _)| c.as_ref()).collect();
             let mut reached = 0usize;
             let mut answered = vec![false; items.len()];
-            let read = due_times_each(&engine.store, &refs, now, |i, result| {
-                reached += usize::from(reached_store(&result));
-                answered[i] = true;
-                let (cfg, generation) = &items[i];
-                let _ = tx.send(DueMsg::One {
-                    name: cfg.name.clone(),
-                    generation: *generation,
-                    single: false,
-                    result,
-                });
-            });
+            let group_tx = tx.clone();
+            let read = crate::group::due_times_each(
+                &engine.store,
+                &refs,
+                now,
+                |i, result| {
+                    reached += usize::from(reached_store(&result));
+                    answered[i] = true;
+                    let (cfg, generation) = &items[i];
+                    let _ = tx.send(DueMsg::One {
+                        name: cfg.name.clone(),
+                        generation: *generation,
+                        single: false,
+                        result,
+                    });
+                },
+                |g, view| {
+                    let _ = group_tx.send(DueMsg::Group {
+                        group: Arc::new(g.clone()),
+                        view: view.clone(),
+                    });
+                },
+            );
             // A panic in a read is a bug; the secrets it did not answer are told so (see
             // `on_due`: unread ones count as a failed read, known ones keep their schedule).
             if AssertUnwindSafe(read).catch_unwind().await.is_err() {
@@ -550,6 +575,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         e.reading = e.generation;
         let cfg = e.cfg.clone();
         let generation = e.generation;
+        if cfg.group.is_some() {
+            self.start_group_read(cfg, generation);
+            return;
+        }
         let engine = self.engine.clone();
         let tx = self.due_tx.clone();
         let now = self.clock.now();
@@ -570,8 +599,84 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         });
     }
 
+    /// The batch's secrets, each group member with its whole group (a stage's turn
+    /// depends on the stages before it), once each, with their generations.
+    fn with_groups(&self, names: &[SecretName]) -> Vec<(Arc<SecretConfig>, u32)> {
+        let mut seen: HashSet<&SecretName> = HashSet::new();
+        let mut items = Vec::with_capacity(names.len());
+        for n in names {
+            let Some(e) = self.entries.get(n) else {
+                continue;
+            };
+            let members: Vec<&SecretName> = match &e.cfg.group {
+                Some(g) => g.members.iter().collect(),
+                None => vec![n],
+            };
+            for m in members {
+                if let Some(me) = self.entries.get(m) {
+                    if seen.insert(&me.cfg.name) {
+                        items.push((me.cfg.clone(), me.generation));
+                    }
+                }
+            }
+        }
+        items
+    }
+
+    /// Reads a group member's due time with its whole group, in a task; the other
+    /// members' answers come as a batch's (they refresh what is known of them).
+    fn start_group_read(&mut self, cfg: Arc<SecretConfig>, generation: u32) {
+        let items = self.with_groups(std::slice::from_ref(&cfg.name));
+        let engine = self.engine.clone();
+        let tx = self.due_tx.clone();
+        let now = self.clock.now();
+        tokio::spawn(async move {
+            let refs: Vec<&SecretConfig> = items.iter().map(|(c, _)| c.as_ref()).collect();
+            let mut answered = vec![false; items.len()];
+            let group_tx = tx.clone();
+            let read = crate::group::due_times_each(
+                &engine.store,
+                &refs,
+                now,
+                |i, result| {
+                    answered[i] = true;
+                    let (c, g) = &items[i];
+                    let single = c.name == cfg.name;
+                    let _ = tx.send(DueMsg::One {
+                        name: c.name.clone(),
+                        generation: if single { generation } else { *g },
+                        single,
+                        result,
+                    });
+                },
+                |g, view| {
+                    let _ = group_tx.send(DueMsg::Group {
+                        group: Arc::new(g.clone()),
+                        view: view.clone(),
+                    });
+                },
+            );
+            let ok = AssertUnwindSafe(read).catch_unwind().await.is_ok();
+            let asked = items.iter().position(|(c, _)| c.name == cfg.name);
+            if !ok || asked.is_some_and(|i| !answered[i]) {
+                let _ = tx.send(DueMsg::One {
+                    name: cfg.name.clone(),
+                    generation,
+                    single: true,
+                    result: Err(read_panicked()),
+                });
+            }
+        });
+    }
+
     fn on_due(&mut self, msg: DueMsg) {
         match msg {
+            DueMsg::Group { group, view } => {
+                let name = group.name.clone();
+                self.groups
+                    .insert(name.clone(), GroupSeen { cfg: group, view });
+                self.publish_group(&name);
+            }
             DueMsg::Unanswered { name, generation } => {
                 let Some(e) = self.entries.get(&name) else {
                     return;
@@ -607,6 +712,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     return;
                 }
                 let gave_up = matches!(e.state, State::GaveUp);
+                // A failing group stage waits for its retry's own read (which checks the
+                // group again), not for a read its group's other stages asked for.
+                if !single && e.cfg.group.is_some() && e.failures > 0 && !gave_up {
+                    return;
+                }
                 if !single
                     && !e.needs_due
                     && !gave_up
@@ -631,7 +741,13 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             Ok(d) => {
                 let gave_up = matches!(e.state, State::GaveUp);
                 let mut retry = single && e.failures > 0 && !gave_up;
-                if (retry || gave_up) && d.status == DueStatus::Scheduled && d.due > now {
+                // A waiting group stage's due time is only its next look, not a sign that
+                // someone else rotated it.
+                if (retry || gave_up)
+                    && !d.group_wait
+                    && d.status == DueStatus::Scheduled
+                    && d.due > now
+                {
                     // Someone else (another replica, a manual rotate) finished it while we
                     // waited for the retry or after we gave up: nothing is owed until the
                     // next due time.
@@ -671,7 +787,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     s.readable = Some(true);
                     s.failing = failing;
                 });
-                if retry {
+                if d.group_wait {
+                    // Not this stage's turn (or its group is held): look again later; the
+                    // look is a read, never a start. A failing stage keeps its count.
+                    if !matches!(e.state, State::GaveUp) {
+                        Self::schedule_wall(&mut self.queue, self.clock_base, name, e, d.due);
+                        e.needs_due = true;
+                    }
+                } else if retry {
                     // The backoff has passed; the state is fresh: retry now.
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, now);
                 } else if !matches!(e.state, State::GaveUp) && e.failures == 0 {
@@ -682,6 +805,11 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     };
                     let skew = chrono::Duration::from_std(skew).unwrap_or_default();
                     Self::schedule_wall(&mut self.queue, self.clock_base, name, e, d.due + skew);
+                    // A group stage is read again just before it starts: a hold written
+                    // meanwhile (or an earlier stage's change) must stop it.
+                    if e.cfg.group.is_some() && d.due + skew > now {
+                        e.needs_due = true;
+                    }
                 }
                 tracing::debug!(secret = %name, due = %d.due, "due time");
             }
@@ -922,6 +1050,27 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         }
     }
 
+    /// Sets a group's gauges: each stage's state, held, halted (its current stage is
+    /// failing, so the stages after it wait).
+    fn publish_group(&self, group: &GroupName) {
+        let Some(seen) = self.groups.get(group) else {
+            return;
+        };
+        let halted = self.halted_stage(seen).is_some();
+        self.telemetry.group_progress(&seen.cfg, &seen.view, halted);
+    }
+
+    /// The failing stage that halts the group, if any: a stage with failures whose
+    /// later stages exist.
+    fn halted_stage(&self, seen: &GroupSeen) -> Option<usize> {
+        let last = seen.cfg.members.len().saturating_sub(1);
+        seen.cfg.members.iter().take(last).position(|m| {
+            self.entries
+                .get(m)
+                .is_some_and(|e| e.failures > 0 || matches!(e.state, State::GaveUp))
+        })
+    }
+
     /// Sets the secret's status gauge from what the scheduler knows.
     fn publish(&mut self, name: &SecretName) {
         let now = self.clock.now();
@@ -1105,6 +1254,10 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             return;
         }
         self.tell_finished(&name, &r);
+        let group = self
+            .entries
+            .get(&name)
+            .and_then(|e| e.cfg.group.as_ref().map(|g| g.name.clone()));
         match r {
             Some(Ok(rep)) => {
                 tracing::info!(secret = %name, outcome = outcome.label(), version = rep.version.as_ref().map(|v| v.as_str()).unwrap_or("-"), "rotation finished");
@@ -1151,6 +1304,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             }
         }
         self.publish(&name);
+        if let Some(g) = group {
+            self.publish_group(&g);
+        }
     }
 
     /// Tells the notifier how a rotation ended: succeeded, or failed (and, for a group
@@ -1522,7 +1678,11 @@ fn same_schedule(a: &SecretConfig, b: &SecretConfig) -> bool {
             .as_deref()
             .map(|w| (w.expr.clone(), w.duration, w.timezone))
     };
-    a.secret == b.secret && a.every == b.every && a.jitter == b.jitter && window(a) == window(b)
+    a.secret == b.secret
+        && a.every == b.every
+        && a.jitter == b.jitter
+        && window(a) == window(b)
+        && a.group == b.group
 }
 
 /// A due-time read that ended without a result (it panicked: a bug).

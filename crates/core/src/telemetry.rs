@@ -2,7 +2,8 @@
 //! a [`Telemetry`] sink; the binary's Prometheus metrics implement it, tests use
 //! [`NoTelemetry`] or a recorder.
 
-use crate::config::{CommandConsumer, SecretConfig};
+use crate::config::{CommandConsumer, GroupConfig, SecretConfig};
+use crate::group::GroupView;
 use crate::ids::{SecretName, ServiceRef};
 use std::sync::Arc;
 
@@ -53,6 +54,9 @@ pub trait Telemetry: Send + Sync {
     }
     /// A `secret-rotator:last-rotated` tag was not usable.
     fn invalid_tag(&self, _secret: &SecretName, _problem: &'static str) {}
+    /// A `[[group]]`'s progress was read (or one of its stages failed or finished):
+    /// each stage's state, whether it is held, whether a failing stage halts it.
+    fn group_progress(&self, _group: &GroupConfig, _view: &GroupView, _halted: bool) {}
     /// Another replica held the secret's lease.
     fn lease_contended(&self, _secret: &SecretName) {}
     /// The lease was lost during a rotation.

@@ -12,6 +12,7 @@ mod consumer_commands;
 mod coordinator;
 mod due;
 mod engine;
+mod groups;
 mod ha;
 mod integrity;
 mod lease_busy;
