@@ -50,6 +50,24 @@ the same command again redeploys without making a new value.
 Exit codes: 0 rotated (or dry run), 1 the rotation failed, 64 unknown secret name,
 69 AWS unreachable / no credentials, 78 invalid configuration.";
 
+const GROUP_HELP: &str = "\
+A [[group]] rotates its secrets in the listed order (dev, staging, prod): a stage starts
+once the stage before it is confirmed (every consumer stable) and its soak has passed; a
+failing stage halts the stages after it. Progress is read from the secrets themselves.
+
+Examples:
+  secret-rotator group api-db status           # each stage's state and expected start
+  secret-rotator group api-db status --json
+  secret-rotator group api-db hold --reason 'INC-42 freeze'   # no stage starts
+  secret-rotator group api-db resume           # a running daemon notices within 5 minutes
+
+The hold is a tag on the first member (secret-rotator:group-hold): every replica sees it
+and a restart keeps it. A stage already in progress is finished while held (its target
+may accept only the new value by then).
+
+Exit codes: 0 ok, 1 a member could not be read or tagged, 64 unknown group,
+69 AWS unreachable / no credentials, 78 invalid configuration.";
+
 const RUN_HELP: &str = "\
 Serves on [daemon] listen (default 127.0.0.1:9464):
   /metrics   Prometheus metrics (prefix secret_rotator_)
@@ -118,6 +136,14 @@ pub enum Command {
         #[arg(long)]
         wide: bool,
     },
+    /// Show, hold or resume a rotation group (secrets rotated one after another).
+    #[command(after_help = GROUP_HELP)]
+    Group {
+        /// The group's `name` in the configuration.
+        name: String,
+        #[command(subcommand)]
+        action: GroupAction,
+    },
     /// Rotate one secret now, with progress on stderr.
     #[command(after_help = ROTATE_HELP)]
     Rotate {
@@ -130,4 +156,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupAction {
+    /// Each stage's state, last confirmed rotation and expected start.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the group: no stage starts until `resume`.
+    Hold {
+        /// Why, kept in the tag (letters, digits, spaces and _ . : / = + - @).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a hold: the stage whose turn it is starts.
+    Resume,
 }

@@ -2,7 +2,7 @@
 //! Thin entry point: parse the command line, set up logging, dispatch, exit.
 
 use clap::Parser;
-use secret_rotator::cli::{Cli, Command, LogFormat};
+use secret_rotator::cli::{self, Cli, Command, LogFormat};
 use secret_rotator::clock::SystemClock;
 use secret_rotator::{commands, config, exit, logging};
 
@@ -82,6 +82,14 @@ async fn run(cli: Cli) -> i32 {
             dry_run,
             json,
         } => commands::rotate::run(&cfg, &name, dry_run, json, cli.log_format).await,
+        Command::Group { name, action } => {
+            let action = match action {
+                cli::GroupAction::Status { json } => commands::group::Action::Status { json },
+                cli::GroupAction::Hold { reason } => commands::group::Action::Hold { reason },
+                cli::GroupAction::Resume => commands::group::Action::Resume,
+            };
+            commands::group::run(&cfg, &name, action, &SystemClock).await
+        }
         Command::Run => unreachable!("handled above"),
     }
 }

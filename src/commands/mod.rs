@@ -1,6 +1,7 @@
 //! The one-shot commands. Each returns an exit code; `main` only dispatches.
 
 pub mod check;
+pub mod group;
 pub mod plan;
 pub mod rotate;
 

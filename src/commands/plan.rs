@@ -6,11 +6,14 @@
 //! column. Errors never go into a cell: they are numbered notes below the table.
 
 use crate::clock::Clock;
+use crate::config::GroupConfig;
 use crate::config::{duration, Config, SecretConfig};
-use crate::due::{due_times, DueInfo};
+use crate::due::DueInfo;
 use crate::error::AwsError;
 use crate::schedule::{next_opening, opening_containing, overdue_by};
 use chrono::{DateTime, SecondsFormat, Utc};
+use rotator_core::group::{GroupView, StageState};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// A secret due longer than this has not been picked up: a running daemon starts a due
@@ -128,10 +131,28 @@ struct Row {
     /// The target kind (`none`, `postgres`, `mysql`, ...): who learns the value first.
     target: &'static str,
     error: Option<String>,
+    /// The `[[group]]` stage this secret is, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<GroupStage>,
     #[serde(skip)]
     state: Status,
     #[serde(skip)]
     sort: Option<DateTime<Utc>>,
+    /// A group's one row in the table: its status in words and one line per stage.
+    #[serde(skip)]
+    group_lines: Option<(String, Vec<String>)>,
+}
+
+#[derive(serde::Serialize)]
+struct GroupStage {
+    name: String,
+    /// 1-based.
+    stage: usize,
+    stages: usize,
+    /// done, in_progress, due, waiting, unknown (`group NAME status` says more).
+    state: &'static str,
+    held: bool,
+    expected_start: Option<String>,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -177,7 +198,7 @@ pub async fn run(cfg: &Config, json: bool, wide: bool, clock: &dyn Clock) -> i32
     let now = clock.now();
     let secrets: Vec<&crate::config::SecretConfig> =
         cfg.secrets.iter().map(|s| s.as_ref()).collect();
-    let dues = due_times(&store, &secrets, now).await;
+    let (dues, views) = super::group::read(&store, &secrets, now).await;
 
     let errors: Vec<_> = dues.iter().filter_map(|d| d.as_ref().err()).collect();
     if !secrets.is_empty() && errors.len() == secrets.len() {
@@ -205,8 +226,10 @@ pub async fn run(cfg: &Config, json: bool, wide: bool, clock: &dyn Clock) -> i32
                 consumers: s.redeploy.iter().map(|c| c.to_string()).collect(),
                 target: s.target.kind(),
                 error: None,
+                group: None,
                 state,
                 sort: None,
+                group_lines: None,
             };
             match d {
                 Ok(d) => {
@@ -217,6 +240,32 @@ pub async fn run(cfg: &Config, json: bool, wide: bool, clock: &dyn Clock) -> i32
                     row.sort = Some(d.due);
                 }
                 Err(e) => row.error = Some(e.to_string()),
+            }
+            if let Some((g, view, stage)) = group_of(s, &views) {
+                let expected = view.expected.get(stage).copied().flatten();
+                if row.error.is_none() {
+                    // A stage whose turn it is not (waiting, done, held) is not due,
+                    // whatever its own interval says; its expected start is shown.
+                    let turn = matches!(
+                        view.stages[stage],
+                        StageState::Due { .. } | StageState::InProgress { .. }
+                    ) && view.held.is_none();
+                    if !turn && !matches!(row.state, Status::Unfinished | Status::RedeployPending) {
+                        row.state = Status::Ok;
+                        row.status = row.state.label();
+                        row.overdue_seconds = Some(0);
+                    }
+                    row.next_due = expected.map(ts);
+                    row.sort = expected.or(row.sort);
+                }
+                row.group = Some(GroupStage {
+                    name: g.name.to_string(),
+                    stage: stage + 1,
+                    stages: g.members.len(),
+                    state: view.stages[stage].label(),
+                    held: view.held.is_some(),
+                    expected_start: expected.map(ts),
+                });
             }
             row
         })
@@ -229,6 +278,9 @@ pub async fn run(cfg: &Config, json: bool, wide: bool, clock: &dyn Clock) -> i32
         (None, None) => a.name.cmp(&b.name),
     });
     let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    if !json {
+        rows = group_rows(cfg, rows, &views, now);
+    }
     if json {
         match serde_json::to_string_pretty(&rows) {
             Ok(s) => println!("{s}"),
@@ -301,12 +353,132 @@ fn wrap(text: &str, width: usize, indent: usize) -> String {
     out
 }
 
+/// The secret's group, its view, and the secret's stage in it.
+fn group_of<'a>(
+    s: &'a SecretConfig,
+    views: &'a HashMap<String, GroupView>,
+) -> Option<(&'a GroupConfig, &'a GroupView, usize)> {
+    let g = s.group.as_deref()?;
+    let view = views.get(g.name.as_str())?;
+    let stage = g.stage_of(&s.name)?;
+    Some((g, view, stage))
+}
+
+/// For the table: each group's members folded into one row (its current stage's state
+/// and expected start), with one line per stage below it.
+fn group_rows(
+    cfg: &Config,
+    rows: Vec<Row>,
+    views: &HashMap<String, GroupView>,
+    now: DateTime<Utc>,
+) -> Vec<Row> {
+    let (members, mut out): (Vec<Row>, Vec<Row>) =
+        rows.into_iter().partition(|r| r.group.is_some());
+    for g in &cfg.groups {
+        let Some(view) = views.get(g.name.as_str()) else {
+            continue;
+        };
+        let mine: Vec<&Row> = g
+            .members
+            .iter()
+            .filter_map(|m| members.iter().find(|r| r.name == m.as_str()))
+            .collect();
+        let secrets: Vec<&SecretConfig> = g
+            .members
+            .iter()
+            .filter_map(|m| cfg.secret(m.as_str()))
+            .collect();
+        let focus = view.current.unwrap_or(0);
+        let words = match (&view.held, view.current) {
+            (Some(_), _) => "held".to_owned(),
+            (None, Some(c)) => format!(
+                "stage {}/{} {}",
+                c + 1,
+                g.members.len(),
+                super::group::describe(view, c, &secrets)
+            ),
+            (None, None) => "cycle complete".to_owned(),
+        };
+        let lines = mine
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let when = view
+                    .expected
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map_or("-".to_owned(), |t| {
+                        if t <= now && i >= focus {
+                            "now".to_owned()
+                        } else {
+                            short(t)
+                        }
+                    });
+                format!(
+                    "{}. {:<22} {:<26} {when}",
+                    i + 1,
+                    r.name,
+                    super::group::describe(view, i, &secrets)
+                )
+            })
+            .collect();
+        let Some(first) = mine.first() else {
+            continue;
+        };
+        let error = mine.iter().find_map(|r| r.error.clone());
+        let mut row = Row {
+            name: format!("{} (group)", g.name),
+            secret_id: "-".into(),
+            status: "group",
+            last_rotated: None,
+            next_due: None,
+            overdue_seconds: None,
+            every: first.every.clone(),
+            every_seconds: first.every_seconds,
+            window: None,
+            window_opens: None,
+            consumers: mine.iter().flat_map(|r| r.consumers.clone()).collect(),
+            target: first.target,
+            error,
+            group: None,
+            state: Status::Ok,
+            sort: view.expected.get(focus).copied().flatten(),
+            group_lines: Some((words, lines)),
+        };
+        if row.error.is_some() {
+            row.sort = None;
+        }
+        out.push(row);
+    }
+    out.sort_by(|a, b| match (a.sort, b.sort) {
+        (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.name.cmp(&b.name)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.name.cmp(&b.name),
+    });
+    out
+}
+
 fn table(rows: &[Row], wide: bool) -> String {
     let mut notes: Vec<String> = Vec::new();
     let mut cells = Vec::new();
     let mut extra = Vec::new();
     for r in rows {
         let status = match &r.error {
+            Some(_) if r.group_lines.is_some() => {
+                notes.push(format!(
+                    "[{}] {}: a stage could not be read (see `secret-rotator group` status)",
+                    notes.len() + 1,
+                    r.name
+                ));
+                format!("unreadable [{}]", notes.len())
+            }
+            None if r.group_lines.is_some() => r
+                .group_lines
+                .as_ref()
+                .map(|(w, _)| w.clone())
+                .unwrap_or_default(),
             Some(e) => {
                 notes.push(format!("[{}] {}: {e}", notes.len() + 1, r.name));
                 format!("unreadable [{}]", notes.len())
@@ -322,6 +494,9 @@ fn table(rows: &[Row], wide: bool) -> String {
         };
         let next_due = r.sort.map(short).unwrap_or_else(|| "-".to_owned());
         let mut more = Vec::new();
+        if let Some((_, lines)) = &r.group_lines {
+            more.extend(lines.iter().cloned());
+        }
         if let Some(w) = &r.window_opens {
             more.push(window_line(w, &r.state));
         }

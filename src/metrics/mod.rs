@@ -7,12 +7,15 @@ use prometheus::{
 };
 use std::sync::{Arc, OnceLock};
 
-use rotator_core::config::{CommandConsumer, SecretConfig};
+use rotator_core::config::{CommandConsumer, GroupConfig, SecretConfig};
+use rotator_core::group::GroupView;
 use rotator_core::ids::{SecretName, ServiceRef};
 use rotator_core::telemetry::Telemetry;
 pub use rotator_core::telemetry::{SecretState, Status, DEADLINE_GRACE_SECONDS};
 
+mod groups;
 mod secrets;
+pub use groups::STAGE_STATES;
 pub use secrets::{Scrape, Secrets};
 
 /// Every metric's name starts with this.
@@ -61,6 +64,8 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     /// Configured secrets whose due time is not known yet (loading, or unreadable).
     pub due_times_pending: IntGauge,
+    /// `[[group]]` progress.
+    pub groups: groups::Groups,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -97,6 +102,7 @@ impl Metrics {
             ready: reg(&r, IntGauge::new("ready", "1 when the configuration is loaded and the store was reached at the last check.").unwrap()),
             build_info: reg(&r, IntGaugeVec::new(Opts::new("build_info", "Build information; always 1."), &["version"]).unwrap()),
             due_times_pending: reg(&r, IntGauge::new("due_times_pending", "Configured secrets whose due time is not known yet (still loading after start or reload, or unreadable).").unwrap()),
+            groups: groups::Groups::new(&r),
             registry: r,
         };
         m.build_info
@@ -146,6 +152,9 @@ impl Telemetry for Metrics {
     }
     fn due_times_pending(&self, n: usize) {
         self.due_times_pending.set(n as i64);
+    }
+    fn group_progress(&self, group: &GroupConfig, view: &GroupView, halted: bool) {
+        self.groups.progress(group, view, halted);
     }
     fn rotation_finished(&self, secret: &SecretName, outcome: &'static str, seconds: f64) {
         self.secrets.rotation_finished(secret, outcome);
@@ -240,6 +249,9 @@ pub fn telemetry() -> std::sync::Arc<dyn Telemetry> {
         }
         fn lease_lost(&self, s: &SecretName) {
             Telemetry::lease_lost(get(), s)
+        }
+        fn group_progress(&self, g: &GroupConfig, v: &GroupView, halted: bool) {
+            Telemetry::group_progress(get(), g, v, halted)
         }
     }
     std::sync::Arc::new(Global)

@@ -261,6 +261,14 @@ async fn a_rolled_back_stage_halts_the_group_and_production_is_untouched() {
         "prod was started: {:?}",
         w.told.kinds("prod")
     );
+    // Every attempt (max_attempts 3) was made: the retries resume the same stage.
+    let started = w
+        .told
+        .kinds("staging")
+        .iter()
+        .filter(|k| **k == EventKind::Started)
+        .count();
+    assert_eq!(started, 3, "{:?}", w.told.kinds("staging"));
     let halted = w.told.of(EventKind::GroupHalted);
     let h = halted.first().expect("a group_halted event");
     assert_eq!(h.secret.as_str(), "staging");
@@ -413,8 +421,8 @@ proptest! {
             prop_assert!(fresh.is_empty(), "held but {fresh:?} may start");
         }
         if let Some(&k) = fresh.first() {
-            for j in 0..k {
-                let d = infos[j].as_ref().expect("an unreadable stage before a starting one");
+            for (j, d) in infos.iter().enumerate().take(k) {
+                let d = d.as_ref().expect("an unreadable stage before a starting one");
                 prop_assert!(!matches!(d.status, DueStatus::Unfinished(_)), "stage {j} unfinished before {k}");
             }
             if k > 0 {

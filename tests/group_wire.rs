@@ -1,0 +1,314 @@
+//! Rotation groups through the real binary against moto (Secrets Manager) and ecs-sim
+//! (ECS, real rollout waits): a three-stage group rotates dev, then staging, then prod
+//! with the soak between; a rolled-back staging halts the group with prod's value
+//! untouched; a hold put by `group NAME hold` keeps the daemon from starting anything.
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SEED: &str = r#"{"clusters":[{"name":"prod","services":[
+  {"name":"dev-api","desiredCount":1,"startSecs":20,"drainSecs":10},
+  {"name":"staging-api","desiredCount":1,"startSecs":20,"drainSecs":10},
+  {"name":"prod-api","desiredCount":2,"startSecs":20,"drainSecs":10}]}]}"#;
+
+const FAILING_STAGING: &str = r#"{"clusters":[{"name":"prod","services":[
+  {"name":"dev-api","desiredCount":1,"startSecs":20,"drainSecs":10},
+  {"name":"staging-api","desiredCount":1,"behavior":"failing","startSecs":20},
+  {"name":"prod-api","desiredCount":2,"startSecs":20,"drainSecs":10}]}]}"#;
+
+const STAGES: [&str; 3] = ["dev", "staging", "prod"];
+const OLD: [(&str, &str); 1] = [("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")];
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &std::path::Path, env: &[(String, String)]) -> Daemon {
+    let mut cmd = Command::new(rotator_bin());
+    cmd.args(["run", "--config", dir.to_str().unwrap()])
+        .env_remove("AWS_PROFILE")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(match std::env::var_os("GROUP_WIRE_LOG") {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::null(),
+        });
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Daemon(cmd.spawn().expect("start daemon"))
+}
+
+fn config(port: u16, soak: &str, retry: &str) -> ConfigDir {
+    let mut toml = format!(
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\nretry_initial = \"{retry}\"\nmax_attempts = 2\n"
+    );
+    for s in STAGES {
+        toml.push_str(&format!(
+            "\n[[secret]]\nname = \"api-db-{s}\"\nsecret_id = \"app/{s}\"\nevery = \"30d\"\nstable_timeout = \"1m\"\nredeploy = [{{ cluster = \"prod\", services = [\"{s}-api\"] }}]\n"
+        ));
+    }
+    toml.push_str(&format!(
+        "\n[[group]]\nname = \"api-db\"\nsecrets = [\"api-db-dev\", \"api-db-staging\", \"api-db-prod\"]\nsoak = \"{soak}\"\n"
+    ));
+    config_dir(&toml)
+}
+
+async fn tag(c: &aws_sdk_secretsmanager::Client, id: &str, key: &str) -> Option<String> {
+    let d = c
+        .describe_secret()
+        .secret_id(id)
+        .send()
+        .await
+        .expect("describe");
+    d.tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value().map(str::to_owned))
+}
+
+/// The stage's confirmed rotation time (Unix seconds), if it rotated in this test.
+async fn rotated(c: &aws_sdk_secretsmanager::Client, stage: &str) -> Option<i64> {
+    let t = tag(c, &format!("app/{stage}"), "secret-rotator:last-rotated").await?;
+    let t = chrono::DateTime::parse_from_rfc3339(&t).ok()?.timestamp();
+    (t > 1_767_225_600).then_some(t)
+}
+
+fn wait_metric(url: &str, series: &str, at_least: f64, timeout: Duration) -> String {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < timeout {
+        if let Ok((_, body)) = http_get(url) {
+            if metric(&body, series).is_some_and(|v| v >= at_least) {
+                return body;
+            }
+            last = body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{series} did not reach {at_least} within {timeout:?}; last scrape:\n{last}");
+}
+
+fn cli(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(rotator_bin());
+    cmd.args(args)
+        .args(["--config", dir.to_str().unwrap()])
+        .env_remove("AWS_PROFILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the CLI");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_three_stage_group_rotates_in_order_with_the_soak_between() {
+    let moto = Moto::start();
+    let sim = EcsSim::start(&["--time-scale", "20"], SEED);
+    let c = sm_client(&moto.url).await;
+    for s in STAGES {
+        create_secret(&c, &format!("app/{s}"), "initial-Value-1234", &OLD).await;
+    }
+    let port = free_port();
+    let dir = config(port, "8s", "2s");
+    let env = aws_env(Some(&moto.url), Some(&sim.url));
+    let _d = start(dir.path(), &env);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let body = wait_metric(
+        &url,
+        "secret_rotator_rotations_total{outcome=\"success\",secret=\"api-db-prod\"}",
+        1.0,
+        Duration::from_secs(120),
+    );
+    let dev = rotated(&c, "dev").await.expect("dev rotated");
+    let staging = rotated(&c, "staging").await.expect("staging rotated");
+    let prod = rotated(&c, "prod").await.expect("prod rotated");
+    assert!(
+        staging >= dev + 8,
+        "staging at {staging}, dev confirmed at {dev}: soak not respected"
+    );
+    assert!(
+        prod >= staging + 8,
+        "prod at {prod}, staging confirmed at {staging}: soak not respected"
+    );
+    for s in STAGES {
+        assert_eq!(
+            version_count(&c, &format!("app/{s}")).await,
+            2,
+            "{s}: one new value"
+        );
+    }
+    assert_eq!(
+        metric(&body, "secret_rotator_group_halted{group=\"api-db\"}"),
+        Some(0.0),
+        "{body}"
+    );
+    // The cycle is complete: plan shows the group as one row; status says every stage is done.
+    let (code, out, err) = cli(dir.path(), &["group", "api-db", "status", "--json"], &env);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["current_stage"], serde_json::Value::Null, "{out}");
+    // The next cycle starts with dev on its own schedule (30 days on).
+    let st = v["stages"].as_array().unwrap();
+    assert_eq!(st[0]["state"], "due", "{out}");
+    let next =
+        chrono::DateTime::parse_from_rfc3339(st[0]["expected_start"].as_str().unwrap()).unwrap();
+    assert_eq!(next.timestamp(), dev + 30 * 86_400, "{out}");
+    assert_eq!(
+        (st[1]["state"].as_str(), st[2]["state"].as_str()),
+        (Some("done"), Some("done")),
+        "{out}"
+    );
+    let (code, out, err) = cli(dir.path(), &["plan"], &env);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("api-db (group)"), "{out}");
+    assert!(out.contains("cycle complete"), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("api-db-prod")),
+        "members folded into the group row:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolled_back_staging_halts_the_group_and_prod_is_untouched() {
+    let moto = Moto::start();
+    let sim = EcsSim::start(&["--time-scale", "20"], FAILING_STAGING);
+    let c = sm_client(&moto.url).await;
+    for s in STAGES {
+        create_secret(&c, &format!("app/{s}"), "initial-Value-1234", &OLD).await;
+    }
+    let prod_current = stages(&c, "app/prod").await["AWSCURRENT"].clone();
+    let port = free_port();
+    // The retry comes in an hour: the halt lasts the whole test.
+    let dir = config(port, "2s", "1h");
+    let env = aws_env(Some(&moto.url), Some(&sim.url));
+    let _d = start(dir.path(), &env);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let body = wait_metric(
+        &url,
+        "secret_rotator_group_halted{group=\"api-db\"}",
+        1.0,
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_rotations_total{outcome=\"rolled_back\",secret=\"api-db-staging\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    // Far longer than the soak: prod still waits.
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(rotated(&c, "dev").await.is_some());
+    assert_eq!(
+        rotated(&c, "staging").await,
+        None,
+        "staging confirmed although rolled back"
+    );
+    assert_eq!(
+        stages(&c, "app/prod").await["AWSCURRENT"],
+        prod_current,
+        "prod's value changed"
+    );
+    assert_eq!(
+        version_count(&c, "app/prod").await,
+        1,
+        "prod got a new version"
+    );
+    let (_, body) = http_get(&url).unwrap();
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_rotations_total{outcome=\"success\",secret=\"api-db-prod\"}"
+        ),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        metric(&body, "secret_rotator_group_halted{group=\"api-db\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &body,
+            "secret_rotator_group_current_stage{group=\"api-db\"}"
+        ),
+        Some(2.0)
+    );
+    let (_, out, _) = cli(dir.path(), &["group", "api-db", "status"], &env);
+    assert!(out.contains("waiting for api-db-staging"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_group_is_not_started_by_the_daemon() {
+    let moto = Moto::start();
+    let sim = EcsSim::start(&["--time-scale", "20"], SEED);
+    let c = sm_client(&moto.url).await;
+    for s in STAGES {
+        create_secret(&c, &format!("app/{s}"), "initial-Value-1234", &OLD).await;
+    }
+    let port = free_port();
+    let dir = config(port, "2s", "2s");
+    let env = aws_env(Some(&moto.url), Some(&sim.url));
+    let (code, out, err) = cli(
+        dir.path(),
+        &["group", "api-db", "hold", "--reason", "INC-42 freeze"],
+        &env,
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let held = tag(&c, "app/dev", "secret-rotator:group-hold")
+        .await
+        .unwrap();
+    assert!(
+        held.starts_with("held ") && held.ends_with("INC-42 freeze"),
+        "{held}"
+    );
+    let _d = start(dir.path(), &env);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let body = wait_metric(
+        &url,
+        "secret_rotator_group_held{group=\"api-db\"}",
+        1.0,
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    for s in STAGES {
+        assert_eq!(
+            version_count(&c, &format!("app/{s}")).await,
+            1,
+            "{s} rotated while held\n{body}"
+        );
+    }
+    let (code, out, _) = cli(dir.path(), &["group", "api-db", "status"], &env);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("HELD (held "), "{out}");
+    let (code, out, err) = cli(dir.path(), &["group", "api-db", "resume"], &env);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let after = tag(&c, "app/dev", "secret-rotator:group-hold")
+        .await
+        .unwrap();
+    assert!(after.starts_with("resumed "), "{after}");
+    let (_, out, _) = cli(dir.path(), &["group", "api-db", "status"], &env);
+    assert!(out.contains("not held"), "{out}");
+    // An unknown group is a usage error.
+    let (code, _, err) = cli(dir.path(), &["group", "nope", "status"], &env);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("groups: api-db"), "{err}");
+}
