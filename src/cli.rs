@@ -152,6 +152,9 @@ pub enum Command {
         /// Make read calls only and print what would be done.
         #[arg(long)]
         dry_run: bool,
+        /// Rotate a [[group]] stage although the group is held or it is not its turn.
+        #[arg(long)]
+        out_of_turn: bool,
         /// Print the result as JSON on stdout.
         #[arg(long)]
         json: bool,

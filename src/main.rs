@@ -80,8 +80,9 @@ async fn run(cli: Cli) -> i32 {
         Command::Rotate {
             name,
             dry_run,
+            out_of_turn,
             json,
-        } => commands::rotate::run(&cfg, &name, dry_run, json, cli.log_format).await,
+        } => commands::rotate::run(&cfg, &name, dry_run, out_of_turn, json, cli.log_format).await,
         Command::Group { name, action } => {
             let action = match action {
                 cli::GroupAction::Status { json } => commands::group::Action::Status { json },

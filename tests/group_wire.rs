@@ -299,6 +299,11 @@ async fn a_held_group_is_not_started_by_the_daemon() {
     let (code, out, _) = cli(dir.path(), &["group", "api-db", "status"], &env);
     assert_eq!(code, Some(0));
     assert!(out.contains("HELD (held "), "{out}");
+    // A manual rotate of a held group's stage is refused (nothing written) unless forced.
+    let (code, _, err) = cli(dir.path(), &["rotate", "api-db-dev"], &env);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("group api-db, which is held"), "{err}");
+    assert_eq!(version_count(&c, "app/dev").await, 1);
     let (code, out, err) = cli(dir.path(), &["group", "api-db", "resume"], &env);
     assert_eq!(code, Some(0), "{out}{err}");
     let after = tag(&c, "app/dev", "secret-rotator:group-hold")
@@ -307,6 +312,14 @@ async fn a_held_group_is_not_started_by_the_daemon() {
     assert!(after.starts_with("resumed "), "{after}");
     let (_, out, _) = cli(dir.path(), &["group", "api-db", "status"], &env);
     assert!(out.contains("not held"), "{out}");
+    // Out of turn: the next cycle starts with dev, not prod.
+    let (code, _, err) = cli(dir.path(), &["rotate", "api-db-prod"], &env);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("not its turn (done this cycle"),
+        "{err}"
+    );
+    assert_eq!(version_count(&c, "app/prod").await, 1);
     // An unknown group is a usage error.
     let (code, _, err) = cli(dir.path(), &["group", "nope", "status"], &env);
     assert_eq!(code, Some(64), "{err}");

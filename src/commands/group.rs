@@ -188,7 +188,7 @@ pub fn describe(view: &GroupView, stage: usize, members: &[&SecretConfig]) -> St
             .map_or("?".to_owned(), |m| m.name.to_string())
     };
     match &view.stages[stage] {
-        StageState::Done { .. } => "done".into(),
+        StageState::Done { .. } => "done this cycle".into(),
         StageState::InProgress { unfinished } => format!("in progress ({})", unfinished.describe()),
         StageState::Due { .. } if view.held.is_some() => "held".into(),
         StageState::Due { .. } => "due".into(),

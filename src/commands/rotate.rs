@@ -432,7 +432,55 @@ fn unknown_secret(cfg: &Config, name: &str) -> i32 {
     crate::exit::USAGE
 }
 
-pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFormat) -> i32 {
+/// Why a group stage may not be rotated now (held, or not its turn), if so. A stage whose
+/// rotation is unfinished may always be finished, and the failing stage retried.
+async fn out_of_turn_refusal<S: crate::rotation::store::SecretStore>(
+    cfg: &Config,
+    secret: &crate::config::SecretConfig,
+    store: &S,
+) -> Option<String> {
+    let g = secret.group.as_deref()?;
+    let stage = g.stage_of(&secret.name)?;
+    let members: Vec<&crate::config::SecretConfig> = g
+        .members
+        .iter()
+        .filter_map(|m| cfg.secret(m.as_str()))
+        .collect();
+    let now = crate::clock::Clock::now(&SystemClock);
+    let (_, views) = super::group::read(store, &members, now).await;
+    let view = views.get(g.name.as_str())?;
+    use rotator_core::group::StageState;
+    match &view.stages[stage] {
+        StageState::InProgress { .. } => None,
+        _ if view.held.is_some() => Some(format!(
+            "{} is stage {} of group {}, which is held ({}); `secret-rotator group {} resume` lifts the hold",
+            secret.name,
+            stage + 1,
+            g.name,
+            view.held.as_deref().unwrap_or_default(),
+            g.name
+        )),
+        // Its turn (a failing stage's retry, or the soak cut short by hand).
+        StageState::Due { .. } => None,
+        _ => Some(format!(
+            "{} is stage {} of group {} and it is not its turn ({}; see `secret-rotator group {} status`)",
+            secret.name,
+            stage + 1,
+            g.name,
+            super::group::describe(view, stage, &members),
+            g.name
+        )),
+    }
+}
+
+pub async fn run(
+    cfg: &Config,
+    name: &str,
+    dry_run: bool,
+    out_of_turn: bool,
+    json: bool,
+    log: LogFormat,
+) -> i32 {
     let Some(secret) = cfg.secret(name) else {
         return unknown_secret(cfg, name);
     };
@@ -444,6 +492,12 @@ pub async fn run(cfg: &Config, name: &str, dry_run: bool, json: bool, log: LogFo
         Err(code) => return code,
     };
     let engine = super::engine(cfg, ctx.clone(), Arc::new(SystemClock));
+    if !dry_run && !out_of_turn {
+        if let Some(refusal) = out_of_turn_refusal(cfg, secret, &engine.store).await {
+            eprintln!("error: {refusal}; nothing was changed (--out-of-turn rotates it anyway)");
+            return crate::exit::FAILURE;
+        }
+    }
     // With [ha] lock_table, a manual rotation takes the secret's lease like the daemon.
     let ha = crate::ha::connect(cfg, Arc::new(SystemClock)).await;
     let obs = Progress::new(secret.name.clone(), json_logs);
