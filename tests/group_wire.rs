@@ -117,28 +117,56 @@ fn cli(
     )
 }
 
+/// moto and ecs-sim with the three stages' secrets (last rotated long ago) and services.
+struct World {
+    moto: Moto,
+    sim: EcsSim,
+    c: aws_sdk_secretsmanager::Client,
+    port: u16,
+}
+
+impl World {
+    async fn new(seed: &str) -> Self {
+        let moto = Moto::start();
+        let sim = EcsSim::start(&["--time-scale", "20"], seed);
+        let c = sm_client(&moto.url).await;
+        for s in STAGES {
+            create_secret(&c, &format!("app/{s}"), "initial-Value-1234", &OLD).await;
+        }
+        Self {
+            moto,
+            sim,
+            c,
+            port: free_port(),
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        aws_env(Some(&self.moto.url), Some(&self.sim.url))
+    }
+
+    fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.port)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_three_stage_group_rotates_in_order_with_the_soak_between() {
-    let moto = Moto::start();
-    let sim = EcsSim::start(&["--time-scale", "20"], SEED);
-    let c = sm_client(&moto.url).await;
-    for s in STAGES {
-        create_secret(&c, &format!("app/{s}"), "initial-Value-1234", &OLD).await;
-    }
-    let port = free_port();
-    let dir = config(port, "8s", "2s");
-    let env = aws_env(Some(&moto.url), Some(&sim.url));
+    let w = World::new(SEED).await;
+    let c = &w.c;
+    let dir = config(w.port, "8s", "2s");
+    let env = w.env();
     let _d = start(dir.path(), &env);
-    let url = format!("http://127.0.0.1:{port}/metrics");
+    let url = w.metrics_url();
     let body = wait_metric(
         &url,
         "secret_rotator_rotations_total{outcome=\"success\",secret=\"api-db-prod\"}",
         1.0,
         Duration::from_secs(120),
     );
-    let dev = rotated(&c, "dev").await.expect("dev rotated");
-    let staging = rotated(&c, "staging").await.expect("staging rotated");
-    let prod = rotated(&c, "prod").await.expect("prod rotated");
+    let dev = rotated(c, "dev").await.expect("dev rotated");
+    let staging = rotated(c, "staging").await.expect("staging rotated");
+    let prod = rotated(c, "prod").await.expect("prod rotated");
     assert!(
         staging >= dev + 8,
         "staging at {staging}, dev confirmed at {dev}: soak not respected"
@@ -149,7 +177,7 @@ async fn a_three_stage_group_rotates_in_order_with_the_soak_between() {
     );
     for s in STAGES {
         assert_eq!(
-            version_count(&c, &format!("app/{s}")).await,
+            version_count(c, &format!("app/{s}")).await,
             2,
             "{s}: one new value"
         );
@@ -187,19 +215,14 @@ async fn a_three_stage_group_rotates_in_order_with_the_soak_between() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolled_back_staging_halts_the_group_and_prod_is_untouched() {
-    let moto = Moto::start();
-    let sim = EcsSim::start(&["--time-scale", "20"], FAILING_STAGING);
-    let c = sm_client(&moto.url).await;
-    for s in STAGES {
-        create_secret(&c, &format!("app/{s}"), "initial-Value-1234", &OLD).await;
-    }
-    let prod_current = stages(&c, "app/prod").await["AWSCURRENT"].clone();
-    let port = free_port();
+    let w = World::new(FAILING_STAGING).await;
+    let c = &w.c;
+    let prod_current = stages(c, "app/prod").await["AWSCURRENT"].clone();
     // The retry comes in an hour: the halt lasts the whole test.
-    let dir = config(port, "2s", "1h");
-    let env = aws_env(Some(&moto.url), Some(&sim.url));
+    let dir = config(w.port, "2s", "1h");
+    let env = w.env();
     let _d = start(dir.path(), &env);
-    let url = format!("http://127.0.0.1:{port}/metrics");
+    let url = w.metrics_url();
     let body = wait_metric(
         &url,
         "secret_rotator_group_halted{group=\"api-db\"}",
@@ -216,19 +239,19 @@ async fn a_rolled_back_staging_halts_the_group_and_prod_is_untouched() {
     );
     // Far longer than the soak: prod still waits.
     std::thread::sleep(Duration::from_secs(10));
-    assert!(rotated(&c, "dev").await.is_some());
+    assert!(rotated(c, "dev").await.is_some());
     assert_eq!(
-        rotated(&c, "staging").await,
+        rotated(c, "staging").await,
         None,
         "staging confirmed although rolled back"
     );
     assert_eq!(
-        stages(&c, "app/prod").await["AWSCURRENT"],
+        stages(c, "app/prod").await["AWSCURRENT"],
         prod_current,
         "prod's value changed"
     );
     assert_eq!(
-        version_count(&c, "app/prod").await,
+        version_count(c, "app/prod").await,
         1,
         "prod got a new version"
     );
@@ -258,22 +281,17 @@ async fn a_rolled_back_staging_halts_the_group_and_prod_is_untouched() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_group_is_not_started_by_the_daemon() {
-    let moto = Moto::start();
-    let sim = EcsSim::start(&["--time-scale", "20"], SEED);
-    let c = sm_client(&moto.url).await;
-    for s in STAGES {
-        create_secret(&c, &format!("app/{s}"), "initial-Value-1234", &OLD).await;
-    }
-    let port = free_port();
-    let dir = config(port, "2s", "2s");
-    let env = aws_env(Some(&moto.url), Some(&sim.url));
+    let w = World::new(SEED).await;
+    let c = &w.c;
+    let dir = config(w.port, "2s", "2s");
+    let env = w.env();
     let (code, out, err) = cli(
         dir.path(),
         &["group", "api-db", "hold", "--reason", "INC-42 freeze"],
         &env,
     );
     assert_eq!(code, Some(0), "{out}{err}");
-    let held = tag(&c, "app/dev", "secret-rotator:group-hold")
+    let held = tag(c, "app/dev", "secret-rotator:group-hold")
         .await
         .unwrap();
     assert!(
@@ -281,7 +299,7 @@ async fn a_held_group_is_not_started_by_the_daemon() {
         "{held}"
     );
     let _d = start(dir.path(), &env);
-    let url = format!("http://127.0.0.1:{port}/metrics");
+    let url = w.metrics_url();
     let body = wait_metric(
         &url,
         "secret_rotator_group_held{group=\"api-db\"}",
@@ -291,7 +309,7 @@ async fn a_held_group_is_not_started_by_the_daemon() {
     std::thread::sleep(Duration::from_secs(8));
     for s in STAGES {
         assert_eq!(
-            version_count(&c, &format!("app/{s}")).await,
+            version_count(c, &format!("app/{s}")).await,
             1,
             "{s} rotated while held\n{body}"
         );
@@ -303,10 +321,10 @@ async fn a_held_group_is_not_started_by_the_daemon() {
     let (code, _, err) = cli(dir.path(), &["rotate", "api-db-dev"], &env);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("group api-db, which is held"), "{err}");
-    assert_eq!(version_count(&c, "app/dev").await, 1);
+    assert_eq!(version_count(c, "app/dev").await, 1);
     let (code, out, err) = cli(dir.path(), &["group", "api-db", "resume"], &env);
     assert_eq!(code, Some(0), "{out}{err}");
-    let after = tag(&c, "app/dev", "secret-rotator:group-hold")
+    let after = tag(c, "app/dev", "secret-rotator:group-hold")
         .await
         .unwrap();
     assert!(after.starts_with("resumed "), "{after}");
@@ -315,11 +333,8 @@ async fn a_held_group_is_not_started_by_the_daemon() {
     // Out of turn: the next cycle starts with dev, not prod.
     let (code, _, err) = cli(dir.path(), &["rotate", "api-db-prod"], &env);
     assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("not its turn (done this cycle"),
-        "{err}"
-    );
-    assert_eq!(version_count(&c, "app/prod").await, 1);
+    assert!(err.contains("not its turn (done this cycle"), "{err}");
+    assert_eq!(version_count(c, "app/prod").await, 1);
     // An unknown group is a usage error.
     let (code, _, err) = cli(dir.path(), &["group", "nope", "status"], &env);
     assert_eq!(code, Some(64), "{err}");

@@ -518,7 +518,6 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             let refs: Vec<&SecretConfig> = items.iter().map(|(c, _)| c.as_ref()).collect();
             let mut reached = 0usize;
             let mut answered = vec![false; items.len()];
-            let group_tx = tx.clone();
             let read = crate::group::due_times_each(
                 &engine.store,
                 &refs,
@@ -534,12 +533,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         result,
                     });
                 },
-                |g, view| {
-                    let _ = group_tx.send(DueMsg::Group {
-                        group: Arc::new(g.clone()),
-                        view: view.clone(),
-                    });
-                },
+                group_sender(&tx),
             );
             // A panic in a read is a bug; the secrets it did not answer are told so (see
             // `on_due`: unread ones count as a failed read, known ones keep their schedule).
@@ -633,7 +627,6 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         tokio::spawn(async move {
             let refs: Vec<&SecretConfig> = items.iter().map(|(c, _)| c.as_ref()).collect();
             let mut answered = vec![false; items.len()];
-            let group_tx = tx.clone();
             let read = crate::group::due_times_each(
                 &engine.store,
                 &refs,
@@ -649,12 +642,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                         result,
                     });
                 },
-                |g, view| {
-                    let _ = group_tx.send(DueMsg::Group {
-                        group: Arc::new(g.clone()),
-                        view: view.clone(),
-                    });
-                },
+                group_sender(&tx),
             );
             let ok = AssertUnwindSafe(read).catch_unwind().await.is_ok();
             let asked = items.iter().position(|(c, _)| c.name == cfg.name);
@@ -1683,6 +1671,19 @@ fn same_schedule(a: &SecretConfig, b: &SecretConfig) -> bool {
         && a.jitter == b.jitter
         && window(a) == window(b)
         && a.group == b.group
+}
+
+/// Where a read task sends each group's view, beside its members' due times.
+fn group_sender(
+    tx: &mpsc::UnboundedSender<DueMsg>,
+) -> impl FnMut(&GroupConfig, &GroupView) + Send + use<> {
+    let tx = tx.clone();
+    move |g, view| {
+        let _ = tx.send(DueMsg::Group {
+            group: Arc::new(g.clone()),
+            view: view.clone(),
+        });
+    }
 }
 
 /// A due-time read that ended without a result (it panicked: a bug).

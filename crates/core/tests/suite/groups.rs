@@ -10,11 +10,14 @@ use rotator_core::config::Location;
 use rotator_core::config::{AwsConfig, Config, DaemonConfig, GroupConfig, HaConfig, SecretConfig};
 use rotator_core::due::{DueInfo, DueStatus, Unfinished};
 use rotator_core::group::{evaluate, StageState, TAG_GROUP_HOLD};
+use rotator_core::ha::Ha;
 use rotator_core::ids::{GroupName, SecretName};
 use rotator_core::notify::{Event, EventKind, Notifier};
+use rotator_core::rotation::lease::Leases;
 use rotator_core::rotation::store::{AWSCURRENT, TAG_LAST_ROTATED};
 use rotator_core::rotation::Engine;
 use rotator_core::scheduler::{Control, Health, Scheduler};
+use rotator_test_kit::leases::MemoryLeases;
 use rotator_test_kit::{
     at as t, Behaviour, FakeEcs, FakeStore, ManualClock, SecretBuilder, Sequence,
 };
@@ -124,27 +127,41 @@ impl World {
     }
 
     fn start(&mut self, soak: Duration) {
+        self.start_with(Setup {
+            soak,
+            ..Setup::default()
+        });
+    }
+
+    fn start_with(&mut self, setup: Setup) {
         let group = Arc::new(GroupConfig {
             name: GroupName::from("api-db"),
             members: STAGES.iter().map(|s| (*s).into()).collect(),
-            soak,
+            soak: setup.soak,
             origin: Location::whole(std::path::Path::new("tests/groups.toml").into()),
         });
-        let secrets: Vec<Arc<SecretConfig>> = STAGES
+        let mut secrets: Vec<Arc<SecretConfig>> = STAGES
             .iter()
             .map(|name| {
+                let every = if *name == "staging" {
+                    setup.staging_every
+                } else {
+                    30 * DAY
+                };
                 let mut c = SecretBuilder::new(name, &format!("app/{name}"))
-                    .every(30 * DAY)
+                    .every(every)
                     .redeploy(name, &["api"])
                     .build();
                 c.group = Some(group.clone());
                 Arc::new(c)
             })
             .collect();
+        secrets.extend(setup.others.into_iter().map(Arc::new));
         let cfg = Config {
             daemon: DaemonConfig {
                 retry_initial: Duration::from_secs(60),
-                max_attempts: 3,
+                max_attempts: setup.max_attempts,
+                max_concurrent_rotations: setup.slots,
                 ..DaemonConfig::default()
             },
             aws: AwsConfig::default(),
@@ -161,13 +178,22 @@ impl World {
             self.ecs.clone(),
             Arc::new(self.clock.clone()),
         ));
-        let sched = Scheduler::new(
+        let mut sched = Scheduler::new(
             engine,
             Arc::new(self.clock.clone()),
             &cfg,
             Arc::new(Health::default()),
         )
         .with_notifier(Arc::new(self.told.clone()));
+        if setup.ha {
+            let leases = Leases::new(
+                Arc::new(MemoryLeases::new()),
+                "replica-a",
+                Duration::from_secs(60),
+                Arc::new(self.clock.clone()),
+            );
+            sched = sched.with_ha(Some(Arc::new(Ha::new(leases))));
+        }
         let (tx, rx) = mpsc::channel(4);
         self.tx = Some(tx);
         self.task = Some(tokio::spawn(sched.run(rx)));
@@ -179,6 +205,30 @@ impl World {
             t.abort();
         }
         self.tx = None;
+    }
+}
+
+struct Setup {
+    soak: Duration,
+    /// `[ha]` with one replica (a lease taken before each rotation, the due time re-read).
+    ha: bool,
+    staging_every: Duration,
+    max_attempts: u32,
+    slots: usize,
+    /// Secrets outside the group.
+    others: Vec<SecretConfig>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            soak: HOUR,
+            ha: false,
+            staging_every: 30 * DAY,
+            max_attempts: 3,
+            slots: DaemonConfig::default().max_concurrent_rotations,
+            others: Vec::new(),
+        }
     }
 }
 
@@ -364,6 +414,175 @@ async fn a_crash_inside_a_stage_is_finished_not_redone() {
     assert_eq!(w.versions("staging"), 2, "the restart made a second value");
     assert!(w.rotated("prod").is_some());
     assert_eq!(w.versions("prod"), 2);
+}
+
+// ---- found by the adversarial review ---------------------------------------------------
+
+/// With `[ha]` the due time is re-read under the lease: a stage whose own interval is
+/// longer than the first stage's must still start at its turn (not be taken as "already
+/// rotated" and started again and again).
+#[tokio::test(start_paused = true)]
+async fn with_leases_a_stage_starts_at_its_turn_whatever_its_own_interval() {
+    let mut w = World::new(healthy());
+    w.start_with(Setup {
+        ha: true,
+        staging_every: 60 * DAY,
+        ..Setup::default()
+    });
+    sleep(Duration::from_secs(600)).await;
+    let dev = w.rotated("dev").expect("dev rotates");
+    let until = (dev + chrono::Duration::hours(1) - w.clock.now())
+        .to_std()
+        .unwrap();
+    sleep(until + Duration::from_secs(600)).await;
+    assert!(
+        w.rotated("staging").is_some(),
+        "staging did not start at its turn"
+    );
+    let started = w
+        .told
+        .kinds("staging")
+        .iter()
+        .filter(|k| **k == EventKind::Started)
+        .count();
+    assert_eq!(started, 1, "{:?}", w.told.kinds("staging"));
+}
+
+/// A stage that gave up and was then rotated by hand (or by another replica) is owed
+/// nothing: in the next cycle it starts at its turn (soak 0: at once after dev).
+#[tokio::test(start_paused = true)]
+async fn a_given_up_stage_finished_by_hand_rotates_in_the_next_cycle() {
+    let mut w = World::new(Behaviour::Failing {
+        start: Duration::from_secs(90),
+    });
+    w.start_with(Setup {
+        soak: Duration::ZERO,
+        max_attempts: 2,
+        ..Setup::default()
+    });
+    sleep(DAY).await;
+    assert_eq!(w.rotated("staging"), None, "staging gave up");
+    // By hand: the operator fixed the service and confirmed the new value.
+    let current = w.current("staging");
+    let now = rfc(w.clock.now());
+    w.tag("staging", TAG_LAST_ROTATED, &now);
+    w.tag("staging", "secret-rotator:deployed-version", &current);
+    w.ecs.add_service("staging", "api", 1, healthy());
+    // prod follows, then the next cycle: dev, then staging again.
+    sleep(31 * DAY).await;
+    assert!(w.rotated("prod").is_some(), "prod never followed");
+    assert_eq!(w.versions("dev"), 3, "dev's next cycle");
+    assert_eq!(w.versions("staging"), 3, "staging stuck in its old give-up");
+}
+
+/// A stage queued behind a busy slot when the hold is written must not start once the
+/// slot frees up: the hold is read just before the start.
+#[tokio::test(start_paused = true)]
+async fn a_hold_written_while_a_stage_waits_for_a_slot_stops_it() {
+    let mut w = World::new(healthy());
+    w.store.create_secret("app/other", "initial-value");
+    let old = rfc(w.clock.now() - chrono::Duration::days(40));
+    w.store.edit("app/other", |s| {
+        s.tags.insert(TAG_LAST_ROTATED.into(), old);
+    });
+    // other's rollout takes three hours and holds the only slot.
+    w.ecs.add_service(
+        "slow",
+        "api",
+        1,
+        Behaviour::Healthy {
+            start: Duration::from_secs(3 * 3600),
+            drain: Duration::from_secs(60),
+        },
+    );
+    let other = SecretBuilder::new("other", "app/other")
+        .every(30 * DAY)
+        .redeploy("slow", &["api"])
+        .stable_timeout(4 * HOUR)
+        .build();
+    // The group's cycle is complete and dev is not due for a day.
+    let fresh = rfc(w.clock.now() - chrono::Duration::days(29));
+    w.tag("dev", TAG_LAST_ROTATED, &fresh);
+    w.start_with(Setup {
+        slots: 1,
+        others: vec![other],
+        ..Setup::default()
+    });
+    sleep(Duration::from_secs(120)).await;
+    assert_eq!(w.versions("other"), 2, "other runs");
+    // dev becomes overdue (someone changed its tag); a group re-read queues it behind the slot.
+    let old = rfc(w.clock.now() - chrono::Duration::days(31));
+    w.tag("dev", TAG_LAST_ROTATED, &old);
+    sleep(Duration::from_secs(900)).await;
+    assert_eq!(w.versions("dev"), 1, "dev waits for the slot");
+    w.tag("dev", TAG_GROUP_HOLD, "held by ops");
+    sleep(DAY).await;
+    assert_eq!(w.versions("other"), 2);
+    assert_eq!(
+        w.versions("dev"),
+        1,
+        "dev started although its group is held"
+    );
+    assert!(
+        !w.told.kinds("dev").contains(&EventKind::Started),
+        "{:?}",
+        w.told.kinds("dev")
+    );
+}
+
+/// A read that mixes two configurations of one group (a reload while a member runs): no
+/// panic, and no member goes ungated.
+#[tokio::test(start_paused = true)]
+async fn a_read_across_a_reload_of_the_group_gates_every_member() {
+    let w = World::new(healthy());
+    w.store.create_secret("app/qa", "initial-value");
+    let old_group = Arc::new(GroupConfig {
+        name: GroupName::from("api-db"),
+        members: ["dev", "qa", "staging", "prod"]
+            .iter()
+            .map(|s| (*s).into())
+            .collect(),
+        soak: HOUR,
+        origin: Location::whole(std::path::Path::new("g.toml").into()),
+    });
+    let new_group = Arc::new(GroupConfig {
+        members: ["dev", "prod", "staging"]
+            .iter()
+            .map(|s| (*s).into())
+            .collect(),
+        ..(*old_group).clone()
+    });
+    let cfg = |name: &str, g: &Arc<GroupConfig>| {
+        let mut c = SecretBuilder::new(name, &format!("app/{name}"))
+            .every(30 * DAY)
+            .build();
+        c.group = Some(g.clone());
+        c
+    };
+    // prod still runs on the old configuration; the others are the new one.
+    let secrets = [
+        cfg("dev", &new_group),
+        cfg("prod", &old_group),
+        cfg("staging", &new_group),
+    ];
+    let refs: Vec<&SecretConfig> = secrets.iter().collect();
+    let mut got = Vec::new();
+    rotator_core::group::due_times_each(
+        &w.store,
+        &refs,
+        w.clock.now(),
+        |i, r| got.push((i, r)),
+        |_, _| {},
+    )
+    .await;
+    assert_eq!(got.len(), 3);
+    for (i, r) in got {
+        let d = r.unwrap();
+        // dev is the only stage whose turn it is (the cycle is complete).
+        if secrets[i].name.as_str() != "dev" {
+            assert!(d.group_wait, "{} ungated: {d:?}", secrets[i].name);
+        }
+    }
 }
 
 // ---- the evaluation's properties ------------------------------------------------------
