@@ -129,14 +129,15 @@ pub async fn run(cfg: &Config, name: &str, action: Action, clock: &dyn Clock) ->
                 .filter(|(_, d)| d.as_ref().is_ok_and(|d| d.hold.is_some()))
                 .map(|(m, _)| *m)
                 .collect();
-            if held.is_empty() {
-                if !unreadable.is_empty() {
-                    for u in &unreadable {
-                        eprintln!("error: cannot read {u}");
-                    }
-                    eprintln!("error: a hold on an unreadable member cannot be seen or lifted");
-                    return crate::exit::FAILURE;
+            if !unreadable.is_empty() {
+                // A hold on a member that cannot be read can be neither seen nor lifted.
+                for u in &unreadable {
+                    eprintln!("error: cannot read {u}");
                 }
+                eprintln!("error: group {name} may still be held by a member that cannot be read; nothing was changed");
+                return crate::exit::FAILURE;
+            }
+            if held.is_empty() {
                 println!("group {name} is not held");
                 return crate::exit::OK;
             }
@@ -191,6 +192,8 @@ pub fn describe(view: &GroupView, stage: usize, members: &[&SecretConfig]) -> St
         StageState::Done { .. } => "done this cycle".into(),
         StageState::InProgress { unfinished } => format!("in progress ({})", unfinished.describe()),
         StageState::Due { .. } if view.held.is_some() => "held".into(),
+        // A complete cycle: the first stage's next rotation starts the next one.
+        StageState::Due { .. } if view.current.is_none() => "next cycle".into(),
         StageState::Due { .. } => "due".into(),
         StageState::Waiting { on } => format!("waiting for {}", name(*on)),
         StageState::Unknown => "unreadable".into(),
@@ -238,7 +241,7 @@ fn status_text(
                 if matches!(view.stages[i], StageState::Done { .. })
                     && view.current.is_some_and(|c| i < c) =>
             {
-                format!("{} (started)", day(t))
+                format!("{} (confirmed)", day(t))
             }
             Some(t) if t <= now => "now".to_owned(),
             Some(t) => day(t),

@@ -606,6 +606,8 @@ mod tests {
             tag_problem: None,
             hold: None,
             group_wait: false,
+            group_owed: false,
+            group_expected: None,
         }
     }
 

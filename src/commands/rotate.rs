@@ -512,7 +512,7 @@ pub async fn run(
                 ..RotateOptions::default()
             },
             &obs,
-            false,
+            None,
         ));
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {

@@ -36,6 +36,25 @@ impl Groups {
         }
     }
 
+    /// Drops every series of `group` (removed or changed by a reload).
+    pub fn forget(&self, group: &GroupConfig) {
+        let g = group.name.as_str();
+        for (i, secret) in group.members.iter().enumerate() {
+            let stage = (i + 1).to_string();
+            for s in STAGE_STATES {
+                let _ = self
+                    .stage_state
+                    .remove_label_values(&[g, &stage, secret.as_str(), s]);
+            }
+            let _ = self
+                .expected
+                .remove_label_values(&[g, &stage, secret.as_str()]);
+        }
+        for v in [&self.current, &self.held, &self.halted] {
+            let _ = v.remove_label_values(&[g]);
+        }
+    }
+
     pub fn progress(&self, group: &GroupConfig, view: &GroupView, halted: bool) {
         let g = group.name.as_str();
         for (i, (secret, state)) in group.members.iter().zip(&view.stages).enumerate() {

@@ -156,6 +156,9 @@ impl Telemetry for Metrics {
     fn group_progress(&self, group: &GroupConfig, view: &GroupView, halted: bool) {
         self.groups.progress(group, view, halted);
     }
+    fn forget_group(&self, group: &GroupConfig) {
+        self.groups.forget(group);
+    }
     fn rotation_finished(&self, secret: &SecretName, outcome: &'static str, seconds: f64) {
         self.secrets.rotation_finished(secret, outcome);
         self.rotation_duration
@@ -252,6 +255,9 @@ pub fn telemetry() -> std::sync::Arc<dyn Telemetry> {
         }
         fn group_progress(&self, g: &GroupConfig, v: &GroupView, halted: bool) {
             Telemetry::group_progress(get(), g, v, halted)
+        }
+        fn forget_group(&self, g: &GroupConfig) {
+            Telemetry::forget_group(get(), g)
         }
     }
     std::sync::Arc::new(Global)

@@ -104,6 +104,11 @@ pub struct DueInfo {
     /// A group stage that may not start yet: `due` is only when to read it again
     /// ([`crate::group::RECHECK`]), not a start ([`crate::group`] sets it).
     pub group_wait: bool,
+    /// A group stage whose turn it is (due, possibly held, or in progress): a failure of
+    /// it still counts. A stage that is done or waits owes nothing.
+    pub group_owed: bool,
+    /// A group stage's expected start (what its next due time means to people).
+    pub group_expected: Option<DateTime<Utc>>,
 }
 
 /// The one place that decides whether the stored state shows an unfinished rotation of
@@ -268,6 +273,8 @@ fn from_meta(
         tag_problem,
         hold,
         group_wait: false,
+        group_owed: false,
+        group_expected: None,
     }
 }
 

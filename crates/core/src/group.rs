@@ -208,12 +208,24 @@ fn expected_starts(
     out
 }
 
+/// How often a waiting stage other than the one whose turn it is is read again: every
+/// group read answers all its members, so one stage (the current one, or the first in a
+/// complete cycle) watching at [`RECHECK`] is enough; the others only catch up with
+/// changes made elsewhere (a hold lifted by hand is seen by the watching stage).
+pub const IDLE_RECHECK: Duration = Duration::from_secs(3600);
+
 /// One member's due information as its group allows: a stage whose turn it is keeps its
 /// start time (the previous stage's confirmation plus the soak, or its own schedule for
 /// the first stage); an unfinished one resumes now; any other waits, read again after
-/// [`RECHECK`] (`group_wait`).
+/// [`RECHECK`] (the stage whose turn it is, held) or [`IDLE_RECHECK`] (`group_wait`).
 pub fn adjust(view: &GroupView, stage: usize, mut d: DueInfo, now: DateTime<Utc>) -> DueInfo {
-    match view.stages.get(stage) {
+    let state = view.stages.get(stage);
+    d.group_owed = matches!(
+        state,
+        Some(StageState::Due { .. } | StageState::InProgress { .. })
+    ) && view.current.is_none_or(|c| c == stage);
+    d.group_expected = view.expected.get(stage).copied().flatten();
+    match state {
         Some(StageState::InProgress { .. }) => {}
         _ => match view.start_at(stage) {
             Some(at) => {
@@ -221,10 +233,22 @@ pub fn adjust(view: &GroupView, stage: usize, mut d: DueInfo, now: DateTime<Utc>
                 d.group_wait = false;
             }
             None => {
-                d.due = now + chrono::Duration::from_std(RECHECK).unwrap_or_default();
+                let watcher = view.current.unwrap_or(0) == stage;
+                let every = if watcher { RECHECK } else { IDLE_RECHECK };
+                d.due = now + chrono::Duration::from_std(every).unwrap_or_default();
                 d.group_wait = true;
             }
         },
+    }
+    d
+}
+
+/// A member read with another configuration of its group than the others (a reload
+/// while it ran): it may not start until a read sees one configuration.
+fn unsure(mut d: DueInfo, now: DateTime<Utc>) -> DueInfo {
+    if !matches!(d.status, DueStatus::Unfinished(_)) {
+        d.due = now + chrono::Duration::from_std(RECHECK).unwrap_or_default();
+        d.group_wait = true;
     }
     d
 }
@@ -243,6 +267,8 @@ pub async fn due_times_each<S: SecretStore>(
 ) {
     // Per group: the index in `secrets` of each of its stages, and what was read.
     let mut groups: HashMap<&GroupName, Pending<'_>> = HashMap::new();
+    // Members whose group configuration differs from the first one seen (a reload).
+    let mut mixed: Vec<bool> = vec![false; secrets.len()];
     for (i, s) in secrets.iter().enumerate() {
         if let Some(g) = &s.group {
             if let Some(stage) = g.stage_of(&s.name) {
@@ -251,7 +277,10 @@ pub async fn due_times_each<S: SecretStore>(
                     index: vec![None; g.members.len()],
                     read: HashMap::new(),
                 });
-                p.index[stage] = Some(i);
+                match p.index.get_mut(stage) {
+                    Some(slot @ None) if *p.group == **g => *slot = Some(i),
+                    _ => mixed[i] = true,
+                }
             }
         }
     }
@@ -259,8 +288,11 @@ pub async fn due_times_each<S: SecretStore>(
         let Some(g) = secrets.get(i).and_then(|s| s.group.as_ref()) else {
             return sink(i, r);
         };
+        if mixed.get(i).copied().unwrap_or(true) {
+            return sink(i, r.map(|d| unsure(d, now)));
+        }
         let Some(p) = groups.get_mut(&g.name) else {
-            return sink(i, r);
+            return sink(i, r.map(|d| unsure(d, now)));
         };
         p.read.insert(i, r);
         let wanted = p.index.iter().flatten().count();
@@ -312,4 +344,36 @@ struct Pending<'a> {
     /// `secrets` index of each stage (None: not in this read).
     index: Vec<Option<usize>>,
     read: HashMap<usize, Result<DueInfo, AwsError>>,
+}
+
+/// Whether `cfg` (a member of its group, read with `members`) may start a rotation now:
+/// a fresh read of the whole group says it is its turn, its time has come and the group
+/// is not held (or its own rotation is unfinished). A read that fails says no (the
+/// caller's next read reports the error).
+pub async fn may_start_now<S: SecretStore>(
+    store: &S,
+    members: &[&SecretConfig],
+    cfg: &SecretConfig,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(i) = members.iter().position(|m| m.name == cfg.name) else {
+        return false;
+    };
+    let mut mine = None;
+    due_times_each(
+        store,
+        members,
+        now,
+        |j, r| {
+            if j == i {
+                mine = Some(r);
+            }
+        },
+        |_, _| {},
+    )
+    .await;
+    match mine {
+        Some(Ok(d)) => !d.group_wait && d.due <= now,
+        _ => false,
+    }
 }

@@ -3,7 +3,6 @@
 //! engine; the protocol is `rotation::lease`; the binary connects the lease table.
 
 use crate::config::SecretConfig;
-use crate::due::due_times;
 use crate::error::{AwsError, ErrorClass};
 use crate::random::{OsRandom, Random};
 use crate::rotation::deploy::Deployer;
@@ -76,16 +75,18 @@ pub fn lease_key(cfg: &SecretConfig) -> String {
 
 /// Rotates `cfg` under its lease when `ha` is set (a dry run needs none).
 ///
-/// `recheck_due` (the daemon): once the lease is ours, the due time is read again and the
+/// `recheck` (the daemon): once the lease is ours, the due time is read again and the
 /// rotation replaces what is current *now*: the previous holder may just have finished
-/// it, and acting on what was read before the lease would rotate or redeploy twice.
+/// it, and acting on what was read before the lease would rotate or redeploy twice. It
+/// lists the secrets to read: `cfg`, and for a group stage its whole group (a stage's
+/// due time is its turn in the group, not its own interval).
 pub async fn rotate<S: SecretStore, D: Deployer>(
     ha: Option<&Ha>,
     engine: &Engine<S, D>,
     cfg: &SecretConfig,
     mut opts: RotateOptions,
     obs: &dyn Observer,
-    recheck_due: bool,
+    recheck: Option<&[&SecretConfig]>,
 ) -> Leased {
     let Some(ha) = ha.filter(|_| !opts.dry_run) else {
         return Leased::Ran(engine.rotate(cfg, opts, obs).await);
@@ -114,11 +115,23 @@ pub async fn rotate<S: SecretStore, D: Deployer>(
     let fence = guard.fence();
     tracing::debug!(secret = %cfg.name, lease_version = fence.record().version, "lease taken");
     let run = async {
-        if recheck_due {
+        if let Some(secrets) = recheck {
             let now = engine.clock.now();
-            let due = due_times(&engine.store, &[cfg], now).await.pop();
+            let mut due = None;
+            crate::group::due_times_each(
+                &engine.store,
+                secrets,
+                now,
+                |i, r| {
+                    if secrets.get(i).is_some_and(|s| s.name == cfg.name) {
+                        due = Some(r);
+                    }
+                },
+                |_, _| {},
+            )
+            .await;
             match due {
-                Some(Ok(d)) if d.due > now => {
+                Some(Ok(d)) if d.due > now || d.group_wait => {
                     tracing::info!(secret = %cfg.name, "another replica finished this rotation; nothing to do");
                     return Ok(already_rotated(cfg, d.current));
                 }

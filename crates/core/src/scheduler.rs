@@ -27,7 +27,7 @@ use crate::notify::{Event, EventKind, NoNotifier, Notifier};
 use crate::random::{OsRandom, Random};
 use crate::rotation::deploy::Deployer;
 use crate::rotation::store::SecretStore;
-use crate::rotation::{Engine, Outcome, Quiet, Report, RotateOptions, RotationError, Step};
+use crate::rotation::{Engine, Outcome, Report, RotateOptions, RotationError, Step};
 use crate::schedule::{jitter_offset, next_opening, opening_containing};
 use crate::telemetry::{self, Status, Telemetry};
 use chrono::{DateTime, Utc};
@@ -731,11 +731,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 let mut retry = single && e.failures > 0 && !gave_up;
                 // A waiting group stage's due time is only its next look, not a sign that
                 // someone else rotated it.
-                if (retry || gave_up)
-                    && !d.group_wait
-                    && d.status == DueStatus::Scheduled
-                    && d.due > now
-                {
+                let finished_elsewhere = if d.group_wait {
+                    // A failing stage stays its group's current one until it succeeds:
+                    // done or waiting now, someone else finished it.
+                    !d.group_owed
+                } else {
+                    d.status == DueStatus::Scheduled && d.due > now
+                };
+                if (retry || gave_up) && finished_elsewhere {
                     // Someone else (another replica, a manual rotate) finished it while we
                     // waited for the retry or after we gave up: nothing is owed until the
                     // next due time.
@@ -766,8 +769,14 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                 // Without our tag, the last rotation is AWSCURRENT's creation date; when
                 // that value is ours and its consumers are unconfirmed, it is no success.
                 let unconfirmed = d.verified.is_none() && d.status.resume_only();
+                // A waiting group stage's due time is only its next look: people and
+                // alerts see its expected start.
+                let shown_due = match (d.group_wait, d.group_expected) {
+                    (true, Some(e)) => e,
+                    _ => d.due,
+                };
                 telemetry::update(m.as_ref(), name, |s| {
-                    s.next_due = ts(d.due);
+                    s.next_due = ts(shown_due);
                     if !unconfirmed {
                         s.last_success = d.last_rotated.map_or(0.0, ts);
                     }
@@ -1048,14 +1057,16 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         self.telemetry.group_progress(&seen.cfg, &seen.view, halted);
     }
 
-    /// The failing stage that halts the group, if any: a stage with failures whose
-    /// later stages exist.
+    /// The stage that halts the group, if any: a failing one (the last stage too: the
+    /// next cycle waits for it), or one that cannot be read.
     fn halted_stage(&self, seen: &GroupSeen) -> Option<usize> {
-        let last = seen.cfg.members.len().saturating_sub(1);
-        seen.cfg.members.iter().take(last).position(|m| {
-            self.entries
-                .get(m)
-                .is_some_and(|e| e.failures > 0 || matches!(e.state, State::GaveUp))
+        seen.cfg.members.iter().enumerate().position(|(i, m)| {
+            matches!(
+                seen.view.stages.get(i),
+                Some(crate::group::StageState::Unknown)
+            ) || self.entries.get(m).is_some_and(|e| {
+                e.failures > 0 || e.read_failures > 0 || matches!(e.state, State::GaveUp)
+            })
         })
     }
 
@@ -1191,19 +1202,44 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
             m.rotations_running(1);
             tracing::info!(secret = %name, attempt = e.failures + 1, "rotation due; starting");
             show(m.as_ref(), &name, e, wall);
-            self.notifier
-                .notify(Event::new(EventKind::Started, &e.cfg, wall, e.failures + 1));
+            let starting = Starting {
+                notifier: self.notifier.clone(),
+                event: std::sync::Mutex::new(Some(Event::new(
+                    EventKind::Started,
+                    &e.cfg,
+                    wall,
+                    e.failures + 1,
+                ))),
+            };
             let ha = self.ha.clone();
+            let members: Vec<Arc<SecretConfig>> = if cfg.group.is_some() {
+                self.with_groups(std::slice::from_ref(&name))
+                    .into_iter()
+                    .map(|(c, _)| c)
+                    .collect()
+            } else {
+                vec![cfg.clone()]
+            };
+            let clock = self.clock.clone();
             self.tasks.spawn(async move {
                 let started = Instant::now();
+                let refs: Vec<&SecretConfig> = members.iter().map(|c| c.as_ref()).collect();
+                // A group stage's turn is checked again on a fresh read just before it
+                // starts: a hold written, or an earlier stage changed, since it was
+                // scheduled (or queued behind a busy slot) must stop it.
+                if cfg.group.is_some()
+                    && !crate::group::may_start_now(&engine.store, &refs, &cfg, clock.now()).await
+                {
+                    return Done::Busy(cfg.name.clone(), GATE_RETRY);
+                }
                 // Boxed: the rotation future is large; keep it off the worker's stack.
                 let rotation = Box::pin(crate::ha::rotate(
                     ha.as_deref(),
                     &engine,
                     &cfg,
                     opts,
-                    &Quiet,
-                    true,
+                    &starting,
+                    Some(&refs),
                 ));
                 match AssertUnwindSafe(rotation).catch_unwind().await {
                     Ok(crate::ha::Leased::Ran(r)) => Done::Rotated(cfg.name.clone(), r, started),
@@ -1453,6 +1489,19 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     /// schedule the reload changed, are re-read in the background.
     fn reload(&mut self, cfg: Config) {
         self.settings = cfg.daemon.clone();
+        // A group removed or changed: its series go (a changed one is published again
+        // by its next read), so a removed group cannot keep an alert firing.
+        let stale: Vec<GroupName> = self
+            .groups
+            .iter()
+            .filter(|(n, seen)| !cfg.groups.iter().any(|g| &g.name == *n && **g == *seen.cfg))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in stale {
+            if let Some(seen) = self.groups.remove(&n) {
+                self.telemetry.forget_group(&seen.cfg);
+            }
+        }
         let mut recompute = Vec::new();
         let mut named = Vec::new();
         let new_names: BTreeSet<&SecretName> = cfg.secrets.iter().map(|s| &s.name).collect();
@@ -1671,6 +1720,29 @@ fn same_schedule(a: &SecretConfig, b: &SecretConfig) -> bool {
         && a.jitter == b.jitter
         && window(a) == window(b)
         && a.group == b.group
+}
+
+/// After a group stage found, just before its start, that it may not start: read it
+/// again this soon (the read schedules its next look).
+const GATE_RETRY: Duration = Duration::from_secs(1);
+
+/// Tells the notifier that a rotation started, at its first step (so a run that finds
+/// the rotation already done, or the lease busy, is no start).
+struct Starting {
+    notifier: Arc<dyn Notifier>,
+    event: std::sync::Mutex<Option<Event>>,
+}
+
+impl crate::rotation::Observer for Starting {
+    fn step(&self, _secret: &SecretName, step: Step, _detail: &str) {
+        if step == Step::Done {
+            return;
+        }
+        let ev = self.event.lock().ok().and_then(|mut e| e.take());
+        if let Some(ev) = ev {
+            self.notifier.notify(ev);
+        }
+    }
 }
 
 /// Where a read task sends each group's view, beside its members' due times.

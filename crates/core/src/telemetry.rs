@@ -57,6 +57,8 @@ pub trait Telemetry: Send + Sync {
     /// A `[[group]]`'s progress was read (or one of its stages failed or finished):
     /// each stage's state, whether it is held, whether a failing stage halts it.
     fn group_progress(&self, _group: &GroupConfig, _view: &GroupView, _halted: bool) {}
+    /// A `[[group]]` left the configuration (or changed): drop its series.
+    fn forget_group(&self, _group: &GroupConfig) {}
     /// Another replica held the secret's lease.
     fn lease_contended(&self, _secret: &SecretName) {}
     /// The lease was lost during a rotation.

@@ -602,6 +602,8 @@ fn info(last: Option<i64>, unfinished: bool, due: i64) -> DueInfo {
         tag_problem: None,
         hold: None,
         group_wait: false,
+        group_owed: false,
+        group_expected: None,
     }
 }
 

@@ -205,7 +205,7 @@ async fn rotate_until_ran(
 ) -> Result<rotator_core::rotation::Report, RotationError> {
     loop {
         let opts = RotateOptions::default();
-        match ha::rotate(Some(&r.ha), &r.engine, cfg, opts, &Quiet, true).await {
+        match ha::rotate(Some(&r.ha), &r.engine, cfg, opts, &Quiet, Some(&[cfg])).await {
             Leased::Ran(res) => return res,
             Leased::Busy { retry_in, .. } => tokio::time::sleep(retry_in).await,
         }
@@ -415,7 +415,7 @@ async fn a_secret_due_exactly_now_is_rotated_under_the_lease() {
         &cfg,
         RotateOptions::default(),
         &Quiet,
-        true,
+        Some(&[&cfg]),
     )
     .await
     else {
