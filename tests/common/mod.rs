@@ -7,6 +7,7 @@
 pub mod alibaba;
 pub mod mariadb;
 pub mod postgres;
+pub mod receiver;
 pub mod redis;
 pub mod server;
 
