@@ -10,6 +10,7 @@ pub mod postgres;
 pub mod receiver;
 pub mod redis;
 pub mod server;
+pub mod sns;
 
 // Each test binary uses a different subset.
 #[allow(unused_imports)]
