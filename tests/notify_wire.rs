@@ -568,3 +568,36 @@ secrets = ["api-db-prod"]
     check_event_schema(&c["event"]);
     assert_eq!(c["event"]["kind"], "succeeded");
 }
+
+#[test]
+fn a_missing_hmac_key_variable_stops_the_start_naming_it() {
+    let port = free_port();
+    let dir = config_dir(&format!(
+        r#"[daemon]
+listen = "127.0.0.1:{port}"
+[[secret]]
+name = "key"
+secret_id = "app/key"
+every = "30d"
+[[notify]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:9/hook"
+secret_env = "NOTIFY_TEST_MISSING_KEY"
+"#
+    ));
+    let mut cmd = Command::new(rotator_bin());
+    cmd.args(["run", "--config", dir.path().to_str().unwrap()])
+        .env_remove("AWS_PROFILE")
+        .env_remove("NOTIFY_TEST_MISSING_KEY");
+    for (k, v) in aws_env(None, None) {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("notify[hook].secret_env: the environment variable NOTIFY_TEST_MISSING_KEY is not set or empty"),
+        "{stderr}"
+    );
+}
