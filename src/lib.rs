@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod ha;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod process;
 pub mod stores;
 pub mod targets;

@@ -457,10 +457,44 @@ async fn no_secret_value_in_any_output() {
     )
     .await;
     let port = free_port();
+    // Every sink kind: webhook, Slack and change records to a local receiver, SNS to moto.
+    let hook = common::receiver::Receiver::start(0);
+    let (topic, queue) = common::sns::sns_topic_with_queue(&moto.url, "leak").await;
+    let sinks = format!(
+        r#"
+[[notify]]
+name = "hook"
+kind = "webhook"
+url = "{}"
+secret_env = "LEAK_HOOK_KEY"
+headers = {{ Authorization = "Bearer leak-test-token" }}
+[[notify]]
+name = "chat"
+kind = "slack"
+url = "{}"
+[[notify]]
+name = "itsm"
+kind = "change-record"
+open_url = "{}"
+close_url = "{}"
+secret_env = "LEAK_HOOK_KEY"
+[[notify]]
+name = "topic"
+kind = "sns"
+topic_arn = "{topic}"
+endpoint = "{}"
+"#,
+        hook.url("/hook"),
+        hook.url("/slack"),
+        hook.url("/open"),
+        hook.url("/close"),
+        moto.url
+    );
     let dir = config_dir(&format!(
-        "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[secret]]\nname = \"json\"\nsecret_id = \"leak/json\"\nevery = \"1m\"\nallow_short_interval = true\njson_key = \"password\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\"] }}]\n[[secret]]\nname = \"plain\"\nsecret_id = \"leak/plain\"\nevery = \"1m\"\nallow_short_interval = true\n"
+        "[daemon]\nlisten = \"127.0.0.1:{port}\"\n[[secret]]\nname = \"json\"\nsecret_id = \"leak/json\"\nevery = \"1m\"\nallow_short_interval = true\njson_key = \"password\"\nredeploy = [{{ cluster = \"prod\", services = [\"front\"] }}]\n[[secret]]\nname = \"plain\"\nsecret_id = \"leak/plain\"\nevery = \"1m\"\nallow_short_interval = true\n{sinks}"
     ));
     let mut env = aws_env(Some(&moto.url), Some(&sim.url));
+    env.push(("LEAK_HOOK_KEY".into(), "leak-test-hmac-key".into()));
     env.push(("RUST_LOG".into(), "trace".into()));
     let mut captured = String::new();
 
@@ -524,8 +558,23 @@ async fn no_secret_value_in_any_output() {
                 .1,
         );
     }
+    // What the sinks received: started and succeeded of both secrets on each (the
+    // change records: an open and a close each).
+    let received = hook.wait_for("every sink's deliveries", Duration::from_secs(60), |r| {
+        ["/hook", "/slack", "/open", "/close"]
+            .iter()
+            .all(|p| r.iter().filter(|q| q.path == *p).count() >= 2)
+    });
+    assert!(!received.is_empty());
+    captured.push_str(&hook.all_text());
+    for m in common::sns::sns_messages(&moto.url, &queue, 4).await {
+        captured.push_str(&m.to_string());
+    }
     drop(d);
     captured.push_str(&std::fs::read_to_string(log.path()).unwrap());
+    // Neither the HMAC key nor a header value is ever logged or sent in a body.
+    let log_text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(!log_text.contains("leak-test-hmac-key") && !log_text.contains("leak-test-token"));
     assert!(
         captured.len() > 10_000,
         "suspiciously little output captured ({} bytes)",

@@ -447,6 +447,7 @@ impl Scenario {
             },
             secrets,
             groups: Vec::new(),
+            notify: Vec::new(),
             files: vec![],
         }
     }

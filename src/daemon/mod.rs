@@ -81,7 +81,21 @@ pub async fn main(dir: PathBuf) -> i32 {
     let files = cfg.files.len();
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    // [[notify]] sinks: a missing HMAC key's variable stops the start (exit 78).
+    let sinks = match crate::notify::start(&cfg, clock.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration error");
+            eprintln!("error: {e}");
+            return crate::exit::CONFIG;
+        }
+    };
     let ports = rotator_core::daemon::Ports::new(engine, ha, health.clone());
+    let ports = if sinks.is_empty() {
+        ports
+    } else {
+        ports.with_notifier(Arc::new(sinks))
+    };
     let stopped = async {
         let _ = stop_rx.await;
     };

@@ -66,6 +66,11 @@ pub struct Metrics {
     pub due_times_pending: IntGauge,
     /// `[[group]]` progress.
     pub groups: groups::Groups,
+    /// `[[notify]]`: deliveries by sink, kind and result (delivered, failed, rejected,
+    /// dropped), retries, and the last delivery's time.
+    pub notifications: IntCounterVec,
+    pub notification_retries: IntCounterVec,
+    pub notification_last_success: prometheus::GaugeVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -103,6 +108,9 @@ impl Metrics {
             build_info: reg(&r, IntGaugeVec::new(Opts::new("build_info", "Build information; always 1."), &["version"]).unwrap()),
             due_times_pending: reg(&r, IntGauge::new("due_times_pending", "Configured secrets whose due time is not known yet (still loading after start or reload, or unreadable).").unwrap()),
             groups: groups::Groups::new(&r),
+            notifications: reg(&r, IntCounterVec::new(Opts::new("notifications_total", "[[notify]] deliveries by sink, kind and result: delivered; failed (given up after max_attempts); rejected (a 4xx reply other than 429, not retried); dropped (the sink's queue was full)."), &["sink", "kind", "result"]).unwrap()),
+            notification_retries: reg(&r, IntCounterVec::new(Opts::new("notification_retries_total", "[[notify]] delivery attempts retried (connection errors, timeouts, 429, 5xx)."), &["sink"]).unwrap()),
+            notification_last_success: reg(&r, prometheus::GaugeVec::new(Opts::new("notification_last_success_timestamp_seconds", "When the sink last accepted a delivery (Unix time)."), &["sink"]).unwrap()),
             registry: r,
         };
         m.build_info

@@ -7,8 +7,10 @@
 pub mod alibaba;
 pub mod mariadb;
 pub mod postgres;
+pub mod receiver;
 pub mod redis;
 pub mod server;
+pub mod sns;
 
 // Each test binary uses a different subset.
 #[allow(unused_imports)]

@@ -202,6 +202,7 @@ mod tests {
             events: EventsConfig::default(),
             secrets: Vec::new(),
             groups: Vec::new(),
+            notify: Vec::new(),
             files: Vec::new(),
         }
     }

@@ -209,10 +209,27 @@ fn load_part(v: &mut Validator, src: &SourceMap<'_>, text: &str, index: &mut usi
                     }
                 }
             }
+            "notify" => {
+                let span = value.span();
+                let DeValue::Array(items) = value.into_inner() else {
+                    v.push(src.error(span, "notify", "must be an array of tables: write [[notify]]"));
+                    continue;
+                };
+                for item in items {
+                    let span = item.span();
+                    let label = match item.get_ref().get("name").and_then(|n| n.get_ref().as_str()) {
+                        Some(n) => format!("notify[{n}]"),
+                        None => "notify".to_owned(),
+                    };
+                    if let Some((raw, bad)) = typed(v, &src, &label, item) {
+                        v.notify(&src, span, raw, &bad);
+                    }
+                }
+            }
             other => v.push(src.error(
                 key_span,
                 other,
-                "unknown section (allowed: [daemon], [aws], [alibaba], [ibm], [ha], [events], [[secret]], [[group]])",
+                "unknown section (allowed: [daemon], [aws], [alibaba], [ibm], [ha], [events], [[secret]], [[group]], [[notify]])",
             )),
         }
     }

@@ -40,6 +40,8 @@ pub struct Config {
     pub secrets: Vec<Arc<SecretConfig>>,
     /// `[[group]]`s, in file order; each member's [`SecretConfig::group`] points here.
     pub groups: Vec<Arc<GroupConfig>>,
+    /// `[[notify]]` sinks, in file order.
+    pub notify: Vec<NotifyConfig>,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
 }
@@ -226,6 +228,99 @@ pub struct GroupConfig {
     pub soak: Duration,
     /// Where the `[[group]]` table starts.
     pub origin: Location,
+}
+
+/// `[[notify]]`: where rotation events go, which ones, and how hard delivery tries. The
+/// binary's `notify` module delivers; secrets and header values are read or held there
+/// only (this records the environment variable's name, never its value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotifyConfig {
+    /// Unique; the `sink` label of the notification metrics.
+    pub name: String,
+    pub sink: NotifySink,
+    /// The event kinds delivered (every kind unless `events` is set).
+    pub events: Vec<crate::notify::EventKind>,
+    /// Only events about these secrets (empty: any).
+    pub secrets: Vec<SecretName>,
+    /// Only events about members of these groups (empty: any).
+    pub groups: Vec<GroupName>,
+    /// One delivery attempt's time limit.
+    pub timeout: Duration,
+    /// Attempts per delivery before it is given up (counted `failed`).
+    pub max_attempts: u32,
+    /// The first retry's delay; doubled each retry (with jitter), at most [`NOTIFY_RETRY_CAP`].
+    pub retry_initial: Duration,
+    /// Where the `[[notify]]` table starts.
+    pub origin: Location,
+}
+
+/// The longest delay between two delivery attempts.
+pub const NOTIFY_RETRY_CAP: Duration = Duration::from_secs(300);
+
+/// A sink kind and its own settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NotifySink {
+    /// POST of the event JSON (`docs/notifications.md`).
+    Webhook {
+        url: String,
+        /// The environment variable holding the HMAC key (read at start).
+        secret_env: Option<String>,
+        headers: NotifyHeaders,
+    },
+    /// POST of `{"text": ...}` to an incoming-webhook URL.
+    Slack { url: String },
+    /// SNS `Publish` of the event JSON.
+    Sns {
+        topic_arn: String,
+        /// The topic's region (from its ARN).
+        region: Region,
+        role_arn: Option<RoleArn>,
+        endpoint: Option<String>,
+    },
+    /// Opens a change record when a rotation starts, closes it when it ends.
+    ChangeRecord {
+        open_url: String,
+        close_url: String,
+        secret_env: Option<String>,
+        headers: NotifyHeaders,
+    },
+}
+
+impl NotifySink {
+    /// The `kind` as written (and the `kind` label of the metrics).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotifySink::Webhook { .. } => "webhook",
+            NotifySink::Slack { .. } => "slack",
+            NotifySink::Sns { .. } => "sns",
+            NotifySink::ChangeRecord { .. } => "change-record",
+        }
+    }
+}
+
+/// Extra request headers (often credentials): their values never appear in `Debug`.
+#[derive(Clone, Default, PartialEq)]
+pub struct NotifyHeaders(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for NotifyHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}: <redacted>")))
+            .finish()
+    }
+}
+
+impl NotifyConfig {
+    /// Whether `event` passes this sink's filters (`events`, `secrets`, `groups`).
+    pub fn matches(&self, event: &crate::notify::Event) -> bool {
+        self.events.contains(&event.kind)
+            && (self.secrets.is_empty() || self.secrets.contains(&event.secret))
+            && (self.groups.is_empty()
+                || event
+                    .group
+                    .as_ref()
+                    .is_some_and(|g| self.groups.contains(&g.group)))
+    }
 }
 
 impl GroupConfig {

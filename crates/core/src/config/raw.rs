@@ -87,6 +87,29 @@ pub struct RawGroup {
     pub soak: Option<S<String>>,
 }
 
+/// `[[notify]]`: a sink for rotation events (webhook, Slack, SNS, change records).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub name: Option<S<String>>,
+    pub kind: Option<S<String>>,
+    pub url: Option<S<String>>,
+    pub secret_env: Option<S<String>>,
+    /// Values never appear in errors or logs (they are often credentials).
+    pub headers: Option<S<std::collections::BTreeMap<String, S<String>>>>,
+    pub topic_arn: Option<S<String>>,
+    pub role_arn: Option<S<String>>,
+    pub endpoint: Option<S<String>>,
+    pub open_url: Option<S<String>>,
+    pub close_url: Option<S<String>>,
+    pub events: Option<S<Vec<S<String>>>>,
+    pub secrets: Option<S<Vec<S<String>>>>,
+    pub groups: Option<S<Vec<S<String>>>>,
+    pub timeout: Option<S<String>>,
+    pub max_attempts: Option<S<i64>>,
+    pub retry_initial: Option<S<String>>,
+}
+
 /// `[alibaba]`: defaults for `store = "alibaba"` secrets.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

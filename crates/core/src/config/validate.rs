@@ -13,6 +13,7 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 mod groups;
+mod notify;
 mod stores;
 
 const MIN: Duration = Duration::from_secs(60);
@@ -52,6 +53,9 @@ pub struct Validator<'r> {
     /// `[[group]]`s read so far (members checked at the end) and where each name is.
     groups: Vec<groups::PendingGroup>,
     group_names: HashMap<String, Location>,
+    /// `[[notify]]`s read so far (secret and group names checked at the end).
+    notify: Vec<notify::PendingNotify>,
+    notify_names: HashMap<String, Location>,
 }
 
 impl<'r> Validator<'r> {
@@ -75,6 +79,8 @@ impl<'r> Validator<'r> {
             ha_replicas_at: None,
             groups: Vec::new(),
             group_names: HashMap::new(),
+            notify: Vec::new(),
+            notify_names: HashMap::new(),
         }
     }
 
@@ -994,6 +1000,7 @@ impl<'r> Validator<'r> {
             }
         }
         let groups = self.finish_groups(&mut secrets);
+        let notify = self.finish_notify(&secrets);
         let (region, role) = std::mem::take(&mut self.ha_account);
         self.ha.account = Account::new(
             region.or_else(|| self.aws.region.clone()),
@@ -1033,6 +1040,7 @@ impl<'r> Validator<'r> {
             events: self.events,
             secrets,
             groups,
+            notify,
             files,
         })
     }

@@ -171,6 +171,7 @@ impl World {
             events: Default::default(),
             secrets,
             groups: vec![group],
+            notify: Vec::new(),
             files: vec![],
         };
         let engine = Arc::new(Engine::new(

@@ -70,6 +70,7 @@ async fn a_secret_whose_lease_is_busy_is_rotated_once_the_other_replica_lets_go(
             .build()
             .into()],
         groups: Vec::new(),
+        notify: Vec::new(),
         files: vec![],
     };
     let sched = Scheduler::new(

@@ -59,6 +59,7 @@ fn schedule<S: SecretStore>(
         events: Default::default(),
         secrets: vec![secret.into()],
         groups: Vec::new(),
+        notify: Vec::new(),
         files: vec![],
     };
     let sched = Scheduler::new(
@@ -369,6 +370,7 @@ async fn a_shutdown_lets_the_rotation_in_flight_finish_within_the_grace() {
         events: Default::default(),
         secrets: vec![cfg.into()],
         groups: Vec::new(),
+        notify: Vec::new(),
         files: vec![],
     };
     let (_reloads_tx, reloads) = mpsc::channel(1);

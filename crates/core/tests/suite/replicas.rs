@@ -92,6 +92,7 @@ async fn a_resume_another_replica_finished_first_does_not_rotate_again() {
             .build()
             .into()],
         groups: Vec::new(),
+        notify: Vec::new(),
         files: vec![],
     };
     let (_reload_tx, reloads) = tokio::sync::mpsc::channel(1);

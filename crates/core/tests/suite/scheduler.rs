@@ -127,6 +127,7 @@ impl World {
             events: Default::default(),
             secrets: secrets.into_iter().map(Arc::new).collect(),
             groups: Vec::new(),
+            notify: Vec::new(),
             files: vec![],
         };
         let mut sched = Scheduler::new(
@@ -964,6 +965,7 @@ async fn due_times_loaded_inline_are_used_by_the_loop() {
         .map(Arc::new)
         .collect(),
         groups: Vec::new(),
+        notify: Vec::new(),
         files: vec![],
     };
     let mut sched = Scheduler::new(engine, Arc::new(w.clock.clone()), &cfg, w.health.clone());
@@ -1223,6 +1225,7 @@ impl World {
             events: Default::default(),
             secrets: secrets.into_iter().map(Arc::new).collect(),
             groups: Vec::new(),
+            notify: Vec::new(),
             files: vec![],
         };
         let tx = self.tx.as_ref().expect("started");
