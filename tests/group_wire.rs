@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::receiver::Receiver;
 use common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,6 +49,10 @@ fn start(dir: &std::path::Path, env: &[(String, String)]) -> Daemon {
 }
 
 fn config(port: u16, soak: &str, retry: &str) -> ConfigDir {
+    config_with(port, soak, retry, "")
+}
+
+fn config_with(port: u16, soak: &str, retry: &str, extra: &str) -> ConfigDir {
     let mut toml = format!(
         "[daemon]\nlisten = \"127.0.0.1:{port}\"\nretry_initial = \"{retry}\"\nmax_attempts = 2\n"
     );
@@ -59,6 +64,7 @@ fn config(port: u16, soak: &str, retry: &str) -> ConfigDir {
     toml.push_str(&format!(
         "\n[[group]]\nname = \"api-db\"\nsecrets = [\"api-db-dev\", \"api-db-staging\", \"api-db-prod\"]\nsoak = \"{soak}\"\n"
     ));
+    toml.push_str(extra);
     config_dir(&toml)
 }
 
@@ -218,8 +224,18 @@ async fn a_rolled_back_staging_halts_the_group_and_prod_is_untouched() {
     let w = World::new(FAILING_STAGING).await;
     let c = &w.c;
     let prod_current = stages(c, "app/prod").await["AWSCURRENT"].clone();
-    // The retry comes in an hour: the halt lasts the whole test.
-    let dir = config(w.port, "2s", "1h");
+    // The retry comes in an hour: the halt lasts the whole test. Group events go to a
+    // local webhook receiver.
+    let receiver = Receiver::start(0);
+    let dir = config_with(
+        w.port,
+        "2s",
+        "1h",
+        &format!(
+            "\n[[notify]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{}\"\ngroups = [\"api-db\"]\nevents = [\"succeeded\", \"group_halted\"]\n",
+            receiver.url("/hook")
+        ),
+    );
     let env = w.env();
     let _d = start(dir.path(), &env);
     let url = w.metrics_url();
@@ -277,6 +293,42 @@ async fn a_rolled_back_staging_halts_the_group_and_prod_is_untouched() {
     );
     let (_, out, _) = cli(dir.path(), &["group", "api-db", "status"], &env);
     assert!(out.contains("waiting for api-db-staging"), "{out}");
+    // dev's success, then the halt: staging's rolled-back service and its ECS event.
+    let got = receiver.wait_for("the group_halted event", Duration::from_secs(30), |r| {
+        r.iter().any(|r| r.json()["kind"] == "group_halted")
+    });
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.json()["kind"].as_str().unwrap_or("?"),
+                r.json()["secret"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["succeeded api-db-dev", "group_halted api-db-staging"],
+        "{kinds:?}"
+    );
+    let halted = got[1].json();
+    assert_eq!(halted["group"]["name"], "api-db", "{halted}");
+    assert_eq!(halted["group"]["next"], "api-db-prod", "{halted}");
+    assert_eq!(halted["outcome"], "rolled_back", "{halted}");
+    let c = &halted["consumers"][0];
+    assert_eq!(
+        (c["consumer"].as_str(), c["verdict"].as_str()),
+        (Some("prod/staging-api"), Some("rolled_back")),
+        "{halted}"
+    );
+    let events = c["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e
+            .as_str()
+            .is_some_and(|e| e.contains("staging-api") && e.contains("failed"))),
+        "no ECS event naming the failed deployment: {halted}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
