@@ -397,6 +397,16 @@ fn group_rows(
                 g.members.len(),
                 super::group::describe(view, c, &secrets)
             ),
+            (None, None)
+                if view
+                    .expected
+                    .first()
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t <= now) =>
+            {
+                format!("stage 1/{} due (a new cycle)", g.members.len())
+            }
             (None, None) => "cycle complete".to_owned(),
         };
         let lines = mine

@@ -1670,6 +1670,11 @@ fn show(telemetry: &dyn Telemetry, name: &SecretName, e: &mut Entry, now: DateTi
 }
 
 fn overdue(notifier: &dyn Notifier, e: &Entry, now: DateTime<Utc>) {
+    // A due time about to be re-read (just after a rotation, before a retry) is stale:
+    // the secret is not known to be overdue.
+    if e.needs_due {
+        return;
+    }
     let mut ev = Event::new(EventKind::Overdue, &e.cfg, now, e.failures + 1);
     ev.action = Some(match e.cfg.group.as_ref() {
         Some(g) => format!("more than an hour past its due time; see `secret-rotator group {} status` and `secret-rotator plan`", g.name),
