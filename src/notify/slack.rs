@@ -7,8 +7,27 @@ use std::fmt::Write;
 /// The most unhealthy consumers listed (the rest are counted).
 const MAX_CONSUMERS: usize = 10;
 
-/// The message text for `ev`.
+/// The message text for `ev`, escaped as Slack asks (`&`, `<`, `>`): an error text
+/// can quote what someone wrote into a secret, and `<!channel>` or `<url|label>` in it
+/// must not ping a channel or become a link.
 pub fn text(ev: &Event) -> String {
+    escape(&raw_text(ev))
+}
+
+fn escape(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    for c in t.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn raw_text(ev: &Event) -> String {
     let status = match ev.kind {
         EventKind::Started => "STARTED",
         EventKind::Succeeded => "SUCCEEDED",

@@ -14,7 +14,15 @@ pub struct Topic {
     /// `AWS_ENDPOINT_URL` says otherwise.
     pub endpoint: String,
     pub credentials: Option<SharedCredentialsProvider>,
+    /// The last credentials loaded: the SDK config's provider does not cache (the SDK
+    /// clients' identity cache does), and an AssumeRole per event would be throttled.
+    pub cached: tokio::sync::Mutex<Option<aws_credential_types::Credentials>>,
 }
+
+/// How long loading credentials may take (STS, IMDS) before the attempt fails.
+const CREDENTIALS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Credentials this close to their expiry are loaded again.
+const CREDENTIALS_MARGIN: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The endpoint for `region`: configured, else the SDK's environment overrides, else AWS's.
 pub fn endpoint(configured: Option<&str>, region: &str, arn: &str) -> String {
@@ -35,7 +43,7 @@ pub fn endpoint(configured: Option<&str>, region: &str, arn: &str) -> String {
     format!("{url}/")
 }
 
-/// `Subject`: at most 100 ASCII characters, no line breaks (SNS refuses others).
+/// `Subject`: fewer than 100 ASCII characters, no line breaks (SNS refuses others).
 pub fn subject(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -45,7 +53,7 @@ pub fn subject(text: &str) -> String {
                 ' '
             }
         })
-        .take(100)
+        .take(99)
         .collect()
 }
 
@@ -102,10 +110,23 @@ impl Topic {
         let Some(provider) = &self.credentials else {
             return Err("no AWS credentials for SNS".into());
         };
-        let creds = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| format!("AWS credentials for SNS could not be loaded: {e}"))?;
+        let mut cached = self.cached.lock().await;
+        let fresh = cached.as_ref().filter(|c| {
+            c.expiry()
+                .is_none_or(|e| e > SystemTime::now() + CREDENTIALS_MARGIN)
+        });
+        let creds = match fresh {
+            Some(c) => c.clone(),
+            None => {
+                let c = tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
+                    .await
+                    .map_err(|_| "AWS credentials for SNS did not load within 30s".to_owned())?
+                    .map_err(|e| format!("AWS credentials for SNS could not be loaded: {e}"))?;
+                *cached = Some(c.clone());
+                c
+            }
+        };
+        drop(cached);
         let identity = creds.into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
@@ -140,10 +161,56 @@ impl Topic {
 mod tests {
     use super::*;
 
+    /// Counts the loads; answers credentials valid for an hour.
+    #[derive(Debug, Default, Clone)]
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl aws_credential_types::provider::ProvideCredentials for Counting {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(
+                aws_credential_types::Credentials::new(
+                    "AKIDEXAMPLE",
+                    "secret",
+                    Some("token".into()),
+                    Some(SystemTime::now() + std::time::Duration::from_secs(3600)),
+                    "test",
+                ),
+            ))
+        }
+    }
+
+    /// An AssumeRole (or IMDS call) per event would be throttled: the credentials are
+    /// loaded once and reused until close to their expiry.
+    #[tokio::test]
+    async fn credentials_are_loaded_once_for_many_publishes() {
+        let counting = Counting::default();
+        let topic = Topic {
+            arn: "arn:aws:sns:eu-west-1:123456789012:rotations".into(),
+            region: "eu-west-1".into(),
+            endpoint: "https://sns.eu-west-1.amazonaws.com/".into(),
+            credentials: Some(SharedCredentialsProvider::new(counting.clone())),
+            cached: Default::default(),
+        };
+        for _ in 0..3 {
+            let req = topic
+                .request(b"Action=Publish", SystemTime::now())
+                .await
+                .unwrap();
+            assert!(req.headers().contains_key("authorization"));
+        }
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn subjects_are_short_ascii_lines() {
         let s = subject(&format!("a\nb é {}", "x".repeat(200)));
-        assert_eq!(s.len(), 100);
+        assert_eq!(s.len(), 99);
         assert!(s.starts_with("a b   x"));
     }
 

@@ -330,3 +330,51 @@ fn change_records_pair_open_and_close_by_change_key() {
     // Nothing for the other kinds.
     assert!(f.prepare(&event(EventKind::Overdue, "a")).is_empty());
 }
+
+#[test]
+fn slack_text_cannot_ping_a_channel_or_make_a_link() {
+    let mut e = event(EventKind::Failed, "db");
+    // An error quoting what someone wrote into the secret.
+    e.error = Some(
+        "json_key \"password\": not found; keys: <!channel> <https://evil.example|re-login>, a&b"
+            .into(),
+    );
+    let t = slack::text(&e);
+    assert!(!t.contains('<') && !t.contains('>'), "{t}");
+    assert!(
+        t.contains("&lt;!channel&gt; &lt;https://evil.example|re-login&gt;, a&amp;b"),
+        "{t}"
+    );
+}
+
+/// A receiver that takes the delivery and answers with a large body (a ServiceNow
+/// record, a proxy's page) has taken it: no second POST.
+#[tokio::test]
+async fn a_2xx_with_a_large_body_is_a_delivery() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten().take(1) {
+            let mut s = s;
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "x".repeat(200 * 1024);
+            let _ = write!(
+                s,
+                "HTTP/1.1 201 Created\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let req = http::Request::post(format!("http://127.0.0.1:{port}/open"))
+        .body(b"{}".to_vec())
+        .unwrap();
+    let got = Transport::send(
+        &crate::stores::http::HttpClient::new(),
+        req,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(got, Ok(201));
+}

@@ -35,8 +35,9 @@ impl Reply {
 pub enum HttpError {
     #[error("no reply within {0:?}")]
     Timeout(Duration),
+    /// The reply's status came (the second field), its body was too large.
     #[error("the reply is larger than {0} bytes")]
-    TooLarge(usize),
+    TooLarge(usize, u16),
     #[error("bad request: {0}")]
     Request(String),
     #[error("{0}")]
@@ -90,7 +91,7 @@ impl HttpClient {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| HttpError::Transport(one_line(&e)))?;
                 if body.len() + chunk.len() > max_body {
-                    return Err(HttpError::TooLarge(max_body));
+                    return Err(HttpError::TooLarge(max_body, status));
                 }
                 body.extend_from_slice(&chunk);
             }

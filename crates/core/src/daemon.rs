@@ -137,6 +137,7 @@ struct Applied {
     store_clients: (Option<String>, Option<String>, String),
     ha: HaConfig,
     events: EventsConfig,
+    notify: Vec<crate::config::NotifyConfig>,
 }
 
 impl Applied {
@@ -147,6 +148,7 @@ impl Applied {
             store_clients: store_clients(cfg),
             ha: cfg.ha.clone(),
             events: cfg.events.clone(),
+            notify: cfg.notify.clone(),
         }
     }
 
@@ -176,6 +178,12 @@ impl Applied {
         if new.events != self.events {
             tracing::warn!("[events] changes apply on restart only");
             unapplied.push("events");
+        }
+        if new.notify != self.notify {
+            tracing::warn!(
+                "[[notify]] changes apply on restart only (the sinks are built at start)"
+            );
+            unapplied.push("notify");
         }
         if new.daemon.redeploy_coalesce != self.daemon.redeploy_coalesce {
             tracing::warn!("daemon.redeploy_coalesce changes on restart only");

@@ -289,7 +289,8 @@ struct AfterRun {
 }
 
 enum Done {
-    Rotated(SecretName, Result<Report, RotationError>, Instant),
+    /// The last field: a `started` event was sent (the rotation reached its first step).
+    Rotated(SecretName, Result<Report, RotationError>, Instant, bool),
     /// Another replica holds the secret's lease: nothing was done; try again after this.
     Busy(SecretName, Duration),
     /// The rotation task panicked (a bug): counted and retried like a failure.
@@ -1241,8 +1242,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
                     &starting,
                     Some(&refs),
                 ));
-                match AssertUnwindSafe(rotation).catch_unwind().await {
-                    Ok(crate::ha::Leased::Ran(r)) => Done::Rotated(cfg.name.clone(), r, started),
+                let ended = AssertUnwindSafe(rotation).catch_unwind().await;
+                let announced = starting.event.lock().map_or(true, |e| e.is_none());
+                match ended {
+                    Ok(crate::ha::Leased::Ran(r)) => {
+                        Done::Rotated(cfg.name.clone(), r, started, announced)
+                    }
                     Ok(crate::ha::Leased::Busy { retry_in, .. }) => {
                         Done::Busy(cfg.name.clone(), retry_in)
                     }
@@ -1253,9 +1258,9 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
     }
 
     fn finished(&mut self, done: Done) {
-        let (name, r, started) = match done {
-            Done::Rotated(n, r, s) => (n, Some(r), s),
-            Done::Panicked(n, s) => (n, None, s),
+        let (name, r, started, announced) = match done {
+            Done::Rotated(n, r, s, a) => (n, Some(r), s, a),
+            Done::Panicked(n, s) => (n, None, s, true),
             Done::Busy(n, retry_in) => {
                 self.busy(&n, retry_in);
                 return;
@@ -1277,7 +1282,7 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         if self.take_removed(&name, after.removed) {
             return;
         }
-        self.tell_finished(&name, &r);
+        self.tell_finished(&name, &r, announced);
         let group = self
             .entries
             .get(&name)
@@ -1335,7 +1340,12 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
 
     /// Tells the notifier how a rotation ended: succeeded, or failed (and, for a group
     /// stage with stages after it, that the group halted).
-    fn tell_finished(&self, name: &SecretName, r: &Option<Result<Report, RotationError>>) {
+    fn tell_finished(
+        &self,
+        name: &SecretName,
+        r: &Option<Result<Report, RotationError>>,
+        announced: bool,
+    ) {
         let Some(e) = self.entries.get(name) else {
             return;
         };
@@ -1343,6 +1353,15 @@ impl<S: SecretStore, D: Deployer> Scheduler<S, D> {
         let attempt = e.failures + 1;
         let failure = match r {
             Some(Ok(rep)) if rep.outcome == Outcome::Success => {
+                let mut ev = Event::new(EventKind::Succeeded, &e.cfg, now, attempt);
+                ev.outcome = Some(rep.outcome.label());
+                ev.version = rep.version.clone();
+                self.notifier.notify(ev);
+                return;
+            }
+            // Started, then found done by another rotator (a token taken meanwhile): the
+            // `started` gets its end (change records close), with that outcome.
+            Some(Ok(rep)) if announced && rep.outcome == Outcome::AlreadyRotated => {
                 let mut ev = Event::new(EventKind::Succeeded, &e.cfg, now, attempt);
                 ev.outcome = Some(rep.outcome.label());
                 ev.version = rep.version.clone();
@@ -1663,7 +1682,9 @@ fn reset_failures(t: &dyn Telemetry, name: &SecretName, e: &mut Entry) {
 /// Publishes the entry's status; true when it just became overdue.
 fn show(telemetry: &dyn Telemetry, name: &SecretName, e: &mut Entry, now: DateTime<Utc>) -> bool {
     let status = status_of(e, now);
-    let became_overdue = status == Status::Overdue && e.shown != Some(Status::Overdue);
+    // A rotation running late is not news (its end is): only an idle overdue secret is.
+    let became_overdue =
+        status == Status::Overdue && e.shown != Some(Status::Overdue) && !e.is_running();
     e.shown = Some(status);
     telemetry::update(telemetry, name, |s| s.status = status);
     became_overdue

@@ -80,7 +80,7 @@ pub fn from_reply(operation: &'static str, status: u16, body: &[u8]) -> AwsError
 pub fn from_http(operation: &'static str, e: &HttpError) -> AwsError {
     let class = match e {
         HttpError::Timeout(_) | HttpError::Transport(_) => ErrorClass::Transient,
-        HttpError::TooLarge(_) => ErrorClass::Other,
+        HttpError::TooLarge(..) => ErrorClass::Other,
         HttpError::Request(_) => ErrorClass::Setup,
     };
     AwsError::new(class, operation, "RequestFailed", e.to_string())

@@ -88,13 +88,13 @@ pub fn from_http(operation: &'static str, e: &HttpError) -> AwsError {
     let class = match e {
         HttpError::Timeout(_) | HttpError::Transport(_) => ErrorClass::Transient,
         HttpError::Request(_) => ErrorClass::Setup,
-        HttpError::TooLarge(_) => ErrorClass::Other,
+        HttpError::TooLarge(..) => ErrorClass::Other,
     };
     let code = match e {
         HttpError::Timeout(_) => "Timeout",
         HttpError::Transport(_) => "ConnectionError",
         HttpError::Request(_) => "InvalidEndpoint",
-        HttpError::TooLarge(_) => "ResponseTooLarge",
+        HttpError::TooLarge(..) => "ResponseTooLarge",
     };
     AwsError::new(class, operation, code, e.to_string())
 }

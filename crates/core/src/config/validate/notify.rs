@@ -176,6 +176,11 @@ impl Validator<'_> {
                         );
                         None
                     }
+                    Some(t) if t.get_ref().ends_with(".fifo") => {
+                        let msg = format!("\"{}\" is a FIFO topic, which needs a message group id on every publish; use a standard topic (each sink already delivers its events in order)", t.get_ref());
+                        self.err(src, t.span(), &k("topic_arn"), msg);
+                        None
+                    }
                     Some(t) => match topic_region(t.get_ref()) {
                         Some(region) => Some(NotifySink::Sns {
                             topic_arn: t.get_ref().clone(),
@@ -503,6 +508,13 @@ pub fn url_problem(url: &str) -> Option<String> {
         return Some(format!(
             "the scheme \"{scheme}\" is not allowed (https, or http to a loopback host)"
         ));
+    }
+    if !url.is_ascii()
+        || url
+            .chars()
+            .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+    {
+        return Some("has characters a URL cannot carry as they are (non-ASCII, spaces, control characters): percent-encode them".into());
     }
     if authority.is_empty() || authority.contains('@') {
         return Some(if authority.contains('@') {
