@@ -30,6 +30,14 @@ fn daemon(dir: &std::path::Path, env: &[(String, String)]) -> (Bg, tempfile::Nam
     (Bg(cmd.spawn().expect("start daemon")), log)
 }
 
+/// moto, ecs-sim (20x) with the clusters of `seed`, and a Secrets Manager client.
+async fn doubles(seed: &str) -> (Moto, EcsSim, aws_sdk_secretsmanager::Client) {
+    let moto = Moto::start();
+    let sim = EcsSim::start(&["--time-scale", "20"], seed);
+    let c = sm_client(&moto.url).await;
+    (moto, sim, c)
+}
+
 fn overdue() -> [(&'static str, &'static str); 1] {
     [("secret-rotator:last-rotated", "2026-01-01T00:00:00Z")]
 }
@@ -141,12 +149,9 @@ fn kinds(reqs: &[Request]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_gets_signed_started_then_succeeded() {
-    let moto = Moto::start();
-    let sim = EcsSim::start(
-        &["--time-scale", "20"],
-        r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#,
-    );
-    let c = sm_client(&moto.url).await;
+    let (moto, sim, c) =
+        doubles(r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#)
+            .await;
     create_secret(&c, "app/key", "initial", &overdue()).await;
     let rx = Receiver::start(0);
     let port = free_port();
@@ -230,12 +235,7 @@ headers = {{ Authorization = "Bearer abc" }}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolled_back_consumer_is_named_in_the_failed_event_and_on_slack() {
-    let moto = Moto::start();
-    let sim = EcsSim::start(
-        &["--time-scale", "20"],
-        r#"{"clusters":[{"name":"prod","services":[{"name":"pdf","desiredCount":1,"behavior":"failing"}]}]}"#,
-    );
-    let c = sm_client(&moto.url).await;
+    let (moto, sim, c) = doubles(r#"{"clusters":[{"name":"prod","services":[{"name":"pdf","desiredCount":1,"behavior":"failing"}]}]}"#).await;
     create_secret(&c, "app/pdf", "initial", &overdue()).await;
     let hook = Receiver::start(0);
     let slack = Receiver::start(0);
@@ -310,12 +310,9 @@ events = ["failed", "succeeded"]
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sink_answering_503_is_retried_and_never_delays_the_rotation() {
-    let moto = Moto::start();
-    let sim = EcsSim::start(
-        &["--time-scale", "20"],
-        r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#,
-    );
-    let c = sm_client(&moto.url).await;
+    let (moto, sim, c) =
+        doubles(r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#)
+            .await;
     create_secret(&c, "app/key", "initial", &overdue()).await;
     // 503 twice, then 200; 20 s before the first retry (10 to 20 s with jitter), 40 s
     // before the second: the third attempt, which delivers, comes long after the
@@ -413,12 +410,9 @@ retry_initial = "20s"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sns_publishes_the_event_with_subject_and_attributes() {
-    let moto = Moto::start();
-    let sim = EcsSim::start(
-        &["--time-scale", "20"],
-        r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#,
-    );
-    let c = sm_client(&moto.url).await;
+    let (moto, sim, c) =
+        doubles(r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1}]}]}"#)
+            .await;
     create_secret(&c, "app/key", "initial", &overdue()).await;
     let (arn, queue) = sns_topic_with_queue(&moto.url, "rotations").await;
     let port = free_port();
@@ -484,12 +478,7 @@ endpoint = "{}"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn change_records_open_and_close_for_the_listed_secret_only() {
-    let moto = Moto::start();
-    let sim = EcsSim::start(
-        &["--time-scale", "20"],
-        r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1},{"name":"api","desiredCount":1}]}]}"#,
-    );
-    let c = sm_client(&moto.url).await;
+    let (moto, sim, c) = doubles(r#"{"clusters":[{"name":"prod","services":[{"name":"front","desiredCount":1},{"name":"api","desiredCount":1}]}]}"#).await;
     create_secret(&c, "app/prod", "initial", &overdue()).await;
     create_secret(&c, "app/dev", "initial", &overdue()).await;
     let rx = Receiver::start(0);

@@ -52,6 +52,9 @@ impl Told {
             .map(|e| e.kind)
             .collect()
     }
+    fn count(&self, secret: &str, kind: EventKind) -> usize {
+        self.kinds(secret).iter().filter(|k| **k == kind).count()
+    }
     fn of(&self, kind: EventKind) -> Vec<Event> {
         self.0
             .lock()
@@ -313,12 +316,7 @@ async fn a_rolled_back_stage_halts_the_group_and_production_is_untouched() {
         w.told.kinds("prod")
     );
     // Every attempt (max_attempts 3) was made: the retries resume the same stage.
-    let started = w
-        .told
-        .kinds("staging")
-        .iter()
-        .filter(|k| **k == EventKind::Started)
-        .count();
+    let started = w.told.count("staging", EventKind::Started);
     assert_eq!(started, 3, "{:?}", w.told.kinds("staging"));
     let halted = w.told.of(EventKind::GroupHalted);
     let h = halted.first().expect("a group_halted event");
@@ -440,12 +438,7 @@ async fn with_leases_a_stage_starts_at_its_turn_whatever_its_own_interval() {
         w.rotated("staging").is_some(),
         "staging did not start at its turn"
     );
-    let started = w
-        .told
-        .kinds("staging")
-        .iter()
-        .filter(|k| **k == EventKind::Started)
-        .count();
+    let started = w.told.count("staging", EventKind::Started);
     assert_eq!(started, 1, "{:?}", w.told.kinds("staging"));
 }
 
