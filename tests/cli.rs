@@ -50,7 +50,7 @@ fn help_lists_exit_codes_examples_and_the_daemon_endpoints() {
         );
     }
     assert!(top.contains("--config <DIR>"), "{top}");
-    for sub in ["check", "plan", "rotate", "run"] {
+    for sub in ["check", "plan", "rotate", "run", "group"] {
         let help = text(&bare(&[sub, "--help"], home.path(), &[]).stdout);
         assert!(help.contains("Examples:"), "{sub} --help:\n{help}");
         assert!(help.contains("Exit codes"), "{sub} --help:\n{help}");
@@ -212,6 +212,39 @@ fn check_says_what_every_means_in_days() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(stdout.contains("  a: every 30d (30 days)"), "{stdout}");
     assert!(stdout.contains("  b: every 10m (10 minutes)"), "{stdout}");
+}
+
+/// `check` names each group's order and each sink, and fails (78, like the daemon's start)
+/// when a sink's HMAC key variable is not set.
+#[test]
+fn check_shows_groups_and_sinks_and_a_missing_hmac_key() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = config_dir(
+        "[[secret]]\nname = \"dev\"\nsecret_id = \"x\"\nevery = \"30d\"\n\n[[secret]]\nname = \"prod\"\nsecret_id = \"y\"\nevery = \"30d\"\n\n[[group]]\nname = \"db\"\nsecrets = [\"dev\", \"prod\"]\nsoak = \"1d\"\n\n[[notify]]\nname = \"oncall\"\nkind = \"webhook\"\nurl = \"https://hooks.example.com/x\"\nsecret_env = \"CHECK_TEST_HOOK_KEY\"\nevents = [\"failed\"]\n",
+    );
+    let d = dir.path().to_str().unwrap();
+    let out = bare(
+        &["check", "--config", d],
+        home.path(),
+        &[("CHECK_TEST_HOOK_KEY", "k")],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("group db: dev -> prod in this order, soak 1d"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("notify oncall (webhook): failed"),
+        "{stdout}"
+    );
+    let out = bare(&["check", "--config", d], home.path(), &[]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        text(&out.stderr).contains("CHECK_TEST_HOOK_KEY"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 const SLOW_SEED: &str = r#"{"clusters":[{"name":"prod","services":[

@@ -91,6 +91,35 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
     {
         eprintln!("warning: {w}");
     }
+    for g in &cfg.groups {
+        let order: Vec<&str> = g.members.iter().map(|m| m.as_str()).collect();
+        println!(
+            "group {}: {} in this order, soak {}",
+            g.name,
+            order.join(" -> "),
+            crate::config::duration::format(g.soak)
+        );
+    }
+    let mut missing_keys = 0;
+    for n in &cfg.notify {
+        let kinds: Vec<&str> = n.events.iter().map(|k| k.label()).collect();
+        println!(
+            "notify {} ({}): {}",
+            n.name,
+            n.sink.kind(),
+            kinds.join(", ")
+        );
+        // The daemon refuses to start without its HMAC key (exit 78): say so here too.
+        if let Some(var) = n.sink.secret_env() {
+            if std::env::var(var).map_or(true, |v| v.is_empty()) {
+                eprintln!(
+                    "error: notify {}: the environment variable {var} (secret_env, the HMAC key) is not set here; the daemon needs it at start",
+                    n.name
+                );
+                missing_keys += 1;
+            }
+        }
+    }
     if let Some(t) = &cfg.ha.lock_table {
         println!(
             "ha: {} replica(s), per-secret leases in DynamoDB table {t} (lease ttl {})",
@@ -103,6 +132,9 @@ pub async fn run(cfg: &Config, remote: bool) -> i32 {
             "events: ECS deployment events from {q} (safety poll every {})",
             crate::config::duration::format(cfg.events.safety_poll)
         );
+    }
+    if missing_keys > 0 {
+        return crate::exit::CONFIG;
     }
     if !remote {
         return crate::exit::OK;

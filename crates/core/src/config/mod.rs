@@ -296,6 +296,15 @@ impl NotifySink {
             NotifySink::ChangeRecord { .. } => "change-record",
         }
     }
+
+    /// The environment variable holding the HMAC key, if the sink signs.
+    pub fn secret_env(&self) -> Option<&str> {
+        match self {
+            NotifySink::Webhook { secret_env, .. }
+            | NotifySink::ChangeRecord { secret_env, .. } => secret_env.as_deref(),
+            NotifySink::Slack { .. } | NotifySink::Sns { .. } => None,
+        }
+    }
 }
 
 /// Extra request headers (often credentials): their values never appear in `Debug`.
