@@ -336,11 +336,18 @@ async fn the_daemon_runs_a_command_shared_by_two_secrets_once() {
     );
     let start = Instant::now();
     let mut body = String::new();
+    // The command's verdict is counted before the rotation's end (its tags come after):
+    // wait for both.
     let done = |body: &str, s: &str| {
         metric(
             body,
             &format!("secret_rotator_consumer_commands_total{{consumer=\"{label}\",outcome=\"ok\",secret=\"{s}\"}}"),
         ) == Some(1.0)
+            && metric(
+                body,
+                &format!("secret_rotator_rotations_total{{outcome=\"success\",secret=\"{s}\"}}"),
+            )
+            .is_some_and(|v| v >= 1.0)
     };
     while !(done(&body, "one") && done(&body, "two")) {
         assert!(
