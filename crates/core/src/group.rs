@@ -356,13 +356,25 @@ pub async fn may_start_now<S: SecretStore>(
     cfg: &SecretConfig,
     now: DateTime<Utc>,
 ) -> bool {
-    let Some(i) = members.iter().position(|m| m.name == cfg.name) else {
-        return false;
-    };
+    match due_of(store, members, cfg, now).await {
+        Some(Ok(d)) => !d.group_wait && d.due <= now,
+        _ => false,
+    }
+}
+
+/// `cfg`'s due information as its group allows, read with `secrets` (`cfg` and, for a
+/// group stage, its whole group); None when `cfg` is not among them or went unanswered.
+pub async fn due_of<S: SecretStore>(
+    store: &S,
+    secrets: &[&SecretConfig],
+    cfg: &SecretConfig,
+    now: DateTime<Utc>,
+) -> Option<Result<DueInfo, AwsError>> {
+    let i = secrets.iter().position(|m| m.name == cfg.name)?;
     let mut mine = None;
     due_times_each(
         store,
-        members,
+        secrets,
         now,
         |j, r| {
             if j == i {
@@ -372,8 +384,5 @@ pub async fn may_start_now<S: SecretStore>(
         |_, _| {},
     )
     .await;
-    match mine {
-        Some(Ok(d)) => !d.group_wait && d.due <= now,
-        _ => false,
-    }
+    mine
 }

@@ -117,20 +117,7 @@ pub async fn rotate<S: SecretStore, D: Deployer>(
     let run = async {
         if let Some(secrets) = recheck {
             let now = engine.clock.now();
-            let mut due = None;
-            crate::group::due_times_each(
-                &engine.store,
-                secrets,
-                now,
-                |i, r| {
-                    if secrets.get(i).is_some_and(|s| s.name == cfg.name) {
-                        due = Some(r);
-                    }
-                },
-                |_, _| {},
-            )
-            .await;
-            match due {
+            match crate::group::due_of(&engine.store, secrets, cfg, now).await {
                 Some(Ok(d)) if d.due > now || d.group_wait => {
                     tracing::info!(secret = %cfg.name, "another replica finished this rotation; nothing to do");
                     return Ok(already_rotated(cfg, d.current));
